@@ -1,0 +1,236 @@
+//! The headless commands. Every read command takes `--json`; long work shows a progress bar on
+//! stderr; an error exits non-zero with a one-line reason.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use lathe_core::assets::{AssetKind, AssetRef, AssetVersion};
+use lathe_core::import::{ImportRequest, import};
+use lathe_core::jobs::Progress;
+use lathe_core::profile::{TableProfile, profile_version};
+use lathe_core::{Workspace, export, format};
+use serde_json::json;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Data assets: import, list, show, profile, export.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Import a table (CSV, TSV, Parquet, JSONL), an image folder or a text corpus as a new version.
+    Import {
+        path: PathBuf,
+        /// The asset's name; a new version is added if it exists.
+        #[arg(long)]
+        name: String,
+        /// What the data is (default: judged from the path).
+        #[arg(long, value_parser = parse_kind)]
+        kind: Option<AssetKind>,
+        /// For a text corpus held in a table: the column with the text.
+        #[arg(long, value_name = "COLUMN")]
+        text_column: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List the data assets.
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Show an asset's versions, or one version in detail.
+    Show {
+        /// NAME or NAME:VERSION
+        reference: AssetRef,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Profile a table version (computed once, then cached).
+    Profile {
+        /// NAME or NAME:VERSION
+        reference: AssetRef,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Write a version out: a table to .csv/.tsv/.parquet/.jsonl, text to .txt, images to a folder.
+    Export {
+        /// NAME or NAME:VERSION
+        reference: AssetRef,
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Output {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_kind(s: &str) -> Result<AssetKind, String> {
+    s.parse()
+}
+
+pub fn run(root: &Path, command: Command) -> Result<()> {
+    let mut ws = Workspace::open(root).with_context(|| format!("cannot open workspace {}", root.display()))?;
+    let Command::Data(command) = command;
+    match command {
+        DataCommand::Import { path, name, kind, text_column, output } => {
+            let request = ImportRequest { path, name, kind, text_column };
+            let outcome = with_progress(|progress| import(&mut ws, &request, progress))?;
+            let v = &outcome.version;
+            if output.json {
+                print_json(&json!({ "created": outcome.created, "version": v }))?;
+            } else if outcome.created {
+                println!("imported {} ({} {})", v.reference(), format::count(v.item_count), items_word(v.kind));
+            } else {
+                println!("unchanged: {} already holds this content", v.reference());
+            }
+        }
+        DataCommand::List { output } => {
+            let assets = ws.list_assets()?;
+            if output.json {
+                print_json(&assets)?;
+            } else if assets.is_empty() {
+                println!("no data assets");
+            } else {
+                println!("{:<32} {:<7} {:>7} {:>9}", "NAME", "KIND", "LATEST", "VERSIONS");
+                for a in &assets {
+                    println!("{:<32} {:<7} {:>7} {:>9}", a.name, a.kind, a.latest_version, a.version_count);
+                }
+            }
+        }
+        DataCommand::Show { reference, output } => {
+            if reference.version.is_some() {
+                let v = ws.resolve(&reference)?;
+                let files = if v.kind == AssetKind::Images { ws.version_files(v.id)? } else { Vec::new() };
+                if output.json {
+                    print_json(&json!({ "version": v, "files": files }))?;
+                } else {
+                    print_version(&v);
+                    for f in &files {
+                        println!("  {}  {}×{}  {}", f.path, f.width, f.height, format::bytes(f.size_bytes as i64));
+                    }
+                }
+            } else {
+                let versions = ws.versions(&reference.name)?;
+                if output.json {
+                    print_json(&versions)?;
+                } else {
+                    for v in &versions {
+                        print_version(v);
+                    }
+                }
+            }
+        }
+        DataCommand::Profile { reference, output } => {
+            let version = ws.resolve(&reference)?;
+            let profile = with_progress(|progress| profile_version(&ws, &version, progress))?;
+            if output.json {
+                print_json(&profile)?;
+            } else {
+                print_profile(&version, &profile);
+            }
+        }
+        DataCommand::Export { reference, path } => {
+            let version = ws.resolve(&reference)?;
+            let files = with_progress(|progress| export::export(&ws, &version, &path, progress))?;
+            println!("exported {} to {} ({files} file(s))", version.reference(), path.display());
+        }
+    }
+    Ok(())
+}
+
+fn items_word(kind: AssetKind) -> &'static str {
+    match kind {
+        AssetKind::Table => "rows",
+        AssetKind::Images => "images",
+        AssetKind::Text => "items",
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn print_version(v: &AssetVersion) {
+    println!(
+        "{}  {}  {} {}  {}  {}  hash {}",
+        v.reference(),
+        v.kind,
+        format::count(v.item_count),
+        items_word(v.kind),
+        format::bytes(v.size_bytes),
+        format::timestamp(v.created_at),
+        &v.content_hash[..12.min(v.content_hash.len())]
+    );
+    println!("  source: {}", v.source);
+    for c in &v.meta.columns {
+        println!("  {}: {}", c.name, c.dtype);
+    }
+}
+
+fn print_profile(v: &AssetVersion, p: &TableProfile) {
+    println!("{}: {} rows × {} columns", v.reference(), format::count(p.rows as i64), p.columns.len());
+    for c in &p.columns {
+        println!(
+            "\n{} ({})  count {}  null {:.1}%  distinct {}",
+            c.name,
+            c.dtype,
+            format::count(c.count as i64),
+            c.null_pct,
+            format::count(c.distinct as i64)
+        );
+        if let Some(n) = &c.numeric {
+            let quantiles: Vec<String> =
+                n.quantiles.iter().map(|(q, v)| format!("p{:.0} {}", q * 100.0, format::number(*v))).collect();
+            println!(
+                "  min {}  max {}  mean {}  std {}",
+                format::number(n.min),
+                format::number(n.max),
+                format::number(n.mean),
+                format::number(n.std)
+            );
+            println!("  {}", quantiles.join("  "));
+        }
+        if let Some((min, max)) = &c.range {
+            println!("  min {min}  max {max}");
+        }
+        if !c.top_values.is_empty() {
+            let top: Vec<String> = c.top_values.iter().take(5).map(|(v, n)| format!("{v} ({n})")).collect();
+            println!("  top: {}", top.join(", "));
+        }
+    }
+}
+
+/// Runs `work` on a scoped thread while this one draws its progress on stderr (when it is a
+/// terminal); Ctrl-C ends the process, and an unfinished import leaves nothing behind.
+fn with_progress<T: Send>(work: impl FnOnce(&Progress) -> lathe_core::Result<T> + Send) -> Result<T> {
+    let progress = Progress::default();
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg:>16} [{bar:40}] {percent:>3}% {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let result = std::thread::scope(|scope| {
+        let handle = scope.spawn(|| work(&progress));
+        while !handle.is_finished() {
+            let snap = progress.snapshot();
+            bar.set_length(snap.total.max(1));
+            bar.set_position(snap.done);
+            bar.set_message(snap.stage);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        handle.join()
+    });
+    bar.finish_and_clear();
+    match result {
+        Ok(result) => Ok(result?),
+        Err(_) => anyhow::bail!("internal error: the task panicked"),
+    }
+}

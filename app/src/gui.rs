@@ -1,0 +1,80 @@
+//! The desktop window: eframe around lathe-ui's workbench, plus the native file dialogs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use anyhow::{Context, Result, anyhow};
+use lathe_core::Workspace;
+use lathe_core::service::Service;
+use lathe_ui::{ShellRequest, Workbench};
+
+pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
+    let mut ws = Workspace::open(&root).with_context(|| format!("cannot open workspace {}", root.display()))?;
+    if is_default && ws.list_assets()?.is_empty() {
+        lathe_core::demo::seed(&mut ws).context("cannot seed the demo workspace")?;
+    }
+    drop(ws);
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Lathe")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([720.0, 480.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Lathe",
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let service = Service::new(&root, Arc::new(move || ctx.request_repaint()))?;
+            Ok(Box::new(LatheApp::new(Workbench::new(service))))
+        }),
+    )
+    .map_err(|e| anyhow!("the window could not start: {e}"))
+}
+
+struct LatheApp {
+    workbench: Workbench,
+    picked_tx: Sender<Vec<PathBuf>>,
+    picked_rx: Receiver<Vec<PathBuf>>,
+}
+
+impl LatheApp {
+    fn new(workbench: Workbench) -> Self {
+        let (picked_tx, picked_rx) = channel();
+        Self { workbench, picked_tx, picked_rx }
+    }
+
+    /// Native dialogs block their thread until the user answers, so they run on their own.
+    fn open_dialog(&self, request: ShellRequest, ctx: &egui::Context) {
+        let tx = self.picked_tx.clone();
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            let dialog = rfd::FileDialog::new().set_title("Import into Lathe");
+            let picked = match request {
+                ShellRequest::PickFiles => dialog
+                    .add_filter("Data", &["csv", "tsv", "parquet", "jsonl", "ndjson", "txt", "png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"])
+                    .pick_files(),
+                ShellRequest::PickFolder => dialog.pick_folders(),
+            };
+            if let Some(paths) = picked.filter(|p| !p.is_empty()) {
+                let _ = tx.send(paths);
+                ctx.request_repaint();
+            }
+        });
+    }
+}
+
+impl eframe::App for LatheApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        for paths in self.picked_rx.try_iter() {
+            self.workbench.offer_paths(paths);
+        }
+        self.workbench.ui(ui);
+        for request in self.workbench.take_requests() {
+            self.open_dialog(request, ui.ctx());
+        }
+    }
+}

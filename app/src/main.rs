@@ -1,0 +1,54 @@
+//! The `lathe` binary: with no subcommand it opens the desktop window; with one it runs that
+//! command headless. The only crate that parses arguments and starts eframe.
+
+mod cli;
+mod gui;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(name = "lathe", version, about = "A local-first workbench for the machine-learning lifecycle")]
+struct Args {
+    /// The workspace folder (default: LATHE_WORKSPACE, else the platform's data folder).
+    #[arg(long, global = true, env = "LATHE_WORKSPACE", value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<cli::Command>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let result = run(args);
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let (root, is_default) = match args.workspace {
+        Some(dir) => (dir, false),
+        None => (default_workspace()?, true),
+    };
+    match args.command {
+        None => gui::run(root, is_default),
+        Some(command) => cli::run(&root, command),
+    }
+}
+
+/// The platform's data folder for Lathe, e.g. `~/.local/share/lathe/workspace` on Linux.
+fn default_workspace() -> Result<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "lathe").context("cannot find the home folder for a default workspace; pass --workspace DIR")?;
+    Ok(dirs.data_dir().join("workspace"))
+}
+
+/// An error and its causes on one line, as the CLI promises.
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+}

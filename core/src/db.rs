@@ -1,0 +1,225 @@
+//! The workspace database: one SQLite file in WAL mode with foreign keys and a busy timeout, and
+//! an append-only list of migrations recorded in the database itself.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{Error, Result};
+
+/// The schema, one step per entry. Append only: a step that was applied must never change, and
+/// [`migrate`] refuses a database whose recorded step differs from the one here.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: content-addressed blobs and versioned data assets.
+    "CREATE TABLE blobs (
+        hash TEXT PRIMARY KEY,
+        size_bytes INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE assets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('table', 'images', 'text')),
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE asset_versions (
+        id INTEGER PRIMARY KEY,
+        asset_id INTEGER NOT NULL REFERENCES assets(id),
+        version INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        item_count INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        meta TEXT NOT NULL,
+        UNIQUE (asset_id, version),
+        UNIQUE (asset_id, content_hash)
+    );
+    CREATE TABLE version_files (
+        version_id INTEGER NOT NULL REFERENCES asset_versions(id),
+        position INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        blob_hash TEXT NOT NULL REFERENCES blobs(hash),
+        meta TEXT NOT NULL,
+        PRIMARY KEY (version_id, position)
+    );
+    CREATE INDEX version_files_blob ON version_files(blob_hash);",
+    // 2: cached EDA profiles, keyed by version and by the profile format they were computed in.
+    "CREATE TABLE profiles (
+        version_id INTEGER NOT NULL REFERENCES asset_versions(id),
+        format INTEGER NOT NULL,
+        computed_at INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (version_id, format)
+    );",
+];
+
+/// Opens (creating if needed) the database at `path` and brings its schema up to date.
+pub fn open(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    configure(&conn)?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// An in-memory database with the full schema, for tests.
+pub fn open_in_memory() -> Result<Connection> {
+    let mut conn = Connection::open_in_memory()?;
+    configure(&conn)?;
+    migrate(&mut conn, Path::new(":memory:"))?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Applies every migration not yet recorded, each in its own transaction with its record.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            sql_hash TEXT NOT NULL,
+            applied_at INTEGER NOT NULL
+        )",
+    )?;
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 =
+        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })?;
+    if found > known {
+        return Err(Error::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        let hash = blake3::hash(sql.as_bytes()).to_hex().to_string();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let recorded: Option<String> = tx
+            .query_row(
+                "SELECT sql_hash FROM schema_migrations WHERE version = ?1",
+                [version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match recorded {
+            Some(recorded) if recorded == hash => {}
+            Some(_) => return Err(Error::EditedMigration { version }),
+            None => {
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, sql_hash, applied_at) VALUES (?1, ?2, ?3)",
+                    params![version, hash, now_secs()],
+                )?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Seconds since the Unix epoch; the store's one notion of time.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(conn: &Connection) -> Vec<(i64, String)> {
+        let mut stmt = conn
+            .prepare("SELECT version, sql_hash FROM schema_migrations ORDER BY version")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn migrations_apply_once_and_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lathe.db");
+        let conn = open(&path).unwrap();
+        let first = applied(&conn);
+        assert_eq!(first.len(), MIGRATIONS.len());
+        drop(conn);
+        let conn = open(&path).unwrap();
+        assert_eq!(applied(&conn), first);
+    }
+
+    #[test]
+    fn an_edited_migration_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lathe.db");
+        let conn = open(&path).unwrap();
+        conn.execute("UPDATE schema_migrations SET sql_hash = 'x' WHERE version = 1", [])
+            .unwrap();
+        drop(conn);
+        let err = open(&path).unwrap_err();
+        assert!(matches!(err, Error::EditedMigration { version: 1 }), "{err}");
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lathe.db");
+        let conn = open(&path).unwrap();
+        let future = MIGRATIONS.len() as i64 + 1;
+        conn.execute(
+            "INSERT INTO schema_migrations VALUES (?1, 'future', 0)",
+            [future],
+        )
+        .unwrap();
+        drop(conn);
+        let err = open(&path).unwrap_err().to_string();
+        assert!(err.contains("newer Lathe"), "{err}");
+        assert!(err.contains(&format!("schema version {future}")), "{err}");
+    }
+
+    #[test]
+    fn an_older_workspace_migrates_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lathe.db");
+        // A workspace made by a Lathe that knew only the first migration.
+        let mut conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, sql_hash TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(MIGRATIONS[0]).unwrap();
+        tx.execute(
+            "INSERT INTO schema_migrations VALUES (1, ?1, 0)",
+            [blake3::hash(MIGRATIONS[0].as_bytes()).to_hex().to_string()],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        drop(conn);
+        let conn = open(&path).unwrap();
+        assert_eq!(applied(&conn).len(), MIGRATIONS.len());
+        conn.query_row("SELECT COUNT(*) FROM profiles", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+    }
+
+    #[test]
+    fn pragmas_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("lathe.db")).unwrap();
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), fk), ("wal", 1));
+    }
+}

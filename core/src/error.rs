@@ -1,0 +1,82 @@
+//! The errors of lathe-core. Each variant carries what a user needs to find the problem: the
+//! file, the line, the field or the item.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: does not exist")]
+    Missing { path: PathBuf },
+    #[error("{path}: the file is empty")]
+    EmptyFile { path: PathBuf },
+    #[error("{path}: line {line}: {reason}")]
+    Malformed {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{path}: no images found (looked for {extensions})")]
+    NoImages { path: PathBuf, extensions: String },
+    #[error("{path}: cannot tell what kind of data this is; pass --kind table, images or text")]
+    UnknownKind { path: PathBuf },
+    #[error("{path}: column '{column}' not found (columns: {available})")]
+    NoSuchColumn {
+        path: PathBuf,
+        column: String,
+        available: String,
+    },
+    #[error("no data asset named '{0}'")]
+    NoSuchAsset(String),
+    #[error("data asset '{name}' has no version {version}")]
+    NoSuchVersion { name: String, version: i64 },
+    #[error("data asset '{name}' is a {actual} asset, not {expected}")]
+    WrongKind {
+        name: String,
+        actual: String,
+        expected: String,
+    },
+    #[error("invalid asset name '{name}': {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error(
+        "workspace {path} has schema version {found}, but this Lathe knows only up to {known}; \
+         open it with a newer Lathe"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("workspace migration {version} was changed after it was applied; the store is not trusted")]
+    EditedMigration { version: i64 },
+    #[error("blob {hash} is missing from the blob store")]
+    MissingBlob { hash: String },
+    #[error("cancelled")]
+    Cancelled,
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Polars(#[from] polars::error::PolarsError),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::Missing { path }
+        } else {
+            Error::Io { path, source }
+        }
+    }
+}

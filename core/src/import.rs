@@ -1,0 +1,389 @@
+//! Importing data assets. Every import either records a complete new version (or finds the
+//! version that already holds the same content) or leaves the workspace exactly as it was.
+//!
+//! The order is always: copy the content into the blob store (hashing as it goes), check it,
+//! record it in one transaction. Checking the stored copy rather than the source means the
+//! version holds exactly the bytes that were checked, even if the source changes meanwhile.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::assets::{AssetKind, AssetVersion, VersionFile, VersionMeta, validate_name};
+use crate::blobs::PutBlob;
+use crate::images;
+use crate::jobs::Progress;
+use crate::table::{self, TableFormat};
+use crate::text;
+use crate::workspace::{NewVersion, Workspace};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRequest {
+    pub path: PathBuf,
+    pub name: String,
+    /// `None`: decided from the path (a folder or image is images, `.txt` is text, else a table).
+    pub kind: Option<AssetKind>,
+    /// For a text corpus read from a table: the column that holds the text.
+    pub text_column: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportOutcome {
+    pub version: AssetVersion,
+    /// `false` when identical content was already a version of the asset.
+    pub created: bool,
+}
+
+/// The kind of data at `path`, judged by whether it is a folder and by its extension.
+pub fn infer_kind(path: &Path) -> Result<AssetKind> {
+    if path.is_dir() || images::is_image_path(path) {
+        Ok(AssetKind::Images)
+    } else if TableFormat::from_path(path).is_some() {
+        Ok(AssetKind::Table)
+    } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt")) {
+        Ok(AssetKind::Text)
+    } else if !path.exists() {
+        Err(Error::Missing { path: path.to_path_buf() })
+    } else {
+        Err(Error::UnknownKind { path: path.to_path_buf() })
+    }
+}
+
+pub fn import(ws: &mut Workspace, request: &ImportRequest, progress: &Progress) -> Result<ImportOutcome> {
+    validate_name(&request.name)?;
+    if !request.path.exists() {
+        return Err(Error::Missing { path: request.path.clone() });
+    }
+    let kind = match request.kind {
+        Some(kind) => kind,
+        None => infer_kind(&request.path)?,
+    };
+    if let Some(existing) = ws.asset_kind(&request.name)?
+        && existing != kind
+    {
+        return Err(Error::WrongKind {
+            name: request.name.clone(),
+            actual: existing.to_string(),
+            expected: kind.to_string(),
+        });
+    }
+    let mut puts = Vec::new();
+    let result = stage_and_record(ws, request, kind, progress, &mut puts);
+    if result.is_err() {
+        ws.discard_unrecorded(&puts);
+    }
+    result
+}
+
+fn stage_and_record(
+    ws: &mut Workspace,
+    request: &ImportRequest,
+    kind: AssetKind,
+    progress: &Progress,
+    puts: &mut Vec<PutBlob>,
+) -> Result<ImportOutcome> {
+    let new = match kind {
+        AssetKind::Table => stage_table(ws, request, progress, puts)?,
+        AssetKind::Text => stage_text(ws, request, progress, puts)?,
+        AssetKind::Images => stage_images(ws, request, progress, puts)?,
+    };
+    let new = match new {
+        Staged::Existing(version) => return Ok(ImportOutcome { version, created: false }),
+        Staged::New(new) => new,
+    };
+    progress.check()?;
+    progress.start_stage("recording", 1);
+    let (version, created) = ws.record_version(&new)?;
+    progress.advance(1);
+    Ok(ImportOutcome { version, created })
+}
+
+enum Staged {
+    Existing(AssetVersion),
+    New(Box<NewVersion>),
+}
+
+/// Copies one file into the blob store; returns the blob and, if the asset already has a
+/// version with `content_hash(blob)`, that version.
+fn put_single(
+    ws: &Workspace,
+    request: &ImportRequest,
+    progress: &Progress,
+    puts: &mut Vec<PutBlob>,
+    content_hash: impl Fn(&str) -> String,
+) -> Result<(PutBlob, String, Option<AssetVersion>)> {
+    let path = &request.path;
+    if path.is_dir() {
+        return Err(Error::Unreadable { path: path.clone(), reason: "is a folder, not a file".to_owned() });
+    }
+    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    if size == 0 {
+        return Err(Error::EmptyFile { path: path.clone() });
+    }
+    progress.start_stage("copying", size);
+    let put = ws.blobs().put_file(path, progress)?;
+    puts.push(put.clone());
+    let hash = content_hash(&put.hash);
+    let existing = ws.find_by_content(&request.name, &hash)?;
+    Ok((put, hash, existing))
+}
+
+fn stage_table(ws: &Workspace, request: &ImportRequest, progress: &Progress, puts: &mut Vec<PutBlob>) -> Result<Staged> {
+    let path = &request.path;
+    let format = TableFormat::from_path(path).ok_or_else(|| Error::Unreadable {
+        path: path.clone(),
+        reason: "not a table file (expected .csv, .tsv, .parquet or .jsonl)".to_owned(),
+    })?;
+    let (put, content_hash, existing) = put_single(ws, request, progress, puts, str::to_owned)?;
+    if let Some(version) = existing {
+        return Ok(Staged::Existing(version));
+    }
+    progress.start_stage("checking", 1);
+    let df = table::read(&ws.blobs().path(&put.hash), path, format)?;
+    progress.advance(1);
+    Ok(Staged::New(Box::new(NewVersion {
+        name: request.name.clone(),
+        kind: AssetKind::Table,
+        content_hash,
+        source: path.display().to_string(),
+        item_count: df.height() as i64,
+        size_bytes: put.size_bytes as i64,
+        meta: VersionMeta { blob: Some(put.hash.clone()), format: Some(format), columns: table::columns(&df), text_column: None },
+        files: Vec::new(),
+        blobs: vec![put],
+    })))
+}
+
+fn stage_text(ws: &Workspace, request: &ImportRequest, progress: &Progress, puts: &mut Vec<PutBlob>) -> Result<Staged> {
+    let path = &request.path;
+    let column = request.text_column.clone();
+    let format = match &column {
+        Some(_) => Some(TableFormat::from_path(path).ok_or_else(|| Error::Unreadable {
+            path: path.clone(),
+            reason: "a text column can only be read from a table (.csv, .tsv, .parquet, .jsonl)".to_owned(),
+        })?),
+        None => None,
+    };
+    // The same file read as lines or as a column are different corpora.
+    let (put, content_hash, existing) = put_single(ws, request, progress, puts, |blob| match &column {
+        Some(c) => blake3::hash(format!("{blob}\0column\0{c}").as_bytes()).to_hex().to_string(),
+        None => blob.to_owned(),
+    })?;
+    if let Some(version) = existing {
+        return Ok(Staged::Existing(version));
+    }
+    progress.start_stage("checking", 1);
+    let stored = ws.blobs().path(&put.hash);
+    let items = match (format, &column) {
+        (Some(format), Some(column)) => text::column_items(&table::read(&stored, path, format)?, column, path)?,
+        _ => text::lines(&std::fs::read(&stored).map_err(|e| Error::io(&stored, e))?, path)?,
+    };
+    progress.advance(1);
+    Ok(Staged::New(Box::new(NewVersion {
+        name: request.name.clone(),
+        kind: AssetKind::Text,
+        content_hash,
+        source: path.display().to_string(),
+        item_count: items.len() as i64,
+        size_bytes: put.size_bytes as i64,
+        meta: VersionMeta { blob: Some(put.hash.clone()), format, columns: Vec::new(), text_column: column },
+        files: Vec::new(),
+        blobs: vec![put],
+    })))
+}
+
+fn stage_images(ws: &Workspace, request: &ImportRequest, progress: &Progress, puts: &mut Vec<PutBlob>) -> Result<Staged> {
+    let found = images::scan(&request.path)?;
+    progress.start_stage("checking images", found.len() as u64);
+    let sizes: Vec<(u32, u32)> = found
+        .par_iter()
+        .map(|image| {
+            progress.check()?;
+            let size = images::inspect(&image.path)?;
+            progress.advance(1);
+            Ok(size)
+        })
+        .collect::<Result<_>>()?;
+    progress.start_stage("copying", found.len() as u64);
+    let mut files = Vec::with_capacity(found.len());
+    let mut listing = blake3::Hasher::new();
+    for (image, (width, height)) in found.iter().zip(sizes) {
+        let put = ws.blobs().put_file(&image.path, &Progress::default())?;
+        progress.check()?;
+        progress.advance(1);
+        listing.update(image.relative.as_bytes());
+        listing.update(b"\0");
+        listing.update(put.hash.as_bytes());
+        listing.update(b"\n");
+        files.push(VersionFile {
+            path: image.relative.clone(),
+            blob_hash: put.hash.clone(),
+            size_bytes: put.size_bytes,
+            width,
+            height,
+        });
+        puts.push(put);
+    }
+    let content_hash = listing.finalize().to_hex().to_string();
+    if let Some(version) = ws.find_by_content(&request.name, &content_hash)? {
+        return Ok(Staged::Existing(version));
+    }
+    Ok(Staged::New(Box::new(NewVersion {
+        name: request.name.clone(),
+        kind: AssetKind::Images,
+        content_hash,
+        source: request.path.display().to_string(),
+        item_count: files.len() as i64,
+        size_bytes: files.iter().map(|f| f.size_bytes as i64).sum(),
+        meta: VersionMeta::default(),
+        files,
+        blobs: puts.clone(),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        ws: Workspace,
+        data: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(dir.path().join("ws")).unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir_all(&data).unwrap();
+        Fixture { _dir: dir, ws, data }
+    }
+
+    impl Fixture {
+        fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
+            let path = self.data.join(name);
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).unwrap();
+            }
+            fs::write(&path, bytes).unwrap();
+            path
+        }
+
+        fn import(&mut self, path: &Path, name: &str) -> Result<ImportOutcome> {
+            let request = ImportRequest { path: path.to_path_buf(), name: name.into(), kind: None, text_column: None };
+            import(&mut self.ws, &request, &Progress::default())
+        }
+
+        /// Everything a failed import must leave untouched: rows of every table and blob files.
+        fn state(&self) -> (Vec<i64>, usize) {
+            let counts = ["assets", "asset_versions", "version_files", "blobs", "profiles"]
+                .iter()
+                .map(|t| self.ws.conn().query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0)).unwrap())
+                .collect();
+            let files = walkdir::WalkDir::new(self.ws.root().join("blobs")).into_iter().filter(|e| e.as_ref().unwrap().file_type().is_file()).count();
+            (counts, files)
+        }
+    }
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::RgbImage::from_pixel(width, height, image::Rgb([200, 10, 10])).write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn same_content_dedups_and_changed_content_versions() {
+        let mut f = fixture();
+        let a = f.file("t.csv", b"x,y\n1,a\n2,b\n");
+        let first = f.import(&a, "t").unwrap();
+        assert!(first.created);
+        assert_eq!((first.version.version, first.version.item_count), (1, 2));
+        let again = f.import(&a, "t").unwrap();
+        assert!(!again.created);
+        assert_eq!(again.version.id, first.version.id);
+        f.file("t.csv", b"x,y\n1,a\n2,b\n3,c\n");
+        let second = f.import(&a, "t").unwrap();
+        assert!(second.created);
+        assert_eq!((second.version.version, second.version.item_count), (2, 3));
+        assert_ne!(second.version.content_hash, first.version.content_hash);
+        let versions = f.ws.versions("t").unwrap();
+        assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2, 1]);
+        // The first version still reads back as it was.
+        let df = crate::profile::load_table(&f.ws, &versions[1]).unwrap();
+        assert_eq!(df.height(), 2);
+    }
+
+    #[test]
+    fn images_and_text_import() {
+        let mut f = fixture();
+        f.file("imgs/b/two.png", &png(4, 3));
+        f.file("imgs/a/one.PNG", &png(2, 2));
+        f.file("imgs/notes.md", b"not an image");
+        let out = f.import(&f.data.join("imgs"), "imgs").unwrap();
+        assert_eq!(out.version.kind, AssetKind::Images);
+        let files = f.ws.version_files(out.version.id).unwrap();
+        let listed: Vec<_> = files.iter().map(|x| (x.path.as_str(), x.width, x.height)).collect();
+        assert_eq!(listed, vec![("a/one.PNG", 2, 2), ("b/two.png", 4, 3)]);
+        assert!(!f.import(&f.data.join("imgs"), "imgs").unwrap().created);
+
+        let t = f.file("r.txt", b"good\n\nbad\r\nugly\n");
+        let out = f.import(&t, "r").unwrap();
+        assert_eq!((out.version.kind, out.version.item_count), (AssetKind::Text, 3));
+        assert_eq!(crate::text::items(&f.ws, &out.version).unwrap(), vec!["good", "bad", "ugly"]);
+
+        let csv = f.file("reviews.csv", b"id,body\n1,nice\n2,\n3,awful\n");
+        let request = ImportRequest { path: csv, name: "rc".into(), kind: Some(AssetKind::Text), text_column: Some("body".into()) };
+        let out = import(&mut f.ws, &request, &Progress::default()).unwrap();
+        assert_eq!(crate::text::items(&f.ws, &out.version).unwrap(), vec!["nice", "awful"]);
+    }
+
+    #[test]
+    fn bad_input_names_the_problem_and_changes_nothing() {
+        let mut f = fixture();
+        let good = f.file("good.csv", b"a,b\n1,2\n");
+        f.import(&good, "t").unwrap();
+        f.file("imgs/ok.png", &png(2, 2));
+        f.import(&f.data.join("imgs"), "imgs").unwrap();
+        let before = f.state();
+        let mut broken_png = png(8, 8);
+        broken_png.truncate(broken_png.len() / 2);
+        let cases: Vec<(PathBuf, &str, String)> = vec![
+            (f.file("ragged.csv", b"a,b\n1,2\n3\n"), "t", "ragged.csv: line 3: expected 2 fields".into()),
+            (f.file("quote.csv", b"a,b\n1,\"x\n"), "t", "quote.csv: line 2".into()),
+            (f.file("latin1.csv", b"a,b\n1,caf\xe9\n"), "t", "latin1.csv: line 2: invalid UTF-8".into()),
+            (f.file("empty.csv", b""), "t", "empty.csv: the file is empty".into()),
+            (f.data.join("missing.csv"), "t", "missing.csv: does not exist".into()),
+            (f.file("bad/ok.png", &png(2, 2)), "imgs", String::new()),
+            (f.file("bad/zz-broken.png", &broken_png), "imgs", "zz-broken.png: cannot decode image".into()),
+            (f.file("noimg/readme.txt", b"hi"), "imgs", "noimg: no images found".into()),
+            (f.file("wrong.csv", b"a\n1\n"), "imgs", "'imgs' is a images asset, not table".into()),
+            (f.file("blank.txt", b"\n \n"), "r", "blank.txt: no text items".into()),
+            (good.clone(), "bad name", "invalid asset name 'bad name'".into()),
+        ];
+        for (path, name, expected) in cases {
+            if expected.is_empty() {
+                continue;
+            }
+            let target = if path.ends_with("zz-broken.png") { f.data.join("bad") } else if path.ends_with("readme.txt") { f.data.join("noimg") } else { path.clone() };
+            let err = f.import(&target, name).unwrap_err().to_string();
+            assert!(err.contains(&expected), "{}: got '{err}', expected '{expected}'", path.display());
+            assert_eq!(f.state(), before, "{} changed the workspace", path.display());
+        }
+        assert_eq!(f.ws.versions("t").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn cancelled_import_leaves_nothing() {
+        let mut f = fixture();
+        f.file("imgs/a.png", &png(2, 2));
+        let before = f.state();
+        let progress = Progress::default();
+        progress.cancel();
+        let request = ImportRequest { path: f.data.join("imgs"), name: "imgs".into(), kind: None, text_column: None };
+        assert!(matches!(import(&mut f.ws, &request, &progress), Err(Error::Cancelled)));
+        assert_eq!(f.state(), before);
+    }
+}

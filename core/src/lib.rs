@@ -1,0 +1,21 @@
+//! Lathe's domain, store and engines. Everything Lathe does is here and runs headless: the CLI,
+//! the GUI (through [`service`]) and the tests all drive the same functions. No GUI code.
+
+pub mod assets;
+pub mod blobs;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod export;
+pub mod format;
+pub mod images;
+pub mod import;
+pub mod jobs;
+pub mod profile;
+pub mod service;
+pub mod table;
+pub mod text;
+pub mod workspace;
+
+pub use error::{Error, Result};
+pub use workspace::Workspace;

@@ -1,0 +1,264 @@
+//! The background service behind the GUI. The GUI sends [`Command`]s and, each frame, takes the
+//! [`Event`]s that finished work produced; it never touches the database or the disk itself.
+//! Long work (imports, profiles) runs as a [`Job`] with progress and cancellation; short reads
+//! (table pages, thumbnails) run on a small thread pool. A plain waker callback tells the GUI
+//! that an event is waiting, so this module knows nothing of egui.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use polars::prelude::DataFrame;
+
+use crate::assets::{Asset, AssetVersion, VersionFile};
+use crate::blobs::BlobStore;
+use crate::images::{self, Thumbnail};
+use crate::import::{ImportOutcome, ImportRequest, import};
+use crate::jobs::{Progress, ProgressSnapshot};
+use crate::profile::{self, TableProfile};
+use crate::workspace::Workspace;
+use crate::{Error, Result, table, text};
+
+/// Rows in one page of a table preview.
+pub const PAGE_ROWS: usize = 200;
+/// Decoded tables kept in memory for paging.
+const CACHED_TABLES: usize = 3;
+pub const THUMBNAIL_SIDE: u32 = 128;
+
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+pub type Page = Vec<Vec<Option<String>>>;
+/// Results carry errors as their message: the GUI shows them and has nothing else to do with them.
+pub type Reply<T> = std::result::Result<Arc<T>, String>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    RefreshAssets,
+    LoadVersions { name: String },
+    Import(ImportRequest),
+    LoadPage { version: i64, page: usize },
+    LoadProfile { version: i64 },
+    LoadFiles { version: i64 },
+    LoadThumbnail { blob_hash: String },
+    LoadText { version: i64 },
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Assets(Reply<Vec<Asset>>),
+    Versions { name: String, reply: Reply<Vec<AssetVersion>> },
+    Imported { request: ImportRequest, reply: Reply<ImportOutcome> },
+    Page { version: i64, page: usize, reply: Reply<Page> },
+    Profile { version: i64, reply: Reply<TableProfile> },
+    Files { version: i64, reply: Reply<Vec<VersionFile>> },
+    Thumbnail { blob_hash: String, reply: Reply<Thumbnail> },
+    Text { version: i64, reply: Reply<Vec<String>> },
+}
+
+/// A long task the GUI shows with a progress bar and a cancel button.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: u64,
+    pub label: String,
+    pub progress: Arc<Progress>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    pub id: u64,
+    pub label: String,
+    pub progress: ProgressSnapshot,
+}
+
+type TableSlot = Arc<OnceLock<Reply<DataFrame>>>;
+
+struct Shared {
+    root: PathBuf,
+    events: Sender<Event>,
+    waker: Waker,
+    jobs: Mutex<Vec<Job>>,
+    next_job: AtomicU64,
+    tables: Mutex<Vec<(i64, TableSlot)>>,
+    readers: rayon::ThreadPool,
+}
+
+pub struct Service {
+    shared: Arc<Shared>,
+    events: Receiver<Event>,
+}
+
+impl Service {
+    /// A service over the workspace in `root`, which must already open (see [`Workspace::open`]).
+    pub fn new(root: impl Into<PathBuf>, waker: Waker) -> Result<Self> {
+        let (tx, rx) = channel();
+        let readers = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .thread_name(|i| format!("lathe-reader-{i}"))
+            .build()
+            .map_err(|e| Error::Unreadable { path: PathBuf::from("<threads>"), reason: e.to_string() })?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                root: root.into(),
+                events: tx,
+                waker,
+                jobs: Mutex::new(Vec::new()),
+                next_job: AtomicU64::new(1),
+                tables: Mutex::new(Vec::new()),
+                readers,
+            }),
+            events: rx,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.shared.root
+    }
+
+    pub fn send(&self, command: Command) {
+        let shared = Arc::clone(&self.shared);
+        match command {
+            Command::Import(request) => {
+                let label = format!("Importing {}", request.name);
+                shared.clone().run_job(label, move |ws, progress| {
+                    let reply = import(ws, &request, progress).map(Arc::new).map_err(|e| e.to_string());
+                    let imported = reply.is_ok();
+                    shared.emit(Event::Imported { request, reply });
+                    if imported {
+                        shared.emit(Event::Assets(shared.with_workspace(|ws| ws.list_assets())));
+                    }
+                });
+            }
+            Command::LoadProfile { version } => {
+                shared.clone().run_job(format!("Profiling version #{version}"), move |ws, progress| {
+                    let reply = ws
+                        .version_by_id(version)
+                        .and_then(|v| profile::profile_version(ws, &v, progress))
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string());
+                    shared.emit(Event::Profile { version, reply });
+                });
+            }
+            Command::RefreshAssets => {
+                self.read(move |s| Event::Assets(s.with_workspace(|ws| ws.list_assets())));
+            }
+            Command::LoadVersions { name } => self.read(move |s| {
+                let reply = s.with_workspace(|ws| ws.versions(&name));
+                Event::Versions { name, reply }
+            }),
+            Command::LoadPage { version, page } => self.read(move |s| {
+                let reply = s.table(version).map(|df| Arc::new(table::page(&df, page * PAGE_ROWS, PAGE_ROWS)));
+                Event::Page { version, page, reply }
+            }),
+            Command::LoadFiles { version } => self.read(move |s| Event::Files {
+                version,
+                reply: s.with_workspace(|ws| ws.version_files(version)),
+            }),
+            Command::LoadThumbnail { blob_hash } => self.read(move |s| {
+                let reply = BlobStore::open(s.root.join("blobs"))
+                    .and_then(|blobs| images::thumbnail(&blobs.path(&blob_hash), THUMBNAIL_SIDE))
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string());
+                Event::Thumbnail { blob_hash, reply }
+            }),
+            Command::LoadText { version } => self.read(move |s| Event::Text {
+                version,
+                reply: s.with_workspace(|ws| text::items(ws, &ws.version_by_id(version)?)),
+            }),
+        }
+    }
+
+    fn read(&self, work: impl FnOnce(&Shared) -> Event + Send + 'static) {
+        let shared = Arc::clone(&self.shared);
+        self.shared.readers.spawn(move || {
+            let event = work(&shared);
+            shared.emit(event);
+        });
+    }
+
+    /// Events that arrived since the last call, oldest first.
+    pub fn poll(&self) -> Vec<Event> {
+        self.events.try_iter().collect()
+    }
+
+    /// Blocks until the next event; for tests and headless use, never the GUI.
+    pub fn wait(&self, timeout: std::time::Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    pub fn jobs(&self) -> Vec<JobView> {
+        self.shared
+            .jobs
+            .lock()
+            .map(|jobs| {
+                jobs.iter()
+                    .map(|j| JobView { id: j.id, label: j.label.clone(), progress: j.progress.snapshot() })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn cancel(&self, job_id: u64) {
+        if let Ok(jobs) = self.shared.jobs.lock()
+            && let Some(job) = jobs.iter().find(|j| j.id == job_id)
+        {
+            job.progress.cancel();
+        }
+    }
+}
+
+impl Shared {
+    fn emit(&self, event: Event) {
+        // The receiver is gone only when the GUI is closing; nothing is left to tell.
+        let _ = self.events.send(event);
+        (self.waker)();
+    }
+
+    fn with_workspace<T>(&self, f: impl FnOnce(&mut Workspace) -> Result<T>) -> Reply<T> {
+        Workspace::open(&self.root).and_then(|mut ws| f(&mut ws)).map(Arc::new).map_err(|e| e.to_string())
+    }
+
+    fn run_job(self: Arc<Self>, label: String, work: impl FnOnce(&mut Workspace, &Progress) + Send + 'static) {
+        let job = Job { id: self.next_job.fetch_add(1, Ordering::Relaxed), label, progress: Arc::default() };
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.push(job.clone());
+        }
+        (self.waker)();
+        std::thread::spawn(move || {
+            match Workspace::open(&self.root) {
+                Ok(mut ws) => work(&mut ws, &job.progress),
+                Err(e) => {
+                    // The workspace opened when the GUI started; say why it no longer does.
+                    let _ = self.events.send(Event::Assets(Err(e.to_string())));
+                }
+            }
+            if let Ok(mut jobs) = self.jobs.lock() {
+                jobs.retain(|j| j.id != job.id);
+            }
+            (self.waker)();
+        });
+    }
+
+    /// The decoded table of a version, loaded once and kept among the last few used.
+    fn table(&self, version: i64) -> Reply<DataFrame> {
+        let slot = {
+            let Ok(mut tables) = self.tables.lock() else { return Err("table cache poisoned".to_owned()) };
+            if let Some(i) = tables.iter().position(|(v, _)| *v == version) {
+                let entry = tables.remove(i);
+                tables.push(entry);
+            } else {
+                if tables.len() >= CACHED_TABLES {
+                    tables.remove(0);
+                }
+                tables.push((version, TableSlot::default()));
+            }
+            tables.last().map(|(_, slot)| Arc::clone(slot)).ok_or("table cache empty")?
+        };
+        slot.get_or_init(|| {
+            Workspace::open(&self.root)
+                .and_then(|ws| profile::load_table(&ws, &ws.version_by_id(version)?))
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+    }
+}

@@ -1,0 +1,277 @@
+//! Tables: reading CSV, TSV, Parquet and JSON Lines with polars, checking them first so that a
+//! malformed file is refused with its line, and writing them back out.
+
+use std::fs;
+use std::io::Cursor;
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::assets::ColumnInfo;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    Csv,
+    Tsv,
+    Parquet,
+    Jsonl,
+}
+
+impl TableFormat {
+    /// The format a file name's extension says, if it names a table.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Self::Csv),
+            "tsv" | "tab" => Some(Self::Tsv),
+            "parquet" | "pq" => Some(Self::Parquet),
+            "jsonl" | "ndjson" => Some(Self::Jsonl),
+            _ => None,
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Tsv => "tsv",
+            Self::Parquet => "parquet",
+            Self::Jsonl => "jsonl",
+        }
+    }
+
+    fn separator(self) -> u8 {
+        if self == Self::Tsv { b'\t' } else { b',' }
+    }
+}
+
+/// Reads a table, refusing malformed input with a message naming `shown` (the path the user
+/// gave) and, for text formats, the line. `path` is where the bytes are read from.
+pub fn read(path: &Path, shown: &Path, format: TableFormat) -> Result<DataFrame> {
+    let bytes = fs::read(path).map_err(|e| Error::io(shown, e))?;
+    read_bytes(bytes, shown, format)
+}
+
+pub fn read_bytes(bytes: Vec<u8>, shown: &Path, format: TableFormat) -> Result<DataFrame> {
+    if bytes.is_empty() {
+        return Err(Error::EmptyFile { path: shown.to_path_buf() });
+    }
+    let unreadable = |e: PolarsError| Error::Unreadable { path: shown.to_path_buf(), reason: e.to_string() };
+    let df = match format {
+        TableFormat::Csv | TableFormat::Tsv => {
+            let (checked, parsed) = rayon::join(
+                || check_delimited(&bytes, format.separator(), shown),
+                || {
+                    CsvReadOptions::default()
+                        .with_has_header(true)
+                        .with_infer_schema_length(Some(10_000))
+                        .map_parse_options(|o| o.with_separator(format.separator()).with_try_parse_dates(true))
+                        .into_reader_with_file_handle(Cursor::new(&bytes))
+                        .finish()
+                },
+            );
+            checked?;
+            parsed.map_err(unreadable)?
+        }
+        TableFormat::Jsonl => {
+            check_utf8(&bytes, shown)?;
+            JsonReader::new(Cursor::new(&bytes))
+                .with_json_format(JsonFormat::JsonLines)
+                .finish()
+                .map_err(|e| locate_json_error(&bytes, shown).unwrap_or_else(|| unreadable(e)))?
+        }
+        TableFormat::Parquet => ParquetReader::new(Cursor::new(&bytes)).finish().map_err(unreadable)?,
+    };
+    if df.width() == 0 || df.height() == 0 {
+        return Err(Error::Unreadable {
+            path: shown.to_path_buf(),
+            reason: "the table has no rows".to_owned(),
+        });
+    }
+    Ok(df)
+}
+
+fn line_at(bytes: &[u8], offset: usize) -> u64 {
+    bytes[..offset.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+}
+
+fn check_utf8(bytes: &[u8], shown: &Path) -> Result<()> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::Malformed {
+            path: shown.to_path_buf(),
+            line: line_at(bytes, e.valid_up_to()),
+            reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+        }),
+    }
+}
+
+/// Checks the structure polars is lenient about: every record has as many fields as the header,
+/// no quote is left open, and the text is UTF-8.
+fn check_delimited(bytes: &[u8], separator: u8, shown: &Path) -> Result<()> {
+    check_utf8(bytes, shown)?;
+    let malformed = |line: u64, reason: String| Error::Malformed { path: shown.to_path_buf(), line, reason };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(separator)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::ByteRecord::new();
+    let mut expected = None;
+    let mut last_start = 0usize;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, csv::Position::line);
+                return Err(malformed(line, e.to_string()));
+            }
+        }
+        let (line, start) = record.position().map_or((0, 0), |p| (p.line(), p.byte() as usize));
+        last_start = start;
+        match expected {
+            None => expected = Some(record.len()),
+            Some(n) if n != record.len() => {
+                let hint = if record.len() < n { "; is a quote left open?" } else { "" };
+                return Err(malformed(
+                    line,
+                    format!("expected {n} fields as in the header, found {}{hint}", record.len()),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let tail_quotes = bytes[last_start..].iter().filter(|&&b| b == b'"').count();
+    if tail_quotes % 2 == 1 {
+        return Err(malformed(line_at(bytes, last_start), "a quote is opened and never closed".to_owned()));
+    }
+    Ok(())
+}
+
+/// Finds the first line of a JSON Lines file that is not a JSON object.
+fn locate_json_error(bytes: &[u8], shown: &Path) -> Option<Error> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.lines().enumerate().find_map(|(i, line)| {
+        if line.trim().is_empty() {
+            return None;
+        }
+        let reason = match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(_)) => return None,
+            Ok(_) => "expected a JSON object".to_owned(),
+            Err(e) => format!("invalid JSON: {e}"),
+        };
+        Some(Error::Malformed { path: shown.to_path_buf(), line: i as u64 + 1, reason })
+    })
+}
+
+pub fn columns(df: &DataFrame) -> Vec<ColumnInfo> {
+    df.columns()
+        .iter()
+        .map(|c| ColumnInfo { name: c.name().to_string(), dtype: c.dtype().to_string() })
+        .collect()
+}
+
+/// Writes `df` to `dest` in `format`, through a temporary file renamed into place.
+pub fn write(df: &mut DataFrame, dest: &Path, format: TableFormat) -> Result<()> {
+    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
+    let file = tmp.as_file_mut();
+    match format {
+        TableFormat::Csv | TableFormat::Tsv => {
+            CsvWriter::new(file).with_separator(format.separator()).finish(df)?;
+        }
+        TableFormat::Jsonl => JsonWriter::new(file).with_json_format(JsonFormat::JsonLines).finish(df)?,
+        TableFormat::Parquet => {
+            ParquetWriter::new(file).finish(df)?;
+        }
+    }
+    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    Ok(())
+}
+
+/// The cells of rows `offset..offset + len` as display strings (`None` for null).
+pub fn page(df: &DataFrame, offset: usize, len: usize) -> Vec<Vec<Option<String>>> {
+    let slice = df.slice(offset as i64, len);
+    (0..slice.height())
+        .map(|row| {
+            slice
+                .columns()
+                .iter()
+                .map(|col| col.get(row).ok().and_then(|v| cell_text(&v)))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn cell_text(value: &AnyValue<'_>) -> Option<String> {
+    match value {
+        AnyValue::Null => None,
+        AnyValue::String(s) => Some((*s).to_owned()),
+        AnyValue::StringOwned(s) => Some(s.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_str(text: &[u8], format: TableFormat) -> Result<DataFrame> {
+        read_bytes(text.to_vec(), Path::new("data.csv"), format)
+    }
+
+    fn check_malformed(text: &[u8], line: u64, needle: &str) {
+        let err = read_str(text, TableFormat::Csv).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Malformed { line: l, .. } if l == line), "{msg}");
+        assert!(msg.starts_with(&format!("data.csv: line {line}:")), "{msg}");
+        assert!(msg.contains(needle), "{msg}");
+    }
+
+    #[test]
+    fn reads_each_format() {
+        let df = read_str(b"a,b\n1,x\n2,y\n", TableFormat::Csv).unwrap();
+        assert_eq!((df.height(), df.width()), (2, 2));
+        let df = read_str(b"a\tb\n1\tx\n", TableFormat::Tsv).unwrap();
+        assert_eq!(columns(&df)[1].name, "b");
+        let df = read_str(b"{\"a\":1}\n{\"a\":2,\"b\":\"z\"}\n", TableFormat::Jsonl).unwrap();
+        assert_eq!(df.height(), 2);
+    }
+
+    #[test]
+    fn malformed_csv_names_the_line() {
+        check_malformed(b"a,b,c\n1,2,3\n4,5\n", 3, "expected 3 fields");
+        check_malformed(b"a,b,c\n1,2,3\n4,5,6,7\n", 3, "found 4");
+        check_malformed(b"a,b\n1,2\n3,\"open\n4,5\n", 3, "quote");
+        check_malformed(b"a,b\n1,2\n3,\xff\n", 3, "invalid UTF-8");
+    }
+
+    #[test]
+    fn empty_and_header_only_are_refused() {
+        assert!(matches!(read_str(b"", TableFormat::Csv), Err(Error::EmptyFile { .. })));
+        let msg = read_str(b"a,b\n", TableFormat::Csv).unwrap_err().to_string();
+        assert!(msg.contains("no rows"), "{msg}");
+    }
+
+    #[test]
+    fn bad_json_lines_name_the_line() {
+        let err = read_str(b"{\"a\":1}\n{\"a\":\n", TableFormat::Jsonl).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn round_trips_through_every_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut df = read_str(b"n,s\n1,x\n2,\n3,z\n", TableFormat::Csv).unwrap();
+        for format in [TableFormat::Csv, TableFormat::Tsv, TableFormat::Parquet, TableFormat::Jsonl] {
+            let dest = dir.path().join(format!("out.{}", format.extension()));
+            write(&mut df, &dest, format).unwrap();
+            let back = read(&dest, &dest, format).unwrap();
+            assert_eq!(page(&back, 0, 3), page(&df, 0, 3), "{format:?}");
+        }
+        assert_eq!(page(&df, 1, 1), vec![vec![Some("2".to_owned()), None]]);
+    }
+}

@@ -1,0 +1,226 @@
+//! The Data section: the list of data assets on the left; on the right the selected asset's
+//! versions and, for the chosen version, a table preview and profile, an image grid or a text list.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lathe_core::assets::{Asset, AssetKind, AssetVersion, VersionFile};
+use lathe_core::format;
+use lathe_core::profile::TableProfile;
+use lathe_core::service::{Command, Event, Service};
+
+use crate::image_grid::{Thumbnails, image_grid_ui};
+use crate::loadable::{Loadable, ready_or_status_ui};
+use crate::profile_view::profile_ui;
+use crate::table_view::{TablePages, table_ui};
+use crate::text_list::text_list_ui;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TableTab {
+    #[default]
+    Preview,
+    Profile,
+}
+
+#[derive(Default)]
+pub struct DataPanel {
+    assets: Loadable<Arc<Vec<Asset>>>,
+    filter: String,
+    selected: Option<String>,
+    versions: HashMap<String, Loadable<Arc<Vec<AssetVersion>>>>,
+    /// The version id shown for each asset the user looked at.
+    chosen: HashMap<String, i64>,
+    tab: TableTab,
+    pages: HashMap<i64, TablePages>,
+    profiles: HashMap<i64, Loadable<Arc<TableProfile>>>,
+    files: HashMap<i64, Loadable<Arc<Vec<VersionFile>>>>,
+    texts: HashMap<i64, Loadable<Arc<Vec<String>>>>,
+    thumbnails: Thumbnails,
+}
+
+impl<T> Default for Loadable<T> {
+    fn default() -> Self {
+        Loadable::Loading
+    }
+}
+
+impl DataPanel {
+    /// Selects an asset and shows its given version (or its latest when `None`).
+    pub fn select(&mut self, name: &str, version: Option<i64>, service: &Service) {
+        self.selected = Some(name.to_owned());
+        if let Some(id) = version {
+            self.chosen.insert(name.to_owned(), id);
+        }
+        self.versions.insert(name.to_owned(), Loadable::Loading);
+        service.send(Command::LoadVersions { name: name.to_owned() });
+    }
+
+    pub fn selected(&self) -> Option<&str> {
+        self.selected.as_deref()
+    }
+
+    /// Takes the events this panel cares about; hands back the rest.
+    pub fn on_event(&mut self, event: Event, ctx: &egui::Context) -> Option<Event> {
+        match event {
+            Event::Assets(reply) => self.assets = Loadable::from_reply(reply),
+            Event::Versions { name, reply } => {
+                self.versions.insert(name, Loadable::from_reply(reply));
+            }
+            Event::Page { version, page, reply } => self.pages.entry(version).or_default().insert(page, reply),
+            Event::Profile { version, reply } => {
+                self.profiles.insert(version, Loadable::from_reply(reply));
+            }
+            Event::Files { version, reply } => {
+                self.files.insert(version, Loadable::from_reply(reply));
+            }
+            Event::Text { version, reply } => {
+                self.texts.insert(version, Loadable::from_reply(reply));
+            }
+            Event::Thumbnail { blob_hash, reply } => {
+                let state = match reply {
+                    Ok(t) => {
+                        let image = egui::ColorImage::from_rgba_unmultiplied([t.width as usize, t.height as usize], &t.rgba);
+                        Loadable::Ready(ctx.load_texture(format!("thumb-{blob_hash}"), image, egui::TextureOptions::LINEAR))
+                    }
+                    Err(e) => Loadable::Failed(e),
+                };
+                self.thumbnails.insert(blob_hash, state);
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    pub fn asset_list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        ui.add_space(4.0);
+        ui.heading("Data assets");
+        ui.add(egui::TextEdit::singleline(&mut self.filter).hint_text("Filter by name").desired_width(f32::INFINITY));
+        ui.add_space(4.0);
+        let Some(assets) = ready_or_status_ui(ui, Some(&self.assets), "data assets").cloned() else { return };
+        if assets.is_empty() {
+            ui.weak("No data assets yet. Drop files or folders on the window, or use Import.");
+            return;
+        }
+        let filter = self.filter.to_lowercase();
+        let mut clicked = None;
+        egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
+            for asset in assets.iter().filter(|a| a.name.to_lowercase().contains(&filter)) {
+                let selected = self.selected.as_deref() == Some(asset.name.as_str());
+                let response = ui
+                    .selectable_label(selected, format!("{} {}", kind_icon(asset.kind), asset.name))
+                    .on_hover_text(format!(
+                        "{} · latest version {} · {} version(s)",
+                        asset.kind, asset.latest_version, asset.version_count
+                    ));
+                if response.clicked() {
+                    clicked = Some(asset.name.clone());
+                }
+            }
+        });
+        if let Some(name) = clicked {
+            self.select(&name, None, service);
+        }
+    }
+
+    pub fn asset_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        let Some(name) = self.selected.clone() else {
+            ui.centered_and_justified(|ui| {
+                ui.weak("Select a data asset on the left to see its versions, rows and profile.");
+            });
+            return;
+        };
+        let Some(versions) = ready_or_status_ui(ui, self.versions.get(&name), "versions").cloned() else { return };
+        let chosen = self.chosen.get(&name).copied();
+        let Some(version) = versions.iter().find(|v| Some(v.id) == chosen).or(versions.first()).cloned() else {
+            return;
+        };
+        self.header_ui(ui, &name, &versions, &version);
+        ui.separator();
+        match version.kind {
+            AssetKind::Table => self.table_tabs_ui(ui, &version, service),
+            AssetKind::Images => {
+                let files = self.files.entry(version.id).or_insert_with(|| {
+                    service.send(Command::LoadFiles { version: version.id });
+                    Loadable::Loading
+                });
+                if let Some(files) = ready_or_status_ui(ui, Some(files), "images").cloned() {
+                    image_grid_ui(ui, &files, &mut self.thumbnails, service);
+                }
+            }
+            AssetKind::Text => {
+                let texts = self.texts.entry(version.id).or_insert_with(|| {
+                    service.send(Command::LoadText { version: version.id });
+                    Loadable::Loading
+                });
+                if let Some(items) = ready_or_status_ui(ui, Some(texts), "text items") {
+                    text_list_ui(ui, items);
+                }
+            }
+        }
+    }
+
+    fn header_ui(&mut self, ui: &mut egui::Ui, name: &str, versions: &[AssetVersion], version: &AssetVersion) {
+        ui.horizontal(|ui| {
+            ui.heading(format!("{} {name}", kind_icon(version.kind)));
+            ui.weak(version.kind.as_str());
+            ui.add_space(12.0);
+            let latest = versions.first().map(|v| v.version);
+            let label = |v: &AssetVersion| {
+                if Some(v.version) == latest { format!("Version {} (latest)", v.version) } else { format!("Version {}", v.version) }
+            };
+            egui::ComboBox::from_id_salt("version")
+                .selected_text(label(version))
+                .show_ui(ui, |ui| {
+                    for v in versions {
+                        if ui.selectable_label(v.id == version.id, label(v)).clicked() {
+                            self.chosen.insert(name.to_owned(), v.id);
+                        }
+                    }
+                });
+        });
+        let items = match version.kind {
+            AssetKind::Table => format!("{} rows × {} columns", format::count(version.item_count), version.meta.columns.len()),
+            AssetKind::Images => format!("{} images", format::count(version.item_count)),
+            AssetKind::Text => format!("{} items", format::count(version.item_count)),
+        };
+        ui.horizontal_wrapped(|ui| {
+            ui.label(items);
+            ui.weak("·");
+            ui.label(format::bytes(version.size_bytes));
+            ui.weak("·");
+            ui.label(format!("imported {}", format::timestamp(version.created_at)));
+            ui.weak("·");
+            ui.label(egui::RichText::new(format!("hash {}", &version.content_hash[..12.min(version.content_hash.len())])).monospace())
+                .on_hover_text(&version.content_hash);
+        });
+        ui.add(egui::Label::new(egui::RichText::new(format!("from {}", version.source)).weak()).truncate());
+    }
+
+    fn table_tabs_ui(&mut self, ui: &mut egui::Ui, version: &AssetVersion, service: &Service) {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.tab, TableTab::Preview, "Preview");
+            ui.selectable_value(&mut self.tab, TableTab::Profile, "Profile");
+        });
+        ui.add_space(4.0);
+        match self.tab {
+            TableTab::Preview => table_ui(ui, version, self.pages.entry(version.id).or_default(), service),
+            TableTab::Profile => {
+                let profile = self.profiles.entry(version.id).or_insert_with(|| {
+                    service.send(Command::LoadProfile { version: version.id });
+                    Loadable::Loading
+                });
+                if let Some(profile) = ready_or_status_ui(ui, Some(profile), "the profile") {
+                    profile_ui(ui, profile);
+                }
+            }
+        }
+    }
+}
+
+fn kind_icon(kind: AssetKind) -> &'static str {
+    match kind {
+        AssetKind::Table => "▦",
+        AssetKind::Images => "🖼",
+        AssetKind::Text => "🗋",
+    }
+}
