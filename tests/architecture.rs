@@ -1,0 +1,166 @@
+//! The architecture invariants of ARCHITECTURE.md, checked: lathe-core knows nothing of the GUI
+//! or the CLI; lathe-ui never touches SQLite, threads or the disk; the source keeps the house rules.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `cargo metadata` for this machine's platform, read once for all tests.
+fn metadata() -> &'static serde_json::Value {
+    static METADATA: OnceLock<serde_json::Value> = OnceLock::new();
+    METADATA.get_or_init(|| {
+        let rustc = Command::new("rustc").arg("-vV").output().expect("rustc runs");
+        let host = String::from_utf8_lossy(&rustc.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+            .expect("rustc names its host");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let out = Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--filter-platform", &host])
+            .current_dir(repo())
+            .output()
+            .expect("cargo metadata runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    })
+}
+
+/// Every package `package` depends on, directly or not (normal dependencies only).
+fn dependency_closure(package: &str) -> BTreeSet<String> {
+    let meta = metadata();
+    let names: HashMap<&str, &str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let nodes: HashMap<&str, Vec<&str>> = meta["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            let deps = n["deps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null()))
+                .map(|d| d["pkg"].as_str().unwrap())
+                .collect();
+            (n["id"].as_str().unwrap(), deps)
+        })
+        .collect();
+    let start = names.iter().find(|(_, n)| **n == package).map(|(id, _)| *id).expect("package in metadata");
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![start];
+    while let Some(id) = stack.pop() {
+        for dep in &nodes[id] {
+            if seen.insert(names[dep].to_owned()) {
+                stack.push(dep);
+            }
+        }
+    }
+    seen
+}
+
+/// The packages `package` declares as normal dependencies.
+fn direct_dependencies(package: &str) -> BTreeSet<String> {
+    let meta = metadata();
+    let pkg = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == package).expect("package in metadata");
+    pkg["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"].is_null())
+        .map(|d| d["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn core_knows_nothing_of_the_gui_or_the_cli() {
+    let deps = dependency_closure("lathe-core");
+    for forbidden in ["egui", "eframe", "egui_extras", "egui_plot", "winit", "clap", "indicatif", "rfd", "lathe-ui"] {
+        assert!(!deps.contains(forbidden), "lathe-core depends on {forbidden}");
+    }
+    assert!(deps.contains("rusqlite") && deps.contains("polars"), "the closure was read: {deps:?}");
+}
+
+#[test]
+fn ui_does_not_reach_the_database_or_the_runtime() {
+    let closure = dependency_closure("lathe-ui");
+    for forbidden in ["eframe", "clap", "rfd"] {
+        assert!(!closure.contains(forbidden), "lathe-ui depends on {forbidden}");
+    }
+    // SQLite and tokio come in through lathe-core (polars uses tokio), so the rule is on what
+    // lathe-ui itself declares and what its source uses.
+    let direct = direct_dependencies("lathe-ui");
+    assert!(direct.contains("egui"), "the dependencies were read: {direct:?}");
+    for forbidden in ["rusqlite", "tokio", "polars", "image"] {
+        assert!(!direct.contains(forbidden), "lathe-ui declares a dependency on {forbidden}");
+    }
+    for (file, text) in sources("ui/src") {
+        for forbidden in ["rusqlite", "tokio", "std::thread", "thread::spawn", "std::fs", "File::open", "Workspace::open", ".recv(", "sleep("] {
+            assert!(!text.contains(forbidden), "{} uses {forbidden}: the UI must send commands instead", file.display());
+        }
+    }
+}
+
+#[test]
+fn only_the_app_starts_eframe_and_parses_arguments() {
+    for dir in ["core/src", "ui/src"] {
+        for (file, text) in sources(dir) {
+            for forbidden in ["eframe::", "clap::", "run_native"] {
+                assert!(!text.contains(forbidden), "{} uses {forbidden}", file.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn house_rules_hold_in_every_source_file() {
+    for dir in ["core/src", "ui/src", "app/src"] {
+        for (file, text) in sources(dir) {
+            assert!(file.file_name().unwrap() != "mod.rs", "{}: no mod.rs files", file.display());
+            assert!(text.starts_with("//!"), "{} should open with a //! line saying what it is for", file.display());
+        }
+    }
+}
+
+#[test]
+fn migrations_are_append_only() {
+    // Hashes of migrations that shipped. Editing one breaks every workspace made with it; add a
+    // new migration instead. (A new migration appends a line here.)
+    let shipped = [
+        "f8c6ff3fd21b3213372c412982458441862f8777eec0e151ff482988a4c7a6b4",
+        "9f8dc7e0d14155b2a8c2dcbec2c3915c0518a950ba37f3bca3de62c095fdea59",
+    ];
+    let current: Vec<String> = lathe_core::db::MIGRATIONS.iter().map(|sql| lathe_core::db::migration_hash(sql)).collect();
+    assert!(current.len() >= shipped.len(), "a shipped migration was removed");
+    for (i, hash) in shipped.iter().enumerate() {
+        assert_eq!(&current[i], hash, "migration {} was edited after it shipped", i + 1);
+    }
+}
+
+fn sources(dir: &str) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![repo().join(dir)];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path, text));
+            }
+        }
+    }
+    assert!(!out.is_empty(), "no sources under {dir}");
+    out
+}

@@ -81,7 +81,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
     match command {
         DataCommand::Import { path, name, kind, text_column, output } => {
             let request = ImportRequest { path, name, kind, text_column };
-            let outcome = with_progress(|progress| import(&mut ws, &request, progress))?;
+            let outcome = with_progress(&mut ws, |ws, progress| import(ws, &request, progress))?;
             let v = &outcome.version;
             if output.json {
                 print_json(&json!({ "created": outcome.created, "version": v }))?;
@@ -129,7 +129,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         }
         DataCommand::Profile { reference, output } => {
             let version = ws.resolve(&reference)?;
-            let profile = with_progress(|progress| profile_version(&ws, &version, progress))?;
+            let profile = with_progress(&mut ws, |ws, progress| profile_version(ws, &version, progress))?;
             if output.json {
                 print_json(&profile)?;
             } else {
@@ -138,7 +138,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         }
         DataCommand::Export { reference, path } => {
             let version = ws.resolve(&reference)?;
-            let files = with_progress(|progress| export::export(&ws, &version, &path, progress))?;
+            let files = with_progress(&mut ws, |ws, progress| export::export(ws, &version, &path, progress))?;
             println!("exported {} to {} ({files} file(s))", version.reference(), path.display());
         }
     }
@@ -210,7 +210,10 @@ fn print_profile(v: &AssetVersion, p: &TableProfile) {
 
 /// Runs `work` on a scoped thread while this one draws its progress on stderr (when it is a
 /// terminal); Ctrl-C ends the process, and an unfinished import leaves nothing behind.
-fn with_progress<T: Send>(work: impl FnOnce(&Progress) -> lathe_core::Result<T> + Send) -> Result<T> {
+fn with_progress<T: Send>(
+    ws: &mut Workspace,
+    work: impl FnOnce(&mut Workspace, &Progress) -> lathe_core::Result<T> + Send,
+) -> Result<T> {
     let progress = Progress::default();
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{msg:>16} [{bar:40}] {percent:>3}% {elapsed}")
@@ -218,7 +221,7 @@ fn with_progress<T: Send>(work: impl FnOnce(&Progress) -> lathe_core::Result<T> 
             .progress_chars("=> "),
     );
     let result = std::thread::scope(|scope| {
-        let handle = scope.spawn(|| work(&progress));
+        let handle = scope.spawn(|| work(ws, &progress));
         while !handle.is_finished() {
             let snap = progress.snapshot();
             bar.set_length(snap.total.max(1));

@@ -102,7 +102,7 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
     }
     for (index, sql) in MIGRATIONS.iter().enumerate() {
         let version = index as i64 + 1;
-        let hash = blake3::hash(sql.as_bytes()).to_hex().to_string();
+        let hash = migration_hash(sql);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let recorded: Option<String> = tx
             .query_row(
@@ -125,6 +125,11 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// The fingerprint recorded for an applied migration.
+pub fn migration_hash(sql: &str) -> String {
+    blake3::hash(sql.as_bytes()).to_hex().to_string()
 }
 
 /// Seconds since the Unix epoch; the store's one notion of time.
@@ -203,7 +208,7 @@ mod tests {
         tx.execute_batch(MIGRATIONS[0]).unwrap();
         tx.execute(
             "INSERT INTO schema_migrations VALUES (1, ?1, 0)",
-            [blake3::hash(MIGRATIONS[0].as_bytes()).to_hex().to_string()],
+            [migration_hash(MIGRATIONS[0])],
         )
         .unwrap();
         tx.commit().unwrap();

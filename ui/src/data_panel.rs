@@ -219,7 +219,7 @@ impl DataPanel {
 
 fn kind_icon(kind: AssetKind) -> &'static str {
     match kind {
-        AssetKind::Table => "▦",
+        AssetKind::Table => "⊞",
         AssetKind::Images => "🖼",
         AssetKind::Text => "🗋",
     }

@@ -17,6 +17,8 @@ const ROW_HEIGHT: f32 = 20.0;
 #[derive(Default)]
 pub struct TablePages {
     pages: HashMap<usize, Loadable<Arc<Page>>>,
+    /// What the user typed in "Go to row".
+    go_to: String,
 }
 
 impl TablePages {
@@ -42,9 +44,13 @@ pub fn table_ui(ui: &mut egui::Ui, version: &AssetVersion, pages: &mut TablePage
     let mut wanted = BTreeSet::new();
     let mut first_visible = None;
     let row_number_width = (rows.to_string().len() as f32 * 8.0 + 12.0).max(40.0);
+    let scroll_to = go_to_row_ui(ui, &mut pages.go_to, rows);
     egui::ScrollArea::horizontal().id_salt(("table-h", version.id)).show(ui, |ui| {
-        TableBuilder::new(ui)
-            .id_salt(("table", version.id))
+        let mut table = TableBuilder::new(ui).id_salt(("table", version.id));
+        if let Some(row) = scroll_to {
+            table = table.scroll_to_row(row, Some(egui::Align::TOP));
+        }
+        table
             .striped(true)
             .resizable(true)
             .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
@@ -108,4 +114,21 @@ pub fn table_ui(ui: &mut egui::Ui, version: &AssetVersion, pages: &mut TablePage
         }
         pages.evict_far_from(page);
     }
+}
+
+/// The "Go to row" field; returns the 0-based row to jump to when the user presses Enter.
+fn go_to_row_ui(ui: &mut egui::Ui, text: &mut String, rows: usize) -> Option<usize> {
+    ui.horizontal(|ui| {
+        let label = ui.label("Go to row");
+        let response = ui
+            .add(egui::TextEdit::singleline(text).desired_width(90.0).hint_text(format!("1–{rows}")))
+            .labelled_by(label.id);
+        let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let row = text.trim().replace(',', "").parse::<usize>().ok().filter(|r| (1..=rows).contains(r));
+        if !text.trim().is_empty() && row.is_none() {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("enter a row number from 1 to {rows}"));
+        }
+        if entered { row.map(|r| r - 1) } else { None }
+    })
+    .inner
 }

@@ -62,7 +62,7 @@ impl Workbench {
 
         egui::Panel::top("top-bar").show(ui, |ui| {
             ui.horizontal(|ui| {
-                ui.strong("◆ Lathe");
+                ui.strong("Lathe");
                 ui.separator();
                 let _ = ui.selectable_label(true, "Data");
                 ui.separator();
@@ -123,7 +123,7 @@ impl Workbench {
 
     fn take_input(&mut self, ctx: &egui::Context) {
         let (dropped, pick_files, pick_folder) = ctx.input_mut(|i| {
-            let dropped: Vec<PathBuf> = i.raw.dropped_files.drain(..).filter_map(|f| f.path).collect();
+            let dropped: Vec<PathBuf> = i.raw.dropped_files.drain(..).map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect();
             let folder = i.consume_key(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::O);
             let files = i.consume_key(egui::Modifiers::COMMAND, egui::Key::O);
             (dropped, files, folder)
@@ -139,7 +139,7 @@ impl Workbench {
         }
         let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
         if hovering && !self.imports.is_open() {
-            let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::new("drop-hint")));
+            let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop-hint")));
             let rect = ctx.content_rect();
             painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
             painter.text(rect.center(), egui::Align2::CENTER_CENTER, "Drop to import", egui::FontId::proportional(28.0), egui::Color32::WHITE);
