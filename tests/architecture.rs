@@ -9,25 +9,41 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// `cargo metadata` for this machine's platform, read once for all tests.
 fn metadata() -> &'static serde_json::Value {
     static METADATA: OnceLock<serde_json::Value> = OnceLock::new();
     METADATA.get_or_init(|| {
-        let rustc = Command::new("rustc").arg("-vV").output().expect("rustc runs");
+        let rustc = Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .expect("rustc runs");
         let host = String::from_utf8_lossy(&rustc.stdout)
             .lines()
             .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
             .expect("rustc names its host");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let out = Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--filter-platform", &host])
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--filter-platform",
+                &host,
+            ])
             .current_dir(repo())
             .output()
             .expect("cargo metadata runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     })
 }
@@ -50,13 +66,23 @@ fn dependency_closure(package: &str) -> BTreeSet<String> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null()))
+                .filter(|d| {
+                    d["dep_kinds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|k| k["kind"].is_null())
+                })
                 .map(|d| d["pkg"].as_str().unwrap())
                 .collect();
             (n["id"].as_str().unwrap(), deps)
         })
         .collect();
-    let start = names.iter().find(|(_, n)| **n == package).map(|(id, _)| *id).expect("package in metadata");
+    let start = names
+        .iter()
+        .find(|(_, n)| **n == package)
+        .map(|(id, _)| *id)
+        .expect("package in metadata");
     let mut seen = BTreeSet::new();
     let mut stack = vec![start];
     while let Some(id) = stack.pop() {
@@ -72,7 +98,12 @@ fn dependency_closure(package: &str) -> BTreeSet<String> {
 /// The packages `package` declares as normal dependencies.
 fn direct_dependencies(package: &str) -> BTreeSet<String> {
     let meta = metadata();
-    let pkg = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == package).expect("package in metadata");
+    let pkg = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == package)
+        .expect("package in metadata");
     pkg["dependencies"]
         .as_array()
         .unwrap()
@@ -85,28 +116,67 @@ fn direct_dependencies(package: &str) -> BTreeSet<String> {
 #[test]
 fn core_knows_nothing_of_the_gui_or_the_cli() {
     let deps = dependency_closure("lathe-core");
-    for forbidden in ["egui", "eframe", "egui_extras", "egui_plot", "winit", "clap", "indicatif", "rfd", "lathe-ui"] {
-        assert!(!deps.contains(forbidden), "lathe-core depends on {forbidden}");
+    for forbidden in [
+        "egui",
+        "eframe",
+        "egui_extras",
+        "egui_plot",
+        "winit",
+        "clap",
+        "indicatif",
+        "rfd",
+        "lathe-ui",
+    ] {
+        assert!(
+            !deps.contains(forbidden),
+            "lathe-core depends on {forbidden}"
+        );
     }
-    assert!(deps.contains("rusqlite") && deps.contains("polars"), "the closure was read: {deps:?}");
+    assert!(
+        deps.contains("rusqlite") && deps.contains("polars"),
+        "the closure was read: {deps:?}"
+    );
 }
 
 #[test]
 fn ui_does_not_reach_the_database_or_the_runtime() {
     let closure = dependency_closure("lathe-ui");
     for forbidden in ["eframe", "clap", "rfd"] {
-        assert!(!closure.contains(forbidden), "lathe-ui depends on {forbidden}");
+        assert!(
+            !closure.contains(forbidden),
+            "lathe-ui depends on {forbidden}"
+        );
     }
     // SQLite and tokio come in through lathe-core (polars uses tokio), so the rule is on what
     // lathe-ui itself declares and what its source uses.
     let direct = direct_dependencies("lathe-ui");
-    assert!(direct.contains("egui"), "the dependencies were read: {direct:?}");
+    assert!(
+        direct.contains("egui"),
+        "the dependencies were read: {direct:?}"
+    );
     for forbidden in ["rusqlite", "tokio", "polars", "image"] {
-        assert!(!direct.contains(forbidden), "lathe-ui declares a dependency on {forbidden}");
+        assert!(
+            !direct.contains(forbidden),
+            "lathe-ui declares a dependency on {forbidden}"
+        );
     }
     for (file, text) in sources("ui/src") {
-        for forbidden in ["rusqlite", "tokio", "std::thread", "thread::spawn", "std::fs", "File::open", "Workspace::open", ".recv(", "sleep("] {
-            assert!(!text.contains(forbidden), "{} uses {forbidden}: the UI must send commands instead", file.display());
+        for forbidden in [
+            "rusqlite",
+            "tokio",
+            "std::thread",
+            "thread::spawn",
+            "std::fs",
+            "File::open",
+            "Workspace::open",
+            ".recv(",
+            "sleep(",
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "{} uses {forbidden}: the UI must send commands instead",
+                file.display()
+            );
         }
     }
 }
@@ -116,7 +186,11 @@ fn only_the_app_starts_eframe_and_parses_arguments() {
     for dir in ["core/src", "ui/src"] {
         for (file, text) in sources(dir) {
             for forbidden in ["eframe::", "clap::", "run_native"] {
-                assert!(!text.contains(forbidden), "{} uses {forbidden}", file.display());
+                assert!(
+                    !text.contains(forbidden),
+                    "{} uses {forbidden}",
+                    file.display()
+                );
             }
         }
     }
@@ -126,8 +200,16 @@ fn only_the_app_starts_eframe_and_parses_arguments() {
 fn house_rules_hold_in_every_source_file() {
     for dir in ["core/src", "ui/src", "app/src"] {
         for (file, text) in sources(dir) {
-            assert!(file.file_name().unwrap() != "mod.rs", "{}: no mod.rs files", file.display());
-            assert!(text.starts_with("//!"), "{} should open with a //! line saying what it is for", file.display());
+            assert!(
+                file.file_name().unwrap() != "mod.rs",
+                "{}: no mod.rs files",
+                file.display()
+            );
+            assert!(
+                text.starts_with("//!"),
+                "{} should open with a //! line saying what it is for",
+                file.display()
+            );
         }
     }
 }
@@ -140,10 +222,21 @@ fn migrations_are_append_only() {
         "f8c6ff3fd21b3213372c412982458441862f8777eec0e151ff482988a4c7a6b4",
         "9f8dc7e0d14155b2a8c2dcbec2c3915c0518a950ba37f3bca3de62c095fdea59",
     ];
-    let current: Vec<String> = lathe_core::db::MIGRATIONS.iter().map(|sql| lathe_core::db::migration_hash(sql)).collect();
-    assert!(current.len() >= shipped.len(), "a shipped migration was removed");
+    let current: Vec<String> = lathe_core::db::MIGRATIONS
+        .iter()
+        .map(|sql| lathe_core::db::migration_hash(sql))
+        .collect();
+    assert!(
+        current.len() >= shipped.len(),
+        "a shipped migration was removed"
+    );
     for (i, hash) in shipped.iter().enumerate() {
-        assert_eq!(&current[i], hash, "migration {} was edited after it shipped", i + 1);
+        assert_eq!(
+            &current[i],
+            hash,
+            "migration {} was edited after it shipped",
+            i + 1
+        );
     }
 }
 

@@ -1,1 +1,200 @@
-fn main() {}
+//! The data benchmark: import and profile of a wide CSV against polars' own CSV read of the same
+//! file, and the GUI's frame time while the preview jumps through the table.
+//!
+//! `cargo bench -p lathe-tests --bench data` (1,000,000 rows × 20 columns; set LATHE_BENCH_ROWS
+//! for another size). It prints each figure and the ratios; it is a benchmark, not a test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use lathe_core::Workspace;
+use lathe_core::import::{ImportRequest, import};
+use lathe_core::jobs::Progress;
+use lathe_core::profile::profile_version;
+use lathe_core::service::Service;
+use lathe_tests::{go_to_row, run_until};
+use lathe_ui::Workbench;
+use polars::prelude::*;
+
+const RUNS: usize = 3;
+
+fn main() {
+    let rows: usize = std::env::var("LATHE_BENCH_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("wide.csv");
+    write_csv(&csv, rows);
+    let size = std::fs::metadata(&csv).unwrap().len();
+    println!(
+        "data: {rows} rows × 20 columns, {:.1} MiB CSV",
+        size as f64 / 1_048_576.0
+    );
+
+    // Alternate the two so that neither gets the warmer page cache or the quieter moment.
+    let mut polars_runs = Vec::new();
+    let mut lathe_runs = Vec::new();
+    let mut last_ws = None;
+    for run in 0..RUNS {
+        let start = Instant::now();
+        let df = CsvReadOptions::default()
+            .with_has_header(true)
+            .try_into_reader_with_file_path(Some(csv.clone()))
+            .unwrap()
+            .finish()
+            .unwrap();
+        polars_runs.push(start.elapsed());
+        assert_eq!(df.height(), rows);
+
+        let root = dir.path().join(format!("ws-{run}"));
+        let mut ws = Workspace::open(&root).unwrap();
+        let request = ImportRequest {
+            path: csv.clone(),
+            name: "wide".into(),
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let outcome = import(&mut ws, &request, &Progress::default()).unwrap();
+        lathe_runs.push(start.elapsed());
+        assert_eq!(outcome.version.item_count as usize, rows);
+        last_ws = Some((root, outcome.version));
+    }
+    let polars_read = median(&mut polars_runs);
+    let lathe_import = median(&mut lathe_runs);
+    println!(
+        "polars CSV read:        {:>8.3} s (median of {RUNS})",
+        polars_read.as_secs_f64()
+    );
+    println!(
+        "lathe import:           {:>8.3} s (median of {RUNS}; copy, hash, check, parse, record)",
+        lathe_import.as_secs_f64()
+    );
+    println!(
+        "import / polars read:   {:>8.2}× (target ≤ 1.5×)",
+        lathe_import.as_secs_f64() / polars_read.as_secs_f64()
+    );
+
+    let (root, version) = last_ws.unwrap();
+    let ws = Workspace::open(&root).unwrap();
+    let start = Instant::now();
+    let profile = profile_version(&ws, &version, &Progress::default()).unwrap();
+    let cold = start.elapsed();
+    assert_eq!(profile.columns.len(), 20);
+    let start = Instant::now();
+    profile_version(&ws, &version, &Progress::default()).unwrap();
+    let cached = start.elapsed();
+    println!(
+        "profile (read + compute): {:>6.3} s; from cache {:.1} ms",
+        cold.as_secs_f64(),
+        cached.as_secs_f64() * 1e3
+    );
+    drop(ws);
+
+    frame_times(&root, rows);
+}
+
+fn frame_times(root: &Path, rows: usize) {
+    let service = Service::new(root, Arc::new(|| {})).unwrap();
+    let mut h = Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), Workbench::new(service));
+    let wait = Duration::from_secs(120);
+    run_until(&mut h, wait, "the asset list", |h| {
+        h.query_by_label("⊞ wide").is_some()
+    });
+    h.get_by_label("⊞ wide").click();
+    run_until(&mut h, wait, "the first rows", |h| {
+        h.query_by_label("1").is_some() && h.query_by_label_contains("Go to row").is_some()
+    });
+    run_until(&mut h, wait, "the first page", |h| {
+        h.query_by_label("r0c0").is_some()
+    });
+
+    // Each frame jumps to a new place in the table: every visible row is new, and its page is
+    // fetched in the background while the frame is drawn — the hardest case of scrolling.
+    let mut frames = Vec::new();
+    let mut row = 1usize;
+    for _ in 0..200 {
+        row = (row * 7919 + 104_729) % rows + 1;
+        go_to_row(&h, &row.to_string());
+        let start = Instant::now();
+        h.step();
+        frames.push(start.elapsed());
+    }
+    // And a steady frame over loaded rows, as while reading.
+    for _ in 0..50 {
+        let start = Instant::now();
+        h.step();
+        frames.push(start.elapsed());
+    }
+    frames.sort();
+    let pct = |p: f64| frames[((frames.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
+    println!(
+        "frame time while jumping through the preview: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms (target < 16 ms; egui logic + tessellation, no GPU)",
+        pct(0.5),
+        pct(0.95),
+        pct(1.0)
+    );
+}
+
+fn median(runs: &mut [Duration]) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+/// A deterministic CSV: 8 float, 6 integer, 4 text, 1 date and 1 boolean column.
+fn write_csv(path: &Path, rows: usize) {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let header: Vec<String> = (0..8)
+        .map(|i| format!("f{i}"))
+        .chain((0..6).map(|i| format!("i{i}")))
+        .chain((0..4).map(|i| format!("s{i}")))
+        .chain(["day".into(), "flag".into()])
+        .collect();
+    writeln!(out, "{}", header.join(",")).unwrap();
+    let words = [
+        "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
+    ];
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut line = String::new();
+    for r in 0..rows {
+        line.clear();
+        for _ in 0..8 {
+            let v = next();
+            if v % 50 == 0 {
+                line.push(',');
+            } else {
+                line.push_str(&format!("{:.4},", (v % 1_000_000) as f64 / 997.0));
+            }
+        }
+        for _ in 0..6 {
+            line.push_str(&format!("{},", next() % 100_000));
+        }
+        line.push_str(&format!("r{r}c0,"));
+        for _ in 1..4 {
+            line.push_str(words[(next() % 8) as usize]);
+            line.push(',');
+        }
+        let day = next() % 28 + 1;
+        line.push_str(&format!(
+            "2024-{:02}-{day:02},{}",
+            next() % 12 + 1,
+            next() % 2 == 0
+        ));
+        writeln!(out, "{line}").unwrap();
+    }
+    out.flush().unwrap();
+}

@@ -12,7 +12,7 @@ use lathe_core::Workspace;
 use lathe_core::import::{ImportRequest, import};
 use lathe_core::jobs::Progress;
 use lathe_core::service::Service;
-use lathe_tests::{Sandbox, png, run_until};
+use lathe_tests::{Sandbox, go_to_row, png, run_until};
 use lathe_ui::Workbench;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -21,14 +21,20 @@ fn workbench(s: &Sandbox, imports: &[(&str, &[u8])]) -> Workbench {
     let mut ws = Workspace::open(s.workspace()).unwrap();
     for (name, bytes) in imports {
         let path = s.file(name, bytes);
-        let request = ImportRequest { path, name: lathe_core::assets::name_from_path(std::path::Path::new(name)), kind: None, text_column: None };
+        let request = ImportRequest {
+            path,
+            name: lathe_core::assets::name_from_path(std::path::Path::new(name)),
+            ..Default::default()
+        };
         import(&mut ws, &request, &Progress::default()).unwrap();
     }
     Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap())
 }
 
 fn harness(workbench: Workbench) -> Harness<'static, Workbench> {
-    Harness::builder().with_size([1200.0, 800.0]).build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench)
+    Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench)
 }
 
 fn shows(h: &Harness<'_, Workbench>, label: &str) -> bool {
@@ -42,7 +48,9 @@ fn selecting_a_table_shows_its_rows_and_profile() {
     let mut h = harness(workbench(&s, &[("weather.csv", csv)]));
     run_until(&mut h, WAIT, "the asset list", |h| shows(h, "⊞ weather"));
     h.get_by_label("⊞ weather").click();
-    run_until(&mut h, WAIT, "the first rows", |h| shows(h, "Lima") && shows(h, "19.25"));
+    run_until(&mut h, WAIT, "the first rows", |h| {
+        shows(h, "Lima") && shows(h, "19.25")
+    });
     assert!(h.query_by_label_contains("3 rows × 2 columns").is_some());
 
     h.get_by_label("Profile").click();
@@ -63,14 +71,13 @@ fn a_large_table_pages_in_as_it_scrolls() {
     run_until(&mut h, WAIT, "the asset list", |h| shows(h, "⊞ squares"));
     h.get_by_label("⊞ squares").click();
     run_until(&mut h, WAIT, "the first page", |h| shows(h, "100"));
-    assert!(!shows(&h, "250000"), "row 500 is not laid out before scrolling");
+    assert!(
+        !shows(&h, "250000"),
+        "row 500 is not laid out before scrolling"
+    );
     // Pages of 200 rows: row 500 is on the third page, row 4,999 on the last.
     for (row, square) in [("500", "250000"), ("4,999", "24990001")] {
-        let field = h.get_by_role_and_label(egui::accesskit::Role::TextInput, "Go to row");
-        field.click();
-        h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
-        field.type_text(row);
-        h.key_press(egui::Key::Enter);
+        go_to_row(&h, row);
         run_until(&mut h, WAIT, &format!("row {row}"), |h| shows(h, square));
     }
     assert!(!shows(&h, "100"), "the first rows scrolled out of view");
@@ -82,28 +89,44 @@ fn images_and_text_show_in_their_views() {
     s.file("pics/a.png", &png(8, 8));
     s.file("pics/b.png", &png(9, 9));
     let mut ws = Workspace::open(s.workspace()).unwrap();
-    let request = ImportRequest { path: s.path("data/pics"), name: "pics".into(), kind: None, text_column: None };
+    let request = ImportRequest {
+        path: s.path("data/pics"),
+        name: "pics".into(),
+        ..Default::default()
+    };
     import(&mut ws, &request, &Progress::default()).unwrap();
     drop(ws);
     let mut h = harness(workbench(&s, &[("notes.txt", b"alpha\nbeta\n")]));
-    run_until(&mut h, WAIT, "the asset list", |h| shows(h, "🖼 pics") && shows(h, "🗋 notes"));
+    run_until(&mut h, WAIT, "the asset list", |h| {
+        shows(h, "🖼 pics") && shows(h, "🗋 notes")
+    });
     h.get_by_label("🖼 pics").click();
-    run_until(&mut h, WAIT, "the image names", |h| shows(h, "a.png") && shows(h, "b.png"));
+    run_until(&mut h, WAIT, "the image names", |h| {
+        shows(h, "a.png") && shows(h, "b.png")
+    });
     assert!(h.query_by_label_contains("2 images").is_some());
     h.get_by_label("🗋 notes").click();
-    run_until(&mut h, WAIT, "the text items", |h| shows(h, "alpha") && shows(h, "beta"));
+    run_until(&mut h, WAIT, "the text items", |h| {
+        shows(h, "alpha") && shows(h, "beta")
+    });
 }
 
 #[test]
 fn dropped_files_open_the_import_window_and_import() {
     let s = Sandbox::new();
     let mut h = harness(workbench(&s, &[]));
-    run_until(&mut h, WAIT, "the empty state", |h| h.query_by_label_contains("No data assets yet").is_some());
+    run_until(&mut h, WAIT, "the empty state", |h| {
+        h.query_by_label_contains("No data assets yet").is_some()
+    });
     let path = s.file("fresh.csv", b"x\n1\n2\n");
     h.state_mut().offer_paths(vec![path]);
-    run_until(&mut h, WAIT, "the import window", |h| shows(h, "Import data"));
+    run_until(&mut h, WAIT, "the import window", |h| {
+        shows(h, "Import data")
+    });
     h.get_by_label("Import").click();
-    run_until(&mut h, WAIT, "the imported asset", |h| shows(h, "⊞ fresh") && h.query_by_label_contains("Imported fresh:1").is_some());
+    run_until(&mut h, WAIT, "the imported asset", |h| {
+        shows(h, "⊞ fresh") && h.query_by_label_contains("Imported fresh:1").is_some()
+    });
 }
 
 #[test]
@@ -112,7 +135,12 @@ fn a_failed_import_is_reported_in_the_window() {
     let mut h = harness(workbench(&s, &[]));
     let path = s.file("ragged.csv", b"a,b\n1\n");
     h.state_mut().offer_paths(vec![path]);
-    run_until(&mut h, WAIT, "the import window", |h| shows(h, "Import data"));
+    run_until(&mut h, WAIT, "the import window", |h| {
+        shows(h, "Import data")
+    });
     h.get_by_label("Import").click();
-    run_until(&mut h, WAIT, "the error", |h| h.query_by_label_contains("ragged.csv: line 2: expected 2 fields").is_some());
+    run_until(&mut h, WAIT, "the error", |h| {
+        h.query_by_label_contains("ragged.csv: line 2: expected 2 fields")
+            .is_some()
+    });
 }

@@ -76,17 +76,35 @@ fn parse_kind(s: &str) -> Result<AssetKind, String> {
 }
 
 pub fn run(root: &Path, command: Command) -> Result<()> {
-    let mut ws = Workspace::open(root).with_context(|| format!("cannot open workspace {}", root.display()))?;
+    let mut ws = Workspace::open(root)
+        .with_context(|| format!("cannot open workspace {}", root.display()))?;
     let Command::Data(command) = command;
     match command {
-        DataCommand::Import { path, name, kind, text_column, output } => {
-            let request = ImportRequest { path, name, kind, text_column };
+        DataCommand::Import {
+            path,
+            name,
+            kind,
+            text_column,
+            output,
+        } => {
+            let request = ImportRequest {
+                path,
+                name,
+                kind,
+                text_column,
+                source_label: None,
+            };
             let outcome = with_progress(&mut ws, |ws, progress| import(ws, &request, progress))?;
             let v = &outcome.version;
             if output.json {
                 print_json(&json!({ "created": outcome.created, "version": v }))?;
             } else if outcome.created {
-                println!("imported {} ({} {})", v.reference(), format::count(v.item_count), items_word(v.kind));
+                println!(
+                    "imported {} ({} {})",
+                    v.reference(),
+                    format::count(v.item_count),
+                    items_word(v.kind)
+                );
             } else {
                 println!("unchanged: {} already holds this content", v.reference());
             }
@@ -98,22 +116,38 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
             } else if assets.is_empty() {
                 println!("no data assets");
             } else {
-                println!("{:<32} {:<7} {:>7} {:>9}", "NAME", "KIND", "LATEST", "VERSIONS");
+                println!(
+                    "{:<32} {:<7} {:>7} {:>9}",
+                    "NAME", "KIND", "LATEST", "VERSIONS"
+                );
                 for a in &assets {
-                    println!("{:<32} {:<7} {:>7} {:>9}", a.name, a.kind, a.latest_version, a.version_count);
+                    println!(
+                        "{:<32} {:<7} {:>7} {:>9}",
+                        a.name, a.kind, a.latest_version, a.version_count
+                    );
                 }
             }
         }
         DataCommand::Show { reference, output } => {
             if reference.version.is_some() {
                 let v = ws.resolve(&reference)?;
-                let files = if v.kind == AssetKind::Images { ws.version_files(v.id)? } else { Vec::new() };
+                let files = if v.kind == AssetKind::Images {
+                    ws.version_files(v.id)?
+                } else {
+                    Vec::new()
+                };
                 if output.json {
                     print_json(&json!({ "version": v, "files": files }))?;
                 } else {
                     print_version(&v);
                     for f in &files {
-                        println!("  {}  {}×{}  {}", f.path, f.width, f.height, format::bytes(f.size_bytes as i64));
+                        println!(
+                            "  {}  {}×{}  {}",
+                            f.path,
+                            f.width,
+                            f.height,
+                            format::bytes(f.size_bytes as i64)
+                        );
                     }
                 }
             } else {
@@ -129,7 +163,9 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         }
         DataCommand::Profile { reference, output } => {
             let version = ws.resolve(&reference)?;
-            let profile = with_progress(&mut ws, |ws, progress| profile_version(ws, &version, progress))?;
+            let profile = with_progress(&mut ws, |ws, progress| {
+                profile_version(ws, &version, progress)
+            })?;
             if output.json {
                 print_json(&profile)?;
             } else {
@@ -138,8 +174,14 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         }
         DataCommand::Export { reference, path } => {
             let version = ws.resolve(&reference)?;
-            let files = with_progress(&mut ws, |ws, progress| export::export(ws, &version, &path, progress))?;
-            println!("exported {} to {} ({files} file(s))", version.reference(), path.display());
+            let files = with_progress(&mut ws, |ws, progress| {
+                export::export(ws, &version, &path, progress)
+            })?;
+            println!(
+                "exported {} to {} ({files} file(s))",
+                version.reference(),
+                path.display()
+            );
         }
     }
     Ok(())
@@ -176,7 +218,12 @@ fn print_version(v: &AssetVersion) {
 }
 
 fn print_profile(v: &AssetVersion, p: &TableProfile) {
-    println!("{}: {} rows × {} columns", v.reference(), format::count(p.rows as i64), p.columns.len());
+    println!(
+        "{}: {} rows × {} columns",
+        v.reference(),
+        format::count(p.rows as i64),
+        p.columns.len()
+    );
     for c in &p.columns {
         println!(
             "\n{} ({})  count {}  null {:.1}%  distinct {}",
@@ -187,8 +234,11 @@ fn print_profile(v: &AssetVersion, p: &TableProfile) {
             format::count(c.distinct as i64)
         );
         if let Some(n) = &c.numeric {
-            let quantiles: Vec<String> =
-                n.quantiles.iter().map(|(q, v)| format!("p{:.0} {}", q * 100.0, format::number(*v))).collect();
+            let quantiles: Vec<String> = n
+                .quantiles
+                .iter()
+                .map(|(q, v)| format!("p{:.0} {}", q * 100.0, format::number(*v)))
+                .collect();
             println!(
                 "  min {}  max {}  mean {}  std {}",
                 format::number(n.min),
@@ -202,7 +252,12 @@ fn print_profile(v: &AssetVersion, p: &TableProfile) {
             println!("  min {min}  max {max}");
         }
         if !c.top_values.is_empty() {
-            let top: Vec<String> = c.top_values.iter().take(5).map(|(v, n)| format!("{v} ({n})")).collect();
+            let top: Vec<String> = c
+                .top_values
+                .iter()
+                .take(5)
+                .map(|(v, n)| format!("{v} ({n})"))
+                .collect();
             println!("  top: {}", top.join(", "));
         }
     }

@@ -10,7 +10,8 @@ use lathe_core::service::Service;
 use lathe_ui::{ShellRequest, Workbench};
 
 pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
-    let mut ws = Workspace::open(&root).with_context(|| format!("cannot open workspace {}", root.display()))?;
+    let mut ws = Workspace::open(&root)
+        .with_context(|| format!("cannot open workspace {}", root.display()))?;
     if is_default && ws.list_assets()?.is_empty() {
         lathe_core::demo::seed(&mut ws).context("cannot seed the demo workspace")?;
     }
@@ -44,7 +45,11 @@ struct LatheApp {
 impl LatheApp {
     fn new(workbench: Workbench) -> Self {
         let (picked_tx, picked_rx) = channel();
-        Self { workbench, picked_tx, picked_rx }
+        Self {
+            workbench,
+            picked_tx,
+            picked_rx,
+        }
     }
 
     /// Native dialogs block their thread until the user answers, so they run on their own.
@@ -55,7 +60,13 @@ impl LatheApp {
             let dialog = rfd::FileDialog::new().set_title("Import into Lathe");
             let picked = match request {
                 ShellRequest::PickFiles => dialog
-                    .add_filter("Data", &["csv", "tsv", "parquet", "jsonl", "ndjson", "txt", "png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"])
+                    .add_filter(
+                        "Data",
+                        &[
+                            "csv", "tsv", "parquet", "jsonl", "ndjson", "txt", "png", "jpg",
+                            "jpeg", "bmp", "tif", "tiff", "webp",
+                        ],
+                    )
                     .pick_files(),
                 ShellRequest::PickFolder => dialog.pick_folders(),
             };

@@ -10,7 +10,11 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "lathe", version, about = "A local-first workbench for the machine-learning lifecycle")]
+#[command(
+    name = "lathe",
+    version,
+    about = "A local-first workbench for the machine-learning lifecycle"
+)]
 struct Args {
     /// The workspace folder (default: LATHE_WORKSPACE, else the platform's data folder).
     #[arg(long, global = true, env = "LATHE_WORKSPACE", value_name = "DIR")]
@@ -44,11 +48,16 @@ fn run(args: Args) -> Result<()> {
 
 /// The platform's data folder for Lathe, e.g. `~/.local/share/lathe/workspace` on Linux.
 fn default_workspace() -> Result<PathBuf> {
-    let dirs = directories::ProjectDirs::from("", "", "lathe").context("cannot find the home folder for a default workspace; pass --workspace DIR")?;
+    let dirs = directories::ProjectDirs::from("", "", "lathe")
+        .context("cannot find the home folder for a default workspace; pass --workspace DIR")?;
     Ok(dirs.data_dir().join("workspace"))
 }
 
 /// An error and its causes on one line, as the CLI promises.
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
 }

@@ -122,36 +122,51 @@ pub struct AssetRef {
 impl FromStr for AssetRef {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let (name, version) = match s.rsplit_once(':') {
-            Some((name, v)) => {
-                let version = v.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
-                    Error::InvalidName {
-                        name: s.to_owned(),
-                        reason: format!("'{v}' is not a version number"),
-                    }
-                })?;
-                (name, Some(version))
-            }
-            None => (s, None),
-        };
+        let (name, version) =
+            match s.rsplit_once(':') {
+                Some((name, v)) => {
+                    let version = v.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+                        Error::InvalidName {
+                            name: s.to_owned(),
+                            reason: format!("'{v}' is not a version number"),
+                        }
+                    })?;
+                    (name, Some(version))
+                }
+                None => (s, None),
+            };
         validate_name(name)?;
-        Ok(AssetRef { name: name.to_owned(), version })
+        Ok(AssetRef {
+            name: name.to_owned(),
+            version,
+        })
     }
 }
 
 /// Names are what Azure ML allows for data assets: letters, digits, `-`, `_` and `.`, starting
 /// with a letter or digit, at most 255 characters.
 pub fn validate_name(name: &str) -> Result<()> {
-    let invalid = |reason: &str| Error::InvalidName { name: name.to_owned(), reason: reason.to_owned() };
-    let first = name.chars().next().ok_or_else(|| invalid("the name is empty"))?;
+    let invalid = |reason: &str| Error::InvalidName {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let first = name
+        .chars()
+        .next()
+        .ok_or_else(|| invalid("the name is empty"))?;
     if !first.is_ascii_alphanumeric() {
         return Err(invalid("it must start with a letter or digit"));
     }
     if name.len() > 255 {
         return Err(invalid("it is longer than 255 characters"));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return Err(invalid(&format!("'{c}' is not allowed (use letters, digits, '-', '_', '.')")));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(invalid(&format!(
+            "'{c}' is not allowed (use letters, digits, '-', '_', '.')"
+        )));
     }
     Ok(())
 }
@@ -165,10 +180,20 @@ pub fn name_from_path(path: &std::path::Path) -> String {
         .unwrap_or_default();
     let cleaned: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let trimmed = cleaned.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
-    if trimmed.is_empty() { "data".to_owned() } else { trimmed.chars().take(255).collect() }
+    if trimmed.is_empty() {
+        "data".to_owned()
+    } else {
+        trimmed.chars().take(255).collect()
+    }
 }
 
 #[cfg(test)]
@@ -178,7 +203,14 @@ mod tests {
     #[test]
     fn references_parse() {
         let check = |s: &str, name: &str, version: Option<i64>| {
-            assert_eq!(s.parse::<AssetRef>().unwrap(), AssetRef { name: name.into(), version }, "{s}");
+            assert_eq!(
+                s.parse::<AssetRef>().unwrap(),
+                AssetRef {
+                    name: name.into(),
+                    version
+                },
+                "{s}"
+            );
         };
         check("iris", "iris", None);
         check("iris:3", "iris", Some(3));
@@ -190,7 +222,11 @@ mod tests {
 
     #[test]
     fn names_from_paths_are_valid() {
-        for (path, name) in [("/x/My Data (1).csv", "My-Data--1-"), ("/x/_hidden.tsv", "hidden"), ("/", "data")] {
+        for (path, name) in [
+            ("/x/My Data (1).csv", "My-Data--1-"),
+            ("/x/_hidden.tsv", "hidden"),
+            ("/", "data"),
+        ] {
             let got = name_from_path(std::path::Path::new(path));
             assert_eq!(got, name);
             validate_name(&got).unwrap();

@@ -51,9 +51,15 @@ impl BlobStore {
         self.put_reader(&mut &*bytes, Path::new("<memory>"), &Progress::default())
     }
 
-    fn put_reader(&self, input: &mut dyn Read, source: &Path, progress: &Progress) -> Result<PutBlob> {
+    fn put_reader(
+        &self,
+        input: &mut dyn Read,
+        source: &Path,
+        progress: &Progress,
+    ) -> Result<PutBlob> {
         let tmp_dir = self.root.join("tmp");
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; CHUNK_BYTES];
         let mut size_bytes = 0u64;
@@ -66,27 +72,40 @@ impl BlobStore {
                 Err(e) => return Err(Error::io(source, e)),
             };
             hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n]).map_err(|e| Error::io(tmp.path(), e))?;
+            tmp.write_all(&buf[..n])
+                .map_err(|e| Error::io(tmp.path(), e))?;
             size_bytes += n as u64;
             progress.advance(n as u64);
         }
         let hash = hasher.finalize().to_hex().to_string();
         let dest = self.path(&hash);
         if dest.is_file() {
-            return Ok(PutBlob { hash, size_bytes, created: false });
+            return Ok(PutBlob {
+                hash,
+                size_bytes,
+                created: false,
+            });
         }
-        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), e))?;
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         tmp.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
-        Ok(PutBlob { hash, size_bytes, created: true })
+        Ok(PutBlob {
+            hash,
+            size_bytes,
+            created: true,
+        })
     }
 
     pub fn open_blob(&self, hash: &str) -> Result<File> {
         let path = self.path(hash);
         File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::MissingBlob { hash: hash.to_owned() },
+            io::ErrorKind::NotFound => Error::MissingBlob {
+                hash: hash.to_owned(),
+            },
             _ => Error::io(&path, e),
         })
     }
@@ -103,7 +122,9 @@ impl BlobStore {
 /// The BLAKE3 hash of a file's bytes, streamed.
 pub fn hash_file(path: &Path) -> Result<String> {
     let mut hasher = blake3::Hasher::new();
-    hasher.update_mmap_rayon(path).map_err(|e| Error::io(path, e))?;
+    hasher
+        .update_mmap_rayon(path)
+        .map_err(|e| Error::io(path, e))?;
     Ok(hasher.finalize().to_hex().to_string())
 }
 

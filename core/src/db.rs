@@ -89,10 +89,11 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         )",
     )?;
     let known = MIGRATIONS.len() as i64;
-    let found: i64 =
-        conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
-            r.get(0)
-        })?;
+    let found: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
     if found > known {
         return Err(Error::NewerSchema {
             path: path.to_path_buf(),
@@ -170,11 +171,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lathe.db");
         let conn = open(&path).unwrap();
-        conn.execute("UPDATE schema_migrations SET sql_hash = 'x' WHERE version = 1", [])
-            .unwrap();
+        conn.execute(
+            "UPDATE schema_migrations SET sql_hash = 'x' WHERE version = 1",
+            [],
+        )
+        .unwrap();
         drop(conn);
         let err = open(&path).unwrap_err();
-        assert!(matches!(err, Error::EditedMigration { version: 1 }), "{err}");
+        assert!(
+            matches!(err, Error::EditedMigration { version: 1 }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -223,8 +230,12 @@ mod tests {
     fn pragmas_hold() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("lathe.db")).unwrap();
-        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
-        let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
         assert_eq!((mode.as_str(), fk), ("wal", 1));
     }
 }

@@ -65,6 +65,7 @@ pub fn seed(ws: &mut Workspace) -> Result<()> {
             name: name.to_owned(),
             kind: Some(kind),
             text_column: None,
+            source_label: Some(format!("Lathe demo: {path}")),
         };
         import(ws, &request, &Progress::default())?;
     }

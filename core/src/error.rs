@@ -56,7 +56,9 @@ pub enum Error {
         found: i64,
         known: i64,
     },
-    #[error("workspace migration {version} was changed after it was applied; the store is not trusted")]
+    #[error(
+        "workspace migration {version} was changed after it was applied; the store is not trusted"
+    )]
     EditedMigration { version: i64 },
     #[error("blob {hash} is missing from the blob store")]
     MissingBlob { hash: String },

@@ -15,7 +15,12 @@ use crate::workspace::Workspace;
 use crate::{Error, Result, text};
 
 /// Writes `version` to `dest`; returns the number of files written.
-pub fn export(ws: &Workspace, version: &AssetVersion, dest: &Path, progress: &Progress) -> Result<usize> {
+pub fn export(
+    ws: &Workspace,
+    version: &AssetVersion,
+    dest: &Path,
+    progress: &Progress,
+) -> Result<usize> {
     match version.kind {
         AssetKind::Table => export_table(ws, version, dest).map(|()| 1),
         AssetKind::Text => export_text(ws, version, dest).map(|()| 1),
@@ -34,14 +39,18 @@ fn export_table(ws: &Workspace, version: &AssetVersion, dest: &Path) -> Result<(
     let format = dest_format(dest)?;
     match (&version.meta.blob, version.meta.format) {
         // The same format: hand back the very bytes that were imported.
-        (Some(blob), Some(stored)) if stored == format => copy_atomically(&ws.blobs().path(blob), dest),
+        (Some(blob), Some(stored)) if stored == format => {
+            copy_atomically(&ws.blobs().path(blob), dest)
+        }
         _ => table::write(&mut load_table(ws, version)?, dest, format),
     }
 }
 
 fn export_text(ws: &Workspace, version: &AssetVersion, dest: &Path) -> Result<()> {
     let items = text::items(ws, version)?;
-    let is_txt = dest.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt"));
+    let is_txt = dest
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt"));
     if is_txt {
         let mut body = items.join("\n");
         body.push('\n');
@@ -56,9 +65,22 @@ fn export_text(ws: &Workspace, version: &AssetVersion, dest: &Path) -> Result<()
     }
 }
 
-fn export_images(ws: &Workspace, version: &AssetVersion, dest: &Path, progress: &Progress) -> Result<usize> {
-    if dest.exists() && fs::read_dir(dest).map_err(|e| Error::io(dest, e))?.next().is_some() {
-        return Err(Error::Unreadable { path: dest.to_path_buf(), reason: "the folder exists and is not empty".to_owned() });
+fn export_images(
+    ws: &Workspace,
+    version: &AssetVersion,
+    dest: &Path,
+    progress: &Progress,
+) -> Result<usize> {
+    if dest.exists()
+        && fs::read_dir(dest)
+            .map_err(|e| Error::io(dest, e))?
+            .next()
+            .is_some()
+    {
+        return Err(Error::Unreadable {
+            path: dest.to_path_buf(),
+            reason: "the folder exists and is not empty".to_owned(),
+        });
     }
     let files = ws.version_files(version.id)?;
     let parent = parent_of(dest);
@@ -90,13 +112,18 @@ fn export_images(ws: &Workspace, version: &AssetVersion, dest: &Path, progress: 
 fn safe_relative(stored: &str) -> Result<PathBuf> {
     let path = Path::new(stored);
     if stored.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
-        return Err(Error::Unreadable { path: path.to_path_buf(), reason: "unsafe path in the image set".to_owned() });
+        return Err(Error::Unreadable {
+            path: path.to_path_buf(),
+            reason: "unsafe path in the image set".to_owned(),
+        });
     }
     Ok(path.to_path_buf())
 }
 
 fn parent_of(dest: &Path) -> &Path {
-    dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    dest.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 fn copy_atomically(source: &Path, dest: &Path) -> Result<()> {
@@ -124,6 +151,9 @@ mod tests {
         for bad in ["", "../x.png", "/etc/passwd", "a/../../b.png", "./a.png"] {
             assert!(safe_relative(bad).is_err(), "{bad}");
         }
-        assert_eq!(safe_relative("cats/a.png").unwrap(), PathBuf::from("cats/a.png"));
+        assert_eq!(
+            safe_relative("cats/a.png").unwrap(),
+            PathBuf::from("cats/a.png")
+        );
     }
 }

@@ -11,7 +11,11 @@ pub fn bytes(size_bytes: i64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{size_bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{size_bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// A stored timestamp (seconds since the epoch) as `2026-11-26 07:14 UTC`.
@@ -26,7 +30,7 @@ pub fn count(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -23,10 +23,15 @@ pub struct FoundImage {
 /// Every image under `root` (or `root` itself if it is an image file), in a stable order.
 pub fn scan(root: &Path) -> Result<Vec<FoundImage>> {
     if !root.exists() {
-        return Err(Error::Missing { path: root.to_path_buf() });
+        return Err(Error::Missing {
+            path: root.to_path_buf(),
+        });
     }
     let mut found = Vec::new();
-    for entry in walkdir::WalkDir::new(root).follow_links(true).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
         let entry = entry.map_err(|e| Error::Unreadable {
             path: e.path().unwrap_or(root).to_path_buf(),
             reason: e.to_string(),
@@ -43,16 +48,25 @@ pub fn scan(root: &Path) -> Result<Vec<FoundImage>> {
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()
             .join("/");
-        found.push(FoundImage { path: entry.path().to_path_buf(), relative });
+        found.push(FoundImage {
+            path: entry.path().to_path_buf(),
+            relative,
+        });
     }
     if found.is_empty() {
-        return Err(Error::NoImages { path: root.to_path_buf(), extensions: IMAGE_EXTENSIONS.join(", ") });
+        return Err(Error::NoImages {
+            path: root.to_path_buf(),
+            extensions: IMAGE_EXTENSIONS.join(", "),
+        });
     }
     Ok(found)
 }
 
 fn decode(path: &Path) -> Result<image::DynamicImage> {
-    let unreadable = |reason: String| Error::Unreadable { path: path.to_path_buf(), reason };
+    let unreadable = |reason: String| Error::Unreadable {
+        path: path.to_path_buf(),
+        reason,
+    };
     let reader = image::ImageReader::open(path)
         .map_err(|e| Error::io(path, e))?
         .with_guessed_format()
@@ -60,14 +74,22 @@ fn decode(path: &Path) -> Result<image::DynamicImage> {
     if reader.format().is_none() {
         return Err(unreadable("not a recognised image format".to_owned()));
     }
-    reader.decode().map_err(|e| unreadable(format!("cannot decode image: {e}")))
+    reader
+        .decode()
+        .map_err(|e| unreadable(format!("cannot decode image: {e}")))
 }
 
 /// Decodes the whole image, so that a truncated or corrupt file is caught at import, and returns
 /// its size in pixels.
 pub fn inspect(path: &Path) -> Result<(u32, u32)> {
-    if std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len() == 0 {
-        return Err(Error::EmptyFile { path: path.to_path_buf() });
+    if std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len()
+        == 0
+    {
+        return Err(Error::EmptyFile {
+            path: path.to_path_buf(),
+        });
     }
     let image = decode(path)?;
     Ok((image.width(), image.height()))
@@ -89,5 +111,9 @@ pub fn thumbnail(path: &Path, max_side: u32) -> Result<Thumbnail> {
         image
     };
     let rgba = small.to_rgba8();
-    Ok(Thumbnail { width: rgba.width(), height: rgba.height(), rgba: rgba.into_raw() })
+    Ok(Thumbnail {
+        width: rgba.width(),
+        height: rgba.height(),
+        rgba: rgba.into_raw(),
+    })
 }

@@ -18,7 +18,7 @@ use crate::text;
 use crate::workspace::{NewVersion, Workspace};
 use crate::{Error, Result};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportRequest {
     pub path: PathBuf,
     pub name: String,
@@ -26,6 +26,16 @@ pub struct ImportRequest {
     pub kind: Option<AssetKind>,
     /// For a text corpus read from a table: the column that holds the text.
     pub text_column: Option<String>,
+    /// What to record as the version's source; the path when `None`.
+    pub source_label: Option<String>,
+}
+
+impl ImportRequest {
+    fn source(&self) -> String {
+        self.source_label
+            .clone()
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -41,19 +51,32 @@ pub fn infer_kind(path: &Path) -> Result<AssetKind> {
         Ok(AssetKind::Images)
     } else if TableFormat::from_path(path).is_some() {
         Ok(AssetKind::Table)
-    } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("txt")) {
+    } else if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt"))
+    {
         Ok(AssetKind::Text)
     } else if !path.exists() {
-        Err(Error::Missing { path: path.to_path_buf() })
+        Err(Error::Missing {
+            path: path.to_path_buf(),
+        })
     } else {
-        Err(Error::UnknownKind { path: path.to_path_buf() })
+        Err(Error::UnknownKind {
+            path: path.to_path_buf(),
+        })
     }
 }
 
-pub fn import(ws: &mut Workspace, request: &ImportRequest, progress: &Progress) -> Result<ImportOutcome> {
+pub fn import(
+    ws: &mut Workspace,
+    request: &ImportRequest,
+    progress: &Progress,
+) -> Result<ImportOutcome> {
     validate_name(&request.name)?;
     if !request.path.exists() {
-        return Err(Error::Missing { path: request.path.clone() });
+        return Err(Error::Missing {
+            path: request.path.clone(),
+        });
     }
     let kind = match request.kind {
         Some(kind) => kind,
@@ -89,7 +112,12 @@ fn stage_and_record(
         AssetKind::Images => stage_images(ws, request, progress, puts)?,
     };
     let new = match new {
-        Staged::Existing(version) => return Ok(ImportOutcome { version, created: false }),
+        Staged::Existing(version) => {
+            return Ok(ImportOutcome {
+                version,
+                created: false,
+            });
+        }
         Staged::New(new) => new,
     };
     progress.check()?;
@@ -115,9 +143,14 @@ fn put_single(
 ) -> Result<(PutBlob, String, Option<AssetVersion>)> {
     let path = &request.path;
     if path.is_dir() {
-        return Err(Error::Unreadable { path: path.clone(), reason: "is a folder, not a file".to_owned() });
+        return Err(Error::Unreadable {
+            path: path.clone(),
+            reason: "is a folder, not a file".to_owned(),
+        });
     }
-    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
     if size == 0 {
         return Err(Error::EmptyFile { path: path.clone() });
     }
@@ -129,7 +162,12 @@ fn put_single(
     Ok((put, hash, existing))
 }
 
-fn stage_table(ws: &Workspace, request: &ImportRequest, progress: &Progress, puts: &mut Vec<PutBlob>) -> Result<Staged> {
+fn stage_table(
+    ws: &Workspace,
+    request: &ImportRequest,
+    progress: &Progress,
+    puts: &mut Vec<PutBlob>,
+) -> Result<Staged> {
     let path = &request.path;
     let format = TableFormat::from_path(path).ok_or_else(|| Error::Unreadable {
         path: path.clone(),
@@ -146,54 +184,86 @@ fn stage_table(ws: &Workspace, request: &ImportRequest, progress: &Progress, put
         name: request.name.clone(),
         kind: AssetKind::Table,
         content_hash,
-        source: path.display().to_string(),
+        source: request.source(),
         item_count: df.height() as i64,
         size_bytes: put.size_bytes as i64,
-        meta: VersionMeta { blob: Some(put.hash.clone()), format: Some(format), columns: table::columns(&df), text_column: None },
+        meta: VersionMeta {
+            blob: Some(put.hash.clone()),
+            format: Some(format),
+            columns: table::columns(&df),
+            text_column: None,
+        },
         files: Vec::new(),
         blobs: vec![put],
     })))
 }
 
-fn stage_text(ws: &Workspace, request: &ImportRequest, progress: &Progress, puts: &mut Vec<PutBlob>) -> Result<Staged> {
+fn stage_text(
+    ws: &Workspace,
+    request: &ImportRequest,
+    progress: &Progress,
+    puts: &mut Vec<PutBlob>,
+) -> Result<Staged> {
     let path = &request.path;
     let column = request.text_column.clone();
     let format = match &column {
-        Some(_) => Some(TableFormat::from_path(path).ok_or_else(|| Error::Unreadable {
-            path: path.clone(),
-            reason: "a text column can only be read from a table (.csv, .tsv, .parquet, .jsonl)".to_owned(),
+        Some(_) => Some(TableFormat::from_path(path).ok_or_else(|| {
+            Error::Unreadable {
+                path: path.clone(),
+                reason:
+                    "a text column can only be read from a table (.csv, .tsv, .parquet, .jsonl)"
+                        .to_owned(),
+            }
         })?),
         None => None,
     };
     // The same file read as lines or as a column are different corpora.
-    let (put, content_hash, existing) = put_single(ws, request, progress, puts, |blob| match &column {
-        Some(c) => blake3::hash(format!("{blob}\0column\0{c}").as_bytes()).to_hex().to_string(),
-        None => blob.to_owned(),
-    })?;
+    let (put, content_hash, existing) =
+        put_single(ws, request, progress, puts, |blob| match &column {
+            Some(c) => blake3::hash(format!("{blob}\0column\0{c}").as_bytes())
+                .to_hex()
+                .to_string(),
+            None => blob.to_owned(),
+        })?;
     if let Some(version) = existing {
         return Ok(Staged::Existing(version));
     }
     progress.start_stage("checking", 1);
     let stored = ws.blobs().path(&put.hash);
     let items = match (format, &column) {
-        (Some(format), Some(column)) => text::column_items(&table::read(&stored, path, format)?, column, path)?,
-        _ => text::lines(&std::fs::read(&stored).map_err(|e| Error::io(&stored, e))?, path)?,
+        (Some(format), Some(column)) => {
+            text::column_items(&table::read(&stored, path, format)?, column, path)?
+        }
+        _ => text::lines(
+            &std::fs::read(&stored).map_err(|e| Error::io(&stored, e))?,
+            path,
+        )?,
     };
     progress.advance(1);
     Ok(Staged::New(Box::new(NewVersion {
         name: request.name.clone(),
         kind: AssetKind::Text,
         content_hash,
-        source: path.display().to_string(),
+        source: request.source(),
         item_count: items.len() as i64,
         size_bytes: put.size_bytes as i64,
-        meta: VersionMeta { blob: Some(put.hash.clone()), format, columns: Vec::new(), text_column: column },
+        meta: VersionMeta {
+            blob: Some(put.hash.clone()),
+            format,
+            columns: Vec::new(),
+            text_column: column,
+        },
         files: Vec::new(),
         blobs: vec![put],
     })))
 }
 
-fn stage_images(ws: &Workspace, request: &ImportRequest, progress: &Progress, puts: &mut Vec<PutBlob>) -> Result<Staged> {
+fn stage_images(
+    ws: &Workspace,
+    request: &ImportRequest,
+    progress: &Progress,
+    puts: &mut Vec<PutBlob>,
+) -> Result<Staged> {
     let found = images::scan(&request.path)?;
     progress.start_stage("checking images", found.len() as u64);
     let sizes: Vec<(u32, u32)> = found
@@ -233,7 +303,7 @@ fn stage_images(ws: &Workspace, request: &ImportRequest, progress: &Progress, pu
         name: request.name.clone(),
         kind: AssetKind::Images,
         content_hash,
-        source: request.path.display().to_string(),
+        source: request.source(),
         item_count: files.len() as i64,
         size_bytes: files.iter().map(|f| f.size_bytes as i64).sum(),
         meta: VersionMeta::default(),
@@ -259,7 +329,11 @@ mod tests {
         let ws = Workspace::open(dir.path().join("ws")).unwrap();
         let data = dir.path().join("data");
         fs::create_dir_all(&data).unwrap();
-        Fixture { _dir: dir, ws, data }
+        Fixture {
+            _dir: dir,
+            ws,
+            data,
+        }
     }
 
     impl Fixture {
@@ -273,24 +347,44 @@ mod tests {
         }
 
         fn import(&mut self, path: &Path, name: &str) -> Result<ImportOutcome> {
-            let request = ImportRequest { path: path.to_path_buf(), name: name.into(), kind: None, text_column: None };
+            let request = ImportRequest {
+                path: path.to_path_buf(),
+                name: name.into(),
+                ..Default::default()
+            };
             import(&mut self.ws, &request, &Progress::default())
         }
 
         /// Everything a failed import must leave untouched: rows of every table and blob files.
         fn state(&self) -> (Vec<i64>, usize) {
-            let counts = ["assets", "asset_versions", "version_files", "blobs", "profiles"]
-                .iter()
-                .map(|t| self.ws.conn().query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0)).unwrap())
-                .collect();
-            let files = walkdir::WalkDir::new(self.ws.root().join("blobs")).into_iter().filter(|e| e.as_ref().unwrap().file_type().is_file()).count();
+            let counts = [
+                "assets",
+                "asset_versions",
+                "version_files",
+                "blobs",
+                "profiles",
+            ]
+            .iter()
+            .map(|t| {
+                self.ws
+                    .conn()
+                    .query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))
+                    .unwrap()
+            })
+            .collect();
+            let files = walkdir::WalkDir::new(self.ws.root().join("blobs"))
+                .into_iter()
+                .filter(|e| e.as_ref().unwrap().file_type().is_file())
+                .count();
             (counts, files)
         }
     }
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let mut out = std::io::Cursor::new(Vec::new());
-        image::RgbImage::from_pixel(width, height, image::Rgb([200, 10, 10])).write_to(&mut out, image::ImageFormat::Png).unwrap();
+        image::RgbImage::from_pixel(width, height, image::Rgb([200, 10, 10]))
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
         out.into_inner()
     }
 
@@ -310,7 +404,10 @@ mod tests {
         assert_eq!((second.version.version, second.version.item_count), (2, 3));
         assert_ne!(second.version.content_hash, first.version.content_hash);
         let versions = f.ws.versions("t").unwrap();
-        assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2, 1]);
+        assert_eq!(
+            versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
         // The first version still reads back as it was.
         let df = crate::profile::load_table(&f.ws, &versions[1]).unwrap();
         assert_eq!(df.height(), 2);
@@ -325,19 +422,37 @@ mod tests {
         let out = f.import(&f.data.join("imgs"), "imgs").unwrap();
         assert_eq!(out.version.kind, AssetKind::Images);
         let files = f.ws.version_files(out.version.id).unwrap();
-        let listed: Vec<_> = files.iter().map(|x| (x.path.as_str(), x.width, x.height)).collect();
+        let listed: Vec<_> = files
+            .iter()
+            .map(|x| (x.path.as_str(), x.width, x.height))
+            .collect();
         assert_eq!(listed, vec![("a/one.PNG", 2, 2), ("b/two.png", 4, 3)]);
         assert!(!f.import(&f.data.join("imgs"), "imgs").unwrap().created);
 
         let t = f.file("r.txt", b"good\n\nbad\r\nugly\n");
         let out = f.import(&t, "r").unwrap();
-        assert_eq!((out.version.kind, out.version.item_count), (AssetKind::Text, 3));
-        assert_eq!(crate::text::items(&f.ws, &out.version).unwrap(), vec!["good", "bad", "ugly"]);
+        assert_eq!(
+            (out.version.kind, out.version.item_count),
+            (AssetKind::Text, 3)
+        );
+        assert_eq!(
+            crate::text::items(&f.ws, &out.version).unwrap(),
+            vec!["good", "bad", "ugly"]
+        );
 
         let csv = f.file("reviews.csv", b"id,body\n1,nice\n2,\n3,awful\n");
-        let request = ImportRequest { path: csv, name: "rc".into(), kind: Some(AssetKind::Text), text_column: Some("body".into()) };
+        let request = ImportRequest {
+            path: csv,
+            name: "rc".into(),
+            kind: Some(AssetKind::Text),
+            text_column: Some("body".into()),
+            ..Default::default()
+        };
         let out = import(&mut f.ws, &request, &Progress::default()).unwrap();
-        assert_eq!(crate::text::items(&f.ws, &out.version).unwrap(), vec!["nice", "awful"]);
+        assert_eq!(
+            crate::text::items(&f.ws, &out.version).unwrap(),
+            vec!["nice", "awful"]
+        );
     }
 
     #[test]
@@ -351,26 +466,81 @@ mod tests {
         let mut broken_png = png(8, 8);
         broken_png.truncate(broken_png.len() / 2);
         let cases: Vec<(PathBuf, &str, String)> = vec![
-            (f.file("ragged.csv", b"a,b\n1,2\n3\n"), "t", "ragged.csv: line 3: expected 2 fields".into()),
-            (f.file("quote.csv", b"a,b\n1,\"x\n"), "t", "quote.csv: line 2".into()),
-            (f.file("latin1.csv", b"a,b\n1,caf\xe9\n"), "t", "latin1.csv: line 2: invalid UTF-8".into()),
-            (f.file("empty.csv", b""), "t", "empty.csv: the file is empty".into()),
-            (f.data.join("missing.csv"), "t", "missing.csv: does not exist".into()),
+            (
+                f.file("ragged.csv", b"a,b\n1,2\n3\n"),
+                "t",
+                "ragged.csv: line 3: expected 2 fields".into(),
+            ),
+            (
+                f.file("quote.csv", b"a,b\n1,\"x\n"),
+                "t",
+                "quote.csv: line 2".into(),
+            ),
+            (
+                f.file("latin1.csv", b"a,b\n1,caf\xe9\n"),
+                "t",
+                "latin1.csv: line 2: invalid UTF-8".into(),
+            ),
+            (
+                f.file("empty.csv", b""),
+                "t",
+                "empty.csv: the file is empty".into(),
+            ),
+            (
+                f.data.join("missing.csv"),
+                "t",
+                "missing.csv: does not exist".into(),
+            ),
             (f.file("bad/ok.png", &png(2, 2)), "imgs", String::new()),
-            (f.file("bad/zz-broken.png", &broken_png), "imgs", "zz-broken.png: cannot decode image".into()),
-            (f.file("noimg/readme.txt", b"hi"), "imgs", "noimg: no images found".into()),
-            (f.file("wrong.csv", b"a\n1\n"), "imgs", "'imgs' is a images asset, not table".into()),
-            (f.file("blank.txt", b"\n \n"), "r", "blank.txt: no text items".into()),
-            (good.clone(), "bad name", "invalid asset name 'bad name'".into()),
+            (
+                f.file("bad/zz-broken.png", &broken_png),
+                "imgs",
+                "zz-broken.png: cannot decode image".into(),
+            ),
+            (
+                f.file("noimg/readme.txt", b"hi"),
+                "imgs",
+                "noimg: no images found".into(),
+            ),
+            (
+                f.file("wrong.csv", b"a\n1\n"),
+                "imgs",
+                "'imgs' is a images asset, not table".into(),
+            ),
+            (
+                f.file("blank.txt", b"\n \n"),
+                "r",
+                "blank.txt: no text items".into(),
+            ),
+            (
+                good.clone(),
+                "bad name",
+                "invalid asset name 'bad name'".into(),
+            ),
         ];
         for (path, name, expected) in cases {
             if expected.is_empty() {
                 continue;
             }
-            let target = if path.ends_with("zz-broken.png") { f.data.join("bad") } else if path.ends_with("readme.txt") { f.data.join("noimg") } else { path.clone() };
+            let target = if path.ends_with("zz-broken.png") {
+                f.data.join("bad")
+            } else if path.ends_with("readme.txt") {
+                f.data.join("noimg")
+            } else {
+                path.clone()
+            };
             let err = f.import(&target, name).unwrap_err().to_string();
-            assert!(err.contains(&expected), "{}: got '{err}', expected '{expected}'", path.display());
-            assert_eq!(f.state(), before, "{} changed the workspace", path.display());
+            assert!(
+                err.contains(&expected),
+                "{}: got '{err}', expected '{expected}'",
+                path.display()
+            );
+            assert_eq!(
+                f.state(),
+                before,
+                "{} changed the workspace",
+                path.display()
+            );
         }
         assert_eq!(f.ws.versions("t").unwrap().len(), 1);
     }
@@ -382,8 +552,15 @@ mod tests {
         let before = f.state();
         let progress = Progress::default();
         progress.cancel();
-        let request = ImportRequest { path: f.data.join("imgs"), name: "imgs".into(), kind: None, text_column: None };
-        assert!(matches!(import(&mut f.ws, &request, &progress), Err(Error::Cancelled)));
+        let request = ImportRequest {
+            path: f.data.join("imgs"),
+            name: "imgs".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            import(&mut f.ws, &request, &progress),
+            Err(Error::Cancelled)
+        ));
         assert_eq!(f.state(), before);
     }
 }

@@ -39,7 +39,11 @@ impl Progress {
 
     /// Returns `Err(Cancelled)` once cancellation was asked for; call it between units of work.
     pub fn check(&self) -> Result<()> {
-        if self.is_cancelled() { Err(Error::Cancelled) } else { Ok(()) }
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn snapshot(&self) -> ProgressSnapshot {

@@ -63,7 +63,11 @@ pub struct Histogram {
 }
 
 /// The profile of a table version: from the cache, or computed and cached.
-pub fn profile_version(ws: &Workspace, version: &AssetVersion, progress: &Progress) -> Result<TableProfile> {
+pub fn profile_version(
+    ws: &Workspace,
+    version: &AssetVersion,
+    progress: &Progress,
+) -> Result<TableProfile> {
     if version.kind != AssetKind::Table {
         return Err(Error::WrongKind {
             name: version.asset_name.clone(),
@@ -76,7 +80,11 @@ pub fn profile_version(ws: &Workspace, version: &AssetVersion, progress: &Progre
     }
     let df = load_table(ws, version)?;
     let profile = profile_frame(&df, progress)?;
-    ws.store_profile(version.id, PROFILE_FORMAT, &serde_json::to_string(&profile)?)?;
+    ws.store_profile(
+        version.id,
+        PROFILE_FORMAT,
+        &serde_json::to_string(&profile)?,
+    )?;
     Ok(profile)
 }
 
@@ -107,7 +115,10 @@ pub fn profile_frame(df: &DataFrame, progress: &Progress) -> Result<TableProfile
             profile
         })
         .collect::<Result<_>>()?;
-    Ok(TableProfile { rows: df.height() as u64, columns })
+    Ok(TableProfile {
+        rows: df.height() as u64,
+        columns,
+    })
 }
 
 fn profile_column(s: &Series) -> Result<ColumnProfile> {
@@ -119,7 +130,11 @@ fn profile_column(s: &Series) -> Result<ColumnProfile> {
         dtype: dtype.to_string(),
         count: len - null_count,
         null_count,
-        null_pct: if len == 0 { 0.0 } else { 100.0 * null_count as f64 / len as f64 },
+        null_pct: if len == 0 {
+            0.0
+        } else {
+            100.0 * null_count as f64 / len as f64
+        },
         distinct: s.drop_nulls().n_unique()? as u64,
         numeric: None,
         range: None,
@@ -132,14 +147,20 @@ fn profile_column(s: &Series) -> Result<ColumnProfile> {
     if dtype.is_primitive_numeric() {
         let values = s.cast(&DataType::Float64)?;
         let values = values.f64()?;
-        let (Some(min), Some(max)) = (values.min(), values.max()) else { return Ok(profile) };
+        let (Some(min), Some(max)) = (values.min(), values.max()) else {
+            return Ok(profile);
+        };
         let quantiles = values.quantiles(&QUANTILES, QuantileMethod::Linear)?;
         profile.numeric = Some(NumericStats {
             min,
             max,
             mean: values.mean().unwrap_or(f64::NAN),
             std: values.std(1).unwrap_or(0.0),
-            quantiles: QUANTILES.iter().zip(quantiles).map(|(q, v)| (*q, v.unwrap_or(f64::NAN))).collect(),
+            quantiles: QUANTILES
+                .iter()
+                .zip(quantiles)
+                .map(|(q, v)| (*q, v.unwrap_or(f64::NAN)))
+                .collect(),
         });
         profile.histogram = Some(histogram(values, min, max));
     } else if dtype.is_temporal() {
@@ -153,7 +174,9 @@ fn profile_column(s: &Series) -> Result<ColumnProfile> {
 }
 
 fn top_values(s: &Series) -> Result<Vec<(String, u64)>> {
-    let counts = s.drop_nulls().value_counts(true, true, "count".into(), false)?;
+    let counts = s
+        .drop_nulls()
+        .value_counts(true, true, "count".into(), false)?;
     let values = counts.column(s.name())?.as_materialized_series().clone();
     let tallies = counts.column("count")?.cast(&DataType::UInt64)?;
     let tallies = tallies.u64()?;
@@ -167,7 +190,11 @@ fn top_values(s: &Series) -> Result<Vec<(String, u64)>> {
 
 fn histogram(values: &Float64Chunked, min: f64, max: f64) -> Histogram {
     let bins = if min == max { 1 } else { HISTOGRAM_BINS };
-    let width = if min == max { 1.0 } else { (max - min) / bins as f64 };
+    let width = if min == max {
+        1.0
+    } else {
+        (max - min) / bins as f64
+    };
     let mut counts = vec![0u64; bins];
     for v in values.iter().flatten().filter(|v| v.is_finite()) {
         let bin = (((v - min) / width) as usize).min(bins - 1);

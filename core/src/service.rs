@@ -46,13 +46,35 @@ pub enum Command {
 #[derive(Debug)]
 pub enum Event {
     Assets(Reply<Vec<Asset>>),
-    Versions { name: String, reply: Reply<Vec<AssetVersion>> },
-    Imported { request: ImportRequest, reply: Reply<ImportOutcome> },
-    Page { version: i64, page: usize, reply: Reply<Page> },
-    Profile { version: i64, reply: Reply<TableProfile> },
-    Files { version: i64, reply: Reply<Vec<VersionFile>> },
-    Thumbnail { blob_hash: String, reply: Reply<Thumbnail> },
-    Text { version: i64, reply: Reply<Vec<String>> },
+    Versions {
+        name: String,
+        reply: Reply<Vec<AssetVersion>>,
+    },
+    Imported {
+        request: ImportRequest,
+        reply: Reply<ImportOutcome>,
+    },
+    Page {
+        version: i64,
+        page: usize,
+        reply: Reply<Page>,
+    },
+    Profile {
+        version: i64,
+        reply: Reply<TableProfile>,
+    },
+    Files {
+        version: i64,
+        reply: Reply<Vec<VersionFile>>,
+    },
+    Thumbnail {
+        blob_hash: String,
+        reply: Reply<Thumbnail>,
+    },
+    Text {
+        version: i64,
+        reply: Reply<Vec<String>>,
+    },
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -95,7 +117,10 @@ impl Service {
             .num_threads(2)
             .thread_name(|i| format!("lathe-reader-{i}"))
             .build()
-            .map_err(|e| Error::Unreadable { path: PathBuf::from("<threads>"), reason: e.to_string() })?;
+            .map_err(|e| Error::Unreadable {
+                path: PathBuf::from("<threads>"),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             shared: Arc::new(Shared {
                 root: root.into(),
@@ -120,7 +145,9 @@ impl Service {
             Command::Import(request) => {
                 let label = format!("Importing {}", request.name);
                 shared.clone().run_job(label, move |ws, progress| {
-                    let reply = import(ws, &request, progress).map(Arc::new).map_err(|e| e.to_string());
+                    let reply = import(ws, &request, progress)
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string());
                     let imported = reply.is_ok();
                     shared.emit(Event::Imported { request, reply });
                     if imported {
@@ -129,14 +156,17 @@ impl Service {
                 });
             }
             Command::LoadProfile { version } => {
-                shared.clone().run_job(format!("Profiling version #{version}"), move |ws, progress| {
-                    let reply = ws
-                        .version_by_id(version)
-                        .and_then(|v| profile::profile_version(ws, &v, progress))
-                        .map(Arc::new)
-                        .map_err(|e| e.to_string());
-                    shared.emit(Event::Profile { version, reply });
-                });
+                shared.clone().run_job(
+                    format!("Profiling version #{version}"),
+                    move |ws, progress| {
+                        let reply = ws
+                            .version_by_id(version)
+                            .and_then(|v| profile::profile_version(ws, &v, progress))
+                            .map(Arc::new)
+                            .map_err(|e| e.to_string());
+                        shared.emit(Event::Profile { version, reply });
+                    },
+                );
             }
             Command::RefreshAssets => {
                 self.read(move |s| Event::Assets(s.with_workspace(|ws| ws.list_assets())));
@@ -146,8 +176,14 @@ impl Service {
                 Event::Versions { name, reply }
             }),
             Command::LoadPage { version, page } => self.read(move |s| {
-                let reply = s.table(version).map(|df| Arc::new(table::page(&df, page * PAGE_ROWS, PAGE_ROWS)));
-                Event::Page { version, page, reply }
+                let reply = s
+                    .table(version)
+                    .map(|df| Arc::new(table::page(&df, page * PAGE_ROWS, PAGE_ROWS)));
+                Event::Page {
+                    version,
+                    page,
+                    reply,
+                }
             }),
             Command::LoadFiles { version } => self.read(move |s| Event::Files {
                 version,
@@ -191,7 +227,11 @@ impl Service {
             .lock()
             .map(|jobs| {
                 jobs.iter()
-                    .map(|j| JobView { id: j.id, label: j.label.clone(), progress: j.progress.snapshot() })
+                    .map(|j| JobView {
+                        id: j.id,
+                        label: j.label.clone(),
+                        progress: j.progress.snapshot(),
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -214,11 +254,22 @@ impl Shared {
     }
 
     fn with_workspace<T>(&self, f: impl FnOnce(&mut Workspace) -> Result<T>) -> Reply<T> {
-        Workspace::open(&self.root).and_then(|mut ws| f(&mut ws)).map(Arc::new).map_err(|e| e.to_string())
+        Workspace::open(&self.root)
+            .and_then(|mut ws| f(&mut ws))
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
     }
 
-    fn run_job(self: Arc<Self>, label: String, work: impl FnOnce(&mut Workspace, &Progress) + Send + 'static) {
-        let job = Job { id: self.next_job.fetch_add(1, Ordering::Relaxed), label, progress: Arc::default() };
+    fn run_job(
+        self: Arc<Self>,
+        label: String,
+        work: impl FnOnce(&mut Workspace, &Progress) + Send + 'static,
+    ) {
+        let job = Job {
+            id: self.next_job.fetch_add(1, Ordering::Relaxed),
+            label,
+            progress: Arc::default(),
+        };
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.push(job.clone());
         }
@@ -241,7 +292,9 @@ impl Shared {
     /// The decoded table of a version, loaded once and kept among the last few used.
     fn table(&self, version: i64) -> Reply<DataFrame> {
         let slot = {
-            let Ok(mut tables) = self.tables.lock() else { return Err("table cache poisoned".to_owned()) };
+            let Ok(mut tables) = self.tables.lock() else {
+                return Err("table cache poisoned".to_owned());
+            };
             if let Some(i) = tables.iter().position(|(v, _)| *v == version) {
                 let entry = tables.remove(i);
                 tables.push(entry);
@@ -251,7 +304,10 @@ impl Shared {
                 }
                 tables.push((version, TableSlot::default()));
             }
-            tables.last().map(|(_, slot)| Arc::clone(slot)).ok_or("table cache empty")?
+            tables
+                .last()
+                .map(|(_, slot)| Arc::clone(slot))
+                .ok_or("table cache empty")?
         };
         slot.get_or_init(|| {
             Workspace::open(&self.root)

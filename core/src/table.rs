@@ -51,24 +51,32 @@ impl TableFormat {
 /// gave) and, for text formats, the line. `path` is where the bytes are read from.
 pub fn read(path: &Path, shown: &Path, format: TableFormat) -> Result<DataFrame> {
     let bytes = fs::read(path).map_err(|e| Error::io(shown, e))?;
-    read_bytes(bytes, shown, format)
+    read_bytes(&bytes, shown, format)
 }
 
-pub fn read_bytes(bytes: Vec<u8>, shown: &Path, format: TableFormat) -> Result<DataFrame> {
+pub fn read_bytes(bytes: &[u8], shown: &Path, format: TableFormat) -> Result<DataFrame> {
     if bytes.is_empty() {
-        return Err(Error::EmptyFile { path: shown.to_path_buf() });
+        return Err(Error::EmptyFile {
+            path: shown.to_path_buf(),
+        });
     }
-    let unreadable = |e: PolarsError| Error::Unreadable { path: shown.to_path_buf(), reason: e.to_string() };
+    let unreadable = |e: PolarsError| Error::Unreadable {
+        path: shown.to_path_buf(),
+        reason: e.to_string(),
+    };
     let df = match format {
         TableFormat::Csv | TableFormat::Tsv => {
             let (checked, parsed) = rayon::join(
-                || check_delimited(&bytes, format.separator(), shown),
+                || check_delimited(bytes, format.separator(), shown),
                 || {
                     CsvReadOptions::default()
                         .with_has_header(true)
                         .with_infer_schema_length(Some(10_000))
-                        .map_parse_options(|o| o.with_separator(format.separator()).with_try_parse_dates(true))
-                        .into_reader_with_file_handle(Cursor::new(&bytes))
+                        .map_parse_options(|o| {
+                            o.with_separator(format.separator())
+                                .with_try_parse_dates(true)
+                        })
+                        .into_reader_with_file_handle(Cursor::new(bytes))
                         .finish()
                 },
             );
@@ -76,13 +84,15 @@ pub fn read_bytes(bytes: Vec<u8>, shown: &Path, format: TableFormat) -> Result<D
             parsed.map_err(unreadable)?
         }
         TableFormat::Jsonl => {
-            check_utf8(&bytes, shown)?;
-            JsonReader::new(Cursor::new(&bytes))
+            check_utf8(bytes, shown)?;
+            JsonReader::new(Cursor::new(bytes))
                 .with_json_format(JsonFormat::JsonLines)
                 .finish()
-                .map_err(|e| locate_json_error(&bytes, shown).unwrap_or_else(|| unreadable(e)))?
+                .map_err(|e| locate_json_error(bytes, shown).unwrap_or_else(|| unreadable(e)))?
         }
-        TableFormat::Parquet => ParquetReader::new(Cursor::new(&bytes)).finish().map_err(unreadable)?,
+        TableFormat::Parquet => ParquetReader::new(Cursor::new(bytes))
+            .finish()
+            .map_err(unreadable)?,
     };
     if df.width() == 0 || df.height() == 0 {
         return Err(Error::Unreadable {
@@ -94,7 +104,11 @@ pub fn read_bytes(bytes: Vec<u8>, shown: &Path, format: TableFormat) -> Result<D
 }
 
 fn line_at(bytes: &[u8], offset: usize) -> u64 {
-    bytes[..offset.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64
+        + 1
 }
 
 fn check_utf8(bytes: &[u8], shown: &Path) -> Result<()> {
@@ -112,7 +126,11 @@ fn check_utf8(bytes: &[u8], shown: &Path) -> Result<()> {
 /// no quote is left open, and the text is UTF-8.
 fn check_delimited(bytes: &[u8], separator: u8, shown: &Path) -> Result<()> {
     check_utf8(bytes, shown)?;
-    let malformed = |line: u64, reason: String| Error::Malformed { path: shown.to_path_buf(), line, reason };
+    let malformed = |line: u64, reason: String| Error::Malformed {
+        path: shown.to_path_buf(),
+        line,
+        reason,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(separator)
         .has_headers(false)
@@ -130,15 +148,24 @@ fn check_delimited(bytes: &[u8], separator: u8, shown: &Path) -> Result<()> {
                 return Err(malformed(line, e.to_string()));
             }
         }
-        let (line, start) = record.position().map_or((0, 0), |p| (p.line(), p.byte() as usize));
+        let (line, start) = record
+            .position()
+            .map_or((0, 0), |p| (p.line(), p.byte() as usize));
         last_start = start;
         match expected {
             None => expected = Some(record.len()),
             Some(n) if n != record.len() => {
-                let hint = if record.len() < n { "; is a quote left open?" } else { "" };
+                let hint = if record.len() < n {
+                    "; is a quote left open?"
+                } else {
+                    ""
+                };
                 return Err(malformed(
                     line,
-                    format!("expected {n} fields as in the header, found {}{hint}", record.len()),
+                    format!(
+                        "expected {n} fields as in the header, found {}{hint}",
+                        record.len()
+                    ),
                 ));
             }
             Some(_) => {}
@@ -146,7 +173,10 @@ fn check_delimited(bytes: &[u8], separator: u8, shown: &Path) -> Result<()> {
     }
     let tail_quotes = bytes[last_start..].iter().filter(|&&b| b == b'"').count();
     if tail_quotes % 2 == 1 {
-        return Err(malformed(line_at(bytes, last_start), "a quote is opened and never closed".to_owned()));
+        return Err(malformed(
+            line_at(bytes, last_start),
+            "a quote is opened and never closed".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -163,27 +193,41 @@ fn locate_json_error(bytes: &[u8], shown: &Path) -> Option<Error> {
             Ok(_) => "expected a JSON object".to_owned(),
             Err(e) => format!("invalid JSON: {e}"),
         };
-        Some(Error::Malformed { path: shown.to_path_buf(), line: i as u64 + 1, reason })
+        Some(Error::Malformed {
+            path: shown.to_path_buf(),
+            line: i as u64 + 1,
+            reason,
+        })
     })
 }
 
 pub fn columns(df: &DataFrame) -> Vec<ColumnInfo> {
     df.columns()
         .iter()
-        .map(|c| ColumnInfo { name: c.name().to_string(), dtype: c.dtype().to_string() })
+        .map(|c| ColumnInfo {
+            name: c.name().to_string(),
+            dtype: c.dtype().to_string(),
+        })
         .collect()
 }
 
 /// Writes `df` to `dest` in `format`, through a temporary file renamed into place.
 pub fn write(df: &mut DataFrame, dest: &Path, format: TableFormat) -> Result<()> {
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
     let file = tmp.as_file_mut();
     match format {
         TableFormat::Csv | TableFormat::Tsv => {
-            CsvWriter::new(file).with_separator(format.separator()).finish(df)?;
+            CsvWriter::new(file)
+                .with_separator(format.separator())
+                .finish(df)?;
         }
-        TableFormat::Jsonl => JsonWriter::new(file).with_json_format(JsonFormat::JsonLines).finish(df)?,
+        TableFormat::Jsonl => JsonWriter::new(file)
+            .with_json_format(JsonFormat::JsonLines)
+            .finish(df)?,
         TableFormat::Parquet => {
             ParquetWriter::new(file).finish(df)?;
         }
@@ -220,13 +264,16 @@ mod tests {
     use super::*;
 
     fn read_str(text: &[u8], format: TableFormat) -> Result<DataFrame> {
-        read_bytes(text.to_vec(), Path::new("data.csv"), format)
+        read_bytes(text, Path::new("data.csv"), format)
     }
 
     fn check_malformed(text: &[u8], line: u64, needle: &str) {
         let err = read_str(text, TableFormat::Csv).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, Error::Malformed { line: l, .. } if l == line), "{msg}");
+        assert!(
+            matches!(err, Error::Malformed { line: l, .. } if l == line),
+            "{msg}"
+        );
         assert!(msg.starts_with(&format!("data.csv: line {line}:")), "{msg}");
         assert!(msg.contains(needle), "{msg}");
     }
@@ -251,14 +298,21 @@ mod tests {
 
     #[test]
     fn empty_and_header_only_are_refused() {
-        assert!(matches!(read_str(b"", TableFormat::Csv), Err(Error::EmptyFile { .. })));
-        let msg = read_str(b"a,b\n", TableFormat::Csv).unwrap_err().to_string();
+        assert!(matches!(
+            read_str(b"", TableFormat::Csv),
+            Err(Error::EmptyFile { .. })
+        ));
+        let msg = read_str(b"a,b\n", TableFormat::Csv)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("no rows"), "{msg}");
     }
 
     #[test]
     fn bad_json_lines_name_the_line() {
-        let err = read_str(b"{\"a\":1}\n{\"a\":\n", TableFormat::Jsonl).unwrap_err().to_string();
+        let err = read_str(b"{\"a\":1}\n{\"a\":\n", TableFormat::Jsonl)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 2"), "{err}");
     }
 
@@ -266,7 +320,12 @@ mod tests {
     fn round_trips_through_every_format() {
         let dir = tempfile::tempdir().unwrap();
         let mut df = read_str(b"n,s\n1,x\n2,\n3,z\n", TableFormat::Csv).unwrap();
-        for format in [TableFormat::Csv, TableFormat::Tsv, TableFormat::Parquet, TableFormat::Jsonl] {
+        for format in [
+            TableFormat::Csv,
+            TableFormat::Tsv,
+            TableFormat::Parquet,
+            TableFormat::Jsonl,
+        ] {
             let dest = dir.path().join(format!("out.{}", format.extension()));
             write(&mut df, &dest, format).unwrap();
             let back = read(&dest, &dest, format).unwrap();

@@ -12,16 +12,29 @@ use crate::{Error, Result};
 /// The non-blank lines of a UTF-8 text file, without their line endings.
 pub fn lines(bytes: &[u8], shown: &Path) -> Result<Vec<String>> {
     if bytes.is_empty() {
-        return Err(Error::EmptyFile { path: shown.to_path_buf() });
+        return Err(Error::EmptyFile {
+            path: shown.to_path_buf(),
+        });
     }
     let text = std::str::from_utf8(bytes).map_err(|e| Error::Malformed {
         path: shown.to_path_buf(),
-        line: bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64 + 1,
+        line: bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+            + 1,
         reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
     })?;
-    let items: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+    let items: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect();
     if items.is_empty() {
-        return Err(Error::Unreadable { path: shown.to_path_buf(), reason: "no text items (every line is blank)".to_owned() });
+        return Err(Error::Unreadable {
+            path: shown.to_path_buf(),
+            reason: "no text items (every line is blank)".to_owned(),
+        });
     }
     Ok(items)
 }
@@ -31,24 +44,42 @@ pub fn column_items(df: &DataFrame, column: &str, shown: &Path) -> Result<Vec<St
     let col = df.column(column).map_err(|_| Error::NoSuchColumn {
         path: shown.to_path_buf(),
         column: column.to_owned(),
-        available: df.get_column_names().iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+        available: df
+            .get_column_names()
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     })?;
     let strings = col.cast(&DataType::String)?;
     let items: Vec<String> = strings.str()?.iter().flatten().map(str::to_owned).collect();
     if items.is_empty() {
-        return Err(Error::Unreadable { path: shown.to_path_buf(), reason: format!("column '{column}' has no values") });
+        return Err(Error::Unreadable {
+            path: shown.to_path_buf(),
+            reason: format!("column '{column}' has no values"),
+        });
     }
     Ok(items)
 }
 
 /// The items of a text version, read back from its blob.
 pub fn items(ws: &Workspace, version: &AssetVersion) -> Result<Vec<String>> {
-    let blob = version.meta.blob.as_deref().ok_or_else(|| Error::MissingBlob { hash: String::new() })?;
+    let blob = version
+        .meta
+        .blob
+        .as_deref()
+        .ok_or_else(|| Error::MissingBlob {
+            hash: String::new(),
+        })?;
     let path = ws.blobs().path(blob);
     let shown = Path::new(&version.source);
     match (version.meta.format, &version.meta.text_column) {
-        (Some(format), Some(column)) => column_items(&table::read(&path, shown, format)?, column, shown),
-        _ => lines(&std::fs::read(&path).map_err(|e| Error::io(&path, e))?, shown),
+        (Some(format), Some(column)) => {
+            column_items(&table::read(&path, shown, format)?, column, shown)
+        }
+        _ => lines(
+            &std::fs::read(&path).map_err(|e| Error::io(&path, e))?,
+            shown,
+        ),
     }
 }
-

@@ -96,11 +96,17 @@ impl Workspace {
     pub fn resolve(&self, reference: &AssetRef) -> Result<AssetVersion> {
         let versions = self.versions(&reference.name)?;
         match reference.version {
-            None => versions.into_iter().next().ok_or_else(|| Error::NoSuchAsset(reference.name.clone())),
-            Some(v) => versions.into_iter().find(|x| x.version == v).ok_or(Error::NoSuchVersion {
-                name: reference.name.clone(),
-                version: v,
-            }),
+            None => versions
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::NoSuchAsset(reference.name.clone())),
+            Some(v) => versions
+                .into_iter()
+                .find(|x| x.version == v)
+                .ok_or(Error::NoSuchVersion {
+                    name: reference.name.clone(),
+                    version: v,
+                }),
         }
     }
 
@@ -120,13 +126,18 @@ impl Workspace {
             "SELECT {VERSION_COLUMNS} FROM asset_versions v JOIN assets a ON a.id = v.asset_id
              WHERE a.name = ?1 AND v.content_hash = ?2"
         );
-        Ok(self.conn.query_row(&sql, params![name, content_hash], version_row).optional()?)
+        Ok(self
+            .conn
+            .query_row(&sql, params![name, content_hash], version_row)
+            .optional()?)
     }
 
     pub fn asset_kind(&self, name: &str) -> Result<Option<AssetKind>> {
         Ok(self
             .conn
-            .query_row("SELECT kind FROM assets WHERE name = ?1", [name], |r| kind_column(r, 0))
+            .query_row("SELECT kind FROM assets WHERE name = ?1", [name], |r| {
+                kind_column(r, 0)
+            })
             .optional()?)
     }
 
@@ -158,9 +169,11 @@ impl Workspace {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_secs();
         let existing: Option<(i64, String)> = tx
-            .query_row("SELECT id, kind FROM assets WHERE name = ?1", [&new.name], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT id, kind FROM assets WHERE name = ?1",
+                [&new.name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         let asset_id = match existing {
             Some((id, kind)) => {

@@ -38,12 +38,6 @@ pub struct DataPanel {
     thumbnails: Thumbnails,
 }
 
-impl<T> Default for Loadable<T> {
-    fn default() -> Self {
-        Loadable::Loading
-    }
-}
-
 impl DataPanel {
     /// Selects an asset and shows its given version (or its latest when `None`).
     pub fn select(&mut self, name: &str, version: Option<i64>, service: &Service) {
@@ -52,7 +46,9 @@ impl DataPanel {
             self.chosen.insert(name.to_owned(), id);
         }
         self.versions.insert(name.to_owned(), Loadable::Loading);
-        service.send(Command::LoadVersions { name: name.to_owned() });
+        service.send(Command::LoadVersions {
+            name: name.to_owned(),
+        });
     }
 
     pub fn selected(&self) -> Option<&str> {
@@ -66,7 +62,11 @@ impl DataPanel {
             Event::Versions { name, reply } => {
                 self.versions.insert(name, Loadable::from_reply(reply));
             }
-            Event::Page { version, page, reply } => self.pages.entry(version).or_default().insert(page, reply),
+            Event::Page {
+                version,
+                page,
+                reply,
+            } => self.pages.entry(version).or_default().insert(page, reply),
             Event::Profile { version, reply } => {
                 self.profiles.insert(version, Loadable::from_reply(reply));
             }
@@ -79,8 +79,15 @@ impl DataPanel {
             Event::Thumbnail { blob_hash, reply } => {
                 let state = match reply {
                     Ok(t) => {
-                        let image = egui::ColorImage::from_rgba_unmultiplied([t.width as usize, t.height as usize], &t.rgba);
-                        Loadable::Ready(ctx.load_texture(format!("thumb-{blob_hash}"), image, egui::TextureOptions::LINEAR))
+                        let image = egui::ColorImage::from_rgba_unmultiplied(
+                            [t.width as usize, t.height as usize],
+                            &t.rgba,
+                        );
+                        Loadable::Ready(ctx.load_texture(
+                            format!("thumb-{blob_hash}"),
+                            image,
+                            egui::TextureOptions::LINEAR,
+                        ))
                     }
                     Err(e) => Loadable::Failed(e),
                 };
@@ -94,29 +101,44 @@ impl DataPanel {
     pub fn asset_list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
         ui.add_space(4.0);
         ui.heading("Data assets");
-        ui.add(egui::TextEdit::singleline(&mut self.filter).hint_text("Filter by name").desired_width(f32::INFINITY));
+        ui.add(
+            egui::TextEdit::singleline(&mut self.filter)
+                .hint_text("Filter by name")
+                .desired_width(f32::INFINITY),
+        );
         ui.add_space(4.0);
-        let Some(assets) = ready_or_status_ui(ui, Some(&self.assets), "data assets").cloned() else { return };
+        let Some(assets) = ready_or_status_ui(ui, Some(&self.assets), "data assets").cloned()
+        else {
+            return;
+        };
         if assets.is_empty() {
             ui.weak("No data assets yet. Drop files or folders on the window, or use Import.");
             return;
         }
         let filter = self.filter.to_lowercase();
         let mut clicked = None;
-        egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-            for asset in assets.iter().filter(|a| a.name.to_lowercase().contains(&filter)) {
-                let selected = self.selected.as_deref() == Some(asset.name.as_str());
-                let response = ui
-                    .selectable_label(selected, format!("{} {}", kind_icon(asset.kind), asset.name))
-                    .on_hover_text(format!(
-                        "{} · latest version {} · {} version(s)",
-                        asset.kind, asset.latest_version, asset.version_count
-                    ));
-                if response.clicked() {
-                    clicked = Some(asset.name.clone());
+        egui::ScrollArea::vertical()
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                for asset in assets
+                    .iter()
+                    .filter(|a| a.name.to_lowercase().contains(&filter))
+                {
+                    let selected = self.selected.as_deref() == Some(asset.name.as_str());
+                    let response = ui
+                        .selectable_label(
+                            selected,
+                            format!("{} {}", kind_icon(asset.kind), asset.name),
+                        )
+                        .on_hover_text(format!(
+                            "{} · latest version {} · {} version(s)",
+                            asset.kind, asset.latest_version, asset.version_count
+                        ));
+                    if response.clicked() {
+                        clicked = Some(asset.name.clone());
+                    }
                 }
-            }
-        });
+            });
         if let Some(name) = clicked {
             self.select(&name, None, service);
         }
@@ -129,9 +151,17 @@ impl DataPanel {
             });
             return;
         };
-        let Some(versions) = ready_or_status_ui(ui, self.versions.get(&name), "versions").cloned() else { return };
+        let Some(versions) = ready_or_status_ui(ui, self.versions.get(&name), "versions").cloned()
+        else {
+            return;
+        };
         let chosen = self.chosen.get(&name).copied();
-        let Some(version) = versions.iter().find(|v| Some(v.id) == chosen).or(versions.first()).cloned() else {
+        let Some(version) = versions
+            .iter()
+            .find(|v| Some(v.id) == chosen)
+            .or(versions.first())
+            .cloned()
+        else {
             return;
         };
         self.header_ui(ui, &name, &versions, &version);
@@ -140,7 +170,9 @@ impl DataPanel {
             AssetKind::Table => self.table_tabs_ui(ui, &version, service),
             AssetKind::Images => {
                 let files = self.files.entry(version.id).or_insert_with(|| {
-                    service.send(Command::LoadFiles { version: version.id });
+                    service.send(Command::LoadFiles {
+                        version: version.id,
+                    });
                     Loadable::Loading
                 });
                 if let Some(files) = ready_or_status_ui(ui, Some(files), "images").cloned() {
@@ -149,7 +181,9 @@ impl DataPanel {
             }
             AssetKind::Text => {
                 let texts = self.texts.entry(version.id).or_insert_with(|| {
-                    service.send(Command::LoadText { version: version.id });
+                    service.send(Command::LoadText {
+                        version: version.id,
+                    });
                     Loadable::Loading
                 });
                 if let Some(items) = ready_or_status_ui(ui, Some(texts), "text items") {
@@ -159,14 +193,24 @@ impl DataPanel {
         }
     }
 
-    fn header_ui(&mut self, ui: &mut egui::Ui, name: &str, versions: &[AssetVersion], version: &AssetVersion) {
+    fn header_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        name: &str,
+        versions: &[AssetVersion],
+        version: &AssetVersion,
+    ) {
         ui.horizontal(|ui| {
             ui.heading(format!("{} {name}", kind_icon(version.kind)));
             ui.weak(version.kind.as_str());
             ui.add_space(12.0);
             let latest = versions.first().map(|v| v.version);
             let label = |v: &AssetVersion| {
-                if Some(v.version) == latest { format!("Version {} (latest)", v.version) } else { format!("Version {}", v.version) }
+                if Some(v.version) == latest {
+                    format!("Version {} (latest)", v.version)
+                } else {
+                    format!("Version {}", v.version)
+                }
             };
             egui::ComboBox::from_id_salt("version")
                 .selected_text(label(version))
@@ -179,7 +223,11 @@ impl DataPanel {
                 });
         });
         let items = match version.kind {
-            AssetKind::Table => format!("{} rows × {} columns", format::count(version.item_count), version.meta.columns.len()),
+            AssetKind::Table => format!(
+                "{} rows × {} columns",
+                format::count(version.item_count),
+                version.meta.columns.len()
+            ),
             AssetKind::Images => format!("{} images", format::count(version.item_count)),
             AssetKind::Text => format!("{} items", format::count(version.item_count)),
         };
@@ -188,12 +236,24 @@ impl DataPanel {
             ui.weak("·");
             ui.label(format::bytes(version.size_bytes));
             ui.weak("·");
-            ui.label(format!("imported {}", format::timestamp(version.created_at)));
+            ui.label(format!(
+                "imported {}",
+                format::timestamp(version.created_at)
+            ));
             ui.weak("·");
-            ui.label(egui::RichText::new(format!("hash {}", &version.content_hash[..12.min(version.content_hash.len())])).monospace())
-                .on_hover_text(&version.content_hash);
+            ui.label(
+                egui::RichText::new(format!(
+                    "hash {}",
+                    &version.content_hash[..12.min(version.content_hash.len())]
+                ))
+                .monospace(),
+            )
+            .on_hover_text(&version.content_hash);
         });
-        ui.add(egui::Label::new(egui::RichText::new(format!("from {}", version.source)).weak()).truncate());
+        ui.add(
+            egui::Label::new(egui::RichText::new(format!("from {}", version.source)).weak())
+                .truncate(),
+        );
     }
 
     fn table_tabs_ui(&mut self, ui: &mut egui::Ui, version: &AssetVersion, service: &Service) {
@@ -203,10 +263,17 @@ impl DataPanel {
         });
         ui.add_space(4.0);
         match self.tab {
-            TableTab::Preview => table_ui(ui, version, self.pages.entry(version.id).or_default(), service),
+            TableTab::Preview => table_ui(
+                ui,
+                version,
+                self.pages.entry(version.id).or_default(),
+                service,
+            ),
             TableTab::Profile => {
                 let profile = self.profiles.entry(version.id).or_insert_with(|| {
-                    service.send(Command::LoadProfile { version: version.id });
+                    service.send(Command::LoadProfile {
+                        version: version.id,
+                    });
                     Loadable::Loading
                 });
                 if let Some(profile) = ready_or_status_ui(ui, Some(profile), "the profile") {

@@ -24,7 +24,12 @@ impl ImportDialog {
         for path in paths {
             if self.pending.iter().all(|p| p.path != path) {
                 let name = name_from_path(&path);
-                self.pending.push(Pending { path, name, kind: None, text_column: String::new() });
+                self.pending.push(Pending {
+                    path,
+                    name,
+                    kind: None,
+                    text_column: String::new(),
+                });
             }
         }
     }
@@ -98,7 +103,9 @@ impl ImportDialog {
                 path: p.path,
                 name: p.name.trim().to_owned(),
                 kind: p.kind,
-                text_column: Some(p.text_column.trim().to_owned()).filter(|c| !c.is_empty() && p.kind == Some(AssetKind::Text)),
+                text_column: Some(p.text_column.trim().to_owned())
+                    .filter(|c| !c.is_empty() && p.kind == Some(AssetKind::Text)),
+                source_label: None,
             })
             .collect()
     }

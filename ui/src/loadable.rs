@@ -1,7 +1,8 @@
 //! The state of something the service is fetching.
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum Loadable<T> {
+    #[default]
     Loading,
     Ready(T),
     Failed(String),
@@ -17,11 +18,18 @@ impl<T> Loadable<std::sync::Arc<T>> {
 }
 
 /// Draws the loading and failed states; returns the value when it is ready.
-pub fn ready_or_status_ui<'a, T>(ui: &mut egui::Ui, state: Option<&'a Loadable<T>>, what: &str) -> Option<&'a T> {
+pub fn ready_or_status_ui<'a, T>(
+    ui: &mut egui::Ui,
+    state: Option<&'a Loadable<T>>,
+    what: &str,
+) -> Option<&'a T> {
     match state {
         Some(Loadable::Ready(value)) => Some(value),
         Some(Loadable::Failed(e)) => {
-            ui.colored_label(ui.visuals().error_fg_color, format!("Could not load {what}: {e}"));
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("Could not load {what}: {e}"),
+            );
             None
         }
         Some(Loadable::Loading) | None => {

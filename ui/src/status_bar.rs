@@ -9,7 +9,11 @@ pub enum Message {
 }
 
 /// Draws the bar; returns the id of a job whose cancel button was clicked.
-pub fn status_bar_ui(ui: &mut egui::Ui, jobs: &[JobView], messages: &mut Vec<Message>) -> Option<u64> {
+pub fn status_bar_ui(
+    ui: &mut egui::Ui,
+    jobs: &[JobView],
+    messages: &mut Vec<Message>,
+) -> Option<u64> {
     let mut cancel = None;
     for job in jobs {
         ui.horizontal(|ui| {
@@ -30,7 +34,9 @@ pub fn status_bar_ui(ui: &mut egui::Ui, jobs: &[JobView], messages: &mut Vec<Mes
         ui.horizontal(|ui| {
             match message {
                 Message::Info(text) => ui.label(text),
-                Message::Error(text) => ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {text}")),
+                Message::Error(text) => {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("⚠ {text}"))
+                }
             };
             if ui.small_button("✖").on_hover_text("Dismiss").clicked() {
                 dismissed = Some(i);

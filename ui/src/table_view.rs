@@ -38,70 +38,81 @@ impl TablePages {
     }
 }
 
-pub fn table_ui(ui: &mut egui::Ui, version: &AssetVersion, pages: &mut TablePages, service: &Service) {
+pub fn table_ui(
+    ui: &mut egui::Ui,
+    version: &AssetVersion,
+    pages: &mut TablePages,
+    service: &Service,
+) {
     let columns = &version.meta.columns;
     let rows = usize::try_from(version.item_count).unwrap_or(0);
     let mut wanted = BTreeSet::new();
     let mut first_visible = None;
     let row_number_width = (rows.to_string().len() as f32 * 8.0 + 12.0).max(40.0);
     let scroll_to = go_to_row_ui(ui, &mut pages.go_to, rows);
-    egui::ScrollArea::horizontal().id_salt(("table-h", version.id)).show(ui, |ui| {
-        let mut table = TableBuilder::new(ui).id_salt(("table", version.id));
-        if let Some(row) = scroll_to {
-            table = table.scroll_to_row(row, Some(egui::Align::TOP));
-        }
-        table
-            .striped(true)
-            .resizable(true)
-            .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-            .column(Column::exact(row_number_width))
-            .columns(Column::initial(120.0).at_least(40.0).clip(true), columns.len())
-            .min_scrolled_height(0.0)
-            .header(ROW_HEIGHT + 4.0, |mut header| {
-                header.col(|ui| {
-                    ui.weak("#");
-                });
-                for column in columns {
+    egui::ScrollArea::horizontal()
+        .id_salt(("table-h", version.id))
+        .show(ui, |ui| {
+            let mut table = TableBuilder::new(ui).id_salt(("table", version.id));
+            if let Some(row) = scroll_to {
+                table = table.scroll_to_row(row, Some(egui::Align::TOP));
+            }
+            table
+                .striped(true)
+                .resizable(true)
+                .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+                .column(Column::exact(row_number_width))
+                .columns(
+                    Column::initial(120.0).at_least(40.0).clip(true),
+                    columns.len(),
+                )
+                .min_scrolled_height(0.0)
+                .header(ROW_HEIGHT + 4.0, |mut header| {
                     header.col(|ui| {
-                        ui.strong(&column.name).on_hover_text(format!("{} ({})", column.name, column.dtype));
+                        ui.weak("#");
                     });
-                }
-            })
-            .body(|body| {
-                body.rows(ROW_HEIGHT, rows, |mut row| {
-                    let index = row.index();
-                    let page = index / PAGE_ROWS;
-                    first_visible.get_or_insert(page);
-                    row.col(|ui| {
-                        ui.weak((index + 1).to_string());
-                    });
-                    match pages.pages.get(&page) {
-                        Some(Loadable::Ready(cells)) => {
-                            let cells = cells.get(index % PAGE_ROWS);
-                            for c in 0..columns.len() {
-                                row.col(|ui| match cells.and_then(|r| r.get(c)) {
-                                    Some(Some(text)) => {
-                                        ui.label(text);
-                                    }
-                                    _ => {
-                                        ui.weak("null");
-                                    }
+                    for column in columns {
+                        header.col(|ui| {
+                            ui.strong(&column.name)
+                                .on_hover_text(format!("{} ({})", column.name, column.dtype));
+                        });
+                    }
+                })
+                .body(|body| {
+                    body.rows(ROW_HEIGHT, rows, |mut row| {
+                        let index = row.index();
+                        let page = index / PAGE_ROWS;
+                        first_visible.get_or_insert(page);
+                        row.col(|ui| {
+                            ui.weak((index + 1).to_string());
+                        });
+                        match pages.pages.get(&page) {
+                            Some(Loadable::Ready(cells)) => {
+                                let cells = cells.get(index % PAGE_ROWS);
+                                for c in 0..columns.len() {
+                                    row.col(|ui| match cells.and_then(|r| r.get(c)) {
+                                        Some(Some(text)) => {
+                                            ui.label(text);
+                                        }
+                                        _ => {
+                                            ui.weak("null");
+                                        }
+                                    });
+                                }
+                            }
+                            Some(Loadable::Failed(e)) => {
+                                row.col(|ui| {
+                                    ui.colored_label(ui.visuals().error_fg_color, e.as_str());
                                 });
                             }
+                            Some(Loadable::Loading) => {}
+                            None => {
+                                wanted.insert(page);
+                            }
                         }
-                        Some(Loadable::Failed(e)) => {
-                            row.col(|ui| {
-                                ui.colored_label(ui.visuals().error_fg_color, e.as_str());
-                            });
-                        }
-                        Some(Loadable::Loading) => {}
-                        None => {
-                            wanted.insert(page);
-                        }
-                    }
+                    });
                 });
-            });
-    });
+        });
     if let Some(page) = first_visible {
         // Fetch one page ahead so that scrolling down rarely shows an empty row.
         let next = page + 1;
@@ -110,7 +121,10 @@ pub fn table_ui(ui: &mut egui::Ui, version: &AssetVersion, pages: &mut TablePage
         }
         for page in wanted {
             pages.pages.insert(page, Loadable::Loading);
-            service.send(Command::LoadPage { version: version.id, page });
+            service.send(Command::LoadPage {
+                version: version.id,
+                page,
+            });
         }
         pages.evict_far_from(page);
     }
@@ -121,12 +135,24 @@ fn go_to_row_ui(ui: &mut egui::Ui, text: &mut String, rows: usize) -> Option<usi
     ui.horizontal(|ui| {
         let label = ui.label("Go to row");
         let response = ui
-            .add(egui::TextEdit::singleline(text).desired_width(90.0).hint_text(format!("1–{rows}")))
+            .add(
+                egui::TextEdit::singleline(text)
+                    .desired_width(90.0)
+                    .hint_text(format!("1–{rows}")),
+            )
             .labelled_by(label.id);
         let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        let row = text.trim().replace(',', "").parse::<usize>().ok().filter(|r| (1..=rows).contains(r));
+        let row = text
+            .trim()
+            .replace(',', "")
+            .parse::<usize>()
+            .ok()
+            .filter(|r| (1..=rows).contains(r));
         if !text.trim().is_empty() && row.is_none() {
-            ui.colored_label(ui.visuals().warn_fg_color, format!("enter a row number from 1 to {rows}"));
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("enter a row number from 1 to {rows}"),
+            );
         }
         if entered { row.map(|r| r - 1) } else { None }
     })

@@ -69,11 +69,16 @@ impl Workbench {
                 if ui.button("Import files…").on_hover_text("Ctrl+O").clicked() {
                     self.requests.push(ShellRequest::PickFiles);
                 }
-                if ui.button("Import folder…").on_hover_text("Ctrl+Shift+O").clicked() {
+                if ui
+                    .button("Import folder…")
+                    .on_hover_text("Ctrl+Shift+O")
+                    .clicked()
+                {
                     self.requests.push(ShellRequest::PickFolder);
                 }
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    ui.weak(self.service.root().display().to_string()).on_hover_text("Workspace folder");
+                    ui.weak(self.service.root().display().to_string())
+                        .on_hover_text("Workspace folder");
                 });
             });
         });
@@ -99,23 +104,38 @@ impl Workbench {
 
     fn take_events(&mut self, ctx: &egui::Context) {
         for event in self.service.poll() {
-            let Some(event) = self.data.on_event(event, ctx) else { continue };
+            let Some(event) = self.data.on_event(event, ctx) else {
+                continue;
+            };
             if let Event::Imported { request, reply } = event {
                 match reply {
                     Ok(outcome) => {
                         let v = &outcome.version;
                         let text = if outcome.created {
-                            format!("Imported {} ({} items)", v.reference(), format::count(v.item_count))
+                            format!(
+                                "Imported {} ({} items)",
+                                v.reference(),
+                                format::count(v.item_count)
+                            )
                         } else {
-                            format!("{} already holds this content; nothing new was stored", v.reference())
+                            format!(
+                                "{} already holds this content; nothing new was stored",
+                                v.reference()
+                            )
                         };
                         self.messages.push(Message::Info(text));
                         self.data.select(&v.asset_name, Some(v.id), &self.service);
                     }
                     Err(e) if e == lathe_core::Error::Cancelled.to_string() => {
-                        self.messages.push(Message::Info(format!("Import of {} cancelled; nothing was stored", request.name)));
+                        self.messages.push(Message::Info(format!(
+                            "Import of {} cancelled; nothing was stored",
+                            request.name
+                        )));
                     }
-                    Err(e) => self.messages.push(Message::Error(format!("Import of {} failed: {e}", request.name))),
+                    Err(e) => self.messages.push(Message::Error(format!(
+                        "Import of {} failed: {e}",
+                        request.name
+                    ))),
                 }
             }
         }
@@ -123,8 +143,17 @@ impl Workbench {
 
     fn take_input(&mut self, ctx: &egui::Context) {
         let (dropped, pick_files, pick_folder) = ctx.input_mut(|i| {
-            let dropped: Vec<PathBuf> = i.raw.dropped_files.drain(..).map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect();
-            let folder = i.consume_key(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::O);
+            let dropped: Vec<PathBuf> = i
+                .raw
+                .dropped_files
+                .drain(..)
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect();
+            let folder = i.consume_key(
+                egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+                egui::Key::O,
+            );
             let files = i.consume_key(egui::Modifiers::COMMAND, egui::Key::O);
             (dropped, files, folder)
         });
@@ -139,10 +168,19 @@ impl Workbench {
         }
         let hovering = ctx.input(|i| !i.raw.hovered_files.is_empty());
         if hovering && !self.imports.is_open() {
-            let painter = ctx.layer_painter(egui::LayerId::new(egui::Order::Foreground, egui::Id::unique("drop-hint")));
+            let painter = ctx.layer_painter(egui::LayerId::new(
+                egui::Order::Foreground,
+                egui::Id::unique("drop-hint"),
+            ));
             let rect = ctx.content_rect();
             painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
-            painter.text(rect.center(), egui::Align2::CENTER_CENTER, "Drop to import", egui::FontId::proportional(28.0), egui::Color32::WHITE);
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "Drop to import",
+                egui::FontId::proportional(28.0),
+                egui::Color32::WHITE,
+            );
         }
     }
 }
