@@ -135,7 +135,8 @@ pub fn run_until<S>(
         }
         assert!(
             start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
+            "timed out after {timeout:?} waiting for {what}; the window shows: {}",
+            visible_text(harness)
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -149,4 +150,23 @@ pub fn go_to_row<S>(harness: &egui_kittest::Harness<'_, S>, row: &str) {
     harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     field.type_text(row);
     harness.key_press(egui::Key::Enter);
+}
+
+/// The labels and values of every node in the window, for a failure message.
+pub fn visible_text<S>(harness: &egui_kittest::Harness<'_, S>) -> String {
+    use egui_kittest::kittest::NodeT;
+    fn walk(node: egui_kittest::Node<'_>, out: &mut Vec<String>) {
+        let a = node.accesskit_node();
+        if let Some(text) = a.label().or_else(|| a.value()).filter(|t| !t.is_empty()) {
+            if out.last() != Some(&text) {
+                out.push(text);
+            }
+        }
+        for child in node.children() {
+            walk(child, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(harness.root(), &mut out);
+    out.join(" | ")
 }

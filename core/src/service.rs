@@ -101,26 +101,41 @@ struct Shared {
     jobs: Mutex<Vec<Job>>,
     next_job: AtomicU64,
     tables: Mutex<Vec<(i64, TableSlot)>>,
-    readers: rayon::ThreadPool,
 }
+
+/// Short reads run on a few plain threads rather than a rayon pool: a rayon worker that waits
+/// (inside polars, say) may steal another read that waits on the same table load, and deadlock.
+type ReadTask = Box<dyn FnOnce() + Send>;
+const READER_THREADS: usize = 2;
 
 pub struct Service {
     shared: Arc<Shared>,
     events: Receiver<Event>,
+    readers: Sender<ReadTask>,
 }
 
 impl Service {
     /// A service over the workspace in `root`, which must already open (see [`Workspace::open`]).
     pub fn new(root: impl Into<PathBuf>, waker: Waker) -> Result<Self> {
         let (tx, rx) = channel();
-        let readers = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .thread_name(|i| format!("lathe-reader-{i}"))
-            .build()
-            .map_err(|e| Error::Unreadable {
-                path: PathBuf::from("<threads>"),
-                reason: e.to_string(),
-            })?;
+        let (readers, tasks) = channel::<ReadTask>();
+        let tasks = Arc::new(Mutex::new(tasks));
+        for i in 0..READER_THREADS {
+            let tasks = Arc::clone(&tasks);
+            std::thread::Builder::new()
+                .name(format!("lathe-reader-{i}"))
+                .spawn(move || {
+                    // Ends when the service, and with it the sender, is dropped.
+                    while let Ok(task) = tasks
+                        .lock()
+                        .map_err(drop)
+                        .and_then(|rx| rx.recv().map_err(drop))
+                    {
+                        task();
+                    }
+                })
+                .map_err(|e| Error::io("<threads>", e))?;
+        }
         Ok(Self {
             shared: Arc::new(Shared {
                 root: root.into(),
@@ -129,9 +144,9 @@ impl Service {
                 jobs: Mutex::new(Vec::new()),
                 next_job: AtomicU64::new(1),
                 tables: Mutex::new(Vec::new()),
-                readers,
             }),
             events: rx,
+            readers,
         })
     }
 
@@ -205,10 +220,11 @@ impl Service {
 
     fn read(&self, work: impl FnOnce(&Shared) -> Event + Send + 'static) {
         let shared = Arc::clone(&self.shared);
-        self.shared.readers.spawn(move || {
+        // A send fails only if every reader thread died; the GUI then waits, as it would anyway.
+        let _ = self.readers.send(Box::new(move || {
             let event = work(&shared);
             shared.emit(event);
-        });
+        }));
     }
 
     /// Events that arrived since the last call, oldest first.

@@ -66,20 +66,27 @@ pub fn read_bytes(bytes: &[u8], shown: &Path, format: TableFormat) -> Result<Dat
     };
     let df = match format {
         TableFormat::Csv | TableFormat::Tsv => {
-            let (checked, parsed) = rayon::join(
-                || check_delimited(bytes, format.separator(), shown),
-                || {
-                    CsvReadOptions::default()
-                        .with_has_header(true)
-                        .with_infer_schema_length(Some(10_000))
-                        .map_parse_options(|o| {
-                            o.with_separator(format.separator())
-                                .with_try_parse_dates(true)
-                        })
-                        .into_reader_with_file_handle(Cursor::new(bytes))
-                        .finish()
-                },
-            );
+            // The check runs on its own thread beside polars' parse. Not rayon::join: a rayon
+            // worker waiting in join may steal a task that waits on this very load, and deadlock.
+            let (checked, parsed) = std::thread::scope(|scope| {
+                let checked = scope.spawn(|| check_delimited(bytes, format.separator(), shown));
+                let parsed = CsvReadOptions::default()
+                    .with_has_header(true)
+                    .with_infer_schema_length(Some(10_000))
+                    .map_parse_options(|o| {
+                        o.with_separator(format.separator())
+                            .with_try_parse_dates(true)
+                    })
+                    .into_reader_with_file_handle(Cursor::new(bytes))
+                    .finish();
+                (checked.join(), parsed)
+            });
+            let checked = checked.unwrap_or_else(|_| {
+                Err(Error::Unreadable {
+                    path: shown.to_path_buf(),
+                    reason: "the CSV check failed unexpectedly".to_owned(),
+                })
+            });
             checked?;
             parsed.map_err(unreadable)?
         }
