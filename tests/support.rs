@@ -157,10 +157,10 @@ pub fn visible_text<S>(harness: &egui_kittest::Harness<'_, S>) -> String {
     use egui_kittest::kittest::NodeT;
     fn walk(node: egui_kittest::Node<'_>, out: &mut Vec<String>) {
         let a = node.accesskit_node();
-        if let Some(text) = a.label().or_else(|| a.value()).filter(|t| !t.is_empty()) {
-            if out.last() != Some(&text) {
-                out.push(text);
-            }
+        if let Some(text) = a.label().or_else(|| a.value()).filter(|t| !t.is_empty())
+            && out.last() != Some(&text)
+        {
+            out.push(text);
         }
         for child in node.children() {
             walk(child, out);
