@@ -39,7 +39,7 @@ pub enum Error {
     NoSuchAsset(String),
     #[error("data asset '{name}' has no version {version}")]
     NoSuchVersion { name: String, version: i64 },
-    #[error("data asset '{name}' is a {actual} asset, not {expected}")]
+    #[error("data asset '{name}' is of kind {actual}, not {expected}")]
     WrongKind {
         name: String,
         actual: String,
