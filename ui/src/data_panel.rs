@@ -10,7 +10,7 @@ use lathe_core::profile::TableProfile;
 use lathe_core::service::{Command, Event, Service};
 
 use crate::image_grid::{Thumbnails, image_grid_ui};
-use crate::loadable::{Loadable, ready_or_status_ui};
+use crate::loadable::{Loadable, loaded_ui, ready_or_status_ui};
 use crate::profile_view::profile_ui;
 use crate::table_view::{TablePages, table_ui};
 use crate::text_list::text_list_ui;
@@ -40,15 +40,13 @@ pub struct DataPanel {
 
 impl DataPanel {
     /// Selects an asset and shows its given version (or its latest when `None`).
-    pub fn select(&mut self, name: &str, version: Option<i64>, service: &Service) {
+    pub fn select(&mut self, name: &str, version: Option<i64>) {
         self.selected = Some(name.to_owned());
         if let Some(id) = version {
             self.chosen.insert(name.to_owned(), id);
         }
-        self.versions.insert(name.to_owned(), Loadable::Loading);
-        service.send(Command::LoadVersions {
-            name: name.to_owned(),
-        });
+        // Read the versions afresh: the next frame asks for them.
+        self.versions.remove(name);
     }
 
     pub fn selected(&self) -> Option<&str> {
@@ -109,6 +107,10 @@ impl DataPanel {
         ui.add_space(4.0);
         let Some(assets) = ready_or_status_ui(ui, Some(&self.assets), "data assets").cloned()
         else {
+            if matches!(self.assets, Loadable::Failed(_)) && ui.button("Retry").clicked() {
+                self.assets = Loadable::Loading;
+                service.send(Command::RefreshAssets);
+            }
             return;
         };
         if assets.is_empty() {
@@ -140,7 +142,7 @@ impl DataPanel {
                 }
             });
         if let Some(name) = clicked {
-            self.select(&name, None, service);
+            self.select(&name, None);
         }
     }
 
@@ -151,8 +153,9 @@ impl DataPanel {
             });
             return;
         };
-        let Some(versions) = ready_or_status_ui(ui, self.versions.get(&name), "versions").cloned()
-        else {
+        let Some(versions) = loaded_ui(ui, &mut self.versions, &name, "versions", || {
+            service.send(Command::LoadVersions { name: name.clone() });
+        }) else {
             return;
         };
         let chosen = self.chosen.get(&name).copied();
@@ -169,25 +172,26 @@ impl DataPanel {
         match version.kind {
             AssetKind::Table => self.table_tabs_ui(ui, &version, service),
             AssetKind::Images => {
-                let files = self.files.entry(version.id).or_insert_with(|| {
+                let request = || {
                     service.send(Command::LoadFiles {
                         version: version.id,
                     });
-                    Loadable::Loading
-                });
-                if let Some(files) = ready_or_status_ui(ui, Some(files), "images").cloned() {
+                };
+                if let Some(files) = loaded_ui(ui, &mut self.files, &version.id, "images", request)
+                {
                     image_grid_ui(ui, &files, &mut self.thumbnails, service);
                 }
             }
             AssetKind::Text => {
-                let texts = self.texts.entry(version.id).or_insert_with(|| {
+                let request = || {
                     service.send(Command::LoadText {
                         version: version.id,
                     });
-                    Loadable::Loading
-                });
-                if let Some(items) = ready_or_status_ui(ui, Some(texts), "text items") {
-                    text_list_ui(ui, items);
+                };
+                if let Some(items) =
+                    loaded_ui(ui, &mut self.texts, &version.id, "text items", request)
+                {
+                    text_list_ui(ui, &items);
                 }
             }
         }
@@ -270,14 +274,15 @@ impl DataPanel {
                 service,
             ),
             TableTab::Profile => {
-                let profile = self.profiles.entry(version.id).or_insert_with(|| {
+                let request = || {
                     service.send(Command::LoadProfile {
                         version: version.id,
                     });
-                    Loadable::Loading
-                });
-                if let Some(profile) = ready_or_status_ui(ui, Some(profile), "the profile") {
-                    profile_ui(ui, profile);
+                };
+                if let Some(profile) =
+                    loaded_ui(ui, &mut self.profiles, &version.id, "the profile", request)
+                {
+                    profile_ui(ui, &profile);
                 }
             }
         }

@@ -17,6 +17,27 @@ impl<T> Loadable<std::sync::Arc<T>> {
     }
 }
 
+/// Shows the entry for `key` in `map`: asks for it with `request` when absent, draws the loading
+/// and failed states (a failure offers Retry), and returns the value when it is ready.
+pub fn loaded_ui<K: std::hash::Hash + Eq + Clone, T: Clone>(
+    ui: &mut egui::Ui,
+    map: &mut std::collections::HashMap<K, Loadable<T>>,
+    key: &K,
+    what: &str,
+    request: impl FnOnce(),
+) -> Option<T> {
+    let state = map.entry(key.clone()).or_insert_with(|| {
+        request();
+        Loadable::Loading
+    });
+    let value = ready_or_status_ui(ui, Some(state), what).cloned();
+    if matches!(state, Loadable::Failed(_)) && ui.button("Retry").clicked() {
+        // Without an entry, the next frame asks again.
+        map.remove(key);
+    }
+    value
+}
+
 /// Draws the loading and failed states; returns the value when it is ready.
 pub fn ready_or_status_ui<'a, T>(
     ui: &mut egui::Ui,

@@ -124,7 +124,7 @@ impl Workbench {
                             )
                         };
                         self.messages.push(Message::Info(text));
-                        self.data.select(&v.asset_name, Some(v.id), &self.service);
+                        self.data.select(&v.asset_name, Some(v.id));
                     }
                     Err(e) if e == lathe_core::Error::Cancelled.to_string() => {
                         self.messages.push(Message::Info(format!(
