@@ -180,22 +180,20 @@ fn stage_table(
     progress.start_stage("checking", 1);
     let df = table::read(&ws.blobs().path(&put.hash), path, format)?;
     progress.advance(1);
-    Ok(Staged::New(Box::new(NewVersion {
-        name: request.name.clone(),
-        kind: AssetKind::Table,
+    let meta = VersionMeta {
+        blob: Some(put.hash.clone()),
+        format: Some(format),
+        columns: table::columns(&df),
+        text_column: None,
+    };
+    Ok(single_blob_version(
+        request,
+        AssetKind::Table,
         content_hash,
-        source: request.source(),
-        item_count: df.height() as i64,
-        size_bytes: put.size_bytes as i64,
-        meta: VersionMeta {
-            blob: Some(put.hash.clone()),
-            format: Some(format),
-            columns: table::columns(&df),
-            text_column: None,
-        },
-        files: Vec::new(),
-        blobs: vec![put],
-    })))
+        put,
+        df.height(),
+        meta,
+    ))
 }
 
 fn stage_text(
@@ -229,33 +227,44 @@ fn stage_text(
         return Ok(Staged::Existing(version));
     }
     progress.start_stage("checking", 1);
-    let stored = ws.blobs().path(&put.hash);
-    let items = match (format, &column) {
-        (Some(format), Some(column)) => {
-            text::column_items(&table::read(&stored, path, format)?, column, path)?
-        }
-        _ => text::lines(
-            &std::fs::read(&stored).map_err(|e| Error::io(&stored, e))?,
-            path,
-        )?,
-    };
+    let items = text::read(&ws.blobs().path(&put.hash), path, format, column.as_deref())?;
     progress.advance(1);
-    Ok(Staged::New(Box::new(NewVersion {
+    let meta = VersionMeta {
+        blob: Some(put.hash.clone()),
+        format,
+        columns: Vec::new(),
+        text_column: column,
+    };
+    Ok(single_blob_version(
+        request,
+        AssetKind::Text,
+        content_hash,
+        put,
+        items.len(),
+        meta,
+    ))
+}
+
+/// A new version held in one blob: a table, or a text corpus.
+fn single_blob_version(
+    request: &ImportRequest,
+    kind: AssetKind,
+    content_hash: String,
+    put: PutBlob,
+    item_count: usize,
+    meta: VersionMeta,
+) -> Staged {
+    Staged::New(Box::new(NewVersion {
         name: request.name.clone(),
-        kind: AssetKind::Text,
+        kind,
         content_hash,
         source: request.source(),
-        item_count: items.len() as i64,
+        item_count: item_count as i64,
         size_bytes: put.size_bytes as i64,
-        meta: VersionMeta {
-            blob: Some(put.hash.clone()),
-            format,
-            columns: Vec::new(),
-            text_column: column,
-        },
+        meta,
         files: Vec::new(),
         blobs: vec![put],
-    })))
+    }))
 }
 
 fn stage_images(

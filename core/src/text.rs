@@ -5,7 +5,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::assets::AssetVersion;
-use crate::table;
+use crate::table::{self, TableFormat};
 use crate::workspace::Workspace;
 use crate::{Error, Result};
 
@@ -71,15 +71,26 @@ pub fn items(ws: &Workspace, version: &AssetVersion) -> Result<Vec<String>> {
         .ok_or_else(|| Error::MissingBlob {
             hash: String::new(),
         })?;
-    let path = ws.blobs().path(blob);
-    let shown = Path::new(&version.source);
-    match (version.meta.format, &version.meta.text_column) {
+    read(
+        &ws.blobs().path(blob),
+        Path::new(&version.source),
+        version.meta.format,
+        version.meta.text_column.as_deref(),
+    )
+}
+
+/// The items of the file at `path`: a column of a table when `format` and `column` are given,
+/// its lines otherwise. Errors name `shown`.
+pub fn read(
+    path: &Path,
+    shown: &Path,
+    format: Option<TableFormat>,
+    column: Option<&str>,
+) -> Result<Vec<String>> {
+    match (format, column) {
         (Some(format), Some(column)) => {
-            column_items(&table::read(&path, shown, format)?, column, shown)
+            column_items(&table::read(path, shown, format)?, column, shown)
         }
-        _ => lines(
-            &std::fs::read(&path).map_err(|e| Error::io(&path, e))?,
-            shown,
-        ),
+        _ => lines(&std::fs::read(path).map_err(|e| Error::io(path, e))?, shown),
     }
 }
