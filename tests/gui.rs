@@ -12,7 +12,7 @@ use lathe_core::Workspace;
 use lathe_core::import::{ImportRequest, import};
 use lathe_core::jobs::Progress;
 use lathe_core::service::Service;
-use lathe_tests::{Sandbox, go_to_row, png, run_until};
+use lathe_tests::{Sandbox, drop_files, go_to_row, png, run_until};
 use lathe_ui::Workbench;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -119,7 +119,7 @@ fn dropped_files_open_the_import_window_and_import() {
         h.query_by_label_contains("No data assets yet").is_some()
     });
     let path = s.file("fresh.csv", b"x\n1\n2\n");
-    h.state_mut().offer_paths(vec![path]);
+    drop_files(&mut h, &[path]);
     run_until(&mut h, WAIT, "the import window", |h| {
         shows(h, "Import data")
     });

@@ -170,3 +170,27 @@ pub fn visible_text<S>(harness: &egui_kittest::Harness<'_, S>) -> String {
     walk(harness.root(), &mut out);
     out.join(" | ")
 }
+
+/// A file dropped on the window, as the windowing system hands it to egui.
+#[derive(Debug)]
+pub struct DroppedPath(pub PathBuf);
+
+impl egui::DroppedFile for DroppedPath {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// Drops `paths` on the window at the next step.
+pub fn drop_files<S>(harness: &mut egui_kittest::Harness<'_, S>, paths: &[PathBuf]) {
+    for path in paths {
+        harness
+            .input_mut()
+            .dropped_files
+            .push(std::sync::Arc::new(DroppedPath(path.clone())));
+    }
+}
