@@ -87,6 +87,7 @@ fn stat_ui(ui: &mut egui::Ui, name: &str, value: String) {
 }
 
 fn histogram_ui(ui: &mut egui::Ui, index: usize, h: &Histogram) {
+    let color = ui.visuals().selection.bg_fill;
     let bars: Vec<Bar> = h
         .counts
         .iter()
@@ -106,7 +107,7 @@ fn histogram_ui(ui: &mut egui::Ui, index: usize, h: &Histogram) {
         .allow_scroll(false)
         .allow_boxed_zoom(false)
         .show_y(false)
-        .show(ui, |plot| plot.bar_chart(BarChart::new("count", bars)));
+        .show(ui, |plot| plot.bar_chart(BarChart::new("count", bars).color(color)));
 }
 
 fn top_values_ui(ui: &mut egui::Ui, c: &ColumnProfile) {
