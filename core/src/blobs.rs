@@ -47,8 +47,23 @@ impl BlobStore {
         self.put_reader(&mut input, source, progress)
     }
 
+    /// Stores bytes already in memory, hashing them on all cores; content the store already
+    /// holds is not written again.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<PutBlob> {
-        self.put_reader(&mut &*bytes, Path::new("<memory>"), &Progress::default())
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_rayon(bytes);
+        let hash = hasher.finalize().to_hex().to_string();
+        let size_bytes = bytes.len() as u64;
+        if self.contains(&hash) {
+            return Ok(PutBlob {
+                hash,
+                size_bytes,
+                created: false,
+            });
+        }
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+        self.persist(tmp, hash, size_bytes)
     }
 
     fn put_reader(
@@ -57,9 +72,7 @@ impl BlobStore {
         source: &Path,
         progress: &Progress,
     ) -> Result<PutBlob> {
-        let tmp_dir = self.root.join("tmp");
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+        let mut tmp = self.temp_file()?;
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; CHUNK_BYTES];
         let mut size_bytes = 0u64;
@@ -77,7 +90,21 @@ impl BlobStore {
             size_bytes += n as u64;
             progress.advance(n as u64);
         }
-        let hash = hasher.finalize().to_hex().to_string();
+        self.persist(tmp, hasher.finalize().to_hex().to_string(), size_bytes)
+    }
+
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        let tmp_dir = self.root.join("tmp");
+        tempfile::NamedTempFile::new_in(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))
+    }
+
+    /// Makes a fully written temporary file the blob `hash`: synced, then renamed into place.
+    fn persist(
+        &self,
+        tmp: tempfile::NamedTempFile,
+        hash: String,
+        size_bytes: u64,
+    ) -> Result<PutBlob> {
         let dest = self.path(&hash);
         if dest.is_file() {
             return Ok(PutBlob {

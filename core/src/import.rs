@@ -132,15 +132,16 @@ enum Staged {
     New(Box<NewVersion>),
 }
 
-/// Copies one file into the blob store; returns the blob and, if the asset already has a
-/// version with `content_hash(blob)`, that version.
+/// Reads one file into memory and stores it as a blob. Returns the bytes (which are then
+/// checked: exactly what was stored), the blob, the content hash `content_hash(blob)`, and the
+/// version of the asset that already holds this content, if one does.
 fn put_single(
     ws: &Workspace,
     request: &ImportRequest,
     progress: &Progress,
     puts: &mut Vec<PutBlob>,
     content_hash: impl Fn(&str) -> String,
-) -> Result<(PutBlob, String, Option<AssetVersion>)> {
+) -> Result<(Vec<u8>, PutBlob, String, Option<AssetVersion>)> {
     let path = &request.path;
     if path.is_dir() {
         return Err(Error::Unreadable {
@@ -148,18 +149,37 @@ fn put_single(
             reason: "is a folder, not a file".to_owned(),
         });
     }
-    let size = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
-    if size == 0 {
+    let bytes = read_with_progress(path, progress)?;
+    if bytes.is_empty() {
         return Err(Error::EmptyFile { path: path.clone() });
     }
-    progress.start_stage("copying", size);
-    let put = ws.blobs().put_file(path, progress)?;
+    progress.start_stage("storing", 1);
+    let put = ws.blobs().put_bytes(&bytes)?;
     puts.push(put.clone());
+    progress.advance(1);
     let hash = content_hash(&put.hash);
     let existing = ws.find_by_content(&request.name, &hash)?;
-    Ok((put, hash, existing))
+    Ok((bytes, put, hash, existing))
+}
+
+fn read_with_progress(path: &Path, progress: &Progress) -> Result<Vec<u8>> {
+    use std::io::Read;
+    const CHUNK_BYTES: usize = 8 << 20;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    progress.start_stage("reading", size);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    loop {
+        progress.check()?;
+        let read = (&mut file)
+            .take(CHUNK_BYTES as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
+        if read == 0 {
+            return Ok(bytes);
+        }
+        progress.advance(read as u64);
+    }
 }
 
 fn stage_table(
@@ -173,12 +193,13 @@ fn stage_table(
         path: path.clone(),
         reason: "not a table file (expected .csv, .tsv, .parquet or .jsonl)".to_owned(),
     })?;
-    let (put, content_hash, existing) = put_single(ws, request, progress, puts, str::to_owned)?;
+    let (bytes, put, content_hash, existing) =
+        put_single(ws, request, progress, puts, str::to_owned)?;
     if let Some(version) = existing {
         return Ok(Staged::Existing(version));
     }
     progress.start_stage("checking", 1);
-    let df = table::read(&ws.blobs().path(&put.hash), path, format)?;
+    let df = table::read_bytes(&bytes, path, format)?;
     progress.advance(1);
     let meta = VersionMeta {
         blob: Some(put.hash.clone()),
@@ -216,7 +237,7 @@ fn stage_text(
         None => None,
     };
     // The same file read as lines or as a column are different corpora.
-    let (put, content_hash, existing) =
+    let (bytes, put, content_hash, existing) =
         put_single(ws, request, progress, puts, |blob| match &column {
             Some(c) => blake3::hash(format!("{blob}\0column\0{c}").as_bytes())
                 .to_hex()
@@ -227,7 +248,7 @@ fn stage_text(
         return Ok(Staged::Existing(version));
     }
     progress.start_stage("checking", 1);
-    let items = text::read(&ws.blobs().path(&put.hash), path, format, column.as_deref())?;
+    let items = text::read_bytes(&bytes, path, format, column.as_deref())?;
     progress.advance(1);
     let meta = VersionMeta {
         blob: Some(put.hash.clone()),

@@ -133,6 +133,9 @@ fn check_utf8(bytes: &[u8], shown: &Path) -> Result<()> {
 /// no quote is left open, and the text is UTF-8.
 fn check_delimited(bytes: &[u8], separator: u8, shown: &Path) -> Result<()> {
     check_utf8(bytes, shown)?;
+    if memchr::memchr(b'"', bytes).is_none() {
+        return check_unquoted(bytes, separator, shown);
+    }
     let malformed = |line: u64, reason: String| Error::Malformed {
         path: shown.to_path_buf(),
         line,
@@ -184,6 +187,35 @@ fn check_delimited(bytes: &[u8], separator: u8, shown: &Path) -> Result<()> {
             line_at(bytes, last_start),
             "a quote is opened and never closed".to_owned(),
         ));
+    }
+    Ok(())
+}
+
+/// The fast path for text without a single quote: each line is a record, and its fields are its
+/// separators plus one. Counting bytes vectorizes, so this runs at memory speed.
+fn check_unquoted(bytes: &[u8], separator: u8, shown: &Path) -> Result<()> {
+    let mut expected = None;
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    for (index, end) in ends.enumerate() {
+        let line = &bytes[start..end];
+        start = end + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let fields = line.iter().filter(|&&b| b == separator).count() + 1;
+        match expected {
+            None => expected = Some(fields),
+            Some(n) if n != fields => {
+                return Err(Error::Malformed {
+                    path: shown.to_path_buf(),
+                    line: index as u64 + 1,
+                    reason: format!("expected {n} fields as in the header, found {fields}"),
+                });
+            }
+            Some(_) => {}
+        }
     }
     Ok(())
 }

@@ -87,10 +87,24 @@ pub fn read(
     format: Option<TableFormat>,
     column: Option<&str>,
 ) -> Result<Vec<String>> {
+    read_bytes(
+        &std::fs::read(path).map_err(|e| Error::io(path, e))?,
+        shown,
+        format,
+        column,
+    )
+}
+
+pub fn read_bytes(
+    bytes: &[u8],
+    shown: &Path,
+    format: Option<TableFormat>,
+    column: Option<&str>,
+) -> Result<Vec<String>> {
     match (format, column) {
         (Some(format), Some(column)) => {
-            column_items(&table::read(path, shown, format)?, column, shown)
+            column_items(&table::read_bytes(bytes, shown, format)?, column, shown)
         }
-        _ => lines(&std::fs::read(path).map_err(|e| Error::io(path, e))?, shown),
+        _ => lines(bytes, shown),
     }
 }

@@ -107,7 +107,9 @@ fn histogram_ui(ui: &mut egui::Ui, index: usize, h: &Histogram) {
         .allow_scroll(false)
         .allow_boxed_zoom(false)
         .show_y(false)
-        .show(ui, |plot| plot.bar_chart(BarChart::new("count", bars).color(color)));
+        .show(ui, |plot| {
+            plot.bar_chart(BarChart::new("count", bars).color(color))
+        });
 }
 
 fn top_values_ui(ui: &mut egui::Ui, c: &ColumnProfile) {
