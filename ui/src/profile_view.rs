@@ -108,7 +108,7 @@ fn histogram_ui(ui: &mut egui::Ui, index: usize, h: &Histogram) {
         .allow_boxed_zoom(false)
         .show_y(false)
         .show(ui, |plot| {
-            plot.bar_chart(BarChart::new("count", bars).color(color))
+            plot.bar_chart(BarChart::new("count", bars).color(color));
         });
 }
 
