@@ -127,16 +127,6 @@ impl BlobStore {
         })
     }
 
-    pub fn open_blob(&self, hash: &str) -> Result<File> {
-        let path = self.path(hash);
-        File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::MissingBlob {
-                hash: hash.to_owned(),
-            },
-            _ => Error::io(&path, e),
-        })
-    }
-
     /// Removes blobs this import created, after its transaction failed or was cancelled.
     pub fn discard(&self, puts: &[PutBlob]) {
         for put in puts.iter().filter(|p| p.created) {
@@ -144,15 +134,6 @@ impl BlobStore {
             let _ = fs::remove_file(self.path(&put.hash));
         }
     }
-}
-
-/// The BLAKE3 hash of a file's bytes, streamed.
-pub fn hash_file(path: &Path) -> Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    hasher
-        .update_mmap_rayon(path)
-        .map_err(|e| Error::io(path, e))?;
-    Ok(hasher.finalize().to_hex().to_string())
 }
 
 #[cfg(test)]
