@@ -81,6 +81,8 @@ fn main() {
         lathe_import.as_secs_f64() / polars_read.as_secs_f64()
     );
 
+    breakdown(&csv, dir.path());
+
     let (root, version) = last_ws.unwrap();
     let ws = Workspace::open(&root).unwrap();
     let start = Instant::now();
@@ -176,6 +178,33 @@ fn frame_times(root: &Path, rows: usize) {
         &format!("wheel scrolling (plain egui, to row {furthest})"),
         &mut frames,
     );
+}
+
+/// Where an import's time goes, step by step, on the same file.
+fn breakdown(csv: &Path, scratch: &Path) {
+    let blobs = lathe_core::blobs::BlobStore::open(scratch.join("breakdown-blobs")).unwrap();
+    let step = |name: &str, start: Instant| {
+        println!("  {name:<28} {:>8.3} s", start.elapsed().as_secs_f64())
+    };
+    println!("import, step by step:");
+    let start = Instant::now();
+    let bytes = std::fs::read(csv).unwrap();
+    step("read the file", start);
+    let start = Instant::now();
+    blobs.put_bytes(&bytes).unwrap();
+    step("hash and store the blob", start);
+    let start = Instant::now();
+    let df =
+        lathe_core::table::read_bytes(&bytes, csv, lathe_core::table::TableFormat::Csv).unwrap();
+    step("check and parse (concurrent)", start);
+    let start = Instant::now();
+    let parsed = CsvReadOptions::default()
+        .with_has_header(true)
+        .into_reader_with_file_handle(std::io::Cursor::new(&bytes))
+        .finish()
+        .unwrap();
+    step("polars parse alone", start);
+    assert_eq!(df.height(), parsed.height());
 }
 
 fn report(what: &str, frames: &mut [Duration]) {

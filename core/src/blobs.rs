@@ -47,23 +47,24 @@ impl BlobStore {
         self.put_reader(&mut input, source, progress)
     }
 
-    /// Stores bytes already in memory, hashing them on all cores; content the store already
-    /// holds is not written again.
+    /// Stores bytes already in memory; content the store already holds is not written again.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<PutBlob> {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update_rayon(bytes);
-        let hash = hasher.finalize().to_hex().to_string();
+        self.put_hashed(bytes, &hash_bytes(bytes))
+    }
+
+    /// Stores bytes whose [`hash_bytes`] the caller already computed.
+    pub fn put_hashed(&self, bytes: &[u8], hash: &str) -> Result<PutBlob> {
         let size_bytes = bytes.len() as u64;
-        if self.contains(&hash) {
+        if self.contains(hash) {
             return Ok(PutBlob {
-                hash,
+                hash: hash.to_owned(),
                 size_bytes,
                 created: false,
             });
         }
         let mut tmp = self.temp_file()?;
         tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-        self.persist(tmp, hash, size_bytes)
+        self.persist(tmp, hash.to_owned(), size_bytes)
     }
 
     fn put_reader(
@@ -134,6 +135,13 @@ impl BlobStore {
             let _ = fs::remove_file(self.path(&put.hash));
         }
     }
+}
+
+/// The BLAKE3 hash of `bytes`, computed on all cores: a blob's address.
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_rayon(bytes);
+    hasher.finalize().to_hex().to_string()
 }
 
 #[cfg(test)]

@@ -132,16 +132,24 @@ enum Staged {
     New(Box<NewVersion>),
 }
 
-/// Reads one file into memory and stores it as a blob. Returns the bytes (which are then
-/// checked: exactly what was stored), the blob, the content hash `content_hash(blob)`, and the
-/// version of the asset that already holds this content, if one does.
-fn put_single(
+/// One file read for import: its bytes and hashes, unless the asset already holds its content.
+enum Single {
+    Existing(AssetVersion),
+    New {
+        bytes: Vec<u8>,
+        blob_hash: String,
+        content_hash: String,
+    },
+}
+
+/// Reads one file into memory and hashes it; `content_hash` turns the blob's hash into the
+/// version's (they differ when more than the bytes defines the content).
+fn read_single(
     ws: &Workspace,
     request: &ImportRequest,
     progress: &Progress,
-    puts: &mut Vec<PutBlob>,
     content_hash: impl Fn(&str) -> String,
-) -> Result<(Vec<u8>, PutBlob, String, Option<AssetVersion>)> {
+) -> Result<Single> {
     let path = &request.path;
     if path.is_dir() {
         return Err(Error::Unreadable {
@@ -153,13 +161,44 @@ fn put_single(
     if bytes.is_empty() {
         return Err(Error::EmptyFile { path: path.clone() });
     }
-    progress.start_stage("storing", 1);
-    let put = ws.blobs().put_bytes(&bytes)?;
+    let blob_hash = crate::blobs::hash_bytes(&bytes);
+    let content_hash = content_hash(&blob_hash);
+    Ok(match ws.find_by_content(&request.name, &content_hash)? {
+        Some(version) => Single::Existing(version),
+        None => Single::New {
+            bytes,
+            blob_hash,
+            content_hash,
+        },
+    })
+}
+
+/// Stores `bytes` as a blob while `check` reads them: storing waits on the disk (the fsync),
+/// checking works the CPU, so side by side they take little longer than the check alone.
+fn store_while_checking<T>(
+    ws: &Workspace,
+    bytes: &[u8],
+    blob_hash: &str,
+    puts: &mut Vec<PutBlob>,
+    progress: &Progress,
+    check: impl FnOnce() -> Result<T>,
+) -> Result<(PutBlob, T)> {
+    progress.start_stage("checking", 1);
+    let blobs = ws.blobs();
+    let (stored, checked) = std::thread::scope(|scope| {
+        let store = scope.spawn(|| blobs.put_hashed(bytes, blob_hash));
+        let checked = check();
+        (store.join(), checked)
+    });
+    let put = stored.unwrap_or_else(|_| {
+        Err(Error::Unreadable {
+            path: blobs.path(blob_hash),
+            reason: "storing the blob failed unexpectedly".to_owned(),
+        })
+    })?;
     puts.push(put.clone());
     progress.advance(1);
-    let hash = content_hash(&put.hash);
-    let existing = ws.find_by_content(&request.name, &hash)?;
-    Ok((bytes, put, hash, existing))
+    Ok((put, checked?))
 }
 
 fn read_with_progress(path: &Path, progress: &Progress) -> Result<Vec<u8>> {
@@ -193,14 +232,18 @@ fn stage_table(
         path: path.clone(),
         reason: "not a table file (expected .csv, .tsv, .parquet or .jsonl)".to_owned(),
     })?;
-    let (bytes, put, content_hash, existing) =
-        put_single(ws, request, progress, puts, str::to_owned)?;
-    if let Some(version) = existing {
-        return Ok(Staged::Existing(version));
-    }
-    progress.start_stage("checking", 1);
-    let df = table::read_bytes(&bytes, path, format)?;
-    progress.advance(1);
+    let (bytes, blob_hash, content_hash) = match read_single(ws, request, progress, str::to_owned)?
+    {
+        Single::Existing(version) => return Ok(Staged::Existing(version)),
+        Single::New {
+            bytes,
+            blob_hash,
+            content_hash,
+        } => (bytes, blob_hash, content_hash),
+    };
+    let (put, df) = store_while_checking(ws, &bytes, &blob_hash, puts, progress, || {
+        table::read_bytes(&bytes, path, format)
+    })?;
     let meta = VersionMeta {
         blob: Some(put.hash.clone()),
         format: Some(format),
@@ -237,19 +280,23 @@ fn stage_text(
         None => None,
     };
     // The same file read as lines or as a column are different corpora.
-    let (bytes, put, content_hash, existing) =
-        put_single(ws, request, progress, puts, |blob| match &column {
-            Some(c) => blake3::hash(format!("{blob}\0column\0{c}").as_bytes())
-                .to_hex()
-                .to_string(),
-            None => blob.to_owned(),
-        })?;
-    if let Some(version) = existing {
-        return Ok(Staged::Existing(version));
-    }
-    progress.start_stage("checking", 1);
-    let items = text::read_bytes(&bytes, path, format, column.as_deref())?;
-    progress.advance(1);
+    let single = read_single(ws, request, progress, |blob| match &column {
+        Some(c) => blake3::hash(format!("{blob}\0column\0{c}").as_bytes())
+            .to_hex()
+            .to_string(),
+        None => blob.to_owned(),
+    })?;
+    let (bytes, blob_hash, content_hash) = match single {
+        Single::Existing(version) => return Ok(Staged::Existing(version)),
+        Single::New {
+            bytes,
+            blob_hash,
+            content_hash,
+        } => (bytes, blob_hash, content_hash),
+    };
+    let (put, items) = store_while_checking(ws, &bytes, &blob_hash, puts, progress, || {
+        text::read_bytes(&bytes, path, format, column.as_deref())
+    })?;
     let meta = VersionMeta {
         blob: Some(put.hash.clone()),
         format,
