@@ -38,7 +38,7 @@ fn harness(workbench: Workbench) -> Harness<'static, Workbench> {
 }
 
 fn shows(h: &Harness<'_, Workbench>, label: &str) -> bool {
-    h.query_by_label(label).is_some()
+    h.query_all_by_label(label).next().is_some()
 }
 
 #[test]
@@ -143,4 +143,53 @@ fn a_failed_import_is_reported_in_the_window() {
         h.query_by_label_contains("ragged.csv: line 2: expected 2 fields")
             .is_some()
     });
+}
+
+/// The import reads from a named pipe that the test writes only after clicking Cancel, so the
+/// job is certainly still running when Cancel is clicked.
+#[cfg(unix)]
+#[test]
+fn a_running_import_shows_progress_and_can_be_cancelled() {
+    let s = Sandbox::new();
+    let pipe = s.path("data/slow.csv");
+    std::fs::create_dir_all(pipe.parent().unwrap()).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo failed");
+    let mut h = harness(workbench(&s, &[]));
+    drop_files(&mut h, std::slice::from_ref(&pipe));
+    run_until(&mut h, WAIT, "the import window", |h| {
+        shows(h, "Import data")
+    });
+    h.get_by_label("Import").click();
+    run_until(&mut h, WAIT, "the running job", |h| {
+        shows(h, "Importing slow") && shows(h, "Cancel")
+    });
+    // As a person does: the pointer is over the button a frame before the click.
+    h.get_all_by_label("Cancel")
+        .last()
+        .expect("the job's Cancel button")
+        .hover();
+    h.step();
+    h.get_all_by_label("Cancel")
+        .last()
+        .expect("the job's Cancel button")
+        .click();
+    h.step();
+    // Opening the pipe lets the import go on; it sees the cancel and closes its end, so the
+    // write itself may find a broken pipe, which is fine.
+    let _ = std::fs::write(&pipe, b"a\n1\n");
+    run_until(&mut h, WAIT, "the cancellation", |h| {
+        h.query_by_label_contains("Import of slow cancelled; nothing was stored")
+            .is_some()
+    });
+    run_until(&mut h, WAIT, "the job to leave the status bar", |h| {
+        !shows(h, "Importing slow")
+    });
+    assert!(
+        h.query_by_label_contains("No data assets yet").is_some(),
+        "nothing was imported"
+    );
 }

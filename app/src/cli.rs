@@ -103,7 +103,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
                     "imported {} ({} {})",
                     v.reference(),
                     format::count(v.item_count),
-                    items_word(v.kind)
+                    v.kind.items_word()
                 );
             } else {
                 println!("unchanged: {} already holds this content", v.reference());
@@ -187,14 +187,6 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
     Ok(())
 }
 
-fn items_word(kind: AssetKind) -> &'static str {
-    match kind {
-        AssetKind::Table => "rows",
-        AssetKind::Images => "images",
-        AssetKind::Text => "items",
-    }
-}
-
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -206,7 +198,7 @@ fn print_version(v: &AssetVersion) {
         v.reference(),
         v.kind,
         format::count(v.item_count),
-        items_word(v.kind),
+        v.kind.items_word(),
         format::bytes(v.size_bytes),
         format::timestamp(v.created_at),
         &v.content_hash[..12.min(v.content_hash.len())]

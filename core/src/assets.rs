@@ -27,6 +27,15 @@ impl AssetKind {
             AssetKind::Text => "text",
         }
     }
+
+    /// What a version of this kind counts: rows, images or items.
+    pub fn items_word(self) -> &'static str {
+        match self {
+            AssetKind::Table => "rows",
+            AssetKind::Images => "images",
+            AssetKind::Text => "items",
+        }
+    }
 }
 
 impl fmt::Display for AssetKind {

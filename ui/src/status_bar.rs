@@ -16,17 +16,20 @@ pub fn status_bar_ui(
 ) -> Option<u64> {
     let mut cancel = None;
     for job in jobs {
-        ui.horizontal(|ui| {
-            ui.label(&job.label);
-            let p = &job.progress;
-            let bar = match p.fraction() {
-                Some(f) => egui::ProgressBar::new(f).show_percentage(),
-                None => egui::ProgressBar::new(0.0).animate(true),
-            };
-            ui.add(bar.desired_width(240.0).text(p.stage.clone()));
-            if ui.button("Cancel").clicked() {
-                cancel = Some(job.id);
-            }
+        // A stable id per job keeps its Cancel button the same widget from frame to frame.
+        ui.push_id(("job", job.id), |ui| {
+            ui.horizontal(|ui| {
+                ui.label(&job.label);
+                let p = &job.progress;
+                let bar = match p.fraction() {
+                    Some(f) => egui::ProgressBar::new(f).show_percentage(),
+                    None => egui::ProgressBar::new(0.0).animate(true),
+                };
+                ui.add(bar.desired_width(240.0).text(p.stage.clone()));
+                if ui.button("Cancel").clicked() {
+                    cancel = Some(job.id);
+                }
+            })
         });
     }
     let mut dismissed = None;

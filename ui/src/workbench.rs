@@ -113,9 +113,10 @@ impl Workbench {
                         let v = &outcome.version;
                         let text = if outcome.created {
                             format!(
-                                "Imported {} ({} items)",
+                                "Imported {} ({} {})",
                                 v.reference(),
-                                format::count(v.item_count)
+                                format::count(v.item_count),
+                                v.kind.items_word()
                             )
                         } else {
                             format!(
