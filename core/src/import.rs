@@ -1,9 +1,11 @@
 //! Importing data assets. Every import either records a complete new version (or finds the
 //! version that already holds the same content) or leaves the workspace exactly as it was.
 //!
-//! The order is always: copy the content into the blob store (hashing as it goes), check it,
-//! record it in one transaction. Checking the stored copy rather than the source means the
-//! version holds exactly the bytes that were checked, even if the source changes meanwhile.
+//! A table or text file is read into memory once and hashed; if the asset already holds that
+//! content, that version is the answer. Otherwise the same bytes are written to the blob store
+//! (temp file, fsync, rename) while they are checked and parsed, and then recorded in one
+//! transaction: the version holds exactly the bytes that were checked, even if the source changes
+//! meanwhile. An image folder is checked image by image (in parallel), then copied file by file.
 
 use std::path::{Path, PathBuf};
 

@@ -34,13 +34,28 @@ pub type Reply<T> = std::result::Result<Arc<T>, String>;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     RefreshAssets,
-    LoadVersions { name: String },
+    LoadVersions {
+        name: String,
+    },
     Import(ImportRequest),
-    LoadPage { version: i64, page: usize },
-    LoadProfile { version: i64 },
-    LoadFiles { version: i64 },
-    LoadThumbnail { blob_hash: String },
-    LoadText { version: i64 },
+    LoadPage {
+        version: i64,
+        page: usize,
+    },
+    /// `reference` (`name:version`) names the job while it runs.
+    LoadProfile {
+        version: i64,
+        reference: String,
+    },
+    LoadFiles {
+        version: i64,
+    },
+    LoadThumbnail {
+        blob_hash: String,
+    },
+    LoadText {
+        version: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -170,18 +185,17 @@ impl Service {
                     }
                 });
             }
-            Command::LoadProfile { version } => {
-                shared.clone().run_job(
-                    format!("Profiling version #{version}"),
-                    move |ws, progress| {
+            Command::LoadProfile { version, reference } => {
+                shared
+                    .clone()
+                    .run_job(format!("Profiling {reference}"), move |ws, progress| {
                         let reply = ws
                             .version_by_id(version)
                             .and_then(|v| profile::profile_version(ws, &v, progress))
                             .map(Arc::new)
                             .map_err(|e| e.to_string());
                         shared.emit(Event::Profile { version, reply });
-                    },
-                );
+                    });
             }
             Command::RefreshAssets => {
                 self.read(move |s| Event::Assets(s.with_workspace(|ws| ws.list_assets())));

@@ -277,6 +277,7 @@ impl DataPanel {
                 let request = || {
                     service.send(Command::LoadProfile {
                         version: version.id,
+                        reference: version.reference(),
                     });
                 };
                 if let Some(profile) =
