@@ -137,11 +137,13 @@ enum Staged {
 /// One file read for import: its bytes and hashes, unless the asset already holds its content.
 enum Single {
     Existing(AssetVersion),
-    New {
-        bytes: Vec<u8>,
-        blob_hash: String,
-        content_hash: String,
-    },
+    New(NewContent),
+}
+
+struct NewContent {
+    bytes: Vec<u8>,
+    blob_hash: String,
+    content_hash: String,
 }
 
 /// Reads one file into memory and hashes it; `content_hash` turns the blob's hash into the
@@ -167,11 +169,11 @@ fn read_single(
     let content_hash = content_hash(&blob_hash);
     Ok(match ws.find_by_content(&request.name, &content_hash)? {
         Some(version) => Single::Existing(version),
-        None => Single::New {
+        None => Single::New(NewContent {
             bytes,
             blob_hash,
             content_hash,
-        },
+        }),
     })
 }
 
@@ -234,17 +236,12 @@ fn stage_table(
         path: path.clone(),
         reason: "not a table file (expected .csv, .tsv, .parquet or .jsonl)".to_owned(),
     })?;
-    let (bytes, blob_hash, content_hash) = match read_single(ws, request, progress, str::to_owned)?
-    {
+    let new = match read_single(ws, request, progress, str::to_owned)? {
         Single::Existing(version) => return Ok(Staged::Existing(version)),
-        Single::New {
-            bytes,
-            blob_hash,
-            content_hash,
-        } => (bytes, blob_hash, content_hash),
+        Single::New(new) => new,
     };
-    let (put, df) = store_while_checking(ws, &bytes, &blob_hash, puts, progress, || {
-        table::read_bytes(&bytes, path, format)
+    let (put, df) = store_while_checking(ws, &new.bytes, &new.blob_hash, puts, progress, || {
+        table::read_bytes(&new.bytes, path, format)
     })?;
     let meta = VersionMeta {
         blob: Some(put.hash.clone()),
@@ -255,7 +252,7 @@ fn stage_table(
     Ok(single_blob_version(
         request,
         AssetKind::Table,
-        content_hash,
+        new.content_hash,
         put,
         df.height(),
         meta,
@@ -288,17 +285,14 @@ fn stage_text(
             .to_string(),
         None => blob.to_owned(),
     })?;
-    let (bytes, blob_hash, content_hash) = match single {
+    let new = match single {
         Single::Existing(version) => return Ok(Staged::Existing(version)),
-        Single::New {
-            bytes,
-            blob_hash,
-            content_hash,
-        } => (bytes, blob_hash, content_hash),
+        Single::New(new) => new,
     };
-    let (put, items) = store_while_checking(ws, &bytes, &blob_hash, puts, progress, || {
-        text::read_bytes(&bytes, path, format, column.as_deref())
-    })?;
+    let (put, items) =
+        store_while_checking(ws, &new.bytes, &new.blob_hash, puts, progress, || {
+            text::read_bytes(&new.bytes, path, format, column.as_deref())
+        })?;
     let meta = VersionMeta {
         blob: Some(put.hash.clone()),
         format,
@@ -308,7 +302,7 @@ fn stage_text(
     Ok(single_blob_version(
         request,
         AssetKind::Text,
-        content_hash,
+        new.content_hash,
         put,
         items.len(),
         meta,
