@@ -38,8 +38,15 @@ pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
 
 struct LatheApp {
     workbench: Workbench,
-    picked_tx: Sender<Vec<PathBuf>>,
-    picked_rx: Receiver<Vec<PathBuf>>,
+    picked_tx: Sender<Picked>,
+    picked_rx: Receiver<Picked>,
+}
+
+/// What a native file dialog came back with.
+enum Picked {
+    Paths(Vec<PathBuf>),
+    /// The dialog closed at once: no dialog could be shown on this desktop.
+    Unavailable,
 }
 
 impl LatheApp {
@@ -57,6 +64,7 @@ impl LatheApp {
         let tx = self.picked_tx.clone();
         let ctx = ctx.clone();
         std::thread::spawn(move || {
+            let opened = std::time::Instant::now();
             let dialog = rfd::FileDialog::new().set_title("Import into Lathe");
             let picked = match request {
                 ShellRequest::PickFiles => dialog
@@ -70,18 +78,32 @@ impl LatheApp {
                     .pick_files(),
                 ShellRequest::PickFolder => dialog.pick_folders(),
             };
-            if let Some(paths) = picked.filter(|p| !p.is_empty()) {
-                let _ = tx.send(paths);
-                ctx.request_repaint();
-            }
+            // rfd answers "nothing picked" both when the user cancels and when no dialog could
+            // open (no desktop portal); no person cancels within a fraction of a second.
+            let picked = match picked.filter(|p| !p.is_empty()) {
+                Some(paths) => Picked::Paths(paths),
+                None if opened.elapsed() < std::time::Duration::from_millis(300) => {
+                    Picked::Unavailable
+                }
+                None => return,
+            };
+            let _ = tx.send(picked);
+            ctx.request_repaint();
         });
     }
 }
 
 impl eframe::App for LatheApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        for paths in self.picked_rx.try_iter() {
-            self.workbench.offer_paths(paths);
+        for picked in self.picked_rx.try_iter() {
+            match picked {
+                Picked::Paths(paths) => self.workbench.offer_paths(paths),
+                Picked::Unavailable => self.workbench.report_error(
+                    "No file dialog could open on this desktop (is xdg-desktop-portal running?). \
+                     Drop files or folders on the window to import them."
+                        .to_owned(),
+                ),
+            }
         }
         self.workbench.ui(ui);
         for request in self.workbench.take_requests() {

@@ -47,6 +47,11 @@ impl Workbench {
         self.imports.offer(paths);
     }
 
+    /// Shows an error from the shell (a dialog that failed, say) in the status bar.
+    pub fn report_error(&mut self, message: String) {
+        self.messages.push(Message::Error(message));
+    }
+
     /// Requests made since the last call, for the shell to carry out.
     pub fn take_requests(&mut self) -> Vec<ShellRequest> {
         std::mem::take(&mut self.requests)
