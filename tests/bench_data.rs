@@ -199,7 +199,7 @@ fn breakdown(csv: &Path, scratch: &Path) {
     let start = Instant::now();
     let df =
         lathe_core::table::read_bytes(&bytes, csv, lathe_core::table::TableFormat::Csv).unwrap();
-    step("check, parse and type dates", start);
+    step("check and parse", start);
     let start = Instant::now();
     let parsed = CsvReadOptions::default()
         .with_has_header(true)
@@ -207,7 +207,16 @@ fn breakdown(csv: &Path, scratch: &Path) {
         .finish()
         .unwrap();
     step("polars parse, default options", start);
-
+    let start = Instant::now();
+    let typed = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(10_000))
+        .map_parse_options(|o| o.with_try_parse_dates(true))
+        .into_reader_with_file_handle(std::io::Cursor::new(&bytes))
+        .finish()
+        .unwrap();
+    step("polars parse, Lathe's options", start);
+    assert_eq!(typed.height(), parsed.height());
     assert_eq!(df.height(), parsed.height());
 }
 

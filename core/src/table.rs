@@ -73,7 +73,10 @@ pub fn read_bytes(bytes: &[u8], shown: &Path, format: TableFormat) -> Result<Dat
                 let parsed = CsvReadOptions::default()
                     .with_has_header(true)
                     .with_infer_schema_length(Some(10_000))
-                    .map_parse_options(|o| o.with_separator(format.separator()))
+                    .map_parse_options(|o| {
+                        o.with_separator(format.separator())
+                            .with_try_parse_dates(true)
+                    })
                     .into_reader_with_file_handle(Cursor::new(bytes))
                     .finish();
                 (checked.join(), parsed)
@@ -85,7 +88,7 @@ pub fn read_bytes(bytes: &[u8], shown: &Path, format: TableFormat) -> Result<Dat
                 })
             });
             checked?;
-            type_dates(parsed.map_err(unreadable)?)
+            parsed.map_err(unreadable)?
         }
         TableFormat::Jsonl => {
             check_utf8(bytes, shown)?;
@@ -105,65 +108,6 @@ pub fn read_bytes(bytes: &[u8], shown: &Path, format: TableFormat) -> Result<Dat
         });
     }
     Ok(df)
-}
-
-/// Text columns whose values are ISO dates (`2024-01-31`) or date-times (`2024-01-31 12:00:00`,
-/// `2024-01-31T12:00:00`) become typed columns. Judged on a sample, then cast strictly: a column
-/// with any value that does not parse stays text. Cheaper than polars' `try_parse_dates`, which
-/// tries every text column while parsing.
-fn type_dates(mut df: DataFrame) -> DataFrame {
-    const SAMPLE: usize = 100;
-    let names: Vec<PlSmallStr> = df
-        .columns()
-        .iter()
-        .filter(|c| c.dtype() == &DataType::String)
-        .map(|c| c.name().clone())
-        .collect();
-    for name in names {
-        let Ok(column) = df.column(&name) else {
-            continue;
-        };
-        let Ok(text) = column.str() else { continue };
-        let sample: Vec<&str> = text.iter().flatten().take(SAMPLE).collect();
-        let target = if !sample.is_empty() && sample.iter().all(|v| looks_like_date(v.as_bytes())) {
-            DataType::Date
-        } else if !sample.is_empty() && sample.iter().all(|v| looks_like_datetime(v.as_bytes())) {
-            DataType::Datetime(TimeUnit::Microseconds, None)
-        } else {
-            continue;
-        };
-        // The cast reads ISO 8601 with a `T`; `2024-01-31 12:00:00` is as common, so normalize it.
-        let source = if target == DataType::Date || !sample.iter().any(|v| v.as_bytes()[10] == b' ')
-        {
-            column.clone()
-        } else {
-            let normalized: StringChunked = text
-                .iter()
-                .map(|v| v.map(|v| v.replacen(' ', "T", 1)))
-                .collect();
-            normalized.with_name(name.clone()).into_column()
-        };
-        if let Ok(typed) = source.strict_cast(&target)
-            && typed.null_count() == column.null_count()
-        {
-            // Replacing a column by one of the same name and length cannot fail.
-            let _ = df.replace(&name, typed);
-        }
-    }
-    df
-}
-
-fn looks_like_date(b: &[u8]) -> bool {
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-}
-
-fn looks_like_datetime(b: &[u8]) -> bool {
-    b.len() >= 16 && looks_like_date(&b[..10]) && matches!(b[10], b' ' | b'T') && b[13] == b':'
 }
 
 fn line_at(bytes: &[u8], offset: usize) -> u64 {
@@ -371,24 +315,6 @@ mod tests {
         );
         assert!(msg.starts_with(&format!("data.csv: line {line}:")), "{msg}");
         assert!(msg.contains(needle), "{msg}");
-    }
-
-    #[test]
-    fn iso_dates_and_datetimes_are_typed_and_other_text_is_not() {
-        let df = read_str(
-            b"d,t,u,s,mixed\n2024-01-31,2024-01-31T12:30:00,2024-01-31 12:30:00,x,2024-01-01\n2023-12-01,2024-02-01T08:00:00,2024-02-01 08:00:00,y,soon\n",
-            TableFormat::Csv,
-        )
-        .unwrap();
-        let types: Vec<String> = columns(&df).into_iter().map(|c| c.dtype).collect();
-        assert_eq!(
-            types,
-            ["date", "datetime[μs]", "datetime[μs]", "str", "str"]
-        );
-        assert_eq!(page(&df, 0, 1)[0][0].as_deref(), Some("2024-01-31"));
-        // Not a date after all (month 13): the column stays text rather than gaining nulls.
-        let df = read_str(b"d\n2024-01-31\n2024-13-01\n", TableFormat::Csv).unwrap();
-        assert_eq!(columns(&df)[0].dtype, "str");
     }
 
     #[test]
