@@ -111,6 +111,7 @@ type TableSlot = Arc<OnceLock<Reply<DataFrame>>>;
 
 struct Shared {
     root: PathBuf,
+    blobs: BlobStore,
     events: Sender<Event>,
     waker: Waker,
     jobs: Mutex<Vec<Job>>,
@@ -132,6 +133,8 @@ pub struct Service {
 impl Service {
     /// A service over the workspace in `root`, which must already open (see [`Workspace::open`]).
     pub fn new(root: impl Into<PathBuf>, waker: Waker) -> Result<Self> {
+        let root = root.into();
+        let blobs = BlobStore::open(root.join("blobs"))?;
         let (tx, rx) = channel();
         let (readers, tasks) = channel::<ReadTask>();
         let tasks = Arc::new(Mutex::new(tasks));
@@ -153,7 +156,8 @@ impl Service {
         }
         Ok(Self {
             shared: Arc::new(Shared {
-                root: root.into(),
+                root,
+                blobs,
                 events: tx,
                 waker,
                 jobs: Mutex::new(Vec::new()),
@@ -219,8 +223,7 @@ impl Service {
                 reply: s.with_workspace(|ws| ws.version_files(version)),
             }),
             Command::LoadThumbnail { blob_hash } => self.read(move |s| {
-                let reply = BlobStore::open(s.root.join("blobs"))
-                    .and_then(|blobs| images::thumbnail(&blobs.path(&blob_hash), THUMBNAIL_SIDE))
+                let reply = images::thumbnail(&s.blobs.path(&blob_hash), THUMBNAIL_SIDE)
                     .map(Arc::new)
                     .map_err(|e| e.to_string());
                 Event::Thumbnail { blob_hash, reply }
@@ -244,11 +247,6 @@ impl Service {
     /// Events that arrived since the last call, oldest first.
     pub fn poll(&self) -> Vec<Event> {
         self.events.try_iter().collect()
-    }
-
-    /// Blocks until the next event; for tests and headless use, never the GUI.
-    pub fn wait(&self, timeout: std::time::Duration) -> Option<Event> {
-        self.events.recv_timeout(timeout).ok()
     }
 
     pub fn jobs(&self) -> Vec<JobView> {

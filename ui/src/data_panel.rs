@@ -49,10 +49,6 @@ impl DataPanel {
         self.versions.remove(name);
     }
 
-    pub fn selected(&self) -> Option<&str> {
-        self.selected.as_deref()
-    }
-
     /// Takes the events this panel cares about; hands back the rest.
     pub fn on_event(&mut self, event: Event, ctx: &egui::Context) -> Option<Event> {
         match event {

@@ -12,5 +12,4 @@ mod table_view;
 mod text_list;
 mod workbench;
 
-pub use data_panel::DataPanel;
 pub use workbench::{ShellRequest, Workbench};
