@@ -13,11 +13,24 @@ use lathe_core::profile::{TableProfile, profile_version};
 use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
+use crate::tracking_cli;
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Data assets: import, list, show, profile, export.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Serve the MLflow-compatible tracking API and artifact proxy (127.0.0.1:5000 by default).
+    Server(tracking_cli::ServerArgs),
+    /// Experiments logged to this workspace.
+    #[command(subcommand)]
+    Experiments(tracking_cli::ExperimentsCommand),
+    /// Runs: list, show, search.
+    #[command(subcommand)]
+    Runs(tracking_cli::RunsCommand),
+    /// The model registry: list, show, register, alias.
+    #[command(subcommand)]
+    Models(tracking_cli::ModelsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,7 +81,7 @@ pub enum DataCommand {
 pub struct Output {
     /// Print JSON instead of text.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 fn parse_kind(s: &str) -> Result<AssetKind, String> {
@@ -76,9 +89,18 @@ fn parse_kind(s: &str) -> Result<AssetKind, String> {
 }
 
 pub fn run(root: &Path, command: Command) -> Result<()> {
+    match command {
+        Command::Data(command) => data(root, command),
+        Command::Server(args) => tracking_cli::serve(root, args),
+        Command::Experiments(command) => tracking_cli::experiments(root, command),
+        Command::Runs(command) => tracking_cli::runs(root, command),
+        Command::Models(command) => tracking_cli::models(root, command),
+    }
+}
+
+fn data(root: &Path, command: DataCommand) -> Result<()> {
     let mut ws = Workspace::open(root)
         .with_context(|| format!("cannot open workspace {}", root.display()))?;
-    let Command::Data(command) = command;
     match command {
         DataCommand::Import {
             path,
@@ -187,7 +209,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
     Ok(())
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<()> {
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

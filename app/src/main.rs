@@ -3,6 +3,8 @@
 
 mod cli;
 mod gui;
+mod server;
+mod tracking_cli;
 
 use std::path::PathBuf;
 

@@ -67,7 +67,8 @@ impl BlobStore {
         self.persist(tmp, hash.to_owned(), size_bytes)
     }
 
-    fn put_reader(
+    /// Copies a stream into the store, hashing as it goes; `source` names it in errors.
+    pub fn put_reader(
         &self,
         input: &mut dyn Read,
         source: &Path,

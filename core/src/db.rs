@@ -53,6 +53,133 @@ pub const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL,
         PRIMARY KEY (version_id, format)
     );",
+    // 3: experiment tracking in MLflow's model, run artifacts, and the model registry. Metric
+    // points are stored in chunks (one row per key per logged batch) so ingestion writes a row
+    // per batch, not per point; `latest_metrics` holds each run's last value per key for search.
+    "CREATE TABLE experiments (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        artifact_location TEXT NOT NULL,
+        lifecycle_stage TEXT NOT NULL CHECK (lifecycle_stage IN ('active', 'deleted')),
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    INSERT INTO experiments VALUES (0, 'Default', 'mlflow-artifacts:/0', 'active',
+        CAST(unixepoch('subsec') * 1000 AS INTEGER), CAST(unixepoch('subsec') * 1000 AS INTEGER));
+    CREATE TABLE experiment_tags (
+        experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (experiment_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+        name TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        start_time_ms INTEGER,
+        end_time_ms INTEGER,
+        lifecycle_stage TEXT NOT NULL CHECK (lifecycle_stage IN ('active', 'deleted')),
+        artifact_uri TEXT NOT NULL
+    );
+    CREATE INDEX runs_experiment_start ON runs(experiment_id, start_time_ms);
+    CREATE TABLE params (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX params_key_value ON params(key, value);
+    CREATE TABLE run_tags (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX run_tags_key_value ON run_tags(key, value);
+    CREATE TABLE metric_keys (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE metric_chunks (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        key_id INTEGER NOT NULL REFERENCES metric_keys(id),
+        points BLOB NOT NULL
+    );
+    CREATE INDEX metric_chunks_run_key ON metric_chunks(run_id, key_id);
+    CREATE TABLE latest_metrics (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        key_id INTEGER NOT NULL REFERENCES metric_keys(id),
+        value REAL,
+        is_nan INTEGER NOT NULL,
+        timestamp_ms INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        PRIMARY KEY (run_id, key_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX latest_metrics_key_value ON latest_metrics(key_id, value);
+    CREATE TABLE run_inputs (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        name TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        source_type TEXT NOT NULL,
+        source TEXT NOT NULL,
+        schema TEXT,
+        profile TEXT,
+        tags TEXT NOT NULL,
+        asset_version_id INTEGER REFERENCES asset_versions(id),
+        PRIMARY KEY (run_id, name, digest)
+    ) WITHOUT ROWID;
+    CREATE TABLE artifacts (
+        path TEXT PRIMARY KEY,
+        blob_hash TEXT NOT NULL REFERENCES blobs(hash),
+        size_bytes INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE registered_models (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE registered_model_tags (
+        model_id INTEGER NOT NULL REFERENCES registered_models(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (model_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE model_versions (
+        id INTEGER PRIMARY KEY,
+        model_id INTEGER NOT NULL REFERENCES registered_models(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        source TEXT NOT NULL,
+        run_uuid TEXT,
+        run_link TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        current_stage TEXT NOT NULL,
+        signature TEXT,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        UNIQUE (model_id, version)
+    );
+    CREATE INDEX model_versions_run ON model_versions(run_uuid);
+    CREATE TABLE model_version_tags (
+        version_id INTEGER NOT NULL REFERENCES model_versions(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (version_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE model_aliases (
+        model_id INTEGER NOT NULL REFERENCES registered_models(id) ON DELETE CASCADE,
+        alias TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (model_id, alias)
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -60,6 +187,13 @@ pub fn open(path: &Path) -> Result<Connection> {
     let mut conn = Connection::open(path)?;
     configure(&conn)?;
     migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Opens another connection to a database that [`open`] already brought up to date.
+pub fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
     Ok(conn)
 }
 
@@ -138,6 +272,12 @@ pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ pub enum Error {
     EditedMigration { version: i64 },
     #[error("blob {hash} is missing from the blob store")]
     MissingBlob { hash: String },
+    #[error("{0}")]
+    Tracking(#[from] crate::tracking::TrackingError),
     #[error("cancelled")]
     Cancelled,
     #[error("database: {0}")]

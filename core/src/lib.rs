@@ -11,10 +11,13 @@ pub mod format;
 pub mod images;
 pub mod import;
 pub mod jobs;
+pub mod mlmodel;
+pub mod onnx;
 pub mod profile;
 pub mod service;
 pub mod table;
 pub mod text;
+pub mod tracking;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -1,0 +1,326 @@
+//! The tracking server: MLflow's REST API and artifact proxy over HTTP (axum on tokio), in front
+//! of lathe-core's `Tracking`. Routing and bytes only; the protocol lives in core. Bound to
+//! loopback unless asked otherwise, and then only with a bearer token.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use lathe_core::tracking::{ErrorCode, Tracking, TrackingError, lenient};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// JSON request bodies larger than this are refused (MLflow's largest, a full log-batch, is
+/// well under 1 MB).
+const MAX_JSON_BYTES: usize = 16 << 20;
+
+#[derive(Clone)]
+struct App {
+    tracking: Tracking,
+    token: Option<Arc<str>>,
+}
+
+pub struct ServerConfig {
+    pub host: IpAddr,
+    pub port: u16,
+    pub token: Option<String>,
+}
+
+/// A server that is listening: its address, and the future that serves until shut down.
+pub struct Bound {
+    pub addr: SocketAddr,
+    listener: TcpListener,
+    router: Router,
+}
+
+/// Binds the server; refuses a non-loopback address without a token.
+pub async fn bind(tracking: Tracking, config: ServerConfig) -> anyhow::Result<Bound> {
+    if !config.host.is_loopback() && config.token.as_deref().is_none_or(str::is_empty) {
+        bail!(
+            "binding to {} exposes the workspace to the network; pass --token (or set \
+             LATHE_SERVER_TOKEN) so clients must send it (MLFLOW_TRACKING_TOKEN)",
+            config.host
+        );
+    }
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let app = App {
+        tracking,
+        token: config.token.filter(|t| !t.is_empty()).map(Arc::from),
+    };
+    Ok(Bound {
+        addr: listener.local_addr()?,
+        listener,
+        router: router(app),
+    })
+}
+
+impl Bound {
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the tracking server stopped")
+    }
+}
+
+fn router(app: App) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "OK" }))
+        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .route("/api/2.0/mlflow/{*endpoint}", any(api))
+        .route("/ajax-api/2.0/mlflow/{*endpoint}", any(api))
+        .route("/api/2.0/mlflow-artifacts/artifacts", get(list_artifacts))
+        .route(
+            "/api/2.0/mlflow-artifacts/artifacts/{*path}",
+            get(download_artifact)
+                .put(upload_artifact)
+                .delete(delete_artifact),
+        )
+        .route("/api/2.0/mlflow-artifacts/mpu/{*path}", any(no_multipart))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), authenticate))
+        .with_state(app)
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+fn error_response(error: &TrackingError) -> Response {
+    let status =
+        StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(
+        status,
+        &json!({ "error_code": error.code.as_str(), "message": error.message }),
+    )
+}
+
+async fn authenticate(State(app): State<App>, request: Request, next: Next) -> Response {
+    let Some(token) = &app.token else {
+        return next.run(request).await;
+    };
+    if request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        next.run(request).await
+    } else {
+        error_response(&TrackingError::new(
+            ErrorCode::Unauthenticated,
+            "This server requires a token: set MLFLOW_TRACKING_TOKEN",
+        ))
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    error_response(&TrackingError::new(
+        ErrorCode::EndpointNotFound,
+        format!("No endpoint {method} {}", uri.path()),
+    ))
+}
+
+async fn no_multipart() -> Response {
+    // The client falls back to a plain upload when it sees this message.
+    error_response(&TrackingError::new(
+        ErrorCode::NotImplemented,
+        "Multipart upload is not supported for the current artifact repository",
+    ))
+}
+
+/// Runs blocking store work off the async threads; a panic there becomes an INTERNAL_ERROR.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, TrackingError> + Send + 'static,
+) -> Result<T, TrackingError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| TrackingError::internal(format!("the request failed: {e}")))?
+}
+
+async fn api(State(app): State<App>, method: Method, uri: axum::http::Uri, body: Body) -> Response {
+    let endpoint = uri
+        .path()
+        .split_once("/mlflow/")
+        .map(|(_, rest)| rest.trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    let request = match request_json(&method, uri.query(), body).await {
+        Ok(request) => request,
+        Err(e) => return error_response(&e),
+    };
+    let tracking = app.tracking.clone();
+    let method_name = method.as_str().to_owned();
+    match blocking(move || tracking.handle(&method_name, &endpoint, request)).await {
+        Ok(answer) => json_response(StatusCode::OK, &answer),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The request as JSON: a GET's query string, or any other method's body (empty is `{}`).
+async fn request_json(
+    method: &Method,
+    query: Option<&str>,
+    body: Body,
+) -> Result<Value, TrackingError> {
+    if method == Method::GET {
+        return Ok(lenient::query_to_json(query.unwrap_or_default()));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
+        .await
+        .map_err(|_| {
+            TrackingError::invalid(format!(
+                "The request body is larger than {} MiB or was cut off",
+                MAX_JSON_BYTES >> 20
+            ))
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        // DELETE calls from some clients carry their fields in the query instead.
+        return Ok(lenient::query_to_json(query.unwrap_or_default()));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| TrackingError::invalid(format!("Malformed JSON in the request body: {e}")))
+}
+
+async fn list_artifacts(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    let query = lenient::query_to_json(uri.query().unwrap_or_default());
+    let dir = query["path"].as_str().unwrap_or_default().to_owned();
+    let tracking = app.tracking.clone();
+    match blocking(move || tracking.list_artifacts(&dir)).await {
+        Ok(files) => json_response(StatusCode::OK, &json!({ "files": files })),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn artifact_path(uri: &axum::http::Uri) -> String {
+    let raw = uri
+        .path()
+        .strip_prefix("/api/2.0/mlflow-artifacts/artifacts/")
+        .unwrap_or_default();
+    lenient::query_to_json(&format!("p={}", raw.replace('+', "%2B")))["p"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn download_artifact(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    let path = artifact_path(&uri);
+    let tracking = app.tracking.clone();
+    let (file, size) = match blocking(move || tracking.artifact_file(&path)).await {
+        Ok(found) => found,
+        Err(e) => return error_response(&e),
+    };
+    let file = match tokio::fs::File::open(&file).await {
+        Ok(f) => f,
+        Err(e) => {
+            return error_response(&TrackingError::internal(format!("{}: {e}", file.display())));
+        }
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    (
+        headers,
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+    )
+        .into_response()
+}
+
+async fn upload_artifact(State(app): State<App>, uri: axum::http::Uri, body: Body) -> Response {
+    let path = artifact_path(&uri);
+    if let Err(e) = lathe_core::tracking::validate_artifact_path(&path) {
+        return error_response(&e);
+    }
+    // The body streams into the blob store on a blocking thread, a chunk at a time.
+    let (chunks, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(8);
+    let tracking = app.tracking.clone();
+    let store = blocking(move || {
+        let mut reader = ChannelReader {
+            receiver,
+            current: Bytes::new(),
+        };
+        tracking.put_artifact(&path, &mut reader)
+    });
+    let feed = async move {
+        use futures_util::StreamExt;
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string());
+            let failed = chunk.is_err();
+            if chunks.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    };
+    let (stored, ()) = tokio::join!(store, feed);
+    match stored {
+        Ok(_) => json_response(StatusCode::OK, &json!({})),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn delete_artifact(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    let path = artifact_path(&uri);
+    let tracking = app.tracking.clone();
+    match blocking(move || tracking.delete_artifact(&path)).await {
+        Ok(()) => json_response(StatusCode::OK, &json!({})),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Reads an upload's chunks as they arrive from the async side.
+struct ChannelReader {
+    receiver: tokio::sync::mpsc::Receiver<Result<Bytes, String>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => {
+                    return Err(std::io::Error::other(format!("the upload broke off: {e}")));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}

@@ -1,0 +1,506 @@
+//! The tracking commands: `server`, `experiments`, `runs` and `models`. Reads print a table or,
+//! with `--json`, MLflow's JSON shapes.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use lathe_core::format;
+use lathe_core::tracking::experiments::{self, ViewType};
+use lathe_core::tracking::search::{self, RunQuery};
+use lathe_core::tracking::types::{ModelVersion, Run};
+use lathe_core::tracking::{Tracking, registry, runs};
+use serde_json::json;
+
+use crate::cli::{Output, print_json};
+use crate::server::{self, ServerConfig};
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The address to listen on. Anything but loopback requires --token.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// The port (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 5000)]
+    port: u16,
+    /// A token clients must send as a bearer token (MLFLOW_TRACKING_TOKEN on their side).
+    #[arg(long, env = "LATHE_SERVER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentsCommand {
+    /// List experiments.
+    List {
+        /// Include deleted experiments.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunSelection {
+    /// Experiment names or ids (default: every active experiment).
+    #[arg(long = "experiment", short = 'e', value_name = "NAME|ID")]
+    experiments: Vec<String>,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 100)]
+    max: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        #[command(flatten)]
+        selection: RunSelection,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Show one run: its params, latest metrics, tags, inputs and artifacts.
+    Show {
+        run_id: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Search runs with MLflow's filter syntax, e.g. "metrics.rmse < 1 and params.model = 'tree'".
+    Search {
+        /// The filter.
+        filter: String,
+        /// Order, e.g. "metrics.rmse ASC"; repeat for ties.
+        #[arg(long = "order-by")]
+        order_by: Vec<String>,
+        #[command(flatten)]
+        selection: RunSelection,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List registered models with their latest version and aliases.
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Show a model's versions, or one version: NAME, NAME:VERSION or NAME@ALIAS.
+    Show {
+        reference: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Register a model version from an MLmodel folder or an ONNX file.
+    Register {
+        path: PathBuf,
+        /// The registered model (created if new).
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Point an alias (e.g. champion) at a version.
+    Alias {
+        name: String,
+        alias: String,
+        version: String,
+    },
+}
+
+pub fn serve(root: &Path, args: ServerArgs) -> Result<()> {
+    let tracking = open(root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let config = ServerConfig {
+            host: args.host,
+            port: args.port,
+            token: args.token,
+        };
+        let bound = server::bind(tracking, config).await?;
+        // Tests and scripts read this line to find the port.
+        println!(
+            "Lathe tracking server on http://{} (workspace {})",
+            bound.addr,
+            root.display()
+        );
+        bound
+            .serve(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+    })
+}
+
+fn open(root: &Path) -> Result<Tracking> {
+    Tracking::open(root).with_context(|| format!("cannot open workspace {}", root.display()))
+}
+
+pub fn experiments(root: &Path, command: ExperimentsCommand) -> Result<()> {
+    let tracking = open(root)?;
+    let ExperimentsCommand::List { all, output } = command;
+    let view = if all {
+        ViewType::All
+    } else {
+        ViewType::ActiveOnly
+    };
+    let (found, _) = tracking.read(|c| experiments::search(c, view, "", &[], 50_000, 0))?;
+    if output.json {
+        return print_json(&found);
+    }
+    println!(
+        "{:>6}  {:<40} {:<8} {:>6}  CREATED",
+        "ID", "NAME", "STAGE", "RUNS"
+    );
+    for e in &found {
+        let count: i64 = tracking.read(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM runs WHERE experiment_id = ?1 AND lifecycle_stage = 'active'",
+                [&e.experiment_id],
+                |r| r.get(0),
+            )?)
+        })?;
+        println!(
+            "{:>6}  {:<40} {:<8} {:>6}  {}",
+            e.experiment_id,
+            e.name,
+            e.lifecycle_stage,
+            count,
+            format::timestamp(e.creation_time / 1000)
+        );
+    }
+    Ok(())
+}
+
+/// Experiment ids for names or ids given on the command line; every active one when none.
+fn experiment_ids(tracking: &Tracking, given: &[String]) -> Result<Vec<String>> {
+    if given.is_empty() {
+        let (all, _) =
+            tracking.read(|c| experiments::search(c, ViewType::ActiveOnly, "", &[], 50_000, 0))?;
+        return Ok(all.into_iter().map(|e| e.experiment_id).collect());
+    }
+    given
+        .iter()
+        .map(|g| {
+            tracking
+                .read(|c| match experiments::get_by_name(c, g) {
+                    Ok(e) => Ok(e.experiment_id),
+                    Err(_) => experiments::get(c, g).map(|e| e.experiment_id),
+                })
+                .with_context(|| format!("no experiment named or numbered '{g}'"))
+        })
+        .collect()
+}
+
+pub fn runs(root: &Path, command: RunsCommand) -> Result<()> {
+    let tracking = open(root)?;
+    match command {
+        RunsCommand::List { selection, output } => {
+            list_runs(&tracking, "", &[], &selection, &output)
+        }
+        RunsCommand::Search {
+            filter,
+            order_by,
+            selection,
+            output,
+        } => list_runs(&tracking, &filter, &order_by, &selection, &output),
+        RunsCommand::Show { run_id, output } => {
+            let run = tracking.read(|c| runs::get(c, &run_id))?;
+            let artifacts = match run
+                .info
+                .artifact_uri
+                .strip_prefix(lathe_core::tracking::api::ARTIFACTS_SCHEME)
+            {
+                Some(dir) => tracking.artifact_tree(dir)?,
+                None => Vec::new(),
+            };
+            if output.json {
+                let files: Vec<_> = artifacts
+                    .iter()
+                    .map(|(path, _, size)| json!({ "path": path, "file_size": size }))
+                    .collect();
+                return print_json(&json!({ "run": run, "artifacts": files }));
+            }
+            print_run(&run);
+            if !artifacts.is_empty() {
+                println!("artifacts:");
+                for (path, _, size) in &artifacts {
+                    println!("  {path}  {}", format::bytes(*size));
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn list_runs(
+    tracking: &Tracking,
+    filter: &str,
+    order_by: &[String],
+    selection: &RunSelection,
+    output: &Output,
+) -> Result<()> {
+    let ids = experiment_ids(tracking, &selection.experiments)?;
+    if ids.is_empty() {
+        anyhow::bail!("no experiments");
+    }
+    let query = RunQuery {
+        experiment_ids: &ids,
+        filter,
+        view: ViewType::ActiveOnly,
+        order_by,
+        max_results: selection.max.clamp(1, search::MAX_RESULTS_LIMIT),
+        page_token: None,
+    };
+    let (found, _) = tracking.read(|c| search::search_runs(c, &query))?;
+    if output.json {
+        return print_json(&found);
+    }
+    if found.is_empty() {
+        println!("no runs");
+        return Ok(());
+    }
+    println!(
+        "{:<32}  {:<24} {:>4}  {:<9} {:<20}  METRICS",
+        "RUN ID", "NAME", "EXP", "STATUS", "STARTED"
+    );
+    for run in &found {
+        let metrics: Vec<String> = run
+            .data
+            .metrics
+            .iter()
+            .take(4)
+            .map(|m| format!("{}={}", m.key, format::number(m.value)))
+            .collect();
+        println!(
+            "{:<32}  {:<24} {:>4}  {:<9} {:<20}  {}",
+            run.info.run_id,
+            run.info.run_name,
+            run.info.experiment_id,
+            run.info.status,
+            run.info
+                .start_time
+                .map(|t| format::timestamp(t / 1000))
+                .unwrap_or_default(),
+            metrics.join("  ")
+        );
+    }
+    Ok(())
+}
+
+fn print_run(run: &Run) {
+    let info = &run.info;
+    println!("run {} ({})", info.run_id, info.run_name);
+    println!(
+        "  experiment {}  status {}  user {}  stage {}",
+        info.experiment_id, info.status, info.user_id, info.lifecycle_stage
+    );
+    if let Some(start) = info.start_time {
+        let took = info
+            .end_time
+            .map(|end| format!("  took {:.1} s", (end - start) as f64 / 1000.0))
+            .unwrap_or_default();
+        println!("  started {}{took}", format::timestamp(start / 1000));
+    }
+    println!("  artifacts {}", info.artifact_uri);
+    let section = |title: &str, rows: Vec<(String, String)>| {
+        if !rows.is_empty() {
+            println!("{title}:");
+            for (k, v) in rows {
+                println!("  {k} = {v}");
+            }
+        }
+    };
+    section(
+        "params",
+        run.data
+            .params
+            .iter()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect(),
+    );
+    section(
+        "metrics",
+        run.data
+            .metrics
+            .iter()
+            .map(|m| {
+                (
+                    m.key.clone(),
+                    format!("{} (step {})", format::number(m.value), m.step),
+                )
+            })
+            .collect(),
+    );
+    section(
+        "tags",
+        run.data
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect(),
+    );
+    section(
+        "inputs",
+        run.inputs
+            .dataset_inputs
+            .iter()
+            .map(|d| {
+                (
+                    d.dataset.name.clone(),
+                    format!(
+                        "{} ({}) digest {}",
+                        d.dataset.source, d.dataset.source_type, d.dataset.digest
+                    ),
+                )
+            })
+            .collect(),
+    );
+}
+
+pub fn models(root: &Path, command: ModelsCommand) -> Result<()> {
+    let tracking = open(root)?;
+    match command {
+        ModelsCommand::List { output } => {
+            let (found, _) = tracking.read(|c| registry::search_models(c, "", &[], 50_000, 0))?;
+            if output.json {
+                return print_json(&found);
+            }
+            if found.is_empty() {
+                println!("no registered models");
+            }
+            for m in &found {
+                let latest = m
+                    .latest_versions
+                    .iter()
+                    .map(|v| v.version.parse::<i64>().unwrap_or(0))
+                    .max()
+                    .unwrap_or(0);
+                let aliases: Vec<String> = m
+                    .aliases
+                    .iter()
+                    .map(|a| format!("@{}→v{}", a.alias, a.version))
+                    .collect();
+                println!("{:<32} latest v{latest}  {}", m.name, aliases.join(" "));
+            }
+            Ok(())
+        }
+        ModelsCommand::Show { reference, output } => {
+            let versions = resolve_versions(&tracking, &reference)?;
+            if output.json {
+                return print_json(&versions);
+            }
+            for v in &versions {
+                print_version(v);
+            }
+            Ok(())
+        }
+        ModelsCommand::Register {
+            path,
+            name,
+            description,
+            output,
+        } => {
+            let version = tracking.register_local(&path, &name, &description)?;
+            if output.json {
+                return print_json(&version);
+            }
+            println!(
+                "registered {}:{} from {}",
+                version.name,
+                version.version,
+                path.display()
+            );
+            Ok(())
+        }
+        ModelsCommand::Alias {
+            name,
+            alias,
+            version,
+        } => {
+            let (n, a, v) = (name.clone(), alias.clone(), version.clone());
+            tracking.write(move |c| registry::set_alias(c, &n, &a, &v))?;
+            println!("{name}@{alias} → version {version}");
+            Ok(())
+        }
+    }
+}
+
+/// NAME (all versions, newest first), NAME:VERSION or NAME@ALIAS.
+fn resolve_versions(tracking: &Tracking, reference: &str) -> Result<Vec<ModelVersion>> {
+    if let Some((name, alias)) = reference.split_once('@') {
+        return Ok(vec![
+            tracking.read(|c| registry::version_by_alias(c, name, alias))?,
+        ]);
+    }
+    if let Some((name, version)) = reference.split_once(':') {
+        return Ok(vec![
+            tracking.read(|c| registry::get_version(c, name, version))?,
+        ]);
+    }
+    let filter = format!("name = '{}'", reference.replace('\'', "''"));
+    let (found, _) = tracking.read(|c| registry::search_versions(c, &filter, &[], 50_000, 0))?;
+    if found.is_empty() {
+        tracking.read(|c| registry::get_model(c, reference))?;
+    }
+    Ok(found)
+}
+
+fn print_version(v: &ModelVersion) {
+    let aliases: Vec<String> = v.aliases.iter().map(|a| format!("@{a}")).collect();
+    println!(
+        "{}:{}  {}  {}  {}",
+        v.name,
+        v.version,
+        v.status,
+        format::timestamp(v.creation_timestamp / 1000),
+        aliases.join(" ")
+    );
+    println!("  source: {}", v.source);
+    if !v.run_id.is_empty() {
+        println!("  run: {}", v.run_id);
+    }
+    if !v.description.is_empty() {
+        println!("  description: {}", v.description);
+    }
+    if let Some(signature) = &v.signature {
+        for part in ["inputs", "outputs"] {
+            if let Some(items) = signature[part].as_array() {
+                let described: Vec<String> = items.iter().map(describe_field).collect();
+                println!("  {part}: {}", described.join(", "));
+            }
+        }
+    }
+    for t in &v.tags {
+        println!("  tag {} = {}", t.key, t.value);
+    }
+}
+
+/// A signature field as `name: type[shape]`.
+fn describe_field(field: &serde_json::Value) -> String {
+    let name = field["name"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| field["name"].as_i64().map(|n| n.to_string()));
+    let kind = field["type"].as_str().unwrap_or("?");
+    let dtype = field["tensor-spec"]["dtype"].as_str();
+    let shape = field["tensor-spec"]["shape"].as_array().map(|dims| {
+        let dims: Vec<String> = dims.iter().map(ToString::to_string).collect();
+        format!("[{}]", dims.join(", "))
+    });
+    let ty = match (kind, dtype) {
+        ("tensor", Some(d)) => format!("{d}{}", shape.unwrap_or_default()),
+        _ => kind.to_owned(),
+    };
+    match name {
+        Some(n) => format!("{n}: {ty}"),
+        None => ty,
+    }
+}

@@ -1,0 +1,683 @@
+//! MLflow's REST API over [`Tracking`]: each endpoint's request read from JSON (a POST body or
+//! a GET query turned into JSON), checked, run as a read or a grouped write, and answered with
+//! MLflow's response JSON. The HTTP server only routes bytes here, so the protocol is testable
+//! without a socket.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::experiments::{self, ViewType};
+use super::lenient;
+use super::registry;
+use super::runs::{self, Batch, NewRun, RunUpdate};
+use super::search::{self, RunQuery};
+use super::types::{DatasetInput, Metric, Param, Tag};
+use super::{ErrorCode, Tracking, TrackingError, TrackingResult};
+
+/// The prefix of the artifact proxy's URIs; a path after it is an artifact path.
+pub const ARTIFACTS_SCHEME: &str = "mlflow-artifacts:/";
+
+fn parse<T: DeserializeOwned>(body: Value) -> TrackingResult<T> {
+    serde_json::from_value(body)
+        .map_err(|e| TrackingError::invalid(format!("Invalid request: {e}")))
+}
+
+fn required(field: &str, value: Option<String>) -> TrackingResult<String> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| {
+        TrackingError::invalid(format!("Missing value for required parameter '{field}'"))
+    })
+}
+
+fn to_json(value: impl serde::Serialize) -> TrackingResult<Value> {
+    serde_json::to_value(value).map_err(|e| TrackingError::internal(e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct Ids {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    experiment_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    run_id: Option<String>,
+    /// MLflow's older name for `run_id`; clients send both.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    run_uuid: Option<String>,
+    #[serde(default)]
+    experiment_name: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    version: Option<String>,
+    #[serde(default)]
+    new_name: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    alias: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchRequest {
+    #[serde(default, deserialize_with = "lenient::strings")]
+    experiment_ids: Vec<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    run_view_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    view_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    max_results: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    order_by: Vec<String>,
+    #[serde(default)]
+    page_token: Option<String>,
+}
+
+impl SearchRequest {
+    fn max_results(&self, default: usize) -> TrackingResult<usize> {
+        match self.max_results {
+            None => Ok(default),
+            Some(n) if n >= 1 => Ok(n as usize),
+            Some(n) => Err(TrackingError::invalid(format!(
+                "Invalid value {n} for parameter 'max_results': it must be at least 1"
+            ))),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateExperiment {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    artifact_location: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+struct CreateRun {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    experiment_id: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    start_time: Option<i64>,
+    #[serde(default)]
+    run_name: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+struct UpdateRun {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    status: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    end_time: Option<i64>,
+    #[serde(default)]
+    run_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LogMetric {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(flatten)]
+    metric: Metric,
+}
+
+#[derive(Deserialize)]
+struct LogBatch {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    metrics: Vec<Metric>,
+    #[serde(default)]
+    params: Vec<Param>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+struct LogInputs {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    datasets: Vec<DatasetInput>,
+}
+
+#[derive(Deserialize)]
+struct History {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(default)]
+    metric_key: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    max_results: Option<i64>,
+    #[serde(default)]
+    page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CreateModel {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+struct CreateVersion {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_link: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+struct Transition {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    version: Option<String>,
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    archive_existing_versions: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct LatestVersions {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    stages: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ListArtifacts {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    run_uuid: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+}
+
+fn page(items_key: &str, items: Value, next: Option<String>) -> Value {
+    let mut out = json!({ items_key: items });
+    if let Some(next) = next {
+        out["next_page_token"] = Value::String(next);
+    }
+    out
+}
+
+impl Tracking {
+    /// Answers one MLflow REST call. `endpoint` is the path after `/api/2.0/mlflow/` (or
+    /// `/ajax-api/2.0/mlflow/`), e.g. `runs/log-batch`.
+    pub fn handle(&self, method: &str, endpoint: &str, body: Value) -> TrackingResult<Value> {
+        match (method, endpoint) {
+            ("POST", "experiments/create") => {
+                let req: CreateExperiment = parse(body)?;
+                let name = required("name", req.name)?;
+                let id = self.write(move |c| {
+                    experiments::create(c, &name, req.artifact_location.as_deref(), &req.tags)
+                })?;
+                Ok(json!({ "experiment_id": id }))
+            }
+            ("GET", "experiments/get") => {
+                let id = required("experiment_id", parse::<Ids>(body)?.experiment_id)?;
+                let experiment = self.read(|c| experiments::get(c, &id))?;
+                Ok(json!({ "experiment": to_json(experiment)? }))
+            }
+            ("GET", "experiments/get-by-name") => {
+                let name = required("experiment_name", parse::<Ids>(body)?.experiment_name)?;
+                let experiment = self.read(|c| experiments::get_by_name(c, &name))?;
+                Ok(json!({ "experiment": to_json(experiment)? }))
+            }
+            ("GET" | "POST", "experiments/search") => {
+                let req: SearchRequest = parse(body)?;
+                let view = ViewType::parse(req.view_type.as_deref())?;
+                let max = req.max_results(1000)?.min(50_000);
+                let offset = search::parse_page_token(req.page_token.as_deref())?;
+                let filter = req.filter.unwrap_or_default();
+                let (found, next) = self
+                    .read(|c| experiments::search(c, view, &filter, &req.order_by, max, offset))?;
+                Ok(page("experiments", to_json(found)?, next))
+            }
+            ("POST", "experiments/update") => {
+                let req: Ids = parse(body)?;
+                let id = required("experiment_id", req.experiment_id)?;
+                let new_name = required("new_name", req.new_name)?;
+                self.write(move |c| experiments::rename(c, &id, &new_name))?;
+                Ok(json!({}))
+            }
+            ("POST", "experiments/delete" | "experiments/restore") => {
+                let id = required("experiment_id", parse::<Ids>(body)?.experiment_id)?;
+                let deleted = endpoint.ends_with("delete");
+                self.write(move |c| experiments::set_deleted(c, &id, deleted))?;
+                Ok(json!({}))
+            }
+            ("POST", "experiments/set-experiment-tag") => {
+                let req: Ids = parse(body)?;
+                let id = required("experiment_id", req.experiment_id)?;
+                let key = required("key", req.key)?;
+                let value = req.value.unwrap_or_default();
+                self.write(move |c| {
+                    let numeric = experiments::require_active(c, &id)?;
+                    experiments::set_tag(c, numeric, &key, &value)
+                })?;
+                Ok(json!({}))
+            }
+            ("POST", "experiments/delete-experiment-tag") => {
+                let req: Ids = parse(body)?;
+                let id = required("experiment_id", req.experiment_id)?;
+                let key = required("key", req.key)?;
+                self.write(move |c| experiments::delete_tag(c, &id, &key))?;
+                Ok(json!({}))
+            }
+            ("POST", "runs/create") => {
+                let req: CreateRun = parse(body)?;
+                let new = NewRun {
+                    experiment_id: req.experiment_id.unwrap_or_else(|| "0".into()),
+                    user_id: req.user_id.unwrap_or_default(),
+                    start_time: req.start_time,
+                    run_name: req.run_name,
+                    tags: req.tags,
+                };
+                let run = self.write(move |c| runs::create(c, new))?;
+                Ok(json!({ "run": to_json(run)? }))
+            }
+            ("GET", "runs/get") => {
+                let req: Ids = parse(body)?;
+                let id = required("run_id", req.run_id.or(req.run_uuid))?;
+                let run = self.read(|c| runs::get(c, &id))?;
+                Ok(json!({ "run": to_json(run)? }))
+            }
+            ("POST", "runs/update") => {
+                let req: UpdateRun = parse(body)?;
+                let id = required("run_id", req.run_id.or(req.run_uuid))?;
+                let change = RunUpdate {
+                    status: req.status,
+                    end_time: req.end_time,
+                    run_name: req.run_name,
+                };
+                let info = self.write(move |c| runs::update(c, &id, change))?;
+                Ok(json!({ "run_info": to_json(info)? }))
+            }
+            ("POST", "runs/delete" | "runs/restore") => {
+                let req: Ids = parse(body)?;
+                let id = required("run_id", req.run_id.or(req.run_uuid))?;
+                let deleted = endpoint.ends_with("delete");
+                self.write(move |c| runs::set_deleted(c, &id, deleted))?;
+                Ok(json!({}))
+            }
+            ("POST", "runs/log-metric") => {
+                let req: LogMetric = parse(body)?;
+                let id = required("run_id", req.run_id.or(req.run_uuid))?;
+                self.log_batch(
+                    id,
+                    Batch {
+                        metrics: vec![req.metric],
+                        ..Batch::default()
+                    },
+                )?;
+                Ok(json!({}))
+            }
+            ("POST", "runs/log-parameter") => {
+                let req: Ids = parse(body)?;
+                let id = required("run_id", req.run_id.or(req.run_uuid))?;
+                let param = Param {
+                    key: required("key", req.key)?,
+                    value: req.value.unwrap_or_default(),
+                };
+                self.log_batch(
+                    id,
+                    Batch {
+                        params: vec![param],
+                        ..Batch::default()
+                    },
+                )?;
+                Ok(json!({}))
+            }
+            ("POST", "runs/set-tag") => {
+                let req: Ids = parse(body)?;
+                let id = required("run_id", req.run_id.or(req.run_uuid))?;
+                let tag = Tag {
+                    key: required("key", req.key)?,
+                    value: req.value.unwrap_or_default(),
+                };
+                self.log_batch(
+                    id,
+                    Batch {
+                        tags: vec![tag],
+                        ..Batch::default()
+                    },
+                )?;
+                Ok(json!({}))
+            }
+            ("POST", "runs/delete-tag") => {
+                let req: Ids = parse(body)?;
+                let id = required("run_id", req.run_id.or(req.run_uuid))?;
+                let key = required("key", req.key)?;
+                self.write(move |c| runs::delete_tag(c, &id, &key))?;
+                Ok(json!({}))
+            }
+            ("POST", "runs/log-batch") => {
+                let req: LogBatch = parse(body)?;
+                let id = required("run_id", req.run_id)?;
+                self.log_batch(
+                    id,
+                    Batch {
+                        metrics: req.metrics,
+                        params: req.params,
+                        tags: req.tags,
+                    },
+                )?;
+                Ok(json!({}))
+            }
+            ("POST", "runs/log-inputs") => {
+                let req: LogInputs = parse(body)?;
+                let id = required("run_id", req.run_id)?;
+                self.write(move |c| runs::log_inputs(c, &id, &req.datasets))?;
+                Ok(json!({}))
+            }
+            ("POST" | "GET", "runs/search") => {
+                let req: SearchRequest = parse(body)?;
+                let view = ViewType::parse(req.run_view_type.as_deref())?;
+                let query = RunQuery {
+                    experiment_ids: &req.experiment_ids,
+                    filter: req.filter.as_deref().unwrap_or_default(),
+                    view,
+                    order_by: &req.order_by,
+                    max_results: req.max_results(search::DEFAULT_MAX_RESULTS)?,
+                    page_token: req.page_token.as_deref(),
+                };
+                let (found, next) = self.read(|c| search::search_runs(c, &query))?;
+                Ok(page("runs", to_json(found)?, next))
+            }
+            ("GET", "metrics/get-history") => {
+                let req: History = parse(body)?;
+                let id = required("run_id", req.run_id.or(req.run_uuid))?;
+                let key = required("metric_key", req.metric_key)?;
+                let max = req.max_results.unwrap_or(25_000).clamp(1, 25_000) as usize;
+                let offset = search::parse_page_token(req.page_token.as_deref())?;
+                let points = self.read(|c| {
+                    let run = runs::find(c, &id)?;
+                    super::metrics::history(c, run.id, &key)
+                })?;
+                let next = (points.len() > offset + max).then(|| (offset + max).to_string());
+                let metrics: Vec<Metric> = points
+                    .into_iter()
+                    .skip(offset)
+                    .take(max)
+                    .map(|p| Metric {
+                        key: key.clone(),
+                        value: p.value,
+                        timestamp: p.timestamp,
+                        step: p.step,
+                    })
+                    .collect();
+                Ok(page("metrics", to_json(metrics)?, next))
+            }
+            ("GET", "artifacts/list") => {
+                let req: ListArtifacts = parse(body)?;
+                let id = required("run_id", req.run_id.or(req.run_uuid))?;
+                let run = self.read(|c| runs::get(c, &id))?;
+                let root = run.info.artifact_uri.clone();
+                let files = match root.strip_prefix(ARTIFACTS_SCHEME) {
+                    Some(base) => {
+                        let sub = req.path.unwrap_or_default();
+                        let dir = if sub.is_empty() {
+                            base.to_owned()
+                        } else {
+                            format!("{}/{}", base.trim_end_matches('/'), sub.trim_matches('/'))
+                        };
+                        let mut files = self.list_artifacts(&dir)?;
+                        if !sub.is_empty() {
+                            for f in &mut files {
+                                f.path = format!("{}/{}", sub.trim_matches('/'), f.path);
+                            }
+                        }
+                        files
+                    }
+                    None => Vec::new(),
+                };
+                Ok(json!({ "root_uri": root, "files": to_json(files)? }))
+            }
+            ("POST", "logged-models/search") => {
+                // MLflow 3's logged models are not stored yet (models are logged as run
+                // artifacts); the client asks for them while listing a run's artifacts.
+                Ok(json!({ "models": [] }))
+            }
+            _ => self.handle_registry(method, endpoint, body),
+        }
+    }
+
+    fn log_batch(&self, run_id: String, batch: Batch) -> TrackingResult<()> {
+        // Check limits before queueing, so a bad batch costs the writer nothing.
+        runs::check_batch(&batch)?;
+        self.write(move |c| runs::log_batch(c, &run_id, &batch))
+    }
+
+    fn handle_registry(&self, method: &str, endpoint: &str, body: Value) -> TrackingResult<Value> {
+        match (method, endpoint) {
+            ("POST", "registered-models/create") => {
+                let req: CreateModel = parse(body)?;
+                let name = required("name", req.name)?;
+                let model = self.write(move |c| {
+                    registry::create_model(
+                        c,
+                        &name,
+                        &req.description.unwrap_or_default(),
+                        &req.tags,
+                    )
+                })?;
+                Ok(json!({ "registered_model": to_json(model)? }))
+            }
+            ("GET", "registered-models/get") => {
+                let name = required("name", parse::<Ids>(body)?.name)?;
+                let model = self.read(|c| registry::get_model(c, &name))?;
+                Ok(json!({ "registered_model": to_json(model)? }))
+            }
+            ("POST", "registered-models/rename") => {
+                let req: Ids = parse(body)?;
+                let name = required("name", req.name)?;
+                let new_name = required("new_name", req.new_name)?;
+                let model = self.write(move |c| registry::rename_model(c, &name, &new_name))?;
+                Ok(json!({ "registered_model": to_json(model)? }))
+            }
+            ("PATCH", "registered-models/update") => {
+                let req: Ids = parse(body)?;
+                let name = required("name", req.name)?;
+                let description = req.description.unwrap_or_default();
+                let model = self.write(move |c| registry::update_model(c, &name, &description))?;
+                Ok(json!({ "registered_model": to_json(model)? }))
+            }
+            ("DELETE", "registered-models/delete") => {
+                let name = required("name", parse::<Ids>(body)?.name)?;
+                self.write(move |c| registry::delete_model(c, &name))?;
+                Ok(json!({}))
+            }
+            ("GET" | "POST", "registered-models/search") => {
+                let req: SearchRequest = parse(body)?;
+                let max = req.max_results(100)?;
+                let offset = search::parse_page_token(req.page_token.as_deref())?;
+                let filter = req.filter.unwrap_or_default();
+                let (found, next) =
+                    self.read(|c| registry::search_models(c, &filter, &req.order_by, max, offset))?;
+                Ok(page("registered_models", to_json(found)?, next))
+            }
+            ("GET" | "POST", "registered-models/get-latest-versions") => {
+                let req: LatestVersions = parse(body)?;
+                let name = required("name", req.name)?;
+                let found = self.read(|c| registry::latest_versions(c, &name, &req.stages))?;
+                Ok(json!({ "model_versions": to_json(found)? }))
+            }
+            ("POST", "registered-models/set-tag") => {
+                let req: Ids = parse(body)?;
+                let name = required("name", req.name)?;
+                let key = required("key", req.key)?;
+                let value = req.value.unwrap_or_default();
+                self.write(move |c| registry::set_model_tag(c, &name, &key, &value))?;
+                Ok(json!({}))
+            }
+            ("DELETE", "registered-models/delete-tag") => {
+                let req: Ids = parse(body)?;
+                let name = required("name", req.name)?;
+                let key = required("key", req.key)?;
+                self.write(move |c| registry::delete_model_tag(c, &name, &key))?;
+                Ok(json!({}))
+            }
+            ("POST", "registered-models/alias") => {
+                let req: Ids = parse(body)?;
+                let name = required("name", req.name)?;
+                let alias = required("alias", req.alias)?;
+                let version = required("version", req.version)?;
+                self.write(move |c| registry::set_alias(c, &name, &alias, &version))?;
+                Ok(json!({}))
+            }
+            ("DELETE", "registered-models/alias") => {
+                let req: Ids = parse(body)?;
+                let name = required("name", req.name)?;
+                let alias = required("alias", req.alias)?;
+                self.write(move |c| registry::delete_alias(c, &name, &alias))?;
+                Ok(json!({}))
+            }
+            ("GET", "registered-models/alias") => {
+                let req: Ids = parse(body)?;
+                let name = required("name", req.name)?;
+                let alias = required("alias", req.alias)?;
+                let version = self.read(|c| registry::version_by_alias(c, &name, &alias))?;
+                Ok(json!({ "model_version": to_json(version)? }))
+            }
+            ("POST", "model-versions/create") => {
+                let req: CreateVersion = parse(body)?;
+                let source = required("source", req.source)?;
+                let new = registry::NewVersion {
+                    name: required("name", req.name)?,
+                    signature: self.signature_of(&source)?,
+                    source,
+                    run_id: req.run_id,
+                    run_link: req.run_link.unwrap_or_default(),
+                    description: req.description.unwrap_or_default(),
+                    user_id: String::new(),
+                    tags: req.tags,
+                };
+                let version = self.write(move |c| registry::create_version(c, new))?;
+                Ok(json!({ "model_version": to_json(version)? }))
+            }
+            ("GET", "model-versions/get") => {
+                let (name, version) = name_and_version(parse(body)?)?;
+                let found = self.read(|c| registry::get_version(c, &name, &version))?;
+                Ok(json!({ "model_version": to_json(found)? }))
+            }
+            ("PATCH", "model-versions/update") => {
+                let req: Ids = parse(body)?;
+                let description = req.description.clone().unwrap_or_default();
+                let (name, version) = name_and_version(req)?;
+                let found = self
+                    .write(move |c| registry::update_version(c, &name, &version, &description))?;
+                Ok(json!({ "model_version": to_json(found)? }))
+            }
+            ("POST", "model-versions/transition-stage") => {
+                let req: Transition = parse(body)?;
+                let name = required("name", req.name)?;
+                let version = required("version", req.version)?;
+                let stage = required("stage", req.stage)?;
+                let archive = req.archive_existing_versions.unwrap_or(false);
+                let found = self.write(move |c| {
+                    registry::transition_stage(c, &name, &version, &stage, archive)
+                })?;
+                Ok(json!({ "model_version": to_json(found)? }))
+            }
+            ("DELETE", "model-versions/delete") => {
+                let (name, version) = name_and_version(parse(body)?)?;
+                self.write(move |c| registry::delete_version(c, &name, &version))?;
+                Ok(json!({}))
+            }
+            ("GET" | "POST", "model-versions/search") => {
+                let req: SearchRequest = parse(body)?;
+                let max = req.max_results(10_000)?;
+                let offset = search::parse_page_token(req.page_token.as_deref())?;
+                let filter = req.filter.unwrap_or_default();
+                let (found, next) = self
+                    .read(|c| registry::search_versions(c, &filter, &req.order_by, max, offset))?;
+                Ok(page("model_versions", to_json(found)?, next))
+            }
+            ("GET", "model-versions/get-download-uri") => {
+                let (name, version) = name_and_version(parse(body)?)?;
+                let found = self.read(|c| registry::get_version(c, &name, &version))?;
+                Ok(json!({ "artifact_uri": found.source }))
+            }
+            ("POST", "model-versions/set-tag") => {
+                let req: Ids = parse(body)?;
+                let key = required("key", req.key.clone())?;
+                let value = req.value.clone().unwrap_or_default();
+                let (name, version) = name_and_version(req)?;
+                self.write(move |c| registry::set_version_tag(c, &name, &version, &key, &value))?;
+                Ok(json!({}))
+            }
+            ("DELETE", "model-versions/delete-tag") => {
+                let req: Ids = parse(body)?;
+                let key = required("key", req.key.clone())?;
+                let (name, version) = name_and_version(req)?;
+                self.write(move |c| registry::delete_version_tag(c, &name, &version, &key))?;
+                Ok(json!({}))
+            }
+            _ => Err(TrackingError::new(
+                ErrorCode::EndpointNotFound,
+                format!("No endpoint {method} {endpoint} in this server"),
+            )),
+        }
+    }
+}
+
+fn name_and_version(req: Ids) -> TrackingResult<(String, String)> {
+    Ok((
+        required("name", req.name)?,
+        required("version", req.version)?,
+    ))
+}
+
+impl Tracking {
+    /// The signature of the model at `source` when it is in Lathe's artifact store and has an
+    /// MLmodel file with one.
+    fn signature_of(&self, source: &str) -> TrackingResult<Option<Value>> {
+        let Some(dir) = source.strip_prefix(ARTIFACTS_SCHEME) else {
+            return Ok(None);
+        };
+        let path = format!("{}/MLmodel", dir.trim_matches('/'));
+        let Ok((file, _)) = self.artifact_file(&path) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| TrackingError::internal(format!("{}: {e}", file.display())))?;
+        let model = crate::mlmodel::parse(&path, &text).map_err(TrackingError::invalid)?;
+        Ok(model.signature)
+    }
+}

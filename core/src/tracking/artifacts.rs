@@ -1,0 +1,213 @@
+//! Artifacts as MLflow's artifact proxy sees them: files at slash-separated paths under the
+//! `mlflow-artifacts:/` root (a run's live under `<experiment>/<run>/artifacts/`). The bytes are
+//! blobs; the `artifacts` table maps each path to its blob.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::types::FileInfo;
+use super::{Tracking, TrackingError, TrackingResult};
+use crate::db::{now_millis, now_secs};
+use crate::jobs::Progress;
+
+/// Checks an artifact path: relative, slash-separated, no `..` or `.` parts, no empty parts,
+/// no backslashes or NULs. Returns it without leading or trailing slashes.
+pub fn validate_artifact_path(path: &str) -> TrackingResult<&str> {
+    let trimmed = path.trim_matches('/');
+    let bad = trimmed.contains('\\')
+        || trimmed.contains('\0')
+        || trimmed
+            .split('/')
+            .any(|part| part == ".." || part == "." || (part.is_empty() && !trimmed.is_empty()));
+    if bad {
+        return Err(TrackingError::invalid(format!(
+            "Invalid artifact path '{path}': it must be a relative path without '..' or '.' parts"
+        )));
+    }
+    Ok(trimmed)
+}
+
+impl Tracking {
+    /// Stores the bytes of `reader` as the artifact at `path`, replacing any file there.
+    pub fn put_artifact(&self, path: &str, reader: &mut dyn Read) -> TrackingResult<FileInfo> {
+        let path = validate_artifact_path(path)?.to_owned();
+        if path.is_empty() {
+            return Err(TrackingError::invalid("Invalid artifact path: it is empty"));
+        }
+        let put = self
+            .blobs()
+            .put_reader(reader, Path::new(&path), &Progress::default())?;
+        let file = FileInfo {
+            path: path.clone(),
+            is_dir: false,
+            file_size: Some(put.size_bytes as i64),
+        };
+        let (hash, size) = (put.hash.clone(), put.size_bytes);
+        let recorded = self.write(move |conn| record(conn, &path, &hash, size));
+        if recorded.is_err() && put.created {
+            // Nothing refers to the new blob; take it back so no orphan is left.
+            self.blobs().discard(std::slice::from_ref(&put));
+        }
+        recorded.map(|()| file)
+    }
+
+    /// The blob file holding the artifact at `path`, and its size.
+    pub fn artifact_file(&self, path: &str) -> TrackingResult<(PathBuf, u64)> {
+        let path = validate_artifact_path(path)?.to_owned();
+        let (hash, size): (String, i64) = self
+            .read(|conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT blob_hash, size_bytes FROM artifacts WHERE path = ?1",
+                        [&path],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?)
+            })?
+            .ok_or_else(|| TrackingError::missing(format!("No artifact at '{path}'")))?;
+        Ok((self.blobs().path(&hash), size as u64))
+    }
+
+    /// The files and folders directly inside `dir` ("" is the root), paths relative to it.
+    pub fn list_artifacts(&self, dir: &str) -> TrackingResult<Vec<FileInfo>> {
+        let dir = validate_artifact_path(dir)?.to_owned();
+        self.read(|conn| list(conn, &dir))
+    }
+
+    /// Every file under `dir`, paths relative to it, for copying a folder (e.g. a model).
+    pub fn artifact_tree(&self, dir: &str) -> TrackingResult<Vec<(String, String, i64)>> {
+        let dir = validate_artifact_path(dir)?.to_owned();
+        self.read(|conn| tree(conn, &dir))
+    }
+
+    pub fn delete_artifact(&self, path: &str) -> TrackingResult<()> {
+        let path = validate_artifact_path(path)?.to_owned();
+        self.write(move |conn| {
+            let prefix = format!("{path}/");
+            let removed = conn.execute(
+                "DELETE FROM artifacts WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2",
+                params![path, prefix],
+            )?;
+            if removed == 0 {
+                return Err(TrackingError::missing(format!("No artifact at '{path}'")));
+            }
+            Ok(())
+        })
+    }
+}
+
+pub(super) fn record(conn: &Connection, path: &str, hash: &str, size: u64) -> TrackingResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO blobs (hash, size_bytes, created_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (hash) DO NOTHING",
+    )?
+    .execute(params![hash, size as i64, now_secs()])?;
+    // A file replaces a folder of the same name and the other way round, as on a disk.
+    conn.execute(
+        "DELETE FROM artifacts WHERE substr(path, 1, length(?1) + 1) = ?1 || '/'",
+        [path],
+    )?;
+    conn.prepare_cached(
+        "INSERT INTO artifacts (path, blob_hash, size_bytes, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (path) DO UPDATE SET blob_hash = excluded.blob_hash,
+             size_bytes = excluded.size_bytes, updated_at_ms = excluded.updated_at_ms",
+    )?
+    .execute(params![path, hash, size as i64, now_millis()])?;
+    Ok(())
+}
+
+/// Rows under `dir` as (path relative to dir, blob hash, size), in path order.
+fn tree(conn: &Connection, dir: &str) -> TrackingResult<Vec<(String, String, i64)>> {
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT path, blob_hash, size_bytes FROM artifacts
+         WHERE path >= ?1 AND substr(path, 1, length(?1)) = ?1 ORDER BY path",
+    )?;
+    let rows = stmt.query_map([&prefix], |r| {
+        Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (path, hash, size) = row?;
+        out.push((path[prefix.len()..].to_owned(), hash, size));
+    }
+    Ok(out)
+}
+
+fn list(conn: &Connection, dir: &str) -> TrackingResult<Vec<FileInfo>> {
+    let mut out: Vec<FileInfo> = Vec::new();
+    for (relative, _, size) in tree(conn, dir)? {
+        match relative.split_once('/') {
+            Some((folder, _)) => {
+                if out.last().is_none_or(|last| last.path != folder) {
+                    out.push(FileInfo {
+                        path: folder.to_owned(),
+                        is_dir: true,
+                        file_size: None,
+                    });
+                }
+            }
+            None => out.push(FileInfo {
+                path: relative,
+                is_dir: false,
+                file_size: Some(size),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_must_stay_inside() {
+        for bad in ["../x", "a/../../b", "a/./b", "a//b", "a\\b", ".."] {
+            assert!(validate_artifact_path(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            validate_artifact_path("/1/abc/artifacts/m/").unwrap(),
+            "1/abc/artifacts/m"
+        );
+        assert_eq!(validate_artifact_path("").unwrap(), "");
+    }
+
+    #[test]
+    fn listing_shows_direct_children_and_folders_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracking = Tracking::open(dir.path()).unwrap();
+        for path in [
+            "0/r/artifacts/a.txt",
+            "0/r/artifacts/model/MLmodel",
+            "0/r/artifacts/model/x.onnx",
+        ] {
+            tracking.put_artifact(path, &mut path.as_bytes()).unwrap();
+        }
+        let names: Vec<(String, bool)> = tracking
+            .list_artifacts("0/r/artifacts")
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.path, f.is_dir))
+            .collect();
+        assert_eq!(names, [("a.txt".into(), false), ("model".into(), true)]);
+        let model = tracking.list_artifacts("0/r/artifacts/model").unwrap();
+        assert_eq!(model.len(), 2);
+        assert_eq!(
+            model[0].file_size,
+            Some("0/r/artifacts/model/MLmodel".len() as i64)
+        );
+        let (file, _) = tracking.artifact_file("0/r/artifacts/a.txt").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(file).unwrap(),
+            "0/r/artifacts/a.txt"
+        );
+        assert!(tracking.artifact_file("0/r/artifacts/none").is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! The entities of tracking and the registry, serialized in MLflow's JSON shapes (field names
+//! and nesting of its `service.proto` and `model_registry.proto`), so the server can answer with
+//! them as they are and the CLI's `--json` reads like MLflow's.
+
+use serde::{Deserialize, Serialize};
+
+use super::lenient;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tag {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Experiment {
+    pub experiment_id: String,
+    pub name: String,
+    pub artifact_location: String,
+    pub lifecycle_stage: String,
+    pub last_update_time: i64,
+    pub creation_time: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunInfo {
+    pub run_id: String,
+    /// MLflow's older name for `run_id`, still read by some clients.
+    pub run_uuid: String,
+    pub run_name: String,
+    pub experiment_id: String,
+    pub user_id: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<i64>,
+    pub artifact_uri: String,
+    pub lifecycle_stage: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub key: String,
+    #[serde(
+        serialize_with = "lenient::write_f64",
+        deserialize_with = "value_or_nan",
+        default
+    )]
+    pub value: f64,
+    #[serde(default, deserialize_with = "lenient::i64_or_zero")]
+    pub timestamp: i64,
+    #[serde(default, deserialize_with = "lenient::i64_or_zero")]
+    pub step: i64,
+}
+
+fn value_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(lenient::opt_f64(d)?.unwrap_or(f64::NAN))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunData {
+    pub metrics: Vec<Metric>,
+    pub params: Vec<Param>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dataset {
+    pub name: String,
+    pub digest: String,
+    pub source_type: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetInput {
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    pub dataset: Dataset,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunInputs {
+    pub dataset_inputs: Vec<DatasetInput>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    pub info: RunInfo,
+    pub data: RunData,
+    pub inputs: RunInputs,
+}
+
+impl Run {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.data
+            .tags
+            .iter()
+            .find(|t| t.key == key)
+            .map(|t| t.value.as_str())
+    }
+}
+
+/// One entry of an artifact listing, its path relative to the listed folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileInfo {
+    pub path: String,
+    pub is_dir: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelAlias {
+    pub alias: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegisteredModel {
+    pub name: String,
+    pub creation_timestamp: i64,
+    pub last_updated_timestamp: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latest_versions: Vec<ModelVersion>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<ModelAlias>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelVersion {
+    pub name: String,
+    pub version: String,
+    pub creation_timestamp: i64,
+    pub last_updated_timestamp: i64,
+    pub user_id: String,
+    pub current_stage: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub run_link: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Lathe's addition: the model's input/output signature, from its MLmodel file or ONNX
+    /// graph, as JSON (`{"inputs": [...], "outputs": [...]}`). MLflow clients ignore it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<serde_json::Value>,
+}
