@@ -194,3 +194,109 @@ pub fn drop_files<S>(harness: &mut egui_kittest::Harness<'_, S>, paths: &[PathBu
             .push(std::sync::Arc::new(DroppedPath(path.clone())));
     }
 }
+
+/// A `lathe server` on a free loopback port, killed (SIGKILL) when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Server {
+    pub fn start(workspace: &Path, extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(lathe_bin())
+            .arg("--workspace")
+            .arg(workspace)
+            .args(["server", "--port", "0"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("lathe server starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server prints its address");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| {
+                let mut err = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    std::io::Read::read_to_string(&mut stderr, &mut err).ok();
+                }
+                panic!("no address in the server's first line '{line}': {err}")
+            });
+        Self {
+            url: format!("http://{addr}"),
+            child,
+        }
+    }
+
+    /// Sends SIGKILL and waits for the process to go.
+    pub fn kill(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTP agent that returns error statuses as responses instead of failing.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Sends `body` with `method` to `url` and returns the status and the JSON answer.
+pub fn call(agent: &ureq::Agent, method: &str, url: &str, body: &str) -> (u16, serde_json::Value) {
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .expect("a well-formed request");
+    let mut response = agent.run(request).expect("the server answers");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("a text body");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{method} {url}: status {status}, not JSON ({e}): {text}"));
+    (status, json)
+}
+
+/// The Python with the official MLflow client: LATHE_MLFLOW_PYTHON, else the venv that
+/// `tests/peers/setup-mlflow.sh` makes (run here if it is missing; it needs PyPI).
+pub fn mlflow_python() -> PathBuf {
+    if let Ok(python) = std::env::var("LATHE_MLFLOW_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/setup-mlflow.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .status()
+        .expect("bash runs");
+    assert!(
+        status.success(),
+        "could not install the official mlflow client with {}; the MLflow tests need it",
+        script.display()
+    );
+    let home = std::env::var("HOME").expect("HOME is set");
+    let venv =
+        std::env::var("LATHE_MLFLOW_VENV").unwrap_or_else(|_| format!("{home}/.cache/lathe/venv"));
+    PathBuf::from(venv).join("bin/python")
+}
+
+/// A script under tests/peers.
+pub fn peer_script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peers")
+        .join(name)
+}

@@ -21,6 +21,9 @@ use tokio::net::TcpListener;
 /// JSON request bodies larger than this are refused (MLflow's largest, a full log-batch, is
 /// well under 1 MB).
 const MAX_JSON_BYTES: usize = 16 << 20;
+/// How much of an oversized body is read and dropped before answering; past it the connection
+/// is closed.
+const MAX_DRAIN_BYTES: usize = 64 << 20;
 
 #[derive(Clone)]
 struct App {
@@ -197,20 +200,40 @@ async fn request_json(
     if method == Method::GET {
         return Ok(lenient::query_to_json(query.unwrap_or_default()));
     }
-    let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
-        .await
-        .map_err(|_| {
-            TrackingError::invalid(format!(
-                "The request body is larger than {} MiB or was cut off",
-                MAX_JSON_BYTES >> 20
-            ))
-        })?;
+    let bytes = read_bounded(body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         // DELETE calls from some clients carry their fields in the query instead.
         return Ok(lenient::query_to_json(query.unwrap_or_default()));
     }
     serde_json::from_slice(&bytes)
         .map_err(|e| TrackingError::invalid(format!("Malformed JSON in the request body: {e}")))
+}
+
+/// Reads a JSON body of at most [`MAX_JSON_BYTES`]. A larger one is refused, but read on (up
+/// to [`MAX_DRAIN_BYTES`]) before answering, so the client gets the error instead of a reset
+/// connection while it is still sending.
+async fn read_bounded(body: Body) -> Result<Vec<u8>, TrackingError> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| TrackingError::invalid(format!("The request body broke off: {e}")))?;
+        seen += chunk.len();
+        if seen <= MAX_JSON_BYTES {
+            bytes.extend_from_slice(&chunk);
+        } else if seen > MAX_DRAIN_BYTES {
+            break;
+        }
+    }
+    if seen > MAX_JSON_BYTES {
+        return Err(TrackingError::invalid(format!(
+            "The request body is larger than {} MiB",
+            MAX_JSON_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 async fn list_artifacts(State(app): State<App>, uri: axum::http::Uri) -> Response {

@@ -229,11 +229,12 @@ struct ListArtifacts {
 }
 
 fn page(items_key: &str, items: Value, next: Option<String>) -> Value {
-    let mut out = json!({ items_key: items });
+    let mut out = serde_json::Map::new();
+    out.insert(items_key.to_owned(), items);
     if let Some(next) = next {
-        out["next_page_token"] = Value::String(next);
+        out.insert("next_page_token".to_owned(), Value::String(next));
     }
-    out
+    Value::Object(out)
 }
 
 impl Tracking {
@@ -679,5 +680,407 @@ impl Tracking {
             .map_err(|e| TrackingError::internal(format!("{}: {e}", file.display())))?;
         let model = crate::mlmodel::parse(&path, &text).map_err(TrackingError::invalid)?;
         Ok(model.signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Tracking) {
+        let dir = tempfile::tempdir().unwrap();
+        let tracking = Tracking::open(dir.path()).unwrap();
+        (dir, tracking)
+    }
+
+    fn call(t: &Tracking, method: &str, endpoint: &str, body: Value) -> Value {
+        t.handle(method, endpoint, body)
+            .unwrap_or_else(|e| panic!("{method} {endpoint}: {e}"))
+    }
+
+    fn error(t: &Tracking, method: &str, endpoint: &str, body: Value) -> (ErrorCode, String) {
+        let e = t.handle(method, endpoint, body).unwrap_err();
+        (e.code, e.message)
+    }
+
+    fn new_run(t: &Tracking, experiment_id: &str) -> String {
+        let run = call(
+            t,
+            "POST",
+            "runs/create",
+            json!({ "experiment_id": experiment_id }),
+        );
+        run["run"]["info"]["run_id"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn a_run_keeps_what_was_logged() {
+        let (_dir, t) = store();
+        let exp = call(&t, "POST", "experiments/create", json!({ "name": "e" }));
+        let exp = exp["experiment_id"].as_str().unwrap().to_owned();
+        let run = new_run(&t, &exp);
+        let metrics: Vec<Value> = (0..10)
+            .map(|s| json!({ "key": "loss", "value": 1.0 / (s as f64 + 1.0), "timestamp": 1000 + s, "step": s }))
+            .collect();
+        call(
+            &t,
+            "POST",
+            "runs/log-batch",
+            json!({ "run_id": run, "metrics": metrics, "params": [{ "key": "lr", "value": "0.1" }],
+                    "tags": [{ "key": "team", "value": "vision" }] }),
+        );
+        call(
+            &t,
+            "POST",
+            "runs/log-metric",
+            json!({ "run_id": run, "key": "loss", "value": "NaN", "timestamp": "5", "step": "3" }),
+        );
+        let got = call(
+            &t,
+            "GET",
+            "runs/get",
+            lenient::query_to_json(&format!("run_id={run}")),
+        );
+        let data = &got["run"]["data"];
+        assert_eq!(data["params"], json!([{ "key": "lr", "value": "0.1" }]));
+        assert_eq!(
+            data["metrics"][0]["value"],
+            json!(0.1),
+            "latest is step 9, not the NaN at step 3"
+        );
+        assert!(
+            data["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["key"] == "team")
+        );
+        let history = call(
+            &t,
+            "GET",
+            "metrics/get-history",
+            lenient::query_to_json(&format!("run_id={run}&metric_key=loss&max_results=4")),
+        );
+        assert_eq!(history["metrics"].as_array().unwrap().len(), 4);
+        assert_eq!(history["next_page_token"], "4");
+        let all = call(
+            &t,
+            "GET",
+            "metrics/get-history",
+            json!({ "run_id": run, "metric_key": "loss" }),
+        );
+        let steps: Vec<i64> = all["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["step"].as_i64().unwrap())
+            .collect();
+        assert_eq!(steps, [0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn bad_requests_get_mlflow_error_codes() {
+        let (_dir, t) = store();
+        let run = new_run(&t, "0");
+        let too_many: Vec<Value> = (0..1001)
+            .map(|s| json!({ "key": "m", "value": 1, "timestamp": 0, "step": s }))
+            .collect();
+        let long_value = "x".repeat(6001);
+        let cases = [
+            (
+                "POST",
+                "runs/log-metric",
+                json!({ "run_id": "nope", "key": "m", "value": 1 }),
+                ErrorCode::ResourceDoesNotExist,
+                "Run with id=nope not found",
+            ),
+            (
+                "POST",
+                "runs/log-batch",
+                json!({ "run_id": run, "metrics": too_many }),
+                ErrorCode::InvalidParameterValue,
+                "at most 1000 metrics",
+            ),
+            (
+                "POST",
+                "runs/log-parameter",
+                json!({ "run_id": run, "key": "p", "value": long_value }),
+                ErrorCode::InvalidParameterValue,
+                "limit is 6000",
+            ),
+            (
+                "POST",
+                "runs/log-parameter",
+                json!({ "run_id": run, "key": "../p", "value": "1" }),
+                ErrorCode::InvalidParameterValue,
+                "Invalid param name",
+            ),
+            (
+                "POST",
+                "runs/log-batch",
+                json!({ "run_id": run, "metrics": "not a list" }),
+                ErrorCode::InvalidParameterValue,
+                "Invalid request",
+            ),
+            (
+                "POST",
+                "runs/create",
+                json!({ "experiment_id": "42" }),
+                ErrorCode::ResourceDoesNotExist,
+                "No Experiment with id=42",
+            ),
+            (
+                "GET",
+                "experiments/get-by-name",
+                json!({ "experiment_name": "none" }),
+                ErrorCode::ResourceDoesNotExist,
+                "Could not find experiment",
+            ),
+            (
+                "POST",
+                "experiments/create",
+                json!({ "name": "Default" }),
+                ErrorCode::ResourceAlreadyExists,
+                "already exists",
+            ),
+            (
+                "POST",
+                "runs/search",
+                json!({ "experiment_ids": ["0"], "filter": "metrics.a = 'x'" }),
+                ErrorCode::InvalidParameterValue,
+                "compare with numbers",
+            ),
+            (
+                "POST",
+                "runs/search",
+                json!({ "experiment_ids": ["0"], "page_token": "zz" }),
+                ErrorCode::InvalidParameterValue,
+                "Invalid page token",
+            ),
+            (
+                "GET",
+                "registered-models/get",
+                json!({ "name": "none" }),
+                ErrorCode::ResourceDoesNotExist,
+                "not found",
+            ),
+            (
+                "POST",
+                "runs/unknown",
+                json!({}),
+                ErrorCode::EndpointNotFound,
+                "No endpoint",
+            ),
+        ];
+        for (method, endpoint, body, code, fragment) in cases {
+            let (got, message) = error(&t, method, endpoint, body);
+            assert_eq!(got, code, "{endpoint}: {message}");
+            assert!(message.contains(fragment), "{endpoint}: {message}");
+        }
+        // A param never changes; logging to a deleted run is refused.
+        call(
+            &t,
+            "POST",
+            "runs/log-parameter",
+            json!({ "run_id": run, "key": "p", "value": "1" }),
+        );
+        let (code, message) = error(
+            &t,
+            "POST",
+            "runs/log-parameter",
+            json!({ "run_id": run, "key": "p", "value": "2" }),
+        );
+        assert_eq!(code, ErrorCode::InvalidParameterValue, "{message}");
+        call(&t, "POST", "runs/delete", json!({ "run_id": run }));
+        let (_, message) = error(
+            &t,
+            "POST",
+            "runs/set-tag",
+            json!({ "run_id": run, "key": "k", "value": "v" }),
+        );
+        assert!(
+            message.contains("must be in the 'active' state"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_failed_request_in_a_group_takes_nothing_with_it() {
+        let (_dir, t) = store();
+        let run = new_run(&t, "0");
+        // Queue many writes at once so they share commits; every other one fails.
+        let handles: Vec<_> = (0..200)
+            .map(|i| {
+                let t = t.clone();
+                let run = run.clone();
+                std::thread::spawn(move || {
+                    let key = if i % 2 == 0 {
+                        format!("k{i}")
+                    } else {
+                        "../bad".to_owned()
+                    };
+                    t.handle(
+                        "POST",
+                        "runs/log-metric",
+                        json!({ "run_id": run, "key": key, "value": i, "timestamp": 0, "step": 0 }),
+                    )
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 100);
+        let got = call(&t, "GET", "runs/get", json!({ "run_id": run }));
+        assert_eq!(got["run"]["data"]["metrics"].as_array().unwrap().len(), 100);
+    }
+
+    #[test]
+    fn search_filters_orders_and_pages() {
+        let (_dir, t) = store();
+        for i in 0..7 {
+            let run = new_run(&t, "0");
+            let model = if i % 2 == 0 { "tree" } else { "linear" };
+            call(
+                &t,
+                "POST",
+                "runs/log-batch",
+                json!({ "run_id": run,
+                "metrics": [{ "key": "acc", "value": i as f64 / 10.0, "timestamp": 0, "step": 0 }],
+                "params": [{ "key": "model", "value": model }] }),
+            );
+        }
+        let search = |filter: &str, order: &str, max: i64, token: Option<&str>| {
+            let mut body = json!({ "experiment_ids": ["0"], "filter": filter, "order_by": [order], "max_results": max });
+            if let Some(token) = token {
+                body["page_token"] = json!(token);
+            }
+            call(&t, "POST", "runs/search", body)
+        };
+        let accs = |page: &Value| -> Vec<f64> {
+            page["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["data"]["metrics"][0]["value"].as_f64().unwrap())
+                .collect()
+        };
+        let trees = search(
+            "params.model = 'tree' and metrics.acc >= 0.2",
+            "metrics.acc DESC",
+            10,
+            None,
+        );
+        assert_eq!(accs(&trees), [0.6, 0.4, 0.2]);
+        let first = search("", "metrics.acc ASC", 3, None);
+        assert_eq!(accs(&first), [0.0, 0.1, 0.2]);
+        let token = first["next_page_token"].as_str().unwrap().to_owned();
+        let second = search("", "metrics.acc ASC", 3, Some(&token));
+        assert_eq!(accs(&second), [0.3, 0.4, 0.5]);
+        let like = search("params.model LIKE 'lin%'", "metrics.acc ASC", 10, None);
+        assert_eq!(accs(&like), [0.1, 0.3, 0.5]);
+        assert!(
+            search("params.model LIKE 'LIN%'", "metrics.acc ASC", 10, None)["runs"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            accs(&search(
+                "params.model ILIKE 'LIN%'",
+                "metrics.acc ASC",
+                10,
+                None
+            ))
+            .len(),
+            3
+        );
+    }
+
+    #[test]
+    fn registry_versions_aliases_and_stages() {
+        let (_dir, t) = store();
+        call(
+            &t,
+            "POST",
+            "registered-models/create",
+            json!({ "name": "m", "description": "d" }),
+        );
+        for _ in 0..2 {
+            call(
+                &t,
+                "POST",
+                "model-versions/create",
+                json!({ "name": "m", "source": "mlflow-artifacts:/x" }),
+            );
+        }
+        call(
+            &t,
+            "POST",
+            "registered-models/alias",
+            json!({ "name": "m", "alias": "champion", "version": "2" }),
+        );
+        let (code, _) = error(
+            &t,
+            "POST",
+            "registered-models/alias",
+            json!({ "name": "m", "alias": "v3", "version": "1" }),
+        );
+        assert_eq!(code, ErrorCode::InvalidParameterValue);
+        let by_alias = call(
+            &t,
+            "GET",
+            "registered-models/alias",
+            json!({ "name": "m", "alias": "champion" }),
+        );
+        assert_eq!(by_alias["model_version"]["version"], "2");
+        call(
+            &t,
+            "POST",
+            "model-versions/transition-stage",
+            json!({ "name": "m", "version": "1", "stage": "production" }),
+        );
+        let latest = call(
+            &t,
+            "GET",
+            "registered-models/get-latest-versions",
+            json!({ "name": "m", "stages": "Production" }),
+        );
+        assert_eq!(latest["model_versions"][0]["version"], "1");
+        call(
+            &t,
+            "DELETE",
+            "model-versions/delete",
+            json!({ "name": "m", "version": "2" }),
+        );
+        let model = call(&t, "GET", "registered-models/get", json!({ "name": "m" }));
+        assert!(
+            model["registered_model"].get("aliases").is_none(),
+            "the alias went with its version"
+        );
+        call(
+            &t,
+            "POST",
+            "registered-models/rename",
+            json!({ "name": "m", "new_name": "n" }),
+        );
+        let found = call(
+            &t,
+            "GET",
+            "registered-models/search",
+            json!({ "filter": "name LIKE 'n%'" }),
+        );
+        assert_eq!(found["registered_models"][0]["name"], "n");
+        call(
+            &t,
+            "DELETE",
+            "registered-models/delete",
+            json!({ "name": "n" }),
+        );
+        let (code, _) = error(
+            &t,
+            "GET",
+            "model-versions/get",
+            json!({ "name": "n", "version": "1" }),
+        );
+        assert_eq!(code, ErrorCode::ResourceDoesNotExist);
     }
 }
