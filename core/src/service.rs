@@ -17,6 +17,10 @@ use crate::images::{self, Thumbnail};
 use crate::import::{ImportOutcome, ImportRequest, import};
 use crate::jobs::{Progress, ProgressSnapshot};
 use crate::profile::{self, TableProfile};
+use crate::tracking::Tracking;
+use crate::tracking::browse::{Preview, RunDetail, RunTable};
+use crate::tracking::metrics::Point;
+use crate::tracking::types::{Experiment, ModelVersion, RegisteredModel};
 use crate::workspace::Workspace;
 use crate::{Error, Result, table, text};
 
@@ -56,6 +60,24 @@ pub enum Command {
     LoadText {
         version: i64,
     },
+    LoadExperiments,
+    /// The runs of these experiments that match an MLflow filter.
+    LoadRuns {
+        experiment_ids: Vec<String>,
+        filter: String,
+    },
+    LoadRun {
+        run_id: String,
+    },
+    LoadHistory {
+        run_id: String,
+        key: String,
+    },
+    /// A preview of the artifact at this path in the artifact store.
+    LoadArtifact {
+        path: String,
+    },
+    LoadModels,
 }
 
 #[derive(Debug)]
@@ -90,6 +112,26 @@ pub enum Event {
         version: i64,
         reply: Reply<Vec<String>>,
     },
+    Experiments(Reply<Vec<Experiment>>),
+    Runs {
+        experiment_ids: Vec<String>,
+        filter: String,
+        reply: Reply<RunTable>,
+    },
+    Run {
+        run_id: String,
+        reply: Reply<RunDetail>,
+    },
+    History {
+        run_id: String,
+        key: String,
+        reply: Reply<Vec<Point>>,
+    },
+    Artifact {
+        path: String,
+        reply: Reply<Preview>,
+    },
+    Models(Reply<Vec<(RegisteredModel, Vec<ModelVersion>)>>),
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -117,6 +159,7 @@ struct Shared {
     jobs: Mutex<Vec<Job>>,
     next_job: AtomicU64,
     tables: Mutex<Vec<(i64, TableSlot)>>,
+    tracking: OnceLock<std::result::Result<Tracking, String>>,
 }
 
 /// Short reads run on a few plain threads rather than a rayon pool: a rayon worker that waits
@@ -163,6 +206,7 @@ impl Service {
                 jobs: Mutex::new(Vec::new()),
                 next_job: AtomicU64::new(1),
                 tables: Mutex::new(Vec::new()),
+                tracking: OnceLock::new(),
             }),
             events: rx,
             readers,
@@ -232,6 +276,33 @@ impl Service {
                 version,
                 reply: s.with_workspace(|ws| text::items(ws, &ws.version_by_id(version)?)),
             }),
+            Command::LoadExperiments => {
+                self.read(|s| Event::Experiments(s.with_tracking(Tracking::experiments)));
+            }
+            Command::LoadRuns {
+                experiment_ids,
+                filter,
+            } => self.read(move |s| {
+                let reply = s.with_tracking(|t| t.run_table(&experiment_ids, &filter));
+                Event::Runs {
+                    experiment_ids,
+                    filter,
+                    reply,
+                }
+            }),
+            Command::LoadRun { run_id } => self.read(move |s| {
+                let reply = s.with_tracking(|t| t.run_detail(&run_id));
+                Event::Run { run_id, reply }
+            }),
+            Command::LoadHistory { run_id, key } => self.read(move |s| {
+                let reply = s.with_tracking(|t| t.metric_history(&run_id, &key));
+                Event::History { run_id, key, reply }
+            }),
+            Command::LoadArtifact { path } => self.read(move |s| {
+                let reply = s.with_tracking(|t| t.artifact_preview(&path));
+                Event::Artifact { path, reply }
+            }),
+            Command::LoadModels => self.read(|s| Event::Models(s.with_tracking(Tracking::models))),
         }
     }
 
@@ -286,6 +357,19 @@ impl Shared {
             .and_then(|mut ws| f(&mut ws))
             .map(Arc::new)
             .map_err(|e| e.to_string())
+    }
+
+    /// Runs `f` on the workspace's tracking store, opened on first use.
+    fn with_tracking<T>(
+        &self,
+        f: impl FnOnce(&Tracking) -> crate::tracking::TrackingResult<T>,
+    ) -> Reply<T> {
+        let tracking = self
+            .tracking
+            .get_or_init(|| Tracking::open(&self.root).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)?;
+        f(tracking).map(Arc::new).map_err(|e| e.to_string())
     }
 
     fn run_job(

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod artifacts;
+pub mod browse;
 pub mod experiments;
 pub mod filter;
 pub mod lenient;

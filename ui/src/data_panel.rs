@@ -30,6 +30,8 @@ pub struct DataPanel {
     versions: HashMap<String, Loadable<Arc<Vec<AssetVersion>>>>,
     /// The version id shown for each asset the user looked at.
     chosen: HashMap<String, i64>,
+    /// A version asked for by number, chosen once the versions are loaded.
+    wanted_number: Option<(String, i64)>,
     tab: TableTab,
     pages: HashMap<i64, TablePages>,
     profiles: HashMap<i64, Loadable<Arc<TableProfile>>>,
@@ -47,6 +49,12 @@ impl DataPanel {
         }
         // Read the versions afresh: the next frame asks for them.
         self.versions.remove(name);
+    }
+
+    /// Selects an asset and shows the version with this number (a link from lineage).
+    pub fn select_number(&mut self, name: &str, number: i64) {
+        self.select(name, None);
+        self.wanted_number = Some((name.to_owned(), number));
     }
 
     /// Takes the events this panel cares about; hands back the rest.
@@ -154,6 +162,11 @@ impl DataPanel {
         }) else {
             return;
         };
+        if let Some((wanted, number)) = self.wanted_number.take_if(|(n, _)| *n == name)
+            && let Some(v) = versions.iter().find(|v| v.version == number)
+        {
+            self.chosen.insert(wanted, v.id);
+        }
         let chosen = self.chosen.get(&name).copied();
         let Some(version) = versions
             .iter()

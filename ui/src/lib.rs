@@ -2,14 +2,22 @@
 //! [`Service`](lathe_core::service::Service); they never open the database, spawn threads or
 //! block on I/O, so a frame stays short whatever the size of the workspace.
 
+mod compare_view;
 mod data_panel;
+mod experiments_panel;
 mod image_grid;
 mod import_dialog;
+mod lineage_view;
 mod loadable;
+mod metric_chart;
+mod models_panel;
 mod profile_view;
+mod run_view;
+mod runs_table;
 mod status_bar;
 mod table_view;
 mod text_list;
+mod tracking_cache;
 mod workbench;
 
-pub use workbench::{ShellRequest, Workbench};
+pub use workbench::{Navigate, Section, ShellRequest, Workbench};

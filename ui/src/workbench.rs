@@ -1,6 +1,7 @@
-//! The whole window: a top bar with the sections and import actions, the Data section, and a
-//! status bar with running jobs and messages. It routes service events to the panels and turns
-//! dropped files into imports.
+//! The whole window: a top bar with the sections (Data, Experiments, Models) and import actions,
+//! the chosen section, and a status bar with running jobs and messages. It routes service events
+//! to the panels, moves between sections when a view links elsewhere, and turns dropped files
+//! into imports.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,9 @@ use lathe_core::format;
 use lathe_core::service::{Command, Event, Service};
 
 use crate::data_panel::DataPanel;
+use crate::experiments_panel::ExperimentsPanel;
 use crate::import_dialog::ImportDialog;
+use crate::models_panel::ModelsPanel;
 use crate::status_bar::{Message, status_bar_ui};
 
 /// What the window asks of the shell around it (the native file dialogs live in the app).
@@ -18,9 +21,29 @@ pub enum ShellRequest {
     PickFolder,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Section {
+    #[default]
+    Data,
+    Experiments,
+    Models,
+}
+
+/// A link from one view to something shown in another section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Navigate {
+    Asset(String, i64),
+    Run(String),
+    Model(String),
+}
+
 pub struct Workbench {
     service: Service,
+    section: Section,
+    tracking_uri: Option<String>,
     data: DataPanel,
+    experiments: ExperimentsPanel,
+    models: ModelsPanel,
     imports: ImportDialog,
     messages: Vec<Message>,
     requests: Vec<ShellRequest>,
@@ -31,7 +54,11 @@ impl Workbench {
         service.send(Command::RefreshAssets);
         Self {
             service,
+            section: Section::default(),
+            tracking_uri: None,
             data: DataPanel::default(),
+            experiments: ExperimentsPanel::default(),
+            models: ModelsPanel::default(),
             imports: ImportDialog::default(),
             messages: Vec::new(),
             requests: Vec::new(),
@@ -40,6 +67,15 @@ impl Workbench {
 
     pub fn service(&self) -> &Service {
         &self.service
+    }
+
+    /// Where the tracking server that runs beside the window listens, to show to the user.
+    pub fn set_tracking_uri(&mut self, uri: Option<String>) {
+        self.tracking_uri = uri;
+    }
+
+    pub fn show_section(&mut self, section: Section) {
+        self.section = section;
     }
 
     /// Files or folders to import, from a file dialog or a drop: the import window opens with them.
@@ -69,7 +105,13 @@ impl Workbench {
             ui.horizontal(|ui| {
                 ui.strong("Lathe");
                 ui.separator();
-                let _ = ui.selectable_label(true, "Data");
+                for (section, label) in [
+                    (Section::Data, "Data"),
+                    (Section::Experiments, "Experiments"),
+                    (Section::Models, "Models"),
+                ] {
+                    ui.selectable_value(&mut self.section, section, label);
+                }
                 ui.separator();
                 if ui.button("Import files…").on_hover_text("Ctrl+O").clicked() {
                     self.requests.push(ShellRequest::PickFiles);
@@ -84,6 +126,12 @@ impl Workbench {
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     ui.weak(self.service.root().display().to_string())
                         .on_hover_text("Workspace folder");
+                    if let Some(uri) = &self.tracking_uri {
+                        ui.separator();
+                        ui.label(format!("MLFLOW_TRACKING_URI={uri}")).on_hover_text(
+                            "The tracking server runs while Lathe is open: point MLflow clients here",
+                        );
+                    }
                 });
             });
         });
@@ -95,11 +143,49 @@ impl Workbench {
             }
             ui.add_space(2.0);
         });
-        egui::Panel::left("asset-list")
-            .resizable(true)
-            .default_size(240.0)
-            .show(ui, |ui| self.data.asset_list_ui(ui, &self.service));
-        egui::CentralPanel::default().show(ui, |ui| self.data.asset_ui(ui, &self.service));
+        let navigate = match self.section {
+            Section::Data => {
+                egui::Panel::left("asset-list")
+                    .resizable(true)
+                    .default_size(240.0)
+                    .show(ui, |ui| self.data.asset_list_ui(ui, &self.service));
+                egui::CentralPanel::default().show(ui, |ui| self.data.asset_ui(ui, &self.service));
+                None
+            }
+            Section::Experiments => {
+                egui::Panel::left("experiment-list")
+                    .resizable(true)
+                    .default_size(220.0)
+                    .show(ui, |ui| self.experiments.list_ui(ui, &self.service));
+                egui::CentralPanel::default()
+                    .show(ui, |ui| self.experiments.main_ui(ui, &self.service))
+                    .inner
+            }
+            Section::Models => {
+                egui::Panel::left("model-list")
+                    .resizable(true)
+                    .default_size(240.0)
+                    .show(ui, |ui| self.models.list_ui(ui, &self.service));
+                egui::CentralPanel::default()
+                    .show(ui, |ui| self.models.main_ui(ui))
+                    .inner
+            }
+        };
+        match navigate {
+            Some(Navigate::Asset(name, version)) => {
+                self.section = Section::Data;
+                self.data.select_number(&name, version);
+            }
+            Some(Navigate::Run(run_id)) => {
+                self.section = Section::Experiments;
+                self.experiments.open_run(&run_id);
+            }
+            Some(Navigate::Model(name)) => {
+                self.section = Section::Models;
+                self.models.select(&name);
+            }
+            None => {}
+        }
 
         if !jobs.is_empty() {
             // Progress moves without events; redraw a few times a second while work runs.
@@ -109,7 +195,12 @@ impl Workbench {
 
     fn take_events(&mut self, ctx: &egui::Context) {
         for event in self.service.poll() {
-            let Some(event) = self.data.on_event(event, ctx) else {
+            let Some(event) = self
+                .data
+                .on_event(event, ctx)
+                .and_then(|e| self.experiments.on_event(e))
+                .and_then(|e| self.models.on_event(e))
+            else {
                 continue;
             };
             if let Event::Imported { request, reply } = event {

@@ -40,6 +40,14 @@ pub fn search_run_ids(
             q.max_results
         )));
     }
+    search_run_ids_unbounded(conn, q)
+}
+
+/// As [`search_run_ids`], without the API's page-size limit (the browser reads whole experiments).
+pub fn search_run_ids_unbounded(
+    conn: &Connection,
+    q: &RunQuery,
+) -> TrackingResult<(Vec<i64>, Option<String>)> {
     let offset = parse_page_token(q.page_token)?;
     let mut sql = String::from("SELECT r.id FROM runs r");
     let mut wheres = Vec::new();
@@ -90,7 +98,7 @@ pub fn search_run_ids(
         " WHERE {} ORDER BY {} LIMIT {} OFFSET {offset}",
         wheres.join(" AND "),
         order.join(", "),
-        q.max_results + 1
+        q.max_results.saturating_add(1).min(i64::MAX as usize)
     ));
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut ids: Vec<i64> = stmt

@@ -1,0 +1,526 @@
+//! The tracking benchmark: the same workload against `lathe server`, against `mlflow server`
+//! (SQLite backend, its default workers) and, for the official client's own ceiling, against a
+//! null server that answers `{}` at once — side by side in one run, with ratios.
+//!
+//! `cargo bench -p lathe-tests --bench tracking` (builds the release `lathe` if needed).
+//! LATHE_BENCH_RUNS (10,000) and LATHE_BENCH_LARGE_RUNS (100,000) size the search; set
+//! LATHE_BENCH_PEER=0 to leave MLflow out. It prints figures; it is a benchmark, not a test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lathe_tests::{Server, call, http, lathe_bin, mlflow_python, peer_script};
+use serde_json::{Value, json};
+
+const CONNECTIONS: usize = 8;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let small = env_usize("LATHE_BENCH_RUNS", 10_000);
+    let large = env_usize("LATHE_BENCH_LARGE_RUNS", 100_000);
+    let with_peer = env_usize("LATHE_BENCH_PEER", 1) == 1;
+    ensure_release_binary();
+    let python = mlflow_python();
+    let dir = tempfile::tempdir().unwrap();
+
+    let null = NullServer::start();
+    let lathe = Server::start(&dir.path().join("lathe-ws"), &[]);
+    let mlflow = with_peer.then(|| MlflowServer::start(&python, &dir.path().join("mlflow")));
+    println!("servers: lathe {}  null {}", lathe.url, null.url);
+    if let Some(m) = &mlflow {
+        println!(
+            "         mlflow {} (SQLite backend, default workers)",
+            m.url
+        );
+    }
+
+    println!(
+        "\n== the official client (mlflow {})",
+        mlflow_version(&python)
+    );
+    let null_client = client_load(&python, &null.url, Some("0123456789abcdef0123456789abcdef"));
+    let lathe_client = client_load(&python, &lathe.url, None);
+    let null_client2 = client_load(&python, &null.url, Some("0123456789abcdef0123456789abcdef"));
+    let lathe_client2 = client_load(&python, &lathe.url, None);
+    let best = |a: &Value, b: &Value, key: &str, higher: bool| {
+        let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+        if higher { x.max(y) } else { x.min(y) }
+    };
+    let null_pts = best(&null_client, &null_client2, "points_per_s", true);
+    let lathe_pts = best(&lathe_client, &lathe_client2, "points_per_s", true);
+    let null_ms = best(&null_client, &null_client2, "log_metric_ms_median", false);
+    let lathe_ms = best(&lathe_client, &lathe_client2, "log_metric_ms_median", false);
+    println!(
+        "{:<34}{:>14}{:>14}{:>14}",
+        "", "null server", "lathe", "mlflow"
+    );
+    let mlflow_client = mlflow.as_ref().map(|m| client_load(&python, &m.url, None));
+    let peer = |v: &Option<Value>, key: &str| {
+        v.as_ref().map_or("-".to_owned(), |v| {
+            format!("{:.1}", v[key].as_f64().unwrap())
+        })
+    };
+    println!(
+        "{:<34}{:>14.0}{:>14.0}{:>14}",
+        "log_batch points/s",
+        null_pts,
+        lathe_pts,
+        peer(&mlflow_client, "points_per_s")
+    );
+    println!(
+        "{:<34}{:>14.2}{:>14.2}{:>14}",
+        "log_metric median ms",
+        null_ms,
+        lathe_ms,
+        peer(&mlflow_client, "log_metric_ms_median")
+    );
+    println!(
+        "lathe vs the client's ceiling: ingestion {:.1}% slower, log_metric {:.1}% slower (target: within 10%)",
+        (null_pts / lathe_pts - 1.0) * 100.0,
+        (lathe_ms / null_ms - 1.0) * 100.0
+    );
+
+    println!(
+        "\n== native load client ({CONNECTIONS} connections, pre-built 1000-point log-batch bodies)"
+    );
+    let lathe_ingest = native_ingest(&lathe.url, 2000);
+    let lathe_single = native_log_metric(&lathe.url, 2000);
+    println!(
+        "lathe:  {:>12.0} points/s ({} points stored)   log-metric median {:.3} ms",
+        lathe_ingest.0, lathe_ingest.1, lathe_single
+    );
+    if let Some(m) = &mlflow {
+        let ingest = native_ingest(&m.url, 40);
+        let single = native_log_metric(&m.url, 200);
+        println!(
+            "mlflow: {:>12.0} points/s ({} points stored)   log-metric median {:.3} ms",
+            ingest.0, ingest.1, single
+        );
+        println!(
+            "ratio:  ingestion {:.0}×, log-metric {:.0}×",
+            lathe_ingest.0 / ingest.0,
+            single / lathe_single
+        );
+    }
+
+    println!(
+        "\n== search ({small} runs, then {large}; filter \"{FILTER}\", order by {ORDER}, pages of 1000)"
+    );
+    let lathe_small = populate(&lathe.url, "search-small", small);
+    let (s, p) = search_figures(&lathe.url, &lathe_small, 7);
+    println!(
+        "lathe  {small:>7} runs: search {:>9.1} ms   paging all {:>9.1} ms",
+        s, p
+    );
+    if let Some(m) = &mlflow {
+        let peer_exp = populate(&m.url, "search-small", small);
+        let (ps, pp) = search_figures(&m.url, &peer_exp, 3);
+        println!(
+            "mlflow {small:>7} runs: search {:>9.1} ms   paging all {:>9.1} ms",
+            ps, pp
+        );
+        println!("ratio:  search {:.0}×, paging {:.0}×", ps / s, pp / p);
+    }
+    let lathe_large = populate(&lathe.url, "search-large", large);
+    let (s, p) = search_figures(&lathe.url, &lathe_large, 5);
+    println!(
+        "lathe  {large:>7} runs: search {:>9.1} ms   paging all {:>9.1} ms",
+        s, p
+    );
+
+    println!("\n== memory, idle after the workload");
+    std::thread::sleep(Duration::from_secs(2));
+    println!("lathe:  {:.1} MB (1 process)", rss_mb(lathe.child.id()));
+    if let Some(m) = &mlflow {
+        let tree = process_tree(m.child.id());
+        let total: f64 = tree.iter().map(|pid| rss_mb(*pid)).sum();
+        println!("mlflow: {:.1} MB ({} processes)", total, tree.len());
+    }
+}
+
+const FILTER: &str = "metrics.acc > 0.5 and params.model = 'tree'";
+const ORDER: &str = "metrics.acc DESC";
+
+/// Builds the release `lathe` beside this benchmark if it is not there.
+fn ensure_release_binary() {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("lathe");
+    if !bin.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "-p", "lathe"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot build the release lathe");
+    }
+    assert!(lathe_bin().is_file());
+}
+
+fn mlflow_version(python: &Path) -> String {
+    let out = Command::new(python)
+        .args(["-c", "import mlflow; print(mlflow.__version__)"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn client_load(python: &Path, url: &str, run_id: Option<&str>) -> Value {
+    let mut command = Command::new(python);
+    command
+        .arg(peer_script("mlflow_load.py"))
+        .arg(url)
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("DO_NOT_TRACK", "true")
+        .env("GIT_PYTHON_REFRESH", "quiet");
+    if let Some(run_id) = run_id {
+        command.arg(run_id);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "load client failed against {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or_default()).unwrap()
+}
+
+fn api(url: &str, endpoint: &str) -> String {
+    format!("{url}/api/2.0/mlflow/{endpoint}")
+}
+
+fn create_run(url: &str, experiment_id: &str, body: Value) -> String {
+    let mut request = body;
+    request["experiment_id"] = json!(experiment_id);
+    let (status, answer) = call(
+        &http(),
+        "POST",
+        &api(url, "runs/create"),
+        &request.to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    answer["run"]["info"]["run_id"].as_str().unwrap().to_owned()
+}
+
+fn create_experiment(url: &str, name: &str) -> String {
+    let body = json!({ "name": format!("{name}-{}", std::process::id()) }).to_string();
+    let (status, answer) = call(&http(), "POST", &api(url, "experiments/create"), &body);
+    assert_eq!(status, 200, "{answer}");
+    answer["experiment_id"].as_str().unwrap().to_owned()
+}
+
+/// Sends `batches` 1000-point log-batch requests over [`CONNECTIONS`] connections; returns
+/// points per second and the points the server then reports stored.
+fn native_ingest(url: &str, batches: usize) -> (f64, usize) {
+    let experiment = create_experiment(url, "ingest");
+    let run = create_run(url, &experiment, json!({}));
+    let bodies: Vec<String> = (0..batches)
+        .map(|b| {
+            let metrics: Vec<Value> = (b * 1000..(b + 1) * 1000)
+                .map(|s| json!({"key": "loss", "value": 1.0 / (s as f64 + 1.0), "timestamp": 1_700_000_000_000_i64 + s as i64, "step": s}))
+                .collect();
+            json!({"run_id": run, "metrics": metrics}).to_string()
+        })
+        .collect();
+    let endpoint = api(url, "runs/log-batch");
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for chunk in bodies.chunks(batches.div_ceil(CONNECTIONS)) {
+            let endpoint = &endpoint;
+            scope.spawn(move || {
+                let agent = http();
+                for body in chunk {
+                    let request = ureq::http::Request::builder()
+                        .method("POST")
+                        .uri(endpoint)
+                        .header("Content-Type", "application/json")
+                        .body(body.as_str())
+                        .unwrap();
+                    let mut response = agent.run(request).unwrap();
+                    assert_eq!(response.status(), 200);
+                    response.body_mut().read_to_string().unwrap();
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut stored = 0;
+    let mut token = String::new();
+    loop {
+        let (status, page) = call(
+            &http(),
+            "GET",
+            &api(
+                url,
+                &format!("metrics/get-history?run_id={run}&metric_key=loss&page_token={token}"),
+            ),
+            "",
+        );
+        assert_eq!(status, 200, "{page}");
+        stored += page["metrics"].as_array().map_or(0, Vec::len);
+        match page["next_page_token"].as_str() {
+            Some(next) if !next.is_empty() => token = next.to_owned(),
+            _ => break,
+        }
+    }
+    ((batches * 1000) as f64 / elapsed, stored)
+}
+
+/// Median milliseconds of `count` sequential single log-metric calls on one connection.
+fn native_log_metric(url: &str, count: usize) -> f64 {
+    let experiment = create_experiment(url, "single");
+    let run = create_run(url, &experiment, json!({}));
+    let agent = http();
+    let endpoint = api(url, "runs/log-metric");
+    let mut times: Vec<f64> = (0..count)
+        .map(|s| {
+            let body = json!({"run_id": run, "key": "m", "value": s as f64, "timestamp": 1_700_000_000_000_i64, "step": s}).to_string();
+            let start = Instant::now();
+            let (status, _) = call(&agent, "POST", &endpoint, &body);
+            assert_eq!(status, 200);
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    median(&mut times)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Creates `count` runs with params, metrics and tags in a new experiment; returns its id.
+fn populate(url: &str, name: &str, count: usize) -> String {
+    let experiment = create_experiment(url, name);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for worker in 0..CONNECTIONS {
+            let experiment = &experiment;
+            scope.spawn(move || {
+                let agent = http();
+                for i in (worker..count).step_by(CONNECTIONS) {
+                    let run = create_run(url, experiment, json!({ "run_name": format!("run-{i}") }));
+                    let model = ["tree", "linear", "forest"][i % 3];
+                    let acc = (i * 7919 % 1000) as f64 / 1000.0;
+                    let body = json!({
+                        "run_id": run,
+                        "params": [{"key": "model", "value": model}, {"key": "lr", "value": format!("{}", 0.001 * (i % 10) as f64)}],
+                        "metrics": [{"key": "acc", "value": acc, "timestamp": 0, "step": 0},
+                                    {"key": "loss", "value": 1.0 - acc, "timestamp": 0, "step": 0}],
+                        "tags": [{"key": "team", "value": if i % 2 == 0 { "vision" } else { "nlp" }}],
+                    });
+                    let (status, answer) = call(&agent, "POST", &api(url, "runs/log-batch"), &body.to_string());
+                    assert_eq!(status, 200, "{answer}");
+                }
+            });
+        }
+    });
+    eprintln!(
+        "  (populated {count} runs at {url} in {:.1} s)",
+        start.elapsed().as_secs_f64()
+    );
+    experiment
+}
+
+/// Median ms of the filtered, ordered search, and of paging through every run.
+fn search_figures(url: &str, experiment: &str, repeats: usize) -> (f64, f64) {
+    let agent = http();
+    let endpoint = api(url, "runs/search");
+    let mut searches: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let body = json!({"experiment_ids": [experiment], "filter": FILTER, "order_by": [ORDER], "max_results": 1000});
+            let start = Instant::now();
+            let (status, answer) = call(&agent, "POST", &endpoint, &body.to_string());
+            assert_eq!(status, 200, "{answer}");
+            assert!(!answer["runs"].as_array().unwrap().is_empty());
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    let mut pagings: Vec<f64> = (0..repeats.min(3))
+        .map(|_| {
+            let start = Instant::now();
+            let mut token: Option<String> = None;
+            loop {
+                let mut body = json!({"experiment_ids": [experiment], "max_results": 1000});
+                if let Some(t) = &token {
+                    body["page_token"] = json!(t);
+                }
+                let (status, answer) = call(&agent, "POST", &endpoint, &body.to_string());
+                assert_eq!(status, 200, "{answer}");
+                match answer["next_page_token"].as_str() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                    _ => break,
+                }
+            }
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    (median(&mut searches), median(&mut pagings))
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// `pid` and all its descendants.
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // The parent pid is the second field after the parenthesised command name.
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            parents.push((child, ppid));
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// `mlflow server` with a SQLite backend in `dir`, stopped when dropped.
+struct MlflowServer {
+    child: Child,
+    url: String,
+}
+
+impl MlflowServer {
+    fn start(python: &Path, dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let child = Command::new(python)
+            .args(["-m", "mlflow", "server", "--host", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .arg("--backend-store-uri")
+            .arg(format!("sqlite:///{}", dir.join("mlflow.db").display()))
+            .arg("--artifacts-destination")
+            .arg(dir.join("artifacts"))
+            .env("MLFLOW_DISABLE_TELEMETRY", "true")
+            .env("DO_NOT_TRACK", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // Owned from here, so a failure below still stops it (see Drop).
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let agent = http();
+        while Instant::now() < deadline {
+            if let Ok(mut r) = agent.get(format!("{}/health", server.url)).call()
+                && r.status() == 200
+                && r.body_mut().read_to_string().is_ok()
+            {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("mlflow server did not come up at {}", server.url);
+    }
+}
+
+impl Drop for MlflowServer {
+    fn drop(&mut self) {
+        // The workers are in the server's process group; end them all.
+        let _ = Command::new("kill")
+            .args(["-TERM", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+use std::os::unix::process::CommandExt;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP server that answers every request with `{}` at once: the client's own ceiling.
+struct NullServer {
+    url: String,
+}
+
+impl NullServer {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let _ = stream.set_nodelay(true);
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let header = line.to_ascii_lowercase();
+                            if let Some(v) = header.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0u8; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+                        if writer.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url }
+    }
+}

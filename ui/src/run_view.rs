@@ -1,0 +1,343 @@
+//! One run in detail: its params, metrics and tags; charts of every metric's history; its
+//! artifacts with previews of text, images and tables; its logs; and its lineage.
+
+use std::sync::Arc;
+
+use lathe_core::format;
+use lathe_core::service::{Command, Service};
+use lathe_core::tracking::browse::{Preview, RunDetail};
+
+use crate::lineage_view::lineage_ui;
+use crate::loadable::loaded_ui;
+use crate::metric_chart::{ChartStyle, chart_ui, series};
+use crate::runs_table::duration_text;
+use crate::tracking_cache::TrackingCache;
+use crate::workbench::Navigate;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunTab {
+    #[default]
+    Overview,
+    Charts,
+    Artifacts,
+    Logs,
+    Lineage,
+}
+
+#[derive(Default)]
+pub struct RunView {
+    pub tab: RunTab,
+    pub style: ChartStyle,
+    /// The artifact shown in the preview, by its path relative to the run's root.
+    selected_artifact: Option<String>,
+}
+
+impl RunView {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        service: &Service,
+        cache: &mut TrackingCache,
+        run_id: &str,
+    ) -> Option<Navigate> {
+        let detail = loaded_ui(ui, &mut cache.runs, &run_id.to_owned(), "the run", || {
+            service.send(Command::LoadRun {
+                run_id: run_id.to_owned(),
+            });
+        })?;
+        header_ui(ui, &detail);
+        ui.horizontal(|ui| {
+            for (tab, label) in [
+                (RunTab::Overview, "Overview"),
+                (RunTab::Charts, "Charts"),
+                (RunTab::Artifacts, "Artifacts"),
+                (RunTab::Logs, "Logs"),
+                (RunTab::Lineage, "Lineage"),
+            ] {
+                ui.selectable_value(&mut self.tab, tab, label);
+            }
+        });
+        ui.separator();
+        match self.tab {
+            RunTab::Overview => overview_ui(ui, &detail),
+            RunTab::Charts => self.charts_ui(ui, service, cache, &detail),
+            RunTab::Artifacts => self.artifacts_ui(ui, service, cache, &detail, |_| true),
+            RunTab::Logs => self.artifacts_ui(ui, service, cache, &detail, is_log),
+            RunTab::Lineage => return lineage_ui(ui, &detail),
+        }
+        None
+    }
+
+    fn charts_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        service: &Service,
+        cache: &mut TrackingCache,
+        detail: &RunDetail,
+    ) {
+        self.style.controls_ui(ui);
+        let run_id = &detail.run.info.run_id;
+        if detail.run.data.metrics.is_empty() {
+            ui.weak("This run logged no metrics.");
+            return;
+        }
+        egui::ScrollArea::vertical()
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                for metric in &detail.run.data.metrics {
+                    let key = (run_id.clone(), metric.key.clone());
+                    let Some(points) =
+                        loaded_ui(ui, &mut cache.histories, &key, &metric.key, || {
+                            service.send(Command::LoadHistory {
+                                run_id: key.0.clone(),
+                                key: key.1.clone(),
+                            });
+                        })
+                    else {
+                        continue;
+                    };
+                    if points.len() < 2 {
+                        // One value makes no chart; say it plainly.
+                        ui.label(format!(
+                            "{}: {} (a single value)",
+                            metric.key,
+                            lathe_core::format::number(metric.value)
+                        ));
+                        ui.add_space(4.0);
+                        continue;
+                    }
+                    let line = (
+                        detail.run.info.run_name.clone(),
+                        series(&points, self.style),
+                    );
+                    chart_ui(
+                        ui,
+                        (run_id, &metric.key),
+                        &format!("{} ({} points)", metric.key, points.len()),
+                        &[line],
+                        180.0,
+                    );
+                    ui.add_space(8.0);
+                }
+            });
+    }
+
+    fn artifacts_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        service: &Service,
+        cache: &mut TrackingCache,
+        detail: &RunDetail,
+        keep: impl Fn(&str) -> bool,
+    ) {
+        let Some(root) = &detail.artifact_root else {
+            ui.weak(format!(
+                "The artifacts live outside Lathe, at {}",
+                detail.run.info.artifact_uri
+            ));
+            return;
+        };
+        let files: Vec<&(String, i64)> = detail.artifacts.iter().filter(|(p, _)| keep(p)).collect();
+        if files.is_empty() {
+            ui.weak(if self.tab == RunTab::Logs {
+                "No logs: files ending in .log, or under a logs/ folder, show here."
+            } else {
+                "This run has no artifacts."
+            });
+            return;
+        }
+        egui::Panel::left(("artifact-list", self.tab == RunTab::Logs))
+            .resizable(true)
+            .default_size(260.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .auto_shrink(false)
+                    .show(ui, |ui| {
+                        for (path, size) in files {
+                            let depth = path.matches('/').count();
+                            let name = path.rsplit('/').next().unwrap_or(path);
+                            ui.horizontal(|ui| {
+                                ui.add_space(depth as f32 * 12.0);
+                                let selected =
+                                    self.selected_artifact.as_deref() == Some(path.as_str());
+                                if ui
+                                    .selectable_label(selected, format!("🗋 {name}"))
+                                    .on_hover_text(format!("{path} · {}", format::bytes(*size)))
+                                    .clicked()
+                                {
+                                    self.selected_artifact = Some(path.clone());
+                                }
+                            });
+                        }
+                    });
+            });
+        let Some(relative) = self.selected_artifact.clone() else {
+            ui.weak("Choose a file to preview it.");
+            return;
+        };
+        let full = format!("{root}/{relative}");
+        ui.strong(&relative);
+        let Some(preview) = loaded_ui(ui, &mut cache.previews, &full, &relative, || {
+            service.send(Command::LoadArtifact { path: full.clone() });
+        }) else {
+            return;
+        };
+        preview_ui(ui, cache, &full, &preview);
+    }
+}
+
+fn is_log(path: &str) -> bool {
+    path.ends_with(".log")
+        || path.starts_with("logs/")
+        || path.contains("/logs/")
+        || path.ends_with("stdout.txt")
+        || path.ends_with("stderr.txt")
+}
+
+fn header_ui(ui: &mut egui::Ui, detail: &RunDetail) {
+    let info = &detail.run.info;
+    ui.horizontal(|ui| {
+        ui.heading(&info.run_name);
+        ui.weak(&info.run_id);
+    });
+    ui.horizontal_wrapped(|ui| {
+        ui.label(format!("Status {}", info.status));
+        if let Some(start) = info.start_time {
+            ui.separator();
+            ui.label(format!("Started {}", format::timestamp(start / 1000)));
+            if let Some(end) = info.end_time {
+                ui.separator();
+                ui.label(format!("Took {}", duration_text((end - start) as f64)));
+            }
+        }
+        if !info.user_id.is_empty() {
+            ui.separator();
+            ui.label(format!("User {}", info.user_id));
+        }
+        if let Some(commit) = detail.run.tag("mlflow.source.git.commit") {
+            ui.separator();
+            ui.label(format!("Commit {}", &commit[..commit.len().min(10)]));
+        }
+        if let Some(source) = detail.run.tag("mlflow.source.name") {
+            ui.separator();
+            ui.label(format!("Source {source}"));
+        }
+        if let Some(parent) = detail.run.tag("mlflow.parentRunId") {
+            ui.separator();
+            ui.label(format!("Parent {parent}"));
+        }
+    });
+}
+
+fn overview_ui(ui: &mut egui::Ui, detail: &RunDetail) {
+    let data = &detail.run.data;
+    egui::ScrollArea::vertical()
+        .auto_shrink(false)
+        .show(ui, |ui| {
+            ui.columns(3, |columns| {
+                section_ui(
+                    &mut columns[0],
+                    "Params",
+                    data.params
+                        .iter()
+                        .map(|p| (p.key.as_str(), p.value.clone())),
+                );
+                section_ui(
+                    &mut columns[1],
+                    "Metrics (latest)",
+                    data.metrics.iter().map(|m| {
+                        (
+                            m.key.as_str(),
+                            format!("{} · step {}", format::number(m.value), m.step),
+                        )
+                    }),
+                );
+                section_ui(
+                    &mut columns[2],
+                    "Tags",
+                    data.tags.iter().map(|t| (t.key.as_str(), t.value.clone())),
+                );
+            });
+        });
+}
+
+fn section_ui<'a>(ui: &mut egui::Ui, title: &str, rows: impl Iterator<Item = (&'a str, String)>) {
+    ui.strong(title);
+    egui::Grid::new(("run-section", title))
+        .striped(true)
+        .num_columns(2)
+        .show(ui, |ui| {
+            let mut any = false;
+            for (key, value) in rows {
+                any = true;
+                ui.label(key);
+                ui.label(value);
+                ui.end_row();
+            }
+            if !any {
+                ui.weak("none");
+                ui.end_row();
+            }
+        });
+}
+
+fn preview_ui(ui: &mut egui::Ui, cache: &mut TrackingCache, path: &str, preview: &Arc<Preview>) {
+    match preview.as_ref() {
+        Preview::Text { text, truncated } => {
+            egui::ScrollArea::both().auto_shrink(false).show(ui, |ui| {
+                ui.add(egui::Label::new(egui::RichText::new(text).monospace()).extend());
+                if *truncated {
+                    ui.weak("… (the preview shows the first 256 KiB)");
+                }
+            });
+        }
+        Preview::Image(thumbnail) => {
+            let texture = cache.textures.entry(path.to_owned()).or_insert_with(|| {
+                let image = egui::ColorImage::from_rgba_unmultiplied(
+                    [thumbnail.width as usize, thumbnail.height as usize],
+                    &thumbnail.rgba,
+                );
+                ui.ctx().load_texture(
+                    format!("artifact-{path}"),
+                    image,
+                    egui::TextureOptions::LINEAR,
+                )
+            });
+            ui.image(&*texture);
+        }
+        Preview::Table {
+            columns,
+            rows,
+            total_rows,
+        } => {
+            ui.weak(format!(
+                "{} rows × {} columns (first {} shown)",
+                format::count(*total_rows as i64),
+                columns.len(),
+                rows.len()
+            ));
+            egui::ScrollArea::both().auto_shrink(false).show(ui, |ui| {
+                egui::Grid::new(("artifact-table", path))
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for c in columns {
+                            ui.strong(c);
+                        }
+                        ui.end_row();
+                        for row in rows {
+                            for cell in row {
+                                ui.label(cell.as_deref().unwrap_or(""));
+                            }
+                            ui.end_row();
+                        }
+                    });
+            });
+        }
+        Preview::Binary { size_bytes } => {
+            ui.weak(format!(
+                "A binary file of {}; no preview.",
+                format::bytes(*size_bytes as i64)
+            ));
+        }
+    }
+}

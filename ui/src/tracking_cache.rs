@@ -1,0 +1,45 @@
+//! What the experiment and model views have loaded, keyed so that any view can reuse it: runs
+//! in detail, metric histories, artifact previews and their textures.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use lathe_core::service::Event;
+use lathe_core::tracking::browse::{Preview, RunDetail};
+use lathe_core::tracking::metrics::Point;
+
+use crate::loadable::Loadable;
+
+#[derive(Default)]
+pub struct TrackingCache {
+    pub runs: HashMap<String, Loadable<Arc<RunDetail>>>,
+    pub histories: HashMap<(String, String), Loadable<Arc<Vec<Point>>>>,
+    pub previews: HashMap<String, Loadable<Arc<Preview>>>,
+    pub textures: HashMap<String, egui::TextureHandle>,
+}
+
+impl TrackingCache {
+    /// Takes the events it holds; hands back the rest.
+    pub fn on_event(&mut self, event: Event) -> Option<Event> {
+        match event {
+            Event::Run { run_id, reply } => {
+                self.runs.insert(run_id, Loadable::from_reply(reply));
+            }
+            Event::History { run_id, key, reply } => {
+                self.histories
+                    .insert((run_id, key), Loadable::from_reply(reply));
+            }
+            Event::Artifact { path, reply } => {
+                self.textures.remove(&path);
+                self.previews.insert(path, Loadable::from_reply(reply));
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    /// Forgets everything, so the next frame reads afresh (runs go on logging).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
