@@ -18,7 +18,7 @@ use lathe_core::import::{ImportRequest, import};
 use lathe_core::jobs::Progress;
 use lathe_core::profile::profile_version;
 use lathe_core::service::Service;
-use lathe_tests::{go_to_row, run_until};
+use lathe_tests::{go_to_row, report_frames, run_until};
 use lathe_ui::Workbench;
 use polars::prelude::*;
 
@@ -131,7 +131,7 @@ fn frame_times(root: &Path, rows: usize) {
         h.step();
         jumps.push(start.elapsed());
     }
-    report("jumping (kittest, with accessibility tree)", &mut jumps);
+    report_frames("jumping (kittest, with accessibility tree)", &mut jumps);
 
     // Scrolling with the mouse wheel as the window does: a plain egui context, one wheel turn a
     // frame, each frame run and tessellated (the CPU side of a frame; no GPU here).
@@ -174,7 +174,7 @@ fn frame_times(root: &Path, rows: usize) {
         furthest > 1_000,
         "the wheel scrolled the preview (last frame showed rows up to {furthest})"
     );
-    report(
+    report_frames(
         &format!("wheel scrolling (plain egui, to row {furthest})"),
         &mut frames,
     );
@@ -218,17 +218,6 @@ fn breakdown(csv: &Path, scratch: &Path) {
     step("polars parse, Lathe's options", start);
     assert_eq!(typed.height(), parsed.height());
     assert_eq!(df.height(), parsed.height());
-}
-
-fn report(what: &str, frames: &mut [Duration]) {
-    frames.sort();
-    let pct = |p: f64| frames[((frames.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
-    println!(
-        "frame time, {what}: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms (target < 16 ms)",
-        pct(0.5),
-        pct(0.95),
-        pct(1.0)
-    );
 }
 
 /// The row numbers drawn in a frame (the preview's first column), read from its text shapes.

@@ -14,7 +14,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lathe_tests::{Server, call, http, lathe_bin, mlflow_python, peer_script};
+use lathe_tests::{
+    Server, call, http, lathe_bin, mlflow_python, peer_script, report_frames, run_until,
+};
 use serde_json::{Value, json};
 
 const CONNECTIONS: usize = 8;
@@ -139,6 +141,9 @@ fn main() {
         s, p
     );
 
+    println!("\n== the GUI's runs table at {large} runs");
+    runs_table_frames(&dir.path().join("lathe-ws"), &lathe_large, large);
+
     println!("\n== memory, idle after the workload");
     std::thread::sleep(Duration::from_secs(2));
     println!("lathe:  {:.1} MB (1 process)", rss_mb(lathe.child.id()));
@@ -152,18 +157,15 @@ fn main() {
 const FILTER: &str = "metrics.acc > 0.5 and params.model = 'tree'";
 const ORDER: &str = "metrics.acc DESC";
 
-/// Builds the release `lathe` beside this benchmark if it is not there.
+/// Builds the release `lathe` beside this benchmark (`cargo bench` builds only this package),
+/// so the server measured is the code checked out.
 fn ensure_release_binary() {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("lathe");
-    if !bin.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "lathe"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build the release lathe");
-    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", "lathe"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build the release lathe");
     assert!(lathe_bin().is_file());
 }
 
@@ -367,6 +369,100 @@ fn search_figures(url: &str, experiment: &str, repeats: usize) -> (f64, f64) {
         })
         .collect();
     (median(&mut searches), median(&mut pagings))
+}
+
+/// Opens the experiment in the real workbench, waits for its runs, then scrolls the table with
+/// the mouse wheel frame by frame in a plain egui context (as the window does) and times it.
+fn runs_table_frames(root: &Path, experiment_id: &str, runs: usize) {
+    use egui_kittest::kittest::Queryable;
+    let service = lathe_core::service::Service::new(root, std::sync::Arc::new(|| {})).unwrap();
+    let mut h = egui_kittest::Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(
+            |ui, wb: &mut lathe_ui::Workbench| wb.ui(ui),
+            lathe_ui::Workbench::new(service),
+        );
+    let wait = Duration::from_secs(300);
+    h.get_by_label("Experiments").click();
+    let name = format!("search-large-{}", std::process::id());
+    run_until(&mut h, wait, "the experiment list", |h| {
+        h.query_by_label(&name).is_some()
+    });
+    h.get_by_label(&name).click();
+    let count = format!("{} runs", lathe_core::format::count(runs as i64));
+    let start = Instant::now();
+    run_until(&mut h, wait, "the runs", |h| {
+        h.query_by_label(&count).is_some()
+    });
+    println!(
+        "loading {runs} runs into the table: {:.2} s (experiment {experiment_id})",
+        start.elapsed().as_secs_f64()
+    );
+    let mut workbench = h.into_state();
+    let ctx = egui::Context::default();
+    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1280.0, 800.0));
+    let mut frames = Vec::new();
+    let mut first_names = Vec::new();
+    let mut last_names = Vec::new();
+    for frame in 0..300 {
+        let mut input = egui::RawInput {
+            screen_rect: Some(screen),
+            time: Some(frame as f64 / 60.0),
+            ..Default::default()
+        };
+        input
+            .events
+            .push(egui::Event::PointerMoved(egui::pos2(700.0, 400.0)));
+        if frame >= 5 {
+            input.events.push(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, -400.0),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Wheel,
+                modifiers: egui::Modifiers::NONE,
+            });
+        }
+        let start = Instant::now();
+        let mut output = ctx.run_ui(input, |ui| workbench.ui(ui));
+        output.textures_delta.clear();
+        let primitives = ctx.tessellate(output.shapes.clone(), output.pixels_per_point);
+        if frame >= 5 {
+            frames.push(start.elapsed());
+        }
+        std::hint::black_box(primitives);
+        let names = run_names(&output.shapes);
+        if frame == 4 {
+            first_names = names;
+        } else {
+            last_names = names;
+        }
+    }
+    assert!(
+        !last_names.is_empty() && last_names != first_names,
+        "the wheel scrolled the runs table"
+    );
+    report_frames(
+        &format!("runs table, wheel scrolling ({runs} runs)"),
+        &mut frames,
+    );
+}
+
+/// The run names (`run-N`) drawn in a frame.
+fn run_names(shapes: &[egui::epaint::ClippedShape]) -> Vec<String> {
+    fn walk(shape: &egui::Shape, out: &mut Vec<String>) {
+        match shape {
+            egui::Shape::Text(text) if text.galley.text().starts_with("run-") => {
+                out.push(text.galley.text().to_owned());
+            }
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for clipped in shapes {
+        walk(&clipped.shape, &mut out);
+    }
+    out
 }
 
 fn rss_mb(pid: u32) -> f64 {

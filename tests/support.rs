@@ -300,3 +300,15 @@ pub fn peer_script(name: &str) -> PathBuf {
         .join("peers")
         .join(name)
 }
+
+/// Prints the median, 95th percentile and worst of a set of frame times.
+pub fn report_frames(what: &str, frames: &mut [Duration]) {
+    frames.sort();
+    let pct = |p: f64| frames[((frames.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
+    println!(
+        "frame time, {what}: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms (target < 16 ms)",
+        pct(0.5),
+        pct(0.95),
+        pct(1.0)
+    );
+}

@@ -85,6 +85,7 @@ fn node_ui(
         egui::Sense::hover()
     };
     let response = ui.interact(rect, ui.scope_id().with(("lineage-node", title)), sense);
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, clickable, title));
     let visuals = if clickable {
         ui.style().interact(&response)
     } else {

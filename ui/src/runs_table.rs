@@ -257,11 +257,17 @@ impl RunsTable {
                     };
                     row.col(|ui| {
                         let mut checked = self.checked.contains(&run.run_id);
-                        if ui
-                            .checkbox(&mut checked, "")
-                            .on_hover_text("Compare")
-                            .changed()
-                        {
+                        let response = ui.checkbox(&mut checked, "");
+                        // Named for screen readers (and tests): the box has no visible text.
+                        response.widget_info(|| {
+                            egui::WidgetInfo::selected(
+                                egui::Role::CheckBox,
+                                true,
+                                checked,
+                                format!("Compare {}", run.name),
+                            )
+                        });
+                        if response.on_hover_text("Compare").changed() {
                             if checked {
                                 self.checked.insert(run.run_id.clone());
                             } else {

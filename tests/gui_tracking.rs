@@ -1,0 +1,144 @@
+//! The Experiments and Models sections, driven headless with egui_kittest over a workspace with
+//! the demo experiment logged: runs, a filter with an inline error, run detail and lineage back
+//! to the data, comparing runs, and the registered model's signature.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use lathe_core::Workspace;
+use lathe_core::service::Service;
+use lathe_tests::{Sandbox, run_until, visible_text};
+use lathe_ui::Workbench;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn demo_harness(s: &Sandbox) -> Harness<'static, Workbench> {
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    lathe_core::demo::seed(&mut ws).unwrap();
+    lathe_core::demo::seed_tracking(&s.workspace()).unwrap();
+    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench)
+}
+
+fn shows(h: &Harness<'_, Workbench>, label: &str) -> bool {
+    h.query_all_by_label(label).next().is_some()
+}
+
+fn shows_containing(h: &Harness<'_, Workbench>, text: &str) -> bool {
+    h.query_by_label_contains(text).is_some()
+}
+
+fn search(h: &mut Harness<'_, Workbench>, filter: &str) {
+    let field = h.get_by_role(egui::Role::TextInput);
+    field.focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_role(egui::Role::TextInput).type_text(filter);
+    h.run();
+    h.get_by_label("Search").click();
+}
+
+#[test]
+fn runs_filter_with_inline_errors_and_a_run_leads_back_to_its_data() {
+    let s = Sandbox::new();
+    let mut h = demo_harness(&s);
+    h.get_by_label("Experiments").click();
+    run_until(&mut h, WAIT, "the demo runs", |h| {
+        shows(h, "gradient_boosting-00")
+    });
+    assert!(shows(&h, "12 runs"), "{}", visible_text(&h));
+
+    search(&mut h, "metrics.auc >> 1");
+    run_until(&mut h, WAIT, "the filter error", |h| {
+        shows_containing(h, "Invalid search expression")
+    });
+    search(&mut h, "params.model = 'random_forest' and metrics.auc > 0");
+    run_until(&mut h, WAIT, "the filtered runs", |h| shows(h, "4 runs"));
+    assert!(!shows_containing(&h, "Invalid search"), "the error clears");
+    assert!(shows(&h, "random_forest-02"));
+    assert!(!shows(&h, "gradient_boosting-00"), "{}", visible_text(&h));
+
+    h.get_by_label("random_forest-02").click();
+    run_until(&mut h, WAIT, "the run's detail", |h| {
+        shows(h, "learning_rate") && shows(h, "Lineage")
+    });
+    assert!(shows(&h, "0.03"), "its learning rate");
+    h.get_by_label("Charts").click();
+    run_until(&mut h, WAIT, "the loss chart", |h| {
+        shows(h, "val_loss (30 points)")
+    });
+    h.get_by_label("Logs").click();
+    h.run();
+    h.get_by_label("🗋 train.log").click();
+    run_until(&mut h, WAIT, "the log preview", |h| {
+        shows_containing(h, "epoch 29")
+    });
+
+    h.get_by_label("Lineage").click();
+    run_until(&mut h, WAIT, "the lineage graph", |h| {
+        shows(h, "⊞ customers:1")
+    });
+    h.get_by_label("⊞ customers:1").click();
+    run_until(
+        &mut h,
+        WAIT,
+        "the customers table in the Data section",
+        |h| shows_containing(h, "2,000 rows"),
+    );
+}
+
+#[test]
+fn checked_runs_compare_and_the_model_shows_its_signature() {
+    let s = Sandbox::new();
+    let mut h = demo_harness(&s);
+    h.get_by_label("Experiments").click();
+    run_until(&mut h, WAIT, "the demo runs", |h| {
+        shows(h, "gradient_boosting-00")
+    });
+    for run in [
+        "gradient_boosting-00",
+        "logistic_regression-01",
+        "random_forest-02",
+    ] {
+        h.get_by_label(&format!("Compare {run}")).click();
+        h.run();
+    }
+    h.get_by_label("Compare (3)").click();
+    run_until(&mut h, WAIT, "the comparison", |h| {
+        shows(h, "Comparing 3 runs")
+    });
+    h.get_by_label("Params").click();
+    h.run();
+    // Every param differs across these three; each run's model is a column of the diff.
+    for value in [
+        "gradient_boosting",
+        "logistic_regression",
+        "random_forest",
+        "0.3",
+        "0.1",
+        "0.03",
+    ] {
+        assert!(
+            shows(&h, value),
+            "param diff shows {value}: {}",
+            visible_text(&h)
+        );
+    }
+    h.get_by_label("Parallel coordinates").click();
+    h.run();
+    assert!(shows_containing(&h, "One line per run"));
+
+    h.get_by_label("Models").click();
+    run_until(&mut h, WAIT, "the registered model", |h| {
+        shows_containing(h, "churn-classifier")
+    });
+    h.get_by_label_contains("churn-classifier").click();
+    run_until(&mut h, WAIT, "the signature", |h| shows(h, "monthly_spend"));
+    assert!(shows(&h, "@champion · v1"));
+    assert!(shows(&h, "int64 [-1]"));
+}
