@@ -121,3 +121,151 @@ fn real_image_folders_import() {
         (Some(10), Some(5))
     );
 }
+
+/// `f32[1,?,n]` as MLflow's dtype and shape (unknown or symbolic sizes are -1); `seq` and an
+/// empty type as their kinds.
+fn expected_spec(spec: &str) -> serde_json::Value {
+    if spec == "seq" {
+        return serde_json::json!({ "type": "sequence" });
+    }
+    let Some((dtype, dims)) = spec.split_once('[') else {
+        return serde_json::json!({ "type": "unknown" });
+    };
+    let dtype = match dtype {
+        "f32" => "float32",
+        "f64" => "float64",
+        "i64" => "int64",
+        "i32" => "int32",
+        "i8" => "int8",
+        "str" => "str",
+        other => panic!("MODELS.tsv has an element type this test does not know: {other}"),
+    };
+    let shape: Vec<i64> = dims
+        .trim_end_matches(']')
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse().unwrap_or(-1))
+        .collect();
+    serde_json::json!({ "type": "tensor", "tensor-spec": { "dtype": dtype, "shape": shape } })
+}
+
+#[test]
+fn onnx_signatures_match_the_corpus_listing() {
+    let root = corpora().join("onnx");
+    let listing = std::fs::read_to_string(root.join("MODELS.tsv")).unwrap();
+    let mut checked = 0;
+    for line in listing.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let path = root.join(fields[0]);
+        let signature = lathe_core::onnx::signature(&std::fs::read(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (part, field) in [("inputs", fields[5]), ("outputs", fields[6])] {
+            let listed = field.split_once('=').unwrap().1;
+            let expected: Vec<serde_json::Value> = listed
+                .split(';')
+                .map(|item| {
+                    let (name, spec) = item.split_once(':').unwrap();
+                    let mut spec = expected_spec(spec);
+                    spec["name"] = serde_json::json!(name);
+                    spec
+                })
+                .collect();
+            assert_eq!(
+                signature[part],
+                serde_json::json!(expected),
+                "{} {part}",
+                fields[0]
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 50,
+        "expected the whole ONNX corpus, checked {checked}"
+    );
+}
+
+#[test]
+fn mlmodel_files_parse_with_their_signatures() {
+    let root = corpora().join("mlflow/mlmodel-examples");
+    let mut files = Vec::new();
+    for entry in walk(&root) {
+        if entry.file_name().is_some_and(|n| n == "MLmodel") {
+            files.push(entry);
+        }
+    }
+    assert!(
+        files.len() >= 9,
+        "expected the MLmodel examples, found {files:?}"
+    );
+    let mut with_signature = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let model = lathe_core::mlmodel::parse(&file.display().to_string(), &text)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!model.flavors.is_empty(), "{}: flavors", file.display());
+        if let Some(signature) = model.signature {
+            with_signature += 1;
+            assert!(signature["inputs"].is_array(), "{}: inputs", file.display());
+        }
+    }
+    // Per the corpus' SOURCES.md: two of the nine have no signature.
+    assert_eq!(with_signature, files.len() - 2);
+}
+
+#[test]
+fn registering_an_onnx_file_records_its_signature() {
+    let s = Sandbox::new();
+    let model = corpora().join("onnx/sklearn-onnx/docs/examples/pipeline_titanic.onnx");
+    let shown = s
+        .lathe(&[
+            "models",
+            "register",
+            model.to_str().unwrap(),
+            "--name",
+            "titanic",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(shown["version"], "1");
+    assert_eq!(shown["signature"]["inputs"][0]["name"], "pclass");
+    assert_eq!(shown["signature"]["outputs"][1]["type"], "sequence");
+    let folder =
+        corpora().join("mlflow/mlmodel-examples/azureml-examples/cli/assets/model/mlflow-model");
+    let again = s
+        .lathe(&[
+            "models",
+            "register",
+            folder.to_str().unwrap(),
+            "--name",
+            "titanic",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(again["version"], "2");
+    let text = s.lathe(&["models", "show", "titanic:2"]).ok().stdout;
+    assert!(text.contains("inputs: sepal"), "{text}");
+    s.lathe(&[
+        "models",
+        "register",
+        corpora().join("onnx/MODELS.tsv").to_str().unwrap(),
+        "--name",
+        "x",
+    ])
+    .fails_with("MODELS.tsv: register an MLmodel folder or an .onnx file");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

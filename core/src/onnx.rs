@@ -39,7 +39,16 @@ struct ValueInfoProto {
 struct TypeProto {
     #[prost(message, optional, tag = "1")]
     tensor_type: Option<TensorType>,
+    /// Present for sequences and maps (classifiers' probability outputs); their element types
+    /// are not read.
+    #[prost(message, optional, tag = "4")]
+    sequence_type: Option<Opaque>,
+    #[prost(message, optional, tag = "5")]
+    map_type: Option<Opaque>,
 }
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Opaque {}
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct TensorType {
@@ -96,9 +105,18 @@ pub fn signature(bytes: &[u8]) -> Result<Value, String> {
     let weights: std::collections::HashSet<&str> =
         graph.initializer.iter().map(|t| t.name.as_str()).collect();
     let describe = |info: &ValueInfoProto| {
-        let tensor = info.r#type.as_ref().and_then(|t| t.tensor_type.as_ref());
+        let ty = info.r#type.as_ref();
+        let Some(tensor) = ty.and_then(|t| t.tensor_type.as_ref()) else {
+            let kind = match ty {
+                Some(t) if t.sequence_type.is_some() => "sequence",
+                Some(t) if t.map_type.is_some() => "map",
+                _ => "unknown",
+            };
+            return json!({ "type": kind, "name": info.name });
+        };
         let shape: Vec<i64> = tensor
-            .and_then(|t| t.shape.as_ref())
+            .shape
+            .as_ref()
             .map(|s| {
                 s.dim
                     .iter()
@@ -109,10 +127,7 @@ pub fn signature(bytes: &[u8]) -> Result<Value, String> {
         json!({
             "type": "tensor",
             "name": info.name,
-            "tensor-spec": {
-                "dtype": dtype_name(tensor.map_or(0, |t| t.elem_type)),
-                "shape": shape,
-            },
+            "tensor-spec": { "dtype": dtype_name(tensor.elem_type), "shape": shape },
         })
     };
     let inputs: Vec<Value> = graph
