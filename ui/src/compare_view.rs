@@ -105,7 +105,16 @@ impl CompareView {
                     } else {
                         key.clone()
                     };
-                    chart_ui(ui, ("compare", key), &title, &lines, 200.0);
+                    if !waiting && lines.iter().all(|(_, points)| points.len() < 2) {
+                        // A value per run (a final score): bars compare them better than dots.
+                        let bars: Vec<(String, f64)> = lines
+                            .iter()
+                            .filter_map(|(name, points)| Some((name.clone(), points.first()?[1])))
+                            .collect();
+                        bars_ui(ui, key, &bars);
+                    } else {
+                        chart_ui(ui, ("compare", key), &title, &lines, 200.0);
+                    }
                     ui.add_space(8.0);
                 }
             });
@@ -152,12 +161,43 @@ impl CompareView {
     }
 }
 
+/// One bar per run, labelled with the run's name and value.
+fn bars_ui(ui: &mut egui::Ui, key: &str, values: &[(String, f64)]) {
+    ui.strong(key);
+    let color = ui.visuals().selection.bg_fill;
+    let bars: Vec<egui_plot::Bar> = values
+        .iter()
+        .enumerate()
+        .map(|(i, (name, value))| {
+            egui_plot::Bar::new(i as f64, *value)
+                .width(0.6)
+                .name(format!("{name}: {}", format::number(*value)))
+        })
+        .collect();
+    let names: Vec<String> = values.iter().map(|(name, _)| name.clone()).collect();
+    egui_plot::Plot::new(("compare-bars", key))
+        .height(160.0)
+        .x_axis_formatter(move |mark, _| {
+            let i = mark.value.round();
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .show(ui, |plot| {
+            plot.bar_chart(egui_plot::BarChart::new(key, bars).color(color))
+        });
+}
+
 /// One axis: a param or metric and how its values map onto the axis (0 bottom, 1 top).
 struct Axis {
     name: String,
     /// Per run, its position on the axis, or None when the run has no value.
     positions: Vec<Option<f32>>,
     labels: (String, String),
+    /// For a categorical axis, each category and its position.
+    categories: Vec<(f32, String)>,
 }
 
 fn axes(table: &RunTable, runs: &[&RunRow]) -> Vec<Axis> {
@@ -206,6 +246,7 @@ fn number_axis(name: &str, values: &[Option<f64>]) -> Axis {
             })
             .collect(),
         labels: (format::number(lo), format::number(hi)),
+        categories: Vec::new(),
     }
 }
 
@@ -239,10 +280,12 @@ fn text_or_number_axis(name: &str, values: &[Option<&str>]) -> Axis {
                     .map(|i| i as f32 / last)
             })
             .collect(),
-        labels: (
-            categories.first().copied().unwrap_or_default().to_owned(),
-            categories.last().copied().unwrap_or_default().to_owned(),
-        ),
+        labels: (String::new(), String::new()),
+        categories: categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i as f32 / last, (*c).to_owned()))
+            .collect(),
     }
 }
 
@@ -319,6 +362,15 @@ fn parallel_ui(ui: &mut egui::Ui, table: &RunTable, runs: &[&RunRow]) {
             egui::FontId::proportional(11.0),
             weak,
         );
+        for (position, category) in &axis.categories {
+            painter.text(
+                egui::pos2(x(i) + 4.0, y(*position)),
+                egui::Align2::LEFT_CENTER,
+                category,
+                egui::FontId::proportional(11.0),
+                weak,
+            );
+        }
     }
     if let Some(run) = hovered_run {
         response.on_hover_text(format!("{} ({})", run.name, run.run_id));
