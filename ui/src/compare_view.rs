@@ -186,7 +186,7 @@ fn bars_ui(ui: &mut egui::Ui, key: &str, values: &[(String, f64)]) {
             }
         })
         .show(ui, |plot| {
-            plot.bar_chart(egui_plot::BarChart::new(key, bars).color(color))
+            plot.bar_chart(egui_plot::BarChart::new(key, bars).color(color));
         });
 }
 
