@@ -10,6 +10,7 @@ pub mod experiments;
 pub mod filter;
 pub mod lenient;
 pub mod metrics;
+mod query;
 mod register;
 pub mod registry;
 pub mod runs;

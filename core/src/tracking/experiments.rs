@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::filter::{self, Entity, Op, Value};
+use super::query::{Fields, page};
 use super::types::{Experiment, Tag};
 use super::{TrackingError, TrackingResult};
 use crate::db::now_millis;
@@ -248,6 +248,18 @@ pub fn delete_tag(conn: &Connection, id: &str, key: &str) -> TrackingResult<()> 
     Ok(())
 }
 
+/// What an experiment search may filter and order by.
+const FIELDS: Fields = Fields {
+    what: "experiments",
+    attributes: &[
+        ("name", "name", false),
+        ("experiment_id", "id", true),
+        ("creation_time", "created_at_ms", true),
+        ("last_update_time", "updated_at_ms", true),
+    ],
+    tag: "(SELECT value FROM experiment_tags t WHERE t.experiment_id = e.id AND t.key = {key})",
+};
+
 /// A page of experiments matching `filter`, and the token of the next page if there is one.
 pub fn search(
     conn: &Connection,
@@ -257,141 +269,26 @@ pub fn search(
     max_results: usize,
     offset: usize,
 ) -> TrackingResult<(Vec<Experiment>, Option<String>)> {
-    let mut sql = format!(
-        "SELECT {COLUMNS} FROM experiments e WHERE lifecycle_stage IN {}",
-        view.sql()
+    let mut args = Vec::new();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM experiments e WHERE lifecycle_stage IN {} AND {}{}",
+        view.sql(),
+        FIELDS.conditions(filter_text, &mut args)?,
+        FIELDS.order_and_page(
+            order_by,
+            &["created_at_ms DESC", "id ASC"],
+            max_results,
+            offset
+        )?
     );
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    for clause in filter::parse_filter(filter_text)? {
-        let (column, numeric) = match &clause.entity {
-            Entity::Attribute(name) => match name.as_str() {
-                "name" => ("name".to_owned(), false),
-                "creation_time" => ("created_at_ms".to_owned(), true),
-                "last_update_time" => ("updated_at_ms".to_owned(), true),
-                "experiment_id" => ("id".to_owned(), true),
-                other => {
-                    return Err(TrackingError::invalid(format!(
-                        "Invalid attribute key '{other}' for an experiment search: use name, \
-                         creation_time, last_update_time or experiment_id"
-                    )));
-                }
-            },
-            Entity::Tag(key) => {
-                args.push(key.clone().into());
-                (
-                    format!(
-                        "(SELECT value FROM experiment_tags t WHERE t.experiment_id = e.id AND t.key = ?{})",
-                        args.len()
-                    ),
-                    false,
-                )
-            }
-            other => {
-                return Err(TrackingError::invalid(format!(
-                    "Invalid search key '{}' for experiments: use name, tags.<key> or a time",
-                    other.describe()
-                )));
-            }
-        };
-        sql.push_str(" AND ");
-        sql.push_str(&comparison(
-            &column,
-            numeric,
-            &clause.op,
-            &clause.value,
-            &mut args,
-        )?);
-    }
-    let mut order = Vec::new();
-    for text in order_by {
-        let o = filter::parse_order_by(text)?;
-        let column = match &o.entity {
-            Entity::Attribute(name) => match name.as_str() {
-                "name" => "name",
-                "creation_time" => "created_at_ms",
-                "last_update_time" => "updated_at_ms",
-                "experiment_id" => "id",
-                other => {
-                    return Err(TrackingError::invalid(format!(
-                        "Invalid order_by key '{other}' for experiments"
-                    )));
-                }
-            },
-            other => {
-                return Err(TrackingError::invalid(format!(
-                    "Invalid order_by key '{}' for experiments",
-                    other.describe()
-                )));
-            }
-        };
-        order.push(format!(
-            "{column} {}",
-            if o.ascending { "ASC" } else { "DESC" }
-        ));
-    }
-    order.push("created_at_ms DESC".into());
-    order.push("id ASC".into());
-    sql.push_str(&format!(
-        " ORDER BY {} LIMIT {} OFFSET {offset}",
-        order.join(", "),
-        max_results + 1
-    ));
-    let mut stmt = conn.prepare(&sql)?;
-    let mut found: Vec<Experiment> = stmt
+    let found: Vec<Experiment> = conn
+        .prepare(&sql)?
         .query_map(rusqlite::params_from_iter(args), from_row)?
         .collect::<rusqlite::Result<_>>()?;
-    let next = (found.len() > max_results).then(|| (offset + max_results).to_string());
-    found.truncate(max_results);
+    let (found, next) = page(found, max_results, offset);
     let found = found
         .into_iter()
         .map(|e| with_tags(conn, e))
         .collect::<TrackingResult<_>>()?;
     Ok((found, next))
-}
-
-/// One comparison as SQL over `column`, its value bound as the next argument.
-pub(super) fn comparison(
-    column: &str,
-    numeric: bool,
-    op: &Op,
-    value: &Value,
-    args: &mut Vec<rusqlite::types::Value>,
-) -> TrackingResult<String> {
-    let mut bind = |v: rusqlite::types::Value| {
-        args.push(v);
-        format!("?{}", args.len())
-    };
-    match (op, value) {
-        (Op::IsNull | Op::IsNotNull, _) => Ok(format!("{column} {}", op.sql())),
-        (Op::In | Op::NotIn, Value::List(items)) => {
-            let marks: Vec<String> = items.iter().map(|i| bind(i.clone().into())).collect();
-            Ok(format!("{column} {} ({})", op.sql(), marks.join(", ")))
-        }
-        (Op::Like, Value::Text(pattern)) if !numeric => Ok(format!(
-            "{column} GLOB {}",
-            bind(filter::like_to_glob(pattern).into())
-        )),
-        (Op::ILike, Value::Text(pattern)) if !numeric => Ok(format!(
-            "{column} LIKE {} ESCAPE '\\'",
-            bind(pattern.clone().into())
-        )),
-        (op, Value::Number(n)) if numeric && op.is_numeric() => {
-            Ok(format!("{column} {} {}", op.sql(), bind((*n).into())))
-        }
-        (Op::Eq | Op::Ne, Value::Text(text)) if !numeric => Ok(format!(
-            "{column} {} {}",
-            op.sql(),
-            bind(text.clone().into())
-        )),
-        (op, value) => Err(TrackingError::invalid(format!(
-            "Invalid comparison: {} does not apply to {} ({})",
-            op.sql(),
-            if numeric { "a number" } else { "a text" },
-            match value {
-                Value::Number(_) => "got a number; quote texts",
-                Value::Text(_) => "got a text; numbers are not quoted",
-                _ => "got a list",
-            }
-        ))),
-    }
 }

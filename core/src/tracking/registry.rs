@@ -4,8 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::experiments::comparison;
-use super::filter::{self, Entity};
+use super::query::{Fields, page};
 use super::types::{ModelAlias, ModelVersion, RegisteredModel, Tag};
 use super::{TrackingError, TrackingResult};
 use crate::db::now_millis;
@@ -180,6 +179,17 @@ pub fn delete_model_tag(conn: &Connection, name: &str, key: &str) -> TrackingRes
     Ok(())
 }
 
+const MODEL_FIELDS: Fields = Fields {
+    what: "registered models",
+    attributes: &[
+        ("name", "m.name", false),
+        ("creation_timestamp", "m.created_at_ms", true),
+        ("last_updated_timestamp", "m.updated_at_ms", true),
+        ("timestamp", "m.updated_at_ms", true),
+    ],
+    tag: "(SELECT value FROM registered_model_tags t WHERE t.model_id = m.id AND t.key = {key})",
+};
+
 /// Registered models whose name or tags match `filter_text`, one page.
 pub fn search_models(
     conn: &Connection,
@@ -188,69 +198,19 @@ pub fn search_models(
     max_results: usize,
     offset: usize,
 ) -> TrackingResult<(Vec<RegisteredModel>, Option<String>)> {
-    let mut sql = String::from("SELECT m.name FROM registered_models m WHERE 1");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    for clause in filter::parse_filter(filter_text)? {
-        let column = match &clause.entity {
-            Entity::Attribute(a) if a == "name" => "m.name".to_owned(),
-            Entity::Tag(key) => {
-                args.push(key.clone().into());
-                format!(
-                    "(SELECT value FROM registered_model_tags t WHERE t.model_id = m.id AND t.key = ?{})",
-                    args.len()
-                )
-            }
-            other => {
-                return Err(TrackingError::invalid(format!(
-                    "Invalid filter key '{}' for registered models: use name or tags.<key>",
-                    other.describe()
-                )));
-            }
-        };
-        sql.push_str(" AND ");
-        sql.push_str(&comparison(
-            &column,
-            false,
-            &clause.op,
-            &clause.value,
-            &mut args,
-        )?);
-    }
-    let mut order = Vec::new();
-    for text in order_by {
-        let o = filter::parse_order_by(text)?;
-        let column = match &o.entity {
-            Entity::Attribute(a) if a == "name" => "m.name",
-            Entity::Attribute(a) if a == "timestamp" || a == "last_updated_timestamp" => {
-                "m.updated_at_ms"
-            }
-            Entity::Attribute(a) if a == "creation_timestamp" => "m.created_at_ms",
-            other => {
-                return Err(TrackingError::invalid(format!(
-                    "Invalid order_by key '{}' for registered models: use name or last_updated_timestamp",
-                    other.describe()
-                )));
-            }
-        };
-        order.push(format!(
-            "{column} {}",
-            if o.ascending { "ASC" } else { "DESC" }
-        ));
-    }
-    order.push("m.name ASC".into());
-    sql.push_str(&format!(
-        " ORDER BY {} LIMIT {} OFFSET {offset}",
-        order.join(", "),
-        max_results + 1
-    ));
+    let mut args = Vec::new();
+    let sql = format!(
+        "SELECT m.name FROM registered_models m WHERE {}{}",
+        MODEL_FIELDS.conditions(filter_text, &mut args)?,
+        MODEL_FIELDS.order_and_page(order_by, &["m.name ASC"], max_results, offset)?
+    );
     let names: Vec<String> = conn
         .prepare(&sql)?
         .query_map(rusqlite::params_from_iter(args), |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let next = (names.len() > max_results).then(|| (offset + max_results).to_string());
+    let (names, next) = page(names, max_results, offset);
     let models = names
         .iter()
-        .take(max_results)
         .map(|name| get_model(conn, name))
         .collect::<TrackingResult<_>>()?;
     Ok((models, next))
@@ -568,6 +528,21 @@ pub fn version_by_alias(
     get_version(conn, name, &version.to_string())
 }
 
+const VERSION_FIELDS: Fields = Fields {
+    what: "model versions",
+    attributes: &[
+        ("name", "m.name", false),
+        ("run_id", "v.run_uuid", false),
+        ("source_path", "v.source", false),
+        ("source", "v.source", false),
+        ("version_number", "v.version", true),
+        ("creation_timestamp", "v.created_at_ms", true),
+        ("last_updated_timestamp", "v.updated_at_ms", true),
+        ("timestamp", "v.updated_at_ms", true),
+    ],
+    tag: "(SELECT value FROM model_version_tags t WHERE t.version_id = v.id AND t.key = {key})",
+};
+
 /// Model versions matching `filter_text` (`name`, `run_id`, `source_path`, `tags.<key>`).
 pub fn search_versions(
     conn: &Connection,
@@ -576,82 +551,17 @@ pub fn search_versions(
     max_results: usize,
     offset: usize,
 ) -> TrackingResult<(Vec<ModelVersion>, Option<String>)> {
-    let mut condition = String::from("1");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    for clause in filter::parse_filter(filter_text)? {
-        let (column, numeric) = match &clause.entity {
-            Entity::Attribute(a) => match a.as_str() {
-                "name" => ("m.name".to_owned(), false),
-                "run_id" => ("v.run_uuid".to_owned(), false),
-                "source_path" | "source" => ("v.source".to_owned(), false),
-                "version_number" => ("v.version".to_owned(), true),
-                other => {
-                    return Err(TrackingError::invalid(format!(
-                        "Invalid filter key '{other}' for model versions: use name, run_id, \
-                         source_path, version_number or tags.<key>"
-                    )));
-                }
-            },
-            Entity::Tag(key) => {
-                args.push(key.clone().into());
-                (
-                    format!(
-                        "(SELECT value FROM model_version_tags t WHERE t.version_id = v.id AND t.key = ?{})",
-                        args.len()
-                    ),
-                    false,
-                )
-            }
-            other => {
-                return Err(TrackingError::invalid(format!(
-                    "Invalid filter key '{}' for model versions",
-                    other.describe()
-                )));
-            }
-        };
-        condition.push_str(" AND ");
-        condition.push_str(&comparison(
-            &column,
-            numeric,
-            &clause.op,
-            &clause.value,
-            &mut args,
-        )?);
-    }
-    let mut order = Vec::new();
-    for text in order_by {
-        let o = filter::parse_order_by(text)?;
-        let column = match &o.entity {
-            Entity::Attribute(a) if a == "name" => "m.name",
-            Entity::Attribute(a) if a == "version_number" => "v.version",
-            Entity::Attribute(a) if a == "creation_timestamp" => "v.created_at_ms",
-            Entity::Attribute(a) if a == "last_updated_timestamp" || a == "timestamp" => {
-                "v.updated_at_ms"
-            }
-            other => {
-                return Err(TrackingError::invalid(format!(
-                    "Invalid order_by key '{}' for model versions",
-                    other.describe()
-                )));
-            }
-        };
-        order.push(format!(
-            "{column} {}",
-            if o.ascending { "ASC" } else { "DESC" }
-        ));
-    }
-    order.push("m.name ASC".into());
-    order.push("v.version DESC".into());
-    let mut found = versions_where(
-        conn,
-        &format!(
-            "{condition} ORDER BY {} LIMIT {} OFFSET {offset}",
-            order.join(", "),
-            max_results + 1
-        ),
-        &args,
-    )?;
-    let next = (found.len() > max_results).then(|| (offset + max_results).to_string());
-    found.truncate(max_results);
-    Ok((found, next))
+    let mut args = Vec::new();
+    let condition = format!(
+        "{}{}",
+        VERSION_FIELDS.conditions(filter_text, &mut args)?,
+        VERSION_FIELDS.order_and_page(
+            order_by,
+            &["m.name ASC", "v.version DESC"],
+            max_results,
+            offset
+        )?
+    );
+    let found = versions_where(conn, &condition, &args)?;
+    Ok(page(found, max_results, offset))
 }

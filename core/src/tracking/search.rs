@@ -4,8 +4,9 @@
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 
-use super::experiments::{self, ViewType, comparison};
+use super::experiments::{self, ViewType};
 use super::filter::{self, Clause, Entity, Op, Value};
+use super::query::comparison;
 use super::runs;
 use super::types::Run;
 use super::{TrackingError, TrackingResult};
@@ -171,7 +172,7 @@ fn clause_sql(
                     "Invalid comparison: IN applies to attributes.run_id and attributes.status, not {name}"
                 )));
             }
-            let condition = comparison(column, numeric, &clause.op, &clause.value, args)?;
+            let condition = comparison(column, numeric, clause.op, &clause.value, args)?;
             return Ok((None, condition));
         }
         Entity::Dataset(field) => {
@@ -184,7 +185,7 @@ fn clause_sql(
                     )));
                 }
             };
-            let condition = comparison(&column, false, &clause.op, &clause.value, args)?;
+            let condition = comparison(&column, false, clause.op, &clause.value, args)?;
             return Ok((
                 None,
                 format!(
@@ -217,7 +218,7 @@ fn clause_sql(
         _ => comparison(
             &format!("{alias}.{value_column}"),
             numeric,
-            &clause.op,
+            clause.op,
             &clause.value,
             args,
         )?,
