@@ -18,7 +18,7 @@ use lathe_core::import::{ImportRequest, import};
 use lathe_core::jobs::Progress;
 use lathe_core::profile::profile_version;
 use lathe_core::service::Service;
-use lathe_tests::{go_to_row, report_frames, run_until};
+use lathe_tests::{go_to_row, report_frames, run_until, wheel_scroll_frames};
 use lathe_ui::Workbench;
 use polars::prelude::*;
 
@@ -136,39 +136,15 @@ fn frame_times(root: &Path, rows: usize) {
     // Scrolling with the mouse wheel as the window does: a plain egui context, one wheel turn a
     // frame, each frame run and tessellated (the CPU side of a frame; no GPU here).
     let mut workbench = h.into_state();
-    let ctx = egui::Context::default();
-    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1280.0, 800.0));
-    let mut frames = Vec::new();
     let mut last_rows = Vec::new();
-    for frame in 0..400 {
-        let mut input = egui::RawInput {
-            screen_rect: Some(screen),
-            ..Default::default()
-        };
-        input.time = Some(frame as f64 / 60.0);
-        input
-            .events
-            .push(egui::Event::PointerMoved(egui::pos2(760.0, 500.0)));
-        if frame >= 5 {
-            input.events.push(egui::Event::MouseWheel {
-                unit: egui::MouseWheelUnit::Point,
-                delta: egui::vec2(0.0, -400.0),
-                phase: egui::TouchPhase::Move,
-                source: egui::MouseWheelSource::Wheel,
-                modifiers: egui::Modifiers::NONE,
-            });
-        }
-        let start = Instant::now();
-        let mut output = ctx.run_ui(input, |ui| workbench.ui(ui));
-        // No GPU to upload fonts and images to here.
-        output.textures_delta.clear();
-        let primitives = ctx.tessellate(output.shapes.clone(), output.pixels_per_point);
-        if frame >= 5 {
-            frames.push(start.elapsed());
-        }
-        std::hint::black_box(primitives);
-        last_rows = row_numbers(&output.shapes);
-    }
+    let mut frames = wheel_scroll_frames(
+        &mut workbench,
+        400,
+        egui::pos2(760.0, 500.0),
+        |_, shapes| {
+            last_rows = row_numbers(shapes);
+        },
+    );
     let furthest = last_rows.iter().max().copied().unwrap_or(0);
     assert!(
         furthest > 1_000,

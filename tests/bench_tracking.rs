@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use lathe_tests::{
     Server, call, http, lathe_bin, mlflow_python, peer_script, report_frames, run_until,
+    wheel_scroll_frames,
 };
 use serde_json::{Value, json};
 
@@ -399,44 +400,20 @@ fn runs_table_frames(root: &Path, experiment_id: &str, runs: usize) {
         start.elapsed().as_secs_f64()
     );
     let mut workbench = h.into_state();
-    let ctx = egui::Context::default();
-    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1280.0, 800.0));
-    let mut frames = Vec::new();
     let mut first_names = Vec::new();
     let mut last_names = Vec::new();
-    for frame in 0..300 {
-        let mut input = egui::RawInput {
-            screen_rect: Some(screen),
-            time: Some(frame as f64 / 60.0),
-            ..Default::default()
-        };
-        input
-            .events
-            .push(egui::Event::PointerMoved(egui::pos2(700.0, 400.0)));
-        if frame >= 5 {
-            input.events.push(egui::Event::MouseWheel {
-                unit: egui::MouseWheelUnit::Point,
-                delta: egui::vec2(0.0, -400.0),
-                phase: egui::TouchPhase::Move,
-                source: egui::MouseWheelSource::Wheel,
-                modifiers: egui::Modifiers::NONE,
-            });
-        }
-        let start = Instant::now();
-        let mut output = ctx.run_ui(input, |ui| workbench.ui(ui));
-        output.textures_delta.clear();
-        let primitives = ctx.tessellate(output.shapes.clone(), output.pixels_per_point);
-        if frame >= 5 {
-            frames.push(start.elapsed());
-        }
-        std::hint::black_box(primitives);
-        let names = run_names(&output.shapes);
-        if frame == 4 {
-            first_names = names;
-        } else {
-            last_names = names;
-        }
-    }
+    let mut frames = wheel_scroll_frames(
+        &mut workbench,
+        300,
+        egui::pos2(700.0, 400.0),
+        |frame, shapes| {
+            if frame == 4 {
+                first_names = run_names(shapes);
+            } else {
+                last_names = run_names(shapes);
+            }
+        },
+    );
     assert!(
         !last_names.is_empty() && last_names != first_names,
         "the wheel scrolled the runs table"

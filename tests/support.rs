@@ -312,3 +312,44 @@ pub fn report_frames(what: &str, frames: &mut [Duration]) {
         pct(1.0)
     );
 }
+
+/// Scrolls with the mouse wheel as the window does: a plain egui context (no accessibility tree),
+/// a wheel turn a frame after five still frames, each frame run and tessellated (the CPU side of
+/// a frame; no GPU here). `inspect` sees each frame's shapes; returns the scrolling frames' times.
+pub fn wheel_scroll_frames(
+    workbench: &mut lathe_ui::Workbench,
+    frames: usize,
+    pointer: egui::Pos2,
+    mut inspect: impl FnMut(usize, &[egui::epaint::ClippedShape]),
+) -> Vec<Duration> {
+    let ctx = egui::Context::default();
+    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1280.0, 800.0));
+    let mut times = Vec::new();
+    for frame in 0..frames {
+        let mut input = egui::RawInput {
+            screen_rect: Some(screen),
+            time: Some(frame as f64 / 60.0),
+            ..Default::default()
+        };
+        input.events.push(egui::Event::PointerMoved(pointer));
+        if frame >= 5 {
+            input.events.push(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, -400.0),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Wheel,
+                modifiers: egui::Modifiers::NONE,
+            });
+        }
+        let start = Instant::now();
+        let mut output = ctx.run_ui(input, |ui| workbench.ui(ui));
+        output.textures_delta.clear();
+        let primitives = ctx.tessellate(output.shapes.clone(), output.pixels_per_point);
+        if frame >= 5 {
+            times.push(start.elapsed());
+        }
+        std::hint::black_box(primitives);
+        inspect(frame, &output.shapes);
+    }
+    times
+}
