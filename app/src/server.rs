@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use lathe_core::tracking::api::Request as ApiRequest;
 use lathe_core::tracking::{ErrorCode, Tracking, TrackingError, lenient};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -74,7 +75,12 @@ impl Bound {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
+        // Small answers go out at once rather than waiting on Nagle's algorithm.
+        use axum::serve::ListenerExt;
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("the tracking server stopped")
@@ -179,34 +185,50 @@ async fn api(State(app): State<App>, method: Method, uri: axum::http::Uri, body:
         .split_once("/mlflow/")
         .map(|(_, rest)| rest.trim_end_matches('/').to_owned())
         .unwrap_or_default();
-    let request = match request_json(&method, uri.query(), body).await {
+    let request = match request_fields(&method, uri.query(), body).await {
         Ok(request) => request,
         Err(e) => return error_response(&e),
     };
     let tracking = app.tracking.clone();
     let method_name = method.as_str().to_owned();
-    match blocking(move || tracking.handle(&method_name, &endpoint, request)).await {
+    let answer = blocking(move || match request {
+        Fields::Body(bytes) => tracking.handle(&method_name, &endpoint, ApiRequest::Json(&bytes)),
+        Fields::Query(fields) => {
+            tracking.handle(&method_name, &endpoint, ApiRequest::Fields(fields))
+        }
+    });
+    match answer.await {
         Ok(answer) => json_response(StatusCode::OK, &answer),
         Err(e) => error_response(&e),
     }
 }
 
-/// The request as JSON: a GET's query string, or any other method's body (empty is `{}`).
-async fn request_json(
+/// Where a request's fields are: a JSON body, parsed later straight into the endpoint's type,
+/// or a query string.
+enum Fields {
+    Body(Vec<u8>),
+    Query(Value),
+}
+
+/// A GET's query string, or any other method's body (an empty body falls back to the query:
+/// DELETE calls from some clients carry their fields there).
+async fn request_fields(
     method: &Method,
     query: Option<&str>,
     body: Body,
-) -> Result<Value, TrackingError> {
+) -> Result<Fields, TrackingError> {
     if method == Method::GET {
-        return Ok(lenient::query_to_json(query.unwrap_or_default()));
+        return Ok(Fields::Query(lenient::query_to_json(
+            query.unwrap_or_default(),
+        )));
     }
     let bytes = read_bounded(body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        // DELETE calls from some clients carry their fields in the query instead.
-        return Ok(lenient::query_to_json(query.unwrap_or_default()));
+        return Ok(Fields::Query(lenient::query_to_json(
+            query.unwrap_or_default(),
+        )));
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| TrackingError::invalid(format!("Malformed JSON in the request body: {e}")))
+    Ok(Fields::Body(bytes))
 }
 
 /// Reads a JSON body of at most [`MAX_JSON_BYTES`]. A larger one is refused, but read on (up

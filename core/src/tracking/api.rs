@@ -18,9 +18,25 @@ use super::{ErrorCode, Tracking, TrackingError, TrackingResult};
 /// The prefix of the artifact proxy's URIs; a path after it is an artifact path.
 pub const ARTIFACTS_SCHEME: &str = "mlflow-artifacts:/";
 
-fn parse<T: DeserializeOwned>(body: Value) -> TrackingResult<T> {
-    serde_json::from_value(body)
-        .map_err(|e| TrackingError::invalid(format!("Invalid request: {e}")))
+/// A request's fields: a JSON body as the client sent it (parsed straight into the endpoint's
+/// request type), or fields already gathered as JSON (a GET query; calls from Lathe itself).
+pub enum Request<'a> {
+    Json(&'a [u8]),
+    Fields(Value),
+}
+
+impl From<Value> for Request<'_> {
+    fn from(fields: Value) -> Self {
+        Request::Fields(fields)
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: Request<'_>) -> TrackingResult<T> {
+    match body {
+        Request::Json(bytes) => serde_json::from_slice(bytes),
+        Request::Fields(fields) => serde_json::from_value(fields),
+    }
+    .map_err(|e| TrackingError::invalid(format!("Invalid request: {e}")))
 }
 
 fn required(field: &str, value: Option<String>) -> TrackingResult<String> {
@@ -240,7 +256,13 @@ fn page(items_key: &str, items: Value, next: Option<String>) -> Value {
 impl Tracking {
     /// Answers one MLflow REST call. `endpoint` is the path after `/api/2.0/mlflow/` (or
     /// `/ajax-api/2.0/mlflow/`), e.g. `runs/log-batch`.
-    pub fn handle(&self, method: &str, endpoint: &str, body: Value) -> TrackingResult<Value> {
+    pub fn handle<'a>(
+        &self,
+        method: &str,
+        endpoint: &str,
+        body: impl Into<Request<'a>>,
+    ) -> TrackingResult<Value> {
+        let body = body.into();
         match (method, endpoint) {
             ("POST", "experiments/create") => {
                 let req: CreateExperiment = parse(body)?;
@@ -485,7 +507,12 @@ impl Tracking {
         self.write(move |c| runs::log_batch(c, &run_id, &batch))
     }
 
-    fn handle_registry(&self, method: &str, endpoint: &str, body: Value) -> TrackingResult<Value> {
+    fn handle_registry(
+        &self,
+        method: &str,
+        endpoint: &str,
+        body: Request<'_>,
+    ) -> TrackingResult<Value> {
         match (method, endpoint) {
             ("POST", "registered-models/create") => {
                 let req: CreateModel = parse(body)?;

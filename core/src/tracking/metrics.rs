@@ -154,25 +154,29 @@ pub fn history(conn: &Connection, run: i64, key: &str) -> TrackingResult<Vec<Poi
     Ok(points)
 }
 
-/// The latest point of each metric of a run, by key.
-pub fn latest(conn: &Connection, run: i64) -> TrackingResult<Vec<Metric>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT k.key, m.value, m.is_nan, m.timestamp_ms, m.step
+/// The latest point of each metric of the runs whose row ids are `ids` (a comma-separated
+/// list the store made), as (run row id, metric), by run then key.
+pub fn latest_of(conn: &Connection, ids: &str) -> TrackingResult<Vec<(i64, Metric)>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT m.run_id, k.key, m.value, m.is_nan, m.timestamp_ms, m.step
          FROM latest_metrics m JOIN metric_keys k ON k.id = m.key_id
-         WHERE m.run_id = ?1 ORDER BY k.key",
-    )?;
-    let rows = stmt.query_map([run], |r| {
-        let is_nan: bool = r.get(2)?;
-        Ok(Metric {
-            key: r.get(0)?,
-            value: if is_nan {
-                f64::NAN
-            } else {
-                r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN)
+         WHERE m.run_id IN ({ids}) ORDER BY m.run_id, k.key"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        let is_nan: bool = r.get(3)?;
+        Ok((
+            r.get(0)?,
+            Metric {
+                key: r.get(1)?,
+                value: if is_nan {
+                    f64::NAN
+                } else {
+                    r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN)
+                },
+                timestamp: r.get(4)?,
+                step: r.get(5)?,
             },
-            timestamp: r.get(3)?,
-            step: r.get(4)?,
-        })
+        ))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -140,83 +140,95 @@ fn info_from_row(row: &Row) -> rusqlite::Result<(i64, RunInfo)> {
 }
 
 pub fn get(conn: &Connection, run_id: &str) -> TrackingResult<Run> {
-    let (id, info) = conn
-        .prepare_cached(&format!(
-            "SELECT {INFO_COLUMNS} FROM runs r WHERE r.uuid = ?1"
-        ))?
-        .query_row([run_id], info_from_row)
-        .optional()?
-        .ok_or_else(|| TrackingError::missing(format!("Run with id={run_id} not found")))?;
-    load(conn, id, info)
+    let run = find(conn, run_id)?;
+    get_many(conn, &[run.id])?
+        .pop()
+        .ok_or_else(|| TrackingError::missing(format!("Run with id={run_id} not found")))
 }
 
-/// Reads runs by row id, in the order given.
+/// Reads runs by row id, in the order given: five queries for the whole list (a search page
+/// holds up to thousands of runs), not five per run.
 pub fn get_many(conn: &Connection, ids: &[i64]) -> TrackingResult<Vec<Run>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {INFO_COLUMNS} FROM runs r WHERE r.id = ?1"
-    ))?;
-    ids.iter()
-        .map(|id| {
-            let (id, info) = stmt.query_row([id], info_from_row)?;
-            load(conn, id, info)
-        })
-        .collect()
-}
-
-fn load(conn: &Connection, id: i64, info: RunInfo) -> TrackingResult<Run> {
-    let pairs = |sql: &str| -> TrackingResult<Vec<(String, String)>> {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    };
-    let params = pairs("SELECT key, value FROM params WHERE run_id = ?1 ORDER BY key")?
-        .into_iter()
-        .map(|(key, value)| Param { key, value })
-        .collect();
-    let tags = pairs("SELECT key, value FROM run_tags WHERE run_id = ?1 ORDER BY key")?
-        .into_iter()
-        .map(|(key, value)| Tag { key, value })
-        .collect();
-    Ok(Run {
-        info,
-        data: RunData {
-            metrics: metrics::latest(conn, id)?,
-            params,
-            tags,
-        },
-        inputs: RunInputs {
-            dataset_inputs: inputs(conn, id)?,
-        },
-    })
-}
-
-fn inputs(conn: &Connection, run: i64) -> TrackingResult<Vec<DatasetInput>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT name, digest, source_type, source, schema, profile, tags
-         FROM run_inputs WHERE run_id = ?1 ORDER BY name, digest",
-    )?;
-    let rows = stmt.query_map([run], |r| {
-        Ok((
-            Dataset {
-                name: r.get(0)?,
-                digest: r.get(1)?,
-                source_type: r.get(2)?,
-                source: r.get(3)?,
-                schema: r.get(4)?,
-                profile: r.get(5)?,
-            },
-            r.get::<_, String>(6)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (dataset, tags) = row?;
-        out.push(DatasetInput {
-            tags: serde_json::from_str(&tags).unwrap_or_default(),
-            dataset,
-        });
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    // Row ids come from the store itself, so writing them into the SQL is safe.
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let position: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut runs: Vec<Option<Run>> = vec![None; ids.len()];
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {INFO_COLUMNS} FROM runs r WHERE r.id IN ({list})"
+    ))?;
+    for row in stmt.query_map([], info_from_row)? {
+        let (id, info) = row?;
+        if let Some(&i) = position.get(&id) {
+            runs[i] = Some(Run {
+                info,
+                data: RunData::default(),
+                inputs: RunInputs::default(),
+            });
+        }
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT run_id, key, value FROM params WHERE run_id IN ({list}) ORDER BY run_id, key"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        if let Some(run) = slot(&mut runs, &position, r.get(0)?) {
+            run.data.params.push(Param {
+                key: r.get(1)?,
+                value: r.get(2)?,
+            });
+        }
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT run_id, key, value FROM run_tags WHERE run_id IN ({list}) ORDER BY run_id, key"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        if let Some(run) = slot(&mut runs, &position, r.get(0)?) {
+            run.data.tags.push(Tag {
+                key: r.get(1)?,
+                value: r.get(2)?,
+            });
+        }
+    }
+    for (id, metric) in metrics::latest_of(conn, &list)? {
+        if let Some(run) = slot(&mut runs, &position, id) {
+            run.data.metrics.push(metric);
+        }
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT run_id, name, digest, source_type, source, schema, profile, tags
+         FROM run_inputs WHERE run_id IN ({list}) ORDER BY run_id, name, digest"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        if let Some(run) = slot(&mut runs, &position, r.get(0)?) {
+            let tags: String = r.get(7)?;
+            run.inputs.dataset_inputs.push(DatasetInput {
+                tags: serde_json::from_str(&tags).unwrap_or_default(),
+                dataset: Dataset {
+                    name: r.get(1)?,
+                    digest: r.get(2)?,
+                    source_type: r.get(3)?,
+                    source: r.get(4)?,
+                    schema: r.get(5)?,
+                    profile: r.get(6)?,
+                },
+            });
+        }
+    }
+    Ok(runs.into_iter().flatten().collect())
+}
+
+/// The run with row id `id` among runs placed by `position`.
+fn slot<'a>(
+    runs: &'a mut [Option<Run>],
+    position: &HashMap<i64, usize>,
+    id: i64,
+) -> Option<&'a mut Run> {
+    position.get(&id).and_then(|&i| runs[i].as_mut())
 }
 
 pub struct RunUpdate {
