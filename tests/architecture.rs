@@ -225,6 +225,7 @@ fn migrations_are_append_only() {
         "f8c6ff3fd21b3213372c412982458441862f8777eec0e151ff482988a4c7a6b4",
         "9f8dc7e0d14155b2a8c2dcbec2c3915c0518a950ba37f3bca3de62c095fdea59",
         "1c8d98eb1ede68839f3fd556e09cd413f30b3056c4fd703cafcf9ffad5bd6069",
+        "e1f64e1341d20bf881d1a777bfd7866399661712fb0e640e77a6fbfb143089d6",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

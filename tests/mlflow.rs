@@ -131,6 +131,25 @@ fn the_official_client_logs_everything_and_the_cli_shows_it() {
     assert_eq!(version["tags"][0]["key"], "validated");
     assert_eq!(version["signature"]["inputs"][0]["name"], "sepal_length");
     assert_eq!(version["aliases"][0], "champion");
+
+    // The MLflow 3 logged model: registered from `models:/<id>`, linked to its run.
+    let echo = lathe(&["models", "show", "echo-model:1", "--json"]);
+    assert_eq!(echo[0]["model_id"], ids["echo_model_id"]);
+    assert_eq!(echo[0]["run_id"], ids["echo_run_id"]);
+    assert!(
+        echo[0]["signature"]["inputs"].is_array(),
+        "signature from its MLmodel: {echo}"
+    );
+    let run = lathe(&[
+        "runs",
+        "show",
+        ids["echo_run_id"].as_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        run["run"]["outputs"]["model_outputs"][0]["model_id"],
+        ids["echo_model_id"]
+    );
 }
 
 #[test]

@@ -180,6 +180,42 @@ pub const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL,
         PRIMARY KEY (model_id, alias)
     ) WITHOUT ROWID;",
+    // 4: MLflow 3's logged models (a model logged from a run, with its own artifacts, params and
+    // tags), a run's model outputs, and the logged model a registered version came from.
+    "CREATE TABLE logged_models (
+        id TEXT PRIMARY KEY,
+        experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+        name TEXT NOT NULL,
+        model_type TEXT,
+        source_run_uuid TEXT,
+        status TEXT NOT NULL,
+        status_message TEXT,
+        artifact_uri TEXT NOT NULL,
+        lifecycle_stage TEXT NOT NULL CHECK (lifecycle_stage IN ('active', 'deleted')),
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX logged_models_experiment ON logged_models(experiment_id, created_at_ms);
+    CREATE INDEX logged_models_run ON logged_models(source_run_uuid);
+    CREATE TABLE logged_model_tags (
+        model_id TEXT NOT NULL REFERENCES logged_models(id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (model_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE logged_model_params (
+        model_id TEXT NOT NULL REFERENCES logged_models(id),
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (model_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE run_outputs (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        model_id TEXT NOT NULL REFERENCES logged_models(id),
+        step INTEGER NOT NULL,
+        PRIMARY KEY (run_id, model_id)
+    ) WITHOUT ROWID;
+    ALTER TABLE model_versions ADD COLUMN logged_model_id TEXT REFERENCES logged_models(id);",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

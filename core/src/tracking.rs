@@ -9,6 +9,7 @@ pub mod browse;
 pub mod experiments;
 pub mod filter;
 pub mod lenient;
+pub mod logged_models;
 pub mod metrics;
 mod query;
 mod register;

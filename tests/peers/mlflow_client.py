@@ -12,6 +12,7 @@ import sys
 import tempfile
 
 import mlflow
+import mlflow.pyfunc
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -29,6 +30,11 @@ signature:
   inputs: '[{"type": "double", "name": "sepal_length"}, {"type": "double", "name": "sepal_width"}]'
   outputs: '[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]'
 """
+
+
+class Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input: list[list[float]]) -> list[list[float]]:
+        return model_input
 
 
 def check(condition, what):
@@ -144,6 +150,22 @@ def main():
     check(client.get_registered_model("churn-model").aliases == {"champion": "1"}, "aliases")
     out["model"] = "churn-model"
     out["model_source"] = by_alias.source
+
+    # MLflow 3's way: log a model (a logged model with its own artifacts) and register it.
+    mlflow.set_experiment("serving")
+    with mlflow.start_run(run_name="pyfunc") as run:
+        info = mlflow.pyfunc.log_model(
+            name="echo",
+            python_model=Echo(),
+            registered_model_name="echo-model",
+            input_example=[[1.0, 2.0]],
+        )
+    loaded = mlflow.pyfunc.load_model("models:/echo-model/1")
+    check(loaded.predict([[3.0, 4.0]]) == [[3.0, 4.0]], "the registered model loads and predicts")
+    outputs = client.get_run(run.info.run_id).outputs.model_outputs
+    check([o.model_id for o in outputs] == [info.model_id], f"run outputs: {outputs}")
+    out["echo_model_id"] = info.model_id
+    out["echo_run_id"] = run.info.run_id
 
     json.dump(out, sys.stdout)
 

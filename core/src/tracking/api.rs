@@ -9,10 +9,11 @@ use serde_json::{Value, json};
 
 use super::experiments::{self, ViewType};
 use super::lenient;
+use super::logged_models;
 use super::registry;
 use super::runs::{self, Batch, NewRun, RunUpdate};
 use super::search::{self, RunQuery};
-use super::types::{DatasetInput, Metric, Param, Tag};
+use super::types::{DatasetInput, Metric, ModelOutput, Param, Tag};
 use super::{ErrorCode, Tracking, TrackingError, TrackingResult};
 
 /// The prefix of the artifact proxy's URIs; a path after it is an artifact path.
@@ -175,6 +176,71 @@ struct LogInputs {
 }
 
 #[derive(Deserialize)]
+struct LogOutputs {
+    #[serde(default)]
+    run_id: Option<String>,
+    #[serde(default)]
+    models: Vec<ModelOutput>,
+}
+
+#[derive(Deserialize)]
+struct CreateLoggedModel {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    experiment_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    model_type: Option<String>,
+    #[serde(default)]
+    source_run_id: Option<String>,
+    #[serde(default)]
+    params: Vec<Tag>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize)]
+struct LoggedModelChange {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    status: Option<String>,
+    #[serde(default)]
+    tags: Vec<Tag>,
+    #[serde(default)]
+    params: Vec<Tag>,
+    #[serde(default)]
+    artifact_directory_path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchLoggedModels {
+    #[serde(default, deserialize_with = "lenient::strings")]
+    experiment_ids: Vec<String>,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    max_results: Option<i64>,
+    #[serde(default)]
+    order_by: Vec<OrderField>,
+    #[serde(default)]
+    page_token: Option<String>,
+}
+
+/// Logged-model searches order by objects, not texts.
+#[derive(Deserialize)]
+struct OrderField {
+    field_name: String,
+    #[serde(
+        default = "ascending_by_default",
+        deserialize_with = "lenient::bool_or_true"
+    )]
+    ascending: bool,
+}
+
+fn ascending_by_default() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
 struct History {
     #[serde(default)]
     run_id: Option<String>,
@@ -212,6 +278,8 @@ struct CreateVersion {
     description: Option<String>,
     #[serde(default)]
     tags: Vec<Tag>,
+    #[serde(default)]
+    model_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -263,6 +331,9 @@ impl Tracking {
         body: impl Into<Request<'a>>,
     ) -> TrackingResult<Value> {
         let body = body.into();
+        if let Some(rest) = endpoint.strip_prefix("logged-models") {
+            return self.handle_logged_models(method, rest.trim_start_matches('/'), body);
+        }
         match (method, endpoint) {
             ("POST", "experiments/create") => {
                 let req: CreateExperiment = parse(body)?;
@@ -492,10 +563,11 @@ impl Tracking {
                 };
                 Ok(json!({ "root_uri": root, "files": to_json(files)? }))
             }
-            ("POST", "logged-models/search") => {
-                // MLflow 3's logged models are not stored yet (models are logged as run
-                // artifacts); the client asks for them while listing a run's artifacts.
-                Ok(json!({ "models": [] }))
+            ("POST", "runs/outputs") => {
+                let req: LogOutputs = parse(body)?;
+                let id = required("run_id", req.run_id)?;
+                self.write(move |c| logged_models::log_outputs(c, &id, &req.models))?;
+                Ok(json!({}))
             }
             _ => self.handle_registry(method, endpoint, body),
         }
@@ -606,11 +678,27 @@ impl Tracking {
             ("POST", "model-versions/create") => {
                 let req: CreateVersion = parse(body)?;
                 let source = required("source", req.source)?;
+                // A version of an MLflow 3 logged model (`models:/<id>`) comes from the run
+                // that logged it.
+                let model_id = req.model_id.filter(|m| !m.is_empty()).or_else(|| {
+                    source
+                        .strip_prefix("models:/")
+                        .map(|id| id.trim_matches('/').to_owned())
+                });
+                let logged = match &model_id {
+                    Some(id) => self.read(|c| logged_models::get(c, id)).ok(),
+                    None => None,
+                };
+                let run_id = req
+                    .run_id
+                    .filter(|r| !r.is_empty())
+                    .or_else(|| logged.and_then(|m| m.info.source_run_id));
                 let new = registry::NewVersion {
                     name: required("name", req.name)?,
                     signature: self.signature_of(&source)?,
+                    model_id,
                     source,
-                    run_id: req.run_id,
+                    run_id,
                     run_link: req.run_link.unwrap_or_default(),
                     description: req.description.unwrap_or_default(),
                     user_id: String::new(),
@@ -685,6 +773,118 @@ impl Tracking {
     }
 }
 
+impl Tracking {
+    /// `endpoint` is what follows `logged-models/`: "", "search", "<id>", "<id>/tags",
+    /// "<id>/tags/<key>", "<id>/params" or "<id>/artifacts/directories".
+    fn handle_logged_models(
+        &self,
+        method: &str,
+        endpoint: &str,
+        body: Request<'_>,
+    ) -> TrackingResult<Value> {
+        let mut parts = endpoint.splitn(3, '/');
+        let (first, second, rest) = (
+            parts.next().unwrap_or_default().to_owned(),
+            parts.next(),
+            parts.next().map(str::to_owned),
+        );
+        let model = |m: logged_models::LoggedModel| Ok(json!({ "model": to_json(m)? }));
+        match (method, first.as_str(), second) {
+            ("POST", "", None) => {
+                let req: CreateLoggedModel = parse(body)?;
+                let new = logged_models::NewLoggedModel {
+                    experiment_id: required("experiment_id", req.experiment_id)?,
+                    name: req.name,
+                    model_type: req.model_type,
+                    source_run_id: req.source_run_id,
+                    params: req.params,
+                    tags: req.tags,
+                };
+                model(self.write(move |c| logged_models::create(c, new))?)
+            }
+            ("POST", "search", None) => {
+                let req: SearchLoggedModels = parse(body)?;
+                let max = req.max_results.unwrap_or(50).clamp(1, 50_000) as usize;
+                let offset = search::parse_page_token(req.page_token.as_deref())?;
+                let order: Vec<String> = req
+                    .order_by
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{} {}",
+                            o.field_name,
+                            if o.ascending { "ASC" } else { "DESC" }
+                        )
+                    })
+                    .collect();
+                let filter = req.filter.unwrap_or_default();
+                let (found, next) = self.read(|c| {
+                    logged_models::search(c, &req.experiment_ids, &filter, &order, max, offset)
+                })?;
+                Ok(page("models", to_json(found)?, next))
+            }
+            ("GET", id, None) => {
+                let id = id.to_owned();
+                model(self.read(|c| logged_models::get(c, &id))?)
+            }
+            ("PATCH", id, None) => {
+                let req: LoggedModelChange = parse(body)?;
+                let status = required("status", req.status)?;
+                let id = id.to_owned();
+                model(self.write(move |c| logged_models::finalize(c, &id, &status))?)
+            }
+            ("DELETE", id, None) => {
+                let id = id.to_owned();
+                self.write(move |c| logged_models::delete(c, &id))?;
+                Ok(json!({}))
+            }
+            ("PATCH", id, Some("tags")) if rest.is_none() => {
+                let req: LoggedModelChange = parse(body)?;
+                let id = id.to_owned();
+                model(self.write(move |c| {
+                    logged_models::set_tags(c, &id, &req.tags)?;
+                    logged_models::get(c, &id)
+                })?)
+            }
+            ("DELETE", id, Some("tags")) => {
+                let key = required("tag_key", rest)?;
+                let id = id.to_owned();
+                self.write(move |c| logged_models::delete_tag(c, &id, &key))?;
+                Ok(json!({}))
+            }
+            ("POST", id, Some("params")) if rest.is_none() => {
+                let req: LoggedModelChange = parse(body)?;
+                let id = id.to_owned();
+                self.write(move |c| logged_models::log_params(c, &id, &req.params))?;
+                Ok(json!({}))
+            }
+            ("GET", id, Some("artifacts")) if rest.as_deref() == Some("directories") => {
+                let req: LoggedModelChange = parse(body)?;
+                let id = id.to_owned();
+                let root = self.read(|c| logged_models::get(c, &id))?.info.artifact_uri;
+                let sub = req.artifact_directory_path.unwrap_or_default();
+                let files = match root.strip_prefix(ARTIFACTS_SCHEME) {
+                    Some(base) => {
+                        let dir = [base.trim_matches('/'), sub.trim_matches('/')]
+                            .iter()
+                            .filter(|p| !p.is_empty())
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join("/");
+                        self.list_artifacts(&dir)?
+                    }
+                    None => Vec::new(),
+                };
+                Ok(json!({ "root_uri": root, "files": to_json(files)? }))
+            }
+            _ => Err(TrackingError::new(
+                ErrorCode::EndpointNotFound,
+                format!("No endpoint {method} logged-models/{endpoint} in this server"),
+            )),
+        }
+    }
+}
+
 fn name_and_version(req: Ids) -> TrackingResult<(String, String)> {
     Ok((
         required("name", req.name)?,
@@ -696,7 +896,15 @@ impl Tracking {
     /// The signature of the model at `source` when it is in Lathe's artifact store and has an
     /// MLmodel file with one.
     fn signature_of(&self, source: &str) -> TrackingResult<Option<Value>> {
-        let Some(dir) = source.strip_prefix(ARTIFACTS_SCHEME) else {
+        // `models:/<id>` names an MLflow 3 logged model; its files are at its artifact URI.
+        let resolved = match source.strip_prefix("models:/") {
+            Some(id) => match self.read(|c| logged_models::get(c, id.trim_matches('/'))) {
+                Ok(model) => model.info.artifact_uri,
+                Err(_) => return Ok(None),
+            },
+            None => source.to_owned(),
+        };
+        let Some(dir) = resolved.strip_prefix(ARTIFACTS_SCHEME) else {
             return Ok(None);
         };
         let path = format!("{}/MLmodel", dir.trim_matches('/'));

@@ -77,6 +77,10 @@ pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Erro
     }
 }
 
+pub fn bool_or_true<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(opt_bool(d)?.unwrap_or(true))
+}
+
 /// A repeated string field: a list, or one value (as a GET query gives a list of one).
 pub fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     match number_or_text(d)? {

@@ -48,6 +48,7 @@ impl Tracking {
             user_id: std::env::var("USER").unwrap_or_default(),
             tags: Vec::new(),
             signature,
+            model_id: None,
         };
         self.write(move |c| {
             if registry::get_model(c, &new.name).is_err() {

@@ -225,6 +225,7 @@ pub struct NewVersion {
     pub user_id: String,
     pub tags: Vec<Tag>,
     pub signature: Option<serde_json::Value>,
+    pub model_id: Option<String>,
 }
 
 pub fn create_version(conn: &Connection, new: NewVersion) -> TrackingResult<ModelVersion> {
@@ -243,8 +244,8 @@ pub fn create_version(conn: &Connection, new: NewVersion) -> TrackingResult<Mode
     let now = now_millis();
     let version_id: i64 = conn.query_row(
         "INSERT INTO model_versions (model_id, version, description, source, run_uuid, run_link,
-             user_id, status, current_stage, signature, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'READY', 'None', ?8, ?9, ?9) RETURNING id",
+             user_id, status, current_stage, signature, created_at_ms, updated_at_ms, logged_model_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'READY', 'None', ?8, ?9, ?9, ?10) RETURNING id",
         params![
             id,
             version,
@@ -254,7 +255,8 @@ pub fn create_version(conn: &Connection, new: NewVersion) -> TrackingResult<Mode
             new.run_link,
             new.user_id,
             new.signature.map(|s| s.to_string()),
-            now
+            now,
+            new.model_id.filter(|m| !m.is_empty())
         ],
         |r| r.get(0),
     )?;
@@ -284,7 +286,7 @@ fn version_row_id(conn: &Connection, name: &str, version: &str) -> TrackingResul
 }
 
 const VERSION_COLUMNS: &str = "m.name, v.version, v.created_at_ms, v.updated_at_ms, v.user_id, \
-     v.current_stage, v.description, v.source, v.run_uuid, v.status, v.run_link, v.signature, v.id, v.model_id";
+     v.current_stage, v.description, v.source, v.run_uuid, v.status, v.run_link, v.signature, v.id, v.model_id, v.logged_model_id";
 
 fn version_from_row(row: &Row) -> rusqlite::Result<(i64, i64, ModelVersion)> {
     let signature: Option<String> = row.get(11)?;
@@ -306,6 +308,7 @@ fn version_from_row(row: &Row) -> rusqlite::Result<(i64, i64, ModelVersion)> {
             tags: Vec::new(),
             aliases: Vec::new(),
             signature: signature.and_then(|s| serde_json::from_str(&s).ok()),
+            model_id: row.get(14)?,
         },
     ))
 }

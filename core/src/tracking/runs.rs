@@ -7,7 +7,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::experiments;
 use super::metrics;
-use super::types::{Dataset, DatasetInput, Metric, Param, Run, RunData, RunInfo, RunInputs, Tag};
+use super::types::{
+    Dataset, DatasetInput, Metric, ModelOutput, Param, Run, RunData, RunInfo, RunInputs,
+    RunOutputs, Tag,
+};
 use super::{TrackingError, TrackingResult};
 use crate::db::now_millis;
 
@@ -166,6 +169,7 @@ pub fn get_many(conn: &Connection, ids: &[i64]) -> TrackingResult<Vec<Run>> {
                 info,
                 data: RunData::default(),
                 inputs: RunInputs::default(),
+                outputs: RunOutputs::default(),
             });
         }
     }
@@ -216,6 +220,19 @@ pub fn get_many(conn: &Connection, ids: &[i64]) -> TrackingResult<Vec<Run>> {
                     schema: r.get(5)?,
                     profile: r.get(6)?,
                 },
+            });
+        }
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT run_id, model_id, step FROM run_outputs WHERE run_id IN ({list})
+         ORDER BY run_id, step, model_id"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        if let Some(run) = slot(&mut runs, &position, r.get(0)?) {
+            run.outputs.model_outputs.push(ModelOutput {
+                model_id: r.get(1)?,
+                step: r.get(2)?,
             });
         }
     }

@@ -99,11 +99,25 @@ pub struct RunInputs {
     pub dataset_inputs: Vec<DatasetInput>,
 }
 
+/// A model a run produced (an MLflow 3 logged model), and the step it was produced at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelOutput {
+    pub model_id: String,
+    #[serde(default, deserialize_with = "lenient::i64_or_zero")]
+    pub step: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunOutputs {
+    pub model_outputs: Vec<ModelOutput>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Run {
     pub info: RunInfo,
     pub data: RunData,
     pub inputs: RunInputs,
+    pub outputs: RunOutputs,
 }
 
 impl Run {
@@ -166,6 +180,9 @@ pub struct ModelVersion {
     pub tags: Vec<Tag>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// The MLflow 3 logged model this version was registered from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
     /// Lathe's addition: the model's input/output signature, from its MLmodel file or ONNX
     /// graph, as JSON (`{"inputs": [...], "outputs": [...]}`). MLflow clients ignore it.
     #[serde(skip_serializing_if = "Option::is_none")]

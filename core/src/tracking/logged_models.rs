@@ -1,0 +1,302 @@
+//! MLflow 3's logged models: what `mlflow.<flavor>.log_model` creates — a model with its own
+//! id (`m-…`), artifacts under `<experiment>/models/<id>/artifacts`, params, tags and a status
+//! that turns READY once its files are uploaded — and a run's model outputs.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::query::{Fields, page};
+use super::types::{ModelOutput, Tag};
+use super::{TrackingError, TrackingResult, experiments, runs};
+use crate::db::now_millis;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggedModel {
+    pub info: LoggedModelInfo,
+    pub data: LoggedModelData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggedModelInfo {
+    pub model_id: String,
+    pub experiment_id: String,
+    pub name: String,
+    pub creation_timestamp_ms: i64,
+    pub last_updated_timestamp_ms: i64,
+    pub artifact_uri: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LoggedModelData {
+    pub params: Vec<Tag>,
+    pub metrics: Vec<super::types::Metric>,
+}
+
+const STATUSES: [&str; 3] = [
+    "LOGGED_MODEL_PENDING",
+    "LOGGED_MODEL_READY",
+    "LOGGED_MODEL_UPLOAD_FAILED",
+];
+
+/// A status as clients send it: its name, or its number in MLflow's enum.
+pub fn parse_status(text: &str) -> TrackingResult<&'static str> {
+    match text {
+        "1" => Ok(STATUSES[0]),
+        "2" => Ok(STATUSES[1]),
+        "3" => Ok(STATUSES[2]),
+        name => STATUSES
+            .iter()
+            .find(|s| **s == name)
+            .copied()
+            .ok_or_else(|| {
+                TrackingError::invalid(format!(
+                    "Invalid logged model status '{name}': use one of {}",
+                    STATUSES.join(", ")
+                ))
+            }),
+    }
+}
+
+pub struct NewLoggedModel {
+    pub experiment_id: String,
+    pub name: Option<String>,
+    pub model_type: Option<String>,
+    pub source_run_id: Option<String>,
+    pub params: Vec<Tag>,
+    pub tags: Vec<Tag>,
+}
+
+pub fn create(conn: &Connection, new: NewLoggedModel) -> TrackingResult<LoggedModel> {
+    let experiment = experiments::require_active(conn, &new.experiment_id)?;
+    let location = experiments::get(conn, &new.experiment_id)?.artifact_location;
+    if let Some(run) = new.source_run_id.as_deref().filter(|r| !r.is_empty()) {
+        runs::find(conn, run)?;
+    }
+    let id = format!("m-{}", uuid::Uuid::new_v4().simple());
+    let name = new
+        .name
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| id.clone());
+    let now = now_millis();
+    conn.execute(
+        "INSERT INTO logged_models (id, experiment_id, name, model_type, source_run_uuid, status,
+             artifact_uri, lifecycle_stage, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'LOGGED_MODEL_PENDING', ?6, 'active', ?7, ?7)",
+        params![
+            id,
+            experiment,
+            name,
+            new.model_type,
+            new.source_run_id.filter(|r| !r.is_empty()),
+            format!("{}/models/{id}/artifacts", location.trim_end_matches('/')),
+            now
+        ],
+    )?;
+    set_tags(conn, &id, &new.tags)?;
+    log_params(conn, &id, &new.params)?;
+    get(conn, &id)
+}
+
+fn exists(conn: &Connection, id: &str) -> TrackingResult<()> {
+    let found: Option<String> = conn
+        .query_row(
+            "SELECT lifecycle_stage FROM logged_models WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match found.as_deref() {
+        Some("active") => Ok(()),
+        _ => Err(TrackingError::missing(format!(
+            "Logged model with ID '{id}' not found."
+        ))),
+    }
+}
+
+pub fn set_tags(conn: &Connection, id: &str, tags: &[Tag]) -> TrackingResult<()> {
+    exists(conn, id)?;
+    for tag in tags {
+        runs::check_key("tag", &tag.key)?;
+        conn.execute(
+            "INSERT INTO logged_model_tags (model_id, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+            params![id, tag.key, tag.value],
+        )?;
+    }
+    touch(conn, id)
+}
+
+pub fn delete_tag(conn: &Connection, id: &str, key: &str) -> TrackingResult<()> {
+    exists(conn, id)?;
+    conn.execute(
+        "DELETE FROM logged_model_tags WHERE model_id = ?1 AND key = ?2",
+        params![id, key],
+    )?;
+    touch(conn, id)
+}
+
+pub fn log_params(conn: &Connection, id: &str, params: &[Tag]) -> TrackingResult<()> {
+    exists(conn, id)?;
+    for p in params {
+        runs::check_key("param", &p.key)?;
+        conn.execute(
+            "INSERT INTO logged_model_params (model_id, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+            params![id, p.key, p.value],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn finalize(conn: &Connection, id: &str, status: &str) -> TrackingResult<LoggedModel> {
+    exists(conn, id)?;
+    conn.execute(
+        "UPDATE logged_models SET status = ?1, updated_at_ms = ?2 WHERE id = ?3",
+        params![parse_status(status)?, now_millis(), id],
+    )?;
+    get(conn, id)
+}
+
+pub fn delete(conn: &Connection, id: &str) -> TrackingResult<()> {
+    exists(conn, id)?;
+    conn.execute(
+        "UPDATE logged_models SET lifecycle_stage = 'deleted', updated_at_ms = ?1 WHERE id = ?2",
+        params![now_millis(), id],
+    )?;
+    Ok(())
+}
+
+fn touch(conn: &Connection, id: &str) -> TrackingResult<()> {
+    conn.execute(
+        "UPDATE logged_models SET updated_at_ms = ?1 WHERE id = ?2",
+        params![now_millis(), id],
+    )?;
+    Ok(())
+}
+
+const COLUMNS: &str = "l.id, l.experiment_id, l.name, l.created_at_ms, l.updated_at_ms, \
+     l.artifact_uri, l.status, l.model_type, l.source_run_uuid, l.status_message";
+
+fn from_row(row: &Row) -> rusqlite::Result<LoggedModel> {
+    Ok(LoggedModel {
+        info: LoggedModelInfo {
+            model_id: row.get(0)?,
+            experiment_id: row.get::<_, i64>(1)?.to_string(),
+            name: row.get(2)?,
+            creation_timestamp_ms: row.get(3)?,
+            last_updated_timestamp_ms: row.get(4)?,
+            artifact_uri: row.get(5)?,
+            status: row.get(6)?,
+            model_type: row.get(7)?,
+            source_run_id: row.get(8)?,
+            status_message: row.get(9)?,
+            tags: Vec::new(),
+        },
+        data: LoggedModelData::default(),
+    })
+}
+
+fn complete(conn: &Connection, mut model: LoggedModel) -> TrackingResult<LoggedModel> {
+    let pairs = |sql: &str| -> TrackingResult<Vec<Tag>> {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([&model.info.model_id], |r| {
+            Ok(Tag {
+                key: r.get(0)?,
+                value: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    };
+    let tags = pairs("SELECT key, value FROM logged_model_tags WHERE model_id = ?1 ORDER BY key")?;
+    let params =
+        pairs("SELECT key, value FROM logged_model_params WHERE model_id = ?1 ORDER BY key")?;
+    model.info.tags = tags;
+    model.data.params = params;
+    Ok(model)
+}
+
+pub fn get(conn: &Connection, id: &str) -> TrackingResult<LoggedModel> {
+    exists(conn, id)?;
+    let model = conn.query_row(
+        &format!("SELECT {COLUMNS} FROM logged_models l WHERE l.id = ?1"),
+        [id],
+        from_row,
+    )?;
+    complete(conn, model)
+}
+
+const FIELDS: Fields = Fields {
+    what: "logged models",
+    attributes: &[
+        ("name", "l.name", false),
+        ("model_id", "l.id", false),
+        ("source_run_id", "l.source_run_uuid", false),
+        ("status", "l.status", false),
+        ("model_type", "l.model_type", false),
+        ("creation_timestamp", "l.created_at_ms", true),
+        ("creation_time", "l.created_at_ms", true),
+        ("last_updated_timestamp", "l.updated_at_ms", true),
+    ],
+    tag: "(SELECT value FROM logged_model_tags t WHERE t.model_id = l.id AND t.key = {key})",
+};
+
+pub fn search(
+    conn: &Connection,
+    experiment_ids: &[String],
+    filter_text: &str,
+    order_by: &[String],
+    max_results: usize,
+    offset: usize,
+) -> TrackingResult<(Vec<LoggedModel>, Option<String>)> {
+    let ids: Vec<String> = experiment_ids
+        .iter()
+        .map(|id| experiments::parse_id(id).map(|n| n.to_string()))
+        .collect::<TrackingResult<_>>()?;
+    let scope = if ids.is_empty() {
+        String::new()
+    } else {
+        format!("l.experiment_id IN ({}) AND ", ids.join(", "))
+    };
+    let mut args = Vec::new();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM logged_models l WHERE {scope}l.lifecycle_stage = 'active' AND {}{}",
+        FIELDS.conditions(filter_text, &mut args)?,
+        FIELDS.order_and_page(
+            order_by,
+            &["l.created_at_ms DESC", "l.id"],
+            max_results,
+            offset
+        )?
+    );
+    let found: Vec<LoggedModel> = conn
+        .prepare(&sql)?
+        .query_map(rusqlite::params_from_iter(args), from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let (found, next) = page(found, max_results, offset);
+    let found = found
+        .into_iter()
+        .map(|m| complete(conn, m))
+        .collect::<TrackingResult<_>>()?;
+    Ok((found, next))
+}
+
+pub fn log_outputs(conn: &Connection, run_id: &str, outputs: &[ModelOutput]) -> TrackingResult<()> {
+    let run = runs::find_active(conn, run_id)?;
+    for output in outputs {
+        exists(conn, &output.model_id)?;
+        conn.execute(
+            "INSERT INTO run_outputs (run_id, model_id, step) VALUES (?1, ?2, ?3)
+             ON CONFLICT (run_id, model_id) DO UPDATE SET step = excluded.step",
+            params![run.id, output.model_id, output.step],
+        )?;
+    }
+    Ok(())
+}
