@@ -40,6 +40,13 @@ fn main() {
     let null = NullServer::start();
     let lathe = Server::start(&dir.path().join("lathe-ws"), &[]);
     let mlflow = with_peer.then(|| MlflowServer::start(&python, &dir.path().join("mlflow")));
+    std::thread::sleep(Duration::from_secs(1));
+    let lathe_fresh_mb = rss_mb(lathe.child.id());
+    let tree_mb = |pid: u32| -> (f64, usize) {
+        let tree = process_tree(pid);
+        (tree.iter().map(|p| rss_mb(*p)).sum(), tree.len())
+    };
+    let mlflow_fresh = mlflow.as_ref().map(|m| tree_mb(m.child.id()));
     println!("servers: lathe {}  null {}", lathe.url, null.url);
     if let Some(m) = &mlflow {
         println!(
@@ -145,13 +152,17 @@ fn main() {
     println!("\n== the GUI's runs table at {large} runs");
     runs_table_frames(&dir.path().join("lathe-ws"), &lathe_large, large);
 
-    println!("\n== memory, idle after the workload");
+    println!("\n== memory (resident), idle");
     std::thread::sleep(Duration::from_secs(2));
-    println!("lathe:  {:.1} MB (1 process)", rss_mb(lathe.child.id()));
-    if let Some(m) = &mlflow {
-        let tree = process_tree(m.child.id());
-        let total: f64 = tree.iter().map(|pid| rss_mb(*pid)).sum();
-        println!("mlflow: {:.1} MB ({} processes)", total, tree.len());
+    println!(
+        "lathe:  {lathe_fresh_mb:.1} MB just started, {:.1} MB after the workload (1 process)",
+        rss_mb(lathe.child.id())
+    );
+    if let (Some(m), Some((fresh, _))) = (&mlflow, mlflow_fresh) {
+        let (after, processes) = tree_mb(m.child.id());
+        println!(
+            "mlflow: {fresh:.1} MB just started, {after:.1} MB after the workload ({processes} processes)"
+        );
     }
 }
 
