@@ -105,14 +105,16 @@ fn main() {
         "\n== native load client ({CONNECTIONS} connections, pre-built 1000-point log-batch bodies)"
     );
     let lathe_ingest = native_ingest(&lathe.url, 2000);
-    let lathe_single = native_log_metric(&lathe.url, 2000);
+    let lathe_single = native_log_metric(&lathe.url, &new_run(&lathe.url), 2000);
+    let null_single = native_log_metric(&null.url, "0123456789abcdef0123456789abcdef", 2000);
     println!(
-        "lathe:  {:>12.0} points/s ({} points stored)   log-metric median {:.3} ms",
+        "lathe:  {:>12.0} points/s ({} points stored)   log-metric median {:.3} ms \
+         (null server {null_single:.3} ms)",
         lathe_ingest.0, lathe_ingest.1, lathe_single
     );
     if let Some(m) = &mlflow {
         let ingest = native_ingest(&m.url, 40);
-        let single = native_log_metric(&m.url, 200);
+        let single = native_log_metric(&m.url, &new_run(&m.url), 200);
         println!(
             "mlflow: {:>12.0} points/s ({} points stored)   log-metric median {:.3} ms",
             ingest.0, ingest.1, single
@@ -154,8 +156,12 @@ fn main() {
 
     println!("\n== memory (resident), idle");
     std::thread::sleep(Duration::from_secs(2));
+    let after_2s = rss_mb(lathe.child.id());
+    // Blocking threads linger 10 s after their last request, holding their heaps.
+    std::thread::sleep(Duration::from_secs(11));
     println!(
-        "lathe:  {lathe_fresh_mb:.1} MB just started, {:.1} MB after the workload (1 process)",
+        "lathe:  {lathe_fresh_mb:.1} MB just started; after the workload {after_2s:.1} MB at 2 s, \
+         {:.1} MB at 13 s (1 process)",
         rss_mb(lathe.child.id())
     );
     if let (Some(m), Some((fresh, _))) = (&mlflow, mlflow_fresh) {
@@ -292,9 +298,13 @@ fn native_ingest(url: &str, batches: usize) -> (f64, usize) {
 }
 
 /// Median milliseconds of `count` sequential single log-metric calls on one connection.
-fn native_log_metric(url: &str, count: usize) -> f64 {
+/// A run in a new experiment, to log into.
+fn new_run(url: &str) -> String {
     let experiment = create_experiment(url, "single");
-    let run = create_run(url, &experiment, json!({}));
+    create_run(url, &experiment, json!({}))
+}
+
+fn native_log_metric(url: &str, run: &str, count: usize) -> f64 {
     let agent = http();
     let endpoint = api(url, "runs/log-metric");
     let mut times: Vec<f64> = (0..count)

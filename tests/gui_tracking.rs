@@ -34,12 +34,19 @@ fn shows_containing(h: &Harness<'_, Workbench>, text: &str) -> bool {
     h.query_by_label_contains(text).is_some()
 }
 
+/// A few frames, without waiting for the window to go idle (a spinner never does).
+fn settle(h: &mut Harness<'_, Workbench>) {
+    for _ in 0..3 {
+        h.step();
+    }
+}
+
 fn search(h: &mut Harness<'_, Workbench>, filter: &str) {
     let field = h.get_by_role(egui::Role::TextInput);
     field.focus();
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     h.get_by_role(egui::Role::TextInput).type_text(filter);
-    h.run();
+    settle(h);
     h.get_by_label("Search").click();
 }
 
@@ -73,7 +80,7 @@ fn runs_filter_with_inline_errors_and_a_run_leads_back_to_its_data() {
         shows(h, "val_loss (30 points)")
     });
     h.get_by_label("Logs").click();
-    h.run();
+    settle(&mut h);
     h.get_by_label("🗋 train.log").click();
     run_until(&mut h, WAIT, "the log preview", |h| {
         shows_containing(h, "epoch 29")
@@ -106,14 +113,14 @@ fn checked_runs_compare_and_the_model_shows_its_signature() {
         "random_forest-02",
     ] {
         h.get_by_label(&format!("Compare {run}")).click();
-        h.run();
+        settle(&mut h);
     }
     h.get_by_label("Compare (3)").click();
     run_until(&mut h, WAIT, "the comparison", |h| {
         shows(h, "Comparing 3 runs")
     });
     h.get_by_label("Params").click();
-    h.run();
+    settle(&mut h);
     // Every param differs across these three; each run's model is a column of the diff.
     for value in [
         "gradient_boosting",
@@ -130,7 +137,7 @@ fn checked_runs_compare_and_the_model_shows_its_signature() {
         );
     }
     h.get_by_label("Parallel coordinates").click();
-    h.run();
+    settle(&mut h);
     assert!(shows_containing(&h, "One line per run"));
 
     h.get_by_label("Models").click();

@@ -1,13 +1,14 @@
-//! The tracking store's connections. All writes go through one writer thread that commits
-//! whatever requests are waiting in one transaction (group commit): under load many small
-//! requests share a commit, and no writer ever waits on another writer's lock inside Lathe. Each
-//! request runs in its own savepoint, so one bad request fails alone. Reads use a small pool of
-//! connections beside it (WAL lets them run while the writer writes).
+//! The tracking store's connections. Writes share one connection with group commit: a writer
+//! queues its work, then takes the connection; whoever holds it commits everything queued so
+//! far in one transaction, its own work and that of the writers waiting behind it. Alone, a
+//! write commits at once on the caller's own thread (no hand-off to another thread); under load,
+//! many small requests share a commit. Each request runs in its own savepoint, so one bad request
+//! fails alone. Reads use a small pool of connections beside it (WAL lets them run while a write
+//! commits).
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
@@ -48,8 +49,6 @@ where
     }
 }
 
-/// Requests committed together at most; bounds the latency a request can add to the others.
-const MAX_GROUP: usize = 512;
 const MAX_IDLE_READERS: usize = 8;
 
 /// The tracking store of one workspace. Cheap to clone; clones share the writer and readers.
@@ -62,19 +61,9 @@ struct Inner {
     root: PathBuf,
     db_path: PathBuf,
     blobs: BlobStore,
-    jobs: Option<Sender<WriteJob>>,
-    writer: Option<JoinHandle<()>>,
+    queue: Mutex<Vec<WriteJob>>,
+    writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Closing the queue ends the writer after the jobs already queued.
-        self.jobs.take();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
-    }
 }
 
 impl Tracking {
@@ -83,20 +72,15 @@ impl Tracking {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(|e| crate::Error::io(&root, e))?;
         let db_path = root.join("lathe.db");
-        let conn = db::open(&db_path)?;
+        let writer = db::open(&db_path)?;
         let blobs = BlobStore::open(root.join("blobs"))?;
-        let (jobs, queue) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("lathe-tracking-writer".into())
-            .spawn(move || write_loop(&conn, &queue))
-            .map_err(|e| crate::Error::io(&root, e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
                 db_path,
                 blobs,
-                jobs: Some(jobs),
-                writer: Some(writer),
+                queue: Mutex::new(Vec::new()),
+                writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -110,37 +94,38 @@ impl Tracking {
         &self.inner.blobs
     }
 
-    /// Runs `work` in the writer's transaction and returns its result once committed.
+    /// Runs `work` in a write transaction and returns its result once committed.
     pub fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> TrackingResult<T> + Send + 'static,
     ) -> TrackingResult<T> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.submit(work, move |result| {
-            let _ = reply.send(result);
+        let job: WriteJob = Box::new(Pending {
+            work,
+            done: move |result| {
+                let _ = reply.send(result);
+            },
         });
+        self.lock(&self.inner.queue)?.push(job);
+        {
+            // Our job is queued. Whoever held the connection before us took the queue as it
+            // was then; whatever is left (ours at least, unless taken) we commit now.
+            let conn = self.lock(&self.inner.writer)?;
+            let group = std::mem::take(&mut *self.lock(&self.inner.queue)?);
+            if !group.is_empty() {
+                commit_group(&conn, group);
+            }
+        }
+        // Committed by us or by an earlier holder of the connection, so the answer is there.
         answer
-            .recv()
-            .map_err(|_| TrackingError::internal("the tracking writer stopped"))?
+            .try_recv()
+            .map_err(|_| TrackingError::internal("a write was lost before its commit"))?
     }
 
-    /// Queues `work` for the writer; `done` hears its result after the commit. For callers that
-    /// must not block a thread while waiting (the async server).
-    pub fn submit<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Connection) -> TrackingResult<T> + Send + 'static,
-        done: impl FnOnce(TrackingResult<T>) + Send + 'static,
-    ) {
-        let job: WriteJob = Box::new(Pending { work, done });
-        let stopped = || TrackingError::internal("the tracking writer stopped");
-        match &self.inner.jobs {
-            Some(jobs) => {
-                if let Err(mpsc::SendError(job)) = jobs.send(job) {
-                    job.fail(stopped());
-                }
-            }
-            None => job.fail(stopped()),
-        }
+    fn lock<'a, T>(&self, mutex: &'a Mutex<T>) -> TrackingResult<std::sync::MutexGuard<'a, T>> {
+        mutex
+            .lock()
+            .map_err(|_| TrackingError::internal("a write failed earlier; restart Lathe"))
     }
 
     /// Runs `work` on a pooled read connection.
@@ -165,19 +150,6 @@ impl Tracking {
             pool.push(conn);
         }
         result
-    }
-}
-
-fn write_loop(conn: &Connection, queue: &Receiver<WriteJob>) {
-    while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        commit_group(conn, group);
     }
 }
 
