@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::query::{Fields, page};
+use super::query::{Fields, search_page};
 use super::types::{Experiment, Tag};
 use super::{TrackingError, TrackingResult};
 use crate::db::now_millis;
@@ -281,14 +281,13 @@ pub fn search(
             offset
         )?
     );
-    let found: Vec<Experiment> = conn
-        .prepare(&sql)?
-        .query_map(rusqlite::params_from_iter(args), from_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    let (found, next) = page(found, max_results, offset);
-    let found = found
-        .into_iter()
-        .map(|e| with_tags(conn, e))
-        .collect::<TrackingResult<_>>()?;
-    Ok((found, next))
+    search_page(
+        conn,
+        &sql,
+        args,
+        from_row,
+        |e| with_tags(conn, e),
+        max_results,
+        offset,
+    )
 }

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::query::{Fields, page};
+use super::query::{Fields, search_page};
 use super::types::{ModelOutput, Tag};
 use super::{TrackingError, TrackingResult, experiments, runs};
 use crate::db::now_millis;
@@ -276,16 +276,15 @@ pub fn search(
             offset
         )?
     );
-    let found: Vec<LoggedModel> = conn
-        .prepare(&sql)?
-        .query_map(rusqlite::params_from_iter(args), from_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    let (found, next) = page(found, max_results, offset);
-    let found = found
-        .into_iter()
-        .map(|m| complete(conn, m))
-        .collect::<TrackingResult<_>>()?;
-    Ok((found, next))
+    search_page(
+        conn,
+        &sql,
+        args,
+        from_row,
+        |m| complete(conn, m),
+        max_results,
+        offset,
+    )
 }
 
 pub fn log_outputs(conn: &Connection, run_id: &str, outputs: &[ModelOutput]) -> TrackingResult<()> {

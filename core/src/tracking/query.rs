@@ -106,6 +106,29 @@ impl Fields {
     }
 }
 
+/// Runs a search query built with [`Fields`], reads each row with `row`, and finishes each row
+/// of the page with `complete` (tags, params: what one row cannot hold).
+pub fn search_page<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    args: Vec<SqlValue>,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    complete: impl Fn(T) -> TrackingResult<T>,
+    max_results: usize,
+    offset: usize,
+) -> TrackingResult<(Vec<T>, Option<String>)> {
+    let found: Vec<T> = conn
+        .prepare(sql)?
+        .query_map(rusqlite::params_from_iter(args), row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let (found, next) = page(found, max_results, offset);
+    let found = found
+        .into_iter()
+        .map(complete)
+        .collect::<TrackingResult<_>>()?;
+    Ok((found, next))
+}
+
 /// Cuts the extra row a query read past the page, and says where the next page starts.
 pub fn page<T>(mut found: Vec<T>, max_results: usize, offset: usize) -> (Vec<T>, Option<String>) {
     let next = (found.len() > max_results).then(|| (offset + max_results).to_string());

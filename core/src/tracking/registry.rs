@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::query::{Fields, page};
+use super::query::{Fields, page, search_page};
 use super::types::{ModelAlias, ModelVersion, RegisteredModel, Tag};
 use super::{TrackingError, TrackingResult};
 use crate::db::now_millis;
@@ -204,16 +204,22 @@ pub fn search_models(
         MODEL_FIELDS.conditions(filter_text, &mut args)?,
         MODEL_FIELDS.order_and_page(order_by, &["m.name ASC"], max_results, offset)?
     );
-    let names: Vec<String> = conn
-        .prepare(&sql)?
-        .query_map(rusqlite::params_from_iter(args), |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let (names, next) = page(names, max_results, offset);
-    let models = names
-        .iter()
-        .map(|name| get_model(conn, name))
-        .collect::<TrackingResult<_>>()?;
-    Ok((models, next))
+    search_page(
+        conn,
+        &sql,
+        args,
+        |r| r.get::<_, String>(0),
+        |name| Ok(name),
+        max_results,
+        offset,
+    )
+    .and_then(|(names, next)| {
+        let models = names
+            .iter()
+            .map(|n| get_model(conn, n))
+            .collect::<TrackingResult<_>>()?;
+        Ok((models, next))
+    })
 }
 
 pub struct NewVersion {
