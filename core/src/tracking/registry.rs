@@ -209,7 +209,7 @@ pub fn search_models(
         &sql,
         args,
         |r| r.get::<_, String>(0),
-        |name| Ok(name),
+        Ok,
         max_results,
         offset,
     )
