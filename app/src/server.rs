@@ -107,7 +107,13 @@ fn router(app: App) -> Router {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    json_bytes(
+        status,
+        serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()),
+    )
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     (
         status,
         [(
@@ -193,9 +199,9 @@ async fn api(State(app): State<App>, method: Method, uri: axum::http::Uri, body:
     let method_name = method.as_str().to_owned();
     let inline = is_small_write(&method, &endpoint, &request);
     let call = move || match request {
-        Fields::Body(bytes) => tracking.handle(&method_name, &endpoint, ApiRequest::Json(&bytes)),
+        Fields::Body(bytes) => tracking.answer(&method_name, &endpoint, ApiRequest::Json(&bytes)),
         Fields::Query(fields) => {
-            tracking.handle(&method_name, &endpoint, ApiRequest::Fields(fields))
+            tracking.answer(&method_name, &endpoint, ApiRequest::Fields(fields))
         }
     };
     let answer = if inline {
@@ -205,7 +211,7 @@ async fn api(State(app): State<App>, method: Method, uri: axum::http::Uri, body:
         blocking(call).await
     };
     match answer {
-        Ok(answer) => json_response(StatusCode::OK, &answer),
+        Ok(bytes) => json_bytes(StatusCode::OK, bytes),
         Err(e) => error_response(&e),
     }
 }

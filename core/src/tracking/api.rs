@@ -501,18 +501,8 @@ impl Tracking {
                 Ok(json!({}))
             }
             ("POST" | "GET", "runs/search") => {
-                let req: SearchRequest = parse(body)?;
-                let view = ViewType::parse(req.run_view_type.as_deref())?;
-                let query = RunQuery {
-                    experiment_ids: &req.experiment_ids,
-                    filter: req.filter.as_deref().unwrap_or_default(),
-                    view,
-                    order_by: &req.order_by,
-                    max_results: req.max_results(search::DEFAULT_MAX_RESULTS)?,
-                    page_token: req.page_token.as_deref(),
-                };
-                let (found, next) = self.read(|c| search::search_runs(c, &query))?;
-                Ok(page("runs", to_json(found)?, next))
+                let (runs, next_page_token) = self.search_runs(body)?;
+                Ok(page("runs", to_json(runs)?, next_page_token))
             }
             ("GET", "metrics/get-history") => {
                 let req: History = parse(body)?;
@@ -571,6 +561,50 @@ impl Tracking {
             }
             _ => self.handle_registry(method, endpoint, body),
         }
+    }
+
+    /// Answers one MLflow REST call as the bytes of its JSON response: [`Tracking::handle`], but
+    /// a page of runs (up to thousands, the largest answer) is written out directly rather than
+    /// built as a JSON tree first.
+    pub fn answer<'a>(
+        &self,
+        method: &str,
+        endpoint: &str,
+        body: impl Into<Request<'a>>,
+    ) -> TrackingResult<Vec<u8>> {
+        #[derive(serde::Serialize)]
+        struct RunsPage {
+            runs: Vec<super::types::Run>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            next_page_token: Option<String>,
+        }
+        let bytes = if matches!(method, "GET" | "POST") && endpoint == "runs/search" {
+            let (runs, next_page_token) = self.search_runs(body.into())?;
+            serde_json::to_vec(&RunsPage {
+                runs,
+                next_page_token,
+            })
+        } else {
+            serde_json::to_vec(&self.handle(method, endpoint, body)?)
+        };
+        bytes.map_err(|e| TrackingError::internal(e.to_string()))
+    }
+
+    fn search_runs(
+        &self,
+        body: Request<'_>,
+    ) -> TrackingResult<(Vec<super::types::Run>, Option<String>)> {
+        let req: SearchRequest = parse(body)?;
+        let view = ViewType::parse(req.run_view_type.as_deref())?;
+        let query = RunQuery {
+            experiment_ids: &req.experiment_ids,
+            filter: req.filter.as_deref().unwrap_or_default(),
+            view,
+            order_by: &req.order_by,
+            max_results: req.max_results(search::DEFAULT_MAX_RESULTS)?,
+            page_token: req.page_token.as_deref(),
+        };
+        self.read(|c| search::search_runs(c, &query))
     }
 
     fn log_batch(&self, run_id: String, batch: Batch) -> TrackingResult<()> {
@@ -1198,6 +1232,13 @@ mod tests {
                 .map(|r| r["data"]["metrics"][0]["value"].as_f64().unwrap())
                 .collect()
         };
+        // The server's direct writing of a runs page says the same as the JSON tree.
+        let body =
+            json!({ "experiment_ids": ["0"], "max_results": 3, "order_by": ["metrics.acc ASC"] });
+        let direct: Value =
+            serde_json::from_slice(&t.answer("POST", "runs/search", body.clone()).unwrap())
+                .unwrap();
+        assert_eq!(direct, call(&t, "POST", "runs/search", body));
         let trees = search(
             "params.model = 'tree' and metrics.acc >= 0.2",
             "metrics.acc DESC",
