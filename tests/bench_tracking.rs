@@ -15,8 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lathe_tests::{
-    Server, call, http, lathe_bin, mlflow_python, peer_script, report_frames, run_until,
-    wheel_scroll_frames,
+    Server, call, http, mlflow_python, peer_script, report_frames, run_until, wheel_scroll_frames,
 };
 use serde_json::{Value, json};
 
@@ -33,7 +32,6 @@ fn main() {
     let small = env_usize("LATHE_BENCH_RUNS", 10_000);
     let large = env_usize("LATHE_BENCH_LARGE_RUNS", 100_000);
     let with_peer = env_usize("LATHE_BENCH_PEER", 1) == 1;
-    ensure_release_binary();
     let python = mlflow_python();
     let dir = tempfile::tempdir().unwrap();
     const FAKE_RUN: &str = "0123456789abcdef0123456789abcdef";
@@ -161,18 +159,6 @@ fn tree_mb(pid: u32) -> (f64, usize) {
 
 const FILTER: &str = "metrics.acc > 0.5 and params.model = 'tree'";
 const ORDER: &str = "metrics.acc DESC";
-
-/// Builds the release `lathe` beside this benchmark (`cargo bench` builds only this package),
-/// so the server measured is the code checked out.
-fn ensure_release_binary() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "-p", "lathe"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot build the release lathe");
-    assert!(lathe_bin().is_file());
-}
 
 fn mlflow_version(python: &Path) -> String {
     let out = Command::new(python)

@@ -8,17 +8,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// The `lathe` binary cargo built beside this test executable.
+/// The `lathe` binary beside this test executable, built (once per test process) from the code
+/// checked out: `cargo test` builds only the packages' test targets, and a binary left from an
+/// earlier build would test old code.
 pub fn lathe_bin() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("the test knows its own path");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test executables live in target/<profile>/deps");
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    BUILT.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "lathe", "--bin", "lathe"]);
+        if release {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(
+            status.success(),
+            "cannot build the lathe binary for the tests"
+        );
+    });
     let bin = dir.join(format!("lathe{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace` so cargo builds it",
+        "{} is missing after building it",
         bin.display()
     );
     bin
