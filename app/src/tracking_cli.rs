@@ -363,6 +363,14 @@ fn print_run(run: &Run) {
             })
             .collect(),
     );
+    section(
+        "outputs",
+        run.outputs
+            .model_outputs
+            .iter()
+            .map(|o| (o.model_id.clone(), format!("logged model, step {}", o.step)))
+            .collect(),
+    );
 }
 
 pub fn models(root: &Path, command: ModelsCommand) -> Result<()> {
