@@ -149,3 +149,30 @@ fn checked_runs_compare_and_the_model_shows_its_signature() {
     assert!(shows(&h, "@champion · v1"));
     assert!(shows(&h, "int64 [-1]"));
 }
+
+#[test]
+fn runs_a_script_logs_appear_without_a_reload() {
+    let s = Sandbox::new();
+    let mut h = demo_harness(&s);
+    h.get_by_label("Experiments").click();
+    run_until(&mut h, WAIT, "the demo runs", |h| shows(h, "12 runs"));
+    // A training script logs a new run into the experiment meanwhile.
+    let tracking = lathe_core::tracking::Tracking::open(s.workspace()).unwrap();
+    let experiment = tracking
+        .handle(
+            "GET",
+            "experiments/get-by-name",
+            serde_json::json!({ "experiment_name": "churn-demo" }),
+        )
+        .unwrap();
+    tracking
+        .handle(
+            "POST",
+            "runs/create",
+            serde_json::json!({ "experiment_id": experiment["experiment"]["experiment_id"], "run_name": "live-run" }),
+        )
+        .unwrap();
+    run_until(&mut h, WAIT, "the new run, without a reload", |h| {
+        shows(h, "13 runs") && shows(h, "live-run")
+    });
+}

@@ -31,6 +31,8 @@ pub struct ExperimentsPanel {
     /// The request whose answer the table shows or waits for.
     shown: Option<(Vec<String>, String)>,
     loading: bool,
+    /// When (egui time) the shown runs were last asked for, to read them again while scripts log.
+    asked_at: f64,
     filter_error: Option<String>,
     table: RunsTable,
     view: View,
@@ -91,7 +93,9 @@ impl ExperimentsPanel {
         self.shown = None;
     }
 
-    fn request_runs(&mut self, service: &Service) {
+    /// Asks for the runs of the chosen experiments and filter, unless they are already shown;
+    /// `now` is the egui time, which the live refresh counts from.
+    fn request_runs(&mut self, service: &Service, now: f64) {
         if self.selected.is_empty() {
             return;
         }
@@ -101,10 +105,34 @@ impl ExperimentsPanel {
         }
         self.shown = Some(key.clone());
         self.loading = true;
+        self.asked_at = now;
         service.send(Command::LoadRuns {
             experiment_ids: key.0,
             filter: key.1,
         });
+    }
+
+    /// Reads a modest table again every few seconds, so runs a script is logging show up and
+    /// move; the table on screen stays until the new one arrives.
+    fn refresh_live(&mut self, ui: &egui::Ui, service: &Service) {
+        const EVERY_SECS: f64 = 5.0;
+        const LIVE_RUNS: usize = 10_000;
+        let Some((experiment_ids, filter)) = self.shown.clone() else {
+            return;
+        };
+        if self.loading || self.table.table.runs.len() > LIVE_RUNS {
+            return;
+        }
+        let now = ui.input(|i| i.time);
+        if now - self.asked_at >= EVERY_SECS {
+            self.asked_at = now;
+            service.send(Command::LoadRuns {
+                experiment_ids,
+                filter,
+            });
+        }
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs_f64(EVERY_SECS));
     }
 
     pub fn list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
@@ -155,9 +183,10 @@ impl ExperimentsPanel {
             });
             return None;
         }
-        self.request_runs(service);
+        self.request_runs(service, ui.input(|i| i.time));
         match self.view.clone() {
             View::Runs => {
+                self.refresh_live(ui, service);
                 self.toolbar_ui(ui, service);
                 if let Some(TableAction::Open(run_id)) = self.table.ui(ui) {
                     self.view = View::Run(run_id);
@@ -196,7 +225,7 @@ impl ExperimentsPanel {
             let entered = response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if ui.button("Search").clicked() || entered {
                 self.shown = None;
-                self.request_runs(service);
+                self.request_runs(service, ui.input(|i| i.time));
             }
             self.table.columns_menu_ui(ui);
             let checked = self.table.checked.len();
@@ -213,7 +242,7 @@ impl ExperimentsPanel {
             if ui.button("⟳").on_hover_text("Reload the runs").clicked() {
                 self.cache.clear();
                 self.shown = None;
-                self.request_runs(service);
+                self.request_runs(service, ui.input(|i| i.time));
             }
         });
         if let Some(error) = &self.filter_error {
