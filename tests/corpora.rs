@@ -269,3 +269,51 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn every_command_component_in_the_corpus_loads_and_the_invalid_ones_name_their_field() {
+    let root = corpora().join("azureml");
+    let index = std::fs::read_to_string(root.join("INDEX.tsv")).unwrap();
+    let mut loaded = 0;
+    for line in index.lines().skip(1) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.get(2) != Some(&"commandComponent") {
+            continue;
+        }
+        let path = root.join("azureml-examples").join(fields[0]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let component = lathe_core::pipeline::component::parse(&text)
+            .unwrap_or_else(|problems| panic!("{}: {problems:?}", path.display()));
+        assert!(!component.command.is_empty(), "{}", path.display());
+        loaded += 1;
+    }
+    assert_eq!(loaded, 44, "the corpus lists 44 command components");
+
+    let sdk = root.join("azure-sdk-for-python/sdk/ml/azure-ai-ml/tests/test_configs/components");
+    let valid = std::fs::read_to_string(sdk.join("helloworld_component.yml")).unwrap();
+    let hello = lathe_core::pipeline::component::parse(&valid).unwrap();
+    assert_eq!(hello.inputs[0].1.default.as_deref(), Some("10.99"));
+    assert!(hello.inputs[0].1.optional);
+    for (file, field) in [
+        ("combo.yml", "name"),
+        ("combo.yml", "code"),
+        (
+            "helloworld_component_with_dash_input_names.yml",
+            "inputs.have-dash",
+        ),
+        ("no_environment.yml", "environment"),
+        ("unsupported_fields.yml", "name1"),
+    ] {
+        let text = std::fs::read_to_string(sdk.join("invalid").join(file)).unwrap();
+        let problems =
+            lathe_core::pipeline::component::parse(&text).expect_err(&format!("{file} is refused"));
+        assert!(
+            problems.iter().any(|p| p.field == field),
+            "{file}: expected a problem with {field}, got {problems:?}"
+        );
+        if file.contains("dash") {
+            // The other four names (CamelCase, _start_with_underscore, …) are valid.
+            assert_eq!(problems.len(), 1, "{problems:?}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod import;
 pub mod jobs;
 pub mod mlmodel;
 pub mod onnx;
+pub mod pipeline;
 pub mod profile;
 pub mod service;
 pub mod table;
