@@ -317,3 +317,27 @@ fn every_command_component_in_the_corpus_loads_and_the_invalid_ones_name_their_f
         }
     }
 }
+
+#[test]
+fn the_cli_validates_a_component_and_names_the_bad_field() {
+    let s = Sandbox::new();
+    let sdk = corpora()
+        .join("azureml/azure-sdk-for-python/sdk/ml/azure-ai-ml/tests/test_configs/components");
+    let good = sdk.join("helloworld_component.yml");
+    let shown = s
+        .lathe(&["component", "validate", good.to_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(shown["name"], "microsoftsamples_command_component_basic");
+    let text = s
+        .lathe(&["component", "validate", good.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains("input component_in_number: number = 10.99 (optional)"),
+        "{text}"
+    );
+    let bad = sdk.join("invalid/no_environment.yml");
+    s.lathe(&["component", "validate", bad.to_str().unwrap()])
+        .fails_with("no_environment.yml: environment: required");
+}

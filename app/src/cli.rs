@@ -31,6 +31,19 @@ pub enum Command {
     /// The model registry: list, show, register, alias.
     #[command(subcommand)]
     Models(tracking_cli::ModelsCommand),
+    /// Pipeline components (Azure ML CLI v2 YAML).
+    #[command(subcommand)]
+    Component(ComponentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ComponentCommand {
+    /// Check a command component YAML and summarize it; every problem names its field.
+    Validate {
+        path: PathBuf,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +108,9 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Experiments(command) => tracking_cli::experiments(root, command),
         Command::Runs(command) => tracking_cli::runs(root, command),
         Command::Models(command) => tracking_cli::models(root, command),
+        Command::Component(ComponentCommand::Validate { path, output }) => {
+            validate_component(&path, &output)
+        }
     }
 }
 
@@ -206,6 +222,39 @@ fn data(root: &Path, command: DataCommand) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn validate_component(path: &Path, output: &Output) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let component = lathe_core::pipeline::component::parse(&text).map_err(|problems| {
+        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}: {}", path.display(), listed.join("; "))
+    })?;
+    if output.json {
+        return print_json(&component);
+    }
+    println!(
+        "{} {} — valid command component",
+        component.name,
+        component.version.as_deref().unwrap_or("(no version)")
+    );
+    for (section, ports) in [("input", &component.inputs), ("output", &component.outputs)] {
+        for (name, port) in ports {
+            let default = port
+                .default
+                .as_deref()
+                .map(|d| format!(" = {d}"))
+                .unwrap_or_default();
+            let optional = if port.optional { " (optional)" } else { "" };
+            println!(
+                "  {section} {name}: {}{default}{optional}",
+                port.kind.as_str()
+            );
+        }
+    }
+    println!("  environment: {}", component.environment.trim());
     Ok(())
 }
 

@@ -41,6 +41,21 @@ impl PortType {
         })
     }
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UriFile => "uri_file",
+            Self::UriFolder => "uri_folder",
+            Self::Mltable => "mltable",
+            Self::MlflowModel => "mlflow_model",
+            Self::CustomModel => "custom_model",
+            Self::TritonModel => "triton_model",
+            Self::Number => "number",
+            Self::Integer => "integer",
+            Self::String => "string",
+            Self::Boolean => "boolean",
+        }
+    }
+
     /// Data (files, folders, tables, models) rather than a value on the command line.
     pub fn is_data(self) -> bool {
         !matches!(
