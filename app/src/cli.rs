@@ -34,6 +34,19 @@ pub enum Command {
     /// Pipeline components (Azure ML CLI v2 YAML).
     #[command(subcommand)]
     Component(ComponentCommand),
+    /// Pipeline jobs (Azure ML CLI v2 YAML).
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Import a pipeline job YAML and check its components, wiring and graph.
+    Validate {
+        path: PathBuf,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +123,9 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Models(command) => tracking_cli::models(root, command),
         Command::Component(ComponentCommand::Validate { path, output }) => {
             validate_component(&path, &output)
+        }
+        Command::Pipeline(PipelineCommand::Validate { path, output }) => {
+            validate_pipeline(&path, &output)
         }
     }
 }
@@ -255,6 +271,40 @@ fn validate_component(path: &Path, output: &Output) -> Result<()> {
         }
     }
     println!("  environment: {}", component.environment.trim());
+    Ok(())
+}
+
+fn validate_pipeline(path: &Path, output: &Output) -> Result<()> {
+    use lathe_core::pipeline::job::{self, Binding};
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let pipeline = job::parse(&text, base).map_err(|problems| {
+        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}: {}", path.display(), listed.join("; "))
+    })?;
+    if output.json {
+        return print_json(&pipeline);
+    }
+    println!(
+        "{} — valid pipeline, {} step(s)",
+        pipeline.display_name.as_deref().unwrap_or("(unnamed)"),
+        pipeline.steps.len()
+    );
+    for step in &pipeline.steps {
+        println!("  {} ({}: {})", step.name, step.source, step.component.name);
+        for (port, binding) in &step.inputs {
+            let from = match binding {
+                Binding::Literal(value) => value.clone(),
+                Binding::Data { path, .. } => path.clone(),
+                Binding::ParentInput(name) => format!("pipeline input {name}"),
+                Binding::ParentOutput(name) => format!("pipeline output {name}"),
+                Binding::StepOutput { step, output } => format!("{step}.{output}"),
+                Binding::Unbound => "(unbound)".into(),
+            };
+            println!("    {port} ← {from}");
+        }
+    }
     Ok(())
 }
 

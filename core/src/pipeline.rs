@@ -2,3 +2,4 @@
 //! the executor and the designer's model.
 
 pub mod component;
+pub mod job;

@@ -1,0 +1,589 @@
+//! Pipeline jobs in Azure ML's CLI v2 YAML (`type: pipeline`): pipeline inputs and outputs, and
+//! steps that run a component — from a file beside the pipeline, inline, or an inline command
+//! job — wired with `${{parent.inputs.x}}`, `${{parent.outputs.y}}` and
+//! `${{parent.jobs.<step>.outputs.<o>}}`. Importing checks every reference and the graph, and
+//! names what it cannot take (registered components, nested pipelines, sweeps, parallel jobs).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use serde::Serialize;
+use serde_yaml_ng::{Mapping, Value};
+
+use super::component::{self, Component, Problem};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Binding {
+    /// A value given in the YAML (a number, a text, a boolean).
+    Literal(String),
+    /// Data at a path or URI, with its type when given.
+    Data {
+        kind: Option<String>,
+        path: String,
+    },
+    ParentInput(String),
+    ParentOutput(String),
+    StepOutput {
+        step: String,
+        output: String,
+    },
+    /// An output left to the pipeline to place.
+    Unbound,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub name: String,
+    /// Where the component came from: a file path, "inline", or "command job".
+    pub source: String,
+    pub component: Component,
+    pub inputs: Vec<(String, Binding)>,
+    pub outputs: Vec<(String, Binding)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pipeline {
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub inputs: Vec<(String, Binding)>,
+    pub outputs: Vec<String>,
+    pub steps: Vec<Step>,
+    pub settings: BTreeMap<String, String>,
+}
+
+const KNOWN_FIELDS: &[&str] = &[
+    "$schema",
+    "type",
+    "name",
+    "display_name",
+    "experiment_name",
+    "description",
+    "tags",
+    "properties",
+    "inputs",
+    "outputs",
+    "jobs",
+    "settings",
+    "compute",
+    "identity",
+];
+
+const NODE_FIELDS: &[&str] = &[
+    "type",
+    "component",
+    "inputs",
+    "outputs",
+    "compute",
+    "command",
+    "environment",
+    "code",
+    "name",
+    "display_name",
+    "description",
+    "tags",
+    "resources",
+    "distribution",
+    "environment_variables",
+    "limits",
+    "identity",
+    "services",
+    "properties",
+    "experiment_name",
+];
+
+fn problem(field: impl Into<String>, message: impl Into<String>) -> Problem {
+    Problem {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Imports a pipeline job; `base` is the folder its relative component paths start from.
+pub fn parse(yaml: &str, base: &Path) -> Result<Pipeline, Vec<Problem>> {
+    let root: Value = serde_yaml_ng::from_str(yaml)
+        .map_err(|e| vec![problem("(file)", format!("not valid YAML: {e}"))])?;
+    let map = root.as_mapping().ok_or_else(|| {
+        vec![problem(
+            "(file)",
+            "a pipeline job is a YAML mapping of fields",
+        )]
+    })?;
+    if map.contains_key("component") {
+        return Err(vec![problem(
+            "component",
+            "a pipeline job that runs a pipeline component is not supported yet; list its jobs instead",
+        )]);
+    }
+    let mut problems = Vec::new();
+    for key in map.keys() {
+        let key = key.as_str().unwrap_or("?");
+        if !KNOWN_FIELDS.contains(&key) {
+            problems.push(problem(key, "unknown field of a pipeline job"));
+        }
+    }
+    match text(map.get("type")).as_deref() {
+        Some("pipeline") => {}
+        other => problems.push(problem(
+            "type",
+            format!(
+                "{} is not a pipeline job (type: pipeline)",
+                other.unwrap_or("a missing type")
+            ),
+        )),
+    }
+    let inputs: Vec<(String, Binding)> = entries(map.get("inputs"))
+        .into_iter()
+        .map(|(name, value)| {
+            let binding = binding(&value);
+            (name, binding)
+        })
+        .collect();
+    let outputs: Vec<String> = entries(map.get("outputs"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let jobs = entries(map.get("jobs"));
+    if jobs.is_empty() {
+        problems.push(problem("jobs", "a pipeline needs at least one step"));
+    }
+    let mut steps = Vec::new();
+    for (name, node) in &jobs {
+        match step(name, node, base) {
+            Ok(step) => steps.push(step),
+            Err(mut found) => problems.append(&mut found),
+        }
+    }
+    check_wiring(&steps, &inputs, &outputs, &mut problems);
+    if problems.is_empty()
+        && let Some(cycle) = find_cycle(&steps)
+    {
+        problems.push(problem(
+            "jobs",
+            format!("the steps form a cycle: {}", cycle.join(" → ")),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let settings = map
+        .get("settings")
+        .and_then(Value::as_mapping)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((text(Some(k))?, text(Some(v))?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Pipeline {
+        display_name: text(map.get("display_name")),
+        description: text(map.get("description")),
+        inputs,
+        outputs,
+        steps,
+        settings,
+    })
+}
+
+/// A mapping's entries as (name, value); an absent or empty section is none.
+fn entries(value: Option<&Value>) -> Vec<(String, Value)> {
+    value
+        .and_then(Value::as_mapping)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (text(Some(k)).unwrap_or_default(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn binding(value: &Value) -> Binding {
+    match value {
+        Value::Null => Binding::Unbound,
+        Value::Mapping(m) => match text(m.get("path")) {
+            Some(path) => Binding::Data {
+                kind: text(m.get("type")),
+                path,
+            },
+            // `{mode: upload}` and the like: an output the pipeline places.
+            None => Binding::Unbound,
+        },
+        other => {
+            let raw = text(Some(other)).unwrap_or_default();
+            let inner = raw
+                .trim()
+                .strip_prefix("${{")
+                .and_then(|r| r.strip_suffix("}}"))
+                .map(str::trim);
+            let Some(reference) = inner else {
+                return Binding::Literal(raw);
+            };
+            let parts: Vec<&str> = reference.split('.').collect();
+            match parts.as_slice() {
+                ["parent", "inputs", name] => Binding::ParentInput((*name).to_owned()),
+                ["parent", "outputs", name] => Binding::ParentOutput((*name).to_owned()),
+                ["parent", "jobs", step, "outputs", output] => Binding::StepOutput {
+                    step: (*step).to_owned(),
+                    output: (*output).to_owned(),
+                },
+                _ => Binding::Literal(raw),
+            }
+        }
+    }
+}
+
+fn step(name: &str, node: &Value, base: &Path) -> Result<Step, Vec<Problem>> {
+    let field = format!("jobs.{name}");
+    let map = node
+        .as_mapping()
+        .ok_or_else(|| vec![problem(&field, "a step is a mapping of fields")])?;
+    // The step's kind first: an unsupported kind has fields of its own that are not errors.
+    let kind = text(map.get("type")).unwrap_or_else(|| "command".into());
+    match kind.as_str() {
+        "command" => {}
+        "pipeline" => {
+            return Err(vec![problem(
+                format!("{field}.type"),
+                "nested pipeline components are not supported yet",
+            )]);
+        }
+        "sweep" | "parallel" | "spark" | "data_transfer" | "import" => {
+            return Err(vec![problem(
+                format!("{field}.type"),
+                format!("'{kind}' steps are not supported yet; Lathe runs command steps"),
+            )]);
+        }
+        other => {
+            return Err(vec![problem(
+                format!("{field}.type"),
+                format!("'{other}' is not a step type"),
+            )]);
+        }
+    }
+    let mut problems = Vec::new();
+    for key in map.keys() {
+        let key = key.as_str().unwrap_or("?");
+        if !NODE_FIELDS.contains(&key) {
+            problems.push(problem(format!("{field}.{key}"), "unknown field of a step"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let (source, component) = match map.get("component") {
+        Some(Value::String(reference)) if reference.starts_with("azureml:") => {
+            return Err(vec![problem(
+                format!("{field}.component"),
+                format!(
+                    "'{reference}' is a registered component; registered components are not supported yet"
+                ),
+            )]);
+        }
+        Some(Value::String(path)) => {
+            let path = path.strip_prefix("file:").unwrap_or(path).to_owned();
+            let file = base.join(&path);
+            let yaml = std::fs::read_to_string(&file).map_err(|e| {
+                vec![problem(
+                    format!("{field}.component"),
+                    format!("cannot read {}: {e}", file.display()),
+                )]
+            })?;
+            let component = component::parse(&yaml)
+                .map_err(|found| prefixed(&format!("{field}.component({path})"), found))?;
+            (path.clone(), component)
+        }
+        Some(Value::Mapping(inline)) => {
+            let yaml = serde_yaml_ng::to_string(inline).unwrap_or_default();
+            let component = component::parse(&yaml)
+                .map_err(|found| prefixed(&format!("{field}.component"), found))?;
+            ("inline".to_owned(), component)
+        }
+        Some(_) => {
+            return Err(vec![problem(
+                format!("{field}.component"),
+                "must be a file path or a mapping",
+            )]);
+        }
+        None => ("command job".to_owned(), command_job(&field, map)?),
+    };
+    let inputs: Vec<(String, Binding)> = entries(map.get("inputs"))
+        .into_iter()
+        .map(|(n, v)| (n, binding(&v)))
+        .collect();
+    let outputs: Vec<(String, Binding)> = entries(map.get("outputs"))
+        .into_iter()
+        .map(|(n, v)| (n, binding(&v)))
+        .collect();
+    for (input, _) in &inputs {
+        if !component.inputs.iter().any(|(n, _)| n == input) {
+            problems.push(problem(
+                format!("{field}.inputs.{input}"),
+                format!("component '{}' has no input '{input}'", component.name),
+            ));
+        }
+    }
+    for (output, _) in &outputs {
+        if !component.outputs.iter().any(|(n, _)| n == output) {
+            problems.push(problem(
+                format!("{field}.outputs.{output}"),
+                format!("component '{}' has no output '{output}'", component.name),
+            ));
+        }
+    }
+    for (input, port) in &component.inputs {
+        if !port.optional && port.default.is_none() && !inputs.iter().any(|(n, _)| n == input) {
+            problems.push(problem(
+                format!("{field}.inputs.{input}"),
+                "required by the component, but not given",
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Step {
+        name: name.to_owned(),
+        source,
+        component,
+        inputs,
+        outputs,
+    })
+}
+
+/// A command job written inline as a step: its component is its command, environment and the
+/// ports its inputs and outputs name (data where a type or path is given, text otherwise).
+fn command_job(field: &str, node: &Mapping) -> Result<Component, Vec<Problem>> {
+    let mut spec = Mapping::new();
+    let set = |m: &mut Mapping, k: &str, v: Value| {
+        m.insert(Value::String(k.into()), v);
+    };
+    set(&mut spec, "name", Value::String(field.replace('.', "_")));
+    set(&mut spec, "type", Value::String("command".into()));
+    for key in ["command", "environment", "code"] {
+        if let Some(v) = node.get(key) {
+            set(&mut spec, key, v.clone());
+        }
+    }
+    let ports = |section: &str, default_type: &str| {
+        let mut out = Mapping::new();
+        for (name, value) in entries(node.get(section)) {
+            let kind = match &value {
+                Value::Mapping(m) => text(m.get("type")).unwrap_or_else(|| default_type.into()),
+                Value::Number(n) if n.is_i64() => "integer".into(),
+                Value::Number(_) => "number".into(),
+                Value::Bool(_) => "boolean".into(),
+                _ if section == "outputs" => "uri_folder".into(),
+                // Another step's output is data, whatever the command does with it.
+                value if matches!(binding(value), Binding::StepOutput { .. }) => {
+                    "uri_folder".into()
+                }
+                _ => default_type.into(),
+            };
+            let mut port = Mapping::new();
+            port.insert(Value::String("type".into()), Value::String(kind));
+            out.insert(Value::String(name), Value::Mapping(port));
+        }
+        Value::Mapping(out)
+    };
+    set(&mut spec, "inputs", ports("inputs", "string"));
+    set(&mut spec, "outputs", ports("outputs", "uri_folder"));
+    let yaml = serde_yaml_ng::to_string(&spec).unwrap_or_default();
+    component::parse(&yaml).map_err(|found| prefixed(field, found))
+}
+
+fn prefixed(field: &str, problems: Vec<Problem>) -> Vec<Problem> {
+    problems
+        .into_iter()
+        .map(|p| problem(format!("{field}.{}", p.field), p.message))
+        .collect()
+}
+
+fn check_wiring(
+    steps: &[Step],
+    inputs: &[(String, Binding)],
+    outputs: &[String],
+    problems: &mut Vec<Problem>,
+) {
+    let by_name: HashMap<&str, &Step> = steps.iter().map(|s| (s.name.as_str(), s)).collect();
+    for step in steps {
+        for (port, binding) in step.inputs.iter().chain(&step.outputs) {
+            let field = format!("jobs.{}.{port}", step.name);
+            match binding {
+                Binding::ParentInput(name) if !inputs.iter().any(|(n, _)| n == name) => {
+                    problems.push(problem(
+                        field,
+                        format!("refers to the pipeline input '{name}', which is not declared"),
+                    ));
+                }
+                Binding::ParentOutput(name) if !outputs.contains(name) => {
+                    problems.push(problem(
+                        field,
+                        format!("refers to the pipeline output '{name}', which is not declared"),
+                    ));
+                }
+                Binding::StepOutput { step: from, output } => match by_name.get(from.as_str()) {
+                    None => problems.push(problem(
+                        field,
+                        format!("refers to a step '{from}' that does not exist"),
+                    )),
+                    Some(source) if !source.component.outputs.iter().any(|(n, _)| n == output) => {
+                        problems.push(problem(
+                            field,
+                            format!("step '{from}' has no output '{output}'"),
+                        ));
+                    }
+                    Some(source) => {
+                        let made = source
+                            .component
+                            .outputs
+                            .iter()
+                            .find(|(n, _)| n == output)
+                            .map(|(_, p)| p.kind);
+                        let wanted = step
+                            .component
+                            .inputs
+                            .iter()
+                            .find(|(n, _)| n == port)
+                            .map(|(_, p)| p.kind);
+                        if let (Some(made), Some(wanted)) = (made, wanted)
+                            && made.is_data() != wanted.is_data()
+                        {
+                            problems.push(problem(
+                                field,
+                                format!(
+                                    "takes a {} but step '{from}' gives a {}",
+                                    wanted.as_str(),
+                                    made.as_str()
+                                ),
+                            ));
+                        }
+                    }
+                },
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A cycle among the steps' wiring, as step names, if there is one.
+pub fn find_cycle(steps: &[Step]) -> Option<Vec<String>> {
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let after: Vec<Vec<usize>> = steps
+        .iter()
+        .map(|s| {
+            s.inputs
+                .iter()
+                .filter_map(|(_, b)| match b {
+                    Binding::StepOutput { step, .. } => index.get(step.as_str()).copied(),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    // 0 unvisited, 1 on the path, 2 done.
+    let mut state = vec![0u8; steps.len()];
+    let mut path = Vec::new();
+    fn visit(
+        i: usize,
+        after: &[Vec<usize>],
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        state[i] = 1;
+        path.push(i);
+        for &j in &after[i] {
+            if state[j] == 1 {
+                let start = path.iter().position(|&p| p == j).unwrap_or(0);
+                let mut cycle = path[start..].to_vec();
+                cycle.push(j);
+                return Some(cycle);
+            }
+            if state[j] == 0
+                && let Some(cycle) = visit(j, after, state, path)
+            {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        state[i] = 2;
+        None
+    }
+    (0..steps.len()).find_map(|i| {
+        (state[i] == 0)
+            .then(|| visit(i, &after, &mut state, &mut path))
+            .flatten()
+            .map(|cycle| cycle.into_iter().map(|i| steps[i].name.clone()).collect())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(jobs: &str) -> String {
+        format!("type: pipeline\ninputs:\n  rate: 0.1\njobs:\n{jobs}")
+    }
+
+    const STEP: &str =
+        "    command: echo ${{inputs.x}} > ${{outputs.out}}\n    environment: azureml:python:3\n";
+
+    #[test]
+    fn steps_wire_to_parent_inputs_and_each_other() {
+        let yaml = pipeline(&format!(
+            "  a:\n{STEP}    inputs:\n      x: ${{{{parent.inputs.rate}}}}\n    outputs:\n      out:\n  b:\n{STEP}    inputs:\n      x: ${{{{parent.jobs.a.outputs.out}}}}\n    outputs:\n      out:\n"
+        ));
+        let p = parse(&yaml, Path::new(".")).unwrap();
+        assert_eq!(p.steps.len(), 2);
+        assert_eq!(
+            p.steps[1].inputs[0].1,
+            Binding::StepOutput {
+                step: "a".into(),
+                output: "out".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_wiring_and_cycles_are_named() {
+        let cases = [
+            (
+                "x: ${{parent.inputs.nope}}",
+                "jobs.a.x: refers to the pipeline input 'nope'",
+            ),
+            (
+                "x: ${{parent.jobs.ghost.outputs.out}}",
+                "jobs.a.x: refers to a step 'ghost'",
+            ),
+            (
+                "x: ${{parent.jobs.a.outputs.out}}",
+                "jobs: the steps form a cycle: a → a",
+            ),
+        ];
+        for (input, expected) in cases {
+            let yaml = pipeline(&format!(
+                "  a:\n{STEP}    inputs:\n      {input}\n    outputs:\n      out:\n"
+            ));
+            let problems: Vec<String> = parse(&yaml, Path::new("."))
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{expected}: {problems:?}"
+            );
+        }
+    }
+}
