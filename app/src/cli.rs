@@ -241,13 +241,22 @@ fn data(root: &Path, command: DataCommand) -> Result<()> {
     Ok(())
 }
 
-fn validate_component(path: &Path, output: &Output) -> Result<()> {
+/// Reads a YAML file and checks it with `check`; its problems become one error line that
+/// names the file and each field.
+fn checked<T>(
+    path: &Path,
+    check: impl FnOnce(&str) -> Result<T, Vec<lathe_core::pipeline::component::Problem>>,
+) -> Result<T> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let component = lathe_core::pipeline::component::parse(&text).map_err(|problems| {
+    check(&text).map_err(|problems| {
         let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("{}: {}", path.display(), listed.join("; "))
-    })?;
+    })
+}
+
+fn validate_component(path: &Path, output: &Output) -> Result<()> {
+    let component = checked(path, lathe_core::pipeline::component::parse)?;
     if output.json {
         return print_json(&component);
     }
@@ -276,13 +285,8 @@ fn validate_component(path: &Path, output: &Output) -> Result<()> {
 
 fn validate_pipeline(path: &Path, output: &Output) -> Result<()> {
     use lathe_core::pipeline::job::{self, Binding};
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let pipeline = job::parse(&text, base).map_err(|problems| {
-        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("{}: {}", path.display(), listed.join("; "))
-    })?;
+    let pipeline = checked(path, |text| job::parse(text, base))?;
     if output.json {
         return print_json(&pipeline);
     }
