@@ -357,6 +357,16 @@ fn every_pipeline_job_in_the_corpus_imports_or_names_what_it_cannot_take() {
         match lathe_core::pipeline::job::parse(&text, path.parent().unwrap()) {
             Ok(pipeline) => {
                 assert!(!pipeline.steps.is_empty(), "{}", fields[0]);
+                // Exported and imported again, it is the same pipeline.
+                let exported = pipeline.to_yaml();
+                let again = lathe_core::pipeline::job::parse(&exported, path.parent().unwrap())
+                    .unwrap_or_else(|p| {
+                        panic!(
+                            "{}: the export does not import: {p:?}\n{exported}",
+                            fields[0]
+                        )
+                    });
+                assert_eq!(again, pipeline, "{}: round trip\n{exported}", fields[0]);
                 imported.push(fields[0]);
             }
             Err(problems) => {
@@ -415,6 +425,14 @@ fn the_cli_validates_a_pipeline_and_names_what_it_cannot_take() {
     assert!(
         text.contains("model_input ← train_job.model_output"),
         "{text}"
+    );
+    let exported = s
+        .lathe(&["pipeline", "export", good.to_str().unwrap()])
+        .ok()
+        .stdout;
+    assert!(
+        exported.contains("type: pipeline") && exported.contains("component: ./train.yml"),
+        "{exported}"
     );
     let sweep = examples.join("pipeline_with_hyperparameter_sweep/pipeline.yml");
     s.lathe(&["pipeline", "validate", sweep.to_str().unwrap()])

@@ -47,6 +47,12 @@ pub enum PipelineCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Import a pipeline job YAML and write it back out as Lathe reads it (to stdout, or --out).
+    Export {
+        path: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +132,20 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         }
         Command::Pipeline(PipelineCommand::Validate { path, output }) => {
             validate_pipeline(&path, &output)
+        }
+        Command::Pipeline(PipelineCommand::Export { path, out }) => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            let pipeline = checked(&path, |text| lathe_core::pipeline::job::parse(text, base))?;
+            let yaml = pipeline.to_yaml();
+            match out {
+                None => print!("{yaml}"),
+                Some(out) => {
+                    std::fs::write(&out, yaml)
+                        .with_context(|| format!("cannot write {}", out.display()))?;
+                    println!("exported {} to {}", path.display(), out.display());
+                }
+            }
+            Ok(())
         }
     }
 }

@@ -502,6 +502,84 @@ pub fn placeholders(command: &str) -> Vec<(&'static str, String)> {
     out
 }
 
+impl Component {
+    /// The component as component YAML, which [`parse`] reads back to the same component.
+    pub fn to_yaml(&self) -> Value {
+        let mut m = Mapping::new();
+        let mut set = |k: &str, v: Value| {
+            m.insert(Value::String(k.into()), v);
+        };
+        set("type", Value::String("command".into()));
+        set("name", Value::String(self.name.clone()));
+        for (key, value) in [
+            ("version", &self.version),
+            ("display_name", &self.display_name),
+            ("description", &self.description),
+        ] {
+            if let Some(v) = value {
+                set(key, Value::String(v.clone()));
+            }
+        }
+        if !self.tags.is_empty() {
+            let tags = self
+                .tags
+                .iter()
+                .map(|(k, v)| (Value::String(k.clone()), Value::String(v.clone())))
+                .collect();
+            set("tags", Value::Mapping(tags));
+        }
+        if !self.is_deterministic {
+            set("is_deterministic", Value::Bool(false));
+        }
+        set("inputs", ports_yaml(&self.inputs));
+        set("outputs", ports_yaml(&self.outputs));
+        set("command", Value::String(self.command.clone()));
+        if let Some(code) = &self.code {
+            set("code", Value::String(code.clone()));
+        }
+        // An inline environment was kept as YAML text; give it back as a mapping.
+        let environment = match serde_yaml_ng::from_str::<Value>(&self.environment) {
+            Ok(v @ Value::Mapping(_)) => v,
+            _ => Value::String(self.environment.clone()),
+        };
+        set("environment", environment);
+        Value::Mapping(m)
+    }
+}
+
+fn ports_yaml(ports: &[(String, Port)]) -> Value {
+    let mut out = Mapping::new();
+    for (name, port) in ports {
+        let mut p = Mapping::new();
+        let mut set = |k: &str, v: Value| {
+            p.insert(Value::String(k.into()), v);
+        };
+        set("type", Value::String(port.kind.as_str().into()));
+        if let Some(d) = &port.description {
+            set("description", Value::String(d.clone()));
+        }
+        if port.optional {
+            set("optional", Value::Bool(true));
+        }
+        if let Some(d) = &port.default {
+            set("default", Value::String(d.clone()));
+        }
+        for (key, bound) in [("min", port.min), ("max", port.max)] {
+            if let Some(b) = bound {
+                set(key, Value::Number(b.into()));
+            }
+        }
+        if !port.allowed.is_empty() {
+            set(
+                "enum",
+                Value::Sequence(port.allowed.iter().cloned().map(Value::String).collect()),
+            );
+        }
+        out.insert(Value::String(name.clone()), Value::Mapping(p));
+    }
+    Value::Mapping(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
