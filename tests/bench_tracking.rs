@@ -15,7 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lathe_tests::{
-    Server, call, http, mlflow_python, peer_script, report_frames, run_until, wheel_scroll_frames,
+    Server, call, http, metric_history, mlflow_python, peer_script, report_frames, run_until,
+    wheel_scroll_frames,
 };
 use serde_json::{Value, json};
 
@@ -248,35 +249,17 @@ fn native_ingest(url: &str, batches: usize) -> (f64, usize) {
         }
     });
     let elapsed = start.elapsed().as_secs_f64();
-    let mut stored = 0;
-    let mut token = String::new();
-    loop {
-        let (status, page) = call(
-            &http(),
-            "GET",
-            &api(
-                url,
-                &format!("metrics/get-history?run_id={run}&metric_key=loss&page_token={token}"),
-            ),
-            "",
-        );
-        assert_eq!(status, 200, "{page}");
-        stored += page["metrics"].as_array().map_or(0, Vec::len);
-        match page["next_page_token"].as_str() {
-            Some(next) if !next.is_empty() => token = next.to_owned(),
-            _ => break,
-        }
-    }
+    let stored = metric_history(url, &run, "loss").len();
     ((batches * 1000) as f64 / elapsed, stored)
 }
 
-/// Median milliseconds of `count` sequential single log-metric calls on one connection.
 /// A run in a new experiment, to log into.
 fn new_run(url: &str) -> String {
     let experiment = create_experiment(url, "single");
     create_run(url, &experiment, json!({}))
 }
 
+/// Median milliseconds of `count` sequential single log-metric calls on one connection.
 fn native_log_metric(url: &str, run: &str, count: usize) -> f64 {
     let agent = http();
     let endpoint = api(url, "runs/log-metric");

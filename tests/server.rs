@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use lathe_tests::{Sandbox, Server, call, http};
+use lathe_tests::{Sandbox, Server, call, http, metric_history};
 use serde_json::{Value, json};
 
 fn api(server: &Server, endpoint: &str) -> String {
@@ -217,31 +217,10 @@ fn sigkill_mid_stream_loses_no_acknowledged_batch() {
     drop(conn);
 
     let server = Server::start(&ws, &[]);
-    let mut steps = std::collections::HashSet::new();
-    let mut token = String::new();
-    loop {
-        let (status, page) = call(
-            &http(),
-            "GET",
-            &api(
-                &server,
-                &format!("metrics/get-history?run_id={run}&metric_key=m&page_token={token}"),
-            ),
-            "",
-        );
-        assert_eq!(status, 200, "{page}");
-        steps.extend(
-            page["metrics"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["step"].as_i64().unwrap()),
-        );
-        match page["next_page_token"].as_str() {
-            Some(next) => token = next.to_owned(),
-            None => break,
-        }
-    }
+    let steps: std::collections::HashSet<i64> = metric_history(&server.url, &run, "m")
+        .iter()
+        .map(|m| m["step"].as_i64().unwrap())
+        .collect();
     for first in &acknowledged {
         for step in *first..*first + POINTS {
             assert!(steps.contains(&step), "acknowledged step {step} was lost");

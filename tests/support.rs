@@ -370,3 +370,22 @@ pub fn wheel_scroll_frames(
     }
     times
 }
+
+/// Every point of one metric of a run, read page by page from the tracking server at `base`.
+pub fn metric_history(base: &str, run: &str, key: &str) -> Vec<serde_json::Value> {
+    let agent = http();
+    let mut points = Vec::new();
+    let mut token = String::new();
+    loop {
+        let url = format!(
+            "{base}/api/2.0/mlflow/metrics/get-history?run_id={run}&metric_key={key}&page_token={token}"
+        );
+        let (status, page) = call(&agent, "GET", &url, "");
+        assert_eq!(status, 200, "{page}");
+        points.extend(page["metrics"].as_array().cloned().unwrap_or_default());
+        match page["next_page_token"].as_str() {
+            Some(next) if !next.is_empty() => token = next.to_owned(),
+            _ => return points,
+        }
+    }
+}

@@ -122,15 +122,7 @@ fn exists(conn: &Connection, id: &str) -> TrackingResult<()> {
 }
 
 pub fn set_tags(conn: &Connection, id: &str, tags: &[Tag]) -> TrackingResult<()> {
-    exists(conn, id)?;
-    for tag in tags {
-        runs::check_key("tag", &tag.key)?;
-        conn.execute(
-            "INSERT INTO logged_model_tags (model_id, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
-            params![id, tag.key, tag.value],
-        )?;
-    }
+    upsert(conn, "logged_model_tags", "tag", id, tags)?;
     touch(conn, id)
 }
 
@@ -144,14 +136,25 @@ pub fn delete_tag(conn: &Connection, id: &str, key: &str) -> TrackingResult<()> 
 }
 
 pub fn log_params(conn: &Connection, id: &str, params: &[Tag]) -> TrackingResult<()> {
+    upsert(conn, "logged_model_params", "param", id, params)
+}
+
+/// Sets key/value pairs of a logged model in `table` (its tags or its params).
+fn upsert(
+    conn: &Connection,
+    table: &str,
+    kind: &str,
+    id: &str,
+    pairs: &[Tag],
+) -> TrackingResult<()> {
     exists(conn, id)?;
-    for p in params {
-        runs::check_key("param", &p.key)?;
-        conn.execute(
-            "INSERT INTO logged_model_params (model_id, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
-            params![id, p.key, p.value],
-        )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "INSERT INTO {table} (model_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value"
+    ))?;
+    for pair in pairs {
+        runs::check_key(kind, &pair.key)?;
+        stmt.execute(params![id, pair.key, pair.value])?;
     }
     Ok(())
 }

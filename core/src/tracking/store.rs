@@ -106,12 +106,12 @@ impl Tracking {
                 let _ = reply.send(result);
             },
         });
-        self.lock(&self.inner.queue)?.push(job);
+        lock(&self.inner.queue)?.push(job);
         {
             // Our job is queued. Whoever held the connection before us took the queue as it
             // was then; whatever is left (ours at least, unless taken) we commit now.
-            let conn = self.lock(&self.inner.writer)?;
-            let group = std::mem::take(&mut *self.lock(&self.inner.queue)?);
+            let conn = lock(&self.inner.writer)?;
+            let group = std::mem::take(&mut *lock(&self.inner.queue)?);
             if !group.is_empty() {
                 commit_group(&conn, group);
             }
@@ -120,12 +120,6 @@ impl Tracking {
         answer
             .try_recv()
             .map_err(|_| TrackingError::internal("a write was lost before its commit"))?
-    }
-
-    fn lock<'a, T>(&self, mutex: &'a Mutex<T>) -> TrackingResult<std::sync::MutexGuard<'a, T>> {
-        mutex
-            .lock()
-            .map_err(|_| TrackingError::internal("a write failed earlier; restart Lathe"))
     }
 
     /// Runs `work` on a pooled read connection.
@@ -151,6 +145,12 @@ impl Tracking {
         }
         result
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> TrackingResult<std::sync::MutexGuard<'_, T>> {
+    mutex
+        .lock()
+        .map_err(|_| TrackingError::internal("a write failed earlier; restart Lathe"))
 }
 
 fn commit_group(conn: &Connection, group: Vec<WriteJob>) {
