@@ -216,6 +216,47 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, model_id)
     ) WITHOUT ROWID;
     ALTER TABLE model_versions ADD COLUMN logged_model_id TEXT REFERENCES logged_models(id);",
+    // 5: pipelines — registered components (their YAML and a snapshot of their code as a file
+    // listing of blobs), registered environments, saved pipelines, the reuse cache of steps
+    // (what a step with a given fingerprint produced, and in which run), and schedules.
+    "CREATE TABLE components (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        yaml TEXT NOT NULL,
+        code_files TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE environments (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        yaml TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE pipelines (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        yaml TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    ) WITHOUT ROWID;
+    CREATE TABLE step_cache (
+        fingerprint TEXT PRIMARY KEY,
+        run_uuid TEXT NOT NULL,
+        outputs TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE schedules (
+        id INTEGER PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        experiment TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        last_run_at INTEGER,
+        created_at INTEGER NOT NULL
+    );",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

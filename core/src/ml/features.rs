@@ -115,6 +115,15 @@ pub fn texts(df: &DataFrame, name: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// A column as text, one value per row, missing values as `None`.
+pub fn texts_or_null(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, String> {
+    let cast = series(df, name)?
+        .cast(&DataType::String)
+        .map_err(|e| format!("column '{name}': {e}"))?;
+    let values = cast.str().map_err(|e| format!("column '{name}': {e}"))?;
+    Ok(values.iter().map(|v| v.map(str::to_owned)).collect())
+}
+
 /// Class labels: the sorted distinct values, and each row's index into them.
 pub fn classes(df: &DataFrame, label: &str) -> Result<(Vec<String>, Array1<usize>), String> {
     let values = texts(df, label)?;

@@ -435,55 +435,53 @@ fn port(definition: &Value, field: &str, problem: &mut impl FnMut(&str, String))
         .and_then(Value::as_sequence)
         .map(|items| items.iter().filter_map(|v| scalar(Some(v))).collect())
         .unwrap_or_default();
-    let default = scalar(map.get("default"));
-    if let Some(d) = &default {
-        let fits = match kind {
-            PortType::Number => d.parse::<f64>().is_ok(),
-            PortType::Integer => d.parse::<i64>().is_ok(),
-            PortType::Boolean => truth(&Value::String(d.clone())).is_some(),
-            _ => true,
-        };
-        if !fits {
-            problem(
-                &format!("{field}.default"),
-                format!("'{d}' is not a valid {type_text}"),
-            );
-        }
-        let value = d.parse::<f64>().ok();
-        if let (Some(v), Some(lo)) = (value, min)
-            && v < lo
-        {
-            problem(
-                &format!("{field}.default"),
-                format!("{d} is below the minimum {lo}"),
-            );
-        }
-        if let (Some(v), Some(hi)) = (value, max)
-            && v > hi
-        {
-            problem(
-                &format!("{field}.default"),
-                format!("{d} is above the maximum {hi}"),
-            );
-        }
-        if !allowed.is_empty() && !allowed.contains(d) {
-            problem(
-                &format!("{field}.default"),
-                format!("'{d}' is not one of {}", allowed.join(", ")),
-            );
-        }
-    }
-    Some(Port {
+    let port = Port {
         kind,
         description: scalar(map.get("description")),
         optional,
-        default,
+        default: scalar(map.get("default")),
         min,
         max,
         allowed,
-    })
+    };
+    if let Some(d) = &port.default
+        && let Err(message) = port.check(d)
+    {
+        problem(&format!("{field}.default"), message);
+    }
+    Some(port)
 }
 
+impl Port {
+    /// Whether `value` (as written in YAML or typed in the designer) suits this port: its
+    /// type, range and allowed values.
+    pub fn check(&self, value: &str) -> Result<(), String> {
+        let fits = match self.kind {
+            PortType::Number => value.parse::<f64>().is_ok(),
+            PortType::Integer => value.parse::<i64>().is_ok(),
+            PortType::Boolean => truth(&Value::String(value.to_owned())).is_some(),
+            _ => true,
+        };
+        if !fits {
+            return Err(format!("'{value}' is not a valid {}", self.kind.as_str()));
+        }
+        let number = value.parse::<f64>().ok();
+        if let (Some(v), Some(lo)) = (number, self.min)
+            && v < lo
+        {
+            return Err(format!("{value} is below the minimum {lo}"));
+        }
+        if let (Some(v), Some(hi)) = (number, self.max)
+            && v > hi
+        {
+            return Err(format!("{value} is above the maximum {hi}"));
+        }
+        if !self.allowed.is_empty() && !self.allowed.iter().any(|a| a == value) {
+            return Err(format!("'{value}' is not one of {}", self.allowed.join(", ")));
+        }
+        Ok(())
+    }
+}
 /// Every `${{inputs.x}}` and `${{outputs.y}}` in a command, as ("inputs"|"outputs", name).
 pub fn placeholders(command: &str) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();

@@ -1,0 +1,199 @@
+//! The built-in components' native work. Each takes its step's inputs (literal values and data
+//! paths) and writes its outputs into the step's folders; tables travel between steps as
+//! `data.csv` in an output folder, models as an MLflow model folder.
+
+mod learn;
+mod prep;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use polars::prelude::DataFrame;
+use serde_json::{Value, json};
+
+use crate::table::{self, TableFormat};
+use crate::tracking::Tracking;
+
+/// Where a data input's files came from, when another step's run produced them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    pub run_id: String,
+    /// The `mlflow-artifacts:/…` URI of the output folder in that run.
+    pub artifact_uri: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataInput {
+    pub path: PathBuf,
+    pub origin: Option<Origin>,
+}
+
+/// What a built-in step gets to work with.
+pub struct StepIo<'a> {
+    pub values: &'a BTreeMap<String, String>,
+    pub data: &'a BTreeMap<String, DataInput>,
+    pub outputs: &'a BTreeMap<String, PathBuf>,
+    pub tracking: &'a Tracking,
+    pub run_id: &'a str,
+    pub experiment_id: &'a str,
+    pub cancel: &'a AtomicBool,
+    pub log: &'a (dyn Fn(&str) + Sync),
+}
+
+impl StepIo<'_> {
+    fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &str) -> Result<&str, String> {
+        self.value(name)
+            .ok_or_else(|| format!("input '{name}' is required"))
+    }
+
+    fn number(&self, name: &str) -> Result<Option<f64>, String> {
+        self.value(name)
+            .map(|v| {
+                v.parse::<f64>()
+                    .map_err(|_| format!("input '{name}': '{v}' is not a number"))
+            })
+            .transpose()
+    }
+
+    /// A comma-separated list of names; empty when the input is not given.
+    fn list(&self, name: &str) -> Vec<String> {
+        self.value(name)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn data(&self, name: &str) -> Result<&DataInput, String> {
+        self.data
+            .get(name)
+            .ok_or_else(|| format!("input '{name}' is required"))
+    }
+
+    fn table(&self, name: &str) -> Result<DataFrame, String> {
+        read_table(&self.data(name)?.path)
+    }
+
+    fn output(&self, name: &str) -> Result<&Path, String> {
+        self.outputs
+            .get(name)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| format!("output '{name}' has no folder"))
+    }
+
+    fn write_table(&self, name: &str, df: &mut DataFrame) -> Result<(), String> {
+        let dir = self.output(name)?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        table::write(df, &dir.join("data.csv"), TableFormat::Csv).map_err(|e| e.to_string())?;
+        self.say(&format!(
+            "{name}: {} rows × {} columns",
+            df.height(),
+            df.width()
+        ));
+        Ok(())
+    }
+
+    fn say(&self, line: &str) {
+        (self.log)(line);
+    }
+
+    fn cancelled(&self) -> Result<(), String> {
+        if self.cancel.load(Ordering::Relaxed) {
+            Err("cancelled".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Logs metrics to the step's run.
+    fn log_metrics(&self, metrics: &[(String, f64)]) -> Result<(), String> {
+        log_batch(self.tracking, self.run_id, metrics, &[])
+    }
+}
+
+/// Logs metrics and params to a run in one batch (non-finite metrics are left out).
+pub fn log_batch(
+    tracking: &Tracking,
+    run_id: &str,
+    metrics: &[(String, f64)],
+    params: &[(String, String)],
+) -> Result<(), String> {
+    let now = crate::db::now_millis();
+    let metrics: Vec<Value> = metrics
+        .iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(k, v)| json!({ "key": k, "value": v, "timestamp": now, "step": 0 }))
+        .collect();
+    let params: Vec<Value> = params
+        .iter()
+        .map(|(k, v)| json!({ "key": k, "value": v }))
+        .collect();
+    tracking
+        .handle(
+            "POST",
+            "runs/log-batch",
+            json!({ "run_id": run_id, "metrics": metrics, "params": params }),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Reads a table from a file, or from the one table file in a folder.
+pub fn read_table(path: &Path) -> Result<DataFrame, String> {
+    let file = if path.is_dir() {
+        let mut tables: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && TableFormat::from_path(p).is_some())
+            .collect();
+        tables.sort();
+        match tables.len() {
+            1 => tables.remove(0),
+            0 => {
+                return Err(format!(
+                    "{} holds no table (CSV, TSV, Parquet or JSON lines)",
+                    path.display()
+                ));
+            }
+            n => {
+                return Err(format!(
+                    "{} holds {n} tables; a step reads one",
+                    path.display()
+                ));
+            }
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let format = TableFormat::from_path(&file)
+        .ok_or_else(|| format!("{} is not a table file", file.display()))?;
+    table::read(&file, &file, format).map_err(|e| e.to_string())
+}
+
+/// Runs the built-in `name`.
+pub fn run(name: &str, io: &StepIo<'_>) -> Result<(), String> {
+    match name {
+        "select_columns" => prep::select_columns(io),
+        "clean_missing_data" => prep::clean_missing_data(io),
+        "normalize" => prep::normalize(io),
+        "one_hot_encode" => prep::one_hot_encode(io),
+        "split_data" => prep::split_data(io),
+        "score_model" => learn::score_model(io),
+        "evaluate_model" => learn::evaluate_model(io),
+        "sweep" => learn::sweep(io),
+        "register_model" => learn::register_model(io),
+        train if train.starts_with("train_") => learn::train(&train["train_".len()..], io),
+        other => Err(format!("'{other}' is not a built-in component")),
+    }
+}
