@@ -13,7 +13,7 @@ use lathe_core::profile::{TableProfile, profile_version};
 use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
-use crate::tracking_cli;
+use crate::{pipeline_cli, tracking_cli};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -31,38 +31,15 @@ pub enum Command {
     /// The model registry: list, show, register, alias.
     #[command(subcommand)]
     Models(tracking_cli::ModelsCommand),
-    /// Pipeline components (Azure ML CLI v2 YAML).
+    /// Pipeline components (Azure ML CLI v2 YAML): validate, list, show, register.
     #[command(subcommand)]
-    Component(ComponentCommand),
-    /// Pipeline jobs (Azure ML CLI v2 YAML).
+    Component(pipeline_cli::ComponentCommand),
+    /// Environments that command components run in: register, list.
     #[command(subcommand)]
-    Pipeline(PipelineCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum PipelineCommand {
-    /// Import a pipeline job YAML and check its components, wiring and graph.
-    Validate {
-        path: PathBuf,
-        #[command(flatten)]
-        output: Output,
-    },
-    /// Import a pipeline job YAML and write it back out as Lathe reads it (to stdout, or --out).
-    Export {
-        path: PathBuf,
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ComponentCommand {
-    /// Check a command component YAML and summarize it; every problem names its field.
-    Validate {
-        path: PathBuf,
-        #[command(flatten)]
-        output: Output,
-    },
+    Environment(pipeline_cli::EnvironmentCommand),
+    /// Pipeline jobs (Azure ML CLI v2 YAML): validate, run, export.
+    #[command(subcommand)]
+    Pipeline(pipeline_cli::PipelineCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,26 +104,9 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Experiments(command) => tracking_cli::experiments(root, command),
         Command::Runs(command) => tracking_cli::runs(root, command),
         Command::Models(command) => tracking_cli::models(root, command),
-        Command::Component(ComponentCommand::Validate { path, output }) => {
-            validate_component(&path, &output)
-        }
-        Command::Pipeline(PipelineCommand::Validate { path, output }) => {
-            validate_pipeline(&path, &output)
-        }
-        Command::Pipeline(PipelineCommand::Export { path, out }) => {
-            let base = path.parent().unwrap_or(Path::new("."));
-            let pipeline = checked(&path, |text| lathe_core::pipeline::job::parse(text, base))?;
-            let yaml = pipeline.to_yaml();
-            match out {
-                None => print!("{yaml}"),
-                Some(out) => {
-                    std::fs::write(&out, yaml)
-                        .with_context(|| format!("cannot write {}", out.display()))?;
-                    println!("exported {} to {}", path.display(), out.display());
-                }
-            }
-            Ok(())
-        }
+        Command::Component(command) => pipeline_cli::component(root, command),
+        Command::Environment(command) => pipeline_cli::environment(root, command),
+        Command::Pipeline(command) => pipeline_cli::pipeline(root, command),
     }
 }
 
@@ -256,77 +216,6 @@ fn data(root: &Path, command: DataCommand) -> Result<()> {
                 version.reference(),
                 path.display()
             );
-        }
-    }
-    Ok(())
-}
-
-/// Reads a YAML file and checks it with `check`; its problems become one error line that
-/// names the file and each field.
-fn checked<T>(
-    path: &Path,
-    check: impl FnOnce(&str) -> Result<T, Vec<lathe_core::pipeline::component::Problem>>,
-) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    check(&text).map_err(|problems| {
-        let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("{}: {}", path.display(), listed.join("; "))
-    })
-}
-
-fn validate_component(path: &Path, output: &Output) -> Result<()> {
-    let component = checked(path, lathe_core::pipeline::component::parse)?;
-    if output.json {
-        return print_json(&component);
-    }
-    println!(
-        "{} {} — valid command component",
-        component.name,
-        component.version.as_deref().unwrap_or("(no version)")
-    );
-    for (section, ports) in [("input", &component.inputs), ("output", &component.outputs)] {
-        for (name, port) in ports {
-            let default = port
-                .default
-                .as_deref()
-                .map(|d| format!(" = {d}"))
-                .unwrap_or_default();
-            let optional = if port.optional { " (optional)" } else { "" };
-            println!(
-                "  {section} {name}: {}{default}{optional}",
-                port.kind.as_str()
-            );
-        }
-    }
-    println!("  environment: {}", component.environment.trim());
-    Ok(())
-}
-
-fn validate_pipeline(path: &Path, output: &Output) -> Result<()> {
-    use lathe_core::pipeline::job::{self, Binding};
-    let base = path.parent().unwrap_or(Path::new("."));
-    let pipeline = checked(path, |text| job::parse(text, base))?;
-    if output.json {
-        return print_json(&pipeline);
-    }
-    println!(
-        "{} — valid pipeline, {} step(s)",
-        pipeline.display_name.as_deref().unwrap_or("(unnamed)"),
-        pipeline.steps.len()
-    );
-    for step in &pipeline.steps {
-        println!("  {} ({}: {})", step.name, step.source, step.component.name);
-        for (port, binding) in &step.inputs {
-            let from = match binding {
-                Binding::Literal(value) => value.clone(),
-                Binding::Data { path, .. } => path.clone(),
-                Binding::ParentInput(name) => format!("pipeline input {name}"),
-                Binding::ParentOutput(name) => format!("pipeline output {name}"),
-                Binding::StepOutput { step, output } => format!("{step}.{output}"),
-                Binding::Unbound => "(unbound)".into(),
-            };
-            println!("    {port} ← {from}");
         }
     }
     Ok(())

@@ -33,7 +33,7 @@ pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
             let ctx = cc.egui_ctx.clone();
             let service = Service::new(&root, Arc::new(move || ctx.request_repaint()))?;
             let mut workbench = Workbench::new(service);
-            match start_tracking_server(&root) {
+            match crate::server::serve_in_background(&root, 5000) {
                 Ok(uri) => workbench.set_tracking_uri(Some(uri)),
                 Err(e) => {
                     workbench.report_error(format!("The tracking server did not start: {e:#}"));
@@ -43,40 +43,6 @@ pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
         }),
     )
     .map_err(|e| anyhow!("the window could not start: {e}"))
-}
-
-/// Serves the MLflow API on 127.0.0.1 for as long as the process lives: port 5000 (MLflow's),
-/// or a free port when another server has it. Returns the URI clients should use.
-fn start_tracking_server(root: &std::path::Path) -> Result<String> {
-    let tracking = lathe_core::tracking::Tracking::open(root)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-    let bound = runtime.block_on(async {
-        let config = |port| crate::server::ServerConfig {
-            host: loopback,
-            port,
-            token: None,
-        };
-        match crate::server::bind(tracking.clone(), config(5000)).await {
-            Ok(bound) => Ok(bound),
-            Err(_) => crate::server::bind(tracking, config(0)).await,
-        }
-    })?;
-    let uri = format!("http://{}", bound.addr);
-    std::thread::Builder::new()
-        .name("lathe-tracking-server".into())
-        .spawn(move || {
-            // The server ends with the process; its errors have nowhere better to go.
-            if let Err(e) = runtime.block_on(bound.serve(std::future::pending())) {
-                eprintln!("lathe: the tracking server stopped: {e:#}");
-            }
-        })
-        .context("cannot start the tracking server thread")?;
-    Ok(uri)
 }
 
 struct LatheApp {

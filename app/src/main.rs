@@ -3,6 +3,7 @@
 
 mod cli;
 mod gui;
+mod pipeline_cli;
 mod server;
 mod tracking_cli;
 

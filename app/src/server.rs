@@ -87,6 +87,40 @@ impl Bound {
     }
 }
 
+/// Serves the MLflow API on 127.0.0.1 for as long as the process lives: on `port` (0 for any), or
+/// a free port when another server has it. Returns the URI clients should use.
+pub fn serve_in_background(root: &std::path::Path, port: u16) -> anyhow::Result<String> {
+    let tracking = Tracking::open(root)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let loopback = IpAddr::from([127, 0, 0, 1]);
+    let bound = runtime.block_on(async {
+        let config = |port| ServerConfig {
+            host: loopback,
+            port,
+            token: None,
+        };
+        match bind(tracking.clone(), config(port)).await {
+            Ok(bound) => Ok(bound),
+            Err(_) => bind(tracking, config(0)).await,
+        }
+    })?;
+    let uri = format!("http://{}", bound.addr);
+    std::thread::Builder::new()
+        .name("lathe-tracking-server".into())
+        .spawn(move || {
+            // The server ends with the process; its errors have nowhere better to go.
+            if let Err(e) = runtime.block_on(bound.serve(std::future::pending())) {
+                eprintln!("lathe: the tracking server stopped: {e:#}");
+            }
+        })
+        .context("cannot start the tracking server thread")?;
+    Ok(uri)
+}
+
 fn router(app: App) -> Router {
     Router::new()
         .route("/health", get(|| async { "OK" }))

@@ -1,7 +1,11 @@
-//! Pipelines in Azure ML's CLI v2 shapes: command components (this far), later pipeline jobs,
-//! the executor and the designer's model.
+//! Pipelines in Azure ML's CLI v2 shapes: command components and their registry, built-in
+//! components run natively, environments, pipeline jobs, and the executor that runs them with
+//! reuse. (The designer's canvas lives in lathe-ui.)
 
 pub mod builtin;
 pub mod builtins;
 pub mod component;
+pub mod environment;
+pub mod executor;
 pub mod job;
+pub mod registry;

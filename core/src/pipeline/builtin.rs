@@ -58,7 +58,15 @@ mod tests {
         }
         assert_eq!(catalog().len(), docs);
         assert!(find("lathe:split_data").is_ok());
-        assert!(find("lathe:split_data:2").unwrap_err().contains("only version 1"));
-        assert!(find("lathe:nope").unwrap_err().contains("Lathe has select_columns"));
+        assert!(
+            find("lathe:split_data:2")
+                .unwrap_err()
+                .contains("only version 1")
+        );
+        assert!(
+            find("lathe:nope")
+                .unwrap_err()
+                .contains("Lathe has select_columns")
+        );
     }
 }

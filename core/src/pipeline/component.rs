@@ -477,7 +477,10 @@ impl Port {
             return Err(format!("{value} is above the maximum {hi}"));
         }
         if !self.allowed.is_empty() && !self.allowed.iter().any(|a| a == value) {
-            return Err(format!("'{value}' is not one of {}", self.allowed.join(", ")));
+            return Err(format!(
+                "'{value}' is not one of {}",
+                self.allowed.join(", ")
+            ));
         }
         Ok(())
     }
@@ -501,6 +504,11 @@ pub fn placeholders(command: &str) -> Vec<(&'static str, String)> {
 }
 
 impl Component {
+    /// The component as YAML text.
+    pub fn to_yaml_text(&self) -> String {
+        serde_yaml_ng::to_string(&self.to_yaml()).unwrap_or_default()
+    }
+
     /// The component as component YAML, which [`parse`] reads back to the same component.
     pub fn to_yaml(&self) -> Value {
         let mut m = Mapping::new();

@@ -5,11 +5,12 @@
 //! names what it cannot take (registered components, nested pipelines, sweeps, parallel jobs).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_yaml_ng::{Mapping, Value};
 
+use super::builtin;
 use super::component::{self, Component, Problem};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,8 +35,11 @@ pub enum Binding {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
     pub name: String,
-    /// Where the component came from: a file path, "inline", or "command job".
+    /// Where the component came from: a file path, "inline", "command job", a built-in
+    /// (`lathe:<name>`) or a registered component (`azureml:<name>:<version>`).
     pub source: String,
+    /// The folder the component's relative paths (`code`, a `conda_file`) start from.
+    pub origin: PathBuf,
     pub component: Component,
     pub inputs: Vec<(String, Binding)>,
     pub outputs: Vec<(String, Binding)>,
@@ -44,6 +48,8 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pipeline {
     pub display_name: Option<String>,
+    /// The experiment its runs are logged to, unless the run says otherwise.
+    pub experiment_name: Option<String>,
     pub description: Option<String>,
     pub inputs: Vec<(String, Binding)>,
     pub outputs: Vec<String>,
@@ -107,8 +113,26 @@ fn text(value: Option<&Value>) -> Option<String> {
     }
 }
 
+/// Finds a registered component by name and version (or label, `@latest`): the component and
+/// the folder its code was unpacked to.
+pub type Registry<'a> = &'a dyn Fn(&str) -> Result<(Component, PathBuf), String>;
+
 /// Imports a pipeline job; `base` is the folder its relative component paths start from.
+/// Registered components (`azureml:name:version`) need a workspace: see [`parse_with`].
 pub fn parse(yaml: &str, base: &Path) -> Result<Pipeline, Vec<Problem>> {
+    parse_with(yaml, base, &|reference| {
+        Err(format!(
+            "'{reference}' is a registered component; it is looked up in a workspace"
+        ))
+    })
+}
+
+/// Imports a pipeline job, looking registered components up with `registry`.
+pub fn parse_with(
+    yaml: &str,
+    base: &Path,
+    registry: Registry<'_>,
+) -> Result<Pipeline, Vec<Problem>> {
     let root: Value = serde_yaml_ng::from_str(yaml)
         .map_err(|e| vec![problem("(file)", format!("not valid YAML: {e}"))])?;
     let map = root.as_mapping().ok_or_else(|| {
@@ -157,7 +181,7 @@ pub fn parse(yaml: &str, base: &Path) -> Result<Pipeline, Vec<Problem>> {
     }
     let mut steps = Vec::new();
     for (name, node) in &jobs {
-        match step(name, node, base) {
+        match step(name, node, base, registry) {
             Ok(step) => steps.push(step),
             Err(mut found) => problems.append(&mut found),
         }
@@ -185,6 +209,7 @@ pub fn parse(yaml: &str, base: &Path) -> Result<Pipeline, Vec<Problem>> {
         .unwrap_or_default();
     Ok(Pipeline {
         display_name: text(map.get("display_name")),
+        experiment_name: text(map.get("experiment_name")),
         description: text(map.get("description")),
         inputs,
         outputs,
@@ -240,7 +265,12 @@ fn binding(value: &Value) -> Binding {
     }
 }
 
-fn step(name: &str, node: &Value, base: &Path) -> Result<Step, Vec<Problem>> {
+fn step(
+    name: &str,
+    node: &Value,
+    base: &Path,
+    registry: Registry<'_>,
+) -> Result<Step, Vec<Problem>> {
     let field = format!("jobs.{name}");
     let map = node
         .as_mapping()
@@ -278,14 +308,16 @@ fn step(name: &str, node: &Value, base: &Path) -> Result<Step, Vec<Problem>> {
     if !problems.is_empty() {
         return Err(problems);
     }
-    let (source, component) = match map.get("component") {
+    let (source, origin, component) = match map.get("component") {
+        Some(Value::String(reference)) if reference.starts_with(builtin::PREFIX) => {
+            let component = builtin::find(reference)
+                .map_err(|e| vec![problem(format!("{field}.component"), e)])?;
+            (reference.clone(), base.to_path_buf(), component.clone())
+        }
         Some(Value::String(reference)) if reference.starts_with("azureml:") => {
-            return Err(vec![problem(
-                format!("{field}.component"),
-                format!(
-                    "'{reference}' is a registered component; registered components are not supported yet"
-                ),
-            )]);
+            let (component, origin) =
+                registry(reference).map_err(|e| vec![problem(format!("{field}.component"), e)])?;
+            (reference.clone(), origin, component)
         }
         Some(Value::String(path)) => {
             let path = path.strip_prefix("file:").unwrap_or(path).to_owned();
@@ -298,13 +330,14 @@ fn step(name: &str, node: &Value, base: &Path) -> Result<Step, Vec<Problem>> {
             })?;
             let component = component::parse(&yaml)
                 .map_err(|found| prefixed(&format!("{field}.component({path})"), found))?;
-            (path.clone(), component)
+            let origin = file.parent().unwrap_or(base).to_path_buf();
+            (path.clone(), origin, component)
         }
         Some(Value::Mapping(inline)) => {
             let yaml = serde_yaml_ng::to_string(inline).unwrap_or_default();
             let component = component::parse(&yaml)
                 .map_err(|found| prefixed(&format!("{field}.component"), found))?;
-            ("inline".to_owned(), component)
+            ("inline".to_owned(), base.to_path_buf(), component)
         }
         Some(_) => {
             return Err(vec![problem(
@@ -312,7 +345,11 @@ fn step(name: &str, node: &Value, base: &Path) -> Result<Step, Vec<Problem>> {
                 "must be a file path or a mapping",
             )]);
         }
-        None => ("command job".to_owned(), command_job(&field, map)?),
+        None => (
+            "command job".to_owned(),
+            base.to_path_buf(),
+            command_job(&field, map)?,
+        ),
     };
     let inputs: Vec<(String, Binding)> = entries(map.get("inputs"))
         .into_iter()
@@ -349,9 +386,22 @@ fn step(name: &str, node: &Value, base: &Path) -> Result<Step, Vec<Problem>> {
     if !problems.is_empty() {
         return Err(problems);
     }
+    for (input, binding) in &inputs {
+        if let (Binding::Literal(value), Some((_, port))) =
+            (binding, component.inputs.iter().find(|(n, _)| n == input))
+            && !port.kind.is_data()
+            && let Err(message) = port.check(value)
+        {
+            problems.push(problem(format!("{field}.inputs.{input}"), message));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     Ok(Step {
         name: name.to_owned(),
         source,
+        origin,
         component,
         inputs,
         outputs,
@@ -596,6 +646,9 @@ impl Pipeline {
         set("type", Value::String("pipeline".into()));
         if let Some(name) = &self.display_name {
             set("display_name", Value::String(name.clone()));
+        }
+        if let Some(experiment) = &self.experiment_name {
+            set("experiment_name", Value::String(experiment.clone()));
         }
         if let Some(description) = &self.description {
             set("description", Value::String(description.clone()));

@@ -90,7 +90,7 @@ impl Tracking {
         &self.inner.root
     }
 
-    pub(super) fn blobs(&self) -> &BlobStore {
+    pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
     }
 

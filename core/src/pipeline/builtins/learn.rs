@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::{StepIo, log_batch, prep};
 use crate::ml::model::Task;
-use crate::tracking::registry;
 use crate::ml::{Algorithm, Model, features, metrics};
+use crate::tracking::registry;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -53,7 +53,9 @@ pub fn train(algorithm: &str, io: &StepIo<'_>) -> Result<(), String> {
     }
     io.log_metrics(&fit_metrics)?;
     let dir = io.output("model")?;
-    model.save(dir).map_err(|e| format!("{}: {e}", dir.display()))
+    model
+        .save(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 pub fn score_model(io: &StepIo<'_>) -> Result<(), String> {
@@ -130,12 +132,17 @@ pub fn evaluate_model(io: &StepIo<'_>) -> Result<(), String> {
             "confusion_matrix.json",
             json!({ "classes": m.classes, "matrix": m.confusion }),
         )?;
-        io.say(&format!("confusion matrix (rows actual, columns predicted) over {:?}:", m.classes));
+        io.say(&format!(
+            "confusion matrix (rows actual, columns predicted) over {:?}:",
+            m.classes
+        ));
         for (class, row) in m.classes.iter().zip(&m.confusion) {
             io.say(&format!("  {class:>12}: {row:?}"));
         }
         if m.roc_auc.is_none() {
-            io.say("roc_auc: not computed (needs two classes and a model that gives probabilities)");
+            io.say(
+                "roc_auc: not computed (needs two classes and a model that gives probabilities)",
+            );
         }
         found
     };
@@ -255,7 +262,12 @@ pub fn sweep(io: &StepIo<'_>) -> Result<(), String> {
         .value("label")
         .ok_or_else(|| format!("{} needs input 'label'", algorithm.as_str()))?;
     let metric = io.value("metric").map(str::to_owned).unwrap_or_else(|| {
-        if task == Task::Regression { "r2" } else { "accuracy" }.to_owned()
+        if task == Task::Regression {
+            "r2"
+        } else {
+            "accuracy"
+        }
+        .to_owned()
     });
     let lower_is_better = matches!(metric.as_str(), "mae" | "rmse");
     let df = io.table("data")?;
@@ -290,7 +302,10 @@ pub fn sweep(io: &StepIo<'_>) -> Result<(), String> {
             .map(|(_, v)| *v)
             .ok_or_else(|| {
                 let names: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
-                format!("metric '{metric}' is not measured here; there is {}", names.join(", "))
+                format!(
+                    "metric '{metric}' is not measured here; there is {}",
+                    names.join(", ")
+                )
             })?;
         trial_run(io, i, settings, &found)?;
         io.say(&format!("trial {i}: {settings:?} → {metric} {score:.4}"));
@@ -301,15 +316,23 @@ pub fn sweep(io: &StepIo<'_>) -> Result<(), String> {
         .enumerate()
         .max_by(|a, b| {
             let order = a.1.1.total_cmp(&b.1.1);
-            if lower_is_better { order.reverse() } else { order }
+            if lower_is_better {
+                order.reverse()
+            } else {
+                order
+            }
         })
         .map(|(i, _)| i)
         .ok_or("the sweep has no trials")?;
     let (best_settings, best_score) = results[best].clone();
-    io.say(&format!("best: trial {best} {best_settings:?} with {metric} {best_score:.4}; refitting on all rows"));
+    io.say(&format!(
+        "best: trial {best} {best_settings:?} with {metric} {best_score:.4}; refitting on all rows"
+    ));
     let model = Model::fit(&df, algorithm, Some(label), &[], &best_settings)?;
     let dir = io.output("model")?;
-    model.save(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    model
+        .save(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     let params: Vec<(String, String)> = best_settings
         .iter()
         .map(|(k, v)| (format!("best_{k}"), v.to_string()))
@@ -407,11 +430,12 @@ pub fn register_model(io: &StepIo<'_>) -> Result<(), String> {
                 .unwrap_or_default()
                 .to_owned()
         }
-        None => io
-            .tracking
-            .register_local(&model.path, name, "")
-            .map_err(err)?
-            .version,
+        None => {
+            io.tracking
+                .register_local(&model.path, name, "")
+                .map_err(err)?
+                .version
+        }
     };
     io.say(&format!("registered {name} version {version}"));
     io.tracking
@@ -438,8 +462,16 @@ mod tests {
         let draws = trial_settings(&space, true, 5, 7).unwrap();
         assert_eq!(draws.len(), 5);
         assert!(draws.iter().all(|d| (0.001..=1.0).contains(&d["alpha"])));
-        assert!(trial_settings(&space, false, 0, 1).unwrap_err().contains("search: random"));
+        assert!(
+            trial_settings(&space, false, 0, 1)
+                .unwrap_err()
+                .contains("search: random")
+        );
         assert!(parse_space("alpha").unwrap_err().contains("name=values"));
-        assert!(parse_space("alpha=x").unwrap_err().contains("'x' is not a number"));
+        assert!(
+            parse_space("alpha=x")
+                .unwrap_err()
+                .contains("'x' is not a number")
+        );
     }
 }

@@ -14,7 +14,11 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// The columns named in input `name`, each checked to exist; `None` when not given.
-fn named_columns(io: &StepIo<'_>, df: &DataFrame, name: &str) -> Result<Option<Vec<String>>, String> {
+fn named_columns(
+    io: &StepIo<'_>,
+    df: &DataFrame,
+    name: &str,
+) -> Result<Option<Vec<String>>, String> {
     let names = io.list(name);
     if names.is_empty() {
         return Ok(None);
@@ -78,9 +82,9 @@ pub fn clean_missing_data(io: &StepIo<'_>) -> Result<(), String> {
         let numeric = s.dtype().is_primitive_numeric();
         let fill = match strategy {
             "constant" => {
-                let value = io.required("value").map_err(|_| {
-                    "the constant strategy needs input 'value'".to_owned()
-                })?;
+                let value = io
+                    .required("value")
+                    .map_err(|_| "the constant strategy needs input 'value'".to_owned())?;
                 match (numeric, value.parse::<f64>()) {
                     (true, Ok(v)) => Fill::Number(v),
                     (true, Err(_)) => {
@@ -188,7 +192,10 @@ fn numeric_columns(io: &StepIo<'_>, df: &DataFrame) -> Result<Vec<String>, Strin
             .map(|c| c.name().to_string())
             .collect(),
     };
-    Ok(columns.into_iter().filter(|c| !exclude.contains(c)).collect())
+    Ok(columns
+        .into_iter()
+        .filter(|c| !exclude.contains(c))
+        .collect())
 }
 
 pub fn normalize(io: &StepIo<'_>) -> Result<(), String> {
@@ -203,7 +210,10 @@ pub fn normalize(io: &StepIo<'_>) -> Result<(), String> {
         let values = values.f64().map_err(err)?;
         let (shift, scale) = match method {
             "zscore" => (values.mean(), values.std(1)),
-            "minmax" => (values.min(), values.max().zip(values.min()).map(|(a, b)| a - b)),
+            "minmax" => (
+                values.min(),
+                values.max().zip(values.min()).map(|(a, b)| a - b),
+            ),
             other => {
                 return Err(format!(
                     "input 'method': '{other}' is not one of zscore, minmax"

@@ -1,0 +1,455 @@
+//! The pipeline executor. Steps run in dependency order, independent ones in parallel (bounded
+//! by `parallelism`); each is a child run of the pipeline's run. A step whose fingerprint —
+//! component, code, environment, parameters and the content of its data inputs — matches an
+//! earlier successful run reuses that run's outputs instead of running (unless the component
+//! is not deterministic). A failed step skips the steps that depend on it; the others go on.
+//! Outputs are stored as the step run's artifacts (`outputs/<name>/…`), content-addressed.
+
+mod files;
+mod process;
+mod step;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::job::{Binding, Pipeline};
+use crate::tracking::Tracking;
+use crate::tracking::api::ARTIFACTS_SCHEME;
+
+pub use files::tree_hash;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The experiment the runs are logged to (created if new).
+    pub experiment: String,
+    pub run_name: Option<String>,
+    /// Given to command steps as MLFLOW_TRACKING_URI, so their own MLflow logging lands in
+    /// their run.
+    pub tracking_uri: Option<String>,
+    pub parallelism: usize,
+    /// Run every step, reusing nothing.
+    pub force: bool,
+}
+
+impl RunOptions {
+    pub fn new(experiment: &str) -> Self {
+        RunOptions {
+            experiment: experiment.to_owned(),
+            run_name: None,
+            tracking_uri: None,
+            parallelism: std::thread::available_parallelism().map_or(2, usize::from),
+            force: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum StepStatus {
+    Queued,
+    Running,
+    Reused { from_run: String },
+    Done,
+    Failed { message: String },
+    Skipped { reason: String },
+    Cancelled,
+}
+
+impl StepStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Reused { .. } => "reused",
+            Self::Done => "done",
+            Self::Failed { .. } => "failed",
+            Self::Skipped { .. } => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Finished with outputs a later step can use.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Self::Done | Self::Reused { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Started {
+        run_id: String,
+        experiment_id: String,
+    },
+    Step {
+        step: String,
+        status: StepStatus,
+        run_id: Option<String>,
+    },
+    Log {
+        step: String,
+        line: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepOutcome {
+    pub name: String,
+    pub run_id: Option<String>,
+    pub status: StepStatus,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub run_id: String,
+    pub experiment_id: String,
+    /// FINISHED, FAILED or KILLED, as on the run.
+    pub status: String,
+    pub steps: Vec<StepOutcome>,
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        self.status == "FINISHED"
+    }
+
+    pub fn reused(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Reused { .. }))
+            .count()
+    }
+}
+
+/// What a finished (or reused) step produced for one output.
+#[derive(Debug, Clone, PartialEq)]
+struct Produced {
+    hash: String,
+    run_id: String,
+    artifact_uri: String,
+    /// The files on disk, while this pipeline run has them.
+    local: Option<PathBuf>,
+}
+
+/// Everything the steps of one pipeline run share.
+struct Context<'a> {
+    tracking: &'a Tracking,
+    root: &'a Path,
+    base: &'a Path,
+    pipeline: &'a Pipeline,
+    options: &'a RunOptions,
+    cancel: &'a AtomicBool,
+    observe: &'a (dyn Fn(Event) + Sync),
+    experiment_id: String,
+    run_id: String,
+    work: PathBuf,
+}
+
+fn call(
+    tracking: &Tracking,
+    endpoint: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    tracking
+        .handle("POST", endpoint, body)
+        .map_err(|e| format!("{endpoint}: {e}"))
+}
+
+fn experiment_id(tracking: &Tracking, name: &str) -> Result<String, String> {
+    if let Ok(found) = tracking.handle(
+        "GET",
+        "experiments/get-by-name",
+        json!({ "experiment_name": name }),
+    ) {
+        return Ok(found["experiment"]["experiment_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned());
+    }
+    let created = call(tracking, "experiments/create", json!({ "name": name }))?;
+    Ok(created["experiment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Creates a run; returns its id and artifact folder (as an artifact path).
+fn create_run(
+    tracking: &Tracking,
+    experiment_id: &str,
+    name: &str,
+    tags: &[(&str, String)],
+) -> Result<(String, String), String> {
+    let tags: Vec<serde_json::Value> = tags
+        .iter()
+        .map(|(k, v)| json!({ "key": k, "value": v }))
+        .collect();
+    let run = call(
+        tracking,
+        "runs/create",
+        json!({ "experiment_id": experiment_id, "run_name": name,
+                "start_time": crate::db::now_millis(), "tags": tags,
+                "user_id": std::env::var("USER").unwrap_or_default() }),
+    )?;
+    let info = &run["run"]["info"];
+    let artifacts = info["artifact_uri"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches(ARTIFACTS_SCHEME)
+        .to_owned();
+    Ok((
+        info["run_id"].as_str().unwrap_or_default().to_owned(),
+        artifacts,
+    ))
+}
+
+fn end_run(tracking: &Tracking, run_id: &str, status: &str) -> Result<(), String> {
+    call(
+        tracking,
+        "runs/update",
+        json!({ "run_id": run_id, "status": status, "end_time": crate::db::now_millis() }),
+    )
+    .map(|_| ())
+}
+
+/// Runs `pipeline` (imported from a file in `base`) in the workspace at `root`.
+pub fn run(
+    tracking: &Tracking,
+    root: &Path,
+    pipeline: &Pipeline,
+    base: &Path,
+    options: &RunOptions,
+    cancel: &AtomicBool,
+    observe: &(dyn Fn(Event) + Sync),
+) -> Result<Outcome, String> {
+    let experiment_id = experiment_id(tracking, &options.experiment)?;
+    let name = options
+        .run_name
+        .clone()
+        .or_else(|| pipeline.display_name.clone())
+        .unwrap_or_else(|| "pipeline".into());
+    let (run_id, artifacts) = create_run(
+        tracking,
+        &experiment_id,
+        &name,
+        &[("lathe.pipeline", pipeline.steps.len().to_string())],
+    )?;
+    observe(Event::Started {
+        run_id: run_id.clone(),
+        experiment_id: experiment_id.clone(),
+    });
+    let yaml = pipeline.to_yaml();
+    tracking
+        .put_artifact(&format!("{artifacts}/pipeline.yaml"), &mut yaml.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let params: Vec<(String, String)> = pipeline
+        .inputs
+        .iter()
+        .filter_map(|(n, b)| match b {
+            Binding::Literal(v) => Some((n.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    super::builtins::log_batch(tracking, &run_id, &[], &params)?;
+    let context = Context {
+        tracking,
+        root,
+        base,
+        pipeline,
+        options,
+        cancel,
+        observe,
+        experiment_id: experiment_id.clone(),
+        work: root.join("work").join(&run_id),
+        run_id: run_id.clone(),
+    };
+    let steps = schedule(&context);
+    let _ = std::fs::remove_dir_all(&context.work);
+    let status = if steps.iter().all(|s| s.status.succeeded()) {
+        "FINISHED"
+    } else if cancel.load(Ordering::Relaxed) {
+        "KILLED"
+    } else {
+        "FAILED"
+    };
+    let reused = steps
+        .iter()
+        .filter(|s| matches!(s.status, StepStatus::Reused { .. }))
+        .count();
+    call(
+        tracking,
+        "runs/set-tag",
+        json!({ "run_id": run_id, "key": "lathe.steps_reused", "value": reused.to_string() }),
+    )?;
+    end_run(tracking, &run_id, status)?;
+    Ok(Outcome {
+        run_id,
+        experiment_id,
+        status: status.to_owned(),
+        steps,
+    })
+}
+
+/// Runs the steps in dependency order; returns each step's outcome, in the pipeline's order.
+fn schedule(cx: &Context<'_>) -> Vec<StepOutcome> {
+    let steps = &cx.pipeline.steps;
+    let index: BTreeMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<usize>> = steps
+        .iter()
+        .map(|s| {
+            s.inputs
+                .iter()
+                .filter_map(|(_, b)| match b {
+                    Binding::StepOutput { step, .. } => index.get(step.as_str()).copied(),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let mut outcomes: Vec<StepOutcome> = steps
+        .iter()
+        .map(|s| StepOutcome {
+            name: s.name.clone(),
+            run_id: None,
+            status: StepStatus::Queued,
+            seconds: 0.0,
+        })
+        .collect();
+    for s in steps {
+        (cx.observe)(Event::Step {
+            step: s.name.clone(),
+            status: StepStatus::Queued,
+            run_id: None,
+        });
+    }
+    let mut produced: Vec<BTreeMap<String, Produced>> = vec![BTreeMap::new(); steps.len()];
+    let mut started: Vec<Option<Instant>> = vec![None; steps.len()];
+    let set = |outcomes: &mut Vec<StepOutcome>, i: usize, status: StepStatus| {
+        (cx.observe)(Event::Step {
+            step: steps[i].name.clone(),
+            status: status.clone(),
+            run_id: outcomes[i].run_id.clone(),
+        });
+        outcomes[i].status = status;
+    };
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel();
+        let mut running = 0;
+        loop {
+            let mut launched = true;
+            while launched && !cx.cancel.load(Ordering::Relaxed) {
+                launched = false;
+                for i in 0..steps.len() {
+                    if running >= cx.options.parallelism.max(1) {
+                        break;
+                    }
+                    let ready = outcomes[i].status == StepStatus::Queued
+                        && deps[i].iter().all(|d| outcomes[*d].status.succeeded());
+                    if !ready {
+                        continue;
+                    }
+                    launched = true;
+                    started[i] = Some(Instant::now());
+                    let upstream: BTreeMap<String, BTreeMap<String, Produced>> = deps[i]
+                        .iter()
+                        .map(|d| (steps[*d].name.clone(), produced[*d].clone()))
+                        .collect();
+                    match step::prepare(cx, &steps[i], &upstream) {
+                        Err(message) => {
+                            fail(cx, &mut outcomes, &deps, i, message, &set);
+                        }
+                        Ok(step::Prepared::Reused {
+                            run_id,
+                            from_run,
+                            outputs,
+                        }) => {
+                            outcomes[i].run_id = Some(run_id);
+                            produced[i] = outputs;
+                            set(&mut outcomes, i, StepStatus::Reused { from_run });
+                        }
+                        Ok(step::Prepared::Run(job)) => {
+                            outcomes[i].run_id = Some(job.run_id.clone());
+                            set(&mut outcomes, i, StepStatus::Running);
+                            running += 1;
+                            let done_tx = done_tx.clone();
+                            scope.spawn(move || {
+                                let result = step::execute(cx, &job);
+                                let _ = done_tx.send((i, result));
+                            });
+                        }
+                    }
+                    outcomes[i].seconds = started[i].map_or(0.0, |t| t.elapsed().as_secs_f64());
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((i, result)) = done_rx.recv() else {
+                break;
+            };
+            running -= 1;
+            outcomes[i].seconds = started[i].map_or(0.0, |t| t.elapsed().as_secs_f64());
+            match result {
+                Ok(outputs) => {
+                    produced[i] = outputs;
+                    set(&mut outcomes, i, StepStatus::Done);
+                }
+                Err(_) if cx.cancel.load(Ordering::Relaxed) => {
+                    set(&mut outcomes, i, StepStatus::Cancelled);
+                }
+                Err(message) => fail(cx, &mut outcomes, &deps, i, message, &set),
+            }
+        }
+    });
+    for i in 0..steps.len() {
+        if outcomes[i].status == StepStatus::Queued {
+            let status = if cx.cancel.load(Ordering::Relaxed) {
+                StepStatus::Cancelled
+            } else {
+                StepStatus::Skipped {
+                    reason: "an earlier step did not finish".into(),
+                }
+            };
+            set(&mut outcomes, i, status);
+        }
+    }
+    outcomes
+}
+
+/// Marks step `i` failed and every step downstream of it skipped.
+fn fail(
+    cx: &Context<'_>,
+    outcomes: &mut Vec<StepOutcome>,
+    deps: &[Vec<usize>],
+    i: usize,
+    message: String,
+    set: &impl Fn(&mut Vec<StepOutcome>, usize, StepStatus),
+) {
+    let name = cx.pipeline.steps[i].name.clone();
+    set(outcomes, i, StepStatus::Failed { message });
+    let mut frontier = vec![i];
+    while let Some(failed) = frontier.pop() {
+        for (j, d) in deps.iter().enumerate() {
+            if d.contains(&failed) && outcomes[j].status == StepStatus::Queued {
+                set(
+                    outcomes,
+                    j,
+                    StepStatus::Skipped {
+                        reason: format!("step '{name}' failed"),
+                    },
+                );
+                frontier.push(j);
+            }
+        }
+    }
+}

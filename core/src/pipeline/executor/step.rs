@@ -1,0 +1,593 @@
+//! One step: resolving its inputs to values and files, its fingerprint and reuse, and running
+//! it (natively for built-ins, as a process for command components).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use rusqlite::OptionalExtension;
+use serde_json::json;
+
+use super::{Context, Event, Produced, call, create_run, end_run, files, process};
+use crate::assets::AssetRef;
+use crate::pipeline::builtin;
+use crate::pipeline::builtins::{self, DataInput, Origin, StepIo};
+use crate::pipeline::component::{Port, PortType};
+use crate::pipeline::environment::{self, EnvSpec};
+use crate::pipeline::job::{Binding, Step};
+use crate::tracking::api::ARTIFACTS_SCHEME;
+
+pub enum Prepared<'a> {
+    Reused {
+        run_id: String,
+        from_run: String,
+        outputs: BTreeMap<String, Produced>,
+    },
+    Run(Job<'a>),
+}
+
+pub struct Job<'a> {
+    pub run_id: String,
+    artifacts: String,
+    step: &'a Step,
+    env: EnvSpec,
+    values: BTreeMap<String, String>,
+    data: BTreeMap<String, DataInput>,
+    fingerprint: String,
+}
+
+/// A data input, resolved: where its files are and what they hash to.
+struct Resolved {
+    input: DataInput,
+    hash: String,
+    /// A data asset version (`name:version`), for the run's lineage.
+    asset: Option<(String, String)>,
+}
+
+fn is_remote(path: &str) -> bool {
+    [
+        "http://",
+        "https://",
+        "wasbs://",
+        "abfss://",
+        "azureml://",
+        "s3://",
+        "gs://",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+/// A path or data asset reference given in the pipeline, as local files.
+fn data_path(cx: &Context<'_>, step: &Step, input: &str, path: &str) -> Result<Resolved, String> {
+    if let Some(reference) = path.strip_prefix("azureml:") {
+        let reference = reference.split('@').next().unwrap_or(reference);
+        let asset = AssetRef::from_str(reference).map_err(|e| e.to_string())?;
+        let ws = crate::Workspace::open(cx.root).map_err(|e| e.to_string())?;
+        let version = ws.resolve(&asset).map_err(|e| e.to_string())?;
+        let dest = cx.work.join(&step.name).join("inputs").join(input);
+        std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        if let Some(blob) = &version.meta.blob {
+            let ext = version.meta.format.map_or("txt", |f| f.extension());
+            std::fs::copy(ws.blobs().path(blob), dest.join(format!("data.{ext}")))
+                .map_err(|e| format!("data asset {}: {e}", version.reference()))?;
+        } else {
+            for file in ws.version_files(version.id).map_err(|e| e.to_string())? {
+                let target = dest.join(&file.path);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+                }
+                std::fs::copy(ws.blobs().path(&file.blob_hash), &target)
+                    .map_err(|e| format!("data asset {}: {e}", version.reference()))?;
+            }
+        }
+        return Ok(Resolved {
+            input: DataInput {
+                path: dest,
+                origin: None,
+            },
+            hash: version.content_hash.clone(),
+            asset: Some((version.asset_name.clone(), version.version.to_string())),
+        });
+    }
+    if is_remote(path) {
+        return Err(format!(
+            "'{path}' is remote; Lathe runs on local files and data assets (import it with `lathe data import`)"
+        ));
+    }
+    let given = cx.base.join(path.strip_prefix("file:").unwrap_or(path));
+    // Absolute, since a command runs in its own folder.
+    let local = std::fs::canonicalize(&given)
+        .map_err(|e| format!("input '{input}': {}: {e}", given.display()))?;
+    let hash = files::tree_hash(&local)?;
+    Ok(Resolved {
+        input: DataInput {
+            path: local,
+            origin: None,
+        },
+        hash,
+        asset: None,
+    })
+}
+
+/// Another step's output as local files, unpacking them when that step was reused.
+fn upstream_output(
+    cx: &Context<'_>,
+    producer: &str,
+    output: &str,
+    produced: &Produced,
+) -> Result<Resolved, String> {
+    let path = match &produced.local {
+        Some(local) => local.clone(),
+        None => {
+            let dest = cx.work.join(producer).join("outputs").join(output);
+            if !dest.exists() {
+                let dir = produced.artifact_uri.trim_start_matches(ARTIFACTS_SCHEME);
+                files::unpack(cx.tracking, dir, &dest)?;
+            }
+            dest
+        }
+    };
+    Ok(Resolved {
+        input: DataInput {
+            path,
+            origin: Some(Origin {
+                run_id: produced.run_id.clone(),
+                artifact_uri: produced.artifact_uri.clone(),
+            }),
+        },
+        hash: produced.hash.clone(),
+        asset: None,
+    })
+}
+
+/// A uri_file input given a folder holding one file gets that file.
+fn fit_to_port(mut resolved: Resolved, port: &Port) -> Resolved {
+    if port.kind == PortType::UriFile && resolved.input.path.is_dir() {
+        let inside: Vec<PathBuf> = std::fs::read_dir(&resolved.input.path)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        if let [only] = inside.as_slice()
+            && only.is_file()
+        {
+            resolved.input.path = only.clone();
+        }
+    }
+    resolved
+}
+
+pub fn prepare<'a>(
+    cx: &Context<'a>,
+    step: &'a Step,
+    upstream: &BTreeMap<String, BTreeMap<String, Produced>>,
+) -> Result<Prepared<'a>, String> {
+    let env = environment::resolve(cx.tracking, &step.component.environment, &step.origin)
+        .map_err(|e| format!("environment: {e}"))?;
+    let mut values = BTreeMap::new();
+    let mut data = BTreeMap::new();
+    let mut keys = BTreeMap::new();
+    let mut assets = Vec::new();
+    for (name, port) in &step.component.inputs {
+        let binding = step
+            .inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone());
+        // A pipeline input stands for what it is bound to.
+        let binding = match binding {
+            Some(Binding::ParentInput(p)) => cx
+                .pipeline
+                .inputs
+                .iter()
+                .find(|(n, _)| *n == p)
+                .map(|(_, b)| b.clone()),
+            other => other,
+        };
+        let resolved = match binding {
+            Some(Binding::Literal(v)) | Some(Binding::Data { path: v, .. })
+                if port.kind.is_data() =>
+            {
+                Some(data_path(cx, step, name, &v)?)
+            }
+            Some(Binding::Data { path, .. }) | Some(Binding::Literal(path)) => {
+                port.check(&path)
+                    .map_err(|e| format!("input '{name}': {e}"))?;
+                keys.insert(name.clone(), format!("v:{path}"));
+                values.insert(name.clone(), path);
+                None
+            }
+            Some(Binding::StepOutput { step: from, output }) => {
+                let produced = upstream
+                    .get(&from)
+                    .and_then(|outputs| outputs.get(&output))
+                    .ok_or_else(|| {
+                        format!("input '{name}': step '{from}' left no output '{output}'")
+                    })?;
+                Some(upstream_output(cx, &from, &output, produced)?)
+            }
+            _ => {
+                match &port.default {
+                    Some(default) => {
+                        keys.insert(name.clone(), format!("v:{default}"));
+                        values.insert(name.clone(), default.clone());
+                    }
+                    None if port.optional => {}
+                    None => return Err(format!("input '{name}' is required but has no value")),
+                }
+                None
+            }
+        };
+        if let Some(resolved) = resolved {
+            let resolved = fit_to_port(resolved, port);
+            keys.insert(name.clone(), format!("d:{}", resolved.hash));
+            if let Some(asset) = resolved.asset {
+                assets.push(asset);
+            }
+            data.insert(name.clone(), resolved.input);
+        }
+    }
+    let code = match &step.component.code {
+        Some(code) => {
+            files::tree_hash(&step.origin.join(code)).map_err(|e| format!("code: {e}"))?
+        }
+        None => String::new(),
+    };
+    let native = step.source.starts_with(builtin::PREFIX);
+    let fingerprint = crate::blobs::hash_bytes(
+        json!({
+            "component": step.component,
+            "code": code,
+            "environment": env,
+            "inputs": keys,
+            // A new Lathe may compute a built-in differently.
+            "lathe": if native { env!("CARGO_PKG_VERSION") } else { "" },
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let component = format!(
+        "{}:{}",
+        step.component.name,
+        step.component.version.as_deref().unwrap_or("-")
+    );
+    let mut tags = vec![
+        ("mlflow.parentRunId", cx.run_id.clone()),
+        ("lathe.step", step.name.clone()),
+        ("lathe.component", component),
+        ("lathe.fingerprint", fingerprint.clone()),
+        ("lathe.environment", env.describe()),
+    ];
+    if !cx.options.force
+        && step.component.is_deterministic
+        && let Some((from_run, outputs)) = cached(cx, &fingerprint)?
+    {
+        tags.push(("lathe.reused_from", from_run.clone()));
+        let (run_id, _) = create_run(cx.tracking, &cx.experiment_id, &step.name, &tags)?;
+        end_run(cx.tracking, &run_id, "FINISHED")?;
+        return Ok(Prepared::Reused {
+            run_id,
+            from_run,
+            outputs,
+        });
+    }
+    let (run_id, artifacts) = create_run(cx.tracking, &cx.experiment_id, &step.name, &tags)?;
+    if native {
+        let params: Vec<(String, String)> =
+            values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        builtins::log_batch(cx.tracking, &run_id, &[], &params)?;
+    }
+    if !assets.is_empty() {
+        let datasets: Vec<serde_json::Value> = assets
+            .iter()
+            .map(|(name, version)| {
+                json!({ "tags": [{ "key": "mlflow.data.context", "value": "input" }],
+                        "dataset": { "name": name, "digest": format!("{name}-{version}"),
+                                     "source_type": "lathe", "source": format!("{name}:{version}") } })
+            })
+            .collect();
+        call(
+            cx.tracking,
+            "runs/log-inputs",
+            json!({ "run_id": run_id, "datasets": datasets }),
+        )?;
+    }
+    Ok(Prepared::Run(Job {
+        run_id,
+        artifacts,
+        step,
+        env,
+        values,
+        data,
+        fingerprint,
+    }))
+}
+
+/// The outputs of an earlier run with this fingerprint, if that run is still there.
+fn cached(
+    cx: &Context<'_>,
+    fingerprint: &str,
+) -> Result<Option<(String, BTreeMap<String, Produced>)>, String> {
+    let key = fingerprint.to_owned();
+    let found: Option<(String, String)> = cx
+        .tracking
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT s.run_uuid, s.outputs FROM step_cache s
+                 JOIN runs r ON r.uuid = s.run_uuid AND r.lifecycle_stage = 'active'
+                 WHERE s.fingerprint = ?1",
+                [&key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })
+        .map_err(|e| e.to_string())?;
+    let Some((run_id, outputs)) = found else {
+        return Ok(None);
+    };
+    let outputs: BTreeMap<String, (String, String)> =
+        serde_json::from_str(&outputs).map_err(|e| e.to_string())?;
+    let outputs = outputs
+        .into_iter()
+        .map(|(name, (hash, artifact_uri))| {
+            (
+                name,
+                Produced {
+                    hash,
+                    run_id: run_id.clone(),
+                    artifact_uri,
+                    local: None,
+                },
+            )
+        })
+        .collect();
+    Ok(Some((run_id, outputs)))
+}
+
+/// Runs the step; stores its outputs and log as its run's artifacts and ends the run.
+pub fn execute(cx: &Context<'_>, job: &Job<'_>) -> Result<BTreeMap<String, Produced>, String> {
+    let step = job.step;
+    let work = cx.work.join(&step.name);
+    let log_path = work.join("std_log.txt");
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let log_file = Mutex::new(
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?,
+    );
+    let log = |line: &str| {
+        if let Ok(mut file) = log_file.lock() {
+            let _ = writeln!(file, "{line}");
+        }
+        (cx.observe)(Event::Log {
+            step: step.name.clone(),
+            line: line.to_owned(),
+        });
+    };
+    let mut outputs = BTreeMap::new();
+    for (name, port) in &step.component.outputs {
+        let path = work.join("outputs").join(name);
+        let dir = if port.kind == PortType::UriFile {
+            work.join("outputs")
+        } else {
+            path.clone()
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        outputs.insert(name.clone(), path);
+    }
+    let result = match step.source.strip_prefix(builtin::PREFIX) {
+        Some(reference) => {
+            let name = reference.split(':').next().unwrap_or(reference);
+            builtins::run(
+                name,
+                &StepIo {
+                    values: &job.values,
+                    data: &job.data,
+                    outputs: &outputs,
+                    tracking: cx.tracking,
+                    run_id: &job.run_id,
+                    experiment_id: &cx.experiment_id,
+                    cancel: cx.cancel,
+                    log: &log,
+                },
+            )
+        }
+        None => command(cx, job, &work, &outputs, &log),
+    };
+    if let Err(message) = &result {
+        log(&format!("error: {message}"));
+    }
+    let stored = result.and_then(|()| store_outputs(cx, job, &outputs));
+    if let Ok(mut file) = log_file.lock() {
+        let _ = file.flush();
+    }
+    if let Ok(mut file) = std::fs::File::open(&log_path) {
+        let _ = cx
+            .tracking
+            .put_artifact(&format!("{}/logs/std_log.txt", job.artifacts), &mut file);
+    }
+    let status = match &stored {
+        Ok(_) => "FINISHED",
+        Err(_) if cx.cancel.load(Ordering::Relaxed) => "KILLED",
+        Err(_) => "FAILED",
+    };
+    end_run(cx.tracking, &job.run_id, status)?;
+    stored
+}
+
+/// Stores each output as artifacts and records the step for reuse.
+fn store_outputs(
+    cx: &Context<'_>,
+    job: &Job<'_>,
+    outputs: &BTreeMap<String, PathBuf>,
+) -> Result<BTreeMap<String, Produced>, String> {
+    let mut produced = BTreeMap::new();
+    let mut record = BTreeMap::new();
+    for (name, local) in outputs {
+        let dir = format!("{}/outputs/{name}", job.artifacts);
+        let hash = files::store(cx.tracking, local, &dir)?;
+        let artifact_uri = format!("{ARTIFACTS_SCHEME}{dir}");
+        record.insert(name.clone(), (hash.clone(), artifact_uri.clone()));
+        produced.insert(
+            name.clone(),
+            Produced {
+                hash,
+                run_id: job.run_id.clone(),
+                artifact_uri,
+                local: Some(local.clone()),
+            },
+        );
+    }
+    if job.step.component.is_deterministic {
+        let (key, run, json) = (
+            job.fingerprint.clone(),
+            job.run_id.clone(),
+            serde_json::to_string(&record).map_err(|e| e.to_string())?,
+        );
+        cx.tracking
+            .write(move |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO step_cache (fingerprint, run_uuid, outputs, created_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![key, run, json, crate::db::now_millis()],
+                )?;
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(produced)
+}
+
+/// Quotes a value for `sh` when it holds anything but plain characters.
+fn shell_quote(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:=,@%+-".contains(c));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+/// The command line with `${{inputs.x}}` / `${{outputs.y}}` filled in; a `$[[ … ]]` part is kept
+/// only when every input it names has a value.
+pub fn render(command: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut text = String::new();
+    let mut rest = command;
+    while let Some(start) = rest.find("$[[") {
+        text.push_str(&rest[..start]);
+        let after = &rest[start + 3..];
+        let end = after
+            .find("]]")
+            .ok_or("command: a '$[[' has no closing ']]'")?;
+        let part = &after[..end];
+        let complete = super::super::component::placeholders(part)
+            .iter()
+            .all(|(kind, name)| values.contains_key(&format!("{kind}.{name}")));
+        if complete {
+            text.push_str(part);
+        }
+        rest = &after[end + 2..];
+    }
+    text.push_str(rest);
+    let mut out = String::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find("${{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 3..];
+        let end = after
+            .find("}}")
+            .ok_or("command: a '${{' has no closing '}}'")?;
+        let key = after[..end].trim();
+        let value = values
+            .get(key)
+            .ok_or_else(|| format!("command: ${{{{{key}}}}} has no value"))?;
+        out.push_str(&shell_quote(value));
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn command(
+    cx: &Context<'_>,
+    job: &Job<'_>,
+    work: &Path,
+    outputs: &BTreeMap<String, PathBuf>,
+    log: &(dyn Fn(&str) + Sync),
+) -> Result<(), String> {
+    let step = job.step;
+    let built = environment::materialize(cx.root, &job.env, log)?;
+    let cwd = match &step.component.code {
+        Some(code) => {
+            let snapshot = work.join("code");
+            files::copy(&step.origin.join(code), &snapshot).map_err(|e| format!("code: {e}"))?;
+            snapshot
+        }
+        None => work.to_path_buf(),
+    };
+    let mut values = BTreeMap::new();
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (name, value) in &job.values {
+        values.insert(format!("inputs.{name}"), value.clone());
+    }
+    for (name, input) in &job.data {
+        let path = input.path.display().to_string();
+        env.push((format!("AZURE_ML_INPUT_{name}"), path.clone()));
+        values.insert(format!("inputs.{name}"), path);
+    }
+    for (name, path) in outputs {
+        let path = path.display().to_string();
+        env.push((format!("AZURE_ML_OUTPUT_{name}"), path.clone()));
+        values.insert(format!("outputs.{name}"), path);
+    }
+    let line = render(&step.component.command, &values)?;
+    if let Some(bin) = &built.bin {
+        let path = std::env::var("PATH").unwrap_or_default();
+        env.push(("PATH".into(), format!("{}:{path}", bin.display())));
+        if let Some(venv) = bin.parent() {
+            env.push(("VIRTUAL_ENV".into(), venv.display().to_string()));
+        }
+        cx.tracking
+            .put_artifact(
+                &format!("{}/environment/packages.txt", job.artifacts),
+                &mut built.packages.as_bytes(),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some(uri) = &cx.options.tracking_uri {
+        env.push(("MLFLOW_TRACKING_URI".into(), uri.clone()));
+    }
+    env.push(("MLFLOW_RUN_ID".into(), job.run_id.clone()));
+    env.push(("MLFLOW_EXPERIMENT_ID".into(), cx.experiment_id.clone()));
+    log(&format!("$ {line}"));
+    process::run(&line, &cwd, &env, log, cx.cancel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_render_with_optional_parts_and_quoting() {
+        let mut values = BTreeMap::new();
+        values.insert("inputs.data".to_owned(), "/tmp/my data".to_owned());
+        values.insert("outputs.out".to_owned(), "/tmp/out".to_owned());
+        let line = render(
+            "python run.py --data ${{inputs.data}} $[[--rate ${{inputs.rate}}]] --out ${{outputs.out}}",
+            &values,
+        )
+        .unwrap();
+        assert_eq!(line, "python run.py --data '/tmp/my data'  --out /tmp/out");
+        values.insert("inputs.rate".to_owned(), "0.1".to_owned());
+        let line = render("x $[[--rate ${{inputs.rate}}]]", &values).unwrap();
+        assert_eq!(line, "x --rate 0.1");
+        assert!(
+            render("x ${{inputs.nope}}", &values)
+                .unwrap_err()
+                .contains("inputs.nope")
+        );
+    }
+}
