@@ -346,6 +346,30 @@ fn the_cli_validates_a_component_and_names_the_bad_field() {
 fn every_pipeline_job_in_the_corpus_imports_or_names_what_it_cannot_take() {
     let root = corpora().join("azureml");
     let index = std::fs::read_to_string(root.join("INDEX.tsv")).unwrap();
+    // A workspace with the components that `az ml component create` registers for the
+    // registered-components example, as `lathe component register` does.
+    let workspace = tempfile::tempdir().unwrap();
+    let tracking = lathe_core::tracking::Tracking::open(workspace.path()).unwrap();
+    let registered = root.join(
+        "azureml-examples/cli/jobs/pipelines-with-components/basics/1b_e2e_registered_components",
+    );
+    // The corpus keeps the YAML, not the code folders: register copies beside empty ones.
+    let copies = tempfile::tempdir().unwrap();
+    for file in ["train.yml", "score.yml", "eval.yml"] {
+        let text = std::fs::read_to_string(registered.join(file)).unwrap();
+        let component = lathe_core::pipeline::component::parse(&text).unwrap();
+        if let Some(code) = &component.code {
+            std::fs::create_dir_all(copies.path().join(code)).unwrap();
+        }
+        std::fs::write(copies.path().join(file), text).unwrap();
+        lathe_core::pipeline::registry::register(&tracking, &copies.path().join(file)).unwrap();
+    }
+    let lookup = |reference: &str| {
+        lathe_core::pipeline::registry::resolve(&tracking, workspace.path(), reference)
+    };
+    let parse = |text: &str, base: &std::path::Path| {
+        lathe_core::pipeline::job::parse_with(text, base, &lookup)
+    };
     let (mut imported, mut refused) = (Vec::new(), Vec::new());
     for line in index.lines().skip(1) {
         let fields: Vec<&str> = line.split('\t').collect();
@@ -354,18 +378,17 @@ fn every_pipeline_job_in_the_corpus_imports_or_names_what_it_cannot_take() {
         }
         let path = root.join("azureml-examples").join(fields[0]);
         let text = std::fs::read_to_string(&path).unwrap();
-        match lathe_core::pipeline::job::parse(&text, path.parent().unwrap()) {
+        match parse(&text, path.parent().unwrap()) {
             Ok(pipeline) => {
                 assert!(!pipeline.steps.is_empty(), "{}", fields[0]);
                 // Exported and imported again, it is the same pipeline.
                 let exported = pipeline.to_yaml();
-                let again = lathe_core::pipeline::job::parse(&exported, path.parent().unwrap())
-                    .unwrap_or_else(|p| {
-                        panic!(
-                            "{}: the export does not import: {p:?}\n{exported}",
-                            fields[0]
-                        )
-                    });
+                let again = parse(&exported, path.parent().unwrap()).unwrap_or_else(|p| {
+                    panic!(
+                        "{}: the export does not import: {p:?}\n{exported}",
+                        fields[0]
+                    )
+                });
                 assert_eq!(again, pipeline, "{}: round trip\n{exported}", fields[0]);
                 imported.push(fields[0]);
             }
@@ -393,8 +416,8 @@ fn every_pipeline_job_in_the_corpus_imports_or_names_what_it_cannot_take() {
         );
     }
     assert!(
-        imported.len() >= 25,
-        "most of the corpus imports: {imported:?}"
+        imported.len() >= 34,
+        "most of the corpus imports, the registered components too: {imported:?}"
     );
 
     let sdk = root

@@ -1,0 +1,386 @@
+//! End-to-end tests of pipelines from the CLI: the sample pipelines train and evaluate on the
+//! demo data and are fully reused when run again; command components run in their environments
+//! with their MLflow logging landing in their step's run; failures, hangs and bad input get
+//! clear messages and lose nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use lathe_tests::{Sandbox, mlflow_python};
+use serde_json::Value;
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/pipelines")
+        .join(name)
+}
+
+fn run_json(s: &Sandbox, pipeline: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["pipeline", "run", pipeline.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    let run = s.lathe(&args);
+    let json = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", run.stdout, run.stderr));
+    (run.code, json)
+}
+
+fn states(outcome: &Value) -> Vec<(String, String)> {
+    outcome["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["status"]["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn run_detail(s: &Sandbox, run_id: &str) -> Value {
+    s.lathe(&["runs", "show", run_id, "--json"]).ok().json()
+}
+
+fn metric(run: &Value, key: &str) -> f64 {
+    run["run"]["data"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == key)
+        .unwrap_or_else(|| panic!("no metric {key} in {run}"))["value"]
+        .as_f64()
+        .unwrap()
+}
+
+fn step_run<'a>(outcome: &'a Value, step: &str) -> &'a str {
+    outcome["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == step)
+        .unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+}
+
+#[test]
+fn the_churn_sample_trains_evaluates_registers_and_is_fully_reused_on_a_rerun() {
+    let s = Sandbox::new();
+    let pipeline = sample("churn-classification.yml");
+    let (code, first) = run_json(&s, &pipeline, &[]);
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(first["status"], "FINISHED");
+    let states_first = states(&first);
+    assert_eq!(states_first.len(), 12);
+    assert!(
+        states_first.iter().all(|(_, s)| s == "done"),
+        "{states_first:?}"
+    );
+    let evaluation = run_detail(&s, step_run(&first, "evaluate_logistic"));
+    let accuracy = metric(&evaluation, "accuracy");
+    let auc = metric(&evaluation, "roc_auc");
+    assert!(
+        accuracy > 0.7 && auc > 0.6,
+        "accuracy {accuracy}, auc {auc}"
+    );
+    assert!(metric(&run_detail(&s, step_run(&first, "evaluate_tree")), "f1") > 0.0);
+    // Each step is a child run of the pipeline's run.
+    let train = run_detail(&s, step_run(&first, "train_logistic"));
+    let tags = train["run"]["data"]["tags"].as_array().unwrap();
+    assert!(
+        tags.iter()
+            .any(|t| t["key"] == "mlflow.parentRunId" && t["value"] == first["run_id"])
+    );
+    // The registered model points at the training run (lineage).
+    let model = s
+        .lathe(&["models", "show", "churn-pipeline-classifier:1", "--json"])
+        .ok()
+        .json();
+    assert_eq!(model[0]["run_id"], step_run(&first, "train_logistic"));
+
+    let (code, second) = run_json(&s, &pipeline, &[]);
+    assert_eq!(code, 0, "{second}");
+    let states_second = states(&second);
+    assert!(
+        states_second.iter().all(|(_, s)| s == "reused"),
+        "{states_second:?}"
+    );
+    // No new model version: the register step was reused too.
+    s.lathe(&["models", "show", "churn-pipeline-classifier:2"])
+        .fails_with("churn-pipeline-classifier");
+    // The text report names each reused step.
+    let text = s
+        .lathe(&["pipeline", "run", pipeline.to_str().unwrap()])
+        .ok();
+    assert!(
+        text.stdout.contains("12 step(s), 0 run, 12 reused"),
+        "{}",
+        text.stdout
+    );
+    assert!(
+        text.stdout
+            .contains("train_logistic           reused (outputs of run")
+    );
+    // --force runs everything again.
+    let (_, forced) = run_json(&s, &pipeline, &["--force"]);
+    assert!(states(&forced).iter().all(|(_, s)| s == "done"));
+}
+
+#[test]
+fn the_regression_sample_reads_a_data_asset_and_sweeps_with_trial_runs() {
+    let s = Sandbox::new();
+    let customers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo/customers.csv");
+    s.lathe(&[
+        "data",
+        "import",
+        customers.to_str().unwrap(),
+        "--name",
+        "customers",
+    ])
+    .ok();
+    let (code, outcome) = run_json(&s, &sample("spend-regression.yml"), &[]);
+    assert_eq!(code, 0, "{outcome}");
+    let evaluation = run_detail(&s, step_run(&outcome, "evaluate"));
+    assert!(metric(&evaluation, "r2") > 0.5);
+    assert!(metric(&evaluation, "rmse") > 0.0);
+    // The step that read the asset records it as an input (lineage).
+    let select = run_detail(&s, step_run(&outcome, "select"));
+    assert_eq!(
+        select["run"]["inputs"]["dataset_inputs"][0]["dataset"]["source"],
+        "customers:1"
+    );
+    let sweep = step_run(&outcome, "sweep");
+    let runs = s
+        .lathe(&[
+            "runs",
+            "search",
+            "--experiment",
+            "spend-pipeline",
+            &format!("tags.mlflow.parentRunId = '{sweep}'"),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(runs.as_array().unwrap().len(), 5, "{runs}");
+    assert!(metric(&run_detail(&s, sweep), "best_rmse") > 0.0);
+}
+
+/// A pipeline of command steps in a folder of its own.
+fn command_pipeline(s: &Sandbox, jobs: &str) -> PathBuf {
+    let dir = s.path("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipeline.yml");
+    std::fs::write(
+        &path,
+        format!("type: pipeline\nexperiment_name: commands\njobs:\n{jobs}"),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_command_step_logs_to_its_own_run_with_the_mlflow_client() {
+    let s = Sandbox::new();
+    let python = mlflow_python();
+    let script = s.file(
+        "log.py",
+        b"import mlflow, os, sys\nwith mlflow.start_run():\n    mlflow.log_metric('score', 0.75)\n    mlflow.log_param('source', 'script')\nopen(os.path.join(sys.argv[1], 'done.txt'), 'w').write('ok')\nprint('logged')\n",
+    );
+    let pipeline = command_pipeline(
+        &s,
+        &format!(
+            "  log:\n    command: {} {} ${{{{outputs.out}}}}\n    environment: system\n    outputs:\n      out:\n",
+            python.display(),
+            script.display()
+        ),
+    );
+    let (code, outcome) = run_json(&s, &pipeline, &[]);
+    assert_eq!(code, 0, "{outcome}");
+    let run = run_detail(&s, step_run(&outcome, "log"));
+    assert_eq!(metric(&run, "score"), 0.75);
+    let artifacts = s
+        .lathe(&["runs", "show", step_run(&outcome, "log")])
+        .ok()
+        .stdout;
+    assert!(artifacts.contains("source"), "{artifacts}");
+}
+
+#[test]
+fn a_failed_step_skips_its_dependents_keeps_the_others_and_is_rerun_alone() {
+    let s = Sandbox::new();
+    let flag = s.path("fixed");
+    let jobs = format!(
+        "  good:\n    command: echo fine > ${{{{outputs.out}}}}/f.txt\n    environment: system\n    outputs:\n      out:\n  \
+         bad:\n    command: test -e {flag} || (echo 'no such thing' >&2; exit 4)\n    environment: system\n    outputs:\n      out:\n  \
+         after_bad:\n    command: ls ${{{{inputs.x}}}}\n    environment: system\n    inputs:\n      x: ${{{{parent.jobs.bad.outputs.out}}}}\n  \
+         after_good:\n    command: cat ${{{{inputs.x}}}}/f.txt\n    environment: system\n    inputs:\n      x: ${{{{parent.jobs.good.outputs.out}}}}\n",
+        flag = flag.display()
+    );
+    let pipeline = command_pipeline(&s, &jobs);
+    let run = s.lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"]);
+    assert_ne!(run.code, 0);
+    assert_eq!(run.stderr.trim(), "error: the pipeline failed");
+    let outcome: Value = serde_json::from_str(&run.stdout).unwrap();
+    let by_name: std::collections::BTreeMap<_, _> = states(&outcome).into_iter().collect();
+    assert_eq!(by_name["good"], "done");
+    assert_eq!(by_name["after_good"], "done");
+    assert_eq!(by_name["bad"], "failed");
+    assert_eq!(by_name["after_bad"], "skipped");
+    let bad = outcome["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "bad")
+        .unwrap();
+    assert_eq!(
+        bad["status"]["message"],
+        "the command exited with status 4: no such thing"
+    );
+    // The failure's log is kept on its run.
+    let log_run = bad["run_id"].as_str().unwrap();
+    let shown = s.lathe(&["runs", "show", log_run]).ok().stdout;
+    assert!(shown.contains("logs/std_log.txt"), "{shown}");
+
+    std::fs::write(&flag, "").unwrap();
+    let (code, again) = run_json(&s, &pipeline, &[]);
+    assert_eq!(code, 0, "{again}");
+    let by_name: std::collections::BTreeMap<_, _> = states(&again).into_iter().collect();
+    assert_eq!(by_name["good"], "reused");
+    assert_eq!(by_name["after_good"], "reused");
+    assert_eq!(by_name["bad"], "done");
+    assert_eq!(by_name["after_bad"], "done");
+}
+
+#[test]
+fn a_python_component_runs_in_a_virtual_environment_built_once() {
+    let s = Sandbox::new();
+    let pipeline = sample("profile-customers.yml");
+    let (code, first) = run_json(&s, &pipeline, &[]);
+    assert_eq!(code, 0, "{first}");
+    let run_id = step_run(&first, "profile");
+    let shown = s.lathe(&["runs", "show", run_id]).ok().stdout;
+    assert!(shown.contains("environment/packages.txt"), "{shown}");
+    assert!(shown.contains("outputs/report/report.json"), "{shown}");
+    let envs: Vec<_> = std::fs::read_dir(s.workspace().join("envs"))
+        .unwrap()
+        .collect();
+    assert_eq!(envs.len(), 1);
+    // Forced to run again, the step reuses the built environment (no second folder).
+    let (code, _) = run_json(&s, &pipeline, &["--force"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        std::fs::read_dir(s.workspace().join("envs"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn registered_components_and_environments_are_used_by_name() {
+    let s = Sandbox::new();
+    let dir = s.path("comp");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("src/hello.sh"),
+        "echo hello from $1 > $2/greeting.txt\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("component.yml"),
+        "name: greet\ntype: command\ncode: ./src\nenvironment: azureml:shell:1\ninputs:\n  who: {type: string, default: lathe}\noutputs:\n  out: {type: uri_folder}\ncommand: sh hello.sh ${{inputs.who}} ${{outputs.out}}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("env.yml"), "name: shell\nimage: ubuntu:22.04\n").unwrap();
+    let registered = s
+        .lathe(&[
+            "component",
+            "register",
+            dir.join("component.yml").to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        registered
+            .stdout
+            .contains("registered greet:1 (1 code file(s))"),
+        "{}",
+        registered.stdout
+    );
+    // The code snapshot is taken now: a later edit does not change the registered version.
+    std::fs::write(dir.join("src/hello.sh"), "exit 9\n").unwrap();
+    let pipeline = command_pipeline(
+        &s,
+        "  greet:\n    component: azureml:greet:1\n    inputs:\n      who: tests\n",
+    );
+    let run = s.lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stdout
+            .contains("environment 'azureml:shell:1' is not registered"),
+        "{}",
+        run.stdout
+    );
+    s.lathe(&[
+        "environment",
+        "register",
+        dir.join("env.yml").to_str().unwrap(),
+        "--name",
+        "shell",
+    ])
+    .ok();
+    let (code, outcome) = run_json(&s, &pipeline, &[]);
+    assert_eq!(code, 0, "{outcome}");
+    let shown = s
+        .lathe(&["runs", "show", step_run(&outcome, "greet")])
+        .ok()
+        .stdout;
+    assert!(shown.contains("outputs/out/greeting.txt"), "{shown}");
+    let list = s.lathe(&["component", "list"]).ok().stdout;
+    assert!(
+        list.contains("split_data") && list.contains("greet"),
+        "{list}"
+    );
+    let yaml = s.lathe(&["component", "show", "lathe:sweep"]).ok().stdout;
+    assert!(yaml.contains("name: sweep"), "{yaml}");
+}
+
+#[test]
+fn bad_pipelines_are_refused_naming_the_step_and_field() {
+    let s = Sandbox::new();
+    let cases = [
+        (
+            "  a:\n    component: lathe:split_dat\n",
+            "jobs.a.component: 'lathe:split_dat' is not a built-in component",
+        ),
+        (
+            "  a:\n    component: lathe:split_data\n    inputs:\n      data: ./x.csv\n      fraction: 2\n",
+            "jobs.a.inputs.fraction: 2 is above the maximum 0.99",
+        ),
+        (
+            "  a:\n    component: lathe:score_model\n    inputs:\n      data: ./x.csv\n",
+            "jobs.a.inputs.model: required by the component, but not given",
+        ),
+        (
+            "  a:\n    component: lathe:split_data\n    inputs:\n      data: ./x.csv\n      seed: ${{parent.jobs.a.outputs.train}}\n",
+            "takes a integer but step 'a' gives a uri_folder",
+        ),
+    ];
+    for (jobs, expected) in cases {
+        let pipeline = command_pipeline(&s, jobs);
+        s.lathe(&["pipeline", "run", pipeline.to_str().unwrap()])
+            .fails_with(expected);
+    }
+    let pipeline = command_pipeline(
+        &s,
+        "  a:\n    component: lathe:select_columns\n    inputs:\n      data: ./missing.csv\n      columns: x\n",
+    );
+    let run = s.lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stdout.contains("input 'data'") && run.stdout.contains("missing.csv"),
+        "{}",
+        run.stdout
+    );
+}
