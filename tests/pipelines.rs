@@ -384,3 +384,79 @@ fn bad_pipelines_are_refused_naming_the_step_and_field() {
         run.stdout
     );
 }
+
+#[test]
+fn cancel_stops_a_hanging_step_and_keeps_what_finished() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use lathe_core::pipeline::executor::{self, Event, RunOptions, StepStatus};
+
+    let s = Sandbox::new();
+    let pipeline = command_pipeline(
+        &s,
+        "  first:\n    command: echo kept > ${{outputs.out}}/f.txt\n    environment: system\n    outputs:\n      out:\n  \
+         hang:\n    command: echo waiting; sleep 60\n    environment: system\n    inputs:\n      x: ${{parent.jobs.first.outputs.out}}\n    outputs:\n      out:\n  \
+         never:\n    command: 'true'\n    environment: system\n    inputs:\n      x: ${{parent.jobs.hang.outputs.out}}\n",
+    );
+    let root = s.workspace();
+    let tracking = lathe_core::tracking::Tracking::open(&root).unwrap();
+    let parsed = lathe_core::pipeline::job::parse(
+        &std::fs::read_to_string(&pipeline).unwrap(),
+        pipeline.parent().unwrap(),
+    )
+    .unwrap();
+    let cancel = AtomicBool::new(false);
+    let observe = |event: Event| {
+        if let Event::Log { line, .. } = event
+            && line == "waiting"
+        {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let started = std::time::Instant::now();
+    let outcome = executor::run(
+        &tracking,
+        &root,
+        &parsed,
+        pipeline.parent().unwrap(),
+        &RunOptions::new("cancel"),
+        &cancel,
+        &observe,
+    )
+    .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(outcome.status, "KILLED");
+    let status: Vec<&StepStatus> = outcome.steps.iter().map(|s| &s.status).collect();
+    assert_eq!(
+        status,
+        [
+            &StepStatus::Done,
+            &StepStatus::Cancelled,
+            &StepStatus::Cancelled
+        ]
+    );
+    // The finished step's output is kept, and reused by the next run.
+    cancel.store(false, Ordering::Relaxed);
+    let quiet = |_: Event| {};
+    let again = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            executor::run(
+                &tracking,
+                &root,
+                &parsed,
+                pipeline.parent().unwrap(),
+                &RunOptions::new("cancel"),
+                &cancel,
+                &quiet,
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        cancel.store(true, Ordering::Relaxed);
+        run.join().unwrap().unwrap()
+    });
+    assert!(
+        matches!(again.steps[0].status, StepStatus::Reused { .. }),
+        "{:?}",
+        again.steps
+    );
+}

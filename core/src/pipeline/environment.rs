@@ -294,7 +294,9 @@ pub fn materialize(root: &Path, spec: &EnvSpec, log: &dyn Fn(&str)) -> Result<Bu
     };
     let dir = root.join("envs").join(spec.hash());
     let ready = dir.join(".lathe-ready");
-    let _one = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Ok(packages) = std::fs::read_to_string(&ready) {
         return Ok(Built {
             bin: Some(dir.join("bin")),

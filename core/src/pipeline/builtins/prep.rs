@@ -61,7 +61,7 @@ pub fn clean_missing_data(io: &StepIo<'_>) -> Result<(), String> {
     let columns = named_columns(io, &df, "columns")?.unwrap_or_else(|| {
         df.get_column_names()
             .iter()
-            .map(|n| n.to_string())
+            .map(ToString::to_string)
             .collect()
     });
     if strategy == "drop_rows" {

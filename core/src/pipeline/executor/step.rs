@@ -305,11 +305,11 @@ pub fn prepare<'a>(
     }))
 }
 
+/// An earlier run of the same step, and what it produced.
+type Earlier = (String, BTreeMap<String, Produced>);
+
 /// The outputs of an earlier run with this fingerprint, if that run is still there.
-fn cached(
-    cx: &Context<'_>,
-    fingerprint: &str,
-) -> Result<Option<(String, BTreeMap<String, Produced>)>, String> {
+fn cached(cx: &Context<'_>, fingerprint: &str) -> Result<Option<Earlier>, String> {
     let key = fingerprint.to_owned();
     let found: Option<(String, String)> = cx
         .tracking
