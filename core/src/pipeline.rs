@@ -5,6 +5,7 @@
 pub mod builtin;
 pub mod builtins;
 pub mod component;
+pub mod design;
 pub mod environment;
 pub mod executor;
 pub mod job;

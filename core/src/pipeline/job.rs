@@ -55,7 +55,13 @@ pub struct Pipeline {
     pub outputs: Vec<String>,
     pub steps: Vec<Step>,
     pub settings: BTreeMap<String, String>,
+    /// Where the designer placed each node (steps by name, pipeline inputs as `$name`), kept
+    /// in the YAML's `properties` as `lathe.layout` so Azure ML carries it along.
+    pub layout: BTreeMap<String, [f32; 2]>,
 }
+
+/// The `properties` key that holds the designer's layout.
+const LAYOUT_PROPERTY: &str = "lathe.layout";
 
 const KNOWN_FIELDS: &[&str] = &[
     "$schema",
@@ -215,6 +221,12 @@ pub fn parse_with(
         outputs,
         steps,
         settings,
+        layout: map
+            .get("properties")
+            .and_then(|p| p.get(LAYOUT_PROPERTY))
+            .and_then(Value::as_str)
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -359,7 +371,29 @@ fn step(
         .into_iter()
         .map(|(n, v)| (n, binding(&v)))
         .collect();
-    for (input, _) in &inputs {
+    let step = Step {
+        name: name.to_owned(),
+        source,
+        origin,
+        component,
+        inputs,
+        outputs,
+    };
+    let problems = check_step(&step);
+    if problems.is_empty() {
+        Ok(step)
+    } else {
+        Err(problems)
+    }
+}
+
+/// A step's bindings against its component: ports it does not have, required inputs left
+/// unbound, values that do not suit their port.
+pub fn check_step(step: &Step) -> Vec<Problem> {
+    let field = format!("jobs.{}", step.name);
+    let component = &step.component;
+    let mut problems = Vec::new();
+    for (input, _) in &step.inputs {
         if !component.inputs.iter().any(|(n, _)| n == input) {
             problems.push(problem(
                 format!("{field}.inputs.{input}"),
@@ -367,7 +401,7 @@ fn step(
             ));
         }
     }
-    for (output, _) in &outputs {
+    for (output, _) in &step.outputs {
         if !component.outputs.iter().any(|(n, _)| n == output) {
             problems.push(problem(
                 format!("{field}.outputs.{output}"),
@@ -376,17 +410,18 @@ fn step(
         }
     }
     for (input, port) in &component.inputs {
-        if !port.optional && port.default.is_none() && !inputs.iter().any(|(n, _)| n == input) {
+        let bound = step
+            .inputs
+            .iter()
+            .any(|(n, b)| n == input && *b != Binding::Unbound);
+        if !port.optional && port.default.is_none() && !bound {
             problems.push(problem(
                 format!("{field}.inputs.{input}"),
                 "required by the component, but not given",
             ));
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    for (input, binding) in &inputs {
+    for (input, binding) in &step.inputs {
         if let (Binding::Literal(value), Some((_, port))) =
             (binding, component.inputs.iter().find(|(n, _)| n == input))
             && !port.kind.is_data()
@@ -395,17 +430,26 @@ fn step(
             problems.push(problem(format!("{field}.inputs.{input}"), message));
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    problems
+}
+
+/// Everything [`parse`] checks of a pipeline once its steps are read: each step's bindings,
+/// the wiring between steps and pipeline inputs, types across edges, cycles.
+pub fn check(pipeline: &Pipeline) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = pipeline.steps.iter().flat_map(check_step).collect();
+    check_wiring(
+        &pipeline.steps,
+        &pipeline.inputs,
+        &pipeline.outputs,
+        &mut problems,
+    );
+    if let Some(cycle) = find_cycle(&pipeline.steps) {
+        problems.push(problem(
+            "jobs",
+            format!("the steps form a cycle: {}", cycle.join(" → ")),
+        ));
     }
-    Ok(Step {
-        name: name.to_owned(),
-        source,
-        origin,
-        component,
-        inputs,
-        outputs,
-    })
+    problems
 }
 
 /// A command job written inline as a step: its component is its command, environment and the
@@ -677,6 +721,12 @@ impl Pipeline {
                         .collect(),
                 ),
             );
+        }
+        if !self.layout.is_empty() {
+            let json = serde_json::to_string(&self.layout).unwrap_or_default();
+            let mut properties = Mapping::new();
+            properties.insert(Value::String(LAYOUT_PROPERTY.into()), Value::String(json));
+            set("properties", Value::Mapping(properties));
         }
         let mut jobs = Mapping::new();
         for step in &self.steps {
