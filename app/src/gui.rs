@@ -54,6 +54,8 @@ struct LatheApp {
 /// What a native file dialog came back with.
 enum Picked {
     Paths(Vec<PathBuf>),
+    Pipeline(PathBuf),
+    ExportTo(PathBuf),
     /// The dialog closed at once: no dialog could be shown on this desktop.
     Unavailable,
 }
@@ -74,9 +76,10 @@ impl LatheApp {
         let ctx = ctx.clone();
         std::thread::spawn(move || {
             let opened = std::time::Instant::now();
-            let dialog = rfd::FileDialog::new().set_title("Import into Lathe");
+            let dialog = rfd::FileDialog::new();
             let picked = match request {
                 ShellRequest::PickFiles => dialog
+                    .set_title("Import into Lathe")
                     .add_filter(
                         "Data",
                         &[
@@ -84,13 +87,28 @@ impl LatheApp {
                             "jpeg", "bmp", "tif", "tiff", "webp",
                         ],
                     )
-                    .pick_files(),
-                ShellRequest::PickFolder => dialog.pick_folders(),
+                    .pick_files()
+                    .map(Picked::Paths),
+                ShellRequest::PickFolder => dialog
+                    .set_title("Import into Lathe")
+                    .pick_folders()
+                    .map(Picked::Paths),
+                ShellRequest::PickPipeline => dialog
+                    .set_title("Open a pipeline job YAML")
+                    .add_filter("Azure ML pipeline job", &["yml", "yaml"])
+                    .pick_file()
+                    .map(Picked::Pipeline),
+                ShellRequest::ExportPipeline => dialog
+                    .set_title("Export the pipeline as YAML")
+                    .add_filter("Azure ML pipeline job", &["yml", "yaml"])
+                    .set_file_name("pipeline.yml")
+                    .save_file()
+                    .map(Picked::ExportTo),
             };
             // rfd answers "nothing picked" both when the user cancels and when no dialog could
             // open (no desktop portal); no person cancels within a fraction of a second.
-            let picked = match picked.filter(|p| !p.is_empty()) {
-                Some(paths) => Picked::Paths(paths),
+            let picked = match picked.filter(|p| !matches!(p, Picked::Paths(p) if p.is_empty())) {
+                Some(picked) => picked,
                 None if opened.elapsed() < std::time::Duration::from_millis(300) => {
                     Picked::Unavailable
                 }
@@ -107,6 +125,8 @@ impl eframe::App for LatheApp {
         for picked in self.picked_rx.try_iter() {
             match picked {
                 Picked::Paths(paths) => self.workbench.offer_paths(paths),
+                Picked::Pipeline(path) => self.workbench.open_pipeline(path),
+                Picked::ExportTo(path) => self.workbench.export_pipeline(path),
                 Picked::Unavailable => self.workbench.report_error(
                     "No file dialog could open on this desktop (is xdg-desktop-portal running?). \
                      Drop files or folders on the window to import them."

@@ -33,6 +33,11 @@ impl Progress {
         self.cancelled.store(true, Ordering::Relaxed);
     }
 
+    /// The cancel flag itself, for work that watches an `AtomicBool`.
+    pub fn flag(&self) -> &AtomicBool {
+        &self.cancelled
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
     }

@@ -10,3 +10,4 @@ pub mod environment;
 pub mod executor;
 pub mod job;
 pub mod registry;
+pub mod saved;

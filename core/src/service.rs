@@ -16,6 +16,8 @@ use crate::blobs::BlobStore;
 use crate::images::{self, Thumbnail};
 use crate::import::{ImportOutcome, ImportRequest, import};
 use crate::jobs::{Progress, ProgressSnapshot};
+use crate::pipeline::executor::{Event as PipelineEvent, Outcome};
+use crate::pipeline::job::Pipeline;
 use crate::profile::{self, TableProfile};
 use crate::tracking::Tracking;
 use crate::tracking::browse::{Preview, RunDetail, RunTable};
@@ -23,6 +25,10 @@ use crate::tracking::metrics::Point;
 use crate::tracking::types::{Experiment, ModelVersion, RegisteredModel};
 use crate::workspace::Workspace;
 use crate::{Error, Result, table, text};
+
+mod pipelines;
+
+pub use pipelines::{Opened, Palette, PipelineSource};
 
 /// Rows in one page of a table preview.
 pub const PAGE_ROWS: usize = 200;
@@ -78,6 +84,23 @@ pub enum Command {
         path: String,
     },
     LoadModels,
+    /// What the designer's palette offers beyond the built-ins.
+    LoadPalette,
+    OpenPipeline(PipelineSource),
+    SavePipeline {
+        name: String,
+        pipeline: Pipeline,
+    },
+    ExportPipeline {
+        pipeline: Pipeline,
+        path: PathBuf,
+    },
+    /// Runs a pipeline as a job; `base` is where its relative paths start.
+    RunPipeline {
+        pipeline: Pipeline,
+        base: PathBuf,
+        tracking_uri: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -132,6 +155,13 @@ pub enum Event {
         reply: Reply<Preview>,
     },
     Models(Reply<Vec<(RegisteredModel, Vec<ModelVersion>)>>),
+    Palette(Reply<Palette>),
+    PipelineOpened(Reply<Opened>),
+    /// The name and the new version.
+    PipelineSaved(Reply<(String, i64)>),
+    PipelineExported(Reply<PathBuf>),
+    PipelineProgress(PipelineEvent),
+    PipelineFinished(Reply<Outcome>),
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -303,6 +333,29 @@ impl Service {
                 Event::Artifact { path, reply }
             }),
             Command::LoadModels => self.read(|s| Event::Models(s.with_tracking(Tracking::models))),
+            Command::LoadPalette => self.read(pipelines::palette),
+            Command::OpenPipeline(source) => self.read(move |s| pipelines::open(s, source)),
+            Command::SavePipeline { name, pipeline } => {
+                self.read(move |s| pipelines::save(s, &name, &pipeline));
+            }
+            Command::ExportPipeline { pipeline, path } => {
+                self.read(move |_| pipelines::export(&pipeline, &path));
+            }
+            Command::RunPipeline {
+                pipeline,
+                base,
+                tracking_uri,
+            } => {
+                let label = format!(
+                    "Running {}",
+                    pipeline.display_name.as_deref().unwrap_or("pipeline")
+                );
+                shared.clone().run_job(label, move |_, progress| {
+                    let event =
+                        pipelines::run(&shared, &pipeline, &base, tracking_uri, progress.flag());
+                    shared.emit(event);
+                });
+            }
         }
     }
 

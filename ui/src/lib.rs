@@ -4,6 +4,7 @@
 
 mod compare_view;
 mod data_panel;
+mod designer;
 mod experiments_panel;
 mod image_grid;
 mod import_dialog;

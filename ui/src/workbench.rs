@@ -9,6 +9,7 @@ use lathe_core::format;
 use lathe_core::service::{Command, Event, Service};
 
 use crate::data_panel::DataPanel;
+use crate::designer::DesignerPanel;
 use crate::experiments_panel::ExperimentsPanel;
 use crate::import_dialog::ImportDialog;
 use crate::models_panel::ModelsPanel;
@@ -19,6 +20,10 @@ use crate::status_bar::{Message, status_bar_ui};
 pub enum ShellRequest {
     PickFiles,
     PickFolder,
+    /// A pipeline YAML to open in the designer.
+    PickPipeline,
+    /// Where to export the designer's pipeline.
+    ExportPipeline,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,6 +32,7 @@ pub enum Section {
     Data,
     Experiments,
     Models,
+    Pipelines,
 }
 
 /// A link from one view to something shown in another section.
@@ -44,6 +50,7 @@ pub struct Workbench {
     data: DataPanel,
     experiments: ExperimentsPanel,
     models: ModelsPanel,
+    designer: DesignerPanel,
     imports: ImportDialog,
     messages: Vec<Message>,
     requests: Vec<ShellRequest>,
@@ -52,6 +59,7 @@ pub struct Workbench {
 impl Workbench {
     pub fn new(service: Service) -> Self {
         service.send(Command::RefreshAssets);
+        let designer = DesignerPanel::new(service.root().to_path_buf());
         Self {
             service,
             section: Section::default(),
@@ -59,6 +67,7 @@ impl Workbench {
             data: DataPanel::default(),
             experiments: ExperimentsPanel::default(),
             models: ModelsPanel::default(),
+            designer,
             imports: ImportDialog::default(),
             messages: Vec::new(),
             requests: Vec::new(),
@@ -67,6 +76,22 @@ impl Workbench {
 
     pub fn service(&self) -> &Service {
         &self.service
+    }
+
+    /// The pipeline in the designer.
+    pub fn designed_pipeline(&self) -> &lathe_core::pipeline::job::Pipeline {
+        self.designer.pipeline()
+    }
+
+    /// Opens a pipeline YAML in the designer (from the shell's file dialog).
+    pub fn open_pipeline(&mut self, path: PathBuf) {
+        self.section = Section::Pipelines;
+        self.designer.open_file(&self.service, path);
+    }
+
+    /// Exports the designer's pipeline to `path` (from the shell's save dialog).
+    pub fn export_pipeline(&mut self, path: PathBuf) {
+        self.designer.export_to(&self.service, path);
     }
 
     /// Where the tracking server that runs beside the window listens, to show to the user.
@@ -109,6 +134,7 @@ impl Workbench {
                     (Section::Data, "Data"),
                     (Section::Experiments, "Experiments"),
                     (Section::Models, "Models"),
+                    (Section::Pipelines, "Pipelines"),
                 ] {
                     ui.selectable_value(&mut self.section, section, label);
                 }
@@ -161,6 +187,29 @@ impl Workbench {
                     .show(ui, |ui| self.experiments.main_ui(ui, &self.service))
                     .inner
             }
+            Section::Pipelines => {
+                egui::Panel::top("designer-toolbar").show(ui, |ui| {
+                    self.designer.toolbar_ui(
+                        ui,
+                        &self.service,
+                        self.tracking_uri.as_deref(),
+                        &mut self.requests,
+                    );
+                });
+                egui::Panel::left("designer-palette")
+                    .resizable(true)
+                    .default_size(230.0)
+                    .show(ui, |ui| self.designer.palette_ui(ui, &self.service));
+                let navigate = egui::Panel::right("designer-inspector")
+                    .resizable(true)
+                    .default_size(320.0)
+                    .show(ui, |ui| self.designer.inspector_ui(ui))
+                    .inner;
+                egui::CentralPanel::default()
+                    .frame(egui::Frame::NONE)
+                    .show(ui, |ui| self.designer.canvas_ui(ui));
+                navigate
+            }
             Section::Models => {
                 egui::Panel::left("model-list")
                     .resizable(true)
@@ -200,6 +249,7 @@ impl Workbench {
                 .on_event(event, ctx)
                 .and_then(|e| self.experiments.on_event(e))
                 .and_then(|e| self.models.on_event(e))
+                .and_then(|e| self.designer.on_event(e))
             else {
                 continue;
             };

@@ -190,10 +190,7 @@ pub fn connect(
         set_binding(step, input, Some(binding));
     }
     if let Some(cycle) = job::find_cycle(&next.steps) {
-        return Err(format!(
-            "that would make a cycle: {}",
-            cycle.join(" → ")
-        ));
+        return Err(format!("that would make a cycle: {}", cycle.join(" → ")));
     }
     *pipeline = next;
     Ok(())
@@ -248,9 +245,10 @@ pub fn auto_layout(pipeline: &mut Pipeline) {
         let column = depth.get(&key).copied().unwrap_or(0);
         let row = rows.entry(column).or_default();
         if !pipeline.layout.contains_key(&key) {
-            pipeline
-                .layout
-                .insert(key, [40.0 + column as f32 * 240.0, 40.0 + *row as f32 * 120.0]);
+            pipeline.layout.insert(
+                key,
+                [40.0 + column as f32 * 240.0, 40.0 + *row as f32 * 120.0],
+            );
         }
         *row += 1;
     }
@@ -270,16 +268,62 @@ mod tests {
         let mut p = empty("t");
         assert_eq!(issues(&p)[0].message, "add a step from the palette");
         let data = add_data_input(&mut p, "customers", "azureml:customers@latest", [0.0, 0.0]);
-        let split = add_step(&mut p, "lathe:split_data", &component("split_data"), ".".into(), [1.0, 0.0]);
-        let train = add_step(&mut p, "lathe:train_kmeans", &component("train_kmeans"), ".".into(), [2.0, 0.0]);
+        let split = add_step(
+            &mut p,
+            "lathe:split_data",
+            &component("split_data"),
+            ".".into(),
+            [1.0, 0.0],
+        );
+        let train = add_step(
+            &mut p,
+            "lathe:train_kmeans",
+            &component("train_kmeans"),
+            ".".into(),
+            [2.0, 0.0],
+        );
         let found = issues(&p);
-        assert!(found.iter().any(|i| i.step.as_deref() == Some("split_data") && i.message.starts_with("data: required")), "{found:?}");
+        assert!(
+            found.iter().any(|i| i.step.as_deref() == Some("split_data")
+                && i.message.starts_with("data: required")),
+            "{found:?}"
+        );
         connect(&mut p, &Source::Input(data), &split, "data").unwrap();
-        connect(&mut p, &Source::Step { step: split.clone(), output: "train".into() }, &train, "data").unwrap();
+        connect(
+            &mut p,
+            &Source::Step {
+                step: split.clone(),
+                output: "train".into(),
+            },
+            &train,
+            "data",
+        )
+        .unwrap();
         assert_eq!(issues(&p), []);
-        let mismatch = connect(&mut p, &Source::Step { step: split.clone(), output: "test".into() }, &train, "k").unwrap_err();
-        assert_eq!(mismatch, "train_kmeans.k takes a integer but this gives a uri_folder");
-        let cycle = connect(&mut p, &Source::Step { step: train.clone(), output: "model".into() }, &split, "data").unwrap_err();
+        let mismatch = connect(
+            &mut p,
+            &Source::Step {
+                step: split.clone(),
+                output: "test".into(),
+            },
+            &train,
+            "k",
+        )
+        .unwrap_err();
+        assert_eq!(
+            mismatch,
+            "train_kmeans.k takes a integer but this gives a uri_folder"
+        );
+        let cycle = connect(
+            &mut p,
+            &Source::Step {
+                step: train.clone(),
+                output: "model".into(),
+            },
+            &split,
+            "data",
+        )
+        .unwrap_err();
         assert!(cycle.starts_with("that would make a cycle"), "{cycle}");
         set_value(&mut p, &train, "k", "0");
         assert_eq!(issues(&p)[0].message, "k: 0 is below the minimum 1");
