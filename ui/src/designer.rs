@@ -716,11 +716,12 @@ impl DesignerPanel {
 fn palette_row(ui: &mut egui::Ui, item: &PaletteItem, label: &str, hint: Option<&str>) -> bool {
     let mut add = false;
     ui.horizontal(|ui| {
-        if ui
-            .small_button("+")
-            .on_hover_text(format!("Add {label}"))
-            .clicked()
-        {
+        let button = ui.small_button("+").on_hover_text(format!("Add {label}"));
+        // Named for screen readers (and tests) by what it adds, not by its glyph.
+        button.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::WidgetType::Button, true, format!("Add {label}"))
+        });
+        if button.clicked() {
             add = true;
         }
         let id = ui.scope_id().with(("palette", label));

@@ -139,6 +139,22 @@ pub fn parse_with(
     base: &Path,
     registry: Registry<'_>,
 ) -> Result<Pipeline, Vec<Problem>> {
+    let (pipeline, problems) = parse_draft(yaml, base, registry)?;
+    if problems.is_empty() {
+        Ok(pipeline)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Imports a pipeline that may not be ready to run (a designer's work in progress): what it
+/// cannot even read is an error; what stops it from running — required inputs left open, bad
+/// values, wiring and type mismatches, cycles — comes back beside it.
+pub fn parse_draft(
+    yaml: &str,
+    base: &Path,
+    registry: Registry<'_>,
+) -> Result<(Pipeline, Vec<Problem>), Vec<Problem>> {
     let root: Value = serde_yaml_ng::from_str(yaml)
         .map_err(|e| vec![problem("(file)", format!("not valid YAML: {e}"))])?;
     let map = root.as_mapping().ok_or_else(|| {
@@ -192,15 +208,6 @@ pub fn parse_with(
             Err(mut found) => problems.append(&mut found),
         }
     }
-    check_wiring(&steps, &inputs, &outputs, &mut problems);
-    if problems.is_empty()
-        && let Some(cycle) = find_cycle(&steps)
-    {
-        problems.push(problem(
-            "jobs",
-            format!("the steps form a cycle: {}", cycle.join(" → ")),
-        ));
-    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -213,7 +220,7 @@ pub fn parse_with(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Pipeline {
+    let pipeline = Pipeline {
         display_name: text(map.get("display_name")),
         experiment_name: text(map.get("experiment_name")),
         description: text(map.get("description")),
@@ -227,7 +234,9 @@ pub fn parse_with(
             .and_then(Value::as_str)
             .and_then(|json| serde_json::from_str(json).ok())
             .unwrap_or_default(),
-    })
+    };
+    let problems = check(&pipeline);
+    Ok((pipeline, problems))
 }
 
 /// A mapping's entries as (name, value); an absent or empty section is none.
@@ -371,20 +380,14 @@ fn step(
         .into_iter()
         .map(|(n, v)| (n, binding(&v)))
         .collect();
-    let step = Step {
+    Ok(Step {
         name: name.to_owned(),
         source,
         origin,
         component,
         inputs,
         outputs,
-    };
-    let problems = check_step(&step);
-    if problems.is_empty() {
-        Ok(step)
-    } else {
-        Err(problems)
-    }
+    })
 }
 
 /// A step's bindings against its component: ports it does not have, required inputs left

@@ -91,9 +91,11 @@ pub fn open(
             )?)
         })
         .map_err(|_| format!("no saved pipeline {name} version {version}"))?;
-    job::parse_with(&yaml, root, &|r| {
+    // A saved draft may not be ready to run; the designer lists what is missing.
+    job::parse_draft(&yaml, root, &|r| {
         super::registry::resolve(tracking, root, r)
     })
+    .map(|(pipeline, _)| pipeline)
     .map_err(|problems| {
         let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
         format!("{name}:{version} no longer opens: {}", listed.join("; "))

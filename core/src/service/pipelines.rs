@@ -66,8 +66,9 @@ pub(super) fn open(shared: &Shared, source: PipelineSource) -> Event {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-                let pipeline =
-                    job::parse_with(&text, &base, &|r| registry::resolve(tracking, root, r))
+                // Opened as a draft: what stops it from running shows in the issue list.
+                let (pipeline, _) =
+                    job::parse_draft(&text, &base, &|r| registry::resolve(tracking, root, r))
                         .map_err(|problems| {
                             let listed: Vec<String> =
                                 problems.iter().map(ToString::to_string).collect();

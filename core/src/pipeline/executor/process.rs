@@ -47,6 +47,8 @@ pub fn run(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     std::thread::scope(|scope| {
+        let (read_tx, read_rx) = mpsc::channel();
+        let mut readers = 0;
         for pipe in [
             stdout.map(|p| Box::new(p) as Box<dyn Read + Send>),
             stderr.map(|p| Box::new(p) as Box<dyn Read + Send>),
@@ -54,6 +56,8 @@ pub fn run(
         .into_iter()
         .flatten()
         {
+            readers += 1;
+            let read_tx = read_tx.clone();
             scope.spawn(move || {
                 for line in BufReader::new(pipe).lines() {
                     match line {
@@ -61,6 +65,7 @@ pub fn run(
                         Err(_) => break,
                     }
                 }
+                let _ = read_tx.send(());
             });
         }
         let (done_tx, done_rx) = mpsc::channel();
@@ -83,6 +88,13 @@ pub fn run(
                 }
             }
         };
+        // The last lines are read before saying how it ended; a pipe a leftover background
+        // process still holds open is not waited on for long.
+        for _ in 0..readers {
+            if read_rx.recv_timeout(Duration::from_secs(1)).is_err() {
+                break;
+            }
+        }
         if killed {
             return Err("cancelled".to_owned());
         }
