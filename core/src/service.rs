@@ -334,7 +334,7 @@ impl Service {
             }),
             Command::LoadModels => self.read(|s| Event::Models(s.with_tracking(Tracking::models))),
             Command::LoadPalette => self.read(pipelines::palette),
-            Command::OpenPipeline(source) => self.read(move |s| pipelines::open(s, source)),
+            Command::OpenPipeline(source) => self.read(move |s| pipelines::open(s, &source)),
             Command::SavePipeline { name, pipeline } => {
                 self.read(move |s| pipelines::save(s, &name, &pipeline));
             }

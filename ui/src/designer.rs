@@ -27,7 +27,7 @@ use canvas::{Action, Canvas};
 pub enum PaletteItem {
     Component {
         source: String,
-        component: Component,
+        component: Box<Component>,
         origin: PathBuf,
     },
     Asset(String),
@@ -389,7 +389,7 @@ impl DesignerPanel {
                 for c in items {
                     let item = PaletteItem::Component {
                         source: format!("{}{}", builtin::PREFIX, c.name),
-                        component: c.clone(),
+                        component: Box::new(c.clone()),
                         origin: self.base.clone(),
                     };
                     if palette_row(
@@ -415,7 +415,7 @@ impl DesignerPanel {
                 for r in registered {
                     let item = PaletteItem::Component {
                         source: format!("azureml:{}:{}", r.name, r.version),
-                        component: r.component.clone(),
+                        component: Box::new(r.component.clone()),
                         origin: self.base.clone(),
                     };
                     if palette_row(
@@ -719,7 +719,7 @@ fn palette_row(ui: &mut egui::Ui, item: &PaletteItem, label: &str, hint: Option<
         let button = ui.small_button("+").on_hover_text(format!("Add {label}"));
         // Named for screen readers (and tests) by what it adds, not by its glyph.
         button.widget_info(|| {
-            egui::WidgetInfo::labeled(egui::WidgetType::Button, true, format!("Add {label}"))
+            egui::WidgetInfo::labeled(egui::Role::Button, true, format!("Add {label}"))
         });
         if button.clicked() {
             add = true;

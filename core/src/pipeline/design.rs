@@ -244,12 +244,10 @@ pub fn auto_layout(pipeline: &mut Pipeline) {
     for key in keys {
         let column = depth.get(&key).copied().unwrap_or(0);
         let row = rows.entry(column).or_default();
-        if !pipeline.layout.contains_key(&key) {
-            pipeline.layout.insert(
-                key,
-                [40.0 + column as f32 * 240.0, 40.0 + *row as f32 * 120.0],
-            );
-        }
+        pipeline
+            .layout
+            .entry(key)
+            .or_insert([40.0 + column as f32 * 240.0, 40.0 + *row as f32 * 120.0]);
         *row += 1;
     }
 }

@@ -57,11 +57,11 @@ pub(super) fn palette(shared: &Shared) -> Event {
     Event::Palette(reply)
 }
 
-pub(super) fn open(shared: &Shared, source: PipelineSource) -> Event {
+pub(super) fn open(shared: &Shared, source: &PipelineSource) -> Event {
     let reply = (|| {
         let tracking = tracking(shared)?;
         let root = &shared.root;
-        let opened = match &source {
+        let opened = match source {
             PipelineSource::File(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
