@@ -93,6 +93,11 @@ fn a_pipeline_built_from_the_palette_lists_its_issues_undoes_and_saves() {
     run_until(&mut h, WAIT, "the saved list", |h| {
         h.query_by_label("new-pipeline:1").is_some()
     });
+    // A draft with issues cannot be scheduled; the reason is shown.
+    h.get_by_label("Schedule").click();
+    run_until(&mut h, WAIT, "the refusal", |h| {
+        shows_containing(h, "Not scheduled: new-pipeline:1 is not ready to run")
+    });
     // Reopened from the saved list, it is the same pipeline.
     h.get_by_label("New").click();
     h.step();

@@ -460,3 +460,52 @@ fn cancel_stops_a_hanging_step_and_keeps_what_finished() {
         again.steps
     );
 }
+
+#[test]
+fn schedules_are_added_listed_and_removed_from_the_cli() {
+    let s = Sandbox::new();
+    let pipeline = sample("churn-classification.yml");
+    let added = s
+        .lathe(&[
+            "pipeline",
+            "schedule",
+            "add",
+            pipeline.to_str().unwrap(),
+            "--cron",
+            "0 3 * * *",
+        ])
+        .ok()
+        .stdout;
+    assert!(added.starts_with("schedule 1: "), "{added}");
+    assert!(
+        added.contains("into experiment churn-pipeline; next run"),
+        "{added}"
+    );
+    let listed = s
+        .lathe(&["pipeline", "schedule", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(listed[0]["cron"], "0 3 * * *");
+    assert!(listed[0]["next_run_at"].as_i64().unwrap() > listed[0]["created_at"].as_i64().unwrap());
+    s.lathe(&[
+        "pipeline",
+        "schedule",
+        "add",
+        pipeline.to_str().unwrap(),
+        "--cron",
+        "0 25 * * *",
+    ])
+    .fails_with("'0 25 * * *' is not a cron pattern");
+    s.lathe(&[
+        "pipeline",
+        "schedule",
+        "add",
+        "nothing:1",
+        "--cron",
+        "0 3 * * *",
+    ])
+    .fails_with("no saved pipeline nothing version 1");
+    s.lathe(&["pipeline", "schedule", "remove", "1"]).ok();
+    s.lathe(&["pipeline", "schedule", "remove", "1"])
+        .fails_with("there is no schedule 1");
+}

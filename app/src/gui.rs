@@ -34,7 +34,12 @@ pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
             let service = Service::new(&root, Arc::new(move || ctx.request_repaint()))?;
             let mut workbench = Workbench::new(service);
             match crate::server::serve_in_background(&root, 5000) {
-                Ok(uri) => workbench.set_tracking_uri(Some(uri)),
+                Ok(uri) => {
+                    if let Err(e) = workbench.service().start_schedules(Some(uri.clone())) {
+                        workbench.report_error(format!("Schedules will not run: {e}"));
+                    }
+                    workbench.set_tracking_uri(Some(uri));
+                }
                 Err(e) => {
                     workbench.report_error(format!("The tracking server did not start: {e:#}"));
                 }

@@ -42,12 +42,38 @@ pub enum PipelineCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Run a pipeline on a cron pattern (UTC) while Lathe runs (the window or `lathe server`).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Import a pipeline job YAML and write it back out as Lathe reads it (to stdout, or --out).
     Export {
         path: PathBuf,
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Schedule a pipeline file or a saved pipeline (NAME:VERSION).
+    Add {
+        pipeline: String,
+        /// A cron pattern, e.g. "0 3 * * *" for 03:00 UTC every day.
+        #[arg(long)]
+        cron: String,
+        /// Default: the pipeline's experiment_name, else its display name.
+        #[arg(long)]
+        experiment: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// The schedules, with when each runs next.
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Remove a schedule by its id.
+    Remove { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +160,7 @@ pub fn pipeline(root: &Path, command: PipelineCommand) -> Result<()> {
             print_pipeline(&pipeline);
             Ok(())
         }
+        PipelineCommand::Schedule(command) => schedules(root, &tracking, command),
         PipelineCommand::Export { path, out } => {
             let yaml = import(root, &tracking, &path)?.to_yaml();
             match out {
@@ -203,6 +230,64 @@ pub fn pipeline(root: &Path, command: PipelineCommand) -> Result<()> {
             if !outcome.succeeded() {
                 bail!("the pipeline {}", outcome.status.to_lowercase());
             }
+            Ok(())
+        }
+    }
+}
+
+fn schedules(root: &Path, tracking: &Tracking, command: ScheduleCommand) -> Result<()> {
+    use lathe_core::pipeline::schedule;
+    let when = |ms: Option<i64>| {
+        ms.map(|ms| lathe_core::format::timestamp(ms / 1000))
+            .unwrap_or_else(|| "—".into())
+    };
+    match command {
+        ScheduleCommand::Add {
+            pipeline,
+            cron,
+            experiment,
+            output,
+        } => {
+            let added = schedule::add(tracking, root, &pipeline, &cron, experiment.as_deref())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            if output.json {
+                return print_json(&added);
+            }
+            println!(
+                "schedule {}: {} on \"{}\" (UTC) into experiment {}; next run {}",
+                added.id,
+                added.pipeline,
+                added.cron,
+                added.experiment,
+                when(added.next_run_at)
+            );
+            Ok(())
+        }
+        ScheduleCommand::List { output } => {
+            let all = schedule::list(tracking).map_err(|e| anyhow::anyhow!(e))?;
+            if output.json {
+                return print_json(&all);
+            }
+            if all.is_empty() {
+                println!(
+                    "no schedules; `lathe pipeline schedule add PIPELINE --cron PATTERN` adds one"
+                );
+            }
+            for s in &all {
+                println!(
+                    "  {:<4} {:<16} {:<40} next {}  last {}",
+                    s.id,
+                    s.cron,
+                    s.pipeline,
+                    when(s.next_run_at),
+                    when(s.last_run_at)
+                );
+            }
+            Ok(())
+        }
+        ScheduleCommand::Remove { id } => {
+            schedule::remove(tracking, id).map_err(|e| anyhow::anyhow!(e))?;
+            println!("removed schedule {id}");
             Ok(())
         }
     }

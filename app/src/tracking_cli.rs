@@ -131,6 +131,22 @@ pub fn serve(root: &Path, args: ServerArgs) -> Result<()> {
             bound.addr,
             root.display()
         );
+        // Scheduled pipelines run while the server does.
+        lathe_core::pipeline::schedule::spawn_runner(
+            root.to_path_buf(),
+            Some(format!("http://{}", bound.addr)),
+            std::time::Duration::from_secs(30),
+            |schedule, outcome| match outcome {
+                Ok(o) => eprintln!(
+                    "schedule {}: pipeline run {} {}",
+                    schedule.id,
+                    o.run_id,
+                    o.status.to_lowercase()
+                ),
+                Err(e) => eprintln!("schedule {}: did not run: {e}", schedule.id),
+            },
+        )
+        .context("cannot start the schedule runner")?;
         bound
             .serve(async {
                 let _ = tokio::signal::ctrl_c().await;

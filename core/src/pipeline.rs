@@ -11,3 +11,4 @@ pub mod executor;
 pub mod job;
 pub mod registry;
 pub mod saved;
+pub mod schedule;

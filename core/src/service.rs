@@ -18,6 +18,7 @@ use crate::import::{ImportOutcome, ImportRequest, import};
 use crate::jobs::{Progress, ProgressSnapshot};
 use crate::pipeline::executor::{Event as PipelineEvent, Outcome};
 use crate::pipeline::job::Pipeline;
+use crate::pipeline::schedule::{self, Schedule};
 use crate::profile::{self, TableProfile};
 use crate::tracking::Tracking;
 use crate::tracking::browse::{Preview, RunDetail, RunTable};
@@ -95,6 +96,11 @@ pub enum Command {
         pipeline: Pipeline,
         path: PathBuf,
     },
+    /// Schedules a saved pipeline (`NAME:VERSION`) on a cron pattern.
+    AddSchedule {
+        pipeline: String,
+        cron: String,
+    },
     /// Runs a pipeline as a job; `base` is where its relative paths start.
     RunPipeline {
         pipeline: Pipeline,
@@ -162,6 +168,12 @@ pub enum Event {
     PipelineExported(Reply<PathBuf>),
     PipelineProgress(PipelineEvent),
     PipelineFinished(Reply<Outcome>),
+    ScheduleAdded(Reply<Schedule>),
+    /// A schedule's run ended (or could not start).
+    ScheduledRun {
+        schedule: Schedule,
+        reply: Reply<Outcome>,
+    },
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -338,6 +350,13 @@ impl Service {
             Command::SavePipeline { name, pipeline } => {
                 self.read(move |s| pipelines::save(s, &name, &pipeline));
             }
+            Command::AddSchedule { pipeline, cron } => self.read(move |s| {
+                let reply = s
+                    .tracking()
+                    .and_then(|t| schedule::add(t, &s.root, &pipeline, &cron, None))
+                    .map(Arc::new);
+                Event::ScheduleAdded(reply)
+            }),
             Command::ExportPipeline { pipeline, path } => {
                 self.read(move |_| pipelines::export(&pipeline, &path));
             }
@@ -357,6 +376,24 @@ impl Service {
                 });
             }
         }
+    }
+
+    /// Runs due schedules while the service lives, checking every half minute; each run's end
+    /// arrives as [`Event::ScheduledRun`].
+    pub fn start_schedules(&self, tracking_uri: Option<String>) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        schedule::spawn_runner(
+            self.shared.root.clone(),
+            tracking_uri,
+            std::time::Duration::from_secs(30),
+            move |schedule, outcome| {
+                shared.emit(Event::ScheduledRun {
+                    schedule: schedule.clone(),
+                    reply: outcome.map(Arc::new),
+                });
+            },
+        )
+        .map_err(|e| Error::io("<threads>", e))
     }
 
     fn read(&self, work: impl FnOnce(&Shared) -> Event + Send + 'static) {
@@ -417,12 +454,15 @@ impl Shared {
         &self,
         f: impl FnOnce(&Tracking) -> crate::tracking::TrackingResult<T>,
     ) -> Reply<T> {
-        let tracking = self
-            .tracking
+        f(self.tracking()?).map(Arc::new).map_err(|e| e.to_string())
+    }
+
+    /// The workspace's tracking store, opened on first use.
+    fn tracking(&self) -> std::result::Result<&Tracking, String> {
+        self.tracking
             .get_or_init(|| Tracking::open(&self.root).map_err(|e| e.to_string()))
             .as_ref()
-            .map_err(Clone::clone)?;
-        f(tracking).map(Arc::new).map_err(|e| e.to_string())
+            .map_err(Clone::clone)
     }
 
     fn run_job(

@@ -56,6 +56,9 @@ pub struct DesignerPanel {
     running: bool,
     run_id: Option<String>,
     message: Option<Result<String, String>>,
+    /// The version last saved here, which a schedule runs.
+    saved: Option<(String, i64)>,
+    cron: String,
 }
 
 impl DesignerPanel {
@@ -80,6 +83,8 @@ impl DesignerPanel {
             running: false,
             run_id: None,
             message: None,
+            saved: None,
+            cron: "0 3 * * *".into(),
         }
     }
 
@@ -107,7 +112,17 @@ impl DesignerPanel {
             Event::PipelineOpened(Err(e)) => self.message = Some(Err(e)),
             Event::PipelineSaved(Ok(saved)) => {
                 self.message = Some(Ok(format!("Saved {}:{}", saved.0, saved.1)));
+                self.saved = Some((*saved).clone());
                 self.palette = None;
+            }
+            Event::ScheduleAdded(reply) => {
+                self.message = Some(match reply {
+                    Ok(s) => Ok(format!(
+                        "Schedule {}: {} on \"{}\" (UTC) while Lathe runs",
+                        s.id, s.pipeline, s.cron
+                    )),
+                    Err(e) => Err(format!("Not scheduled: {e}")),
+                });
             }
             Event::PipelineSaved(Err(e)) => self.message = Some(Err(format!("Not saved: {e}"))),
             Event::PipelineExported(Ok(path)) => {
@@ -316,6 +331,26 @@ impl DesignerPanel {
                     name: self.save_name.clone(),
                     pipeline: self.pipeline.clone(),
                 });
+            }
+            if let Some((name, version)) = self.saved.clone() {
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.cron)
+                        .desired_width(90.0)
+                        .hint_text("cron"),
+                )
+                .on_hover_text("A cron pattern in UTC, e.g. 0 3 * * * for 03:00 every day");
+                if ui
+                    .button("Schedule")
+                    .on_hover_text(format!(
+                        "Run {name}:{version} on this pattern while Lathe runs"
+                    ))
+                    .clicked()
+                {
+                    service.send(Command::AddSchedule {
+                        pipeline: format!("{name}:{version}"),
+                        cron: self.cron.clone(),
+                    });
+                }
             }
             ui.separator();
             let issues = design::issues(&self.pipeline);

@@ -253,6 +253,23 @@ impl Workbench {
             else {
                 continue;
             };
+            if let Event::ScheduledRun { schedule, reply } = &event {
+                self.messages.push(match reply {
+                    Ok(o) if o.succeeded() => Message::Info(format!(
+                        "Schedule {} ran {}: run {} finished",
+                        schedule.id, schedule.pipeline, o.run_id
+                    )),
+                    Ok(o) => Message::Error(format!(
+                        "Schedule {} ran {}: run {} {}",
+                        schedule.id,
+                        schedule.pipeline,
+                        o.run_id,
+                        o.status.to_lowercase()
+                    )),
+                    Err(e) => Message::Error(format!("Schedule {} did not run: {e}", schedule.id)),
+                });
+                continue;
+            }
             if let Event::Imported { request, reply } = event {
                 match reply {
                     Ok(outcome) => {

@@ -11,7 +11,6 @@ use crate::pipeline::executor::{self, RunOptions};
 use crate::pipeline::job::{self, Pipeline};
 use crate::pipeline::registry::{self, Registered};
 use crate::pipeline::saved::{self, Saved};
-use crate::tracking::Tracking;
 
 #[derive(Debug, Clone)]
 pub struct Palette {
@@ -35,17 +34,9 @@ pub struct Opened {
     pub title: String,
 }
 
-fn tracking(shared: &Shared) -> Result<&Tracking, String> {
-    shared
-        .tracking
-        .get_or_init(|| Tracking::open(&shared.root).map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
 pub(super) fn palette(shared: &Shared) -> Event {
     let reply = (|| {
-        let tracking = tracking(shared)?;
+        let tracking = shared.tracking()?;
         Ok(Arc::new(Palette {
             registered: registry::list(tracking)?,
             assets: crate::Workspace::open(&shared.root)
@@ -59,7 +50,7 @@ pub(super) fn palette(shared: &Shared) -> Event {
 
 pub(super) fn open(shared: &Shared, source: &PipelineSource) -> Event {
     let reply = (|| {
-        let tracking = tracking(shared)?;
+        let tracking = shared.tracking()?;
         let root = &shared.root;
         let opened = match source {
             PipelineSource::File(path) => {
@@ -92,7 +83,8 @@ pub(super) fn open(shared: &Shared, source: &PipelineSource) -> Event {
 }
 
 pub(super) fn save(shared: &Shared, name: &str, pipeline: &Pipeline) -> Event {
-    let reply = tracking(shared)
+    let reply = shared
+        .tracking()
         .and_then(|t| saved::save(t, name, pipeline))
         .map(|version| Arc::new((name.to_owned(), version)));
     Event::PipelineSaved(reply)
@@ -114,7 +106,7 @@ pub(super) fn run(
     cancel: &std::sync::atomic::AtomicBool,
 ) -> Event {
     let reply = (|| {
-        let tracking = tracking(shared)?;
+        let tracking = shared.tracking()?;
         let experiment = pipeline
             .experiment_name
             .clone()
