@@ -100,6 +100,17 @@ fn the_churn_sample_trains_evaluates_registers_and_is_fully_reused_on_a_rerun() 
         .json();
     assert_eq!(model[0]["run_id"], step_run(&first, "train_logistic"));
 
+    // The pipeline's output is a data asset, its source naming the run.
+    let scored = s
+        .lathe(&["data", "show", "churn_test_scored", "--json"])
+        .ok()
+        .json();
+    let source = scored[0]["source"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        source.contains(first["run_id"].as_str().unwrap()) && source.contains("score_logistic"),
+        "{scored}"
+    );
+
     let (code, second) = run_json(&s, &pipeline, &[]);
     assert_eq!(code, 0, "{second}");
     let states_second = states(&second);

@@ -16,6 +16,7 @@ pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
     if is_default && ws.list_assets()?.is_empty() {
         lathe_core::demo::seed(&mut ws).context("cannot seed the demo workspace")?;
         lathe_core::demo::seed_tracking(&root).context("cannot seed the demo experiments")?;
+        lathe_core::demo::seed_pipelines(&root).context("cannot seed the demo pipeline")?;
     }
     drop(ws);
     let options = eframe::NativeOptions {

@@ -212,3 +212,20 @@ signature:
   inputs: '[{\"type\": \"long\", \"name\": \"tenure_months\"}, {\"type\": \"double\", \"name\": \"monthly_spend\"}, {\"type\": \"string\", \"name\": \"plan\"}, {\"type\": \"long\", \"name\": \"support_tickets\"}]'
   outputs: '[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"int64\", \"shape\": [-1]}}]'
 ";
+
+/// Saves the sample churn pipeline (`assets/pipelines/churn-classification.yml`, reading the
+/// demo's `customers` asset) as `churn-classification:1`, for the designer to open.
+pub fn seed_pipelines(root: &std::path::Path) -> Result<()> {
+    const CHURN: &str = include_str!("../../assets/pipelines/churn-classification.yml");
+    let yaml = CHURN.replace(
+        "type: uri_file\n    path: ../demo/customers.csv",
+        "type: uri_folder\n    path: azureml:customers@latest",
+    );
+    let pipeline = crate::pipeline::job::parse(&yaml, root).map_err(|problems| {
+        crate::Error::Pipeline(format!("the demo pipeline does not import: {problems:?}"))
+    })?;
+    let tracking = crate::tracking::Tracking::open(root)?;
+    crate::pipeline::saved::save(&tracking, "churn-classification", &pipeline)
+        .map_err(crate::Error::Pipeline)?;
+    Ok(())
+}

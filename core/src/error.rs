@@ -66,6 +66,9 @@ pub enum Error {
     Tracking(#[from] crate::tracking::TrackingError),
     #[error("cancelled")]
     Cancelled,
+    /// A pipeline, component or environment problem, already worded for the user.
+    #[error("{0}")]
+    Pipeline(String),
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("{0}")]

@@ -59,6 +59,10 @@ pub struct DesignerPanel {
     /// The version last saved here, which a schedule runs.
     saved: Option<(String, i64)>,
     cron: String,
+    /// A pipeline to open on the next frame (the service is not at hand in `on_event`).
+    pending_open: Option<PipelineSource>,
+    /// Fit the view to the nodes on the next frame (after opening or arranging).
+    fit: bool,
 }
 
 impl DesignerPanel {
@@ -85,6 +89,8 @@ impl DesignerPanel {
             message: None,
             saved: None,
             cron: "0 3 * * *".into(),
+            pending_open: None,
+            fit: false,
         }
     }
 
@@ -107,7 +113,19 @@ impl DesignerPanel {
 
     pub fn on_event(&mut self, event: Event) -> Option<Event> {
         match event {
-            Event::Palette(reply) => self.palette = Some(Loadable::from_reply(reply)),
+            Event::Palette(reply) => {
+                // A fresh designer opens the newest saved pipeline rather than an empty canvas.
+                let untouched = self.undo.is_empty() && self.pipeline.steps.is_empty();
+                if let (true, Ok(palette)) = (untouched, &reply)
+                    && let Some(newest) = palette.saved.iter().max_by_key(|s| s.created_at)
+                {
+                    self.pending_open = Some(PipelineSource::Saved {
+                        name: newest.name.clone(),
+                        version: newest.version,
+                    });
+                }
+                self.palette = Some(Loadable::from_reply(reply));
+            }
             Event::PipelineOpened(Ok(opened)) => self.load(&opened),
             Event::PipelineOpened(Err(e)) => self.message = Some(Err(e)),
             Event::PipelineSaved(Ok(saved)) => {
@@ -194,6 +212,7 @@ impl DesignerPanel {
         self.status.clear();
         self.logs.clear();
         self.message = Some(Ok(format!("Opened {}", opened.title)));
+        self.fit = true;
     }
 
     /// Records the state before an edit, for undo.
@@ -315,6 +334,7 @@ impl DesignerPanel {
                 self.edit();
                 self.pipeline.layout.clear();
                 design::auto_layout(&mut self.pipeline);
+                self.fit = true;
             }
             ui.separator();
             ui.add(
@@ -391,6 +411,9 @@ impl DesignerPanel {
         if self.palette.is_none() {
             service.send(Command::LoadPalette);
             self.palette = Some(Loadable::Loading);
+        }
+        if let Some(source) = self.pending_open.take() {
+            service.send(Command::OpenPipeline(source));
         }
         ui.heading("Components");
         ui.add(
@@ -508,6 +531,9 @@ impl DesignerPanel {
     }
 
     pub fn canvas_ui(&mut self, ui: &mut egui::Ui) {
+        if std::mem::take(&mut self.fit) {
+            self.canvas.fit(ui.available_size(), &self.pipeline.layout);
+        }
         if let Some(key) = self.focus.take()
             && let Some(at) = self.pipeline.layout.get(&key).copied()
         {

@@ -151,34 +151,39 @@ pub fn log_batch(
 
 /// Reads a table from a file, or from the one table file in a folder.
 pub fn read_table(path: &Path) -> Result<DataFrame, String> {
-    let file = if path.is_dir() {
-        let mut tables: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && TableFormat::from_path(p).is_some())
-            .collect();
-        tables.sort();
-        match tables.len() {
-            1 => tables.remove(0),
-            0 => {
-                return Err(format!(
-                    "{} holds no table (CSV, TSV, Parquet or JSON lines)",
-                    path.display()
-                ));
-            }
-            n => {
-                return Err(format!(
-                    "{} holds {n} tables; a step reads one",
-                    path.display()
-                ));
-            }
-        }
-    } else {
-        path.to_path_buf()
-    };
+    let file = table_file(path)?;
     let format = TableFormat::from_path(&file)
         .ok_or_else(|| format!("{} is not a table file", file.display()))?;
     table::read(&file, &file, format).map_err(|e| e.to_string())
+}
+
+/// The table file at `path`, or the one table file in the folder `path`.
+pub fn table_file(path: &Path) -> Result<PathBuf, String> {
+    if path.is_file() {
+        return TableFormat::from_path(path)
+            .map(|_| path.to_path_buf())
+            .ok_or_else(|| format!("{} is not a table file", path.display()));
+    }
+    if !path.is_dir() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    let mut tables: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && TableFormat::from_path(p).is_some())
+        .collect();
+    tables.sort();
+    match tables.len() {
+        1 => Ok(tables.remove(0)),
+        0 => Err(format!(
+            "{} holds no table (CSV, TSV, Parquet or JSON lines)",
+            path.display()
+        )),
+        n => Err(format!(
+            "{} holds {n} tables; a step reads one",
+            path.display()
+        )),
+    }
 }
 
 /// Runs the built-in `name`.

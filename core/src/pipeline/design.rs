@@ -211,8 +211,8 @@ pub fn set_value(pipeline: &mut Pipeline, step: &str, input: &str, value: &str) 
     }
 }
 
-/// Places every node without a position: columns by depth (pipeline inputs first), rows in
-/// order.
+/// Places every node without a position: a row per depth (pipeline inputs first), nodes of a
+/// depth side by side, each row shifted a little right so the flow reads downwards.
 pub fn auto_layout(pipeline: &mut Pipeline) {
     let mut depth: BTreeMap<String, usize> = BTreeMap::new();
     for (name, _) in &pipeline.inputs {
@@ -244,10 +244,10 @@ pub fn auto_layout(pipeline: &mut Pipeline) {
     for key in keys {
         let column = depth.get(&key).copied().unwrap_or(0);
         let row = rows.entry(column).or_default();
-        pipeline
-            .layout
-            .entry(key)
-            .or_insert([40.0 + column as f32 * 240.0, 40.0 + *row as f32 * 120.0]);
+        pipeline.layout.entry(key).or_insert([
+            40.0 + *row as f32 * 240.0 + column as f32 * 40.0,
+            40.0 + column as f32 * 110.0,
+        ]);
         *row += 1;
     }
 }

@@ -411,6 +411,11 @@ fn schedule(cx: &Context<'_>) -> Vec<StepOutcome> {
             }
         }
     });
+    for (i, step) in steps.iter().enumerate() {
+        if outcomes[i].status.succeeded() {
+            register_outputs(cx, step, &produced[i], outcomes[i].run_id.as_deref());
+        }
+    }
     for i in 0..steps.len() {
         if outcomes[i].status == StepStatus::Queued {
             let status = if cx.cancel.load(Ordering::Relaxed) {
@@ -424,6 +429,73 @@ fn schedule(cx: &Context<'_>) -> Vec<StepOutcome> {
         }
     }
     outcomes
+}
+
+/// Records each table a step gives to a pipeline output (`${{parent.outputs.x}}`) as a version
+/// of the data asset `x`, its source naming the run, step and output (content already stored
+/// is found, not stored again). Other outputs stay the step run's artifacts.
+fn register_outputs(
+    cx: &Context<'_>,
+    step: &super::job::Step,
+    produced: &BTreeMap<String, Produced>,
+    run_id: Option<&str>,
+) {
+    let log = |line: String| {
+        (cx.observe)(Event::Log {
+            step: step.name.clone(),
+            line,
+        });
+    };
+    for (output, binding) in &step.outputs {
+        let (Binding::ParentOutput(asset), Some(made)) = (binding, produced.get(output)) else {
+            continue;
+        };
+        let local = match &made.local {
+            Some(local) => local.clone(),
+            None => {
+                let dest = cx.work.join(&step.name).join("outputs").join(output);
+                let dir = made.artifact_uri.trim_start_matches(ARTIFACTS_SCHEME);
+                if let Err(e) = files::unpack(cx.tracking, dir, &dest) {
+                    log(format!(
+                        "output {output}: not registered as a data asset: {e}"
+                    ));
+                    continue;
+                }
+                dest
+            }
+        };
+        let Ok(table) = super::builtins::table_file(&local) else {
+            continue;
+        };
+        let request = crate::import::ImportRequest {
+            path: table,
+            name: asset.clone(),
+            source_label: Some(format!(
+                "pipeline run {}, step {}, output {output}",
+                cx.run_id, step.name
+            )),
+            ..Default::default()
+        };
+        let imported = crate::Workspace::open(cx.root).and_then(|mut ws| {
+            crate::import::import(&mut ws, &request, &crate::jobs::Progress::default())
+        });
+        match imported {
+            Ok(outcome) => {
+                let reference = outcome.version.reference();
+                log(format!("output {output} is data asset {reference}"));
+                if let Some(run_id) = run_id {
+                    let _ = cx.tracking.handle(
+                        "POST",
+                        "runs/set-tag",
+                        json!({ "run_id": run_id, "key": format!("lathe.output.{output}"), "value": reference }),
+                    );
+                }
+            }
+            Err(e) => log(format!(
+                "output {output}: not registered as a data asset: {e}"
+            )),
+        }
+    }
 }
 
 /// Marks step `i` failed and every step downstream of it skipped.

@@ -127,6 +127,25 @@ impl Canvas {
         [w.x, w.y]
     }
 
+    /// Zooms and pans so every node shows (nodes are at most 200 points tall).
+    pub fn fit(&mut self, size: Vec2, layout: &std::collections::BTreeMap<String, [f32; 2]>) {
+        let Some((min, max)) = layout
+            .values()
+            .fold(None, |bounds: Option<(Pos2, Pos2)>, p| {
+                let p = pos2(p[0], p[1]);
+                Some(bounds.map_or((p, p), |(lo, hi)| (lo.min(p), hi.max(p))))
+            })
+        else {
+            return;
+        };
+        let extent = (max - min) + vec2(NODE_WIDTH, 120.0);
+        let zoom = ((size.x - 40.0) / extent.x)
+            .min((size.y - 40.0) / extent.y)
+            .clamp(0.4, 1.0);
+        self.view.zoom = zoom;
+        self.view.offset = vec2(20.0, 20.0) - min.to_vec2() * zoom;
+    }
+
     /// Centres the view on a world position.
     pub fn focus(&mut self, size: Vec2, world: [f32; 2]) {
         self.view.offset =
