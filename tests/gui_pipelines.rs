@@ -108,3 +108,23 @@ fn a_pipeline_built_from_the_palette_lists_its_issues_undoes_and_saves() {
     });
     assert_eq!(h.state().designed_pipeline().inputs.len(), 1);
 }
+
+#[test]
+fn the_demo_workspace_opens_its_saved_pipeline_in_the_designer() {
+    let s = Sandbox::new();
+    lathe_core::demo::seed_pipelines(&s.workspace()).unwrap();
+    let mut h = harness(&s);
+    run_until(&mut h, WAIT, "the demo pipeline", |h| {
+        shows_containing(h, "Opened churn-classification:1")
+    });
+    let pipeline = h.state().designed_pipeline();
+    assert_eq!(pipeline.steps.len(), 12);
+    assert_eq!(
+        pipeline.inputs[0].1,
+        lathe_core::pipeline::job::Binding::Data {
+            kind: Some("uri_folder".into()),
+            path: "azureml:customers@latest".into()
+        }
+    );
+    assert!(shows_containing(&h, "Ready to run"), "{}", visible_text(&h));
+}
