@@ -299,23 +299,7 @@ pub fn run(
 /// Runs the steps in dependency order; returns each step's outcome, in the pipeline's order.
 fn schedule(cx: &Context<'_>) -> Vec<StepOutcome> {
     let steps = &cx.pipeline.steps;
-    let index: BTreeMap<&str, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
-        .collect();
-    let deps: Vec<Vec<usize>> = steps
-        .iter()
-        .map(|s| {
-            s.inputs
-                .iter()
-                .filter_map(|(_, b)| match b {
-                    Binding::StepOutput { step, .. } => index.get(step.as_str()).copied(),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect();
+    let deps = super::job::dependencies(steps);
     let mut outcomes: Vec<StepOutcome> = steps
         .iter()
         .map(|s| StepOutcome {

@@ -570,14 +570,14 @@ fn check_wiring(
     }
 }
 
-/// A cycle among the steps' wiring, as step names, if there is one.
-pub fn find_cycle(steps: &[Step]) -> Option<Vec<String>> {
+/// For each step, the indices of the steps whose outputs it reads.
+pub fn dependencies(steps: &[Step]) -> Vec<Vec<usize>> {
     let index: HashMap<&str, usize> = steps
         .iter()
         .enumerate()
         .map(|(i, s)| (s.name.as_str(), i))
         .collect();
-    let after: Vec<Vec<usize>> = steps
+    steps
         .iter()
         .map(|s| {
             s.inputs
@@ -588,7 +588,12 @@ pub fn find_cycle(steps: &[Step]) -> Option<Vec<String>> {
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// A cycle among the steps' wiring, as step names, if there is one.
+pub fn find_cycle(steps: &[Step]) -> Option<Vec<String>> {
+    let after = dependencies(steps);
     // 0 unvisited, 1 on the path, 2 done.
     let mut state = vec![0u8; steps.len()];
     let mut path = Vec::new();
