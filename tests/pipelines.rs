@@ -520,3 +520,27 @@ fn schedules_are_added_listed_and_removed_from_the_cli() {
     s.lathe(&["pipeline", "schedule", "remove", "1"])
         .fails_with("there is no schedule 1");
 }
+
+#[test]
+fn a_non_deterministic_component_runs_every_time() {
+    let s = Sandbox::new();
+    let component = |name: &str, deterministic: bool| {
+        format!(
+            "    component:\n      name: {name}\n      is_deterministic: {deterministic}\n      environment: system\n      command: date +%N > ${{{{outputs.out}}}}/now.txt\n      outputs:\n        out: {{type: uri_folder}}\n"
+        )
+    };
+    let pipeline = command_pipeline(
+        &s,
+        &format!(
+            "  steady:\n{}  fresh:\n{}",
+            component("steady", true),
+            component("fresh", false)
+        ),
+    );
+    let (code, _) = run_json(&s, &pipeline, &[]);
+    assert_eq!(code, 0);
+    let (_, again) = run_json(&s, &pipeline, &[]);
+    let by_name: std::collections::BTreeMap<_, _> = states(&again).into_iter().collect();
+    assert_eq!(by_name["steady"], "reused");
+    assert_eq!(by_name["fresh"], "done");
+}
