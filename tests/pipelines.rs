@@ -544,3 +544,30 @@ fn a_non_deterministic_component_runs_every_time() {
     assert_eq!(by_name["steady"], "reused");
     assert_eq!(by_name["fresh"], "done");
 }
+
+#[test]
+fn a_nested_pipeline_component_runs_as_its_steps() {
+    let s = Sandbox::new();
+    let dir = s.path("project");
+    std::fs::create_dir_all(dir.join("parts")).unwrap();
+    std::fs::write(
+        dir.join("parts/make.yml"),
+        "type: pipeline\nname: make\ninputs:\n  word: {type: string, default: hello}\noutputs:\n  made: {type: uri_folder}\njobs:\n  write:\n    command: echo ${{inputs.w}} > ${{outputs.out}}/word.txt\n    environment: system\n    inputs:\n      w: ${{parent.inputs.word}}\n    outputs:\n      out: ${{parent.outputs.made}}\n",
+    )
+    .unwrap();
+    let pipeline = command_pipeline(
+        &s,
+        "  first:\n    type: pipeline\n    component: ./parts/make.yml\n    inputs:\n      word: nested\n  \
+         read:\n    command: grep nested ${{inputs.x}}/word.txt\n    environment: system\n    inputs:\n      x: ${{parent.jobs.first.outputs.made}}\n",
+    );
+    let (code, outcome) = run_json(&s, &pipeline, &[]);
+    assert_eq!(code, 0, "{outcome}");
+    let names: Vec<(String, String)> = states(&outcome);
+    assert_eq!(
+        names,
+        [
+            ("first_write".to_owned(), "done".to_owned()),
+            ("read".to_owned(), "done".to_owned())
+        ]
+    );
+}

@@ -78,6 +78,10 @@ const KNOWN_FIELDS: &[&str] = &[
     "settings",
     "compute",
     "identity",
+    // A pipeline component (used nested) has these too.
+    "version",
+    "is_deterministic",
+    "component",
 ];
 
 const NODE_FIELDS: &[&str] = &[
@@ -163,12 +167,6 @@ pub fn parse_draft(
             "a pipeline job is a YAML mapping of fields",
         )]
     })?;
-    if map.contains_key("component") {
-        return Err(vec![problem(
-            "component",
-            "a pipeline job that runs a pipeline component is not supported yet; list its jobs instead",
-        )]);
-    }
     let mut problems = Vec::new();
     for key in map.keys() {
         let key = key.as_str().unwrap_or("?");
@@ -197,15 +195,57 @@ pub fn parse_draft(
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    let jobs = entries(map.get("jobs"));
+    let jobs = match map.get("component") {
+        // A job that runs one pipeline component: that component as its one (nested) step.
+        Some(component) => vec![(
+            "main".to_owned(),
+            component_job(component, &inputs, &outputs),
+        )],
+        None => entries(map.get("jobs")),
+    };
     if jobs.is_empty() {
         problems.push(problem("jobs", "a pipeline needs at least one step"));
     }
     let mut steps = Vec::new();
+    // Nested pipeline steps: for each, where its outputs come from among the flattened steps.
+    let mut exposed: BTreeMap<String, BTreeMap<String, (String, String)>> = BTreeMap::new();
     for (name, node) in &jobs {
-        match step(name, node, base, registry) {
-            Ok(step) => steps.push(step),
+        let nested = text(node.get("type")).as_deref() == Some("pipeline");
+        let added = if nested {
+            flatten(name, node, base, registry).map(|(inner, outputs)| {
+                exposed.insert(name.clone(), outputs);
+                inner
+            })
+        } else {
+            step(name, node, base, registry).map(|s| vec![s])
+        };
+        match added {
+            Ok(mut added) => steps.append(&mut added),
             Err(mut found) => problems.append(&mut found),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // A reference to a nested step's output becomes one to the inner step that makes it.
+    for step in &mut steps {
+        for (port, binding) in &mut step.inputs {
+            if let Binding::StepOutput { step: from, output } = binding
+                && let Some(outputs) = exposed.get(from.as_str())
+            {
+                match outputs.get(output.as_str()) {
+                    Some((inner, inner_output)) => {
+                        *binding = Binding::StepOutput {
+                            step: inner.clone(),
+                            output: inner_output.clone(),
+                        };
+                    }
+                    None => problems.push(problem(
+                        format!("jobs.{}.inputs.{port}", step.name),
+                        format!("the pipeline component of step '{from}' has no output '{output}'"),
+                    )),
+                }
+            }
         }
     }
     if !problems.is_empty() {
@@ -254,13 +294,15 @@ fn entries(value: Option<&Value>) -> Vec<(String, Value)> {
 fn binding(value: &Value) -> Binding {
     match value {
         Value::Null => Binding::Unbound,
-        Value::Mapping(m) => match text(m.get("path")) {
-            Some(path) => Binding::Data {
+        Value::Mapping(m) => match (text(m.get("path")), text(m.get("default"))) {
+            (Some(path), _) => Binding::Data {
                 kind: text(m.get("type")),
                 path,
             },
+            // A pipeline component's input with a default.
+            (None, Some(default)) => Binding::Literal(default),
             // `{mode: upload}` and the like: an output the pipeline places.
-            None => Binding::Unbound,
+            (None, None) => Binding::Unbound,
         },
         other => {
             let raw = text(Some(other)).unwrap_or_default();
@@ -300,12 +342,6 @@ fn step(
     let kind = text(map.get("type")).unwrap_or_else(|| "command".into());
     match kind.as_str() {
         "command" => {}
-        "pipeline" => {
-            return Err(vec![problem(
-                format!("{field}.type"),
-                "nested pipeline components are not supported yet",
-            )]);
-        }
         "sweep" | "parallel" | "spark" | "data_transfer" | "import" => {
             return Err(vec![problem(
                 format!("{field}.type"),
@@ -355,7 +391,13 @@ fn step(
             (path.clone(), origin, component)
         }
         Some(Value::Mapping(inline)) => {
-            let yaml = serde_yaml_ng::to_string(inline).unwrap_or_default();
+            // An inline component may go unnamed; it takes its step's name, as in Azure ML.
+            let mut inline = inline.clone();
+            let key = Value::String("name".into());
+            if !inline.contains_key(&key) {
+                inline.insert(key, Value::String(name.to_owned()));
+            }
+            let yaml = serde_yaml_ng::to_string(&inline).unwrap_or_default();
             let component = component::parse(&yaml)
                 .map_err(|found| prefixed(&format!("{field}.component"), found))?;
             ("inline".to_owned(), base.to_path_buf(), component)
@@ -453,6 +495,138 @@ pub fn check(pipeline: &Pipeline) -> Vec<Problem> {
         ));
     }
     problems
+}
+
+/// The one step of a job that runs a pipeline component: its inputs and outputs are the job's.
+fn component_job(component: &Value, inputs: &[(String, Binding)], outputs: &[String]) -> Value {
+    let reference = |r: String| Value::String(format!("${{{{{r}}}}}"));
+    let mut node = Mapping::new();
+    node.insert(
+        Value::String("type".into()),
+        Value::String("pipeline".into()),
+    );
+    node.insert(Value::String("component".into()), component.clone());
+    let ins: Mapping = inputs
+        .iter()
+        .map(|(n, _)| {
+            (
+                Value::String(n.clone()),
+                reference(format!("parent.inputs.{n}")),
+            )
+        })
+        .collect();
+    let outs: Mapping = outputs
+        .iter()
+        .map(|n| {
+            (
+                Value::String(n.clone()),
+                reference(format!("parent.outputs.{n}")),
+            )
+        })
+        .collect();
+    node.insert(Value::String("inputs".into()), Value::Mapping(ins));
+    node.insert(Value::String("outputs".into()), Value::Mapping(outs));
+    Value::Mapping(node)
+}
+
+/// A nested pipeline step, flattened: the pipeline component's steps, named `<step>_<inner>`,
+/// with its inputs replaced by what the step binds them to. Also returns where each of the
+/// component's outputs comes from (inner step, its output), for references to the step.
+fn flatten(
+    name: &str,
+    node: &Value,
+    base: &Path,
+    registry: Registry<'_>,
+) -> Result<(Vec<Step>, BTreeMap<String, (String, String)>), Vec<Problem>> {
+    let field = format!("jobs.{name}.component");
+    let reference = text(node.get("component")).ok_or_else(|| {
+        vec![problem(
+            &field,
+            "a pipeline step names its pipeline component file",
+        )]
+    })?;
+    if reference.starts_with("azureml:") {
+        return Err(vec![problem(
+            &field,
+            format!(
+                "'{reference}' is a registered pipeline component, not supported yet; give its file"
+            ),
+        )]);
+    }
+    let relative = reference.strip_prefix("file:").unwrap_or(&reference);
+    let file = base.join(relative);
+    let yaml = std::fs::read_to_string(&file).map_err(|e| {
+        vec![problem(
+            &field,
+            format!("cannot read {}: {e}", file.display()),
+        )]
+    })?;
+    let inner_base = file.parent().unwrap_or(base);
+    // Its own wiring problems are found again once its steps stand in the outer pipeline.
+    let (inner, _) = parse_draft(&yaml, inner_base, registry)
+        .map_err(|found| prefixed(&format!("{field}({relative})"), found))?;
+    let bound = |section: &str| -> Vec<(String, Binding)> {
+        entries(node.get(section))
+            .into_iter()
+            .map(|(n, v)| (n, binding(&v)))
+            .collect()
+    };
+    let (inputs, outputs) = (bound("inputs"), bound("outputs"));
+    let find = |list: &[(String, Binding)], key: &str| {
+        list.iter().find(|(n, _)| n == key).map(|(_, b)| b.clone())
+    };
+    let folder: PathBuf = Path::new(relative)
+        .parent()
+        .map(|p| {
+            p.components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect()
+        })
+        .unwrap_or_default();
+    let prefixed_name = |inner: &str| format!("{name}_{inner}");
+    let mut exposed = BTreeMap::new();
+    let mut steps = Vec::new();
+    for mut step in inner.steps {
+        step.name = prefixed_name(&step.name);
+        let is_file = !matches!(step.source.as_str(), "inline" | "command job")
+            && !step.source.starts_with("azureml:")
+            && !step.source.starts_with(builtin::PREFIX);
+        if is_file {
+            let source = Path::new(step.source.trim_start_matches("./"));
+            step.source = folder.join(source).to_string_lossy().into_owned();
+        } else if let Some(code) = &step.component.code
+            && !code.starts_with("azureml:")
+        {
+            // An inline component's code folder, now read from the outer pipeline's folder.
+            step.component.code = Some(
+                folder
+                    .join(code.trim_start_matches("./"))
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            step.origin = base.to_path_buf();
+        }
+        for (_, binding) in &mut step.inputs {
+            *binding = match binding.clone() {
+                Binding::ParentInput(x) => find(&inputs, &x)
+                    .or_else(|| find(&inner.inputs, &x))
+                    .unwrap_or(Binding::Unbound),
+                Binding::StepOutput { step, output } => Binding::StepOutput {
+                    step: prefixed_name(&step),
+                    output,
+                },
+                other => other,
+            };
+        }
+        for (output, binding) in &mut step.outputs {
+            if let Binding::ParentOutput(exposed_as) = binding.clone() {
+                exposed.insert(exposed_as.clone(), (step.name.clone(), output.clone()));
+                *binding = find(&outputs, &exposed_as).unwrap_or(Binding::Unbound);
+            }
+        }
+        steps.push(step);
+    }
+    Ok((steps, exposed))
 }
 
 /// A command job written inline as a step: its component is its command, environment and the
