@@ -208,7 +208,7 @@ pub fn parse_draft(
     }
     let mut steps = Vec::new();
     // Nested pipeline steps: for each, where its outputs come from among the flattened steps.
-    let mut exposed: BTreeMap<String, BTreeMap<String, (String, String)>> = BTreeMap::new();
+    let mut exposed: BTreeMap<String, Exposed> = BTreeMap::new();
     for (name, node) in &jobs {
         let nested = text(node.get("type")).as_deref() == Some("pipeline");
         let added = if nested {
@@ -529,6 +529,10 @@ fn component_job(component: &Value, inputs: &[(String, Binding)], outputs: &[Str
     Value::Mapping(node)
 }
 
+/// For a nested pipeline step, where each of its component's outputs comes from: the inner
+/// step and that step's output.
+type Exposed = BTreeMap<String, (String, String)>;
+
 /// A nested pipeline step, flattened: the pipeline component's steps, named `<step>_<inner>`,
 /// with its inputs replaced by what the step binds them to. Also returns where each of the
 /// component's outputs comes from (inner step, its output), for references to the step.
@@ -537,7 +541,7 @@ fn flatten(
     node: &Value,
     base: &Path,
     registry: Registry<'_>,
-) -> Result<(Vec<Step>, BTreeMap<String, (String, String)>), Vec<Problem>> {
+) -> Result<(Vec<Step>, Exposed), Vec<Problem>> {
     let field = format!("jobs.{name}.component");
     let reference = text(node.get("component")).ok_or_else(|| {
         vec![problem(
