@@ -614,10 +614,52 @@ impl DesignerPanel {
                 Some(key) => navigate = navigate.take().or(self.step_ui(ui, &key)),
                 None => {
                     ui.weak("Select a node to edit it. Drag from an orange output port to a blue input port to connect them; Delete removes the selected node.");
+                    self.pipeline_inputs_ui(ui);
                 }
             }
         });
         navigate
+    }
+
+    /// The pipeline's own parameters (`inputs` that are values), which steps read as
+    /// `${{parent.inputs.x}}`.
+    fn pipeline_inputs_ui(&mut self, ui: &mut egui::Ui) {
+        let values: Vec<(String, String)> = self
+            .pipeline
+            .inputs
+            .iter()
+            .filter_map(|(n, b)| match b {
+                Binding::Literal(v) => Some((n.clone(), v.clone())),
+                _ => None,
+            })
+            .collect();
+        if values.is_empty() {
+            return;
+        }
+        ui.add_space(8.0);
+        ui.strong("Pipeline parameters");
+        egui::Grid::new("pipeline-inputs")
+            .num_columns(2)
+            .show(ui, |ui| {
+                for (name, current) in values {
+                    ui.label(&name);
+                    let mut text = current.clone();
+                    ui.add(
+                        egui::TextEdit::singleline(&mut text)
+                            .id_salt(("pipeline-input", &name))
+                            .desired_width(150.0),
+                    );
+                    if text != current {
+                        let field = (String::new(), name.clone());
+                        if self.editing.as_ref() != Some(&field) {
+                            self.edit();
+                            self.editing = Some(field);
+                        }
+                        design::set_pipeline_input(&mut self.pipeline, &name, &text);
+                    }
+                    ui.end_row();
+                }
+            });
     }
 
     fn input_ui(&mut self, ui: &mut egui::Ui, name: &str) {

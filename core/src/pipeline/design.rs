@@ -211,6 +211,13 @@ pub fn set_value(pipeline: &mut Pipeline, step: &str, input: &str, value: &str) 
     }
 }
 
+/// Sets the value of a pipeline parameter (an input that is a value).
+pub fn set_pipeline_input(pipeline: &mut Pipeline, name: &str, value: &str) {
+    if let Some((_, binding)) = pipeline.inputs.iter_mut().find(|(n, _)| n == name) {
+        *binding = Binding::Literal(value.to_owned());
+    }
+}
+
 /// Places every node without a position: a row per depth (pipeline inputs first), nodes of a
 /// depth side by side, each row shifted a little right so the flow reads downwards.
 pub fn auto_layout(pipeline: &mut Pipeline) {
