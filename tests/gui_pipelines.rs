@@ -45,7 +45,11 @@ fn the_churn_sample_runs_from_the_designer_and_reruns_fully_reused() {
     });
     assert_eq!(h.state().designed_pipeline().steps.len(), 12);
     // With nothing selected, the pipeline's own parameters are there to edit.
-    assert!(shows_containing(&h, "Pipeline parameters"), "{}", visible_text(&h));
+    assert!(
+        shows_containing(&h, "Pipeline parameters"),
+        "{}",
+        visible_text(&h)
+    );
     h.get_by_label("▶ Run").click();
     run_until(&mut h, WAIT, "the first run to finish", |h| {
         shows_containing(h, "finished — 12 step(s), 0 reused")
