@@ -227,6 +227,7 @@ fn migrations_are_append_only() {
         "1c8d98eb1ede68839f3fd556e09cd413f30b3056c4fd703cafcf9ffad5bd6069",
         "e1f64e1341d20bf881d1a777bfd7866399661712fb0e640e77a6fbfb143089d6",
         "6f59adb50f6f6427dfb8a3d3441eb29a670afd0dfa1f1151834edf351322f856",
+        "41b38133673bc57844003fe9bb8ff5a1a73b5dea044f9b809a0bad3aa42f5ecd",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

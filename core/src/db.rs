@@ -257,6 +257,57 @@ pub const MIGRATIONS: &[&str] = &[
         last_run_at INTEGER,
         created_at INTEGER NOT NULL
     );",
+    // 6: labeling — projects over an image or text asset version, their items with a status
+    // kept for filtering, every submission of shapes (who, when, from where), reviews, and
+    // model pre-labels.
+    "CREATE TABLE label_projects (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        task TEXT NOT NULL,
+        version_id INTEGER NOT NULL REFERENCES asset_versions(id),
+        labels TEXT NOT NULL,
+        consensus INTEGER NOT NULL DEFAULT 1,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE label_items (
+        project_id INTEGER NOT NULL REFERENCES label_projects(id),
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('unlabeled', 'labeled', 'accepted', 'rejected')),
+        PRIMARY KEY (project_id, position)
+    ) WITHOUT ROWID;
+    CREATE INDEX label_items_status ON label_items(project_id, status, position);
+    CREATE TABLE label_submissions (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        annotator TEXT NOT NULL,
+        shapes TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        FOREIGN KEY (project_id, position) REFERENCES label_items(project_id, position)
+    );
+    CREATE INDEX label_submissions_item ON label_submissions(project_id, position, id);
+    CREATE TABLE label_reviews (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        reviewer TEXT NOT NULL,
+        accepted INTEGER NOT NULL,
+        comment TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        FOREIGN KEY (project_id, position) REFERENCES label_items(project_id, position)
+    );
+    CREATE INDEX label_reviews_item ON label_reviews(project_id, position, id);
+    CREATE TABLE label_predictions (
+        project_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        shapes TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (project_id, position, model),
+        FOREIGN KEY (project_id, position) REFERENCES label_items(project_id, position)
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

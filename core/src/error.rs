@@ -69,6 +69,9 @@ pub enum Error {
     /// A pipeline, component or environment problem, already worded for the user.
     #[error("{0}")]
     Pipeline(String),
+    /// A labeling problem (a project, an item, a shape, a label file), already worded.
+    #[error("{0}")]
+    Label(String),
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("{0}")]

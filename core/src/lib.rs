@@ -11,6 +11,7 @@ pub mod format;
 pub mod images;
 pub mod import;
 pub mod jobs;
+pub mod labeling;
 pub mod ml;
 pub mod mlmodel;
 pub mod onnx;

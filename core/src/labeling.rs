@@ -1,0 +1,332 @@
+//! Labeling: projects that annotate one image or text data asset version under a label schema.
+//! Every submission of shapes is kept with who made it, when and from where (a person, an
+//! import, a model's pre-label); reviews accept or reject; an item's status is kept on the item
+//! for filtering. Formats in and out live beside (`coco.rs`).
+
+pub mod coco;
+pub mod project;
+
+use serde::{Deserialize, Serialize};
+
+use crate::assets::AssetKind;
+
+/// What a project asks of each item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    ImageClassification,
+    ImageMultiLabel,
+    BoundingBoxes,
+    Polygons,
+    TextClassification,
+    TextMultiLabel,
+    EntitySpans,
+}
+
+impl Task {
+    pub const ALL: [Task; 7] = [
+        Task::ImageClassification,
+        Task::ImageMultiLabel,
+        Task::BoundingBoxes,
+        Task::Polygons,
+        Task::TextClassification,
+        Task::TextMultiLabel,
+        Task::EntitySpans,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::ImageClassification => "image_classification",
+            Task::ImageMultiLabel => "image_multi_label",
+            Task::BoundingBoxes => "bounding_boxes",
+            Task::Polygons => "polygons",
+            Task::TextClassification => "text_classification",
+            Task::TextMultiLabel => "text_multi_label",
+            Task::EntitySpans => "entity_spans",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Task, String> {
+        Task::ALL
+            .into_iter()
+            .find(|t| t.as_str() == text)
+            .ok_or_else(|| {
+                let all: Vec<&str> = Task::ALL.iter().map(|t| t.as_str()).collect();
+                format!(
+                    "'{text}' is not a labeling task; use one of {}",
+                    all.join(", ")
+                )
+            })
+    }
+
+    /// The kind of data asset the task labels.
+    pub fn asset_kind(self) -> AssetKind {
+        match self {
+            Task::ImageClassification
+            | Task::ImageMultiLabel
+            | Task::BoundingBoxes
+            | Task::Polygons => AssetKind::Images,
+            _ => AssetKind::Text,
+        }
+    }
+
+    /// Whether an item may carry more than one class label.
+    pub fn multi_label(self) -> bool {
+        matches!(self, Task::ImageMultiLabel | Task::TextMultiLabel)
+    }
+}
+
+/// A class in a project's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    pub name: String,
+    /// `#rrggbb`.
+    pub color: String,
+    /// The key that picks it: '1'–'9' for the first nine.
+    pub hotkey: Option<char>,
+}
+
+/// Colours given to labels in order when none is chosen.
+const PALETTE: [&str; 10] = [
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
+    "#fabed4", "#469990",
+];
+
+/// A schema from label names: colours from a palette, hotkeys 1–9.
+pub fn labels_from_names(names: &[String]) -> Vec<Label> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Label {
+            name: name.clone(),
+            color: PALETTE[i % PALETTE.len()].to_owned(),
+            hotkey: char::from_digit(i as u32 + 1, 10).filter(|_| i < 9),
+        })
+        .collect()
+}
+
+/// One annotation on an item. Geometry is in image pixels; spans are character offsets
+/// (end exclusive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Shape {
+    Class {
+        label: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confidence: Option<f64>,
+    },
+    Box {
+        label: String,
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confidence: Option<f64>,
+    },
+    Polygon {
+        label: String,
+        points: Vec<[f64; 2]>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confidence: Option<f64>,
+    },
+    Span {
+        label: String,
+        start: usize,
+        end: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confidence: Option<f64>,
+    },
+}
+
+impl Shape {
+    pub fn label(&self) -> &str {
+        match self {
+            Shape::Class { label, .. }
+            | Shape::Box { label, .. }
+            | Shape::Polygon { label, .. }
+            | Shape::Span { label, .. } => label,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Shape::Class { .. } => "class",
+            Shape::Box { .. } => "box",
+            Shape::Polygon { .. } => "polygon",
+            Shape::Span { .. } => "span",
+        }
+    }
+}
+
+/// What an item is, for checking shapes against it: an image's size, or a text's length in
+/// characters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Extent {
+    Image { width: u32, height: u32 },
+    Text { chars: usize },
+}
+
+/// Checks shapes against the task, the schema and the item; the error names the shape.
+pub fn check_shapes(
+    task: Task,
+    labels: &[Label],
+    extent: Extent,
+    shapes: &[Shape],
+) -> Result<(), String> {
+    let classes = shapes
+        .iter()
+        .filter(|s| matches!(s, Shape::Class { .. }))
+        .count();
+    if classes > 1 && !task.multi_label() {
+        return Err(format!(
+            "{} takes one class per item, not {classes}",
+            task.as_str()
+        ));
+    }
+    for (i, shape) in shapes.iter().enumerate() {
+        let at = format!("shape {} ({} '{}')", i + 1, shape.kind(), shape.label());
+        if !labels.iter().any(|l| l.name == shape.label()) {
+            let names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+            return Err(format!(
+                "{at}: no such label; the project has {}",
+                names.join(", ")
+            ));
+        }
+        let fits = match (task, shape) {
+            (
+                Task::ImageClassification
+                | Task::ImageMultiLabel
+                | Task::TextClassification
+                | Task::TextMultiLabel,
+                Shape::Class { .. },
+            ) => true,
+            (Task::BoundingBoxes, Shape::Box { .. }) => true,
+            (Task::Polygons, Shape::Polygon { .. } | Shape::Box { .. }) => true,
+            (Task::EntitySpans, Shape::Span { .. }) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(format!(
+                "{at}: a {} project has no {}s",
+                task.as_str(),
+                shape.kind()
+            ));
+        }
+        match (shape, extent) {
+            (Shape::Box { x, y, w, h, .. }, Extent::Image { width, height }) => {
+                let (wf, hf) = (f64::from(width), f64::from(height));
+                let finite = [x, y, w, h].iter().all(|v| v.is_finite());
+                if !finite || *w <= 0.0 || *h <= 0.0 {
+                    return Err(format!("{at}: width and height must be positive numbers"));
+                }
+                if *x < 0.0 || *y < 0.0 || x + w > wf + 0.5 || y + h > hf + 0.5 {
+                    return Err(format!(
+                        "{at}: the box ({x}, {y}, {w} × {h}) falls outside the {width} × {height} image"
+                    ));
+                }
+            }
+            (Shape::Polygon { points, .. }, Extent::Image { width, height }) => {
+                if points.len() < 3 {
+                    return Err(format!("{at}: a polygon needs at least 3 points"));
+                }
+                let outside = points.iter().position(|[px, py]| {
+                    !px.is_finite()
+                        || !py.is_finite()
+                        || *px < -0.5
+                        || *py < -0.5
+                        || *px > f64::from(width) + 0.5
+                        || *py > f64::from(height) + 0.5
+                });
+                if let Some(p) = outside {
+                    return Err(format!(
+                        "{at}: point {} falls outside the {width} × {height} image",
+                        p + 1
+                    ));
+                }
+            }
+            (Shape::Span { start, end, .. }, Extent::Text { chars }) => {
+                if start >= end || *end > chars {
+                    return Err(format!(
+                        "{at}: the span {start}..{end} does not lie within the text's {chars} characters"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_are_checked_against_task_schema_and_item() {
+        let labels = labels_from_names(&["cat".into(), "dog".into()]);
+        assert_eq!(labels[1].hotkey, Some('2'));
+        let image = Extent::Image {
+            width: 100,
+            height: 50,
+        };
+        let boxed = |x: f64, w: f64| Shape::Box {
+            label: "cat".into(),
+            x,
+            y: 0.0,
+            w,
+            h: 10.0,
+            confidence: None,
+        };
+        assert!(check_shapes(Task::BoundingBoxes, &labels, image, &[boxed(10.0, 20.0)]).is_ok());
+        let e =
+            check_shapes(Task::BoundingBoxes, &labels, image, &[boxed(90.0, 20.0)]).unwrap_err();
+        assert!(
+            e.starts_with("shape 1 (box 'cat'): the box (90, 0, 20 × 10) falls outside"),
+            "{e}"
+        );
+        let e = check_shapes(
+            Task::ImageClassification,
+            &labels,
+            image,
+            &[Shape::Class {
+                label: "cow".into(),
+                confidence: None,
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "shape 1 (class 'cow'): no such label; the project has cat, dog"
+        );
+        let two = [
+            Shape::Class {
+                label: "cat".into(),
+                confidence: None,
+            },
+            Shape::Class {
+                label: "dog".into(),
+                confidence: None,
+            },
+        ];
+        assert!(check_shapes(Task::ImageClassification, &labels, image, &two).is_err());
+        assert!(check_shapes(Task::ImageMultiLabel, &labels, image, &two).is_ok());
+        let span = Shape::Span {
+            label: "dog".into(),
+            start: 3,
+            end: 12,
+            confidence: None,
+        };
+        let e = check_shapes(
+            Task::EntitySpans,
+            &labels,
+            Extent::Text { chars: 10 },
+            &[span],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("does not lie within the text's 10 characters"),
+            "{e}"
+        );
+    }
+}

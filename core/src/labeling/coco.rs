@@ -1,0 +1,1 @@
+//! COCO (object detection) import and export.

@@ -1,0 +1,612 @@
+//! Projects and their items: creating one over a data asset version, submitting shapes,
+//! reviewing, filtering, and the dashboard's counts.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Extent, Label, Shape, Task, check_shapes};
+use crate::assets::{AssetRef, AssetVersion};
+use crate::workspace::Workspace;
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub task: Task,
+    /// The labeled data asset version, as `name:version`.
+    pub asset: String,
+    pub version_id: i64,
+    pub labels: Vec<Label>,
+    /// Annotators wanted per item.
+    pub consensus: u32,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Unlabeled,
+    Labeled,
+    Accepted,
+    Rejected,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Unlabeled,
+        Status::Labeled,
+        Status::Accepted,
+        Status::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unlabeled => "unlabeled",
+            Status::Labeled => "labeled",
+            Status::Accepted => "accepted",
+            Status::Rejected => "rejected",
+        }
+    }
+
+    fn parse(text: &str) -> Status {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .unwrap_or(Status::Unlabeled)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Item {
+    pub position: i64,
+    /// The image's path in the asset, or `item N` for text.
+    pub name: String,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Submission {
+    pub id: i64,
+    pub position: i64,
+    pub annotator: String,
+    pub shapes: Vec<Shape>,
+    /// `human`, `import:<file>`, or `model:<name>:<version>`.
+    pub source: String,
+    pub created_at: i64,
+}
+
+/// Which items to list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub status: Option<Status>,
+    /// Items whose latest submission has a shape with this label.
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub items: i64,
+    pub by_status: BTreeMap<String, i64>,
+    /// Shapes per label, over each item's latest submission.
+    pub by_label: BTreeMap<String, i64>,
+    /// Submissions per annotator.
+    pub by_annotator: BTreeMap<String, i64>,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::Label(message.into())
+}
+
+/// Creates a project over `asset` (latest version when none is named); its items are the
+/// version's images or text items, in order.
+pub fn create(
+    ws: &mut Workspace,
+    name: &str,
+    task: Task,
+    asset: &AssetRef,
+    labels: Vec<Label>,
+    consensus: u32,
+) -> Result<Project> {
+    if name.trim().is_empty() {
+        return Err(invalid("a project needs a name"));
+    }
+    if labels.is_empty() {
+        return Err(invalid("a project needs at least one label"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = labels.iter().find(|l| !seen.insert(&l.name)) {
+        return Err(invalid(format!("label '{}' is given twice", dup.name)));
+    }
+    let version = ws.resolve(asset)?;
+    if version.kind != task.asset_kind() {
+        return Err(invalid(format!(
+            "{} labels {} assets, and {} is {}",
+            task.as_str(),
+            task.asset_kind(),
+            version.reference(),
+            version.kind
+        )));
+    }
+    let names: Vec<String> = match version.kind {
+        crate::assets::AssetKind::Images => ws
+            .version_files(version.id)?
+            .into_iter()
+            .map(|f| f.path)
+            .collect(),
+        _ => (1..=version.item_count)
+            .map(|i| format!("item {i}"))
+            .collect(),
+    };
+    let labels_json = serde_json::to_string(&labels)?;
+    let created_at = crate::db::now_millis();
+    let tx = ws.conn().unchecked_transaction()?;
+    let inserted = tx.execute(
+        "INSERT INTO label_projects (name, task, version_id, labels, consensus, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            name,
+            task.as_str(),
+            version.id,
+            labels_json,
+            consensus.max(1),
+            created_at
+        ],
+    );
+    if let Err(rusqlite::Error::SqliteFailure(e, _)) = &inserted
+        && e.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        return Err(invalid(format!("a project named '{name}' exists already")));
+    }
+    inserted?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut stmt = tx.prepare(
+            "INSERT INTO label_items (project_id, position, name, status) VALUES (?1, ?2, ?3, 'unlabeled')",
+        )?;
+        for (i, item) in names.iter().enumerate() {
+            stmt.execute(params![id, i as i64, item])?;
+        }
+    }
+    tx.commit()?;
+    open(ws, name)
+}
+
+fn project_row(ws: &Workspace, clause: &str, key: &dyn rusqlite::ToSql) -> Result<Option<Project>> {
+    let row = ws
+        .conn()
+        .query_row(
+            &format!(
+                "SELECT p.id, p.name, p.task, p.version_id, p.labels, p.consensus, p.created_at,
+                        a.name, v.version
+                 FROM label_projects p
+                 JOIN asset_versions v ON v.id = p.version_id
+                 JOIN assets a ON a.id = v.asset_id
+                 WHERE {clause}"
+            ),
+            [key],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, i64>(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(
+        |(id, name, task, version_id, labels, consensus, created_at, asset, version)| {
+            Ok(Project {
+                id,
+                name,
+                task: Task::parse(&task).map_err(invalid)?,
+                asset: format!("{asset}:{version}"),
+                version_id,
+                labels: serde_json::from_str(&labels)?,
+                consensus: consensus as u32,
+                created_at,
+            })
+        },
+    )
+    .transpose()
+}
+
+pub fn open(ws: &Workspace, name: &str) -> Result<Project> {
+    project_row(ws, "p.name = ?1", &name)?
+        .ok_or_else(|| invalid(format!("there is no labeling project '{name}'")))
+}
+
+pub fn list(ws: &Workspace) -> Result<Vec<Project>> {
+    let names: Vec<String> = ws
+        .conn()
+        .prepare("SELECT name FROM label_projects ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    names.iter().map(|n| open(ws, n)).collect()
+}
+
+/// The items that pass `filter`, in order.
+pub fn items(ws: &Workspace, project: &Project, filter: &Filter) -> Result<Vec<Item>> {
+    let mut stmt = ws.conn().prepare(
+        "SELECT i.position, i.name, i.status FROM label_items i
+         WHERE i.project_id = ?1 AND (?2 IS NULL OR i.status = ?2)
+           AND (?3 IS NULL OR EXISTS (
+                SELECT 1 FROM label_submissions s, json_each(s.shapes) j
+                WHERE s.id = (SELECT MAX(id) FROM label_submissions
+                              WHERE project_id = i.project_id AND position = i.position)
+                  AND json_extract(j.value, '$.label') = ?3))
+         ORDER BY i.position",
+    )?;
+    let rows = stmt.query_map(
+        params![project.id, filter.status.map(Status::as_str), filter.label],
+        |r| {
+            Ok(Item {
+                position: r.get(0)?,
+                name: r.get(1)?,
+                status: Status::parse(&r.get::<_, String>(2)?),
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn item(ws: &Workspace, project: &Project, position: i64) -> Result<Item> {
+    ws.conn()
+        .query_row(
+            "SELECT position, name, status FROM label_items WHERE project_id = ?1 AND position = ?2",
+            params![project.id, position],
+            |r| {
+                Ok(Item {
+                    position: r.get(0)?,
+                    name: r.get(1)?,
+                    status: Status::parse(&r.get::<_, String>(2)?),
+                })
+            },
+        )
+        .optional()?
+        .ok_or_else(|| invalid(format!("project '{}' has no item {position}", project.name)))
+}
+
+/// What shapes on item `position` are checked against: its image size or text length.
+pub fn extent(ws: &Workspace, project: &Project, position: i64) -> Result<Extent> {
+    match project.task.asset_kind() {
+        crate::assets::AssetKind::Images => {
+            let files = ws.version_files(project.version_id)?;
+            let file = files.get(position as usize).ok_or_else(|| {
+                invalid(format!("project '{}' has no item {position}", project.name))
+            })?;
+            Ok(Extent::Image {
+                width: file.width,
+                height: file.height,
+            })
+        }
+        _ => {
+            let version: AssetVersion = ws.version_by_id(project.version_id)?;
+            let texts = crate::text::items(ws, &version)?;
+            let text = texts.get(position as usize).ok_or_else(|| {
+                invalid(format!("project '{}' has no item {position}", project.name))
+            })?;
+            Ok(Extent::Text {
+                chars: text.chars().count(),
+            })
+        }
+    }
+}
+
+/// Records `shapes` as `annotator`'s annotation of item `position`; the item becomes labeled
+/// (back in the queue for review if it had been reviewed).
+pub fn submit(
+    ws: &Workspace,
+    project: &Project,
+    position: i64,
+    annotator: &str,
+    shapes: &[Shape],
+    source: &str,
+) -> Result<Submission> {
+    let item = item(ws, project, position)?;
+    check_shapes(
+        project.task,
+        &project.labels,
+        extent(ws, project, position)?,
+        shapes,
+    )
+    .map_err(|e| invalid(format!("{}: {e}", item.name)))?;
+    let json = serde_json::to_string(shapes)?;
+    let created_at = crate::db::now_millis();
+    let tx = ws.conn().unchecked_transaction()?;
+    tx.execute(
+        "INSERT INTO label_submissions (project_id, position, annotator, shapes, source, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![project.id, position, annotator, json, source, created_at],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE label_items SET status = 'labeled' WHERE project_id = ?1 AND position = ?2",
+        params![project.id, position],
+    )?;
+    tx.commit()?;
+    Ok(Submission {
+        id,
+        position,
+        annotator: annotator.to_owned(),
+        shapes: shapes.to_vec(),
+        source: source.to_owned(),
+        created_at,
+    })
+}
+
+/// The item's latest submission, if it has one.
+pub fn latest(ws: &Workspace, project: &Project, position: i64) -> Result<Option<Submission>> {
+    let row = ws
+        .conn()
+        .query_row(
+            "SELECT id, annotator, shapes, source, created_at FROM label_submissions
+             WHERE project_id = ?1 AND position = ?2 ORDER BY id DESC LIMIT 1",
+            params![project.id, position],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(|(id, annotator, shapes, source, created_at)| {
+        Ok(Submission {
+            id,
+            position,
+            annotator,
+            shapes: serde_json::from_str(&shapes)?,
+            source,
+            created_at,
+        })
+    })
+    .transpose()
+}
+
+/// A reviewer's verdict on item `position`: accepted, or rejected with a comment (the item
+/// goes back to the queue).
+pub fn review(
+    ws: &Workspace,
+    project: &Project,
+    position: i64,
+    reviewer: &str,
+    accepted: bool,
+    comment: &str,
+) -> Result<()> {
+    let item = item(ws, project, position)?;
+    if item.status == Status::Unlabeled {
+        return Err(invalid(format!("{}: nothing to review yet", item.name)));
+    }
+    if !accepted && comment.trim().is_empty() {
+        return Err(invalid(format!("{}: say why it is rejected", item.name)));
+    }
+    let tx = ws.conn().unchecked_transaction()?;
+    tx.execute(
+        "INSERT INTO label_reviews (project_id, position, reviewer, accepted, comment, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            project.id,
+            position,
+            reviewer,
+            accepted,
+            comment,
+            crate::db::now_millis()
+        ],
+    )?;
+    tx.execute(
+        "UPDATE label_items SET status = ?3 WHERE project_id = ?1 AND position = ?2",
+        params![
+            project.id,
+            position,
+            if accepted { "accepted" } else { "rejected" }
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Progress, label distribution and per-annotator counts.
+pub fn stats(ws: &Workspace, project: &Project) -> Result<Stats> {
+    let conn = ws.conn();
+    let mut by_status: BTreeMap<String, i64> = Status::ALL
+        .iter()
+        .map(|s| (s.as_str().to_owned(), 0))
+        .collect();
+    let mut stmt = conn.prepare(
+        "SELECT status, COUNT(*) FROM label_items WHERE project_id = ?1 GROUP BY status",
+    )?;
+    for row in stmt.query_map([project.id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let (status, n) = row?;
+        by_status.insert(status, n);
+    }
+    let mut by_label = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT json_extract(j.value, '$.label'), COUNT(*)
+         FROM label_submissions s, json_each(s.shapes) j
+         WHERE s.project_id = ?1 AND s.id = (SELECT MAX(id) FROM label_submissions
+                                             WHERE project_id = s.project_id AND position = s.position)
+         GROUP BY 1",
+    )?;
+    for row in stmt.query_map([project.id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let (label, n) = row?;
+        by_label.insert(label, n);
+    }
+    let mut by_annotator = BTreeMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT annotator, COUNT(*) FROM label_submissions WHERE project_id = ?1 GROUP BY annotator",
+    )?;
+    for row in stmt.query_map([project.id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
+        let (who, n) = row?;
+        by_annotator.insert(who, n);
+    }
+    Ok(Stats {
+        items: by_status.values().sum(),
+        by_status,
+        by_label,
+        by_annotator,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labeling::labels_from_names;
+
+    fn demo() -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ws = Workspace::open(dir.path()).unwrap();
+        crate::demo::seed(&mut ws).unwrap();
+        (dir, ws)
+    }
+
+    fn boxed(label: &str) -> Shape {
+        Shape::Box {
+            label: label.into(),
+            x: 1.0,
+            y: 1.0,
+            w: 5.0,
+            h: 5.0,
+            confidence: None,
+        }
+    }
+
+    #[test]
+    fn a_box_project_takes_submissions_reviews_and_filters() {
+        let (_dir, mut ws) = demo();
+        let labels = labels_from_names(&["circle".into(), "square".into()]);
+        let p = create(
+            &mut ws,
+            "boxes",
+            Task::BoundingBoxes,
+            &"shapes".parse().unwrap(),
+            labels,
+            1,
+        )
+        .unwrap();
+        assert_eq!(p.asset, "shapes:1");
+        let all = items(&ws, &p, &Filter::default()).unwrap();
+        assert_eq!(all.len(), 24);
+        submit(&ws, &p, 0, "ana", &[boxed("circle")], "human").unwrap();
+        submit(
+            &ws,
+            &p,
+            1,
+            "ben",
+            &[boxed("square"), boxed("square")],
+            "human",
+        )
+        .unwrap();
+        let e = submit(&ws, &p, 2, "ana", &[boxed("triangle")], "human").unwrap_err();
+        assert!(e.to_string().contains("no such label"), "{e}");
+        review(&ws, &p, 1, "rita", false, "the second box is a duplicate").unwrap();
+        assert!(
+            review(&ws, &p, 0, "rita", false, " ").is_err(),
+            "a rejection needs a reason"
+        );
+        review(&ws, &p, 0, "rita", true, "").unwrap();
+        let rejected = items(
+            &ws,
+            &p,
+            &Filter {
+                status: Some(Status::Rejected),
+                label: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].position, 1);
+        let squares = items(
+            &ws,
+            &p,
+            &Filter {
+                status: None,
+                label: Some("square".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(squares.iter().map(|i| i.position).collect::<Vec<_>>(), [1]);
+        let s = stats(&ws, &p).unwrap();
+        assert_eq!(
+            (s.items, s.by_status["unlabeled"], s.by_status["accepted"]),
+            (24, 22, 1)
+        );
+        assert_eq!(s.by_label["square"], 2);
+        assert_eq!(s.by_annotator["ana"], 1);
+        // Fixed and resubmitted, it is back in the queue for review.
+        submit(&ws, &p, 1, "ben", &[boxed("square")], "human").unwrap();
+        assert_eq!(latest(&ws, &p, 1).unwrap().unwrap().shapes.len(), 1);
+        assert!(
+            create(
+                &mut ws,
+                "boxes",
+                Task::Polygons,
+                &"shapes".parse().unwrap(),
+                labels_from_names(&["x".into()]),
+                1
+            )
+            .is_err()
+        );
+        let e = create(
+            &mut ws,
+            "wrong",
+            Task::EntitySpans,
+            &"shapes".parse().unwrap(),
+            labels_from_names(&["x".into()]),
+            1,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("labels text assets, and shapes:1 is images"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn spans_must_lie_within_their_text() {
+        let (_dir, mut ws) = demo();
+        let p = create(
+            &mut ws,
+            "ner",
+            Task::EntitySpans,
+            &"reviews".parse().unwrap(),
+            labels_from_names(&["PRODUCT".into()]),
+            1,
+        )
+        .unwrap();
+        let Extent::Text { chars } = extent(&ws, &p, 0).unwrap() else {
+            panic!("text")
+        };
+        let ok = Shape::Span {
+            label: "PRODUCT".into(),
+            start: 0,
+            end: chars.min(4),
+            confidence: None,
+        };
+        submit(&ws, &p, 0, "ana", &[ok], "human").unwrap();
+        let past = Shape::Span {
+            label: "PRODUCT".into(),
+            start: 0,
+            end: chars + 1,
+            confidence: None,
+        };
+        let e = submit(&ws, &p, 0, "ana", &[past], "human").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("item 1: shape 1 (span 'PRODUCT')"),
+            "{e}"
+        );
+    }
+}
