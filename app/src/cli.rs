@@ -13,7 +13,7 @@ use lathe_core::profile::{TableProfile, profile_version};
 use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
-use crate::{pipeline_cli, tracking_cli};
+use crate::{label_cli, pipeline_cli, tracking_cli};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -37,6 +37,9 @@ pub enum Command {
     /// Environments that command components run in: register, list.
     #[command(subcommand)]
     Environment(pipeline_cli::EnvironmentCommand),
+    /// Labeling projects: create, import, export, status.
+    #[command(subcommand)]
+    Label(label_cli::LabelCommand),
     /// Pipeline jobs (Azure ML CLI v2 YAML): validate, run, export.
     #[command(subcommand)]
     Pipeline(pipeline_cli::PipelineCommand),
@@ -107,6 +110,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Component(command) => pipeline_cli::component(root, command),
         Command::Environment(command) => pipeline_cli::environment(root, command),
         Command::Pipeline(command) => pipeline_cli::pipeline(root, command),
+        Command::Label(command) => label_cli::run(root, command),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod gui;
+mod label_cli;
 mod pipeline_cli;
 mod server;
 mod tracking_cli;

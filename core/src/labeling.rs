@@ -193,19 +193,18 @@ pub fn check_shapes(
                 names.join(", ")
             ));
         }
-        let fits = match (task, shape) {
+        let fits = matches!(
+            (task, shape),
             (
                 Task::ImageClassification
-                | Task::ImageMultiLabel
-                | Task::TextClassification
-                | Task::TextMultiLabel,
+                    | Task::ImageMultiLabel
+                    | Task::TextClassification
+                    | Task::TextMultiLabel,
                 Shape::Class { .. },
-            ) => true,
-            (Task::BoundingBoxes, Shape::Box { .. }) => true,
-            (Task::Polygons, Shape::Polygon { .. } | Shape::Box { .. }) => true,
-            (Task::EntitySpans, Shape::Span { .. }) => true,
-            _ => false,
-        };
+            ) | (Task::BoundingBoxes, Shape::Box { .. })
+                | (Task::Polygons, Shape::Polygon { .. } | Shape::Box { .. })
+                | (Task::EntitySpans, Shape::Span { .. })
+        );
         if !fits {
             return Err(format!(
                 "{at}: a {} project has no {}s",
@@ -245,12 +244,12 @@ pub fn check_shapes(
                     ));
                 }
             }
-            (Shape::Span { start, end, .. }, Extent::Text { chars }) => {
-                if start >= end || *end > chars {
-                    return Err(format!(
-                        "{at}: the span {start}..{end} does not lie within the text's {chars} characters"
-                    ));
-                }
+            (Shape::Span { start, end, .. }, Extent::Text { chars })
+                if start >= end || *end > chars =>
+            {
+                return Err(format!(
+                    "{at}: the span {start}..{end} does not lie within the text's {chars} characters"
+                ));
             }
             _ => {}
         }

@@ -110,6 +110,20 @@ pub fn create(
     labels: Vec<Label>,
     consensus: u32,
 ) -> Result<Project> {
+    create_with(ws, name, task, asset, labels, consensus, |_, _| Ok(()))
+}
+
+/// Creates a project and, in the same transaction, lets `fill` add to it (an import's
+/// submissions): all of it is stored, or none.
+pub fn create_with(
+    ws: &mut Workspace,
+    name: &str,
+    task: Task,
+    asset: &AssetRef,
+    labels: Vec<Label>,
+    consensus: u32,
+    fill: impl FnOnce(&rusqlite::Transaction<'_>, &Project) -> Result<()>,
+) -> Result<Project> {
     if name.trim().is_empty() {
         return Err(invalid("a project needs a name"));
     }
@@ -142,6 +156,7 @@ pub fn create(
     };
     let labels_json = serde_json::to_string(&labels)?;
     let created_at = crate::db::now_millis();
+    let consensus = consensus.max(1);
     let tx = ws.conn().unchecked_transaction()?;
     let inserted = tx.execute(
         "INSERT INTO label_projects (name, task, version_id, labels, consensus, created_at)
@@ -151,7 +166,7 @@ pub fn create(
             task.as_str(),
             version.id,
             labels_json,
-            consensus.max(1),
+            consensus,
             created_at
         ],
     );
@@ -161,17 +176,58 @@ pub fn create(
         return Err(invalid(format!("a project named '{name}' exists already")));
     }
     inserted?;
-    let id = tx.last_insert_rowid();
+    let project = Project {
+        id: tx.last_insert_rowid(),
+        name: name.to_owned(),
+        task,
+        asset: version.reference(),
+        version_id: version.id,
+        labels,
+        consensus,
+        created_at,
+    };
     {
         let mut stmt = tx.prepare(
             "INSERT INTO label_items (project_id, position, name, status) VALUES (?1, ?2, ?3, 'unlabeled')",
         )?;
         for (i, item) in names.iter().enumerate() {
-            stmt.execute(params![id, i as i64, item])?;
+            stmt.execute(params![project.id, i as i64, item])?;
         }
     }
+    fill(&tx, &project)?;
     tx.commit()?;
-    open(ws, name)
+    Ok(project)
+}
+
+/// Stores a submission and marks its item labeled, unchecked: for callers that checked the
+/// shapes already, inside their own transaction.
+pub fn insert_submission(
+    conn: &rusqlite::Connection,
+    project: &Project,
+    position: i64,
+    annotator: &str,
+    shapes: &[Shape],
+    source: &str,
+) -> Result<Submission> {
+    let created_at = crate::db::now_millis();
+    conn.execute(
+        "INSERT INTO label_submissions (project_id, position, annotator, shapes, source, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![project.id, position, annotator, serde_json::to_string(shapes)?, source, created_at],
+    )?;
+    let id = conn.last_insert_rowid();
+    conn.execute(
+        "UPDATE label_items SET status = 'labeled' WHERE project_id = ?1 AND position = ?2",
+        params![project.id, position],
+    )?;
+    Ok(Submission {
+        id,
+        position,
+        annotator: annotator.to_owned(),
+        shapes: shapes.to_vec(),
+        source: source.to_owned(),
+        created_at,
+    })
 }
 
 fn project_row(ws: &Workspace, clause: &str, key: &dyn rusqlite::ToSql) -> Result<Option<Project>> {
@@ -319,28 +375,10 @@ pub fn submit(
         shapes,
     )
     .map_err(|e| invalid(format!("{}: {e}", item.name)))?;
-    let json = serde_json::to_string(shapes)?;
-    let created_at = crate::db::now_millis();
     let tx = ws.conn().unchecked_transaction()?;
-    tx.execute(
-        "INSERT INTO label_submissions (project_id, position, annotator, shapes, source, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![project.id, position, annotator, json, source, created_at],
-    )?;
-    let id = tx.last_insert_rowid();
-    tx.execute(
-        "UPDATE label_items SET status = 'labeled' WHERE project_id = ?1 AND position = ?2",
-        params![project.id, position],
-    )?;
+    let submission = insert_submission(&tx, project, position, annotator, shapes, source)?;
     tx.commit()?;
-    Ok(Submission {
-        id,
-        position,
-        annotator: annotator.to_owned(),
-        shapes: shapes.to_vec(),
-        source: source.to_owned(),
-        created_at,
-    })
+    Ok(submission)
 }
 
 /// The item's latest submission, if it has one.
@@ -373,6 +411,39 @@ pub fn latest(ws: &Workspace, project: &Project, position: i64) -> Result<Option
         })
     })
     .transpose()
+}
+
+/// Every labeled item's latest submission, in item order (read row by row).
+pub fn latest_all(ws: &Workspace, project: &Project) -> Result<Vec<Submission>> {
+    let mut stmt = ws.conn().prepare(
+        "SELECT s.id, s.position, s.annotator, s.shapes, s.source, s.created_at
+         FROM label_submissions s
+         WHERE s.project_id = ?1 AND s.id = (SELECT MAX(id) FROM label_submissions
+                                             WHERE project_id = s.project_id AND position = s.position)
+         ORDER BY s.position",
+    )?;
+    let rows = stmt.query_map([project.id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, i64>(5)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (id, position, annotator, shapes, source, created_at) = row?;
+        Ok(Submission {
+            id,
+            position,
+            annotator,
+            shapes: serde_json::from_str(&shapes)?,
+            source,
+            created_at,
+        })
+    })
+    .collect()
 }
 
 /// A reviewer's verdict on item `position`: accepted, or rejected with a comment (the item

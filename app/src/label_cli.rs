@@ -1,0 +1,193 @@
+//! `lathe label`: create labeling projects, import labels into a new project, export a project,
+//! and show its progress.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use lathe_core::Workspace;
+use lathe_core::assets::AssetRef;
+use lathe_core::labeling::project::{self, Filter};
+use lathe_core::labeling::{Task, coco, labels_from_names};
+
+use crate::cli::{Output, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum LabelCommand {
+    /// Create a project over an image or text data asset version.
+    Create {
+        name: String,
+        /// NAME or NAME:VERSION of the data asset to label.
+        #[arg(long)]
+        asset: String,
+        /// image_classification, image_multi_label, bounding_boxes, polygons,
+        /// text_classification, text_multi_label or entity_spans.
+        #[arg(long)]
+        task: String,
+        /// The labels, separated by commas (hotkeys 1–9 in this order).
+        #[arg(long)]
+        labels: String,
+        /// Annotators wanted per item.
+        #[arg(long, default_value_t = 1)]
+        consensus: u32,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Create a project pre-filled from a label file (COCO so far) over the asset it labels.
+    Import {
+        path: PathBuf,
+        #[arg(long, default_value = "coco")]
+        format: String,
+        /// NAME or NAME:VERSION of the data asset the file labels.
+        #[arg(long)]
+        asset: String,
+        /// The new project's name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Write a project's labels (each item's latest submission) to a file.
+    Export {
+        name: String,
+        #[arg(long, default_value = "coco")]
+        format: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// A project's progress, label distribution and annotators; all projects without a name.
+    Status {
+        name: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+fn open(root: &Path) -> Result<Workspace> {
+    Workspace::open(root).with_context(|| format!("cannot open workspace {}", root.display()))
+}
+
+fn asset(text: &str) -> Result<AssetRef> {
+    text.parse()
+        .with_context(|| format!("'{text}' is not a data asset reference"))
+}
+
+pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
+    let mut ws = open(root)?;
+    match command {
+        LabelCommand::Create {
+            name,
+            asset: reference,
+            task,
+            labels,
+            consensus,
+            output,
+        } => {
+            let task = Task::parse(&task).map_err(anyhow::Error::msg)?;
+            let names: Vec<String> = labels
+                .split(',')
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect();
+            let created = project::create(
+                &mut ws,
+                &name,
+                task,
+                &asset(&reference)?,
+                labels_from_names(&names),
+                consensus,
+            )?;
+            if output.json {
+                return print_json(&created);
+            }
+            let items = project::items(&ws, &created, &Filter::default())?.len();
+            println!(
+                "created project {} ({}) over {}: {items} items, labels {}",
+                created.name,
+                created.task.as_str(),
+                created.asset,
+                names.join(", ")
+            );
+            Ok(())
+        }
+        LabelCommand::Import {
+            path,
+            format,
+            asset: reference,
+            name,
+            output,
+        } => {
+            if format != "coco" {
+                bail!("'{format}' is not an import format yet; Lathe imports coco");
+            }
+            let imported = coco::import(&mut ws, &path, &name, &asset(&reference)?)?;
+            if output.json {
+                return print_json(&imported);
+            }
+            let stats = project::stats(&ws, &imported)?;
+            println!(
+                "imported {} into project {} ({}): {} of {} items labeled, {} shapes",
+                path.display(),
+                imported.name,
+                imported.task.as_str(),
+                stats.by_status["labeled"],
+                stats.items,
+                stats.by_label.values().sum::<i64>()
+            );
+            Ok(())
+        }
+        LabelCommand::Export { name, format, out } => {
+            if format != "coco" {
+                bail!("'{format}' is not an export format yet; Lathe exports coco");
+            }
+            let found = project::open(&ws, &name)?;
+            let shapes = coco::export_to(&ws, &found, &out)?;
+            println!(
+                "exported {shapes} annotations of {name} to {}",
+                out.display()
+            );
+            Ok(())
+        }
+        LabelCommand::Status { name, output } => {
+            let projects = match name {
+                Some(name) => vec![project::open(&ws, &name)?],
+                None => project::list(&ws)?,
+            };
+            let mut report = Vec::new();
+            for p in &projects {
+                report.push((p.clone(), project::stats(&ws, p)?));
+            }
+            if output.json {
+                let json: Vec<_> = report
+                    .iter()
+                    .map(|(p, s)| serde_json::json!({ "project": p, "stats": s }))
+                    .collect();
+                return print_json(&json);
+            }
+            if report.is_empty() {
+                println!("no labeling projects; `lathe label create` starts one");
+            }
+            for (p, s) in &report {
+                let done =
+                    s.by_status["labeled"] + s.by_status["accepted"] + s.by_status["rejected"];
+                println!(
+                    "{} ({}) over {}: {done} of {} items labeled — {} accepted, {} rejected, {} to review",
+                    p.name,
+                    p.task.as_str(),
+                    p.asset,
+                    s.items,
+                    s.by_status["accepted"],
+                    s.by_status["rejected"],
+                    s.by_status["labeled"]
+                );
+                for (label, n) in &s.by_label {
+                    println!("  {label}: {n}");
+                }
+                for (who, n) in &s.by_annotator {
+                    println!("  by {who}: {n} submission(s)");
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Labeling from the CLI: projects over the corpus' COCO images, COCO import → export → import
+//! round trips, and bad files refused naming the item with nothing stored.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use lathe_tests::Sandbox;
+use serde_json::Value;
+
+fn coco_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpora/annotation/coco/datumaro/tests/assets/coco_dataset/coco")
+}
+
+/// A sandbox with the corpus' `images/<split>` imported as the asset `<split>`.
+fn with_images(split: &str) -> Sandbox {
+    let s = Sandbox::new();
+    let images = coco_root().join("images").join(split);
+    s.lathe(&[
+        "data",
+        "import",
+        images.to_str().unwrap(),
+        "--name",
+        split,
+        "--kind",
+        "images",
+    ])
+    .ok();
+    s
+}
+
+fn annotations(split: &str) -> PathBuf {
+    coco_root().join(format!("annotations/instances_{split}.json"))
+}
+
+fn shapes_of(s: &Sandbox, project: &str, out: &str) -> Value {
+    let path = s.path(out);
+    s.lathe(&["label", "export", project, "--out", path.to_str().unwrap()])
+        .ok();
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn coco_boxes_import_export_and_import_again_unchanged() {
+    let s = with_images("train");
+    let imported = s
+        .lathe(&[
+            "label",
+            "import",
+            annotations("train").to_str().unwrap(),
+            "--asset",
+            "train",
+            "--name",
+            "boxes",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        imported.contains("into project boxes (bounding_boxes): 1 of 1 items labeled, 1 shapes"),
+        "{imported}"
+    );
+    let first = shapes_of(&s, "boxes", "first.json");
+    let a = &first["annotations"][0];
+    assert_eq!(a["bbox"], serde_json::json!([2.0, 2.0, 3.0, 1.0]));
+    let category = a["category_id"].as_u64().unwrap() as usize;
+    assert_eq!(first["categories"][category - 1]["name"], "b");
+    assert_eq!(first["images"][0]["width"], 10);
+    // The export imports into a new project with the same shapes.
+    let exported = s.path("first.json");
+    s.lathe(&[
+        "label",
+        "import",
+        exported.to_str().unwrap(),
+        "--asset",
+        "train",
+        "--name",
+        "again",
+    ])
+    .ok();
+    let second = shapes_of(&s, "again", "second.json");
+    assert_eq!(first["annotations"], second["annotations"]);
+    assert_eq!(first["categories"], second["categories"]);
+    let status = s.lathe(&["label", "status", "boxes", "--json"]).ok().json();
+    assert_eq!(status[0]["stats"]["by_annotator"]["import"], 1);
+}
+
+#[test]
+fn coco_polygons_and_rle_masks_import_as_polygons() {
+    let s = with_images("val");
+    s.lathe(&[
+        "label",
+        "import",
+        annotations("val").to_str().unwrap(),
+        "--asset",
+        "val",
+        "--name",
+        "masks",
+    ])
+    .ok();
+    let exported = shapes_of(&s, "masks", "masks.json");
+    let list = exported["annotations"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{exported}");
+    // The polygon as given; the RLE mask (the first two columns of a 5 × 10 image) traced.
+    assert_eq!(
+        list[0]["segmentation"][0],
+        serde_json::json!([0.0, 0.0, 1.0, 0.0, 1.0, 2.0, 0.0, 2.0])
+    );
+    assert_eq!(list[1]["bbox"], serde_json::json!([0.5, 0.5, 1.0, 9.0]));
+    s.lathe(&[
+        "label",
+        "import",
+        s.path("masks.json").to_str().unwrap(),
+        "--asset",
+        "val",
+        "--name",
+        "again",
+    ])
+    .ok();
+    assert_eq!(
+        shapes_of(&s, "again", "again.json")["annotations"],
+        exported["annotations"]
+    );
+}
+
+#[test]
+fn bad_coco_files_name_the_item_and_store_nothing() {
+    let s = with_images("train");
+    let good: Value =
+        serde_json::from_str(&std::fs::read_to_string(annotations("train")).unwrap()).unwrap();
+    // (a field to change, its new value, what the refusal says)
+    let cases = [
+        (
+            "/annotations/0/bbox",
+            serde_json::json!([8.0, 2.0, 5.0, 1.0]),
+            "annotation 1 on a.jpg: shape 1 (box 'b'): the box (8, 2, 5 × 1) falls outside the 10 × 5 image",
+        ),
+        (
+            "/annotations/0/category_id",
+            serde_json::json!(9),
+            "annotation 1: category 9 is not among the categories",
+        ),
+        (
+            "/images/0/file_name",
+            serde_json::json!("missing.jpg"),
+            "image 5 ('missing.jpg') is not in train:1",
+        ),
+    ];
+    for (field, value, expected) in cases {
+        let mut bad = good.clone();
+        *bad.pointer_mut(field).unwrap() = value;
+        let path = s.file("bad.json", bad.to_string().as_bytes());
+        s.lathe(&[
+            "label",
+            "import",
+            path.to_str().unwrap(),
+            "--asset",
+            "train",
+            "--name",
+            "bad",
+        ])
+        .fails_with(expected);
+        s.lathe(&["label", "status", "bad"])
+            .fails_with("there is no labeling project 'bad'");
+    }
+    let text = std::fs::read_to_string(annotations("train")).unwrap();
+    let truncated = s.file("truncated.json", &text.as_bytes()[..text.len() / 2]);
+    s.lathe(&[
+        "label",
+        "import",
+        truncated.to_str().unwrap(),
+        "--asset",
+        "train",
+        "--name",
+        "bad",
+    ])
+    .fails_with("truncated.json: not a COCO file");
+}
+
+#[test]
+fn a_project_is_created_over_an_asset_and_reports_its_progress() {
+    let s = with_images("train");
+    let out = s
+        .lathe(&[
+            "label",
+            "create",
+            "cats",
+            "--asset",
+            "train",
+            "--task",
+            "image_classification",
+            "--labels",
+            "cat,dog",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        out.contains(
+            "created project cats (image_classification) over train:1: 1 items, labels cat, dog"
+        ),
+        "{out}"
+    );
+    let status = s.lathe(&["label", "status"]).ok().stdout;
+    assert!(
+        status.contains("cats (image_classification) over train:1: 0 of 1 items labeled"),
+        "{status}"
+    );
+    s.lathe(&[
+        "label", "create", "x", "--asset", "train", "--task", "boxes", "--labels", "a",
+    ])
+    .fails_with("'boxes' is not a labeling task");
+}
