@@ -27,8 +27,10 @@ use crate::tracking::types::{Experiment, ModelVersion, RegisteredModel};
 use crate::workspace::Workspace;
 use crate::{Error, Result, table, text};
 
+mod labeling;
 mod pipelines;
 
+pub use labeling::ItemView;
 pub use pipelines::{Opened, Palette, PipelineSource};
 
 /// Rows in one page of a table preview.
@@ -95,6 +97,27 @@ pub enum Command {
     ExportPipeline {
         pipeline: Pipeline,
         path: PathBuf,
+    },
+    LoadLabelProjects,
+    LoadLabelItems {
+        project: String,
+        filter: crate::labeling::project::Filter,
+    },
+    /// An item with its image or text and latest shapes (also to decode the next ones ahead).
+    LoadLabelItem {
+        project: String,
+        position: i64,
+    },
+    SubmitLabels {
+        project: String,
+        position: i64,
+        shapes: Vec<crate::labeling::Shape>,
+    },
+    ReviewItem {
+        project: String,
+        position: i64,
+        accepted: bool,
+        comment: String,
     },
     /// Schedules a saved pipeline (`NAME:VERSION`) on a cron pattern.
     AddSchedule {
@@ -169,6 +192,33 @@ pub enum Event {
     PipelineProgress(PipelineEvent),
     PipelineFinished(Reply<Outcome>),
     ScheduleAdded(Reply<Schedule>),
+    LabelProjects(
+        Reply<
+            Vec<(
+                crate::labeling::project::Project,
+                crate::labeling::project::Stats,
+            )>,
+        >,
+    ),
+    LabelItems {
+        project: String,
+        reply: Reply<Vec<crate::labeling::project::Item>>,
+    },
+    LabelItem {
+        project: String,
+        position: i64,
+        reply: Reply<ItemView>,
+    },
+    LabelSubmitted {
+        project: String,
+        position: i64,
+        reply: Reply<crate::labeling::project::Submission>,
+    },
+    LabelReviewed {
+        project: String,
+        position: i64,
+        reply: Reply<()>,
+    },
     /// A schedule's run ended (or could not start).
     ScheduledRun {
         schedule: Schedule,
@@ -350,6 +400,24 @@ impl Service {
             Command::SavePipeline { name, pipeline } => {
                 self.read(move |s| pipelines::save(s, &name, &pipeline));
             }
+            Command::LoadLabelProjects => self.read(labeling::projects),
+            Command::LoadLabelItems { project, filter } => {
+                self.read(move |s| labeling::items(s, &project, &filter));
+            }
+            Command::LoadLabelItem { project, position } => {
+                self.read(move |s| labeling::item(s, &project, position));
+            }
+            Command::SubmitLabels {
+                project,
+                position,
+                shapes,
+            } => self.read(move |s| labeling::submit(s, &project, position, &shapes)),
+            Command::ReviewItem {
+                project,
+                position,
+                accepted,
+                comment,
+            } => self.read(move |s| labeling::review(s, &project, position, accepted, &comment)),
             Command::AddSchedule { pipeline, cron } => self.read(move |s| {
                 let reply = s
                     .tracking()

@@ -8,6 +8,7 @@ mod designer;
 mod experiments_panel;
 mod image_grid;
 mod import_dialog;
+mod labeling_panel;
 mod lineage_view;
 mod loadable;
 mod metric_chart;

@@ -12,6 +12,7 @@ use crate::data_panel::DataPanel;
 use crate::designer::DesignerPanel;
 use crate::experiments_panel::ExperimentsPanel;
 use crate::import_dialog::ImportDialog;
+use crate::labeling_panel::LabelingPanel;
 use crate::models_panel::ModelsPanel;
 use crate::status_bar::{Message, status_bar_ui};
 
@@ -32,6 +33,7 @@ pub enum Section {
     Data,
     Experiments,
     Models,
+    Labeling,
     Pipelines,
 }
 
@@ -51,6 +53,7 @@ pub struct Workbench {
     experiments: ExperimentsPanel,
     models: ModelsPanel,
     designer: DesignerPanel,
+    labeling: LabelingPanel,
     imports: ImportDialog,
     messages: Vec<Message>,
     requests: Vec<ShellRequest>,
@@ -68,6 +71,7 @@ impl Workbench {
             experiments: ExperimentsPanel::default(),
             models: ModelsPanel::default(),
             designer,
+            labeling: LabelingPanel::default(),
             imports: ImportDialog::default(),
             messages: Vec::new(),
             requests: Vec::new(),
@@ -134,6 +138,7 @@ impl Workbench {
                     (Section::Data, "Data"),
                     (Section::Experiments, "Experiments"),
                     (Section::Models, "Models"),
+                    (Section::Labeling, "Labeling"),
                     (Section::Pipelines, "Pipelines"),
                 ] {
                     ui.selectable_value(&mut self.section, section, label);
@@ -186,6 +191,15 @@ impl Workbench {
                 egui::CentralPanel::default()
                     .show(ui, |ui| self.experiments.main_ui(ui, &self.service))
                     .inner
+            }
+            Section::Labeling => {
+                egui::Panel::left("label-projects")
+                    .resizable(true)
+                    .default_size(230.0)
+                    .show(ui, |ui| self.labeling.list_ui(ui, &self.service));
+                egui::CentralPanel::default()
+                    .show(ui, |ui| self.labeling.main_ui(ui, &self.service));
+                None
             }
             Section::Pipelines => {
                 egui::Panel::top("designer-toolbar").show(ui, |ui| {
@@ -250,6 +264,7 @@ impl Workbench {
                 .and_then(|e| self.experiments.on_event(e))
                 .and_then(|e| self.models.on_event(e))
                 .and_then(|e| self.designer.on_event(e))
+                .and_then(|e| self.labeling.on_event(e, ctx))
             else {
                 continue;
             };

@@ -1,0 +1,121 @@
+//! The annotator's background work: projects with their counts, item lists by filter, an item
+//! with its image (decoded at up to 4096 px a side) or text and its latest shapes, and
+//! submitting and reviewing.
+
+use std::sync::Arc;
+
+use super::{Event, Reply, Shared};
+use crate::images::{self, Thumbnail};
+use crate::labeling::project::{self, Filter, Item, Project, Stats, Submission};
+use crate::labeling::{Extent, Shape};
+use crate::workspace::Workspace;
+
+/// Images are shown at most this many pixels a side (a 12-megapixel photo fits).
+const MAX_SIDE: u32 = 4096;
+
+/// One item, ready to annotate.
+#[derive(Debug, Clone)]
+pub struct ItemView {
+    pub item: Item,
+    pub extent: Extent,
+    pub image: Option<Arc<Thumbnail>>,
+    pub text: Option<String>,
+    pub latest: Option<Submission>,
+}
+
+fn reply<T>(result: crate::Result<T>) -> Reply<T> {
+    result.map(Arc::new).map_err(|e| e.to_string())
+}
+
+pub(super) fn projects(shared: &Shared) -> Event {
+    Event::LabelProjects(reply(Workspace::open(&shared.root).and_then(|ws| {
+        project::list(&ws)?
+            .into_iter()
+            .map(|p| {
+                let stats = project::stats(&ws, &p)?;
+                Ok((p, stats))
+            })
+            .collect::<crate::Result<Vec<(Project, Stats)>>>()
+    })))
+}
+
+pub(super) fn items(shared: &Shared, name: &str, filter: &Filter) -> Event {
+    let result = Workspace::open(&shared.root).and_then(|ws| {
+        let p = project::open(&ws, name)?;
+        project::items(&ws, &p, filter)
+    });
+    Event::LabelItems {
+        project: name.to_owned(),
+        reply: reply(result),
+    }
+}
+
+pub(super) fn item(shared: &Shared, name: &str, position: i64) -> Event {
+    let result = Workspace::open(&shared.root).and_then(|ws| {
+        let p = project::open(&ws, name)?;
+        let item = project::items(&ws, &p, &Filter::default())?
+            .into_iter()
+            .find(|i| i.position == position)
+            .ok_or_else(|| {
+                crate::Error::Label(format!("project '{name}' has no item {position}"))
+            })?;
+        let extent = project::extent(&ws, &p, position)?;
+        let (image, text) = match extent {
+            Extent::Image { .. } => {
+                let files = ws.version_files(p.version_id)?;
+                let file = &files[position as usize];
+                let decoded = images::thumbnail(&ws.blobs().path(&file.blob_hash), MAX_SIDE)?;
+                (Some(Arc::new(decoded)), None)
+            }
+            Extent::Text { .. } => {
+                let version = ws.version_by_id(p.version_id)?;
+                let texts = crate::text::items(&ws, &version)?;
+                (None, texts.into_iter().nth(position as usize))
+            }
+        };
+        Ok(ItemView {
+            latest: project::latest(&ws, &p, position)?,
+            item,
+            extent,
+            image,
+            text,
+        })
+    });
+    Event::LabelItem {
+        project: name.to_owned(),
+        position,
+        reply: reply(result),
+    }
+}
+
+pub(super) fn submit(shared: &Shared, name: &str, position: i64, shapes: &[Shape]) -> Event {
+    let annotator = std::env::var("USER").unwrap_or_else(|_| "annotator".into());
+    let result = Workspace::open(&shared.root).and_then(|ws| {
+        let p = project::open(&ws, name)?;
+        project::submit(&ws, &p, position, &annotator, shapes, "human")
+    });
+    Event::LabelSubmitted {
+        project: name.to_owned(),
+        position,
+        reply: reply(result),
+    }
+}
+
+pub(super) fn review(
+    shared: &Shared,
+    name: &str,
+    position: i64,
+    accepted: bool,
+    comment: &str,
+) -> Event {
+    let reviewer = std::env::var("USER").unwrap_or_else(|_| "reviewer".into());
+    let result = Workspace::open(&shared.root).and_then(|ws| {
+        let p = project::open(&ws, name)?;
+        project::review(&ws, &p, position, &reviewer, accepted, comment)
+    });
+    Event::LabelReviewed {
+        project: name.to_owned(),
+        position,
+        reply: reply(result),
+    }
+}

@@ -1,0 +1,143 @@
+//! The annotator, driven headless with egui_kittest: draw a box with pointer events, label it
+//! with a hotkey, undo, redo, submit and find it stored; then the review flow.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use lathe_core::Workspace;
+use lathe_core::labeling::project::{self, Status};
+use lathe_core::labeling::{Shape, Task, labels_from_names};
+use lathe_core::service::Service;
+use lathe_tests::{Sandbox, run_until, visible_text};
+use lathe_ui::Workbench;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn shows_containing(h: &Harness<'_, Workbench>, text: &str) -> bool {
+    h.query_by_label_contains(text).is_some()
+}
+
+fn pointer(h: &Harness<'_, Workbench>, pos: egui::Pos2, pressed: Option<bool>) {
+    h.event(egui::Event::PointerMoved(pos));
+    if let Some(pressed) = pressed {
+        h.event(egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        });
+    }
+}
+
+#[test]
+fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
+    let s = Sandbox::new();
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    lathe_core::demo::seed(&mut ws).unwrap();
+    let labels = labels_from_names(&["circle".into(), "square".into()]);
+    let p = project::create(
+        &mut ws,
+        "boxes",
+        Task::BoundingBoxes,
+        &"shapes".parse().unwrap(),
+        labels,
+        1,
+    )
+    .unwrap();
+    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the project", |h| {
+        shows_containing(h, "0/24 labeled")
+    });
+    h.get_by_label_contains("boxes").click();
+    run_until(&mut h, WAIT, "the first image", |h| {
+        h.query_by_label("Image canvas").is_some()
+    });
+    let canvas = h.get_by_label("Image canvas").rect();
+    h.key_press(egui::Key::Num2);
+    h.step();
+    let (from, to) = (
+        canvas.center() - egui::vec2(60.0, 60.0),
+        canvas.center() + egui::vec2(40.0, 50.0),
+    );
+    pointer(&h, from, Some(true));
+    h.step();
+    for t in [0.3, 0.6, 1.0] {
+        pointer(&h, from + (to - from) * t, None);
+        h.step();
+    }
+    pointer(&h, to, Some(false));
+    h.step();
+    h.step();
+    assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
+    assert!(
+        shows_containing(&h, "square  "),
+        "the box has the hotkey's label"
+    );
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert!(shows_containing(&h, "Shapes (0)"), "undone");
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+        egui::Key::Z,
+    );
+    h.step();
+    assert!(shows_containing(&h, "Shapes (1)"), "redone");
+    h.key_press(egui::Key::Enter);
+    run_until(&mut h, WAIT, "the saved item", |h| {
+        shows_containing(h, "Saved item 1 (1 shape(s))")
+    });
+    let stored = project::latest(&ws, &p, 0).unwrap().expect("a submission");
+    let [
+        Shape::Box {
+            label,
+            w,
+            h: height,
+            ..
+        },
+    ] = stored.shapes.as_slice()
+    else {
+        panic!("one box: {:?}", stored.shapes)
+    };
+    assert_eq!(label, "square");
+    assert!(*w > 5.0 && *height > 5.0, "{w} × {height}");
+
+    // Review: back to it, a rejection needs a reason, then it is in the rejected queue.
+    h.key_press(egui::Key::P);
+    run_until(&mut h, WAIT, "the labeled item", |h| {
+        shows_containing(h, "status: labeled")
+    });
+    h.get_by_label("Reject").click();
+    run_until(&mut h, WAIT, "the refusal", |h| {
+        shows_containing(h, "say why it is rejected")
+    });
+    let comment = h.get_by_role(egui::Role::TextInput);
+    comment.focus();
+    comment.type_text("the box misses the circle");
+    h.step();
+    h.get_by_label("Reject").click();
+    run_until(&mut h, WAIT, "the review", |h| {
+        shows_containing(h, "Reviewed item 1")
+    });
+    let rejected = project::items(
+        &ws,
+        &p,
+        &project::Filter {
+            status: Some(Status::Rejected),
+            label: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(rejected.len(), 1);
+    h.get_by_label("rejected").click();
+    run_until(&mut h, WAIT, "the rejected queue", |h| {
+        shows_containing(h, "1 of 1")
+    });
+}

@@ -1,0 +1,752 @@
+//! The Labeling section: projects (and a form to start one), an item queue with filters, and a
+//! keyboard-first annotator — 1–9 pick a label, N/P or the arrows move, Enter submits, Ctrl+Z /
+//! Ctrl+Shift+Z undo and redo, Delete removes the selected shape — for class labels, boxes,
+//! polygons and text spans, with review (accept, or reject with a comment). The next items are
+//! fetched and decoded ahead so moving on is instant.
+
+mod annotator;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use egui::RichText;
+use lathe_core::labeling::project::{Filter, Item, Project, Stats, Status};
+use lathe_core::labeling::{Shape, Task};
+use lathe_core::service::{Command, Event, ItemView, Service};
+
+use crate::loadable::Loadable;
+use annotator::{Edit, ImageView};
+
+/// The projects with their counts, as the service sends them.
+type ProjectList = Arc<Vec<(Project, Stats)>>;
+
+/// Items decoded ahead of the current one.
+const AHEAD: usize = 2;
+
+#[derive(Default)]
+pub struct LabelingPanel {
+    projects: Option<Loadable<ProjectList>>,
+    project: Option<Project>,
+    filter: Filter,
+    items: Option<Loadable<Arc<Vec<Item>>>>,
+    cursor: usize,
+    views: HashMap<i64, Loadable<Arc<ItemView>>>,
+    textures: HashMap<i64, egui::TextureHandle>,
+    /// The shapes being edited for the current item, and their history.
+    shapes: Vec<Shape>,
+    editing: Option<i64>,
+    undo: Vec<Vec<Shape>>,
+    redo: Vec<Vec<Shape>>,
+    active: usize,
+    selected: Option<usize>,
+    image: ImageView,
+    /// A span being marked: the word it starts at.
+    span_start: Option<(usize, usize)>,
+    comment: String,
+    message: Option<Result<String, String>>,
+}
+
+impl LabelingPanel {
+    pub fn on_event(&mut self, event: Event, ctx: &egui::Context) -> Option<Event> {
+        match event {
+            Event::LabelProjects(reply) => {
+                if let (Ok(list), Some(current)) = (&reply, &self.project) {
+                    self.project = list
+                        .iter()
+                        .find(|(p, _)| p.name == current.name)
+                        .map(|(p, _)| p.clone());
+                }
+                self.projects = Some(Loadable::from_reply(reply));
+            }
+            Event::LabelItems { project, reply } if self.is_current(&project) => {
+                self.items = Some(Loadable::from_reply(reply));
+                self.cursor = self.cursor.min(self.item_count().saturating_sub(1));
+            }
+            Event::LabelItem {
+                project,
+                position,
+                reply,
+            } if self.is_current(&project) => {
+                if let Ok(view) = &reply
+                    && let Some(image) = &view.image
+                {
+                    let color = egui::ColorImage::from_rgba_unmultiplied(
+                        [image.width as usize, image.height as usize],
+                        &image.rgba,
+                    );
+                    let texture = ctx.load_texture(
+                        format!("label-{project}-{position}"),
+                        color,
+                        egui::TextureOptions::LINEAR,
+                    );
+                    self.textures.insert(position, texture);
+                }
+                self.views.insert(position, Loadable::from_reply(reply));
+            }
+            Event::LabelSubmitted {
+                project,
+                position,
+                reply,
+            } if self.is_current(&project) => {
+                self.message = Some(match reply {
+                    Ok(s) => Ok(format!(
+                        "Saved item {} ({} shape(s))",
+                        position + 1,
+                        s.shapes.len()
+                    )),
+                    Err(e) => Err(format!("Not saved: {e}")),
+                });
+                self.refresh(position);
+            }
+            Event::LabelReviewed {
+                project,
+                position,
+                reply,
+            } if self.is_current(&project) => {
+                self.message = Some(match reply {
+                    Ok(_) => Ok(format!("Reviewed item {}", position + 1)),
+                    Err(e) => Err(format!("Not reviewed: {e}")),
+                });
+                self.refresh(position);
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn is_current(&self, project: &str) -> bool {
+        self.project.as_ref().is_some_and(|p| p.name == project)
+    }
+
+    /// After a change to item `position`: its view, the item list and the counts are stale.
+    fn refresh(&mut self, position: i64) {
+        self.views.remove(&position);
+        self.items = None;
+        self.projects = None;
+    }
+
+    fn item_count(&self) -> usize {
+        match &self.items {
+            Some(Loadable::Ready(items)) => items.len(),
+            _ => 0,
+        }
+    }
+
+    fn current_item(&self) -> Option<Item> {
+        match &self.items {
+            Some(Loadable::Ready(items)) => items.get(self.cursor).cloned(),
+            _ => None,
+        }
+    }
+
+    fn open(&mut self, project: Project) {
+        *self = LabelingPanel {
+            projects: self.projects.take(),
+            project: Some(project),
+            ..LabelingPanel::default()
+        };
+    }
+
+    pub fn list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        if self.projects.is_none() {
+            service.send(Command::LoadLabelProjects);
+            self.projects = Some(Loadable::Loading);
+        }
+        ui.heading("Labeling projects");
+        let mut open = None;
+        match &self.projects {
+            Some(Loadable::Ready(list)) => {
+                if list.is_empty() {
+                    ui.weak(
+                        "No projects yet: `lathe label create` or `lathe label import` starts one.",
+                    );
+                }
+                for (p, s) in list.iter() {
+                    let done = s.items - s.by_status["unlabeled"];
+                    let current = self.project.as_ref().is_some_and(|c| c.name == p.name);
+                    let text = format!(
+                        "{}\n{} · {done}/{} labeled",
+                        p.name,
+                        p.task.as_str(),
+                        s.items
+                    );
+                    if ui.selectable_label(current, text).clicked() && !current {
+                        open = Some(p.clone());
+                    }
+                }
+            }
+            Some(Loadable::Failed(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            _ => {
+                ui.spinner();
+            }
+        }
+        if let Some(p) = open {
+            self.open(p);
+        }
+        if let (Some(p), Some(Loadable::Ready(list))) = (&self.project, &self.projects)
+            && let Some((_, stats)) = list.iter().find(|(q, _)| q.name == p.name)
+        {
+            ui.separator();
+            ui.strong("Progress");
+            for status in Status::ALL {
+                ui.label(format!(
+                    "{}: {}",
+                    status.as_str(),
+                    stats.by_status[status.as_str()]
+                ));
+            }
+            if !stats.by_label.is_empty() {
+                ui.strong("Labels");
+                for (label, n) in &stats.by_label {
+                    ui.label(format!("{label}: {n}"));
+                }
+            }
+            if !stats.by_annotator.is_empty() {
+                ui.strong("Annotators");
+                for (who, n) in &stats.by_annotator {
+                    ui.label(format!("{who}: {n}"));
+                }
+            }
+        }
+    }
+
+    pub fn main_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        let Some(project) = self.project.clone() else {
+            ui.centered_and_justified(|ui| ui.weak("Select a project on the left."));
+            return;
+        };
+        if self.items.is_none() {
+            service.send(Command::LoadLabelItems {
+                project: project.name.clone(),
+                filter: self.filter.clone(),
+            });
+            self.items = Some(Loadable::Loading);
+        }
+        self.filter_bar(ui, &project);
+        let Some(item) = self.current_item() else {
+            ui.weak(match &self.items {
+                Some(Loadable::Ready(_)) => "No items match this filter.",
+                _ => "Loading items…",
+            });
+            return;
+        };
+        self.fetch_ahead(service, &project);
+        let view = match self.views.get(&item.position) {
+            Some(Loadable::Ready(view)) => view.clone(),
+            Some(Loadable::Failed(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+                return;
+            }
+            _ => {
+                ui.spinner();
+                return;
+            }
+        };
+        if self.editing != Some(item.position) {
+            self.editing = Some(item.position);
+            self.shapes = view
+                .latest
+                .as_ref()
+                .map(|s| s.shapes.clone())
+                .unwrap_or_default();
+            self.undo.clear();
+            self.redo.clear();
+            self.selected = None;
+            self.span_start = None;
+            self.image.reset();
+        }
+        self.keys(ui, service, &project, &item);
+        egui::Panel::right("label-side")
+            .default_size(260.0)
+            .show(ui, |ui| {
+                self.side_ui(ui, service, &project, &item, &view);
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            match (&view.text, self.textures.get(&item.position)) {
+                (Some(text), _) => self.text_ui(ui, &project, text),
+                (None, Some(texture)) => {
+                    let texture = texture.clone();
+                    let size = match view.extent {
+                        lathe_core::labeling::Extent::Image { width, height } => [width, height],
+                        _ => [1, 1],
+                    };
+                    let active = project
+                        .labels
+                        .get(self.active)
+                        .map(|l| l.name.clone())
+                        .unwrap_or_default();
+                    let drawable = matches!(project.task, Task::BoundingBoxes | Task::Polygons);
+                    let polygons = project.task == Task::Polygons;
+                    let edits = if drawable {
+                        self.image.ui(
+                            ui,
+                            &texture,
+                            size,
+                            &self.shapes,
+                            &project.labels,
+                            &active,
+                            polygons,
+                            self.selected,
+                        )
+                    } else {
+                        // Classification: the image alone, the class chosen with a hotkey.
+                        let mut none = ImageView::default();
+                        none.ui(
+                            ui,
+                            &texture,
+                            size,
+                            &[],
+                            &project.labels,
+                            &active,
+                            false,
+                            None,
+                        );
+                        Vec::new()
+                    };
+                    for edit in edits {
+                        match edit {
+                            Edit::Add(shape) => {
+                                self.change(|shapes| shapes.push(shape));
+                                self.selected = Some(self.shapes.len() - 1);
+                            }
+                            Edit::Select(i) => self.selected = i,
+                            Edit::Replace {
+                                index,
+                                shape,
+                                first,
+                            } => {
+                                if first {
+                                    self.remember();
+                                }
+                                if let Some(s) = self.shapes.get_mut(index) {
+                                    *s = shape;
+                                }
+                            }
+                        }
+                    }
+                }
+                (None, None) => {
+                    ui.spinner();
+                }
+            }
+        });
+    }
+
+    fn filter_bar(&mut self, ui: &mut egui::Ui, project: &Project) {
+        ui.horizontal(|ui| {
+            let mut changed = false;
+            ui.label("Show");
+            for (status, label) in [
+                (None, "all"),
+                (Some(Status::Unlabeled), "unlabeled"),
+                (Some(Status::Labeled), "needs review"),
+                (Some(Status::Accepted), "accepted"),
+                (Some(Status::Rejected), "rejected"),
+            ] {
+                changed |= ui
+                    .selectable_value(&mut self.filter.status, status, label)
+                    .changed();
+            }
+            egui::ComboBox::from_id_salt("label-filter")
+                .selected_text(
+                    self.filter
+                        .label
+                        .clone()
+                        .unwrap_or_else(|| "any label".into()),
+                )
+                .show_ui(ui, |ui| {
+                    changed |= ui
+                        .selectable_value(&mut self.filter.label, None, "any label")
+                        .changed();
+                    for l in &project.labels {
+                        changed |= ui
+                            .selectable_value(&mut self.filter.label, Some(l.name.clone()), &l.name)
+                            .changed();
+                    }
+                });
+            if changed {
+                self.items = None;
+                self.cursor = 0;
+            }
+            ui.separator();
+            let n = self.item_count();
+            ui.label(if n == 0 {
+                "0 items".to_owned()
+            } else {
+                format!("{} of {n}", self.cursor + 1)
+            });
+        });
+    }
+
+    /// Asks for the current item and the next few, so moving on finds them decoded.
+    fn fetch_ahead(&mut self, service: &Service, project: &Project) {
+        let Some(Loadable::Ready(items)) = &self.items else {
+            return;
+        };
+        let wanted: Vec<i64> = items
+            .iter()
+            .skip(self.cursor)
+            .take(AHEAD + 1)
+            .map(|i| i.position)
+            .collect();
+        for position in wanted {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.views.entry(position) {
+                service.send(Command::LoadLabelItem {
+                    project: project.name.clone(),
+                    position,
+                });
+                slot.insert(Loadable::Loading);
+            }
+        }
+        // Keep memory bounded: textures of items far behind are dropped.
+        let keep: Vec<i64> = items
+            .iter()
+            .skip(self.cursor.saturating_sub(AHEAD))
+            .take(2 * AHEAD + 2)
+            .map(|i| i.position)
+            .collect();
+        self.textures.retain(|p, _| keep.contains(p));
+        self.views.retain(|p, _| keep.contains(p));
+    }
+
+    fn remember(&mut self) {
+        self.undo.push(self.shapes.clone());
+        self.redo.clear();
+    }
+
+    fn change(&mut self, f: impl FnOnce(&mut Vec<Shape>)) {
+        self.remember();
+        f(&mut self.shapes);
+    }
+
+    fn move_by(&mut self, delta: isize) {
+        let n = self.item_count();
+        if n > 0 {
+            self.cursor = (self.cursor as isize + delta).clamp(0, n as isize - 1) as usize;
+        }
+    }
+
+    fn submit(&mut self, service: &Service, project: &Project, item: &Item) {
+        service.send(Command::SubmitLabels {
+            project: project.name.clone(),
+            position: item.position,
+            shapes: self.shapes.clone(),
+        });
+        self.editing = None;
+        // Under a status filter the submitted item leaves the list, and the next one takes its
+        // place; otherwise move on.
+        if self.filter.status.is_none() {
+            self.move_by(1);
+        }
+    }
+
+    fn keys(&mut self, ui: &egui::Ui, service: &Service, project: &Project, item: &Item) {
+        if ui.ctx().egui_wants_keyboard_input() {
+            return;
+        }
+        let (digit, next, prev, enter, undo, redo, delete) = ui.input_mut(|i| {
+            let digit = (1..=9).find(|d| {
+                i.key_pressed(egui::Key::from_name(&d.to_string()).unwrap_or(egui::Key::Num0))
+            });
+            let redo = i.consume_key(
+                egui::Modifiers::COMMAND | egui::Modifiers::SHIFT,
+                egui::Key::Z,
+            );
+            let undo = i.consume_key(egui::Modifiers::COMMAND, egui::Key::Z);
+            (
+                digit,
+                i.key_pressed(egui::Key::N) || i.key_pressed(egui::Key::ArrowRight),
+                i.key_pressed(egui::Key::P) || i.key_pressed(egui::Key::ArrowLeft),
+                i.key_pressed(egui::Key::Enter),
+                undo,
+                redo,
+                i.key_pressed(egui::Key::Delete),
+            )
+        });
+        if let Some(d) = digit
+            && let Some(label) = project
+                .labels
+                .iter()
+                .position(|l| l.hotkey == char::from_digit(d, 10))
+        {
+            self.pick(label, project);
+        }
+        if undo && let Some(previous) = self.undo.pop() {
+            self.redo
+                .push(std::mem::replace(&mut self.shapes, previous));
+            self.selected = None;
+        }
+        if redo && let Some(next) = self.redo.pop() {
+            self.undo.push(std::mem::replace(&mut self.shapes, next));
+        }
+        if delete
+            && let Some(i) = self.selected.take()
+            && i < self.shapes.len()
+        {
+            self.change(|shapes| {
+                shapes.remove(i);
+            });
+        }
+        if enter && self.image.polygon.is_empty() {
+            self.submit(service, project, item);
+        }
+        if next {
+            self.move_by(1);
+        }
+        if prev {
+            self.move_by(-1);
+        }
+    }
+
+    /// Picks label `index`: for class tasks it sets (or, multi-label, toggles) the class; for
+    /// drawing it becomes the label of new shapes and of the selected one.
+    fn pick(&mut self, index: usize, project: &Project) {
+        self.active = index;
+        let name = project.labels[index].name.clone();
+        match project.task {
+            Task::ImageClassification | Task::TextClassification => {
+                self.change(|shapes| {
+                    *shapes = vec![Shape::Class {
+                        label: name,
+                        confidence: None,
+                    }];
+                });
+            }
+            Task::ImageMultiLabel | Task::TextMultiLabel => self.change(|shapes| {
+                if let Some(i) = shapes.iter().position(|s| s.label() == name) {
+                    shapes.remove(i);
+                } else {
+                    shapes.push(Shape::Class {
+                        label: name,
+                        confidence: None,
+                    });
+                }
+            }),
+            _ => {
+                if let Some(i) = self.selected
+                    && i < self.shapes.len()
+                {
+                    self.change(|shapes| relabel(&mut shapes[i], &name));
+                }
+            }
+        }
+    }
+
+    fn side_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        service: &Service,
+        project: &Project,
+        item: &Item,
+        view: &ItemView,
+    ) {
+        ui.strong(&item.name);
+        ui.label(format!("status: {}", item.status.as_str()));
+        if let Some(latest) = &view.latest {
+            ui.weak(format!(
+                "last saved by {} ({})",
+                latest.annotator, latest.source
+            ));
+        }
+        ui.separator();
+        ui.strong("Labels");
+        let mut picked = None;
+        for (i, label) in project.labels.iter().enumerate() {
+            let color = annotator::color_of(&project.labels, &label.name);
+            let key = label.hotkey.map(|k| format!("{k}  ")).unwrap_or_default();
+            let text = RichText::new(format!("{key}{}", label.name)).color(color);
+            if ui.selectable_label(i == self.active, text).clicked() {
+                picked = Some(i);
+            }
+        }
+        if let Some(i) = picked {
+            self.pick(i, project);
+        }
+        ui.separator();
+        ui.strong(format!("Shapes ({})", self.shapes.len()));
+        let mut remove = None;
+        for (i, shape) in self.shapes.iter().enumerate() {
+            ui.horizontal(|ui| {
+                let text = describe(shape);
+                if ui
+                    .selectable_label(self.selected == Some(i), text)
+                    .clicked()
+                {
+                    self.selected = Some(i);
+                }
+                if ui
+                    .small_button("✖")
+                    .on_hover_text("Remove (Delete)")
+                    .clicked()
+                {
+                    remove = Some(i);
+                }
+            });
+        }
+        if let Some(i) = remove {
+            self.change(|shapes| {
+                shapes.remove(i);
+            });
+            self.selected = None;
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            if ui.button("Submit").on_hover_text("Enter").clicked() {
+                self.submit(service, project, item);
+            }
+            ui.add_enabled_ui(!self.undo.is_empty(), |ui| {
+                if ui.button("Undo").on_hover_text("Ctrl+Z").clicked()
+                    && let Some(previous) = self.undo.pop()
+                {
+                    self.redo
+                        .push(std::mem::replace(&mut self.shapes, previous));
+                }
+            });
+            ui.add_enabled_ui(!self.redo.is_empty(), |ui| {
+                if ui.button("Redo").on_hover_text("Ctrl+Shift+Z").clicked()
+                    && let Some(next) = self.redo.pop()
+                {
+                    self.undo.push(std::mem::replace(&mut self.shapes, next));
+                }
+            });
+        });
+        if item.status != Status::Unlabeled {
+            ui.separator();
+            ui.strong("Review");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.comment)
+                    .hint_text("comment (needed to reject)"),
+            );
+            ui.horizontal(|ui| {
+                for (accepted, text) in [(true, "Accept"), (false, "Reject")] {
+                    if ui.button(text).clicked() {
+                        service.send(Command::ReviewItem {
+                            project: project.name.clone(),
+                            position: item.position,
+                            accepted,
+                            comment: std::mem::take(&mut self.comment),
+                        });
+                    }
+                }
+            });
+        }
+        if let Some(message) = &self.message {
+            ui.separator();
+            match message {
+                Ok(text) => ui.label(text),
+                Err(text) => ui.colored_label(ui.visuals().error_fg_color, text),
+            };
+        }
+        ui.separator();
+        ui.weak("1–9 label · N/P next/previous · Enter submit · Ctrl+Z undo · Delete remove · drag to draw · Ctrl+scroll zoom");
+    }
+
+    /// The text, word by word: for spans, click a word to start and another to end (snapped to
+    /// whole words); spans show in their label's colour.
+    fn text_ui(&mut self, ui: &mut egui::Ui, project: &Project, text: &str) {
+        let words = word_bounds(text);
+        let spans = project.task == Task::EntitySpans;
+        let active = project
+            .labels
+            .get(self.active)
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        let mut clicked = None;
+        egui::ScrollArea::vertical().show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.spacing_mut().item_spacing.x = 4.0;
+                for (i, (start, end)) in words.iter().enumerate() {
+                    let covering = self.shapes.iter().find(|s| match s {
+                        Shape::Span {
+                            start: s0, end: s1, ..
+                        } => s0 <= start && end <= s1,
+                        _ => false,
+                    });
+                    let mut rich = RichText::new(&text[*start..*end]).size(16.0);
+                    if let Some(shape) = covering {
+                        rich = rich.background_color(
+                            annotator::color_of(&project.labels, shape.label()).gamma_multiply(0.5),
+                        );
+                    }
+                    if self.span_start.is_some_and(|(s, _)| s == *start) {
+                        rich = rich.underline();
+                    }
+                    let response = ui.add(egui::Label::new(rich).sense(egui::Sense::click()));
+                    if spans && response.clicked() {
+                        clicked = Some(i);
+                    }
+                }
+            });
+        });
+        if let Some(i) = clicked {
+            let (start, end) = words[i];
+            match self.span_start.take() {
+                None => self.span_start = Some((start, end)),
+                Some((first, _)) => {
+                    let (s, e) = (
+                        first.min(start),
+                        end.max(words.iter().find(|w| w.0 == first).map_or(end, |w| w.1)),
+                    );
+                    let span = Shape::Span {
+                        label: active,
+                        start: char_index(text, s),
+                        end: char_index(text, e),
+                        confidence: None,
+                    };
+                    self.change(|shapes| shapes.push(span));
+                }
+            }
+        }
+    }
+}
+
+/// A byte offset as a character offset (spans count characters).
+fn char_index(text: &str, byte: usize) -> usize {
+    text[..byte].chars().count()
+}
+
+/// The byte ranges of the words (runs of non-space) of `text`.
+fn word_bounds(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                out.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+fn relabel(shape: &mut Shape, name: &str) {
+    match shape {
+        Shape::Class { label, .. }
+        | Shape::Box { label, .. }
+        | Shape::Polygon { label, .. }
+        | Shape::Span { label, .. } => {
+            *label = name.to_owned();
+        }
+    }
+}
+
+fn describe(shape: &Shape) -> String {
+    match shape {
+        Shape::Class { label, .. } => label.clone(),
+        Shape::Box {
+            label, x, y, w, h, ..
+        } => format!("{label}  {x:.0},{y:.0} {w:.0}×{h:.0}"),
+        Shape::Polygon { label, points, .. } => format!("{label}  {} points", points.len()),
+        Shape::Span {
+            label, start, end, ..
+        } => format!("{label}  {start}..{end}"),
+    }
+}

@@ -1,0 +1,295 @@
+//! The image under annotation: fitted to the view, zoom (Ctrl+scroll) and pan (scroll, or
+//! middle-drag), boxes drawn by dragging, polygons by clicking vertices (click the first one,
+//! or press C, to close), a selected box's corners dragged to edit, shapes in their label's
+//! colour.
+
+use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, TextureHandle, Vec2, pos2, vec2};
+use lathe_core::labeling::{Label, Shape};
+
+/// What a frame of interaction asks the panel to do with the shapes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    Add(Shape),
+    Select(Option<usize>),
+    /// Replace shape `i` (a corner was dragged); `first` is true on the first frame of a drag.
+    Replace {
+        index: usize,
+        shape: Shape,
+        first: bool,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImageView {
+    zoom: f32,
+    pan: Vec2,
+    /// A box being dragged out, from this corner (image pixels).
+    drawing: Option<[f32; 2]>,
+    /// A polygon's vertices so far.
+    pub polygon: Vec<[f64; 2]>,
+    /// The corner of the selected box being dragged (0..4).
+    handle: Option<usize>,
+}
+
+pub fn color_of(labels: &[Label], label: &str) -> Color32 {
+    labels
+        .iter()
+        .find(|l| l.name == label)
+        .and_then(|l| Color32::from_hex(&l.color).ok())
+        .unwrap_or(Color32::YELLOW)
+}
+
+fn corners(x: f64, y: f64, w: f64, h: f64) -> [[f64; 2]; 4] {
+    [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
+}
+
+impl ImageView {
+    /// Back to the whole image, for a new item.
+    pub fn reset(&mut self) {
+        *self = ImageView::default();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        texture: &TextureHandle,
+        size: [u32; 2],
+        shapes: &[Shape],
+        labels: &[Label],
+        active: &str,
+        polygons: bool,
+        selected: Option<usize>,
+    ) -> Vec<Edit> {
+        let mut edits = Vec::new();
+        let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Image canvas"));
+        if self.zoom == 0.0 {
+            self.zoom = 1.0;
+        }
+        let (w, h) = (size[0].max(1) as f32, size[1].max(1) as f32);
+        let fit = (rect.width() / w).min(rect.height() / h) * 0.98;
+        let scale = fit * self.zoom;
+        let origin = rect.center() - vec2(w, h) * scale / 2.0 + self.pan;
+        let to_screen = |p: [f64; 2]| origin + vec2(p[0] as f32, p[1] as f32) * scale;
+        let to_image = |p: Pos2| {
+            let v = (p - origin) / scale;
+            [v.x.clamp(0.0, w), v.y.clamp(0.0, h)]
+        };
+        // Zoom about the pointer; scroll and middle-drag pan.
+        if response.hovered() {
+            let (zoom, scroll, pointer) =
+                ui.input(|i| (i.zoom_delta(), i.smooth_scroll_delta, i.pointer.hover_pos()));
+            if zoom != 1.0 {
+                let new = (self.zoom * zoom).clamp(0.2, 40.0);
+                if let Some(p) = pointer {
+                    let before = (p - origin) / scale;
+                    let new_scale = fit * new;
+                    self.pan += (p - origin) - before * new_scale;
+                }
+                self.zoom = new;
+            } else {
+                self.pan += scroll;
+            }
+        }
+        if response.dragged_by(egui::PointerButton::Middle) {
+            self.pan += response.drag_delta();
+        }
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, Color32::from_gray(20));
+        let image_rect = Rect::from_min_size(origin, vec2(w, h) * scale);
+        painter.image(
+            texture.id(),
+            image_rect,
+            Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0)),
+            Color32::WHITE,
+        );
+        let pointer = ui.input(|i| i.pointer.interact_pos());
+        // A selected box's corners can be dragged.
+        let selected_box = selected.and_then(|i| match &shapes.get(i) {
+            Some(Shape::Box { x, y, w, h, .. }) => Some((i, corners(*x, *y, *w, *h))),
+            _ => None,
+        });
+        if response.drag_started_by(egui::PointerButton::Primary) {
+            // From where the button went down, not where the drag was recognised.
+            let start = ui
+                .input(|i| i.pointer.press_origin())
+                .or(response.interact_pointer_pos())
+                .map(to_image);
+            let on_handle = selected_box.and_then(|(_, c)| {
+                let p = response.interact_pointer_pos()?;
+                c.iter()
+                    .position(|corner| to_screen(*corner).distance(p) < 8.0)
+            });
+            match (on_handle, start) {
+                (Some(h), _) => self.handle = Some(h),
+                (None, Some(start)) if !polygons => self.drawing = Some(start),
+                _ => {}
+            }
+        }
+        if let (Some(corner), Some((index, c)), Some(p)) = (self.handle, selected_box, pointer)
+            && response.dragged()
+        {
+            let moved = to_image(p);
+            let opposite = c[(corner + 2) % 4];
+            let (x0, x1) = (
+                f64::from(moved[0]).min(opposite[0]),
+                f64::from(moved[0]).max(opposite[0]),
+            );
+            let (y0, y1) = (
+                f64::from(moved[1]).min(opposite[1]),
+                f64::from(moved[1]).max(opposite[1]),
+            );
+            if let Some(Shape::Box {
+                label, confidence, ..
+            }) = shapes.get(index)
+            {
+                edits.push(Edit::Replace {
+                    index,
+                    shape: Shape::Box {
+                        label: label.clone(),
+                        x: x0,
+                        y: y0,
+                        w: (x1 - x0).max(1.0),
+                        h: (y1 - y0).max(1.0),
+                        confidence: *confidence,
+                    },
+                    first: response.drag_started(),
+                });
+            }
+        }
+        if response.drag_stopped() {
+            self.handle = None;
+            if let (Some(start), Some(end)) = (self.drawing.take(), pointer.map(to_image)) {
+                let (x0, x1) = (start[0].min(end[0]), start[0].max(end[0]));
+                let (y0, y1) = (start[1].min(end[1]), start[1].max(end[1]));
+                if x1 - x0 >= 2.0 && y1 - y0 >= 2.0 {
+                    edits.push(Edit::Add(Shape::Box {
+                        label: active.to_owned(),
+                        x: f64::from(x0).round(),
+                        y: f64::from(y0).round(),
+                        w: f64::from(x1 - x0).round(),
+                        h: f64::from(y1 - y0).round(),
+                        confidence: None,
+                    }));
+                }
+            }
+        }
+        if response.clicked()
+            && let Some(p) = response.interact_pointer_pos()
+        {
+            if polygons {
+                let at = to_image(p);
+                let closes = self
+                    .polygon
+                    .first()
+                    .is_some_and(|first| to_screen(*first).distance(p) < 8.0);
+                if closes || (ui.input(|i| i.key_pressed(egui::Key::C)) && self.polygon.len() >= 3)
+                {
+                    if let Some(shape) = self.close_polygon(active) {
+                        edits.push(Edit::Add(shape));
+                    }
+                } else {
+                    self.polygon.push([f64::from(at[0]), f64::from(at[1])]);
+                }
+            } else {
+                let at = to_image(p);
+                let hit = shapes.iter().rposition(|s| match s {
+                    Shape::Box { x, y, w, h, .. } => {
+                        let (px, py) = (f64::from(at[0]), f64::from(at[1]));
+                        px >= *x && px <= x + w && py >= *y && py <= y + h
+                    }
+                    _ => false,
+                });
+                edits.push(Edit::Select(hit));
+            }
+        }
+        if polygons
+            && ui.input(|i| i.key_pressed(egui::Key::C))
+            && let Some(shape) = self.close_polygon(active)
+        {
+            edits.push(Edit::Add(shape));
+        }
+        if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+            self.polygon.clear();
+            self.drawing = None;
+        }
+        // The shapes.
+        for (i, shape) in shapes.iter().enumerate() {
+            let color = color_of(labels, shape.label());
+            let width = if Some(i) == selected { 3.0 } else { 2.0 };
+            match shape {
+                Shape::Box { x, y, w, h, .. } => {
+                    let r = Rect::from_two_pos(to_screen([*x, *y]), to_screen([x + w, y + h]));
+                    painter.rect(
+                        r,
+                        0.0,
+                        color.gamma_multiply(0.15),
+                        Stroke::new(width, color),
+                        StrokeKind::Outside,
+                    );
+                    painter.text(
+                        r.left_top() + vec2(2.0, -14.0),
+                        egui::Align2::LEFT_TOP,
+                        shape.label(),
+                        egui::FontId::proportional(12.0),
+                        color,
+                    );
+                    if Some(i) == selected {
+                        for c in corners(*x, *y, *w, *h) {
+                            painter.rect_filled(
+                                Rect::from_center_size(to_screen(c), Vec2::splat(8.0)),
+                                1.0,
+                                color,
+                            );
+                        }
+                    }
+                }
+                Shape::Polygon { points, .. } => {
+                    let screen: Vec<Pos2> = points.iter().map(|p| to_screen(*p)).collect();
+                    painter.add(egui::Shape::convex_polygon(
+                        screen.clone(),
+                        color.gamma_multiply(0.15),
+                        Stroke::NONE,
+                    ));
+                    painter.add(egui::Shape::closed_line(screen, Stroke::new(width, color)));
+                }
+                _ => {}
+            }
+        }
+        if let (Some(start), Some(p)) = (self.drawing, pointer) {
+            let r = Rect::from_two_pos(to_screen([f64::from(start[0]), f64::from(start[1])]), p);
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(1.5, color_of(labels, active)),
+                StrokeKind::Outside,
+            );
+        }
+        if !self.polygon.is_empty() {
+            let mut line: Vec<Pos2> = self.polygon.iter().map(|p| to_screen(*p)).collect();
+            if let Some(p) = pointer {
+                line.push(p);
+            }
+            painter.add(egui::Shape::line(
+                line,
+                Stroke::new(1.5, color_of(labels, active)),
+            ));
+            for p in &self.polygon {
+                painter.circle_filled(to_screen(*p), 3.5, color_of(labels, active));
+            }
+        }
+        edits
+    }
+
+    fn close_polygon(&mut self, label: &str) -> Option<Shape> {
+        if self.polygon.len() < 3 {
+            return None;
+        }
+        Some(Shape::Polygon {
+            label: label.to_owned(),
+            points: std::mem::take(&mut self.polygon),
+            confidence: None,
+        })
+    }
+}
