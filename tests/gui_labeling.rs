@@ -141,3 +141,42 @@ fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
         shows_containing(h, "1 of 1")
     });
 }
+
+#[test]
+fn a_project_is_created_from_the_form() {
+    let s = Sandbox::new();
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    lathe_core::demo::seed(&mut ws).unwrap();
+    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the empty list", |h| {
+        shows_containing(h, "No projects yet")
+    });
+    h.get_by_label("New project").click();
+    h.step();
+    let fields: Vec<_> = h.query_all_by_role(egui::Role::TextInput).collect();
+    assert_eq!(fields.len(), 2, "name and labels");
+    fields[0].focus();
+    fields[0].type_text("shape-boxes");
+    h.step();
+    let fields: Vec<_> = h.query_all_by_role(egui::Role::TextInput).collect();
+    fields[1].focus();
+    fields[1].type_text("circle, square");
+    h.step();
+    h.get_by_label("Asset").click();
+    run_until(&mut h, WAIT, "the asset choices", |h| {
+        h.query_by_label("shapes").is_some()
+    });
+    h.get_by_label("shapes").click();
+    h.step();
+    h.get_by_label("Create").click();
+    run_until(&mut h, WAIT, "the new project", |h| {
+        h.query_by_label("Image canvas").is_some() && shows_containing(h, "0/24 labeled")
+    });
+    let p = project::open(&ws, "shape-boxes").unwrap();
+    assert_eq!(p.labels.len(), 2);
+    assert_eq!(p.task, Task::BoundingBoxes);
+}

@@ -30,7 +30,7 @@ use crate::{Error, Result, table, text};
 mod labeling;
 mod pipelines;
 
-pub use labeling::ItemView;
+pub use labeling::{ItemView, Projects};
 pub use pipelines::{Opened, Palette, PipelineSource};
 
 /// Rows in one page of a table preview.
@@ -99,6 +99,12 @@ pub enum Command {
         path: PathBuf,
     },
     LoadLabelProjects,
+    CreateLabelProject {
+        name: String,
+        task: crate::labeling::Task,
+        asset: String,
+        labels: Vec<String>,
+    },
     LoadLabelItems {
         project: String,
         filter: crate::labeling::project::Filter,
@@ -192,14 +198,8 @@ pub enum Event {
     PipelineProgress(PipelineEvent),
     PipelineFinished(Reply<Outcome>),
     ScheduleAdded(Reply<Schedule>),
-    LabelProjects(
-        Reply<
-            Vec<(
-                crate::labeling::project::Project,
-                crate::labeling::project::Stats,
-            )>,
-        >,
-    ),
+    LabelProjects(Reply<Projects>),
+    LabelProjectCreated(Reply<crate::labeling::project::Project>),
     LabelItems {
         project: String,
         reply: Reply<Vec<crate::labeling::project::Item>>,
@@ -401,6 +401,12 @@ impl Service {
                 self.read(move |s| pipelines::save(s, &name, &pipeline));
             }
             Command::LoadLabelProjects => self.read(labeling::projects),
+            Command::CreateLabelProject {
+                name,
+                task,
+                asset,
+                labels,
+            } => self.read(move |s| labeling::create(s, &name, task, &asset, &labels)),
             Command::LoadLabelItems { project, filter } => {
                 self.read(move |s| labeling::items(s, &project, &filter));
             }

@@ -10,15 +10,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use egui::RichText;
-use lathe_core::labeling::project::{Filter, Item, Project, Stats, Status};
+use lathe_core::labeling::project::{Filter, Item, Project, Status};
 use lathe_core::labeling::{Shape, Task};
-use lathe_core::service::{Command, Event, ItemView, Service};
+use lathe_core::service::{Command, Event, ItemView, Projects, Service};
 
 use crate::loadable::Loadable;
 use annotator::{Edit, ImageView};
 
-/// The projects with their counts, as the service sends them.
-type ProjectList = Arc<Vec<(Project, Stats)>>;
+/// The projects with their counts (and the assets a new one could label), as the service
+/// sends them.
+type ProjectList = Arc<Projects>;
 
 /// Items decoded ahead of the current one.
 const AHEAD: usize = 2;
@@ -44,6 +45,28 @@ pub struct LabelingPanel {
     span_start: Option<(usize, usize)>,
     comment: String,
     message: Option<Result<String, String>>,
+    form: NewProject,
+}
+
+/// The form that starts a project.
+struct NewProject {
+    name: String,
+    asset: String,
+    task: Task,
+    labels: String,
+    error: Option<String>,
+}
+
+impl Default for NewProject {
+    fn default() -> Self {
+        NewProject {
+            name: String::new(),
+            asset: String::new(),
+            task: Task::BoundingBoxes,
+            labels: String::new(),
+            error: None,
+        }
+    }
 }
 
 impl LabelingPanel {
@@ -52,12 +75,20 @@ impl LabelingPanel {
             Event::LabelProjects(reply) => {
                 if let (Ok(list), Some(current)) = (&reply, &self.project) {
                     self.project = list
+                        .projects
                         .iter()
                         .find(|(p, _)| p.name == current.name)
                         .map(|(p, _)| p.clone());
                 }
                 self.projects = Some(Loadable::from_reply(reply));
             }
+            Event::LabelProjectCreated(reply) => match reply {
+                Ok(project) => {
+                    self.open((*project).clone());
+                    self.projects = None;
+                }
+                Err(e) => self.form.error = Some(e),
+            },
             Event::LabelItems { project, reply } if self.is_current(&project) => {
                 self.items = Some(Loadable::from_reply(reply));
                 self.cursor = self.cursor.min(self.item_count().saturating_sub(1));
@@ -156,12 +187,12 @@ impl LabelingPanel {
         let mut open = None;
         match &self.projects {
             Some(Loadable::Ready(list)) => {
-                if list.is_empty() {
+                if list.projects.is_empty() {
                     ui.weak(
                         "No projects yet: `lathe label create` or `lathe label import` starts one.",
                     );
                 }
-                for (p, s) in list.iter() {
+                for (p, s) in &list.projects {
                     let done = s.items - s.by_status["unlabeled"];
                     let current = self.project.as_ref().is_some_and(|c| c.name == p.name);
                     let text = format!(
@@ -185,8 +216,10 @@ impl LabelingPanel {
         if let Some(p) = open {
             self.open(p);
         }
+        ui.separator();
+        self.new_project_ui(ui, service);
         if let (Some(p), Some(Loadable::Ready(list))) = (&self.project, &self.projects)
-            && let Some((_, stats)) = list.iter().find(|(q, _)| q.name == p.name)
+            && let Some((_, stats)) = list.projects.iter().find(|(q, _)| q.name == p.name)
         {
             ui.separator();
             ui.strong("Progress");
@@ -210,6 +243,61 @@ impl LabelingPanel {
                 }
             }
         }
+    }
+
+    fn new_project_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        egui::CollapsingHeader::new("New project").show(ui, |ui| {
+            let form = &mut self.form;
+            ui.add(egui::TextEdit::singleline(&mut form.name).hint_text("name"));
+            let assets: Vec<String> = match &self.projects {
+                Some(Loadable::Ready(list)) => list
+                    .assets
+                    .iter()
+                    .filter(|a| a.kind == form.task.asset_kind())
+                    .map(|a| a.name.clone())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            egui::ComboBox::new("new-task", "Task")
+                .selected_text(form.task.as_str())
+                .show_ui(ui, |ui| {
+                    for task in Task::ALL {
+                        ui.selectable_value(&mut form.task, task, task.as_str());
+                    }
+                });
+            egui::ComboBox::new("new-asset", "Asset")
+                .selected_text(if form.asset.is_empty() {
+                    "choose…"
+                } else {
+                    &form.asset
+                })
+                .show_ui(ui, |ui| {
+                    for name in &assets {
+                        ui.selectable_value(&mut form.asset, name.clone(), name);
+                    }
+                });
+            ui.add(
+                egui::TextEdit::singleline(&mut form.labels).hint_text("labels, comma-separated"),
+            );
+            if ui.button("Create").clicked() {
+                let labels: Vec<String> = form
+                    .labels
+                    .split(',')
+                    .map(|l| l.trim().to_owned())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                form.error = None;
+                service.send(Command::CreateLabelProject {
+                    name: form.name.trim().to_owned(),
+                    task: form.task,
+                    asset: form.asset.clone(),
+                    labels,
+                });
+            }
+            if let Some(e) = &form.error {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+        });
     }
 
     pub fn main_ui(&mut self, ui: &mut egui::Ui, service: &Service) {

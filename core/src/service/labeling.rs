@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use super::{Event, Reply, Shared};
+use crate::assets::{Asset, AssetKind};
 use crate::images::{self, Thumbnail};
 use crate::labeling::project::{self, Filter, Item, Project, Stats, Submission};
-use crate::labeling::{Extent, Shape};
+use crate::labeling::{Extent, Shape, Task, labels_from_names};
 use crate::workspace::Workspace;
 
 /// Images are shown at most this many pixels a side (a 12-megapixel photo fits).
@@ -27,16 +28,43 @@ fn reply<T>(result: crate::Result<T>) -> Reply<T> {
     result.map(Arc::new).map_err(|e| e.to_string())
 }
 
+/// The projects with their counts, and the image and text assets a new one could label.
+#[derive(Debug, Clone)]
+pub struct Projects {
+    pub projects: Vec<(Project, Stats)>,
+    pub assets: Vec<Asset>,
+}
+
 pub(super) fn projects(shared: &Shared) -> Event {
     Event::LabelProjects(reply(Workspace::open(&shared.root).and_then(|ws| {
-        project::list(&ws)?
+        let projects = project::list(&ws)?
             .into_iter()
             .map(|p| {
                 let stats = project::stats(&ws, &p)?;
                 Ok((p, stats))
             })
-            .collect::<crate::Result<Vec<(Project, Stats)>>>()
+            .collect::<crate::Result<Vec<(Project, Stats)>>>()?;
+        let assets = ws
+            .list_assets()?
+            .into_iter()
+            .filter(|a| a.kind != AssetKind::Table)
+            .collect();
+        Ok(Projects { projects, assets })
     })))
+}
+
+pub(super) fn create(
+    shared: &Shared,
+    name: &str,
+    task: Task,
+    asset: &str,
+    labels: &[String],
+) -> Event {
+    let result = Workspace::open(&shared.root).and_then(|mut ws| {
+        let asset = asset.parse()?;
+        project::create(&mut ws, name, task, &asset, labels_from_names(labels), 1)
+    });
+    Event::LabelProjectCreated(reply(result))
 }
 
 pub(super) fn items(shared: &Shared, name: &str, filter: &Filter) -> Event {
