@@ -211,3 +211,173 @@ fn a_project_is_created_over_an_asset_and_reports_its_progress() {
     ])
     .fails_with("'boxes' is not a labeling task");
 }
+
+fn ner(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpora/annotation/ner")
+        .join(path)
+}
+
+#[test]
+fn conll_imports_as_a_text_project_and_exports_the_same_tags() {
+    let s = Sandbox::new();
+    let file = ner("spacy/extra/example_data/ner_example_data/ner-token-per-line-conll2003.iob");
+    let out = s
+        .lathe(&[
+            "label",
+            "import",
+            file.to_str().unwrap(),
+            "--format",
+            "conll",
+            "--name",
+            "thrun",
+        ])
+        .ok()
+        .stdout;
+    assert!(out.contains("into project thrun (entity_spans)"), "{out}");
+    let exported = s.path("thrun.conll");
+    s.lathe(&[
+        "label",
+        "export",
+        "thrun",
+        "--format",
+        "conll",
+        "--out",
+        exported.to_str().unwrap(),
+    ])
+    .ok();
+    // The same tokens and tags as the source, less its DOCSTART line and middle columns.
+    let source: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-DOCSTART-"))
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            match cols.as_slice() {
+                [] => String::new(),
+                [token, .., tag] => format!("{token}\t{tag}"),
+                _ => unreachable!(),
+            }
+        })
+        .collect();
+    let written = std::fs::read_to_string(&exported).unwrap();
+    let trimmed = |lines: Vec<String>| {
+        lines
+            .into_iter()
+            .skip_while(String::is_empty)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(
+        trimmed(written.lines().map(str::to_owned).collect()),
+        trimmed(source)
+    );
+    // Its texts are a data asset.
+    let list = s.lathe(&["data", "list"]).ok().stdout;
+    assert!(list.contains("thrun-texts"), "{list}");
+}
+
+#[test]
+fn span_jsonl_and_csv_round_trip_and_bad_lines_are_named() {
+    let s = Sandbox::new();
+    let good = s.file("spans.jsonl", b"{\"text\": \"This is New Berlin.\", \"label\": [[8, 18, \"LOC\"]]}\n{\"text\": \"Nothing here\", \"label\": []}\n");
+    s.lathe(&[
+        "label",
+        "import",
+        good.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "--name",
+        "spans",
+    ])
+    .ok();
+    let out = s.path("spans-out.jsonl");
+    s.lathe(&[
+        "label",
+        "export",
+        "spans",
+        "--format",
+        "jsonl",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "{\"label\":[[8,18,\"LOC\"]],\"text\":\"This is New Berlin.\"}\n{\"label\":[],\"text\":\"Nothing here\"}\n"
+    );
+    // doccano's example has a line with no text; flair's has a span past the text's end.
+    s.lathe(&[
+        "label",
+        "import",
+        ner("doccano/backend/data_import/tests/data/sequence_labeling/example.jsonl")
+            .to_str()
+            .unwrap(),
+        "--format",
+        "jsonl",
+        "--name",
+        "bad",
+    ])
+    .fails_with("example.jsonl: line 3: no \"text\"");
+    let flair = s.file(
+        "flair.jsonl",
+        b"{\"text\": \"This is New Berlin\", \"label\": [[8, 19, \"LOC\"]]}\n",
+    );
+    s.lathe(&[
+        "label",
+        "import",
+        flair.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "--name",
+        "bad",
+    ])
+    .fails_with("line 1: the span 8..19 (LOC) does not lie within the text's 18 characters");
+    s.lathe(&["label", "status", "bad"])
+        .fails_with("there is no labeling project 'bad'");
+    s.lathe(&[
+        "label",
+        "import",
+        ner("doccano/backend/data_import/tests/data/text_classification/example.csv")
+            .to_str()
+            .unwrap(),
+        "--format",
+        "csv",
+        "--name",
+        "bad",
+    ])
+    .fails_with("example.csv: line 4: no text");
+    let csv = s.file(
+        "reviews.csv",
+        b"text,label\ngreat product,positive\nbroke in a day,negative|returned\n",
+    );
+    s.lathe(&[
+        "label",
+        "import",
+        csv.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--name",
+        "sentiment",
+    ])
+    .ok();
+    let status = s
+        .lathe(&["label", "status", "sentiment", "--json"])
+        .ok()
+        .json();
+    assert_eq!(status[0]["project"]["task"], "text_multi_label");
+    let out = s.path("sentiment.csv");
+    s.lathe(&[
+        "label",
+        "export",
+        "sentiment",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&csv).unwrap());
+}

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use lathe_core::Workspace;
 use lathe_core::assets::AssetRef;
 use lathe_core::labeling::project::{self, Filter};
-use lathe_core::labeling::{Task, coco, labels_from_names};
+use lathe_core::labeling::{Task, coco, labels_from_names, text_formats};
 
 use crate::cli::{Output, print_json};
 
@@ -33,21 +33,23 @@ pub enum LabelCommand {
         #[command(flatten)]
         output: Output,
     },
-    /// Create a project pre-filled from a label file (COCO so far) over the asset it labels.
+    /// Create a project pre-filled from a label file: coco (over the image asset it labels),
+    /// or conll, jsonl (spans) and csv (text,label), whose texts become a new text asset.
     Import {
         path: PathBuf,
         #[arg(long, default_value = "coco")]
         format: String,
-        /// NAME or NAME:VERSION of the data asset the file labels.
+        /// For coco: NAME or NAME:VERSION of the image asset the file labels.
         #[arg(long)]
-        asset: String,
+        asset: Option<String>,
         /// The new project's name.
         #[arg(long)]
         name: String,
         #[command(flatten)]
         output: Output,
     },
-    /// Write a project's labels (each item's latest submission) to a file.
+    /// Write a project's labels (each item's latest submission) to a file: coco for image
+    /// projects; conll, jsonl or csv for text projects.
     Export {
         name: String,
         #[arg(long, default_value = "coco")]
@@ -117,10 +119,15 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             name,
             output,
         } => {
-            if format != "coco" {
-                bail!("'{format}' is not an import format yet; Lathe imports coco");
-            }
-            let imported = coco::import(&mut ws, &path, &name, &asset(&reference)?)?;
+            let imported = match (format.as_str(), text_formats::Format::parse(&format)) {
+                ("coco", _) => {
+                    let reference =
+                        reference.context("--asset names the images a coco file labels")?;
+                    coco::import(&mut ws, &path, &name, &asset(&reference)?)?
+                }
+                (_, Some(text)) => text_formats::import_file(&mut ws, &path, text, &name)?,
+                _ => bail!("'{format}' is not an import format; use coco, conll, jsonl or csv"),
+            };
             if output.json {
                 return print_json(&imported);
             }
@@ -137,13 +144,14 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             Ok(())
         }
         LabelCommand::Export { name, format, out } => {
-            if format != "coco" {
-                bail!("'{format}' is not an export format yet; Lathe exports coco");
-            }
             let found = project::open(&ws, &name)?;
-            let shapes = coco::export_to(&ws, &found, &out)?;
+            let shapes = match (format.as_str(), text_formats::Format::parse(&format)) {
+                ("coco", _) => coco::export_to(&ws, &found, &out)?,
+                (_, Some(text)) => text_formats::export_to(&ws, &found, text, &out)?,
+                _ => bail!("'{format}' is not an export format; use coco, conll, jsonl or csv"),
+            };
             println!(
-                "exported {shapes} annotations of {name} to {}",
+                "exported {shapes} labeled item(s) or annotations of {name} to {}",
                 out.display()
             );
             Ok(())

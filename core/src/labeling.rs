@@ -5,6 +5,7 @@
 
 pub mod coco;
 pub mod project;
+pub mod text_formats;
 
 use serde::{Deserialize, Serialize};
 
@@ -255,6 +256,29 @@ pub fn check_shapes(
         }
     }
     Ok(())
+}
+
+/// Writes `dest` through `write`, beside it first and renamed into place, so no half-written
+/// file is ever left; returns what `write` returns.
+pub fn write_atomically(
+    dest: &std::path::Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> crate::Result<usize>,
+) -> crate::Result<usize> {
+    use std::io::Write;
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| crate::Error::io(dir, e))?;
+    let written = {
+        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
+        let n = write(&mut out)?;
+        out.flush().map_err(|e| crate::Error::io(dest, e))?;
+        n
+    };
+    tmp.persist(dest)
+        .map_err(|e| crate::Error::io(dest, e.error))?;
+    Ok(written)
 }
 
 #[cfg(test)]

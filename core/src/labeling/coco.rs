@@ -427,19 +427,7 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
 /// Exports to the file `dest`, written beside it and renamed into place (no half-written
 /// file is ever left); returns the count of annotations.
 pub fn export_to(ws: &Workspace, project: &Project, dest: &Path) -> Result<usize> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    let written = {
-        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-        let n = export(ws, project, &mut out)?;
-        out.flush().map_err(|e| Error::io(dest, e))?;
-        n
-    };
-    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    Ok(written)
+    super::write_atomically(dest, |out| export(ws, project, out))
 }
 
 fn shoelace(points: &[[f64; 2]]) -> f64 {
