@@ -381,3 +381,92 @@ fn span_jsonl_and_csv_round_trip_and_bad_lines_are_named() {
     .ok();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&csv).unwrap());
 }
+
+#[test]
+fn yolo_labels_import_export_and_name_an_unmatched_file() {
+    let s = Sandbox::new();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpora/annotation/yolo/label-studio-converter/tests/data/test_import_yolo_data");
+    s.lathe(&[
+        "data",
+        "import",
+        source.join("images").to_str().unwrap(),
+        "--name",
+        "doors",
+        "--kind",
+        "images",
+    ])
+    .ok();
+    // The corpus folder has labels for seven images but only the first image.
+    s.lathe(&[
+        "label",
+        "import",
+        source.to_str().unwrap(),
+        "--format",
+        "yolo",
+        "--asset",
+        "doors",
+        "--name",
+        "all",
+    ])
+    .fails_with("labels/img_2.txt: no image 'img_2' in doors:1");
+    let one = s.path("yolo");
+    std::fs::create_dir_all(one.join("labels")).unwrap();
+    std::fs::copy(source.join("classes.txt"), one.join("classes.txt")).unwrap();
+    std::fs::copy(
+        source.join("labels/img_1.txt"),
+        one.join("labels/img_1.txt"),
+    )
+    .unwrap();
+    s.lathe(&[
+        "label",
+        "import",
+        one.to_str().unwrap(),
+        "--format",
+        "yolo",
+        "--asset",
+        "doors",
+        "--name",
+        "doors",
+    ])
+    .ok();
+    let out = s.path("out");
+    s.lathe(&[
+        "label",
+        "export",
+        "doors",
+        "--format",
+        "yolo",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    let numbers = |path: &Path| -> Vec<Vec<f64>> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| l.split_whitespace().map(|v| v.parse().unwrap()).collect())
+            .collect()
+    };
+    let (before, after) = (
+        numbers(&one.join("labels/img_1.txt")),
+        numbers(&out.join("labels/img_1.txt")),
+    );
+    assert_eq!(before.len(), after.len());
+    for (a, b) in before.iter().zip(&after) {
+        assert_eq!(a[0], b[0], "class");
+        for i in 1..5 {
+            assert!((a[i] - b[i]).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("classes.txt"))
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        std::fs::read_to_string(one.join("classes.txt"))
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>()
+    );
+}

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use lathe_core::Workspace;
 use lathe_core::assets::AssetRef;
 use lathe_core::labeling::project::{self, Filter};
-use lathe_core::labeling::{Task, coco, labels_from_names, text_formats};
+use lathe_core::labeling::{Task, coco, labels_from_names, text_formats, yolo};
 
 use crate::cli::{Output, print_json};
 
@@ -33,8 +33,9 @@ pub enum LabelCommand {
         #[command(flatten)]
         output: Output,
     },
-    /// Create a project pre-filled from a label file: coco (over the image asset it labels),
-    /// or conll, jsonl (spans) and csv (text,label), whose texts become a new text asset.
+    /// Create a project pre-filled from labels: coco (a file) or yolo (a folder) over the image
+    /// asset they label, or conll, jsonl (spans) and csv (text,label), whose texts become a new
+    /// text asset.
     Import {
         path: PathBuf,
         #[arg(long, default_value = "coco")]
@@ -48,8 +49,8 @@ pub enum LabelCommand {
         #[command(flatten)]
         output: Output,
     },
-    /// Write a project's labels (each item's latest submission) to a file: coco for image
-    /// projects; conll, jsonl or csv for text projects.
+    /// Write a project's labels (each item's latest submission): coco (a file) or yolo (a
+    /// folder) for image projects; conll, jsonl or csv for text projects.
     Export {
         name: String,
         #[arg(long, default_value = "coco")]
@@ -120,13 +121,20 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             output,
         } => {
             let imported = match (format.as_str(), text_formats::Format::parse(&format)) {
-                ("coco", _) => {
+                ("coco" | "yolo", _) => {
                     let reference =
-                        reference.context("--asset names the images a coco file labels")?;
-                    coco::import(&mut ws, &path, &name, &asset(&reference)?)?
+                        reference.context("--asset names the images the labels are for")?;
+                    let images = asset(&reference)?;
+                    if format == "coco" {
+                        coco::import(&mut ws, &path, &name, &images)?
+                    } else {
+                        yolo::import(&mut ws, &path, &name, &images)?
+                    }
                 }
                 (_, Some(text)) => text_formats::import_file(&mut ws, &path, text, &name)?,
-                _ => bail!("'{format}' is not an import format; use coco, conll, jsonl or csv"),
+                _ => {
+                    bail!("'{format}' is not an import format; use coco, yolo, conll, jsonl or csv")
+                }
             };
             if output.json {
                 return print_json(&imported);
@@ -147,8 +155,11 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             let found = project::open(&ws, &name)?;
             let shapes = match (format.as_str(), text_formats::Format::parse(&format)) {
                 ("coco", _) => coco::export_to(&ws, &found, &out)?,
+                ("yolo", _) => yolo::export(&ws, &found, &out)?,
                 (_, Some(text)) => text_formats::export_to(&ws, &found, text, &out)?,
-                _ => bail!("'{format}' is not an export format; use coco, conll, jsonl or csv"),
+                _ => {
+                    bail!("'{format}' is not an export format; use coco, yolo, conll, jsonl or csv")
+                }
             };
             println!(
                 "exported {shapes} labeled item(s) or annotations of {name} to {}",

@@ -6,6 +6,7 @@
 pub mod coco;
 pub mod project;
 pub mod text_formats;
+pub mod yolo;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,196 @@
+//! YOLO labels: a class list (`classes.txt` or `obj.names`, one name a line) and, for each
+//! image, `<image stem>.txt` with a line `class cx cy w h` per box, normalized to 0–1. Import
+//! reads a folder (label files anywhere under it); export writes `classes.txt` and `labels/`.
+//! Normalization: coordinates are written with 6 decimals; CRLF line ends are read.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::project::{self, Project};
+use super::{Extent, Shape, Task, check_shapes, labels_from_names};
+use crate::assets::AssetRef;
+use crate::workspace::Workspace;
+use crate::{Error, Result};
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::Label(message.into())
+}
+
+fn stem(path: &str) -> String {
+    Path::new(path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Creates project `name` over `asset` from the YOLO folder `dir`; all of it is checked first.
+pub fn import(ws: &mut Workspace, dir: &Path, name: &str, asset: &AssetRef) -> Result<Project> {
+    let shown = dir.display().to_string();
+    let classes_file = ["classes.txt", "obj.names"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| invalid(format!("{shown}: no classes.txt or obj.names")))?;
+    let classes: Vec<String> = std::fs::read_to_string(&classes_file)
+        .map_err(|e| Error::io(&classes_file, e))?
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let labels = labels_from_names(&classes);
+    let version = ws.resolve(asset)?;
+    let files = ws.version_files(version.id)?;
+    let by_stem: BTreeMap<String, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (stem(&f.path), i))
+        .collect();
+    let mut by_item: BTreeMap<usize, Vec<Shape>> = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| invalid(format!("{shown}: {e}")))?;
+        let path = entry.path();
+        let is_labels = path.extension().is_some_and(|e| e == "txt")
+            && path != classes_file
+            && !matches!(
+                path.file_name().and_then(|n| n.to_str()),
+                Some("classes.txt" | "README.txt" | "train.txt" | "valid.txt" | "test.txt")
+            );
+        if !entry.file_type().is_file() || !is_labels {
+            continue;
+        }
+        let relative = path.strip_prefix(dir).unwrap_or(path).display().to_string();
+        let position = *by_stem.get(&stem(&relative)).ok_or_else(|| {
+            invalid(format!(
+                "{relative}: no image '{}' in {}",
+                stem(&relative),
+                version.reference()
+            ))
+        })?;
+        let file = &files[position];
+        let (w, h) = (f64::from(file.width), f64::from(file.height));
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut shapes = Vec::new();
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let at = format!("{relative}: line {}", i + 1);
+            let numbers: Vec<f64> = line
+                .split_whitespace()
+                .map(|v| {
+                    v.parse::<f64>()
+                        .map_err(|_| invalid(format!("{at}: '{v}' is not a number")))
+                })
+                .collect::<Result<_>>()?;
+            let [class, cx, cy, bw, bh] = numbers[..] else {
+                return Err(invalid(format!(
+                    "{at}: a box is 'class cx cy w h', not {} numbers",
+                    numbers.len()
+                )));
+            };
+            let label = classes
+                .get(class as usize)
+                .filter(|_| class >= 0.0 && class.fract() == 0.0)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "{at}: class {class} is not among the {} classes",
+                        classes.len()
+                    ))
+                })?;
+            shapes.push(Shape::Box {
+                label: label.clone(),
+                x: (cx - bw / 2.0) * w,
+                y: (cy - bh / 2.0) * h,
+                w: bw * w,
+                h: bh * h,
+                confidence: None,
+            });
+        }
+        check_shapes(
+            Task::BoundingBoxes,
+            &labels,
+            Extent::Image {
+                width: file.width,
+                height: file.height,
+            },
+            &shapes,
+        )
+        .map_err(|e| invalid(format!("{relative}: {e}")))?;
+        by_item.entry(position).or_default().extend(shapes);
+    }
+    let source = format!(
+        "import:{}",
+        dir.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default()
+    );
+    project::create_with(
+        ws,
+        name,
+        Task::BoundingBoxes,
+        asset,
+        labels,
+        1,
+        |tx, project| {
+            for (position, shapes) in &by_item {
+                project::insert_submission(
+                    tx,
+                    project,
+                    *position as i64,
+                    "import",
+                    shapes,
+                    &source,
+                )?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Writes `classes.txt` and `labels/<stem>.txt` for every labeled image into `dir`; returns the
+/// count of boxes.
+pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<usize> {
+    let labels_dir = dir.join("labels");
+    std::fs::create_dir_all(&labels_dir).map_err(|e| Error::io(&labels_dir, e))?;
+    let names: Vec<&str> = project.labels.iter().map(|l| l.name.as_str()).collect();
+    super::write_atomically(&dir.join("classes.txt"), |out| {
+        writeln!(out, "{}", names.join("\n")).map_err(|e| Error::io(dir, e))?;
+        Ok(names.len())
+    })?;
+    let files = ws.version_files(project.version_id)?;
+    let mut boxes = 0;
+    for submission in project::latest_all(ws, project)? {
+        let file = &files[submission.position as usize];
+        let (w, h) = (f64::from(file.width.max(1)), f64::from(file.height.max(1)));
+        let dest = labels_dir.join(format!("{}.txt", stem(&file.path)));
+        boxes += super::write_atomically(&dest, |out| {
+            let mut n = 0;
+            for shape in &submission.shapes {
+                if let Shape::Box {
+                    label,
+                    x,
+                    y,
+                    w: bw,
+                    h: bh,
+                    ..
+                } = shape
+                {
+                    let class = names.iter().position(|n| n == label).unwrap_or_default();
+                    writeln!(
+                        out,
+                        "{class} {:.6} {:.6} {:.6} {:.6}",
+                        (x + bw / 2.0) / w,
+                        (y + bh / 2.0) / h,
+                        bw / w,
+                        bh / h
+                    )
+                    .map_err(|e| Error::io(&dest, e))?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })?;
+    }
+    Ok(boxes)
+}
