@@ -205,6 +205,12 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                 for (who, n) in &s.by_annotator {
                     println!("  by {who}: {n} submission(s)");
                 }
+                if let Some(a) = &s.agreement {
+                    println!(
+                        "  agreement: {} {:.3} over {} item(s)",
+                        a.measure, a.value, a.items
+                    );
+                }
             }
             Ok(())
         }

@@ -3,6 +3,7 @@
 //! import, a model's pre-label); reviews accept or reject; an item's status is kept on the item
 //! for filtering. Formats in and out live beside (`coco.rs`).
 
+pub mod agreement;
 pub mod coco;
 pub mod project;
 pub mod text_formats;

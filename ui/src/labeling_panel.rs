@@ -242,6 +242,10 @@ impl LabelingPanel {
                     ui.label(format!("{who}: {n}"));
                 }
             }
+            if let Some(a) = &stats.agreement {
+                ui.strong("Agreement");
+                ui.label(format!("{} {:.3} ({} items)", a.measure, a.value, a.items));
+            }
         }
     }
 

@@ -94,6 +94,8 @@ pub struct Stats {
     pub by_label: BTreeMap<String, i64>,
     /// Submissions per annotator.
     pub by_annotator: BTreeMap<String, i64>,
+    /// How far annotators agree on the items several of them labeled.
+    pub agreement: Option<super::agreement::Agreement>,
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -216,10 +218,18 @@ pub fn insert_submission(
         params![project.id, position, annotator, serde_json::to_string(shapes)?, source, created_at],
     )?;
     let id = conn.last_insert_rowid();
-    conn.execute(
-        "UPDATE label_items SET status = 'labeled' WHERE project_id = ?1 AND position = ?2",
+    // With consensus, an item waits in the queue until enough people have labeled it.
+    let annotators: i64 = conn.query_row(
+        "SELECT COUNT(DISTINCT annotator) FROM label_submissions WHERE project_id = ?1 AND position = ?2",
         params![project.id, position],
+        |r| r.get(0),
     )?;
+    if annotators >= i64::from(project.consensus) {
+        conn.execute(
+            "UPDATE label_items SET status = 'labeled' WHERE project_id = ?1 AND position = ?2",
+            params![project.id, position],
+        )?;
+    }
     Ok(Submission {
         id,
         position,
@@ -488,7 +498,32 @@ pub fn review(
     Ok(())
 }
 
-/// Progress, label distribution and per-annotator counts.
+/// Each item's latest shapes by annotator, for agreement.
+pub fn ratings(ws: &Workspace, project: &Project) -> Result<super::agreement::Ratings> {
+    let mut stmt = ws.conn().prepare(
+        "SELECT s.position, s.annotator, s.shapes FROM label_submissions s
+         WHERE s.project_id = ?1 AND s.id = (
+             SELECT MAX(id) FROM label_submissions
+             WHERE project_id = s.project_id AND position = s.position AND annotator = s.annotator)",
+    )?;
+    let rows = stmt.query_map([project.id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = super::agreement::Ratings::new();
+    for row in rows {
+        let (position, annotator, shapes) = row?;
+        out.entry(position)
+            .or_default()
+            .insert(annotator, serde_json::from_str(&shapes)?);
+    }
+    Ok(out)
+}
+
+/// Progress, label distribution, per-annotator counts and agreement.
 pub fn stats(ws: &Workspace, project: &Project) -> Result<Stats> {
     let conn = ws.conn();
     let mut by_status: BTreeMap<String, i64> = Status::ALL
@@ -527,6 +562,7 @@ pub fn stats(ws: &Workspace, project: &Project) -> Result<Stats> {
         by_status,
         by_label,
         by_annotator,
+        agreement: super::agreement::measure(&ratings(ws, project)?),
     })
 }
 
@@ -643,6 +679,55 @@ mod tests {
                 .contains("labels text assets, and shapes:1 is images"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn with_consensus_an_item_waits_for_enough_annotators_and_agreement_is_measured() {
+        let (_dir, mut ws) = demo();
+        let labels = labels_from_names(&["circle".into(), "square".into()]);
+        let p = create(
+            &mut ws,
+            "two",
+            Task::ImageClassification,
+            &"shapes".parse().unwrap(),
+            labels,
+            2,
+        )
+        .unwrap();
+        let class = |l: &str| {
+            vec![Shape::Class {
+                label: l.into(),
+                confidence: None,
+            }]
+        };
+        submit(&ws, &p, 0, "ana", &class("circle"), "human").unwrap();
+        assert_eq!(
+            items(&ws, &p, &Filter::default()).unwrap()[0].status,
+            Status::Unlabeled
+        );
+        submit(&ws, &p, 0, "ben", &class("circle"), "human").unwrap();
+        assert_eq!(
+            items(&ws, &p, &Filter::default()).unwrap()[0].status,
+            Status::Labeled
+        );
+        for (i, (a, b)) in [
+            ("circle", "square"),
+            ("square", "square"),
+            ("square", "circle"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            submit(&ws, &p, i as i64 + 1, "ana", &class(a), "human").unwrap();
+            submit(&ws, &p, i as i64 + 1, "ben", &class(b), "human").unwrap();
+        }
+        let agreement = stats(&ws, &p).unwrap().agreement.unwrap();
+        assert_eq!(
+            (agreement.measure.as_str(), agreement.items),
+            ("cohen_kappa", 4)
+        );
+        // Agree on 2 of 4 with balanced marginals: kappa 0.
+        assert!(agreement.value.abs() < 1e-12, "{agreement:?}");
     }
 
     #[test]
