@@ -470,3 +470,98 @@ fn yolo_labels_import_export_and_name_an_unmatched_file() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn voc_files_import_export_and_import_again_unchanged() {
+    let s = Sandbox::new();
+    let voc = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../shared/corpora/annotation/voc/mmdetection/tests/data/VOCdevkit/VOC2012/Annotations",
+    );
+    // The corpus keeps the XML, not the photo: a stand-in of the same size, found by its stem.
+    let image = s.file("photos/000002.png", &lathe_tests::png(335, 500));
+    s.lathe(&[
+        "data",
+        "import",
+        image.parent().unwrap().to_str().unwrap(),
+        "--name",
+        "photos",
+        "--kind",
+        "images",
+    ])
+    .ok();
+    s.lathe(&[
+        "label",
+        "import",
+        voc.to_str().unwrap(),
+        "--format",
+        "voc",
+        "--asset",
+        "photos",
+        "--name",
+        "trains",
+    ])
+    .ok();
+    let out = s.path("voc-out");
+    s.lathe(&[
+        "label",
+        "export",
+        "trains",
+        "--format",
+        "voc",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    let written = std::fs::read_to_string(out.join("Annotations/000002.xml")).unwrap();
+    assert!(written.contains("<name>train</name>"), "{written}");
+    assert!(
+        written.contains("<xmin>139</xmin>") && written.contains("<ymax>301</ymax>"),
+        "{written}"
+    );
+    s.lathe(&[
+        "label",
+        "import",
+        out.join("Annotations").to_str().unwrap(),
+        "--format",
+        "voc",
+        "--asset",
+        "photos",
+        "--name",
+        "again",
+    ])
+    .ok();
+    let again = s.path("again");
+    s.lathe(&[
+        "label",
+        "export",
+        "again",
+        "--format",
+        "voc",
+        "--out",
+        again.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(again.join("Annotations/000002.xml")).unwrap(),
+        written
+    );
+    let big = s.file(
+        "big.xml",
+        std::fs::read_to_string(voc.join("000001.xml"))
+            .unwrap()
+            .replace("<xmax>207</xmax>", "<xmax>400</xmax>")
+            .as_bytes(),
+    );
+    s.lathe(&[
+        "label",
+        "import",
+        big.to_str().unwrap(),
+        "--format",
+        "voc",
+        "--asset",
+        "photos",
+        "--name",
+        "bad",
+    ])
+    .fails_with("falls outside the 335 × 500 image");
+}

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use lathe_core::Workspace;
 use lathe_core::assets::AssetRef;
 use lathe_core::labeling::project::{self, Filter};
-use lathe_core::labeling::{Task, coco, labels_from_names, text_formats, yolo};
+use lathe_core::labeling::{Task, coco, labels_from_names, text_formats, voc, yolo};
 
 use crate::cli::{Output, print_json};
 
@@ -49,7 +49,7 @@ pub enum LabelCommand {
         #[command(flatten)]
         output: Output,
     },
-    /// Write a project's labels (each item's latest submission): coco (a file) or yolo (a
+    /// Write a project's labels (each item's latest submission): coco (a file), yolo or voc (a
     /// folder) for image projects; conll, jsonl or csv for text projects.
     Export {
         name: String,
@@ -121,19 +121,21 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             output,
         } => {
             let imported = match (format.as_str(), text_formats::Format::parse(&format)) {
-                ("coco" | "yolo", _) => {
+                ("coco" | "yolo" | "voc", _) => {
                     let reference =
                         reference.context("--asset names the images the labels are for")?;
                     let images = asset(&reference)?;
-                    if format == "coco" {
-                        coco::import(&mut ws, &path, &name, &images)?
-                    } else {
-                        yolo::import(&mut ws, &path, &name, &images)?
+                    match format.as_str() {
+                        "coco" => coco::import(&mut ws, &path, &name, &images)?,
+                        "yolo" => yolo::import(&mut ws, &path, &name, &images)?,
+                        _ => voc::import(&mut ws, &path, &name, &images)?,
                     }
                 }
                 (_, Some(text)) => text_formats::import_file(&mut ws, &path, text, &name)?,
                 _ => {
-                    bail!("'{format}' is not an import format; use coco, yolo, conll, jsonl or csv")
+                    bail!(
+                        "'{format}' is not an import format; use coco, yolo, voc, conll, jsonl or csv"
+                    )
                 }
             };
             if output.json {
@@ -156,9 +158,12 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             let shapes = match (format.as_str(), text_formats::Format::parse(&format)) {
                 ("coco", _) => coco::export_to(&ws, &found, &out)?,
                 ("yolo", _) => yolo::export(&ws, &found, &out)?,
+                ("voc", _) => voc::export(&ws, &found, &out)?,
                 (_, Some(text)) => text_formats::export_to(&ws, &found, text, &out)?,
                 _ => {
-                    bail!("'{format}' is not an export format; use coco, yolo, conll, jsonl or csv")
+                    bail!(
+                        "'{format}' is not an export format; use coco, yolo, voc, conll, jsonl or csv"
+                    )
                 }
             };
             println!(

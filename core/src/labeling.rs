@@ -7,6 +7,7 @@ pub mod agreement;
 pub mod coco;
 pub mod project;
 pub mod text_formats;
+pub mod voc;
 pub mod yolo;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,286 @@
+//! Pascal VOC XML: one file per image (`<filename>`, `<size>`, an `<object>` per box with
+//! `<name>` and `<bndbox>`). Import reads a folder of them (or one file); export writes
+//! `Annotations/<stem>.xml` per labeled image.
+//! Normalization: a box is x = xmin, y = ymin, w = xmax − xmin, h = ymax − ymin (no 1-based
+//! shift); `<part>`s and `<actions>` are not read; fields other than name and box are not kept.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::project::{self, Project};
+use super::{Extent, Shape, Task, check_shapes, labels_from_names};
+use crate::assets::{AssetRef, VersionFile};
+use crate::workspace::Workspace;
+use crate::{Error, Result};
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::Label(message.into())
+}
+
+fn stem(path: &str) -> String {
+    Path::new(path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The image a VOC file is about: its `<filename>` by path, by file name, or by stem.
+fn find_image(files: &[VersionFile], filename: &str, xml: &Path) -> Option<usize> {
+    let base = Path::new(filename)
+        .file_name()
+        .map(|b| b.to_string_lossy().into_owned());
+    files
+        .iter()
+        .position(|f| f.path == filename)
+        .or_else(|| {
+            files.iter().position(|f| {
+                Path::new(&f.path)
+                    .file_name()
+                    .map(|b| b.to_string_lossy().into_owned())
+                    == base
+            })
+        })
+        .or_else(|| {
+            let wanted = if filename.is_empty() {
+                xml.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else {
+                stem(filename)
+            };
+            files.iter().position(|f| stem(&f.path) == wanted)
+        })
+}
+
+#[derive(Debug)]
+struct Parsed {
+    filename: String,
+    boxes: Vec<(String, [f64; 4])>,
+}
+
+fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.children().find(|c| c.tag_name().name() == name)
+}
+
+fn text_of(node: roxmltree::Node<'_, '_>, name: &str) -> Option<String> {
+    child(node, name)
+        .and_then(|c| c.text())
+        .map(|t| t.trim().to_owned())
+}
+
+fn parse(text: &str, shown: &str) -> Result<Parsed> {
+    let doc =
+        roxmltree::Document::parse(text).map_err(|e| invalid(format!("{shown}: not XML: {e}")))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "annotation" {
+        return Err(invalid(format!(
+            "{shown}: not a VOC file (the root is <{}>)",
+            root.tag_name().name()
+        )));
+    }
+    let mut boxes = Vec::new();
+    for (i, object) in root
+        .children()
+        .filter(|c| c.tag_name().name() == "object")
+        .enumerate()
+    {
+        let at = format!("{shown}: object {}", i + 1);
+        let name = text_of(object, "name").ok_or_else(|| invalid(format!("{at}: no <name>")))?;
+        let bndbox = child(object, "bndbox")
+            .ok_or_else(|| invalid(format!("{at} ({name}): no <bndbox>")))?;
+        let number = |field: &str| -> Result<f64> {
+            let value = text_of(bndbox, field)
+                .ok_or_else(|| invalid(format!("{at} ({name}): no <{field}>")))?;
+            value.parse().map_err(|_| {
+                invalid(format!(
+                    "{at} ({name}): <{field}> '{value}' is not a number"
+                ))
+            })
+        };
+        let (x0, y0, x1, y1) = (
+            number("xmin")?,
+            number("ymin")?,
+            number("xmax")?,
+            number("ymax")?,
+        );
+        boxes.push((name, [x0, y0, x1 - x0, y1 - y0]));
+    }
+    Ok(Parsed {
+        filename: text_of(root, "filename").unwrap_or_default(),
+        boxes,
+    })
+}
+
+/// Creates project `name` over `asset` from VOC files (a folder of them, or one); all checked
+/// before anything is stored.
+pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> Result<Project> {
+    let xmls: Vec<PathBuf> = if path.is_dir() {
+        walkdir::WalkDir::new(path)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(std::result::Result::ok)
+            .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "xml"))
+            .map(walkdir::DirEntry::into_path)
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    if xmls.is_empty() {
+        return Err(invalid(format!("{}: no .xml files", path.display())));
+    }
+    let version = ws.resolve(asset)?;
+    let files = ws.version_files(version.id)?;
+    let mut parsed = Vec::new();
+    for xml in &xmls {
+        let shown = xml
+            .strip_prefix(path)
+            .ok()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(xml)
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(xml).map_err(|e| Error::io(xml, e))?;
+        let file = parse(&text, &shown)?;
+        let position = find_image(&files, &file.filename, xml).ok_or_else(|| {
+            invalid(format!(
+                "{shown}: image '{}' is not in {}",
+                file.filename,
+                version.reference()
+            ))
+        })?;
+        parsed.push((shown, position, file));
+    }
+    let names: BTreeSet<String> = parsed
+        .iter()
+        .flat_map(|(_, _, f)| f.boxes.iter().map(|(n, _)| n.clone()))
+        .collect();
+    let labels = labels_from_names(&names.into_iter().collect::<Vec<_>>());
+    let mut by_item: BTreeMap<usize, Vec<Shape>> = BTreeMap::new();
+    for (shown, position, file) in parsed {
+        let image = &files[position];
+        let shapes: Vec<Shape> = file
+            .boxes
+            .into_iter()
+            .map(|(label, [x, y, w, h])| Shape::Box {
+                label,
+                x,
+                y,
+                w,
+                h,
+                confidence: None,
+            })
+            .collect();
+        check_shapes(
+            Task::BoundingBoxes,
+            &labels,
+            Extent::Image {
+                width: image.width,
+                height: image.height,
+            },
+            &shapes,
+        )
+        .map_err(|e| invalid(format!("{shown}: {e}")))?;
+        by_item.entry(position).or_default().extend(shapes);
+    }
+    let source = format!(
+        "import:{}",
+        path.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default()
+    );
+    project::create_with(
+        ws,
+        name,
+        Task::BoundingBoxes,
+        asset,
+        labels,
+        1,
+        |tx, project| {
+            for (position, shapes) in &by_item {
+                project::insert_submission(
+                    tx,
+                    project,
+                    *position as i64,
+                    "import",
+                    shapes,
+                    &source,
+                )?;
+            }
+            Ok(())
+        },
+    )
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Writes `Annotations/<stem>.xml` for every labeled image into `dir`; returns the count of boxes.
+pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<usize> {
+    let annotations = dir.join("Annotations");
+    std::fs::create_dir_all(&annotations).map_err(|e| Error::io(&annotations, e))?;
+    let files = ws.version_files(project.version_id)?;
+    let mut boxes = 0;
+    for submission in project::latest_all(ws, project)? {
+        let file = &files[submission.position as usize];
+        let mut xml = String::new();
+        let _ = write!(
+            xml,
+            "<annotation>\n\t<filename>{}</filename>\n\t<size>\n\t\t<width>{}</width>\n\t\t<height>{}</height>\n\t\t<depth>3</depth>\n\t</size>\n",
+            escape(&file.path),
+            file.width,
+            file.height
+        );
+        for shape in &submission.shapes {
+            if let Shape::Box {
+                label, x, y, w, h, ..
+            } = shape
+            {
+                let _ = write!(
+                    xml,
+                    "\t<object>\n\t\t<name>{}</name>\n\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{x}</xmin>\n\t\t\t<ymin>{y}</ymin>\n\t\t\t<xmax>{}</xmax>\n\t\t\t<ymax>{}</ymax>\n\t\t</bndbox>\n\t</object>\n",
+                    escape(label),
+                    x + w,
+                    y + h
+                );
+                boxes += 1;
+            }
+        }
+        xml.push_str("</annotation>\n");
+        let dest = annotations.join(format!("{}.xml", stem(&file.path)));
+        super::write_atomically(&dest, |out| {
+            out.write_all(xml.as_bytes())
+                .map_err(|e| Error::io(&dest, e))?;
+            Ok(0)
+        })?;
+    }
+    Ok(boxes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn voc_files_read_boxes_and_name_bad_fields() {
+        let xml = "<annotation><filename>a.jpg</filename><object><name>cat</name><bndbox><xmin>1</xmin><ymin>2.5</ymin><xmax>11</xmax><ymax>12.5</ymax></bndbox></object></annotation>";
+        let p = parse(xml, "a.xml").unwrap();
+        assert_eq!(p.filename, "a.jpg");
+        assert_eq!(p.boxes, [("cat".to_owned(), [1.0, 2.5, 10.0, 10.0])]);
+        let bad = xml.replace("<xmin>1</xmin>", "<xmin>one</xmin>");
+        assert_eq!(
+            parse(&bad, "a.xml").unwrap_err().to_string(),
+            "a.xml: object 1 (cat): <xmin> 'one' is not a number"
+        );
+        assert!(
+            parse("<annotation>", "t.xml")
+                .unwrap_err()
+                .to_string()
+                .starts_with("t.xml: not XML")
+        );
+    }
+}
