@@ -91,8 +91,9 @@ fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
     h.step();
     assert!(shows_containing(&h, "Shapes (1)"), "redone");
     h.key_press(egui::Key::Enter);
+    // Saved, and the next item is in view (keys act on the item shown).
     run_until(&mut h, WAIT, "the saved item", |h| {
-        shows_containing(h, "Saved item 1 (1 shape(s))")
+        shows_containing(h, "Saved item 1 (1 shape(s))") && shows_containing(h, "circle-02.png")
     });
     let stored = project::latest(&ws, &p, 0).unwrap().expect("a submission");
     let [
@@ -117,6 +118,7 @@ fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
     h.get_by_label("Reject").click();
     run_until(&mut h, WAIT, "the refusal", |h| {
         shows_containing(h, "say why it is rejected")
+            && h.query_by_role(egui::Role::TextInput).is_some()
     });
     let comment = h.get_by_role(egui::Role::TextInput);
     comment.focus();
@@ -179,4 +181,50 @@ fn a_project_is_created_from_the_form() {
     let p = project::open(&ws, "shape-boxes").unwrap();
     assert_eq!(p.labels.len(), 2);
     assert_eq!(p.task, Task::BoundingBoxes);
+}
+
+#[test]
+fn a_baseline_suggestion_is_accepted_with_a_key_and_credited() {
+    let s = Sandbox::new();
+    let csv = s.file(
+        "reviews.csv",
+        b"text,label\ngreat product love it,positive\nbroke after a day,negative\nlove the colour,positive\nstopped working,negative\ni love it so much,\n",
+    );
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    let p = lathe_core::labeling::text_formats::import_file(
+        &mut ws,
+        &csv,
+        lathe_core::labeling::text_formats::Format::Csv,
+        "sentiment",
+    )
+    .unwrap();
+    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the project", |h| {
+        shows_containing(h, "sentiment")
+    });
+    h.get_by_label_contains("sentiment").click();
+    run_until(&mut h, WAIT, "the first text", |h| {
+        shows_containing(h, "great")
+    });
+    h.get_by_label("Pre-label unlabeled items").click();
+    run_until(&mut h, WAIT, "the pre-labels", |h| {
+        shows_containing(h, "pre-labeled 1 item(s)")
+    });
+    h.get_by_label("unlabeled").click();
+    run_until(&mut h, WAIT, "the suggestion", |h| {
+        shows_containing(h, "Suggested by baseline:naive-bayes: positive")
+    });
+    h.key_press(egui::Key::A);
+    h.step();
+    assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
+    h.key_press(egui::Key::Enter);
+    run_until(&mut h, WAIT, "the saved item", |h| {
+        shows_containing(h, "Saved item 5")
+    });
+    let stored = project::latest(&ws, &p, 4).unwrap().unwrap();
+    assert_eq!(stored.source, "model:baseline:naive-bayes");
 }

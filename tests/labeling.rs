@@ -565,3 +565,53 @@ fn voc_files_import_export_and_import_again_unchanged() {
     ])
     .fails_with("falls outside the 335 × 500 image");
 }
+
+#[test]
+fn a_text_project_is_prelabeled_by_its_baseline() {
+    let s = Sandbox::new();
+    let csv = s.file(
+        "reviews.csv",
+        b"text,label\ngreat product love it,positive\nbroke after a day,negative\nlove the colour,positive\nstopped working,negative\ni love it so much,\nit broke again,\n",
+    );
+    s.lathe(&[
+        "label",
+        "import",
+        csv.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--name",
+        "sentiment",
+    ])
+    .ok();
+    let out = s
+        .lathe(&[
+            "label",
+            "prelabel",
+            "sentiment",
+            "--threshold",
+            "0.5",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["model"], "baseline:naive-bayes");
+    assert_eq!(out["items"], 2);
+    assert_eq!(out["confident"], 2);
+    let boxes = with_images("train");
+    boxes
+        .lathe(&[
+            "label",
+            "create",
+            "b",
+            "--asset",
+            "train",
+            "--task",
+            "bounding_boxes",
+            "--labels",
+            "a",
+        ])
+        .ok();
+    boxes
+        .lathe(&["label", "prelabel", "b"])
+        .fails_with("bounding_boxes projects have no built-in baseline yet");
+}

@@ -58,6 +58,17 @@ pub enum LabelCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Pre-label the unlabeled items with the project's built-in baseline, trained on the
+    /// items labeled so far (naive Bayes for text classes, nearest centroid for image classes,
+    /// a dictionary of labeled strings for entity spans).
+    Prelabel {
+        name: String,
+        /// The confidence a pre-label needs to be offered to annotators.
+        #[arg(long, default_value_t = 0.8)]
+        threshold: f64,
+        #[command(flatten)]
+        output: Output,
+    },
     /// A project's progress, label distribution and annotators; all projects without a name.
     Status {
         name: Option<String>,
@@ -169,6 +180,22 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             println!(
                 "exported {shapes} labeled item(s) or annotations of {name} to {}",
                 out.display()
+            );
+            Ok(())
+        }
+        LabelCommand::Prelabel {
+            name,
+            threshold,
+            output,
+        } => {
+            let found = project::open(&ws, &name)?;
+            let done = lathe_core::labeling::assist::prelabel(&ws, &found, threshold)?;
+            if output.json {
+                return print_json(&done);
+            }
+            println!(
+                "{} pre-labeled {} item(s) of {name}; {} at or above {threshold}",
+                done.model, done.items, done.confident
             );
             Ok(())
         }

@@ -4,6 +4,7 @@
 //! for filtering. Formats in and out live beside (`coco.rs`).
 
 pub mod agreement;
+pub mod assist;
 pub mod coco;
 pub mod project;
 pub mod text_formats;

@@ -118,6 +118,13 @@ pub enum Command {
         project: String,
         position: i64,
         shapes: Vec<crate::labeling::Shape>,
+        /// `human`, or `model:<name>` when a pre-label was kept as it was.
+        source: String,
+    },
+    /// Pre-labels the unlabeled items with the project's built-in baseline.
+    Prelabel {
+        project: String,
+        threshold: f64,
     },
     ReviewItem {
         project: String,
@@ -202,6 +209,8 @@ pub enum Event {
     LabelProjectCreated(Reply<crate::labeling::project::Project>),
     LabelItems {
         project: String,
+        /// The filter asked for: an answer for an older filter is stale.
+        filter: crate::labeling::project::Filter,
         reply: Reply<Vec<crate::labeling::project::Item>>,
     },
     LabelItem {
@@ -218,6 +227,10 @@ pub enum Event {
         project: String,
         position: i64,
         reply: Reply<()>,
+    },
+    Prelabeled {
+        project: String,
+        reply: Reply<crate::labeling::assist::Prelabeled>,
     },
     /// A schedule's run ended (or could not start).
     ScheduledRun {
@@ -417,7 +430,11 @@ impl Service {
                 project,
                 position,
                 shapes,
-            } => self.read(move |s| labeling::submit(s, &project, position, &shapes)),
+                source,
+            } => self.read(move |s| labeling::submit(s, &project, position, &shapes, &source)),
+            Command::Prelabel { project, threshold } => {
+                self.read(move |s| labeling::prelabel(s, &project, threshold));
+            }
             Command::ReviewItem {
                 project,
                 position,

@@ -46,6 +46,19 @@ pub struct LabelingPanel {
     comment: String,
     message: Option<Result<String, String>>,
     form: NewProject,
+    threshold: Threshold,
+    /// A pre-label taken into the editor: its model and shapes, to credit the model if it is
+    /// submitted unchanged.
+    accepted: Option<(String, Vec<Shape>)>,
+}
+
+/// The confidence a pre-label needs to be offered.
+struct Threshold(f64);
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Threshold(0.8)
+    }
 }
 
 /// The form that starts a project.
@@ -89,7 +102,11 @@ impl LabelingPanel {
                 }
                 Err(e) => self.form.error = Some(e),
             },
-            Event::LabelItems { project, reply } if self.is_current(&project) => {
+            Event::LabelItems {
+                project,
+                filter,
+                reply,
+            } if self.is_current(&project) && filter == self.filter => {
                 self.items = Some(Loadable::from_reply(reply));
                 self.cursor = self.cursor.min(self.item_count().saturating_sub(1));
             }
@@ -128,6 +145,17 @@ impl LabelingPanel {
                     Err(e) => Err(format!("Not saved: {e}")),
                 });
                 self.refresh(position);
+            }
+            Event::Prelabeled { project, reply } if self.is_current(&project) => {
+                self.message = Some(match reply {
+                    Ok(p) => Ok(format!(
+                        "{} pre-labeled {} item(s), {} at or above {:.2}",
+                        p.model, p.items, p.confident, self.threshold.0
+                    )),
+                    Err(e) => Err(e),
+                });
+                self.views.clear();
+                self.textures.clear();
             }
             Event::LabelReviewed {
                 project,
@@ -317,6 +345,13 @@ impl LabelingPanel {
             self.items = Some(Loadable::Loading);
         }
         self.filter_bar(ui, &project);
+        // The last outcome stays in sight even when the filter leaves no item.
+        if let Some(message) = &self.message {
+            match message {
+                Ok(text) => ui.label(text),
+                Err(text) => ui.colored_label(ui.visuals().error_fg_color, text),
+            };
+        }
         let Some(item) = self.current_item() else {
             ui.weak(match &self.items {
                 Some(Loadable::Ready(_)) => "No items match this filter.",
@@ -347,6 +382,7 @@ impl LabelingPanel {
             self.redo.clear();
             self.selected = None;
             self.span_start = None;
+            self.accepted = None;
             self.image.reset();
         }
         self.keys(ui, service, &project, &item);
@@ -521,10 +557,15 @@ impl LabelingPanel {
     }
 
     fn submit(&mut self, service: &Service, project: &Project, item: &Item) {
+        let source = match self.accepted.take() {
+            Some((model, shapes)) if same_shapes(&shapes, &self.shapes) => format!("model:{model}"),
+            _ => "human".to_owned(),
+        };
         service.send(Command::SubmitLabels {
             project: project.name.clone(),
             position: item.position,
             shapes: self.shapes.clone(),
+            source,
         });
         self.editing = None;
         // Under a status filter the submitted item leaves the list, and the next one takes its
@@ -537,6 +578,10 @@ impl LabelingPanel {
     fn keys(&mut self, ui: &egui::Ui, service: &Service, project: &Project, item: &Item) {
         if ui.ctx().egui_wants_keyboard_input() {
             return;
+        }
+        let accept = ui.input(|i| i.key_pressed(egui::Key::A));
+        if accept {
+            self.accept_suggestion();
         }
         let (digit, next, prev, enter, undo, redo, delete) = ui.input_mut(|i| {
             let digit = (1..=9).find(|d| {
@@ -704,6 +749,7 @@ impl LabelingPanel {
                 }
             });
         });
+        self.assist_ui(ui, service, project, view);
         if item.status != Status::Unlabeled {
             ui.separator();
             ui.strong("Review");
@@ -724,15 +770,63 @@ impl LabelingPanel {
                 }
             });
         }
-        if let Some(message) = &self.message {
-            ui.separator();
-            match message {
-                Ok(text) => ui.label(text),
-                Err(text) => ui.colored_label(ui.visuals().error_fg_color, text),
-            };
-        }
         ui.separator();
         ui.weak("1–9 label · N/P next/previous · Enter submit · Ctrl+Z undo · Delete remove · drag to draw · Ctrl+scroll zoom");
+    }
+
+    /// The current item's pre-label, if it clears the threshold and nothing is drawn yet.
+    fn suggestion(&self) -> Option<(String, Vec<Shape>)> {
+        let view = match self.editing.and_then(|p| self.views.get(&p)) {
+            Some(Loadable::Ready(view)) => view.clone(),
+            _ => return None,
+        };
+        let (model, shapes) = view.prediction.clone()?;
+        (self.shapes.is_empty()
+            && lathe_core::labeling::assist::confidence(&shapes) >= self.threshold.0)
+            .then_some((model, shapes))
+    }
+
+    fn accept_suggestion(&mut self) {
+        if let Some((model, shapes)) = self.suggestion() {
+            self.change(|current| *current = shapes.clone());
+            self.accepted = Some((model, shapes));
+        }
+    }
+
+    fn assist_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        service: &Service,
+        project: &Project,
+        _view: &ItemView,
+    ) {
+        let Some(model) = lathe_core::labeling::assist::baseline_name(project.task) else {
+            return;
+        };
+        ui.separator();
+        ui.strong("Assist");
+        ui.add(egui::Slider::new(&mut self.threshold.0, 0.0..=1.0).text("threshold"));
+        if ui
+            .button("Pre-label unlabeled items")
+            .on_hover_text(format!("{model}, trained on the items labeled so far"))
+            .clicked()
+        {
+            service.send(Command::Prelabel {
+                project: project.name.clone(),
+                threshold: self.threshold.0,
+            });
+        }
+        if let Some((model, shapes)) = self.suggestion() {
+            let text: Vec<String> = shapes.iter().map(describe).collect();
+            ui.label(format!(
+                "Suggested by {model}: {} ({:.2})",
+                text.join(", "),
+                lathe_core::labeling::assist::confidence(&shapes)
+            ));
+            if ui.button("Accept suggestion").on_hover_text("A").clicked() {
+                self.accept_suggestion();
+            }
+        }
     }
 
     /// The text, word by word: for spans, click a word to start and another to end (snapped to
@@ -792,6 +886,12 @@ impl LabelingPanel {
             }
         }
     }
+}
+
+/// Shapes equal but for their confidences.
+fn same_shapes(a: &[Shape], b: &[Shape]) -> bool {
+    let plain = |shapes: &[Shape]| -> Vec<String> { shapes.iter().map(describe).collect() };
+    plain(a) == plain(b)
 }
 
 /// A byte offset as a character offset (spans count characters).

@@ -22,6 +22,8 @@ pub struct ItemView {
     pub image: Option<Arc<Thumbnail>>,
     pub text: Option<String>,
     pub latest: Option<Submission>,
+    /// A model's pre-label for the item: the model and its shapes (with confidences).
+    pub prediction: Option<(String, Vec<Shape>)>,
 }
 
 fn reply<T>(result: crate::Result<T>) -> Reply<T> {
@@ -74,6 +76,7 @@ pub(super) fn items(shared: &Shared, name: &str, filter: &Filter) -> Event {
     });
     Event::LabelItems {
         project: name.to_owned(),
+        filter: filter.clone(),
         reply: reply(result),
     }
 }
@@ -102,6 +105,7 @@ pub(super) fn item(shared: &Shared, name: &str, position: i64) -> Event {
             }
         };
         Ok(ItemView {
+            prediction: crate::labeling::assist::prediction(&ws, &p, position)?,
             latest: project::latest(&ws, &p, position)?,
             item,
             extent,
@@ -116,15 +120,32 @@ pub(super) fn item(shared: &Shared, name: &str, position: i64) -> Event {
     }
 }
 
-pub(super) fn submit(shared: &Shared, name: &str, position: i64, shapes: &[Shape]) -> Event {
+pub(super) fn submit(
+    shared: &Shared,
+    name: &str,
+    position: i64,
+    shapes: &[Shape],
+    source: &str,
+) -> Event {
     let annotator = std::env::var("USER").unwrap_or_else(|_| "annotator".into());
     let result = Workspace::open(&shared.root).and_then(|ws| {
         let p = project::open(&ws, name)?;
-        project::submit(&ws, &p, position, &annotator, shapes, "human")
+        project::submit(&ws, &p, position, &annotator, shapes, source)
     });
     Event::LabelSubmitted {
         project: name.to_owned(),
         position,
+        reply: reply(result),
+    }
+}
+
+pub(super) fn prelabel(shared: &Shared, name: &str, threshold: f64) -> Event {
+    let result = Workspace::open(&shared.root).and_then(|ws| {
+        let p = project::open(&ws, name)?;
+        crate::labeling::assist::prelabel(&ws, &p, threshold)
+    });
+    Event::Prelabeled {
+        project: name.to_owned(),
         reply: reply(result),
     }
 }
