@@ -384,7 +384,7 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
     }
     write!(out, "],\"annotations\":[").map_err(io)?;
     let mut written = 0usize;
-    for submission in project::latest_all(ws, project)? {
+    project::for_each_latest(ws, project, |submission| {
         for shape in &submission.shapes {
             let (bbox, segmentation) = match shape {
                 Shape::Box { x, y, w, h, .. } => ([*x, *y, *w, *h], Value::Array(Vec::new())),
@@ -419,7 +419,8 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
                          "segmentation": segmentation, "area": area, "iscrowd": 0 }),
             )?;
         }
-    }
+        Ok(())
+    })?;
     write!(out, "]}}").map_err(io)?;
     Ok(written)
 }

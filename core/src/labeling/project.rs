@@ -423,8 +423,23 @@ pub fn latest(ws: &Workspace, project: &Project, position: i64) -> Result<Option
     .transpose()
 }
 
-/// Every labeled item's latest submission, in item order (read row by row).
+/// Every labeled item's latest submission, in item order.
 pub fn latest_all(ws: &Workspace, project: &Project) -> Result<Vec<Submission>> {
+    let mut all = Vec::new();
+    for_each_latest(ws, project, |s| {
+        all.push(s);
+        Ok(())
+    })?;
+    Ok(all)
+}
+
+/// Hands every labeled item's latest submission to `each`, in item order, one row at a time
+/// (an export of any size holds one in memory).
+pub fn for_each_latest(
+    ws: &Workspace,
+    project: &Project,
+    mut each: impl FnMut(Submission) -> Result<()>,
+) -> Result<()> {
     let mut stmt = ws.conn().prepare(
         "SELECT s.id, s.position, s.annotator, s.shapes, s.source, s.created_at
          FROM label_submissions s
@@ -432,28 +447,18 @@ pub fn latest_all(ws: &Workspace, project: &Project) -> Result<Vec<Submission>> 
                                              WHERE project_id = s.project_id AND position = s.position)
          ORDER BY s.position",
     )?;
-    let rows = stmt.query_map([project.id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, i64>(5)?,
-        ))
-    })?;
-    rows.map(|row| {
-        let (id, position, annotator, shapes, source, created_at) = row?;
-        Ok(Submission {
-            id,
-            position,
-            annotator,
-            shapes: serde_json::from_str(&shapes)?,
-            source,
-            created_at,
-        })
-    })
-    .collect()
+    let mut rows = stmt.query([project.id])?;
+    while let Some(r) = rows.next()? {
+        each(Submission {
+            id: r.get(0)?,
+            position: r.get(1)?,
+            annotator: r.get(2)?,
+            shapes: serde_json::from_str(&r.get::<_, String>(3)?)?,
+            source: r.get(4)?,
+            created_at: r.get(5)?,
+        })?;
+    }
+    Ok(())
 }
 
 /// A reviewer's verdict on item `position`: accepted, or rejected with a comment (the item

@@ -161,24 +161,25 @@ fn words(text: &str) -> Vec<(usize, usize, &str)> {
 
 /// Writes CoNLL (token TAB tag, IOB2; a blank line between texts).
 pub fn write_conll(docs: &[Doc], out: &mut dyn Write) -> std::io::Result<()> {
-    for doc in docs {
-        for (start, end, token) in words(&doc.text) {
-            let tag = doc.shapes.iter().find_map(|s| match s {
-                Shape::Span {
-                    label,
-                    start: s0,
-                    end: s1,
-                    ..
-                } if *s0 <= start && end <= *s1 => {
-                    Some(format!("{}-{label}", if *s0 == start { "B" } else { "I" }))
-                }
-                _ => None,
-            });
-            writeln!(out, "{token}\t{}", tag.unwrap_or_else(|| "O".into()))?;
-        }
-        writeln!(out)?;
+    docs.iter().try_for_each(|doc| write_conll_doc(doc, out))
+}
+
+fn write_conll_doc(doc: &Doc, out: &mut dyn Write) -> std::io::Result<()> {
+    for (start, end, token) in words(&doc.text) {
+        let tag = doc.shapes.iter().find_map(|s| match s {
+            Shape::Span {
+                label,
+                start: s0,
+                end: s1,
+                ..
+            } if *s0 <= start && end <= *s1 => {
+                Some(format!("{}-{label}", if *s0 == start { "B" } else { "I" }))
+            }
+            _ => None,
+        });
+        writeln!(out, "{token}\t{}", tag.unwrap_or_else(|| "O".into()))?;
     }
-    Ok(())
+    writeln!(out)
 }
 
 /// Reads span JSONL: a JSON object a line with `text` and `label` (or `labels`, `entities`).
@@ -243,21 +244,23 @@ pub fn parse_span_jsonl(text: &str, shown: &str) -> Result<Vec<Doc>> {
 }
 
 pub fn write_span_jsonl(docs: &[Doc], out: &mut dyn Write) -> std::io::Result<()> {
-    for doc in docs {
-        let spans: Vec<Value> = doc
-            .shapes
-            .iter()
-            .filter_map(|s| match s {
-                Shape::Span {
-                    label, start, end, ..
-                } => Some(json!([start, end, label])),
-                _ => None,
-            })
-            .collect();
-        serde_json::to_writer(&mut *out, &json!({ "text": doc.text, "label": spans }))?;
-        writeln!(out)?;
-    }
-    Ok(())
+    docs.iter()
+        .try_for_each(|doc| write_span_jsonl_doc(doc, out))
+}
+
+fn write_span_jsonl_doc(doc: &Doc, out: &mut dyn Write) -> std::io::Result<()> {
+    let spans: Vec<Value> = doc
+        .shapes
+        .iter()
+        .filter_map(|s| match s {
+            Shape::Span {
+                label, start, end, ..
+            } => Some(json!([start, end, label])),
+            _ => None,
+        })
+        .collect();
+    serde_json::to_writer(&mut *out, &json!({ "text": doc.text, "label": spans }))?;
+    writeln!(out)
 }
 
 /// Reads classification CSV with a header: a `text` column and a `label` column (several
@@ -307,17 +310,55 @@ pub fn parse_csv(bytes: &[u8], shown: &str) -> Result<Vec<Doc>> {
 }
 
 pub fn write_csv(docs: &[Doc], out: &mut dyn Write) -> Result<()> {
-    let mut writer = csv::Writer::from_writer(out);
-    let failed = |e: csv::Error| invalid(format!("writing CSV: {e}"));
-    writer.write_record(["text", "label"]).map_err(failed)?;
-    for doc in docs {
-        let labels: Vec<&str> = doc.shapes.iter().map(Shape::label).collect();
-        writer
-            .write_record([doc.text.as_str(), &labels.join("|")])
-            .map_err(failed)?;
+    let mut sink = Sink::new(Format::Csv, out)?;
+    docs.iter().try_for_each(|doc| sink.write(doc))?;
+    sink.finish()
+}
+
+/// Where an export's texts go, one at a time.
+enum Sink<'a> {
+    Conll(&'a mut dyn Write),
+    Jsonl(&'a mut dyn Write),
+    Csv(csv::Writer<&'a mut dyn Write>),
+}
+
+fn csv_failed(e: csv::Error) -> Error {
+    invalid(format!("writing CSV: {e}"))
+}
+
+impl<'a> Sink<'a> {
+    fn new(format: Format, out: &'a mut dyn Write) -> Result<Sink<'a>> {
+        Ok(match format {
+            Format::Conll => Sink::Conll(out),
+            Format::SpanJsonl => Sink::Jsonl(out),
+            Format::Csv => {
+                let mut writer = csv::Writer::from_writer(out);
+                writer.write_record(["text", "label"]).map_err(csv_failed)?;
+                Sink::Csv(writer)
+            }
+        })
     }
-    writer.flush().map_err(|e| Error::io("<export>", e))?;
-    Ok(())
+
+    fn write(&mut self, doc: &Doc) -> Result<()> {
+        let io = |e: std::io::Error| Error::io("<export>", e);
+        match self {
+            Sink::Conll(out) => write_conll_doc(doc, *out).map_err(io),
+            Sink::Jsonl(out) => write_span_jsonl_doc(doc, *out).map_err(io),
+            Sink::Csv(writer) => {
+                let labels: Vec<&str> = doc.shapes.iter().map(Shape::label).collect();
+                writer
+                    .write_record([doc.text.as_str(), &labels.join("|")])
+                    .map_err(csv_failed)
+            }
+        }
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Sink::Csv(mut writer) = self {
+            writer.flush().map_err(|e| Error::io("<export>", e))?;
+        }
+        Ok(())
+    }
 }
 
 /// Imports a text label file: its texts become the text asset `<name>-texts` (one a line;
@@ -395,26 +436,6 @@ pub fn import_file(ws: &mut Workspace, path: &Path, format: Format, name: &str) 
     )
 }
 
-/// A text project's texts with each one's latest labels.
-pub fn docs(ws: &Workspace, project: &Project) -> Result<Vec<Doc>> {
-    let version = ws.version_by_id(project.version_id)?;
-    let texts = crate::text::items(ws, &version)?;
-    let mut latest = project::latest_all(ws, project)?.into_iter().peekable();
-    Ok(texts
-        .into_iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let shapes = match latest.peek() {
-                Some(s) if s.position == i as i64 => {
-                    latest.next().map(|s| s.shapes).unwrap_or_default()
-                }
-                _ => Vec::new(),
-            };
-            Doc { text, shapes }
-        })
-        .collect())
-}
-
 /// Exports to the file `dest` atomically; returns the count of texts.
 pub fn export_to(ws: &Workspace, project: &Project, format: Format, dest: &Path) -> Result<usize> {
     super::write_atomically(dest, |out| export(ws, project, format, out))
@@ -433,14 +454,37 @@ pub fn export(
             project.name
         )));
     }
-    let docs = docs(ws, project)?;
-    let io = |e: std::io::Error| Error::io("<export>", e);
-    match format {
-        Format::Conll => write_conll(&docs, out).map_err(io)?,
-        Format::SpanJsonl => write_span_jsonl(&docs, out).map_err(io)?,
-        Format::Csv => write_csv(&docs, out)?,
-    }
-    Ok(docs.len())
+    let version = ws.version_by_id(project.version_id)?;
+    let texts = crate::text::items(ws, &version)?;
+    let mut sink = Sink::new(format, out)?;
+    // Texts in order, each with its latest labels: labeled ones arrive from the store one row
+    // at a time, the unlabeled between them are written bare.
+    let mut next = 0usize;
+    let bare = |sink: &mut Sink<'_>, upto: usize, next: &mut usize| -> Result<()> {
+        while *next < upto.min(texts.len()) {
+            sink.write(&Doc {
+                text: texts[*next].clone(),
+                shapes: Vec::new(),
+            })?;
+            *next += 1;
+        }
+        Ok(())
+    };
+    project::for_each_latest(ws, project, |submission| {
+        let at = submission.position as usize;
+        bare(&mut sink, at, &mut next)?;
+        if let Some(text) = texts.get(at) {
+            sink.write(&Doc {
+                text: text.clone(),
+                shapes: submission.shapes,
+            })?;
+            next = at + 1;
+        }
+        Ok(())
+    })?;
+    bare(&mut sink, texts.len(), &mut next)?;
+    sink.finish()?;
+    Ok(texts.len())
 }
 
 #[cfg(test)]
