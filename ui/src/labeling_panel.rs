@@ -50,6 +50,8 @@ pub struct LabelingPanel {
     /// A pre-label taken into the editor: its model and shapes, to credit the model if it is
     /// submitted unchanged.
     accepted: Option<(String, Vec<Shape>)>,
+    /// A project to open once the list has it (from `select`).
+    wanted: Option<String>,
 }
 
 /// The confidence a pre-label needs to be offered.
@@ -92,6 +94,15 @@ impl LabelingPanel {
                         .iter()
                         .find(|(p, _)| p.name == current.name)
                         .map(|(p, _)| p.clone());
+                }
+                if let (Ok(list), Some(wanted)) = (&reply, self.wanted.clone())
+                    && let Some((p, _)) = list.projects.iter().find(|(p, _)| p.name == wanted)
+                {
+                    self.wanted = None;
+                    let projects = Some(Loadable::from_reply(reply.clone()));
+                    self.open(p.clone());
+                    self.projects = projects;
+                    return None;
                 }
                 self.projects = Some(Loadable::from_reply(reply));
             }
@@ -171,6 +182,12 @@ impl LabelingPanel {
             other => return Some(other),
         }
         None
+    }
+
+    /// Opens the project named `name` as soon as the project list has it.
+    pub fn select(&mut self, name: &str) {
+        self.wanted = Some(name.to_owned());
+        self.projects = None;
     }
 
     fn is_current(&self, project: &str) -> bool {

@@ -87,6 +87,12 @@ impl Workbench {
         self.designer.pipeline()
     }
 
+    /// Shows the labeling project `name` in the annotator.
+    pub fn open_label_project(&mut self, name: &str) {
+        self.section = Section::Labeling;
+        self.labeling.select(name);
+    }
+
     /// Opens a pipeline YAML in the designer (from the shell's file dialog).
     pub fn open_pipeline(&mut self, path: PathBuf) {
         self.section = Section::Pipelines;

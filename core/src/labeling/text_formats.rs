@@ -319,10 +319,10 @@ pub fn write_csv(docs: &[Doc], out: &mut dyn Write) -> Result<()> {
 enum Sink<'a> {
     Conll(&'a mut dyn Write),
     Jsonl(&'a mut dyn Write),
-    Csv(csv::Writer<&'a mut dyn Write>),
+    Csv(Box<csv::Writer<&'a mut dyn Write>>),
 }
 
-fn csv_failed(e: csv::Error) -> Error {
+fn csv_failed(e: &csv::Error) -> Error {
     invalid(format!("writing CSV: {e}"))
 }
 
@@ -333,8 +333,10 @@ impl<'a> Sink<'a> {
             Format::SpanJsonl => Sink::Jsonl(out),
             Format::Csv => {
                 let mut writer = csv::Writer::from_writer(out);
-                writer.write_record(["text", "label"]).map_err(csv_failed)?;
-                Sink::Csv(writer)
+                writer
+                    .write_record(["text", "label"])
+                    .map_err(|e| csv_failed(&e))?;
+                Sink::Csv(Box::new(writer))
             }
         })
     }
@@ -348,7 +350,7 @@ impl<'a> Sink<'a> {
                 let labels: Vec<&str> = doc.shapes.iter().map(Shape::label).collect();
                 writer
                     .write_record([doc.text.as_str(), &labels.join("|")])
-                    .map_err(csv_failed)
+                    .map_err(|e| csv_failed(&e))
             }
         }
     }
