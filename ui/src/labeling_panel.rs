@@ -721,24 +721,31 @@ impl LabelingPanel {
         ui.separator();
         ui.strong(format!("Shapes ({})", self.shapes.len()));
         let mut remove = None;
-        for (i, shape) in self.shapes.iter().enumerate() {
-            ui.horizontal(|ui| {
-                let text = describe(shape);
-                if ui
-                    .selectable_label(self.selected == Some(i), text)
-                    .clicked()
-                {
-                    self.selected = Some(i);
-                }
-                if ui
-                    .small_button("✖")
-                    .on_hover_text("Remove (Delete)")
-                    .clicked()
-                {
-                    remove = Some(i);
+        // Only the rows in view are laid out: an image may carry thousands of shapes.
+        let row = ui.spacing().interact_size.y + ui.spacing().item_spacing.y;
+        egui::ScrollArea::vertical()
+            .id_salt("shape-rows")
+            .max_height(240.0)
+            .show_rows(ui, row, self.shapes.len(), |ui, rows| {
+                for i in rows {
+                    let text = describe(&self.shapes[i]);
+                    ui.horizontal(|ui| {
+                        if ui
+                            .selectable_label(self.selected == Some(i), text)
+                            .clicked()
+                        {
+                            self.selected = Some(i);
+                        }
+                        if ui
+                            .small_button("✖")
+                            .on_hover_text("Remove (Delete)")
+                            .clicked()
+                        {
+                            remove = Some(i);
+                        }
+                    });
                 }
             });
-        }
         if let Some(i) = remove {
             self.change(|shapes| {
                 shapes.remove(i);

@@ -215,12 +215,25 @@ impl ImageView {
             self.drawing = None;
         }
         // The shapes.
+        // With many shapes, names are written only on the selected one: laying out thousands
+        // of labels a frame would cost more than the boxes.
+        let named = shapes.len() <= 200;
+        let colors: Vec<Color32> = labels.iter().map(|l| color_of(labels, &l.name)).collect();
+        let color_for = |label: &str| {
+            labels
+                .iter()
+                .position(|l| l.name == label)
+                .map_or(Color32::YELLOW, |i| colors[i])
+        };
         for (i, shape) in shapes.iter().enumerate() {
-            let color = color_of(labels, shape.label());
+            let color = color_for(shape.label());
             let width = if Some(i) == selected { 3.0 } else { 2.0 };
             match shape {
                 Shape::Box { x, y, w, h, .. } => {
                     let r = Rect::from_two_pos(to_screen([*x, *y]), to_screen([x + w, y + h]));
+                    if !r.intersects(rect) {
+                        continue;
+                    }
                     painter.rect(
                         r,
                         0.0,
@@ -228,13 +241,15 @@ impl ImageView {
                         Stroke::new(width, color),
                         StrokeKind::Outside,
                     );
-                    painter.text(
-                        r.left_top() + vec2(2.0, -14.0),
-                        egui::Align2::LEFT_TOP,
-                        shape.label(),
-                        egui::FontId::proportional(12.0),
-                        color,
-                    );
+                    if named || Some(i) == selected {
+                        painter.text(
+                            r.left_top() + vec2(2.0, -14.0),
+                            egui::Align2::LEFT_TOP,
+                            shape.label(),
+                            egui::FontId::proportional(12.0),
+                            color,
+                        );
+                    }
                     if Some(i) == selected {
                         for c in corners(*x, *y, *w, *h) {
                             painter.rect_filled(
