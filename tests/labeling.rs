@@ -615,3 +615,48 @@ fn a_text_project_is_prelabeled_by_its_baseline() {
         .lathe(&["label", "prelabel", "b"])
         .fails_with("bounding_boxes projects have no built-in baseline yet");
 }
+
+#[test]
+fn labels_become_a_table_data_asset_that_names_its_project() {
+    let s = with_images("train");
+    s.lathe(&[
+        "label",
+        "import",
+        annotations("train").to_str().unwrap(),
+        "--asset",
+        "train",
+        "--name",
+        "boxes",
+    ])
+    .ok();
+    let out = s
+        .lathe(&["label", "export", "boxes", "--asset", "boxes-labels"])
+        .ok()
+        .stdout;
+    assert!(
+        out.contains("recorded data asset boxes-labels:1 (1 rows) from project boxes"),
+        "{out}"
+    );
+    let again = s
+        .lathe(&["label", "export", "boxes", "--asset", "boxes-labels"])
+        .ok()
+        .stdout;
+    assert!(
+        again.contains("unchanged: data asset boxes-labels:1"),
+        "{again}"
+    );
+    let shown = s
+        .lathe(&["data", "show", "boxes-labels:1", "--json"])
+        .ok()
+        .json();
+    let text = shown.to_string();
+    assert!(
+        text.contains("labels of project boxes over train:1"),
+        "{text}"
+    );
+    let table = s.path("labels.csv");
+    s.lathe(&["data", "export", "boxes-labels:1", table.to_str().unwrap()])
+        .ok();
+    let csv = std::fs::read_to_string(&table).unwrap();
+    assert!(csv.starts_with("item,name,label,kind,x,y,w,h,start,end,annotator,source\n0,a.jpg,b,box,2,2,3,1,,,import,import:instances_train.json"), "{csv}");
+}

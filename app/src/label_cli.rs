@@ -55,8 +55,12 @@ pub enum LabelCommand {
         name: String,
         #[arg(long, default_value = "coco")]
         format: String,
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
+        #[arg(long, value_name = "PATH", required_unless_present = "asset")]
+        out: Option<PathBuf>,
+        /// Record the labels as a new version of this table data asset (a row per shape), with
+        /// the project and the labeled asset as its source.
+        #[arg(long, value_name = "NAME")]
+        asset: Option<String>,
     },
     /// Pre-label the unlabeled items with the project's built-in baseline, trained on the
     /// items labeled so far (naive Bayes for text classes, nearest centroid for image classes,
@@ -164,8 +168,24 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             );
             Ok(())
         }
-        LabelCommand::Export { name, format, out } => {
+        LabelCommand::Export {
+            name,
+            format,
+            out,
+            asset,
+        } => {
             let found = project::open(&ws, &name)?;
+            if let Some(asset) = asset {
+                let (version, created) =
+                    lathe_core::labeling::dataset::export_asset(&mut ws, &found, &asset)?;
+                println!(
+                    "{} data asset {} ({} rows) from project {name}",
+                    if created { "recorded" } else { "unchanged:" },
+                    version.reference(),
+                    version.item_count
+                );
+            }
+            let Some(out) = out else { return Ok(()) };
             let shapes = match (format.as_str(), text_formats::Format::parse(&format)) {
                 ("coco", _) => coco::export_to(&ws, &found, &out)?,
                 ("yolo", _) => yolo::export(&ws, &found, &out)?,

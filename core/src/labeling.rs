@@ -6,6 +6,7 @@
 pub mod agreement;
 pub mod assist;
 pub mod coco;
+pub mod dataset;
 pub mod project;
 pub mod text_formats;
 pub mod voc;
