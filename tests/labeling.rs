@@ -660,3 +660,123 @@ fn labels_become_a_table_data_asset_that_names_its_project() {
     let csv = std::fs::read_to_string(&table).unwrap();
     assert!(csv.starts_with("item,name,label,kind,x,y,w,h,start,end,annotator,source\n0,a.jpg,b,box,2,2,3,1,,,import,import:instances_train.json"), "{csv}");
 }
+
+#[test]
+fn label_studio_exports_import_and_export_again() {
+    let s = Sandbox::new();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpora/annotation/label-studio/label-studio-converter/tests/data/test_export_yolo/data.json");
+    // The corpus has the tasks, not the images: stand-ins named as the tasks' images.
+    for name in ["image1", "image2"] {
+        s.file(&format!("ls/{name}.png"), &lathe_tests::png(280, 280));
+    }
+    s.lathe(&[
+        "data",
+        "import",
+        s.path("data/ls").to_str().unwrap(),
+        "--name",
+        "cells",
+        "--kind",
+        "images",
+    ])
+    .ok();
+    let out = s
+        .lathe(&[
+            "label",
+            "import",
+            data.to_str().unwrap(),
+            "--format",
+            "label-studio",
+            "--asset",
+            "cells",
+            "--name",
+            "parasites",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        out.contains("(bounding_boxes): 2 of 2 items labeled"),
+        "{out}"
+    );
+    let first = s.path("first.json");
+    s.lathe(&[
+        "label",
+        "export",
+        "parasites",
+        "--format",
+        "label-studio",
+        "--out",
+        first.to_str().unwrap(),
+    ])
+    .ok();
+    // The boxes in percent, as in the source's last annotation of each task.
+    let source: Value = serde_json::from_str(&std::fs::read_to_string(&data).unwrap()).unwrap();
+    let exported: Value = serde_json::from_str(&std::fs::read_to_string(&first).unwrap()).unwrap();
+    let boxes = |v: &Value, task: usize| -> Vec<[f64; 4]> {
+        let annotations = v[task]["annotations"].as_array().unwrap();
+        annotations.last().unwrap()["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let b = &r["value"];
+                [
+                    b["x"].as_f64().unwrap(),
+                    b["y"].as_f64().unwrap(),
+                    b["width"].as_f64().unwrap(),
+                    b["height"].as_f64().unwrap(),
+                ]
+            })
+            .collect()
+    };
+    for task in 0..2 {
+        let (a, b) = (boxes(&source, task), boxes(&exported, task));
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-9),
+                "{x:?} vs {y:?}"
+            );
+        }
+    }
+    s.lathe(&[
+        "label",
+        "import",
+        first.to_str().unwrap(),
+        "--format",
+        "label-studio",
+        "--asset",
+        "cells",
+        "--name",
+        "again",
+    ])
+    .ok();
+    let second = s.path("second.json");
+    s.lathe(&[
+        "label",
+        "export",
+        "again",
+        "--format",
+        "label-studio",
+        "--out",
+        second.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(&first).unwrap(),
+        std::fs::read_to_string(&second).unwrap()
+    );
+    let obb = data.with_file_name("data_obb.json");
+    s.lathe(&[
+        "label",
+        "import",
+        obb.to_str().unwrap(),
+        "--format",
+        "label-studio",
+        "--asset",
+        "cells",
+        "--name",
+        "bad",
+    ])
+    .fails_with("rotated boxes are not supported");
+}

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use lathe_core::Workspace;
 use lathe_core::assets::AssetRef;
 use lathe_core::labeling::project::{self, Filter};
-use lathe_core::labeling::{Task, coco, labels_from_names, text_formats, voc, yolo};
+use lathe_core::labeling::{Task, coco, label_studio, labels_from_names, text_formats, voc, yolo};
 
 use crate::cli::{Output, print_json};
 
@@ -146,10 +146,14 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                         _ => voc::import(&mut ws, &path, &name, &images)?,
                     }
                 }
+                ("label-studio", _) => {
+                    let images = reference.as_deref().map(asset).transpose()?;
+                    label_studio::import_file(&mut ws, &path, &name, images.as_ref())?
+                }
                 (_, Some(text)) => text_formats::import_file(&mut ws, &path, text, &name)?,
                 _ => {
                     bail!(
-                        "'{format}' is not an import format; use coco, yolo, voc, conll, jsonl or csv"
+                        "'{format}' is not an import format; use coco, yolo, voc, label-studio, conll, jsonl or csv"
                     )
                 }
             };
@@ -190,10 +194,11 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                 ("coco", _) => coco::export_to(&ws, &found, &out)?,
                 ("yolo", _) => yolo::export(&ws, &found, &out)?,
                 ("voc", _) => voc::export(&ws, &found, &out)?,
+                ("label-studio", _) => label_studio::export_to(&ws, &found, &out)?,
                 (_, Some(text)) => text_formats::export_to(&ws, &found, text, &out)?,
                 _ => {
                     bail!(
-                        "'{format}' is not an export format; use coco, yolo, voc, conll, jsonl or csv"
+                        "'{format}' is not an export format; use coco, yolo, voc, label-studio, conll, jsonl or csv"
                     )
                 }
             };

@@ -7,6 +7,7 @@ pub mod agreement;
 pub mod assist;
 pub mod coco;
 pub mod dataset;
+pub mod label_studio;
 pub mod project;
 pub mod text_formats;
 pub mod voc;
