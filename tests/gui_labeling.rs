@@ -33,6 +33,11 @@ fn pointer(h: &Harness<'_, Workbench>, pos: egui::Pos2, pressed: Option<bool>) {
     }
 }
 
+fn comment_field<'a>(h: &'a Harness<'_, Workbench>) -> Option<egui_kittest::Node<'a>> {
+    h.query_all_by_role(egui::Role::TextInput)
+        .find(|n| n.rect().left() > 900.0)
+}
+
 #[test]
 fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
     let s = Sandbox::new();
@@ -116,11 +121,11 @@ fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
         shows_containing(h, "status: labeled")
     });
     h.get_by_label("Reject").click();
+    // The comment box is the text field in the item's side panel (the list has one too).
     run_until(&mut h, WAIT, "the refusal", |h| {
-        shows_containing(h, "say why it is rejected")
-            && h.query_by_role(egui::Role::TextInput).is_some()
+        shows_containing(h, "say why it is rejected") && comment_field(h).is_some()
     });
-    let comment = h.get_by_role(egui::Role::TextInput);
+    let comment = comment_field(&h).unwrap();
     comment.focus();
     comment.type_text("the box misses the circle");
     h.step();
@@ -227,4 +232,52 @@ fn a_baseline_suggestion_is_accepted_with_a_key_and_credited() {
     });
     let stored = project::latest(&ws, &p, 4).unwrap().unwrap();
     assert_eq!(stored.source, "model:baseline:naive-bayes");
+}
+
+#[test]
+fn labels_are_exported_from_the_window_to_a_file_and_a_data_asset() {
+    let s = Sandbox::new();
+    let csv = s.file("reviews.csv", b"text,label\ngreat,positive\nbad,negative\n");
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    lathe_core::labeling::text_formats::import_file(
+        &mut ws,
+        &csv,
+        lathe_core::labeling::text_formats::Format::Csv,
+        "sentiment",
+    )
+    .unwrap();
+    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    h.state_mut().open_label_project("sentiment");
+    run_until(&mut h, WAIT, "the project", |h| {
+        shows_containing(h, "Save as data asset")
+    });
+    h.get_by_label("Save as data asset").click();
+    run_until(&mut h, WAIT, "the asset", |h| {
+        shows_containing(h, "Recorded data asset sentiment-labels:1 (2 rows)")
+    });
+    // The Export… button asks the shell for a path; the shell hands it back.
+    h.get_by_label("Format").click();
+    run_until(&mut h, WAIT, "the formats", |h| {
+        h.query_by_label("csv").is_some()
+    });
+    h.get_by_label("csv").click();
+    h.step();
+    h.get_by_label("Export…").click();
+    h.step();
+    assert_eq!(
+        h.state_mut().take_requests(),
+        [lathe_ui::ShellRequest::ExportLabels]
+    );
+    let out = s.path("out.csv");
+    h.state_mut().export_labels(out.clone());
+    run_until(&mut h, WAIT, "the export", |h| {
+        shows_containing(h, "Exported 2 item(s)")
+    });
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "text,label\ngreat,positive\nbad,negative\n"
+    );
 }

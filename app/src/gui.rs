@@ -62,6 +62,7 @@ enum Picked {
     Paths(Vec<PathBuf>),
     Pipeline(PathBuf),
     ExportTo(PathBuf),
+    LabelsTo(PathBuf),
     /// The dialog closed at once: no dialog could be shown on this desktop.
     Unavailable,
 }
@@ -104,6 +105,10 @@ impl LatheApp {
                     .add_filter("Azure ML pipeline job", &["yml", "yaml"])
                     .pick_file()
                     .map(Picked::Pipeline),
+                ShellRequest::ExportLabels => dialog
+                    .set_title("Export the labels (a file, or a folder for yolo and voc)")
+                    .save_file()
+                    .map(Picked::LabelsTo),
                 ShellRequest::ExportPipeline => dialog
                     .set_title("Export the pipeline as YAML")
                     .add_filter("Azure ML pipeline job", &["yml", "yaml"])
@@ -133,6 +138,7 @@ impl eframe::App for LatheApp {
                 Picked::Paths(paths) => self.workbench.offer_paths(paths),
                 Picked::Pipeline(path) => self.workbench.open_pipeline(path),
                 Picked::ExportTo(path) => self.workbench.export_pipeline(path),
+                Picked::LabelsTo(path) => self.workbench.export_labels(path),
                 Picked::Unavailable => self.workbench.report_error(
                     "No file dialog could open on this desktop (is xdg-desktop-portal running?). \
                      Drop files or folders on the window to import them."

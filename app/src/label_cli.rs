@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use lathe_core::Workspace;
 use lathe_core::assets::AssetRef;
 use lathe_core::labeling::project::{self, Filter};
-use lathe_core::labeling::{Task, coco, label_studio, labels_from_names, text_formats, voc, yolo};
+use lathe_core::labeling::{self, Task, labels_from_names};
 
 use crate::cli::{Output, print_json};
 
@@ -135,28 +135,8 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             name,
             output,
         } => {
-            let imported = match (format.as_str(), text_formats::Format::parse(&format)) {
-                ("coco" | "yolo" | "voc", _) => {
-                    let reference =
-                        reference.context("--asset names the images the labels are for")?;
-                    let images = asset(&reference)?;
-                    match format.as_str() {
-                        "coco" => coco::import(&mut ws, &path, &name, &images)?,
-                        "yolo" => yolo::import(&mut ws, &path, &name, &images)?,
-                        _ => voc::import(&mut ws, &path, &name, &images)?,
-                    }
-                }
-                ("label-studio", _) => {
-                    let images = reference.as_deref().map(asset).transpose()?;
-                    label_studio::import_file(&mut ws, &path, &name, images.as_ref())?
-                }
-                (_, Some(text)) => text_formats::import_file(&mut ws, &path, text, &name)?,
-                _ => {
-                    bail!(
-                        "'{format}' is not an import format; use coco, yolo, voc, label-studio, conll, jsonl or csv"
-                    )
-                }
-            };
+            let images = reference.as_deref().map(asset).transpose()?;
+            let imported = labeling::import(&mut ws, &path, &format, &name, images.as_ref())?;
             if output.json {
                 return print_json(&imported);
             }
@@ -190,18 +170,7 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                 );
             }
             let Some(out) = out else { return Ok(()) };
-            let shapes = match (format.as_str(), text_formats::Format::parse(&format)) {
-                ("coco", _) => coco::export_to(&ws, &found, &out)?,
-                ("yolo", _) => yolo::export(&ws, &found, &out)?,
-                ("voc", _) => voc::export(&ws, &found, &out)?,
-                ("label-studio", _) => label_studio::export_to(&ws, &found, &out)?,
-                (_, Some(text)) => text_formats::export_to(&ws, &found, text, &out)?,
-                _ => {
-                    bail!(
-                        "'{format}' is not an export format; use coco, yolo, voc, label-studio, conll, jsonl or csv"
-                    )
-                }
-            };
+            let shapes = labeling::export(&ws, &found, &format, &out)?;
             println!(
                 "exported {shapes} labeled item(s) or annotations of {name} to {}",
                 out.display()

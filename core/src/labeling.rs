@@ -264,6 +264,68 @@ pub fn check_shapes(
     Ok(())
 }
 
+/// The formats labels are exported to (and imported from).
+pub const FORMATS: [&str; 8] = [
+    "coco",
+    "yolo",
+    "voc",
+    "label-studio",
+    "conll",
+    "jsonl",
+    "csv",
+    "iob",
+];
+
+fn unknown_format(format: &str, what: &str) -> crate::Error {
+    crate::Error::Label(format!(
+        "'{format}' is not an {what} format; use coco, yolo, voc, label-studio, conll, jsonl or csv"
+    ))
+}
+
+/// Exports `project` in `format` to `dest` (a file, or a folder for yolo and voc); returns how
+/// many items or annotations were written.
+pub fn export(
+    ws: &crate::Workspace,
+    project: &project::Project,
+    format: &str,
+    dest: &std::path::Path,
+) -> crate::Result<usize> {
+    match (format, text_formats::Format::parse(format)) {
+        ("coco", _) => coco::export_to(ws, project, dest),
+        ("yolo", _) => yolo::export(ws, project, dest),
+        ("voc", _) => voc::export(ws, project, dest),
+        ("label-studio", _) => label_studio::export_to(ws, project, dest),
+        (_, Some(text)) => text_formats::export_to(ws, project, text, dest),
+        _ => Err(unknown_format(format, "export")),
+    }
+}
+
+/// Creates project `name` from labels at `path` in `format`; image formats label the images of
+/// `asset`, text formats bring their texts as a new text asset.
+pub fn import(
+    ws: &mut crate::Workspace,
+    path: &std::path::Path,
+    format: &str,
+    name: &str,
+    asset: Option<&crate::assets::AssetRef>,
+) -> crate::Result<project::Project> {
+    let images = || {
+        asset.ok_or_else(|| {
+            crate::Error::Label(format!(
+                "{format} labels images: name the image asset they are for"
+            ))
+        })
+    };
+    match (format, text_formats::Format::parse(format)) {
+        ("coco", _) => coco::import(ws, path, name, images()?),
+        ("yolo", _) => yolo::import(ws, path, name, images()?),
+        ("voc", _) => voc::import(ws, path, name, images()?),
+        ("label-studio", _) => label_studio::import_file(ws, path, name, asset),
+        (_, Some(text)) => text_formats::import_file(ws, path, text, name),
+        _ => Err(unknown_format(format, "import")),
+    }
+}
+
 /// Writes `dest` through `write`, beside it first and renamed into place, so no half-written
 /// file is ever left; returns what `write` returns.
 pub fn write_atomically(

@@ -121,6 +121,17 @@ pub enum Command {
         /// `human`, or `model:<name>` when a pre-label was kept as it was.
         source: String,
     },
+    /// Writes a project's labels to a file (or folder) in one of `labeling::FORMATS`.
+    ExportLabels {
+        project: String,
+        format: String,
+        path: PathBuf,
+    },
+    /// Records a project's labels as a new version of a table data asset.
+    ExportLabelAsset {
+        project: String,
+        asset: String,
+    },
     /// Pre-labels the unlabeled items with the project's built-in baseline.
     Prelabel {
         project: String,
@@ -228,6 +239,8 @@ pub enum Event {
         position: i64,
         reply: Reply<()>,
     },
+    /// What an export did, worded for the user.
+    LabelsExported(Reply<String>),
     Prelabeled {
         project: String,
         reply: Reply<crate::labeling::assist::Prelabeled>,
@@ -432,6 +445,14 @@ impl Service {
                 shapes,
                 source,
             } => self.read(move |s| labeling::submit(s, &project, position, &shapes, &source)),
+            Command::ExportLabels {
+                project,
+                format,
+                path,
+            } => self.read(move |s| labeling::export(s, &project, &format, &path)),
+            Command::ExportLabelAsset { project, asset } => {
+                self.read(move |s| labeling::export_asset(s, &project, &asset));
+            }
             Command::Prelabel { project, threshold } => {
                 self.read(move |s| labeling::prelabel(s, &project, threshold));
             }

@@ -52,6 +52,9 @@ pub struct LabelingPanel {
     accepted: Option<(String, Vec<Shape>)>,
     /// A project to open once the list has it (from `select`).
     wanted: Option<String>,
+    /// The export format picked, and the data asset name to record labels under.
+    export_format: usize,
+    export_asset: String,
 }
 
 /// The confidence a pre-label needs to be offered.
@@ -157,6 +160,9 @@ impl LabelingPanel {
                 });
                 self.refresh(position);
             }
+            Event::LabelsExported(reply) => {
+                self.message = Some(reply.map(|text| (*text).clone()));
+            }
             Event::Prelabeled { project, reply } if self.is_current(&project) => {
                 self.message = Some(match reply {
                     Ok(p) => Ok(format!(
@@ -182,6 +188,17 @@ impl LabelingPanel {
             other => return Some(other),
         }
         None
+    }
+
+    /// Exports the open project in the chosen format to `path` (from the shell's save dialog).
+    pub fn export_to(&mut self, service: &Service, path: std::path::PathBuf) {
+        if let Some(p) = &self.project {
+            service.send(Command::ExportLabels {
+                project: p.name.clone(),
+                format: lathe_core::labeling::FORMATS[self.export_format].to_owned(),
+                path,
+            });
+        }
     }
 
     /// Opens the project named `name` as soon as the project list has it.
@@ -223,7 +240,53 @@ impl LabelingPanel {
         };
     }
 
-    pub fn list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+    fn export_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        service: &Service,
+        requests: &mut Vec<crate::workbench::ShellRequest>,
+    ) {
+        let Some(p) = self.project.clone() else {
+            return;
+        };
+        ui.separator();
+        ui.strong("Export");
+        egui::ComboBox::new("export-format", "Format")
+            .selected_text(lathe_core::labeling::FORMATS[self.export_format])
+            .show_ui(ui, |ui| {
+                for (i, f) in lathe_core::labeling::FORMATS.iter().enumerate() {
+                    ui.selectable_value(&mut self.export_format, i, *f);
+                }
+            });
+        if ui
+            .button("Export…")
+            .on_hover_text("Write the labels to a file or folder")
+            .clicked()
+        {
+            requests.push(crate::workbench::ShellRequest::ExportLabels);
+        }
+        if self.export_asset.is_empty() {
+            self.export_asset = format!("{}-labels", p.name);
+        }
+        ui.add(egui::TextEdit::singleline(&mut self.export_asset).hint_text("data asset name"));
+        if ui
+            .button("Save as data asset")
+            .on_hover_text("A table with a row per label, as a new version of this asset")
+            .clicked()
+        {
+            service.send(Command::ExportLabelAsset {
+                project: p.name,
+                asset: self.export_asset.clone(),
+            });
+        }
+    }
+
+    pub fn list_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        service: &Service,
+        requests: &mut Vec<crate::workbench::ShellRequest>,
+    ) {
         if self.projects.is_none() {
             service.send(Command::LoadLabelProjects);
             self.projects = Some(Loadable::Loading);
@@ -261,6 +324,7 @@ impl LabelingPanel {
         if let Some(p) = open {
             self.open(p);
         }
+        self.export_ui(ui, service, requests);
         ui.separator();
         self.new_project_ui(ui, service);
         if let (Some(p), Some(Loadable::Ready(list))) = (&self.project, &self.projects)

@@ -25,6 +25,8 @@ pub enum ShellRequest {
     PickPipeline,
     /// Where to export the designer's pipeline.
     ExportPipeline,
+    /// Where to export the open labeling project.
+    ExportLabels,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +87,11 @@ impl Workbench {
     /// The pipeline in the designer.
     pub fn designed_pipeline(&self) -> &lathe_core::pipeline::job::Pipeline {
         self.designer.pipeline()
+    }
+
+    /// Exports the open labeling project to `path` (from the shell's save dialog).
+    pub fn export_labels(&mut self, path: PathBuf) {
+        self.labeling.export_to(&self.service, path);
     }
 
     /// Shows the labeling project `name` in the annotator.
@@ -202,7 +209,9 @@ impl Workbench {
                 egui::Panel::left("label-projects")
                     .resizable(true)
                     .default_size(230.0)
-                    .show(ui, |ui| self.labeling.list_ui(ui, &self.service));
+                    .show(ui, |ui| {
+                        self.labeling.list_ui(ui, &self.service, &mut self.requests);
+                    });
                 egui::CentralPanel::default()
                     .show(ui, |ui| self.labeling.main_ui(ui, &self.service));
                 None

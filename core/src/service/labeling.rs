@@ -168,3 +168,35 @@ pub(super) fn review(
         reply: reply(result),
     }
 }
+
+pub(super) fn export(shared: &Shared, name: &str, format: &str, path: &std::path::Path) -> Event {
+    let result = Workspace::open(&shared.root).and_then(|ws| {
+        let p = project::open(&ws, name)?;
+        let n = crate::labeling::export(&ws, &p, format, path)?;
+        Ok(format!(
+            "Exported {n} item(s) or annotations of {name} as {format} to {}",
+            path.display()
+        ))
+    });
+    Event::LabelsExported(reply(result))
+}
+
+pub(super) fn export_asset(shared: &Shared, name: &str, asset: &str) -> Event {
+    let result = Workspace::open(&shared.root).and_then(|mut ws| {
+        let p = project::open(&ws, name)?;
+        let (version, created) = crate::labeling::dataset::export_asset(&mut ws, &p, asset)?;
+        Ok(if created {
+            format!(
+                "Recorded data asset {} ({} rows)",
+                version.reference(),
+                version.item_count
+            )
+        } else {
+            format!(
+                "Unchanged: data asset {} holds these labels",
+                version.reference()
+            )
+        })
+    });
+    Event::LabelsExported(reply(result))
+}
