@@ -281,3 +281,42 @@ fn labels_are_exported_from_the_window_to_a_file_and_a_data_asset() {
         "text,label\ngreat,positive\nbad,negative\n"
     );
 }
+
+#[test]
+fn a_project_is_started_from_a_label_file_in_the_window() {
+    let s = Sandbox::new();
+    let csv = s.file("reviews.csv", b"text,label\ngreat,positive\nbad,negative\n");
+    Workspace::open(s.workspace()).unwrap();
+    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the list", |h| {
+        shows_containing(h, "No projects yet")
+    });
+    h.get_by_label("New project").click();
+    h.step();
+    h.get_by_label("From labels…").click();
+    h.step();
+    assert_eq!(
+        h.state_mut().take_requests(),
+        [lathe_ui::ShellRequest::PickLabels]
+    );
+    h.state_mut().offer_label_file(csv);
+    h.step();
+    let name = h.query_all_by_role(egui::Role::TextInput).next().unwrap();
+    name.focus();
+    name.type_text("sentiment");
+    h.step();
+    h.get_by_label("Format").click();
+    run_until(&mut h, WAIT, "the formats", |h| {
+        h.query_by_label("csv").is_some()
+    });
+    h.get_by_label("csv").click();
+    h.step();
+    h.get_by_label("Import").click();
+    run_until(&mut h, WAIT, "the imported project", |h| {
+        shows_containing(h, "2/2 labeled")
+    });
+}

@@ -63,6 +63,7 @@ enum Picked {
     Pipeline(PathBuf),
     ExportTo(PathBuf),
     LabelsTo(PathBuf),
+    LabelFile(PathBuf),
     /// The dialog closed at once: no dialog could be shown on this desktop.
     Unavailable,
 }
@@ -105,6 +106,12 @@ impl LatheApp {
                     .add_filter("Azure ML pipeline job", &["yml", "yaml"])
                     .pick_file()
                     .map(Picked::Pipeline),
+                ShellRequest::PickLabels => dialog
+                    .set_title(
+                        "Start a labeling project from labels (for yolo, pick its classes.txt)",
+                    )
+                    .pick_file()
+                    .map(Picked::LabelFile),
                 ShellRequest::ExportLabels => dialog
                     .set_title("Export the labels (a file, or a folder for yolo and voc)")
                     .save_file()
@@ -139,6 +146,7 @@ impl eframe::App for LatheApp {
                 Picked::Pipeline(path) => self.workbench.open_pipeline(path),
                 Picked::ExportTo(path) => self.workbench.export_pipeline(path),
                 Picked::LabelsTo(path) => self.workbench.export_labels(path),
+                Picked::LabelFile(path) => self.workbench.offer_label_file(path),
                 Picked::Unavailable => self.workbench.report_error(
                     "No file dialog could open on this desktop (is xdg-desktop-portal running?). \
                      Drop files or folders on the window to import them."

@@ -121,6 +121,14 @@ pub enum Command {
         /// `human`, or `model:<name>` when a pre-label was kept as it was.
         source: String,
     },
+    /// Creates a project from a label file (or folder) in one of `labeling::FORMATS`; image
+    /// formats label the images of `asset`.
+    ImportLabels {
+        path: PathBuf,
+        format: String,
+        name: String,
+        asset: Option<String>,
+    },
     /// Writes a project's labels to a file (or folder) in one of `labeling::FORMATS`.
     ExportLabels {
         project: String,
@@ -445,6 +453,13 @@ impl Service {
                 shapes,
                 source,
             } => self.read(move |s| labeling::submit(s, &project, position, &shapes, &source)),
+            Command::ImportLabels {
+                path,
+                format,
+                name,
+                asset,
+            } => self
+                .read(move |s| labeling::import_labels(s, &path, &format, &name, asset.as_deref())),
             Command::ExportLabels {
                 project,
                 format,

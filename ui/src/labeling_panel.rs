@@ -66,13 +66,16 @@ impl Default for Threshold {
     }
 }
 
-/// The form that starts a project.
+/// The form that starts a project: from scratch, or from a label file.
 struct NewProject {
     name: String,
     asset: String,
     task: Task,
     labels: String,
     error: Option<String>,
+    /// A label file (or folder) to start from, and its format.
+    file: Option<std::path::PathBuf>,
+    format: usize,
 }
 
 impl Default for NewProject {
@@ -83,6 +86,8 @@ impl Default for NewProject {
             task: Task::BoundingBoxes,
             labels: String::new(),
             error: None,
+            file: None,
+            format: 0,
         }
     }
 }
@@ -188,6 +193,11 @@ impl LabelingPanel {
             other => return Some(other),
         }
         None
+    }
+
+    /// A label file (or folder) picked in the shell's dialog, to start a project from.
+    pub fn offer_label_file(&mut self, path: std::path::PathBuf) {
+        self.form.file = Some(path);
     }
 
     /// Exports the open project in the chosen format to `path` (from the shell's save dialog).
@@ -326,7 +336,7 @@ impl LabelingPanel {
         }
         self.export_ui(ui, service, requests);
         ui.separator();
-        self.new_project_ui(ui, service);
+        self.new_project_ui(ui, service, requests);
         if let (Some(p), Some(Loadable::Ready(list))) = (&self.project, &self.projects)
             && let Some((_, stats)) = list.projects.iter().find(|(q, _)| q.name == p.name)
         {
@@ -358,10 +368,76 @@ impl LabelingPanel {
         }
     }
 
-    fn new_project_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+    fn new_project_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        service: &Service,
+        requests: &mut Vec<crate::workbench::ShellRequest>,
+    ) {
         egui::CollapsingHeader::new("New project").show(ui, |ui| {
             let form = &mut self.form;
             ui.add(egui::TextEdit::singleline(&mut form.name).hint_text("name"));
+            ui.horizontal(|ui| {
+                if ui
+                    .button("From labels…")
+                    .on_hover_text("Start from a label file or folder")
+                    .clicked()
+                {
+                    requests.push(crate::workbench::ShellRequest::PickLabels);
+                }
+                if form.file.is_some()
+                    && ui
+                        .small_button("✖")
+                        .on_hover_text("Start from scratch")
+                        .clicked()
+                {
+                    form.file = None;
+                }
+            });
+            if let Some(file) = form.file.clone() {
+                ui.label(file.display().to_string());
+                egui::ComboBox::new("import-format", "Format")
+                    .selected_text(lathe_core::labeling::FORMATS[form.format])
+                    .show_ui(ui, |ui| {
+                        for (i, f) in lathe_core::labeling::FORMATS.iter().enumerate() {
+                            ui.selectable_value(&mut form.format, i, *f);
+                        }
+                    });
+                let images: Vec<String> = match &self.projects {
+                    Some(Loadable::Ready(list)) => list
+                        .assets
+                        .iter()
+                        .filter(|a| a.kind == lathe_core::assets::AssetKind::Images)
+                        .map(|a| a.name.clone())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                egui::ComboBox::new("import-asset", "Images")
+                    .selected_text(if form.asset.is_empty() {
+                        "(texts bring their own)"
+                    } else {
+                        &form.asset
+                    })
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut form.asset, String::new(), "(none)");
+                        for name in &images {
+                            ui.selectable_value(&mut form.asset, name.clone(), name);
+                        }
+                    });
+                if ui.button("Import").clicked() {
+                    form.error = None;
+                    service.send(Command::ImportLabels {
+                        path: file,
+                        format: lathe_core::labeling::FORMATS[form.format].to_owned(),
+                        name: form.name.trim().to_owned(),
+                        asset: Some(form.asset.clone()).filter(|a| !a.is_empty()),
+                    });
+                }
+                if let Some(e) = &form.error {
+                    ui.colored_label(ui.visuals().error_fg_color, e);
+                }
+                return;
+            }
             let assets: Vec<String> = match &self.projects {
                 Some(Loadable::Ready(list)) => list
                     .assets

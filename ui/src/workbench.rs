@@ -27,6 +27,8 @@ pub enum ShellRequest {
     ExportPipeline,
     /// Where to export the open labeling project.
     ExportLabels,
+    /// A label file (or folder) to start a labeling project from.
+    PickLabels,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,6 +89,12 @@ impl Workbench {
     /// The pipeline in the designer.
     pub fn designed_pipeline(&self) -> &lathe_core::pipeline::job::Pipeline {
         self.designer.pipeline()
+    }
+
+    /// A label file (or folder) to start a project from (from the shell's file dialog).
+    pub fn offer_label_file(&mut self, path: PathBuf) {
+        self.section = Section::Labeling;
+        self.labeling.offer_label_file(path);
     }
 
     /// Exports the open labeling project to `path` (from the shell's save dialog).

@@ -1,6 +1,7 @@
 //! YOLO labels: a class list (`classes.txt` or `obj.names`, one name a line) and, for each
 //! image, `<image stem>.txt` with a line `class cx cy w h` per box, normalized to 0–1. Import
-//! reads a folder (label files anywhere under it); export writes `classes.txt` and `labels/`.
+//! reads a folder (label files anywhere under it; a file in it stands for the folder); export
+//! writes `classes.txt` and `labels/`.
 //! Normalization: coordinates are written with 6 decimals; CRLF line ends are read.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,12 @@ fn stem(path: &str) -> String {
 
 /// Creates project `name` over `asset` from the YOLO folder `dir`; all of it is checked first.
 pub fn import(ws: &mut Workspace, dir: &Path, name: &str, asset: &AssetRef) -> Result<Project> {
+    // A file given (its classes.txt, say) stands for the folder it is in.
+    let dir = if dir.is_file() {
+        dir.parent().unwrap_or(Path::new("."))
+    } else {
+        dir
+    };
     let shown = dir.display().to_string();
     let classes_file = ["classes.txt", "obj.names"]
         .iter()

@@ -200,3 +200,20 @@ pub(super) fn export_asset(shared: &Shared, name: &str, asset: &str) -> Event {
     });
     Event::LabelsExported(reply(result))
 }
+
+pub(super) fn import_labels(
+    shared: &Shared,
+    path: &std::path::Path,
+    format: &str,
+    name: &str,
+    asset: Option<&str>,
+) -> Event {
+    let result = Workspace::open(&shared.root).and_then(|mut ws| {
+        let asset = asset
+            .filter(|a| !a.is_empty())
+            .map(str::parse)
+            .transpose()?;
+        crate::labeling::import(&mut ws, path, format, name, asset.as_ref())
+    });
+    Event::LabelProjectCreated(reply(result))
+}
