@@ -780,3 +780,60 @@ fn label_studio_exports_import_and_export_again() {
     ])
     .fails_with("rotated boxes are not supported");
 }
+
+#[test]
+fn a_registered_onnx_model_prelabels_image_classes() {
+    let s = Sandbox::new();
+    let onnx = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpora/onnx/onnx/onnx/backend/test/data/light/light_squeezenet.onnx");
+    s.lathe(&[
+        "models",
+        "register",
+        onnx.to_str().unwrap(),
+        "--name",
+        "squeeze",
+    ])
+    .ok();
+    let images = s.file("pics/a.png", &lathe_tests::png(64, 48));
+    s.file("pics/b.png", &lathe_tests::png(32, 32));
+    s.lathe(&[
+        "data",
+        "import",
+        images.parent().unwrap().to_str().unwrap(),
+        "--name",
+        "pics",
+        "--kind",
+        "images",
+    ])
+    .ok();
+    s.lathe(&[
+        "label",
+        "create",
+        "kinds",
+        "--asset",
+        "pics",
+        "--task",
+        "image_classification",
+        "--labels",
+        "x,y,z",
+    ])
+    .ok();
+    let out = s
+        .lathe(&[
+            "label",
+            "prelabel",
+            "kinds",
+            "--model",
+            "squeeze:1",
+            "--threshold",
+            "0",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["model"], "model:squeeze:1");
+    assert_eq!(out["items"], 2);
+    assert_eq!(out["confident"], 2);
+    s.lathe(&["label", "prelabel", "kinds", "--model", "squeeze:7"])
+        .fails_with("squeeze");
+}

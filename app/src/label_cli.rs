@@ -67,6 +67,10 @@ pub enum LabelCommand {
     /// a dictionary of labeled strings for entity spans).
     Prelabel {
         name: String,
+        /// A registered ONNX model (NAME:VERSION) to pre-label image classes with, instead of
+        /// the baseline; its class i is the project's label i.
+        #[arg(long, value_name = "NAME:VERSION")]
+        model: Option<String>,
         /// The confidence a pre-label needs to be offered to annotators.
         #[arg(long, default_value_t = 0.8)]
         threshold: f64,
@@ -179,11 +183,20 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
         }
         LabelCommand::Prelabel {
             name,
+            model,
             threshold,
             output,
         } => {
             let found = project::open(&ws, &name)?;
-            let done = lathe_core::labeling::assist::prelabel(&ws, &found, threshold)?;
+            let done = match model {
+                Some(model) => {
+                    let tracking = lathe_core::tracking::Tracking::open(root)?;
+                    lathe_core::labeling::onnx_assist::prelabel(
+                        &ws, &tracking, &found, &model, threshold,
+                    )?
+                }
+                None => lathe_core::labeling::assist::prelabel(&ws, &found, threshold)?,
+            };
             if output.json {
                 return print_json(&done);
             }

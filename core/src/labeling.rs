@@ -8,6 +8,7 @@ pub mod assist;
 pub mod coco;
 pub mod dataset;
 pub mod label_studio;
+pub mod onnx_assist;
 pub mod project;
 pub mod text_formats;
 pub mod voc;

@@ -144,6 +144,8 @@ pub enum Command {
     Prelabel {
         project: String,
         threshold: f64,
+        /// A registered ONNX model (`NAME:VERSION`); the built-in baseline when `None`.
+        model: Option<String>,
     },
     ReviewItem {
         project: String,
@@ -468,9 +470,11 @@ impl Service {
             Command::ExportLabelAsset { project, asset } => {
                 self.read(move |s| labeling::export_asset(s, &project, &asset));
             }
-            Command::Prelabel { project, threshold } => {
-                self.read(move |s| labeling::prelabel(s, &project, threshold));
-            }
+            Command::Prelabel {
+                project,
+                threshold,
+                model,
+            } => self.read(move |s| labeling::prelabel(s, &project, threshold, model.as_deref())),
             Command::ReviewItem {
                 project,
                 position,

@@ -55,6 +55,8 @@ pub struct LabelingPanel {
     /// The export format picked, and the data asset name to record labels under.
     export_format: usize,
     export_asset: String,
+    /// A registered ONNX model (`NAME:VERSION`) to pre-label with; empty for the baseline.
+    model: String,
 }
 
 /// The confidence a pre-label needs to be offered.
@@ -970,14 +972,29 @@ impl LabelingPanel {
         ui.separator();
         ui.strong("Assist");
         ui.add(egui::Slider::new(&mut self.threshold.0, 0.0..=1.0).text("threshold"));
+        if matches!(
+            project.task,
+            Task::ImageClassification | Task::ImageMultiLabel
+        ) {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.model)
+                    .hint_text("ONNX model NAME:VERSION (or the baseline)"),
+            );
+        }
+        let chosen = Some(self.model.trim().to_owned()).filter(|m| !m.is_empty());
+        let hover = match &chosen {
+            Some(m) => format!("the registered model {m}: class i is label i"),
+            None => format!("{model}, trained on the items labeled so far"),
+        };
         if ui
             .button("Pre-label unlabeled items")
-            .on_hover_text(format!("{model}, trained on the items labeled so far"))
+            .on_hover_text(hover)
             .clicked()
         {
             service.send(Command::Prelabel {
                 project: project.name.clone(),
                 threshold: self.threshold.0,
+                model: chosen,
             });
         }
         if let Some((model, shapes)) = self.suggestion() {

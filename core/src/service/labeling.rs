@@ -139,10 +139,16 @@ pub(super) fn submit(
     }
 }
 
-pub(super) fn prelabel(shared: &Shared, name: &str, threshold: f64) -> Event {
+pub(super) fn prelabel(shared: &Shared, name: &str, threshold: f64, model: Option<&str>) -> Event {
     let result = Workspace::open(&shared.root).and_then(|ws| {
         let p = project::open(&ws, name)?;
-        crate::labeling::assist::prelabel(&ws, &p, threshold)
+        match model {
+            Some(model) => {
+                let tracking = shared.tracking().map_err(crate::Error::Label)?;
+                crate::labeling::onnx_assist::prelabel(&ws, tracking, &p, model, threshold)
+            }
+            None => crate::labeling::assist::prelabel(&ws, &p, threshold),
+        }
     });
     Event::Prelabeled {
         project: name.to_owned(),
