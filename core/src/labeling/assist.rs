@@ -176,6 +176,17 @@ pub fn prelabel(ws: &Workspace, project: &Project, threshold: f64) -> Result<Pre
         }
         Task::BoundingBoxes | Task::Polygons => Vec::new(),
     };
+    store(ws, project, model, &predictions, threshold)
+}
+
+/// Replaces `model`'s pre-labels of the project with `predictions` (item position → shapes).
+pub fn store(
+    ws: &Workspace,
+    project: &Project,
+    model: &str,
+    predictions: &[(i64, Vec<Shape>)],
+    threshold: f64,
+) -> Result<Prelabeled> {
     let confident = predictions
         .iter()
         .filter(|(_, shapes)| confidence(shapes) >= threshold)
@@ -185,7 +196,7 @@ pub fn prelabel(ws: &Workspace, project: &Project, threshold: f64) -> Result<Pre
         "DELETE FROM label_predictions WHERE project_id = ?1 AND model = ?2",
         params![project.id, model],
     )?;
-    for (position, shapes) in &predictions {
+    for (position, shapes) in predictions {
         tx.execute(
             "INSERT INTO label_predictions (project_id, position, model, shapes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![project.id, position, model, serde_json::to_string(shapes)?, crate::db::now_millis()],

@@ -218,12 +218,6 @@ pub fn import_file(
         return Err(invalid(format!("{shown}: no labels in it")));
     }
     let labels = labels_from_names(&names.into_iter().collect::<Vec<_>>());
-    let source = format!(
-        "import:{}",
-        path.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default()
-    );
     let mut by_item: BTreeMap<usize, Vec<Shape>> = BTreeMap::new();
     let target: AssetRef = if images {
         let asset =
@@ -320,12 +314,7 @@ pub fn import_file(
             .reference()
             .parse()?
     };
-    project::create_with(ws, name, task, &target, labels, 1, |tx, project| {
-        for (position, shapes) in &by_item {
-            project::insert_submission(tx, project, *position as i64, "import", shapes, &source)?;
-        }
-        Ok(())
-    })
+    project::create_imported(ws, name, task, &target, labels, &by_item, path)
 }
 
 /// Writes the project as a Label Studio JSON export (a task per item; an annotation with each

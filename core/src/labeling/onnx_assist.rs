@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use rusqlite::params;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
@@ -157,25 +156,5 @@ pub fn prelabel(
             }],
         ));
     }
-    let confident = predictions
-        .iter()
-        .filter(|(_, s)| super::assist::confidence(s) >= threshold)
-        .count();
-    let tx = ws.conn().unchecked_transaction()?;
-    tx.execute(
-        "DELETE FROM label_predictions WHERE project_id = ?1 AND model = ?2",
-        params![project.id, name],
-    )?;
-    for (position, shapes) in &predictions {
-        tx.execute(
-            "INSERT INTO label_predictions (project_id, position, model, shapes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![project.id, position, name, serde_json::to_string(shapes)?, crate::db::now_millis()],
-        )?;
-    }
-    tx.commit()?;
-    Ok(Prelabeled {
-        model: name,
-        items: predictions.len(),
-        confident,
-    })
+    super::assist::store(ws, project, &name, &predictions, threshold)
 }

@@ -201,6 +201,31 @@ pub fn create_with(
     Ok(project)
 }
 
+/// Creates a project pre-filled from the label file at `path` (item position → its shapes),
+/// credited to `import` with the file as source; all of it is stored, or none.
+pub fn create_imported(
+    ws: &mut Workspace,
+    name: &str,
+    task: Task,
+    asset: &AssetRef,
+    labels: Vec<Label>,
+    by_item: &std::collections::BTreeMap<usize, Vec<Shape>>,
+    path: &std::path::Path,
+) -> Result<Project> {
+    let source = format!(
+        "import:{}",
+        path.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default()
+    );
+    create_with(ws, name, task, asset, labels, 1, |tx, project| {
+        for (position, shapes) in by_item {
+            insert_submission(tx, project, *position as i64, "import", shapes, &source)?;
+        }
+        Ok(())
+    })
+}
+
 /// Stores a submission and marks its item labeled, unchecked: for callers that checked the
 /// shapes already, inside their own transaction.
 pub fn insert_submission(

@@ -410,31 +410,22 @@ pub fn import_file(ws: &mut Workspace, path: &Path, format: Format, name: &str) 
         source_label: Some(format!("labels from {shown}")),
     };
     let imported = import(ws, &request, &Progress::default())?;
-    let source = format!(
-        "import:{}",
-        path.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default()
-    );
     let task = format.task(&docs);
     let labels: Vec<String> = labels.into_iter().collect();
-    project::create_with(
+    let by_item: std::collections::BTreeMap<usize, Vec<Shape>> = docs
+        .into_iter()
+        .enumerate()
+        .filter(|(_, d)| !d.shapes.is_empty())
+        .map(|(i, d)| (i, d.shapes))
+        .collect();
+    project::create_imported(
         ws,
         name,
         task,
         &imported.version.reference().parse()?,
         labels_from_names(&labels),
-        1,
-        |tx, project| {
-            for (i, doc) in docs
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| !d.shapes.is_empty())
-            {
-                project::insert_submission(tx, project, i as i64, "import", &doc.shapes, &source)?;
-            }
-            Ok(())
-        },
+        &by_item,
+        path,
     )
 }
 

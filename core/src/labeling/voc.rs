@@ -183,33 +183,7 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
         .map_err(|e| invalid(format!("{shown}: {e}")))?;
         by_item.entry(position).or_default().extend(shapes);
     }
-    let source = format!(
-        "import:{}",
-        path.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default()
-    );
-    project::create_with(
-        ws,
-        name,
-        Task::BoundingBoxes,
-        asset,
-        labels,
-        1,
-        |tx, project| {
-            for (position, shapes) in &by_item {
-                project::insert_submission(
-                    tx,
-                    project,
-                    *position as i64,
-                    "import",
-                    shapes,
-                    &source,
-                )?;
-            }
-            Ok(())
-        },
-    )
+    project::create_imported(ws, name, Task::BoundingBoxes, asset, labels, &by_item, path)
 }
 
 fn escape(text: &str) -> String {

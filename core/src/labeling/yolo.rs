@@ -126,33 +126,7 @@ pub fn import(ws: &mut Workspace, dir: &Path, name: &str, asset: &AssetRef) -> R
         .map_err(|e| invalid(format!("{relative}: {e}")))?;
         by_item.entry(position).or_default().extend(shapes);
     }
-    let source = format!(
-        "import:{}",
-        dir.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default()
-    );
-    project::create_with(
-        ws,
-        name,
-        Task::BoundingBoxes,
-        asset,
-        labels,
-        1,
-        |tx, project| {
-            for (position, shapes) in &by_item {
-                project::insert_submission(
-                    tx,
-                    project,
-                    *position as i64,
-                    "import",
-                    shapes,
-                    &source,
-                )?;
-            }
-            Ok(())
-        },
-    )
+    project::create_imported(ws, name, Task::BoundingBoxes, asset, labels, &by_item, dir)
 }
 
 /// Writes `classes.txt` and `labels/<stem>.txt` for every labeled image into `dir`; returns the
