@@ -17,6 +17,14 @@ use lathe_ui::Workbench;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The window over the sandbox's workspace.
+fn harness(s: &Sandbox) -> Harness<'static, Workbench> {
+    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench)
+}
+
 fn shows_containing(h: &Harness<'_, Workbench>, text: &str) -> bool {
     h.query_by_label_contains(text).is_some()
 }
@@ -53,10 +61,7 @@ fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
         1,
     )
     .unwrap();
-    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
-    let mut h = Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    let mut h = harness(&s);
     h.get_by_label("Labeling").click();
     run_until(&mut h, WAIT, "the project", |h| {
         shows_containing(h, "0/24 labeled")
@@ -154,10 +159,7 @@ fn a_project_is_created_from_the_form() {
     let s = Sandbox::new();
     let mut ws = Workspace::open(s.workspace()).unwrap();
     lathe_core::demo::seed(&mut ws).unwrap();
-    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
-    let mut h = Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    let mut h = harness(&s);
     h.get_by_label("Labeling").click();
     run_until(&mut h, WAIT, "the empty list", |h| {
         shows_containing(h, "No projects yet")
@@ -203,10 +205,7 @@ fn a_baseline_suggestion_is_accepted_with_a_key_and_credited() {
         "sentiment",
     )
     .unwrap();
-    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
-    let mut h = Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    let mut h = harness(&s);
     h.get_by_label("Labeling").click();
     run_until(&mut h, WAIT, "the project", |h| {
         shows_containing(h, "sentiment")
@@ -246,10 +245,7 @@ fn labels_are_exported_from_the_window_to_a_file_and_a_data_asset() {
         "sentiment",
     )
     .unwrap();
-    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
-    let mut h = Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    let mut h = harness(&s);
     h.state_mut().open_label_project("sentiment");
     run_until(&mut h, WAIT, "the project", |h| {
         shows_containing(h, "Save as data asset")
@@ -287,10 +283,7 @@ fn a_project_is_started_from_a_label_file_in_the_window() {
     let s = Sandbox::new();
     let csv = s.file("reviews.csv", b"text,label\ngreat,positive\nbad,negative\n");
     Workspace::open(s.workspace()).unwrap();
-    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
-    let mut h = Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    let mut h = harness(&s);
     h.get_by_label("Labeling").click();
     run_until(&mut h, WAIT, "the list", |h| {
         shows_containing(h, "No projects yet")
