@@ -313,3 +313,41 @@ fn a_project_is_started_from_a_label_file_in_the_window() {
         shows_containing(h, "2/2 labeled")
     });
 }
+
+#[test]
+fn a_label_is_added_to_the_schema_from_the_window() {
+    let s = Sandbox::new();
+    let csv = s.file("reviews.csv", b"text,label\ngreat,positive\nbad,negative\n");
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    lathe_core::labeling::text_formats::import_file(
+        &mut ws,
+        &csv,
+        lathe_core::labeling::text_formats::Format::Csv,
+        "sentiment",
+    )
+    .unwrap();
+    let mut h = harness(&s);
+    h.state_mut().open_label_project("sentiment");
+    run_until(&mut h, WAIT, "the project", |h| {
+        shows_containing(h, "Edit labels")
+    });
+    h.get_by_label("Edit labels").click();
+    h.step();
+    h.get_by_label("+ Label").click();
+    run_until(&mut h, WAIT, "the new row", |h| {
+        h.query_by_label("new label").is_some()
+    });
+    let field = h.get_by_label("new label");
+    field.focus();
+    field.type_text("neutral");
+    h.step();
+    h.get_by_label("Apply").click();
+    run_until(&mut h, WAIT, "the saved schema", |h| {
+        shows_containing(h, "Labels of sentiment saved")
+    });
+    let p = project::open(&ws, "sentiment").unwrap();
+    assert_eq!(
+        p.labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+        ["negative", "positive", "neutral"]
+    );
+}

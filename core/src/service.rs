@@ -129,6 +129,11 @@ pub enum Command {
         name: String,
         asset: Option<String>,
     },
+    /// Replaces a project's label schema.
+    UpdateLabels {
+        project: String,
+        labels: Vec<crate::labeling::Label>,
+    },
     /// Writes a project's labels to a file (or folder) in one of `labeling::FORMATS`.
     ExportLabels {
         project: String,
@@ -249,6 +254,7 @@ pub enum Event {
         position: i64,
         reply: Reply<()>,
     },
+    LabelsUpdated(Reply<crate::labeling::project::Project>),
     /// What an export did, worded for the user.
     LabelsExported(Reply<String>),
     Prelabeled {
@@ -462,6 +468,9 @@ impl Service {
                 asset,
             } => self
                 .read(move |s| labeling::import_labels(s, &path, &format, &name, asset.as_deref())),
+            Command::UpdateLabels { project, labels } => {
+                self.read(move |s| labeling::update_labels(s, &project, &labels));
+            }
             Command::ExportLabels {
                 project,
                 format,

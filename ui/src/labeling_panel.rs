@@ -57,6 +57,8 @@ pub struct LabelingPanel {
     export_asset: String,
     /// A registered ONNX model (`NAME:VERSION`) to pre-label with; empty for the baseline.
     model: String,
+    /// The label schema being edited, until applied.
+    schema: Option<Vec<lathe_core::labeling::Label>>,
 }
 
 /// The confidence a pre-label needs to be offered.
@@ -167,6 +169,15 @@ impl LabelingPanel {
                 });
                 self.refresh(position);
             }
+            Event::LabelsUpdated(reply) => match reply {
+                Ok(project) => {
+                    self.message = Some(Ok(format!("Labels of {} saved", project.name)));
+                    self.project = Some((*project).clone());
+                    self.schema = None;
+                    self.projects = None;
+                }
+                Err(e) => self.message = Some(Err(format!("Labels not saved: {e}"))),
+            },
             Event::LabelsExported(reply) => {
                 self.message = Some(reply.map(|text| (*text).clone()));
             }
@@ -252,6 +263,71 @@ impl LabelingPanel {
         };
     }
 
+    /// Colours, hotkeys and new labels for the open project.
+    fn schema_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        let Some(p) = self.project.clone() else {
+            return;
+        };
+        egui::CollapsingHeader::new("Edit labels").show(ui, |ui| {
+            let draft = self.schema.get_or_insert_with(|| p.labels.clone());
+            for (i, label) in draft.iter_mut().enumerate() {
+                ui.horizontal(|ui| {
+                    let mut color =
+                        egui::Color32::from_hex(&label.color).unwrap_or(egui::Color32::YELLOW);
+                    if egui::color_picker::color_edit_button_srgba(
+                        ui,
+                        &mut color,
+                        egui::color_picker::Alpha::Opaque,
+                    )
+                    .changed()
+                    {
+                        label.color = color.to_hex()[..7].to_owned();
+                    }
+                    if i < p.labels.len() {
+                        ui.label(&label.name);
+                    } else {
+                        let caption = ui.label("new label");
+                        ui.add(
+                            egui::TextEdit::singleline(&mut label.name)
+                                .id_salt(("new-label", i))
+                                .desired_width(90.0),
+                        )
+                        .labelled_by(caption.id);
+                    }
+                    egui::ComboBox::from_id_salt(("hotkey", i))
+                        .width(40.0)
+                        .selected_text(label.hotkey.map_or("—".to_owned(), |k| k.to_string()))
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(&mut label.hotkey, None, "none");
+                            for d in '1'..='9' {
+                                ui.selectable_value(&mut label.hotkey, Some(d), d.to_string());
+                            }
+                        });
+                });
+            }
+            ui.horizontal(|ui| {
+                if ui.button("+ Label").clicked() {
+                    let n = draft.len();
+                    let color =
+                        lathe_core::labeling::labels_from_names(&vec![String::new(); n + 1])[n]
+                            .color
+                            .clone();
+                    draft.push(lathe_core::labeling::Label {
+                        name: String::new(),
+                        color,
+                        hotkey: None,
+                    });
+                }
+                if ui.button("Apply").clicked() {
+                    service.send(Command::UpdateLabels {
+                        project: p.name.clone(),
+                        labels: draft.clone(),
+                    });
+                }
+            });
+        });
+    }
+
     fn export_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -335,6 +411,10 @@ impl LabelingPanel {
         }
         if let Some(p) = open {
             self.open(p);
+        }
+        if self.project.is_some() {
+            ui.separator();
+            self.schema_ui(ui, service);
         }
         self.export_ui(ui, service, requests);
         ui.separator();

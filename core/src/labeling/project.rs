@@ -201,6 +201,48 @@ pub fn create_with(
     Ok(project)
 }
 
+/// Replaces the project's label schema (colours, hotkeys, added labels). A label still used by
+/// a submission cannot be dropped; names stay unique, hotkeys are 1–9 and unique, colours are
+/// `#rrggbb`.
+pub fn update_labels(ws: &Workspace, project: &Project, labels: &[Label]) -> Result<Project> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut keys = std::collections::BTreeSet::new();
+    for label in labels {
+        if label.name.trim().is_empty() || !names.insert(label.name.clone()) {
+            return Err(invalid(format!(
+                "label '{}' is empty or given twice",
+                label.name
+            )));
+        }
+        if let Some(key) = label.hotkey
+            && (!('1'..='9').contains(&key) || !keys.insert(key))
+        {
+            return Err(invalid(format!(
+                "label '{}': hotkey '{key}' is not a free digit 1–9",
+                label.name
+            )));
+        }
+        let hex = label.color.strip_prefix('#').unwrap_or_default();
+        if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(invalid(format!(
+                "label '{}': colour '{}' is not #rrggbb",
+                label.name, label.color
+            )));
+        }
+    }
+    let in_use = stats(ws, project)?.by_label;
+    if let Some((dropped, n)) = in_use.iter().find(|(name, _)| !names.contains(*name)) {
+        return Err(invalid(format!(
+            "label '{dropped}' is on {n} shape(s) and cannot be dropped"
+        )));
+    }
+    ws.conn().execute(
+        "UPDATE label_projects SET labels = ?1 WHERE id = ?2",
+        params![serde_json::to_string(labels)?, project.id],
+    )?;
+    open(ws, &project.name)
+}
+
 /// Creates a project pre-filled from the label file at `path` (item position → its shapes),
 /// credited to `import` with the file as source; all of it is stored, or none.
 pub fn create_imported(
@@ -758,6 +800,42 @@ mod tests {
         );
         // Agree on 2 of 4 with balanced marginals: kappa 0.
         assert!(agreement.value.abs() < 1e-12, "{agreement:?}");
+    }
+
+    #[test]
+    fn a_schema_is_edited_but_keeps_the_labels_in_use() {
+        let (_dir, mut ws) = demo();
+        let p = create(
+            &mut ws,
+            "s",
+            Task::BoundingBoxes,
+            &"shapes".parse().unwrap(),
+            labels_from_names(&["a".into(), "b".into()]),
+            1,
+        )
+        .unwrap();
+        submit(&ws, &p, 0, "ana", &[boxed("a")], "human").unwrap();
+        let mut labels = p.labels.clone();
+        labels[1].color = "#00ff00".into();
+        labels.push(Label {
+            name: "c".into(),
+            color: "#123456".into(),
+            hotkey: Some('3'),
+        });
+        let updated = update_labels(&ws, &p, &labels).unwrap();
+        assert_eq!(updated.labels.len(), 3);
+        let e = update_labels(&ws, &p, &labels[1..]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "label 'a' is on 1 shape(s) and cannot be dropped"
+        );
+        labels[2].hotkey = Some('2');
+        assert!(
+            update_labels(&ws, &p, &labels)
+                .unwrap_err()
+                .to_string()
+                .contains("hotkey '2'")
+        );
     }
 
     #[test]

@@ -223,3 +223,15 @@ pub(super) fn import_labels(
     });
     Event::LabelProjectCreated(reply(result))
 }
+
+pub(super) fn update_labels(
+    shared: &Shared,
+    name: &str,
+    labels: &[crate::labeling::Label],
+) -> Event {
+    let result = Workspace::open(&shared.root).and_then(|ws| {
+        let p = project::open(&ws, name)?;
+        project::update_labels(&ws, &p, labels)
+    });
+    Event::LabelsUpdated(reply(result))
+}
