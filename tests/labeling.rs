@@ -837,3 +837,33 @@ fn a_registered_onnx_model_prelabels_image_classes() {
     s.lathe(&["label", "prelabel", "kinds", "--model", "squeeze:7"])
         .fails_with("squeeze");
 }
+
+#[test]
+fn an_export_format_that_cannot_hold_the_task_says_which_can() {
+    let s = with_images("train");
+    s.lathe(&[
+        "label",
+        "create",
+        "kinds",
+        "--asset",
+        "train",
+        "--task",
+        "image_classification",
+        "--labels",
+        "a,b",
+    ])
+    .ok();
+    s.lathe(&[
+        "label",
+        "export",
+        "kinds",
+        "--format",
+        "coco",
+        "--out",
+        s.path("x.json").to_str().unwrap(),
+    ])
+    .fails_with(
+        "coco holds boxes and polygons; export a image_classification project as label-studio",
+    );
+    assert!(!s.path("x.json").exists(), "nothing half-written");
+}

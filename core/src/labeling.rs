@@ -283,6 +283,16 @@ fn unknown_format(format: &str, what: &str) -> crate::Error {
     ))
 }
 
+/// The export format that suits a task best.
+pub fn default_format(task: Task) -> &'static str {
+    match task {
+        Task::BoundingBoxes | Task::Polygons => "coco",
+        Task::ImageClassification | Task::ImageMultiLabel => "label-studio",
+        Task::TextClassification | Task::TextMultiLabel => "csv",
+        Task::EntitySpans => "conll",
+    }
+}
+
 /// Exports `project` in `format` to `dest` (a file, or a folder for yolo and voc); returns how
 /// many items or annotations were written.
 pub fn export(
@@ -291,6 +301,19 @@ pub fn export(
     format: &str,
     dest: &std::path::Path,
 ) -> crate::Result<usize> {
+    let shapes_only = matches!(project.task, Task::BoundingBoxes | Task::Polygons);
+    if matches!(format, "coco" | "yolo" | "voc") && !shapes_only {
+        return Err(crate::Error::Label(format!(
+            "{format} holds boxes{}; export a {} project as {}",
+            if format == "coco" {
+                " and polygons"
+            } else {
+                ""
+            },
+            project.task.as_str(),
+            default_format(project.task)
+        )));
+    }
     match (format, text_formats::Format::parse(format)) {
         ("coco", _) => coco::export_to(ws, project, dest),
         ("yolo", _) => yolo::export(ws, project, dest),

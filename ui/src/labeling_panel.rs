@@ -256,8 +256,13 @@ impl LabelingPanel {
     }
 
     fn open(&mut self, project: Project) {
+        let format = lathe_core::labeling::default_format(project.task);
         *self = LabelingPanel {
             projects: self.projects.take(),
+            export_format: lathe_core::labeling::FORMATS
+                .iter()
+                .position(|f| *f == format)
+                .unwrap_or_default(),
             project: Some(project),
             ..LabelingPanel::default()
         };
