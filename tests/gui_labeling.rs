@@ -17,6 +17,21 @@ use lathe_ui::Workbench;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// A sandbox with the text project `sentiment` (two labeled reviews), and its workspace.
+fn sentiment() -> (Sandbox, Workspace) {
+    let s = Sandbox::new();
+    let csv = s.file("reviews.csv", b"text,label\ngreat,positive\nbad,negative\n");
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    lathe_core::labeling::text_formats::import_file(
+        &mut ws,
+        &csv,
+        lathe_core::labeling::text_formats::Format::Csv,
+        "sentiment",
+    )
+    .unwrap();
+    (s, ws)
+}
+
 /// The window over the sandbox's workspace.
 fn harness(s: &Sandbox) -> Harness<'static, Workbench> {
     let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
@@ -235,16 +250,7 @@ fn a_baseline_suggestion_is_accepted_with_a_key_and_credited() {
 
 #[test]
 fn labels_are_exported_from_the_window_to_a_file_and_a_data_asset() {
-    let s = Sandbox::new();
-    let csv = s.file("reviews.csv", b"text,label\ngreat,positive\nbad,negative\n");
-    let mut ws = Workspace::open(s.workspace()).unwrap();
-    lathe_core::labeling::text_formats::import_file(
-        &mut ws,
-        &csv,
-        lathe_core::labeling::text_formats::Format::Csv,
-        "sentiment",
-    )
-    .unwrap();
+    let (s, _ws) = sentiment();
     let mut h = harness(&s);
     h.state_mut().open_label_project("sentiment");
     run_until(&mut h, WAIT, "the project", |h| {
@@ -316,16 +322,7 @@ fn a_project_is_started_from_a_label_file_in_the_window() {
 
 #[test]
 fn a_label_is_added_to_the_schema_from_the_window() {
-    let s = Sandbox::new();
-    let csv = s.file("reviews.csv", b"text,label\ngreat,positive\nbad,negative\n");
-    let mut ws = Workspace::open(s.workspace()).unwrap();
-    lathe_core::labeling::text_formats::import_file(
-        &mut ws,
-        &csv,
-        lathe_core::labeling::text_formats::Format::Csv,
-        "sentiment",
-    )
-    .unwrap();
+    let (s, ws) = sentiment();
     let mut h = harness(&s);
     h.state_mut().open_label_project("sentiment");
     run_until(&mut h, WAIT, "the project", |h| {

@@ -265,6 +265,48 @@ pub fn check_shapes(
     Ok(())
 }
 
+/// A labeling problem, already worded for the user.
+pub(crate) fn invalid(message: impl Into<String>) -> crate::Error {
+    crate::Error::Label(message.into())
+}
+
+/// A path's file name without its extension.
+pub(crate) fn stem(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The image of a version that a label file names: the same path, else the same file name,
+/// else the same stem (labels often name a `.jpg` that the asset holds under another name).
+pub(crate) fn find_image(files: &[crate::assets::VersionFile], name: &str) -> Option<usize> {
+    let file_name = |p: &str| {
+        std::path::Path::new(p)
+            .file_name()
+            .map(std::ffi::OsStr::to_os_string)
+    };
+    files
+        .iter()
+        .position(|f| f.path == name)
+        .or_else(|| {
+            files
+                .iter()
+                .position(|f| file_name(&f.path) == file_name(name))
+        })
+        .or_else(|| files.iter().position(|f| stem(&f.path) == stem(name)))
+}
+
+impl Extent {
+    /// An image file's extent, from the size recorded when it was imported.
+    pub fn of_image(file: &crate::assets::VersionFile) -> Extent {
+        Extent::Image {
+            width: file.width,
+            height: file.height,
+        }
+    }
+}
+
 /// The formats labels are exported to (and imported from).
 pub const FORMATS: [&str; 8] = [
     "coco",

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::project::{self, Project};
-use super::{Extent, Label, Shape, Task, check_shapes, labels_from_names};
-use crate::assets::{AssetRef, VersionFile};
+use super::{Extent, Label, Shape, Task, check_shapes, find_image, invalid, labels_from_names};
+use crate::assets::AssetRef;
 use crate::workspace::Workspace;
 use crate::{Error, Result};
 
@@ -46,25 +46,6 @@ struct Annotation {
     segmentation: Value,
 }
 
-fn invalid(message: impl Into<String>) -> Error {
-    Error::Label(message.into())
-}
-
-/// The asset file an image entry names: the same path, or else the same file name.
-fn find_file<'a>(files: &'a [VersionFile], name: &str) -> Option<(usize, &'a VersionFile)> {
-    files
-        .iter()
-        .enumerate()
-        .find(|(_, f)| f.path == name)
-        .or_else(|| {
-            let base = Path::new(name).file_name()?;
-            files
-                .iter()
-                .enumerate()
-                .find(|(_, f)| Path::new(&f.path).file_name() == Some(base))
-        })
-}
-
 /// Creates project `name` over `asset` from the COCO file at `path`, every annotation checked
 /// first: nothing is stored unless all of it is good.
 pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> Result<Project> {
@@ -81,7 +62,7 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
         .collect();
     let mut images = BTreeMap::new();
     for image in &file.images {
-        let (position, found) = find_file(&files, &image.file_name).ok_or_else(|| {
+        let position = find_image(&files, &image.file_name).ok_or_else(|| {
             invalid(format!(
                 "{shown}: image {} ('{}') is not in {}",
                 image.id,
@@ -89,7 +70,7 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
                 version.reference()
             ))
         })?;
-        images.insert(image.id, (position, found));
+        images.insert(image.id, (position, &files[position]));
     }
     let segmented = file
         .annotations
@@ -126,10 +107,7 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
             ))
         })?;
         let shapes = shapes_of(a, &label, segmented).map_err(|e| invalid(format!("{at}: {e}")))?;
-        let extent = Extent::Image {
-            width: image.width,
-            height: image.height,
-        };
+        let extent = Extent::of_image(image);
         check_shapes(task, &labels, extent, &shapes)
             .map_err(|e| invalid(format!("{at} on {}: {e}", image.path)))?;
         by_item.entry(*position).or_default().extend(shapes);

@@ -12,16 +12,12 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::project::{self, Project};
-use super::{Extent, Shape, Task, check_shapes, labels_from_names};
+use super::{Extent, Shape, Task, check_shapes, find_image, invalid, labels_from_names};
 use crate::assets::AssetRef;
 use crate::import::{ImportRequest, import};
 use crate::jobs::Progress;
 use crate::workspace::Workspace;
 use crate::{Error, Result};
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::Label(message.into())
-}
 
 /// One result as a shape: box and polygon coordinates still in percent.
 fn shape_of(result: &Value, at: &str) -> Result<Vec<Shape>> {
@@ -229,49 +225,19 @@ pub fn import_file(
                 .get("image")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let base = Path::new(image)
-                .file_name()
-                .map(|b| b.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let stem = Path::new(image)
-                .file_stem()
-                .map(|b| b.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let position = files
-                .iter()
-                .position(|f| {
-                    Path::new(&f.path)
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy() == base)
-                })
-                .or_else(|| {
-                    files.iter().position(|f| {
-                        Path::new(&f.path)
-                            .file_stem()
-                            .is_some_and(|n| n.to_string_lossy() == stem)
-                    })
-                })
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "{at}: image '{image}' is not in {}",
-                        version.reference()
-                    ))
-                })?;
+            let position = find_image(&files, image).ok_or_else(|| {
+                invalid(format!(
+                    "{at}: image '{image}' is not in {}",
+                    version.reference()
+                ))
+            })?;
             let file = &files[position];
             let shapes: Vec<Shape> = shapes
                 .into_iter()
                 .map(|s| to_pixels(s, f64::from(file.width), f64::from(file.height)))
                 .collect();
-            check_shapes(
-                task,
-                &labels,
-                Extent::Image {
-                    width: file.width,
-                    height: file.height,
-                },
-                &shapes,
-            )
-            .map_err(|e| invalid(format!("{at}: {e}")))?;
+            check_shapes(task, &labels, Extent::of_image(file), &shapes)
+                .map_err(|e| invalid(format!("{at}: {e}")))?;
             by_item.entry(position).or_default().extend(shapes);
         }
         asset.clone()

@@ -11,15 +11,11 @@ use tract_onnx::tract_hir::infer::Factoid;
 
 use super::assist::Prelabeled;
 use super::project::{self, Filter, Project, Status};
-use super::{Shape, Task};
+use super::{Shape, Task, invalid};
+use crate::Result;
 use crate::tracking::Tracking;
 use crate::tracking::api::ARTIFACTS_SCHEME;
 use crate::workspace::Workspace;
-use crate::{Error, Result};
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::Label(message.into())
-}
 
 /// The ONNX file of registered model version `name:version`.
 fn model_file(tracking: &Tracking, reference: &str) -> Result<PathBuf> {

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Extent, Label, Shape, Task, check_shapes};
+use super::{Extent, Label, Shape, Task, check_shapes, invalid};
+use crate::Result;
 use crate::assets::{AssetRef, AssetVersion};
 use crate::workspace::Workspace;
-use crate::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Project {
@@ -96,10 +96,6 @@ pub struct Stats {
     pub by_annotator: BTreeMap<String, i64>,
     /// How far annotators agree on the items several of them labeled.
     pub agreement: Option<super::agreement::Agreement>,
-}
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::Label(message.into())
 }
 
 /// Creates a project over `asset` (latest version when none is named); its items are the
@@ -416,10 +412,7 @@ pub fn extent(ws: &Workspace, project: &Project, position: i64) -> Result<Extent
             let file = files.get(position as usize).ok_or_else(|| {
                 invalid(format!("project '{}' has no item {position}", project.name))
             })?;
-            Ok(Extent::Image {
-                width: file.width,
-                height: file.height,
-            })
+            Ok(Extent::of_image(file))
         }
         _ => {
             let version: AssetVersion = ws.version_by_id(project.version_id)?;

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::project::{self, Project};
-use super::{Shape, Task, labels_from_names};
+use super::{Shape, Task, invalid, labels_from_names};
 use crate::import::{ImportRequest, import};
 use crate::jobs::Progress;
 use crate::workspace::Workspace;
@@ -50,10 +50,6 @@ impl Format {
             Format::Csv => Task::TextClassification,
         }
     }
-}
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::Label(message.into())
 }
 
 fn span(label: &str, start: usize, end: usize) -> Shape {

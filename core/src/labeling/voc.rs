@@ -9,49 +9,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::project::{self, Project};
-use super::{Extent, Shape, Task, check_shapes, labels_from_names};
-use crate::assets::{AssetRef, VersionFile};
+use super::{Extent, Shape, Task, check_shapes, find_image, invalid, labels_from_names, stem};
+use crate::assets::AssetRef;
 use crate::workspace::Workspace;
 use crate::{Error, Result};
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::Label(message.into())
-}
-
-fn stem(path: &str) -> String {
-    Path::new(path)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// The image a VOC file is about: its `<filename>` by path, by file name, or by stem.
-fn find_image(files: &[VersionFile], filename: &str, xml: &Path) -> Option<usize> {
-    let base = Path::new(filename)
-        .file_name()
-        .map(|b| b.to_string_lossy().into_owned());
-    files
-        .iter()
-        .position(|f| f.path == filename)
-        .or_else(|| {
-            files.iter().position(|f| {
-                Path::new(&f.path)
-                    .file_name()
-                    .map(|b| b.to_string_lossy().into_owned())
-                    == base
-            })
-        })
-        .or_else(|| {
-            let wanted = if filename.is_empty() {
-                xml.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            } else {
-                stem(filename)
-            };
-            files.iter().position(|f| stem(&f.path) == wanted)
-        })
-}
 
 #[derive(Debug)]
 struct Parsed {
@@ -142,7 +103,13 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
             .to_string();
         let text = std::fs::read_to_string(xml).map_err(|e| Error::io(xml, e))?;
         let file = parse(&text, &shown)?;
-        let position = find_image(&files, &file.filename, xml).ok_or_else(|| {
+        // Without a <filename>, the XML's own name names the image.
+        let wanted = if file.filename.is_empty() {
+            stem(&xml.display().to_string())
+        } else {
+            file.filename.clone()
+        };
+        let position = find_image(&files, &wanted).ok_or_else(|| {
             invalid(format!(
                 "{shown}: image '{}' is not in {}",
                 file.filename,
@@ -174,10 +141,7 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
         check_shapes(
             Task::BoundingBoxes,
             &labels,
-            Extent::Image {
-                width: image.width,
-                height: image.height,
-            },
+            Extent::of_image(image),
             &shapes,
         )
         .map_err(|e| invalid(format!("{shown}: {e}")))?;

@@ -8,21 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::project::{self, Project};
-use super::{Extent, Shape, Task, check_shapes, labels_from_names};
+use super::{Extent, Shape, Task, check_shapes, invalid, labels_from_names, stem};
 use crate::assets::AssetRef;
 use crate::workspace::Workspace;
 use crate::{Error, Result};
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::Label(message.into())
-}
-
-fn stem(path: &str) -> String {
-    Path::new(path)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
 
 /// Creates project `name` over `asset` from the YOLO folder `dir`; all of it is checked first.
 pub fn import(ws: &mut Workspace, dir: &Path, name: &str, asset: &AssetRef) -> Result<Project> {
@@ -117,10 +106,7 @@ pub fn import(ws: &mut Workspace, dir: &Path, name: &str, asset: &AssetRef) -> R
         check_shapes(
             Task::BoundingBoxes,
             &labels,
-            Extent::Image {
-                width: file.width,
-                height: file.height,
-            },
+            Extent::of_image(file),
             &shapes,
         )
         .map_err(|e| invalid(format!("{relative}: {e}")))?;
