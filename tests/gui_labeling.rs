@@ -57,8 +57,10 @@ fn pointer(h: &Harness<'_, Workbench>, pos: egui::Pos2, pressed: Option<bool>) {
 }
 
 fn comment_field<'a>(h: &'a Harness<'_, Workbench>) -> Option<egui_kittest::Node<'a>> {
+    // The review's comment is the side panel's last field (the assist's model field is above).
     h.query_all_by_role(egui::Role::TextInput)
-        .find(|n| n.rect().left() > 900.0)
+        .filter(|n| n.rect().left() > 900.0)
+        .last()
 }
 
 #[test]
@@ -347,4 +349,151 @@ fn a_label_is_added_to_the_schema_from_the_window() {
         p.labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
         ["negative", "positive", "neutral"]
     );
+}
+
+/// A sandbox with three red rectangles imported as the image asset `rects`, and where they are.
+fn red_rectangles() -> (Sandbox, [[f64; 4]; 3]) {
+    let s = Sandbox::new();
+    let truth = [[10, 10, 40, 30], [90, 50, 50, 40], [30, 40, 60, 50]];
+    for (i, [x, y, w, h]) in truth.iter().enumerate() {
+        s.file(
+            &format!("rects/{i}.png"),
+            &lathe_tests::red_rectangle(*x, *y, *w, *h),
+        );
+    }
+    s.lathe(&[
+        "data",
+        "import",
+        s.path("data/rects").to_str().unwrap(),
+        "--name",
+        "rects",
+        "--kind",
+        "images",
+    ])
+    .ok();
+    (s, truth.map(|b| b.map(f64::from)))
+}
+
+#[test]
+fn a_suggested_box_is_shown_accepted_and_credited() {
+    let (s, truth) = red_rectangles();
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    let p = project::create(
+        &mut ws,
+        "rects",
+        Task::BoundingBoxes,
+        &"rects".parse().unwrap(),
+        labels_from_names(&["red".into()]),
+        1,
+    )
+    .unwrap();
+    for (position, [x, y, w, h]) in truth.iter().enumerate().take(2) {
+        let shape = Shape::Box {
+            label: "red".into(),
+            x: *x,
+            y: *y,
+            w: *w,
+            h: *h,
+            confidence: None,
+        };
+        project::submit(&ws, &p, position as i64, "ann", &[shape], "human").unwrap();
+    }
+    let mut h = harness(&s);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the project", |h| {
+        shows_containing(h, "2/3 labeled")
+    });
+    h.get_by_label_contains("rects").click();
+    run_until(&mut h, WAIT, "the first image", |h| {
+        h.query_by_label("Image canvas").is_some()
+    });
+    h.get_by_label("Pre-label unlabeled items").click();
+    run_until(&mut h, WAIT, "the pre-labels", |h| {
+        shows_containing(h, "pre-labeled 1 item(s)")
+    });
+    h.get_by_label("unlabeled").click();
+    run_until(&mut h, WAIT, "the suggestion", |h| {
+        shows_containing(h, "Suggested by baseline:colour-regions: red")
+    });
+    h.key_press(egui::Key::A);
+    h.step();
+    assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
+    h.key_press(egui::Key::Enter);
+    run_until(&mut h, WAIT, "the saved item", |h| {
+        shows_containing(h, "Saved item 3")
+    });
+    let stored = project::latest(&ws, &p, 2).unwrap().unwrap();
+    assert_eq!(stored.source, "model:baseline:colour-regions");
+    let [Shape::Box { x, y, w, h, .. }] = stored.shapes.as_slice() else {
+        panic!("one box: {:?}", stored.shapes)
+    };
+    let iou = lathe_tests::iou([*x, *y, *w, *h], truth[2]);
+    assert!(iou > 0.9, "{iou}: {:?}", stored.shapes);
+}
+
+#[test]
+fn a_polygon_is_clicked_closed_and_its_vertex_dragged() {
+    let (s, _) = red_rectangles();
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    let p = project::create(
+        &mut ws,
+        "outlines",
+        Task::Polygons,
+        &"rects".parse().unwrap(),
+        labels_from_names(&["red".into()]),
+        1,
+    )
+    .unwrap();
+    let mut h = harness(&s);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the project", |h| {
+        shows_containing(h, "outlines")
+    });
+    h.get_by_label_contains("outlines").click();
+    run_until(&mut h, WAIT, "the first image", |h| {
+        h.query_by_label("Image canvas").is_some()
+    });
+    let c = h.get_by_label("Image canvas").rect().center();
+    let corners = [
+        c + egui::vec2(-100.0, -80.0),
+        c + egui::vec2(100.0, -80.0),
+        c + egui::vec2(0.0, 90.0),
+    ];
+    for corner in corners {
+        pointer(&h, corner, Some(true));
+        h.step();
+        pointer(&h, corner, Some(false));
+        h.step();
+    }
+    h.key_press(egui::Key::C);
+    h.step();
+    assert!(
+        shows_containing(&h, "red  3 points"),
+        "{}",
+        visible_text(&h)
+    );
+    // The new polygon is selected: drag its first vertex right.
+    let (from, to) = (corners[0], corners[0] + egui::vec2(60.0, 0.0));
+    pointer(&h, from, Some(true));
+    h.step();
+    for t in [0.3, 0.6, 1.0] {
+        pointer(&h, from + (to - from) * t, None);
+        h.step();
+    }
+    pointer(&h, to, Some(false));
+    h.step();
+    h.key_press(egui::Key::Enter);
+    run_until(&mut h, WAIT, "the saved item", |h| {
+        shows_containing(h, "Saved item 1")
+    });
+    let stored = project::latest(&ws, &p, 0).unwrap().unwrap();
+    let [Shape::Polygon { points, .. }] = stored.shapes.as_slice() else {
+        panic!("one polygon: {:?}", stored.shapes)
+    };
+    assert_eq!(points.len(), 3, "a drag moves a vertex, it adds none");
+    // The image is fitted to the canvas: 60 screen points are some image pixels to the right.
+    // The first two were placed symmetrically about the third.
+    let moved = points[0][0] - (2.0 * points[2][0] - points[1][0]);
+    assert!(moved > 5.0, "{points:?}");
+    assert!((points[0][1] - points[1][1]).abs() < 1.0, "{points:?}");
 }

@@ -136,6 +136,31 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A grey 160 × 120 PNG with a red rectangle at (x, y, w, h).
+pub fn red_rectangle(x: u32, y: u32, w: u32, h: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(160, 120, |px, py| {
+        let inside = (x..x + w).contains(&px) && (y..y + h).contains(&py);
+        image::Rgb(if inside {
+            [220, 30, 30]
+        } else {
+            [120, 125, 118]
+        })
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("a PNG encodes");
+    out.into_inner()
+}
+
+/// Intersection over union of two boxes `[x, y, w, h]`.
+pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let w = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
+    let h = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
+    let inter = w.max(0.0) * h.max(0.0);
+    inter / (a[2] * a[3] + b[2] * b[3] - inter)
+}
+
 /// Steps a GUI harness until `done` holds, failing the test after `timeout`. Background work
 /// (pages, profiles, thumbnails) arrives between steps.
 pub fn run_until<S>(

@@ -64,11 +64,12 @@ pub enum LabelCommand {
     },
     /// Pre-label the unlabeled items with the project's built-in baseline, trained on the
     /// items labeled so far (naive Bayes for text classes, nearest centroid for image classes,
-    /// a dictionary of labeled strings for entity spans).
+    /// a dictionary of labeled strings for entity spans, colour regions for boxes and polygons).
     Prelabel {
         name: String,
-        /// A registered ONNX model (NAME:VERSION) to pre-label image classes with, instead of
-        /// the baseline; its class i is the project's label i.
+        /// A registered ONNX model (NAME:VERSION) to pre-label an image project with, instead of
+        /// the baseline: a classifier, or a detector (rows of x1,y1,x2,y2,score,class, or boxes,
+        /// scores and classes); its class i is the project's label i.
         #[arg(long, value_name = "NAME:VERSION")]
         model: Option<String>,
         /// The confidence a pre-label needs to be offered to annotators.

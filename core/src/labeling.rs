@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod label_studio;
 pub mod onnx_assist;
 pub mod project;
+pub mod regions;
 pub mod text_formats;
 pub mod voc;
 pub mod yolo;
@@ -154,6 +155,16 @@ impl Shape {
             | Shape::Box { label, .. }
             | Shape::Polygon { label, .. }
             | Shape::Span { label, .. } => label,
+        }
+    }
+
+    /// A model's confidence in the shape, if a model made it.
+    pub fn confidence(&self) -> Option<f64> {
+        match self {
+            Shape::Class { confidence, .. }
+            | Shape::Box { confidence, .. }
+            | Shape::Polygon { confidence, .. }
+            | Shape::Span { confidence, .. } => *confidence,
         }
     }
 

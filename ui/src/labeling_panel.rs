@@ -15,7 +15,7 @@ use lathe_core::labeling::{Shape, Task};
 use lathe_core::service::{Command, Event, ItemView, Projects, Service};
 
 use crate::loadable::Loadable;
-use annotator::{Edit, ImageView};
+use annotator::{Edit, ImageView, Scene};
 
 /// The projects with their counts (and the assets a new one could label), as the service
 /// sends them.
@@ -650,31 +650,28 @@ impl LabelingPanel {
                         .map(|l| l.name.clone())
                         .unwrap_or_default();
                     let drawable = matches!(project.task, Task::BoundingBoxes | Task::Polygons);
-                    let polygons = project.task == Task::Polygons;
+                    let suggested = self.suggestion().map(|(_, shapes)| shapes);
                     let edits = if drawable {
-                        self.image.ui(
-                            ui,
-                            &texture,
-                            size,
-                            &self.shapes,
-                            &project.labels,
-                            &active,
-                            polygons,
-                            self.selected,
-                        )
+                        let scene = Scene {
+                            shapes: &self.shapes,
+                            suggested: suggested.as_deref().unwrap_or_default(),
+                            labels: &project.labels,
+                            active: &active,
+                            polygons: project.task == Task::Polygons,
+                            selected: self.selected,
+                        };
+                        self.image.ui(ui, &texture, size, &scene)
                     } else {
                         // Classification: the image alone, the class chosen with a hotkey.
-                        let mut none = ImageView::default();
-                        none.ui(
-                            ui,
-                            &texture,
-                            size,
-                            &[],
-                            &project.labels,
-                            &active,
-                            false,
-                            None,
-                        );
+                        let scene = Scene {
+                            shapes: &[],
+                            suggested: &[],
+                            labels: &project.labels,
+                            active: &active,
+                            polygons: false,
+                            selected: None,
+                        };
+                        ImageView::default().ui(ui, &texture, size, &scene);
                         Vec::new()
                     };
                     for edit in edits {
@@ -1025,16 +1022,15 @@ impl LabelingPanel {
         ui.weak("1–9 label · N/P next/previous · Enter submit · Ctrl+Z undo · Delete remove · drag to draw · Ctrl+scroll zoom");
     }
 
-    /// The current item's pre-label, if it clears the threshold and nothing is drawn yet.
+    /// The current item's pre-labeled shapes that clear the threshold, while nothing is drawn
+    /// yet.
     fn suggestion(&self) -> Option<(String, Vec<Shape>)> {
-        let view = match self.editing.and_then(|p| self.views.get(&p)) {
-            Some(Loadable::Ready(view)) => view.clone(),
-            _ => return None,
+        let Some(Loadable::Ready(view)) = self.editing.and_then(|p| self.views.get(&p)) else {
+            return None;
         };
-        let (model, shapes) = view.prediction.clone()?;
-        (self.shapes.is_empty()
-            && lathe_core::labeling::assist::confidence(&shapes) >= self.threshold.0)
-            .then_some((model, shapes))
+        let (model, shapes) = view.prediction.as_ref()?;
+        let offered = lathe_core::labeling::assist::offered(shapes, self.threshold.0);
+        (self.shapes.is_empty() && !offered.is_empty()).then(|| (model.clone(), offered))
     }
 
     fn accept_suggestion(&mut self) {
@@ -1051,16 +1047,11 @@ impl LabelingPanel {
         project: &Project,
         _view: &ItemView,
     ) {
-        let Some(model) = lathe_core::labeling::assist::baseline_name(project.task) else {
-            return;
-        };
+        let model = lathe_core::labeling::assist::baseline_name(project.task);
         ui.separator();
         ui.strong("Assist");
         ui.add(egui::Slider::new(&mut self.threshold.0, 0.0..=1.0).text("threshold"));
-        if matches!(
-            project.task,
-            Task::ImageClassification | Task::ImageMultiLabel
-        ) {
+        if project.task.asset_kind() == lathe_core::assets::AssetKind::Images {
             ui.add(
                 egui::TextEdit::singleline(&mut self.model)
                     .hint_text("ONNX model NAME:VERSION (or the baseline)"),
@@ -1068,7 +1059,7 @@ impl LabelingPanel {
         }
         let chosen = Some(self.model.trim().to_owned()).filter(|m| !m.is_empty());
         let hover = match &chosen {
-            Some(m) => format!("the registered model {m}: class i is label i"),
+            Some(m) => format!("the registered model {m}: its class i is label i"),
             None => format!("{model}, trained on the items labeled so far"),
         };
         if ui
@@ -1083,12 +1074,11 @@ impl LabelingPanel {
             });
         }
         if let Some((model, shapes)) = self.suggestion() {
-            let text: Vec<String> = shapes.iter().map(describe).collect();
-            ui.label(format!(
-                "Suggested by {model}: {} ({:.2})",
-                text.join(", "),
-                lathe_core::labeling::assist::confidence(&shapes)
-            ));
+            let text: Vec<String> = shapes
+                .iter()
+                .map(|s| format!("{} ({:.2})", describe(s), s.confidence().unwrap_or(1.0)))
+                .collect();
+            ui.label(format!("Suggested by {model}: {}", text.join(", ")));
             if ui.button("Accept suggestion").on_hover_text("A").clicked() {
                 self.accept_suggestion();
             }

@@ -1,6 +1,7 @@
 //! ML-assisted labeling with built-in baselines that learn from the project's own labels:
 //! naive Bayes over words for text classes, nearest class centroid over small colour
-//! thumbnails for image classes, and a dictionary of already-labeled strings for entity spans.
+//! thumbnails for image classes, a dictionary of already-labeled strings for entity spans, and
+//! colour regions for boxes and polygons (`regions.rs`).
 //! Pre-labels (with a confidence) are stored per item and model; the annotator is offered
 //! those above a threshold, and a submission that keeps one records it as its source.
 
@@ -15,12 +16,12 @@ use crate::workspace::Workspace;
 use crate::{Error, Result};
 
 /// The name a baseline's pre-labels are stored and credited under.
-pub fn baseline_name(task: Task) -> Option<&'static str> {
+pub fn baseline_name(task: Task) -> &'static str {
     match task {
-        Task::TextClassification | Task::TextMultiLabel => Some("baseline:naive-bayes"),
-        Task::ImageClassification | Task::ImageMultiLabel => Some("baseline:nearest-centroid"),
-        Task::EntitySpans => Some("baseline:dictionary"),
-        Task::BoundingBoxes | Task::Polygons => None,
+        Task::TextClassification | Task::TextMultiLabel => "baseline:naive-bayes",
+        Task::ImageClassification | Task::ImageMultiLabel => "baseline:nearest-centroid",
+        Task::EntitySpans => "baseline:dictionary",
+        Task::BoundingBoxes | Task::Polygons => "baseline:colour-regions",
     }
 }
 
@@ -29,18 +30,13 @@ pub struct Prelabeled {
     pub model: String,
     /// Items given a pre-label.
     pub items: usize,
-    /// Of those, how many at or above the threshold.
+    /// Of those, how many have a shape at or above the threshold.
     pub confident: usize,
 }
 
 /// Trains the project's baseline on its labeled items and pre-labels the unlabeled ones.
 pub fn prelabel(ws: &Workspace, project: &Project, threshold: f64) -> Result<Prelabeled> {
-    let model = baseline_name(project.task).ok_or_else(|| {
-        Error::Label(format!(
-            "{} projects have no built-in baseline yet; pre-label them with a registered model",
-            project.task.as_str()
-        ))
-    })?;
+    let model = baseline_name(project.task);
     let labeled = project::latest_all(ws, project)?;
     if labeled.is_empty() {
         return Err(Error::Label(
@@ -174,7 +170,9 @@ pub fn prelabel(ws: &Workspace, project: &Project, threshold: f64) -> Result<Pre
                 })
                 .collect()
         }
-        Task::BoundingBoxes | Task::Polygons => Vec::new(),
+        Task::BoundingBoxes | Task::Polygons => {
+            super::regions::predict(ws, project, &labeled, &unlabeled)?
+        }
     };
     store(ws, project, model, &predictions, threshold)
 }
@@ -189,7 +187,7 @@ pub fn store(
 ) -> Result<Prelabeled> {
     let confident = predictions
         .iter()
-        .filter(|(_, shapes)| confidence(shapes) >= threshold)
+        .filter(|(_, shapes)| !offered(shapes, threshold).is_empty())
         .count();
     let tx = ws.conn().unchecked_transaction()?;
     tx.execute(
@@ -210,17 +208,14 @@ pub fn store(
     })
 }
 
-/// The lowest confidence among a pre-label's shapes (1 when none is given).
-pub fn confidence(shapes: &[Shape]) -> f64 {
+/// The shapes of a pre-label offered to the annotator: those at or above the threshold (a
+/// shape without a confidence always is).
+pub fn offered(shapes: &[Shape], threshold: f64) -> Vec<Shape> {
     shapes
         .iter()
-        .map(|s| match s {
-            Shape::Class { confidence, .. }
-            | Shape::Box { confidence, .. }
-            | Shape::Polygon { confidence, .. }
-            | Shape::Span { confidence, .. } => confidence.unwrap_or(1.0),
-        })
-        .fold(1.0, f64::min)
+        .filter(|s| s.confidence().unwrap_or(1.0) >= threshold)
+        .cloned()
+        .collect()
 }
 
 /// The item's pre-label, if one is stored: the model and its shapes.

@@ -1,8 +1,18 @@
-//! Pre-labeling image classes with a registered ONNX model, run with tract. Each image is
-//! resized to the model's input (N × C × H × W, RGB scaled to 0–1, batch 1) and the first output
-//! read as class scores: class i is the project's label i (labels past the model's outputs are
-//! never suggested). Scores that are not already probabilities go through a softmax; the
-//! confidence is the chosen class's share among the project's labels.
+//! Pre-labeling images with a registered ONNX model, run with tract. Each image is resized to
+//! the model's input (N × C × H × W, RGB scaled to 0–1, batch 1); class i is the project's label
+//! i (labels past the model's classes are never suggested).
+//!
+//! Classification projects read the first output as class scores. Scores that are not already
+//! probabilities go through a softmax; the confidence is the chosen class's share among the
+//! project's labels.
+//!
+//! Box and polygon projects read detections in either of the two layouts exporters write:
+//! one output of rows `x1, y1, x2, y2, score, class` (YOLO exported with NMS), or three
+//! outputs — boxes `x1, y1, x2, y2`, scores and classes (torchvision detectors; the classes are
+//! the integer output, or the one named for labels or classes). Coordinates up to 1.5 are read
+//! as fractions of the image, larger ones as pixels of the model's input. Detections under
+//! [`FLOOR`] are dropped and the [`MOST`] likeliest kept; a polygon project gets each box as a
+//! four-cornered polygon.
 
 use std::path::PathBuf;
 
@@ -47,12 +57,9 @@ pub fn prelabel(
     model: &str,
     threshold: f64,
 ) -> Result<Prelabeled> {
-    if !matches!(
-        project.task,
-        Task::ImageClassification | Task::ImageMultiLabel
-    ) {
+    if project.task.asset_kind() != crate::assets::AssetKind::Images {
         return Err(invalid(format!(
-            "ONNX pre-labels are for image classification; {} is {}",
+            "ONNX pre-labels are for image projects; {} is {}",
             project.name,
             project.task.as_str()
         )));
@@ -76,11 +83,17 @@ pub fn prelabel(
             "model {model}: its input is {dims:?}, not N × C × H × W"
         )));
     };
-    let runnable = inference
+    let typed = inference
         .with_input_fact(0, f32::fact([1, channels, height, width]).into())
         .and_then(InferenceModelExt::into_optimized)
-        .and_then(IntoRunnable::into_runnable)
         .map_err(failed)?;
+    let output_names: Vec<String> = typed
+        .output_outlets()
+        .map_err(failed)?
+        .iter()
+        .map(|o| typed.node(o.node).name.clone())
+        .collect();
+    let runnable = typed.into_runnable().map_err(failed)?;
     let files = ws.version_files(project.version_id)?;
     let unlabeled = project::items(
         ws,
@@ -112,6 +125,20 @@ pub fn prelabel(
             })
             .into();
         let outputs = runnable.run(tvec!(input.into())).map_err(failed)?;
+        if matches!(project.task, Task::BoundingBoxes | Task::Polygons) {
+            let rows = detections(&outputs, &output_names)
+                .map_err(|e| invalid(format!("model {model}: {e}")))?;
+            let shapes = detected_shapes(
+                project,
+                &rows,
+                [width as f64, height as f64],
+                [f64::from(file.width), f64::from(file.height)],
+            );
+            if !shapes.is_empty() {
+                predictions.push((item.position, shapes));
+            }
+            continue;
+        }
         let scores: Vec<f32> = outputs[0]
             .to_plain_array_view::<f32>()
             .map_err(failed)?
@@ -153,4 +180,115 @@ pub fn prelabel(
         ));
     }
     super::assist::store(ws, project, &name, &predictions, threshold)
+}
+
+/// The lowest score a detection needs to be kept.
+pub const FLOOR: f32 = 0.05;
+/// The most detections kept per image, likeliest first (as COCO evaluates).
+pub const MOST: usize = 100;
+
+/// Detection rows `x1, y1, x2, y2, score, class` from a model's outputs, in either layout.
+fn detections(outputs: &[TValue], names: &[String]) -> std::result::Result<Vec<[f32; 6]>, String> {
+    let shapes: Vec<Vec<usize>> = outputs.iter().map(|o| o.shape().to_vec()).collect();
+    let floats = |i: usize| -> std::result::Result<Vec<f32>, String> {
+        let cast = outputs[i].cast_to::<f32>().map_err(|e| e.to_string())?;
+        let view = cast
+            .to_plain_array_view::<f32>()
+            .map_err(|e| e.to_string())?;
+        Ok(view.iter().copied().collect())
+    };
+    let last = |i: usize| shapes[i].last().copied();
+    if let Some(i) = (0..outputs.len()).find(|i| shapes[*i].len() >= 2 && last(*i) == Some(6)) {
+        return Ok(floats(i)?
+            .chunks_exact(6)
+            .map(|r| [r[0], r[1], r[2], r[3], r[4], r[5]])
+            .collect());
+    }
+    let neither = || {
+        format!(
+            "its outputs {shapes:?} are neither rows of x1, y1, x2, y2, score, class nor boxes, \
+             scores and classes"
+        )
+    };
+    let boxes = (0..outputs.len())
+        .find(|i| shapes[*i].len() >= 2 && last(*i) == Some(4))
+        .ok_or_else(neither)?;
+    let rest: Vec<usize> = (0..outputs.len()).filter(|i| *i != boxes).collect();
+    let is_integer = |i: &usize| outputs[*i].datum_type().is_integer();
+    let named_for_classes = |i: &usize| {
+        let name = names.get(*i).map(|n| n.to_lowercase()).unwrap_or_default();
+        name.contains("label") || name.contains("class")
+    };
+    let classes = rest
+        .iter()
+        .find(|i| is_integer(i))
+        .or_else(|| rest.iter().find(|i| named_for_classes(i)))
+        .copied()
+        .ok_or_else(neither)?;
+    let scores = rest
+        .iter()
+        .find(|i| **i != classes && !is_integer(i))
+        .copied()
+        .ok_or_else(neither)?;
+    let (boxes, scores, classes) = (floats(boxes)?, floats(scores)?, floats(classes)?);
+    if boxes.len() != scores.len() * 4 || scores.len() != classes.len() {
+        return Err(format!(
+            "{} boxes, {} scores and {} classes do not match",
+            boxes.len() / 4,
+            scores.len(),
+            classes.len()
+        ));
+    }
+    Ok(boxes
+        .chunks_exact(4)
+        .zip(scores.iter().zip(&classes))
+        .map(|(b, (s, c))| [b[0], b[1], b[2], b[3], *s, *c])
+        .collect())
+}
+
+/// The project's shapes for detection rows: in the image's pixels, in the project's labels.
+fn detected_shapes(
+    project: &Project,
+    rows: &[[f32; 6]],
+    input: [f64; 2],
+    image: [f64; 2],
+) -> Vec<Shape> {
+    let mut rows: Vec<&[f32; 6]> = rows
+        .iter()
+        .filter(|r| r[4] >= FLOOR && r[5] >= 0.0 && (r[5] as usize) < project.labels.len())
+        .collect();
+    rows.sort_by(|a, b| b[4].total_cmp(&a[4]));
+    rows.truncate(MOST);
+    let fractions = rows.iter().all(|r| r[..4].iter().all(|v| *v <= 1.5));
+    let scale = if fractions {
+        image
+    } else {
+        [image[0] / input[0], image[1] / input[1]]
+    };
+    rows.into_iter()
+        .map(|r| {
+            let x0 = (f64::from(r[0].min(r[2])) * scale[0]).clamp(0.0, image[0]);
+            let y0 = (f64::from(r[1].min(r[3])) * scale[1]).clamp(0.0, image[1]);
+            let x1 = (f64::from(r[0].max(r[2])) * scale[0]).clamp(0.0, image[0]);
+            let y1 = (f64::from(r[1].max(r[3])) * scale[1]).clamp(0.0, image[1]);
+            let label = project.labels[r[5] as usize].name.clone();
+            let confidence = Some(f64::from(r[4]));
+            if project.task == Task::Polygons {
+                Shape::Polygon {
+                    label,
+                    points: vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
+                    confidence,
+                }
+            } else {
+                Shape::Box {
+                    label,
+                    x: x0,
+                    y: y0,
+                    w: x1 - x0,
+                    h: y1 - y0,
+                    confidence,
+                }
+            }
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! The image under annotation: fitted to the view, zoom (Ctrl+scroll) and pan (scroll, or
 //! middle-drag), boxes drawn by dragging, polygons by clicking vertices (click the first one,
-//! or press C, to close), a selected box's corners dragged to edit, shapes in their label's
-//! colour.
+//! or press C, to close), a selected box's corners or polygon's vertices dragged to edit, shapes
+//! in their label's colour and a model's suggestions dashed.
 
 use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, TextureHandle, Vec2, pos2, vec2};
 use lathe_core::labeling::{Label, Shape};
@@ -11,7 +11,7 @@ use lathe_core::labeling::{Label, Shape};
 pub enum Edit {
     Add(Shape),
     Select(Option<usize>),
-    /// Replace shape `i` (a corner was dragged); `first` is true on the first frame of a drag.
+    /// Replace shape `i` (a handle was dragged); `first` is true on the first frame of a drag.
     Replace {
         index: usize,
         shape: Shape,
@@ -27,8 +27,21 @@ pub struct ImageView {
     drawing: Option<[f32; 2]>,
     /// A polygon's vertices so far.
     pub polygon: Vec<[f64; 2]>,
-    /// The corner of the selected box being dragged (0..4).
+    /// The handle of the selected shape being dragged: a box's corner or a polygon's vertex.
     handle: Option<usize>,
+}
+
+/// What the canvas shows and draws with.
+pub struct Scene<'a> {
+    pub shapes: &'a [Shape],
+    /// A model's pre-label, shown dashed until accepted.
+    pub suggested: &'a [Shape],
+    pub labels: &'a [Label],
+    /// The label new shapes get.
+    pub active: &'a str,
+    /// Clicks add polygon vertices rather than drawing boxes.
+    pub polygons: bool,
+    pub selected: Option<usize>,
 }
 
 pub fn color_of(labels: &[Label], label: &str) -> Color32 {
@@ -43,24 +56,76 @@ fn corners(x: f64, y: f64, w: f64, h: f64) -> [[f64; 2]; 4] {
     [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
 }
 
+/// The points of a shape that can be dragged.
+fn handles(shape: &Shape) -> Vec<[f64; 2]> {
+    match shape {
+        Shape::Box { x, y, w, h, .. } => corners(*x, *y, *w, *h).to_vec(),
+        Shape::Polygon { points, .. } => points.clone(),
+        Shape::Class { .. } | Shape::Span { .. } => Vec::new(),
+    }
+}
+
+/// `shape` with handle `handle` moved to `to`: a box keeps the opposite corner.
+fn moved(shape: &Shape, handle: usize, to: [f64; 2]) -> Option<Shape> {
+    match shape {
+        Shape::Box {
+            label,
+            x,
+            y,
+            w,
+            h,
+            confidence,
+        } => {
+            let opposite = corners(*x, *y, *w, *h)[(handle + 2) % 4];
+            let (x0, x1) = (to[0].min(opposite[0]), to[0].max(opposite[0]));
+            let (y0, y1) = (to[1].min(opposite[1]), to[1].max(opposite[1]));
+            Some(Shape::Box {
+                label: label.clone(),
+                x: x0,
+                y: y0,
+                w: (x1 - x0).max(1.0),
+                h: (y1 - y0).max(1.0),
+                confidence: *confidence,
+            })
+        }
+        Shape::Polygon {
+            label,
+            points,
+            confidence,
+        } => {
+            let mut points = points.clone();
+            *points.get_mut(handle)? = to;
+            Some(Shape::Polygon {
+                label: label.clone(),
+                points,
+                confidence: *confidence,
+            })
+        }
+        Shape::Class { .. } | Shape::Span { .. } => None,
+    }
+}
+
 impl ImageView {
     /// Back to the whole image, for a new item.
     pub fn reset(&mut self) {
         *self = ImageView::default();
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
         texture: &TextureHandle,
         size: [u32; 2],
-        shapes: &[Shape],
-        labels: &[Label],
-        active: &str,
-        polygons: bool,
-        selected: Option<usize>,
+        scene: &Scene,
     ) -> Vec<Edit> {
+        let Scene {
+            shapes,
+            suggested,
+            labels,
+            active,
+            polygons,
+            selected,
+        } = *scene;
         let mut edits = Vec::new();
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
         response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Image canvas"));
@@ -105,55 +170,37 @@ impl ImageView {
             Color32::WHITE,
         );
         let pointer = ui.input(|i| i.pointer.interact_pos());
-        // A selected box's corners can be dragged.
-        let selected_box = selected.and_then(|i| match &shapes.get(i) {
-            Some(Shape::Box { x, y, w, h, .. }) => Some((i, corners(*x, *y, *w, *h))),
-            _ => None,
-        });
+        // A selected shape's handles can be dragged.
+        let selected_handles = selected.and_then(|i| Some((i, handles(shapes.get(i)?))));
         if response.drag_started_by(egui::PointerButton::Primary) {
             // From where the button went down, not where the drag was recognised.
-            let start = ui
+            let down = ui
                 .input(|i| i.pointer.press_origin())
-                .or(response.interact_pointer_pos())
-                .map(to_image);
-            let on_handle = selected_box.and_then(|(_, c)| {
-                let p = response.interact_pointer_pos()?;
-                c.iter()
-                    .position(|corner| to_screen(*corner).distance(p) < 8.0)
-            });
+                .or(response.interact_pointer_pos());
+            let start = down.map(to_image);
+            let on_handle = selected_handles
+                .as_ref()
+                .zip(down)
+                .and_then(|((_, handles), p)| {
+                    handles.iter().position(|h| to_screen(*h).distance(p) < 8.0)
+                });
             match (on_handle, start) {
                 (Some(h), _) => self.handle = Some(h),
                 (None, Some(start)) if !polygons => self.drawing = Some(start),
                 _ => {}
             }
         }
-        if let (Some(corner), Some((index, c)), Some(p)) = (self.handle, selected_box, pointer)
+        if let (Some(handle), Some((index, _)), Some(p)) = (self.handle, &selected_handles, pointer)
             && response.dragged()
         {
-            let moved = to_image(p);
-            let opposite = c[(corner + 2) % 4];
-            let (x0, x1) = (
-                f64::from(moved[0]).min(opposite[0]),
-                f64::from(moved[0]).max(opposite[0]),
-            );
-            let (y0, y1) = (
-                f64::from(moved[1]).min(opposite[1]),
-                f64::from(moved[1]).max(opposite[1]),
-            );
-            if let Some(Shape::Box {
-                label, confidence, ..
-            }) = shapes.get(index)
+            let [x, y] = to_image(p);
+            if let Some(shape) = shapes
+                .get(*index)
+                .and_then(|s| moved(s, handle, [f64::from(x), f64::from(y)]))
             {
                 edits.push(Edit::Replace {
-                    index,
-                    shape: Shape::Box {
-                        label: label.clone(),
-                        x: x0,
-                        y: y0,
-                        w: (x1 - x0).max(1.0),
-                        h: (y1 - y0).max(1.0),
-                        confidence: *confidence,
-                    },
+                    index: *index,
+                    shape,
                     first: response.drag_started(),
                 });
             }
@@ -250,15 +297,6 @@ impl ImageView {
                             color,
                         );
                     }
-                    if Some(i) == selected {
-                        for c in corners(*x, *y, *w, *h) {
-                            painter.rect_filled(
-                                Rect::from_center_size(to_screen(c), Vec2::splat(8.0)),
-                                1.0,
-                                color,
-                            );
-                        }
-                    }
                 }
                 Shape::Polygon { points, .. } => {
                     let screen: Vec<Pos2> = points.iter().map(|p| to_screen(*p)).collect();
@@ -270,6 +308,46 @@ impl ImageView {
                     painter.add(egui::Shape::closed_line(screen, Stroke::new(width, color)));
                 }
                 _ => {}
+            }
+            if Some(i) == selected {
+                for h in handles(shape) {
+                    painter.rect_filled(
+                        Rect::from_center_size(to_screen(h), Vec2::splat(8.0)),
+                        1.0,
+                        color,
+                    );
+                }
+            }
+        }
+        for shape in suggested {
+            let mut outline: Vec<Pos2> = match shape {
+                Shape::Box { x, y, w, h, .. } => corners(*x, *y, *w, *h)
+                    .iter()
+                    .map(|c| to_screen(*c))
+                    .collect(),
+                Shape::Polygon { points, .. } => points.iter().map(|p| to_screen(*p)).collect(),
+                _ => continue,
+            };
+            outline.extend(outline.first().copied());
+            let color = color_for(shape.label());
+            painter.extend(egui::Shape::dashed_line(
+                &outline,
+                Stroke::new(2.0, color),
+                6.0,
+                4.0,
+            ));
+            if let Some(top) = outline.first() {
+                painter.text(
+                    *top + vec2(2.0, -14.0),
+                    egui::Align2::LEFT_TOP,
+                    format!(
+                        "{} {:.2}?",
+                        shape.label(),
+                        shape.confidence().unwrap_or(1.0)
+                    ),
+                    egui::FontId::proportional(12.0),
+                    color,
+                );
             }
         }
         if let (Some(start), Some(p)) = (self.drawing, pointer) {
