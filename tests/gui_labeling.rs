@@ -60,7 +60,7 @@ fn comment_field<'a>(h: &'a Harness<'_, Workbench>) -> Option<egui_kittest::Node
     // The review's comment is the side panel's last field (the assist's model field is above).
     h.query_all_by_role(egui::Role::TextInput)
         .filter(|n| n.rect().left() > 900.0)
-        .last()
+        .next_back()
 }
 
 #[test]
