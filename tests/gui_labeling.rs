@@ -59,8 +59,7 @@ fn pointer(h: &Harness<'_, Workbench>, pos: egui::Pos2, pressed: Option<bool>) {
 fn comment_field<'a>(h: &'a Harness<'_, Workbench>) -> Option<egui_kittest::Node<'a>> {
     // The review's comment is the side panel's last field (the assist's model field is above).
     h.query_all_by_role(egui::Role::TextInput)
-        .filter(|n| n.rect().left() > 900.0)
-        .next_back()
+        .rfind(|n| n.rect().left() > 900.0)
 }
 
 #[test]
