@@ -496,3 +496,60 @@ fn a_polygon_is_clicked_closed_and_its_vertex_dragged() {
     assert!(moved > 5.0, "{points:?}");
     assert!((points[0][1] - points[1][1]).abs() < 1.0, "{points:?}");
 }
+
+#[test]
+fn a_span_is_marked_by_dragging_across_words() {
+    let s = Sandbox::new();
+    let conll = s.file(
+        "ner.conll",
+        b"EU B-ORG\nrejects O\nPeter B-PER\n\nSpokesman O\nPeter O\nBlackburn O\nsaid O\n",
+    );
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    let p = lathe_core::labeling::text_formats::import_file(
+        &mut ws,
+        &conll,
+        lathe_core::labeling::text_formats::Format::Conll,
+        "ner",
+    )
+    .unwrap();
+    let per = p.labels.iter().position(|l| l.name == "PER").unwrap();
+    let mut h = harness(&s);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the project", |h| shows_containing(h, "ner"));
+    h.get_by_label_contains("ner").click();
+    run_until(&mut h, WAIT, "the first text", |h| {
+        h.query_by_label("rejects").is_some()
+    });
+    h.key_press(egui::Key::N);
+    run_until(&mut h, WAIT, "the second text", |h| {
+        h.query_by_label("Blackburn").is_some()
+    });
+    h.key_press(egui::Key::from_name(&(per + 1).to_string()).unwrap());
+    h.step();
+    let from = h.get_by_label("Peter").rect().center();
+    let to = h.get_by_label("Blackburn").rect().center();
+    pointer(&h, from, Some(true));
+    h.step();
+    for t in [0.3, 0.6, 1.0] {
+        pointer(&h, from + (to - from) * t, None);
+        h.step();
+    }
+    pointer(&h, to, Some(false));
+    h.step();
+    h.step();
+    assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
+    h.key_press(egui::Key::Enter);
+    run_until(&mut h, WAIT, "the saved item", |h| {
+        shows_containing(h, "Saved item 2")
+    });
+    let stored = project::latest(&ws, &p, 1).unwrap().unwrap();
+    assert_eq!(
+        stored.shapes,
+        [Shape::Span {
+            label: "PER".into(),
+            start: "Spokesman ".len(),
+            end: "Spokesman Peter Blackburn".len(),
+            confidence: None
+        }]
+    );
+}

@@ -41,8 +41,8 @@ pub struct LabelingPanel {
     active: usize,
     selected: Option<usize>,
     image: ImageView,
-    /// A span being marked: the word it starts at.
-    span_start: Option<(usize, usize)>,
+    /// A span being marked.
+    marking: Option<Marking>,
     comment: String,
     message: Option<Result<String, String>>,
     form: NewProject,
@@ -625,7 +625,7 @@ impl LabelingPanel {
             self.undo.clear();
             self.redo.clear();
             self.selected = None;
-            self.span_start = None;
+            self.marking = None;
             self.accepted = None;
             self.image.reset();
         }
@@ -1019,7 +1019,7 @@ impl LabelingPanel {
             });
         }
         ui.separator();
-        ui.weak("1–9 label · N/P next/previous · Enter submit · Ctrl+Z undo · Delete remove · drag to draw · Ctrl+scroll zoom");
+        ui.weak(shortcuts(project.task));
     }
 
     /// The current item's pre-labeled shapes that clear the threshold, while nothing is drawn
@@ -1085,8 +1085,9 @@ impl LabelingPanel {
         }
     }
 
-    /// The text, word by word: for spans, click a word to start and another to end (snapped to
-    /// whole words); spans show in their label's colour.
+    /// The text, word by word. Spans are marked by dragging across words, or by clicking the
+    /// first word and then the last; either way they snap to whole words and show in their
+    /// label's colour.
     fn text_ui(&mut self, ui: &mut egui::Ui, project: &Project, text: &str) {
         let words = word_bounds(text);
         let spans = project.task == Task::EntitySpans;
@@ -1095,7 +1096,14 @@ impl LabelingPanel {
             .get(self.active)
             .map(|l| l.name.clone())
             .unwrap_or_default();
-        let mut clicked = None;
+        if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+            self.marking = None;
+        }
+        let (mut clicked, mut pressed) = (None, None);
+        let mut rects = Vec::with_capacity(words.len());
+        let marked = self
+            .marking
+            .map(|m| (m.anchor.min(m.to), m.anchor.max(m.to)));
         egui::ScrollArea::vertical().show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 ui.spacing_mut().item_spacing.x = 4.0;
@@ -1112,36 +1120,89 @@ impl LabelingPanel {
                             annotator::color_of(&project.labels, shape.label()).gamma_multiply(0.5),
                         );
                     }
-                    if self.span_start.is_some_and(|(s, _)| s == *start) {
+                    if marked.is_some_and(|(lo, hi)| (lo..=hi).contains(&i)) {
                         rich = rich.underline();
                     }
-                    let response = ui.add(egui::Label::new(rich).sense(egui::Sense::click()));
+                    let response = ui.add(
+                        egui::Label::new(rich)
+                            .selectable(false)
+                            .sense(egui::Sense::click_and_drag()),
+                    );
                     if spans && response.clicked() {
                         clicked = Some(i);
                     }
+                    if spans && response.drag_started() {
+                        pressed = Some(i);
+                    }
+                    rects.push(response.rect);
                 }
             });
         });
-        if let Some(i) = clicked {
-            let (start, end) = words[i];
-            match self.span_start.take() {
-                None => self.span_start = Some((start, end)),
-                Some((first, _)) => {
-                    let (s, e) = (
-                        first.min(start),
-                        end.max(words.iter().find(|w| w.0 == first).map_or(end, |w| w.1)),
-                    );
-                    let span = Shape::Span {
-                        label: active,
-                        start: char_index(text, s),
-                        end: char_index(text, e),
-                        confidence: None,
-                    };
-                    self.change(|shapes| shapes.push(span));
+        if let Some(i) = pressed {
+            self.marking = Some(Marking {
+                anchor: i,
+                to: i,
+                dragging: true,
+            });
+        }
+        let finished = match (&mut self.marking, clicked) {
+            (Some(m), _) if m.dragging => {
+                let (pointer, released) =
+                    ui.input(|i| (i.pointer.hover_pos(), i.pointer.any_released()));
+                if let Some(i) = pointer.and_then(|p| rects.iter().position(|r| r.contains(p))) {
+                    m.to = i;
                 }
+                released
             }
+            (Some(m), Some(i)) => {
+                m.to = i;
+                true
+            }
+            (None, Some(i)) => {
+                self.marking = Some(Marking {
+                    anchor: i,
+                    to: i,
+                    dragging: false,
+                });
+                false
+            }
+            (_, None) => false,
+        };
+        if finished && let Some(m) = self.marking.take() {
+            let (lo, hi) = (m.anchor.min(m.to), m.anchor.max(m.to));
+            let span = Shape::Span {
+                label: active,
+                start: char_index(text, words[lo].0),
+                end: char_index(text, words[hi].1),
+                confidence: None,
+            };
+            self.change(|shapes| shapes.push(span));
         }
     }
+}
+
+/// The keys and gestures of a task's annotator, as a reminder under the side panel.
+fn shortcuts(task: Task) -> String {
+    let drawing = match task {
+        Task::BoundingBoxes => " · drag to draw, drag a corner to resize · Ctrl+scroll zoom",
+        Task::Polygons => {
+            " · click to add vertices, C or the first vertex to close, drag a vertex to move it · Ctrl+scroll zoom"
+        }
+        Task::EntitySpans => " · drag across words (or click the first and the last) to mark",
+        _ => "",
+    };
+    format!(
+        "1–9 label · N/P next/previous · Enter submit · Ctrl+Z undo · Delete remove · A accept suggestion{drawing}"
+    )
+}
+
+/// A span being marked, from word `anchor` to word `to` (either way round).
+#[derive(Debug, Clone, Copy)]
+struct Marking {
+    anchor: usize,
+    to: usize,
+    /// By a drag (it ends on release), not by clicks (it ends on the second click).
+    dragging: bool,
 }
 
 /// Shapes equal but for their confidences.
