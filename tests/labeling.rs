@@ -1258,3 +1258,72 @@ fn a_registered_onnx_detector_prelabels_boxes_and_polygons() {
     s.lathe(&["label", "prelabel", "b", "--model", "squeeze:1"])
         .fails_with("model squeeze:1: its outputs [[1, 1000, 1, 1]] are neither rows");
 }
+
+#[test]
+fn the_label_schema_is_shown_and_changed_from_the_cli() {
+    let s = Sandbox::new();
+    let csv = s.file(
+        "reviews.csv",
+        b"text,label\ngreat,positive\nbad,negative\nfine,positive\n",
+    );
+    s.lathe(&[
+        "label",
+        "import",
+        csv.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--name",
+        "sentiment",
+    ])
+    .ok();
+    let schema = |s: &Sandbox| {
+        s.lathe(&["label", "labels", "sentiment", "--json"])
+            .ok()
+            .json()
+    };
+    let before = schema(&s);
+    assert_eq!(before.as_array().unwrap().len(), 2, "{before}");
+    let changed = s
+        .lathe(&[
+            "label",
+            "labels",
+            "sentiment",
+            "--add",
+            "neutral",
+            "--color",
+            "neutral=#123456",
+            "--hotkey",
+            "positive=9",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let by_name = |v: &Value, name: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(by_name(&changed, "neutral")["color"], "#123456");
+    assert_eq!(by_name(&changed, "neutral")["hotkey"], "3");
+    assert_eq!(by_name(&changed, "positive")["hotkey"], "9");
+    let text = s.lathe(&["label", "labels", "sentiment"]).ok().stdout;
+    assert!(text.contains("3  #123456  neutral"), "{text}");
+    // Refusals name the label and keep the schema as it was.
+    s.lathe(&["label", "labels", "sentiment", "--drop", "positive"])
+        .fails_with("label 'positive' is on 2 shape(s) and cannot be dropped");
+    s.lathe(&["label", "labels", "sentiment", "--color", "nope=#ffffff"])
+        .fails_with("no label 'nope'; the project has negative, positive, neutral");
+    s.lathe(&["label", "labels", "sentiment", "--color", "negative=red"])
+        .fails_with("label 'negative': colour 'red' is not #rrggbb");
+    s.lathe(&["label", "labels", "sentiment", "--hotkey", "negative=9"])
+        .fails_with("labels 'negative' and 'positive' both have hotkey '9'");
+    s.lathe(&["label", "labels", "sentiment", "--hotkey", "negative=0"])
+        .fails_with("label 'negative': hotkey '0' is not a digit 1–9");
+    assert_eq!(schema(&s), changed);
+    s.lathe(&["label", "labels", "sentiment", "--drop", "neutral"])
+        .ok();
+    assert_eq!(schema(&s).as_array().unwrap().len(), 2);
+}

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use lathe_core::Workspace;
 use lathe_core::assets::AssetRef;
 use lathe_core::labeling::project::{self, Filter};
-use lathe_core::labeling::{self, Task, labels_from_names};
+use lathe_core::labeling::{self, Label, Task, labels_from_names};
 
 use crate::cli::{Output, print_json};
 
@@ -75,6 +75,25 @@ pub enum LabelCommand {
         /// The confidence a pre-label needs to be offered to annotators.
         #[arg(long, default_value_t = 0.8)]
         threshold: f64,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Show a project's label schema, or change it: add labels, drop unused ones, set colours
+    /// and hotkeys. The whole change is checked before any of it is kept.
+    Labels {
+        name: String,
+        /// Labels to add (colours from the palette, the next free hotkey), separated by commas.
+        #[arg(long, value_name = "NAMES")]
+        add: Option<String>,
+        /// Labels to drop, separated by commas; a label on any shape cannot be dropped.
+        #[arg(long, value_name = "NAMES")]
+        drop: Option<String>,
+        /// LABEL=#rrggbb, repeatable.
+        #[arg(long, value_name = "LABEL=#RRGGBB")]
+        color: Vec<String>,
+        /// LABEL=1–9, or LABEL=none to free its key; repeatable.
+        #[arg(long, value_name = "LABEL=KEY")]
+        hotkey: Vec<String>,
         #[command(flatten)]
         output: Output,
     },
@@ -207,6 +226,34 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             );
             Ok(())
         }
+        LabelCommand::Labels {
+            name,
+            add,
+            drop,
+            color,
+            hotkey,
+            output,
+        } => {
+            let mut found = project::open(&ws, &name)?;
+            let changes = Changes {
+                add: list(add.as_deref()),
+                drop: list(drop.as_deref()),
+                color: pairs(&color, "--color")?,
+                hotkey: pairs(&hotkey, "--hotkey")?,
+            };
+            if !changes.is_empty() {
+                let labels = changes.apply(&found.labels)?;
+                found = project::update_labels(&ws, &found, &labels)?;
+            }
+            if output.json {
+                return print_json(&found.labels);
+            }
+            for label in &found.labels {
+                let key = label.hotkey.map_or("-".to_owned(), String::from);
+                println!("{key}  {}  {}", label.color, label.name);
+            }
+            Ok(())
+        }
         LabelCommand::Status { name, output } => {
             let projects = match name {
                 Some(name) => vec![project::open(&ws, &name)?],
@@ -254,5 +301,78 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+fn list(text: Option<&str>) -> Vec<String> {
+    text.unwrap_or_default()
+        .split(',')
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// `LABEL=VALUE` arguments as pairs.
+fn pairs(args: &[String], flag: &str) -> Result<Vec<(String, String)>> {
+    args.iter()
+        .map(|a| {
+            a.split_once('=')
+                .map(|(l, v)| (l.trim().to_owned(), v.trim().to_owned()))
+                .with_context(|| format!("{flag} {a}: write LABEL=VALUE"))
+        })
+        .collect()
+}
+
+/// What `lathe label labels` is asked to change in a schema.
+struct Changes {
+    add: Vec<String>,
+    drop: Vec<String>,
+    color: Vec<(String, String)>,
+    hotkey: Vec<(String, String)>,
+}
+
+impl Changes {
+    fn is_empty(&self) -> bool {
+        self.add.is_empty()
+            && self.drop.is_empty()
+            && self.color.is_empty()
+            && self.hotkey.is_empty()
+    }
+
+    /// The schema with the changes made; core checks the result (unique names and keys,
+    /// colours, labels in use).
+    fn apply(&self, labels: &[Label]) -> Result<Vec<Label>> {
+        let known = |name: &str, labels: &[Label]| -> Result<usize> {
+            labels.iter().position(|l| l.name == name).with_context(|| {
+                let names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+                format!("no label '{name}'; the project has {}", names.join(", "))
+            })
+        };
+        let mut out = labels.to_vec();
+        for name in &self.drop {
+            let i = known(name, &out)?;
+            out.remove(i);
+        }
+        for name in &self.add {
+            out.push(labeling::next_label(&out, name));
+        }
+        for (name, color) in &self.color {
+            let i = known(name, &out)?;
+            out[i].color = color.clone();
+        }
+        for (name, key) in &self.hotkey {
+            let i = known(name, &out)?;
+            out[i].hotkey = match key.as_str() {
+                "none" | "" => None,
+                k => {
+                    let mut chars = k.chars();
+                    match (chars.next(), chars.next()) {
+                        (Some(c), None) => Some(c),
+                        _ => anyhow::bail!("--hotkey {name}={k}: a hotkey is one digit 1–9"),
+                    }
+                }
+            };
+        }
+        Ok(out)
     }
 }

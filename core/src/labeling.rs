@@ -114,6 +114,15 @@ pub fn labels_from_names(names: &[String]) -> Vec<Label> {
         .collect()
 }
 
+/// A label to add to a schema: the palette's next colour and the first free hotkey.
+pub fn next_label(labels: &[Label], name: &str) -> Label {
+    Label {
+        name: name.to_owned(),
+        color: PALETTE[labels.len() % PALETTE.len()].to_owned(),
+        hotkey: ('1'..='9').find(|k| labels.iter().all(|l| l.hotkey != Some(*k))),
+    }
+}
+
 /// One annotation on an item. Geometry is in image pixels; spans are character offsets
 /// (end exclusive).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

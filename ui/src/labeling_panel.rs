@@ -312,16 +312,8 @@ impl LabelingPanel {
             }
             ui.horizontal(|ui| {
                 if ui.button("+ Label").clicked() {
-                    let n = draft.len();
-                    let color =
-                        lathe_core::labeling::labels_from_names(&vec![String::new(); n + 1])[n]
-                            .color
-                            .clone();
-                    draft.push(lathe_core::labeling::Label {
-                        name: String::new(),
-                        color,
-                        hotkey: None,
-                    });
+                    let label = lathe_core::labeling::next_label(draft, "");
+                    draft.push(label);
                 }
                 if ui.button("Apply").clicked() {
                     service.send(Command::UpdateLabels {

@@ -202,7 +202,7 @@ pub fn create_with(
 /// `#rrggbb`.
 pub fn update_labels(ws: &Workspace, project: &Project, labels: &[Label]) -> Result<Project> {
     let mut names = std::collections::BTreeSet::new();
-    let mut keys = std::collections::BTreeSet::new();
+    let mut keys = std::collections::BTreeMap::new();
     for label in labels {
         if label.name.trim().is_empty() || !names.insert(label.name.clone()) {
             return Err(invalid(format!(
@@ -210,13 +210,19 @@ pub fn update_labels(ws: &Workspace, project: &Project, labels: &[Label]) -> Res
                 label.name
             )));
         }
-        if let Some(key) = label.hotkey
-            && (!('1'..='9').contains(&key) || !keys.insert(key))
-        {
-            return Err(invalid(format!(
-                "label '{}': hotkey '{key}' is not a free digit 1–9",
-                label.name
-            )));
+        if let Some(key) = label.hotkey {
+            if !('1'..='9').contains(&key) {
+                return Err(invalid(format!(
+                    "label '{}': hotkey '{key}' is not a digit 1–9",
+                    label.name
+                )));
+            }
+            if let Some(other) = keys.insert(key, &label.name) {
+                return Err(invalid(format!(
+                    "labels '{other}' and '{}' both have hotkey '{key}'",
+                    label.name
+                )));
+            }
         }
         let hex = label.color.strip_prefix('#').unwrap_or_default();
         if hex.len() != 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
