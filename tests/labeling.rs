@@ -1327,3 +1327,107 @@ fn the_label_schema_is_shown_and_changed_from_the_cli() {
         .ok();
     assert_eq!(schema(&s).as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn figures_in_colours_never_labeled_are_found_and_told_apart_by_shape() {
+    use lathe_core::labeling::{Shape, assist, project};
+    let s = Sandbox::new();
+    // Every image has its own ink and ground: only contrast and shape carry over.
+    let inks = [
+        [200, 40, 40],
+        [30, 90, 200],
+        [20, 140, 60],
+        [90, 40, 120],
+        [230, 200, 40],
+        [40, 40, 40],
+    ];
+    let grounds = [
+        [240, 240, 235],
+        [250, 220, 230],
+        [200, 220, 250],
+        [235, 250, 220],
+        [60, 60, 90],
+        [210, 200, 180],
+    ];
+    let kinds = ["circle", "square", "triangle"];
+    let mut truth = Vec::new();
+    for i in 0..12 {
+        let kind = kinds[i % 3];
+        let at = [
+            10 + (i as u32 * 23) % 80,
+            8 + (i as u32 * 17) % 50,
+            44 + (i as u32 % 4) * 6,
+        ];
+        s.file(
+            &format!("figures/{i:02}.png"),
+            &lathe_tests::figure(kind, at, inks[i % 6], grounds[(i + i / 6) % 6]),
+        );
+        truth.push((kind, at.map(f64::from)));
+    }
+    s.lathe(&[
+        "data",
+        "import",
+        s.path("data/figures").to_str().unwrap(),
+        "--name",
+        "figures",
+        "--kind",
+        "images",
+    ])
+    .ok();
+    s.lathe(&[
+        "label",
+        "create",
+        "f",
+        "--asset",
+        "figures",
+        "--task",
+        "bounding_boxes",
+        "--labels",
+        "circle,square,triangle",
+    ])
+    .ok();
+    let ws = lathe_core::Workspace::open(s.workspace()).unwrap();
+    let p = project::open(&ws, "f").unwrap();
+    for (position, (kind, [x, y, size])) in truth.iter().enumerate().take(6) {
+        let shape = Shape::Box {
+            label: (*kind).into(),
+            x: *x,
+            y: *y,
+            w: *size,
+            h: *size,
+            confidence: None,
+        };
+        project::submit(&ws, &p, position as i64, "ann", &[shape], "human").unwrap();
+    }
+    let out = s
+        .lathe(&["label", "prelabel", "f", "--threshold", "0.5", "--json"])
+        .ok()
+        .json();
+    assert_eq!(out["items"], 6, "{out}");
+    let mut right = 0;
+    for (position, (kind, [x, y, size])) in truth.iter().enumerate().skip(6) {
+        let (_, shapes) = assist::prediction(&ws, &p, position as i64)
+            .unwrap()
+            .unwrap();
+        let [
+            Shape::Box {
+                label,
+                x: bx,
+                y: by,
+                w,
+                h,
+                ..
+            },
+        ] = &shapes[..]
+        else {
+            panic!("item {position}: one box, not {shapes:?}");
+        };
+        let overlap = lathe_tests::iou([*bx, *by, *w, *h], [*x, *y, *size, *size]);
+        assert!(
+            overlap > 0.8,
+            "item {position}: {shapes:?} for a {kind} at {x},{y} size {size}"
+        );
+        right += usize::from(label == kind);
+    }
+    assert_eq!(right, 6, "every figure gets its shape's label");
+}

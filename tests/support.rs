@@ -153,6 +153,28 @@ pub fn red_rectangle(x: u32, y: u32, w: u32, h: u32) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A 160 × 120 PNG of one figure — `circle`, `square` or `triangle` (pointing up) — filling the
+/// `size`-pixel square at (x, y), in colour `ink` on colour `ground`.
+pub fn figure(kind: &str, [x, y, size]: [u32; 3], ink: [u8; 3], ground: [u8; 3]) -> Vec<u8> {
+    let s = size as f32;
+    let image = image::RgbImage::from_fn(160, 120, |px, py| {
+        let (u, v) = (px as f32 + 0.5 - x as f32, py as f32 + 0.5 - y as f32);
+        let inside = (0.0..s).contains(&u)
+            && (0.0..s).contains(&v)
+            && match kind {
+                "circle" => (u - s / 2.0).powi(2) + (v - s / 2.0).powi(2) <= (s / 2.0).powi(2),
+                "triangle" => (u - s / 2.0).abs() <= v / 2.0,
+                _ => true,
+            };
+        image::Rgb(if inside { ink } else { ground })
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("a PNG encodes");
+    out.into_inner()
+}
+
 /// Intersection over union of two boxes `[x, y, w, h]`.
 pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     let w = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
