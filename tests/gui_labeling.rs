@@ -553,3 +553,21 @@ fn a_span_is_marked_by_dragging_across_words() {
         }]
     );
 }
+
+#[test]
+fn the_demo_workspace_opens_with_projects_ready_to_label() {
+    let s = Sandbox::new();
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    lathe_core::demo::seed(&mut ws).unwrap();
+    lathe_core::demo::seed_labeling(&mut ws).unwrap();
+    let mut h = harness(&s);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the demo projects", |h| {
+        shows_containing(h, "bounding_boxes · 0/24 labeled")
+            && shows_containing(h, "review-sentiment")
+    });
+    h.get_by_label_contains("review-sentiment").click();
+    run_until(&mut h, WAIT, "the first review", |h| {
+        shows_containing(h, "1  positive") && shows_containing(h, "3  neutral")
+    });
+}

@@ -37,7 +37,7 @@ pub enum Command {
     /// Environments that command components run in: register, list.
     #[command(subcommand)]
     Environment(pipeline_cli::EnvironmentCommand),
-    /// Labeling projects: create, import, export, status.
+    /// Labeling projects: create, import, export, prelabel, labels, status.
     #[command(subcommand)]
     Label(label_cli::LabelCommand),
     /// Pipeline jobs (Azure ML CLI v2 YAML): validate, run, export.

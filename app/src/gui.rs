@@ -15,6 +15,7 @@ pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
         .with_context(|| format!("cannot open workspace {}", root.display()))?;
     if is_default && ws.list_assets()?.is_empty() {
         lathe_core::demo::seed(&mut ws).context("cannot seed the demo workspace")?;
+        lathe_core::demo::seed_labeling(&mut ws).context("cannot seed the demo labeling")?;
         lathe_core::demo::seed_tracking(&root).context("cannot seed the demo experiments")?;
         lathe_core::demo::seed_pipelines(&root).context("cannot seed the demo pipeline")?;
     }

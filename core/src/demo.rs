@@ -72,6 +72,37 @@ pub fn seed(ws: &mut Workspace) -> Result<()> {
     Ok(())
 }
 
+/// Starts two demo labeling projects, nothing labeled yet: boxes on the shapes and sentiment of
+/// the reviews (the seeded assets must be there).
+pub fn seed_labeling(ws: &mut Workspace) -> Result<()> {
+    use crate::labeling::{Task, labels_from_names, project};
+    let names = |names: &[&str]| -> Vec<String> { names.iter().map(|n| (*n).to_owned()).collect() };
+    for (name, task, asset, labels) in [
+        (
+            "shapes-boxes",
+            Task::BoundingBoxes,
+            "shapes",
+            names(&["circle", "square", "triangle"]),
+        ),
+        (
+            "review-sentiment",
+            Task::TextClassification,
+            "reviews",
+            names(&["positive", "negative", "neutral"]),
+        ),
+    ] {
+        project::create(
+            ws,
+            name,
+            task,
+            &asset.parse()?,
+            labels_from_names(&labels),
+            1,
+        )?;
+    }
+    Ok(())
+}
+
 /// Logs a demo experiment into the workspace's tracking store: twelve churn-model runs with
 /// params, metric histories, tags, a training log, the customers table as their input, and the
 /// best run's model registered as `churn-classifier@champion`. Values come from a fixed
