@@ -944,7 +944,7 @@ impl LabelingPanel {
             .max_height(240.0)
             .show_rows(ui, row, self.shapes.len(), |ui, rows| {
                 for i in rows {
-                    let text = describe(&self.shapes[i]);
+                    let text = describe_in(&self.shapes[i], view.text.as_deref());
                     ui.horizontal(|ui| {
                         if ui
                             .selectable_label(self.selected == Some(i), text)
@@ -1037,7 +1037,7 @@ impl LabelingPanel {
         ui: &mut egui::Ui,
         service: &Service,
         project: &Project,
-        _view: &ItemView,
+        view: &ItemView,
     ) {
         let model = lathe_core::labeling::assist::baseline_name(project.task);
         ui.separator();
@@ -1068,7 +1068,10 @@ impl LabelingPanel {
         if let Some((model, shapes)) = self.suggestion() {
             let text: Vec<String> = shapes
                 .iter()
-                .map(|s| format!("{} ({:.2})", describe(s), s.confidence().unwrap_or(1.0)))
+                .map(|s| {
+                    let shown = describe_in(s, view.text.as_deref());
+                    format!("{shown} ({:.2})", s.confidence().unwrap_or(1.0))
+                })
                 .collect();
             ui.label(format!("Suggested by {model}: {}", text.join(", ")));
             if ui.button("Accept suggestion").on_hover_text("A").clicked() {
@@ -1236,6 +1239,28 @@ fn relabel(shape: &mut Shape, name: &str) {
         | Shape::Span { label, .. } => {
             *label = name.to_owned();
         }
+    }
+}
+
+/// A shape as the side panel lists it: a span by its words when the text is at hand.
+fn describe_in(shape: &Shape, text: Option<&str>) -> String {
+    match (shape, text) {
+        (
+            Shape::Span {
+                label, start, end, ..
+            },
+            Some(text),
+        ) => {
+            let words: String = text.chars().skip(*start).take(end - start).collect();
+            let shown: String = words.chars().take(40).collect();
+            let more = if words.chars().count() > 40 {
+                "…"
+            } else {
+                ""
+            };
+            format!("{label}  \u{201c}{shown}{more}\u{201d}")
+        }
+        _ => describe(shape),
     }
 }
 
