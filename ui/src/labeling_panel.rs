@@ -230,6 +230,11 @@ impl LabelingPanel {
         self.projects = None;
     }
 
+    /// Reads the project list again (and the open project's counts with it).
+    pub fn reload_projects(&mut self) {
+        self.projects = None;
+    }
+
     fn is_current(&self, project: &str) -> bool {
         self.project.as_ref().is_some_and(|p| p.name == project)
     }

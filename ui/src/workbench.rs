@@ -162,7 +162,14 @@ impl Workbench {
                     (Section::Labeling, "Labeling"),
                     (Section::Pipelines, "Pipelines"),
                 ] {
-                    ui.selectable_value(&mut self.section, section, label);
+                    if ui
+                        .selectable_value(&mut self.section, section, label)
+                        .clicked()
+                        && section == Section::Labeling
+                    {
+                        // Projects may have been made from the CLI meanwhile.
+                        self.labeling.reload_projects();
+                    }
                 }
                 ui.separator();
                 if ui.button("Import files…").on_hover_text("Ctrl+O").clicked() {

@@ -369,7 +369,10 @@ impl Region {
                 .collect();
             return Shape::Polygon {
                 label,
-                points: convex_hull(corners).into_iter().map(scale).collect(),
+                points: simplified(convex_hull(corners))
+                    .into_iter()
+                    .map(scale)
+                    .collect(),
                 confidence,
             };
         }
@@ -421,6 +424,26 @@ fn regions(grid: &Grid, posterior: &[f32]) -> Vec<Region> {
     out
 }
 
+/// A closed outline without the corners that bend it by under a pixel: a pixel staircase
+/// along a straight edge becomes that edge.
+fn simplified(mut points: Vec<[f64; 2]>) -> Vec<[f64; 2]> {
+    let off_line = |a: [f64; 2], p: [f64; 2], b: [f64; 2]| {
+        let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+        ((p[0] - a[0]) * dy - (p[1] - a[1]) * dx).abs() / dx.hypot(dy).max(f64::EPSILON)
+    };
+    let mut i = 0;
+    while points.len() > 3 && i < points.len() {
+        let n = points.len();
+        if off_line(points[(i + n - 1) % n], points[i], points[(i + 1) % n]) < 0.75 {
+            points.remove(i);
+            i = i.saturating_sub(1);
+        } else {
+            i += 1;
+        }
+    }
+    points
+}
+
 /// Andrew's monotone chain: the hull's corners, counter-clockwise in image coordinates.
 fn convex_hull(mut points: Vec<[f64; 2]>) -> Vec<[f64; 2]> {
     points.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
@@ -463,6 +486,27 @@ mod tests {
             [0.0, 1.0],
         ]);
         assert_eq!(hull, [[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]]);
+    }
+
+    #[test]
+    fn a_staircase_along_an_edge_simplifies_to_the_edge() {
+        // A right triangle traced in unit steps along its hypotenuse.
+        let mut outline = vec![[0.0, 0.0], [0.0, 10.0], [10.0, 10.0]];
+        outline.extend((1..10).rev().map(|i| [f64::from(i), f64::from(i)]));
+        let hull = convex_hull(outline.clone());
+        assert_eq!(simplified(hull), [[0.0, 0.0], [10.0, 10.0], [0.0, 10.0]]);
+        let jagged: Vec<[f64; 2]> = (0..10)
+            .flat_map(|i| {
+                let i = f64::from(i);
+                [[i, i], [i + 1.0, i]]
+            })
+            .chain([[10.0, 10.0], [0.0, 10.0]])
+            .collect();
+        // Its steps' outer corners stand under a pixel off the diagonal: they go too.
+        assert_eq!(
+            simplified(convex_hull(jagged)),
+            [[0.0, 0.0], [10.0, 10.0], [0.0, 10.0]]
+        );
     }
 
     #[test]

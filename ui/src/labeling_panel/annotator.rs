@@ -336,9 +336,13 @@ impl ImageView {
                 6.0,
                 4.0,
             ));
-            if let Some(top) = outline.first() {
+            // Named above the outline's top-left, where a box names its label.
+            let top_left = outline
+                .iter()
+                .fold(Pos2::new(f32::MAX, f32::MAX), |a, p| a.min(*p));
+            if !outline.is_empty() {
                 painter.text(
-                    *top + vec2(2.0, -14.0),
+                    top_left + vec2(2.0, -14.0),
                     egui::Align2::LEFT_TOP,
                     format!(
                         "{} {:.2}?",
