@@ -655,6 +655,14 @@ fn box_and_polygon_projects_are_prelabeled_by_colour_regions() {
             };
             project::submit(&ws, &project, position as i64, "ann", &[shape], "human").unwrap();
         }
+        // Cancelled, it stores nothing.
+        let cancelled = lathe_core::jobs::Progress::default();
+        cancelled.cancel();
+        assert!(matches!(
+            assist::prelabel(&ws, &project, 0.9, &cancelled),
+            Err(lathe_core::Error::Cancelled)
+        ));
+        assert_eq!(assist::prediction(&ws, &project, 2).unwrap(), None);
         let out = s
             .lathe(&["label", "prelabel", name, "--threshold", "0.9", "--json"])
             .ok()

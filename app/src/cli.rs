@@ -295,7 +295,7 @@ fn print_profile(v: &AssetVersion, p: &TableProfile) {
 
 /// Runs `work` on a scoped thread while this one draws its progress on stderr (when it is a
 /// terminal); Ctrl-C ends the process, and an unfinished import leaves nothing behind.
-fn with_progress<T: Send>(
+pub fn with_progress<T: Send>(
     ws: &mut Workspace,
     work: impl FnOnce(&mut Workspace, &Progress) -> lathe_core::Result<T> + Send,
 ) -> Result<T> {

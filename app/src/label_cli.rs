@@ -10,7 +10,7 @@ use lathe_core::assets::AssetRef;
 use lathe_core::labeling::project::{self, Filter};
 use lathe_core::labeling::{self, Label, Task, labels_from_names};
 
-use crate::cli::{Output, print_json};
+use crate::cli::{Output, print_json, with_progress};
 
 #[derive(Debug, Subcommand)]
 pub enum LabelCommand {
@@ -208,15 +208,16 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             output,
         } => {
             let found = project::open(&ws, &name)?;
-            let done = match model {
-                Some(model) => {
-                    let tracking = lathe_core::tracking::Tracking::open(root)?;
-                    lathe_core::labeling::onnx_assist::prelabel(
-                        &ws, &tracking, &found, &model, threshold,
-                    )?
-                }
-                None => lathe_core::labeling::assist::prelabel(&ws, &found, threshold)?,
+            let tracking = match &model {
+                Some(_) => Some(lathe_core::tracking::Tracking::open(root)?),
+                None => None,
             };
+            let done = with_progress(&mut ws, |ws, progress| match (&model, &tracking) {
+                (Some(model), Some(tracking)) => lathe_core::labeling::onnx_assist::prelabel(
+                    ws, tracking, &found, model, threshold, progress,
+                ),
+                _ => lathe_core::labeling::assist::prelabel(ws, &found, threshold, progress),
+            })?;
             if output.json {
                 return print_json(&done);
             }

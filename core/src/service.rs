@@ -483,7 +483,19 @@ impl Service {
                 project,
                 threshold,
                 model,
-            } => self.read(move |s| labeling::prelabel(s, &project, threshold, model.as_deref())),
+            } => shared
+                .clone()
+                .run_job(format!("Pre-labeling {project}"), move |ws, progress| {
+                    let event = labeling::prelabel(
+                        &shared,
+                        ws,
+                        &project,
+                        threshold,
+                        model.as_deref(),
+                        progress,
+                    );
+                    shared.emit(event);
+                }),
             Command::ReviewItem {
                 project,
                 position,

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::project::{self, Filter, Project, Status};
 use super::{Shape, Task};
+use crate::jobs::Progress;
 use crate::workspace::Workspace;
 use crate::{Error, Result};
 
@@ -34,8 +35,14 @@ pub struct Prelabeled {
     pub confident: usize,
 }
 
-/// Trains the project's baseline on its labeled items and pre-labels the unlabeled ones.
-pub fn prelabel(ws: &Workspace, project: &Project, threshold: f64) -> Result<Prelabeled> {
+/// Trains the project's baseline on its labeled items and pre-labels the unlabeled ones. A
+/// cancelled run keeps the pre-labels stored before it.
+pub fn prelabel(
+    ws: &Workspace,
+    project: &Project,
+    threshold: f64,
+    progress: &Progress,
+) -> Result<Prelabeled> {
     let model = baseline_name(project.task);
     let labeled = project::latest_all(ws, project)?;
     if labeled.is_empty() {
@@ -86,7 +93,10 @@ pub fn prelabel(ws: &Workspace, project: &Project, threshold: f64) -> Result<Pre
                 Ok(colour_features(&thumb))
             };
             let mut centroids: BTreeMap<String, (Vec<f32>, f32)> = BTreeMap::new();
+            progress.start_stage("Learning from the labeled images", labeled.len() as u64);
             for s in &labeled {
+                progress.check()?;
+                progress.advance(1);
                 let Some(label) = s.shapes.first().map(Shape::label) else {
                     continue;
                 };
@@ -102,7 +112,10 @@ pub fn prelabel(ws: &Workspace, project: &Project, threshold: f64) -> Result<Pre
                 .map(|(l, (sum, n))| (l, sum.into_iter().map(|v| v / n).collect()))
                 .collect();
             let mut out = Vec::new();
+            progress.start_stage("Pre-labeling", unlabeled.len() as u64);
             for item in &unlabeled {
+                progress.check()?;
+                progress.advance(1);
                 let f = features(item.position)?;
                 let distances: Vec<f32> = centroids
                     .iter()
@@ -171,7 +184,7 @@ pub fn prelabel(ws: &Workspace, project: &Project, threshold: f64) -> Result<Pre
                 .collect()
         }
         Task::BoundingBoxes | Task::Polygons => {
-            super::regions::predict(ws, project, &labeled, &unlabeled)?
+            super::regions::predict(ws, project, &labeled, &unlabeled, progress)?
         }
     };
     store(ws, project, model, &predictions, threshold)

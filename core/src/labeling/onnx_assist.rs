@@ -23,6 +23,7 @@ use super::assist::Prelabeled;
 use super::project::{self, Filter, Project, Status};
 use super::{Shape, Task, invalid};
 use crate::Result;
+use crate::jobs::Progress;
 use crate::tracking::Tracking;
 use crate::tracking::api::ARTIFACTS_SCHEME;
 use crate::workspace::Workspace;
@@ -56,6 +57,7 @@ pub fn prelabel(
     project: &Project,
     model: &str,
     threshold: f64,
+    progress: &Progress,
 ) -> Result<Prelabeled> {
     if project.task.asset_kind() != crate::assets::AssetKind::Images {
         return Err(invalid(format!(
@@ -105,7 +107,10 @@ pub fn prelabel(
     )?;
     let name = format!("model:{model}");
     let mut predictions = Vec::new();
+    progress.start_stage("Pre-labeling", unlabeled.len() as u64);
     for item in &unlabeled {
+        progress.check()?;
+        progress.advance(1);
         let file = &files[item.position as usize];
         // Blobs have no extension: the format is read from the bytes.
         let image = image::ImageReader::open(ws.blobs().path(&file.blob_hash))

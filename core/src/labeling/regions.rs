@@ -18,6 +18,7 @@ use super::project::{Item, Project, Submission};
 use super::{Shape, Task};
 use crate::Result;
 use crate::assets::VersionFile;
+use crate::jobs::Progress;
 use crate::workspace::Workspace;
 
 /// The long side of the copy each image is read at.
@@ -174,13 +175,17 @@ pub fn predict(
     project: &Project,
     labeled: &[Submission],
     unlabeled: &[Item],
+    progress: &Progress,
 ) -> Result<Vec<(i64, Vec<Shape>)>> {
     let files = ws.version_files(project.version_id)?;
     let labels: Vec<String> = project.labels.iter().map(|l| l.name.clone()).collect();
     // Stage 1 from every labeled pixel.
     let mut pixels = PixelModel::new();
     let mut training = Vec::new();
+    progress.start_stage("Learning from the labeled images", labeled.len() as u64);
     for submission in labeled {
+        progress.check()?;
+        progress.advance(1);
         let Some(file) = files.get(submission.position as usize) else {
             continue;
         };
@@ -214,7 +219,10 @@ pub fn predict(
     };
     let centroids = Centroids::fit(&described);
     let mut out = Vec::new();
+    progress.start_stage("Pre-labeling", unlabeled.len() as u64);
     for item in unlabeled {
+        progress.check()?;
+        progress.advance(1);
         let Some(file) = files.get(item.position as usize) else {
             continue;
         };

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{Event, Reply, Shared};
 use crate::assets::{Asset, AssetKind};
 use crate::images::{self, Thumbnail};
+use crate::jobs::Progress;
 use crate::labeling::project::{self, Filter, Item, Project, Stats, Submission};
 use crate::labeling::{Extent, Shape, Task, labels_from_names};
 use crate::workspace::Workspace;
@@ -139,16 +140,20 @@ pub(super) fn submit(
     }
 }
 
-pub(super) fn prelabel(shared: &Shared, name: &str, threshold: f64, model: Option<&str>) -> Event {
-    let result = Workspace::open(&shared.root).and_then(|ws| {
-        let p = project::open(&ws, name)?;
-        match model {
-            Some(model) => {
-                let tracking = shared.tracking().map_err(crate::Error::Label)?;
-                crate::labeling::onnx_assist::prelabel(&ws, tracking, &p, model, threshold)
-            }
-            None => crate::labeling::assist::prelabel(&ws, &p, threshold),
+pub(super) fn prelabel(
+    shared: &Shared,
+    ws: &Workspace,
+    name: &str,
+    threshold: f64,
+    model: Option<&str>,
+    progress: &Progress,
+) -> Event {
+    let result = project::open(ws, name).and_then(|p| match model {
+        Some(model) => {
+            let tracking = shared.tracking().map_err(crate::Error::Label)?;
+            crate::labeling::onnx_assist::prelabel(ws, tracking, &p, model, threshold, progress)
         }
+        None => crate::labeling::assist::prelabel(ws, &p, threshold, progress),
     });
     Event::Prelabeled {
         project: name.to_owned(),
