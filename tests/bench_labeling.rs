@@ -1,7 +1,8 @@
 //! The labeling benchmark: showing the next 12-megapixel JPEG with prefetch (and what decoding
 //! one costs, which prefetch hides), the annotator's frame time with 10,000 boxes on one image,
 //! and exporting 100,000 labeled items (time and the exporting process's peak memory, against
-//! writing the same CSV straight from memory).
+//! writing the same CSV straight from memory), and pre-labeling boxes with the built-in
+//! colour-regions baseline (per image, on 1280 × 960 JPEGs).
 //!
 //! `cargo bench -p lathe-tests --bench labeling` (LATHE_BENCH_ITEMS for another export size).
 //! Targets: next image under 50 ms, frames under 16 ms. A benchmark, not a test.
@@ -31,6 +32,65 @@ fn main() {
     next_image(dir.path());
     many_shapes(dir.path());
     export(dir.path());
+    prelabel_boxes(dir.path());
+}
+
+/// The boxes baseline over 100 photos of figures: 12 labeled, 88 pre-labeled.
+fn prelabel_boxes(root: &Path) {
+    let folder = root.join("figures");
+    std::fs::create_dir_all(&folder).unwrap();
+    let kinds = ["circle", "square", "triangle"];
+    let mut truth = Vec::new();
+    for i in 0..100u32 {
+        let kind = kinds[i as usize % 3];
+        let at = [10 + (i * 23) % 80, 8 + (i * 17) % 50, 44 + (i % 4) * 6];
+        let ink = [
+            (40 + i * 37 % 180) as u8,
+            (30 + i * 53 % 160) as u8,
+            (50 + i * 71 % 170) as u8,
+        ];
+        let png = lathe_tests::figure(kind, at, ink, [235, 235, 225]);
+        image::load_from_memory(&png)
+            .unwrap()
+            .resize_exact(1280, 960, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+            .save(folder.join(format!("figure-{i:03}.jpg")))
+            .unwrap();
+        truth.push((kind, at.map(|v| f64::from(v) * 8.0)));
+    }
+    let mut ws = Workspace::open(root.join("ws-figures")).unwrap();
+    import_images(&mut ws, &folder, "figures");
+    let p = project::create(
+        &mut ws,
+        "figures",
+        Task::BoundingBoxes,
+        &"figures".parse().unwrap(),
+        labels_from_names(&kinds.map(String::from)),
+        1,
+    )
+    .unwrap();
+    for (position, (kind, [x, y, size])) in truth.iter().enumerate().take(12) {
+        let shape = Shape::rectangle(p.task, (*kind).into(), [*x, *y, x + size, y + size], None);
+        project::submit(&ws, &p, position as i64, "bench", &[shape], "human").unwrap();
+    }
+    let start = Instant::now();
+    let done = lathe_core::labeling::assist::prelabel(&ws, &p, 0.5, &Progress::default()).unwrap();
+    let took = start.elapsed();
+    let mut right = 0;
+    for (position, (kind, _)) in truth.iter().enumerate().skip(12) {
+        if let Some((_, shapes)) =
+            lathe_core::labeling::assist::prediction(&ws, &p, position as i64).unwrap()
+        {
+            right += usize::from(shapes.len() == 1 && shapes[0].label() == *kind);
+        }
+    }
+    println!(
+        "pre-labeling boxes with {}: 100 JPEGs (1280 × 960; 12 labeled) in {:.2} s — {:.1} ms an image, reading each included; {} of 88 given exactly one box of the right label",
+        done.model,
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1e3 / 100.0,
+        right
+    );
 }
 
 fn import_images(ws: &mut Workspace, folder: &Path, name: &str) {

@@ -56,6 +56,24 @@ fn pointer(h: &Harness<'_, Workbench>, pos: egui::Pos2, pressed: Option<bool>) {
     }
 }
 
+/// Pre-labels the open project (one item is left), shows that item's suggestion, takes it with A
+/// and submits it.
+fn prelabel_and_accept(h: &mut Harness<'_, Workbench>, suggested: &str, saved: &str) {
+    h.get_by_label("Pre-label unlabeled items").click();
+    run_until(h, WAIT, "the pre-labels", |h| {
+        shows_containing(h, "pre-labeled 1 item(s)")
+    });
+    h.get_by_label("unlabeled").click();
+    run_until(h, WAIT, "the suggestion", |h| {
+        shows_containing(h, suggested)
+    });
+    h.key_press(egui::Key::A);
+    h.step();
+    assert!(shows_containing(h, "Shapes (1)"), "{}", visible_text(h));
+    h.key_press(egui::Key::Enter);
+    run_until(h, WAIT, "the saved item", |h| shows_containing(h, saved));
+}
+
 fn comment_field<'a>(h: &'a Harness<'_, Workbench>) -> Option<egui_kittest::Node<'a>> {
     // The review's comment is the side panel's last field (the assist's model field is above).
     h.query_all_by_role(egui::Role::TextInput)
@@ -230,21 +248,11 @@ fn a_baseline_suggestion_is_accepted_with_a_key_and_credited() {
     run_until(&mut h, WAIT, "the first text", |h| {
         shows_containing(h, "great")
     });
-    h.get_by_label("Pre-label unlabeled items").click();
-    run_until(&mut h, WAIT, "the pre-labels", |h| {
-        shows_containing(h, "pre-labeled 1 item(s)")
-    });
-    h.get_by_label("unlabeled").click();
-    run_until(&mut h, WAIT, "the suggestion", |h| {
-        shows_containing(h, "Suggested by baseline:naive-bayes: positive")
-    });
-    h.key_press(egui::Key::A);
-    h.step();
-    assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
-    h.key_press(egui::Key::Enter);
-    run_until(&mut h, WAIT, "the saved item", |h| {
-        shows_containing(h, "Saved item 5")
-    });
+    prelabel_and_accept(
+        &mut h,
+        "Suggested by baseline:naive-bayes: positive",
+        "Saved item 5",
+    );
     let stored = project::latest(&ws, &p, 4).unwrap().unwrap();
     assert_eq!(stored.source, "model:baseline:naive-bayes");
 }
@@ -360,16 +368,7 @@ fn red_rectangles() -> (Sandbox, [[f64; 4]; 3]) {
             &lathe_tests::red_rectangle(*x, *y, *w, *h),
         );
     }
-    s.lathe(&[
-        "data",
-        "import",
-        s.path("data/rects").to_str().unwrap(),
-        "--name",
-        "rects",
-        "--kind",
-        "images",
-    ])
-    .ok();
+    s.import_images("rects", "rects");
     (s, truth.map(|b| b.map(f64::from)))
 }
 
@@ -387,14 +386,7 @@ fn a_suggested_box_is_shown_accepted_and_credited() {
     )
     .unwrap();
     for (position, [x, y, w, h]) in truth.iter().enumerate().take(2) {
-        let shape = Shape::Box {
-            label: "red".into(),
-            x: *x,
-            y: *y,
-            w: *w,
-            h: *h,
-            confidence: None,
-        };
+        let shape = Shape::rectangle(p.task, "red".into(), [*x, *y, x + w, y + h], None);
         project::submit(&ws, &p, position as i64, "ann", &[shape], "human").unwrap();
     }
     let mut h = harness(&s);
@@ -406,21 +398,11 @@ fn a_suggested_box_is_shown_accepted_and_credited() {
     run_until(&mut h, WAIT, "the first image", |h| {
         h.query_by_label("Image canvas").is_some()
     });
-    h.get_by_label("Pre-label unlabeled items").click();
-    run_until(&mut h, WAIT, "the pre-labels", |h| {
-        shows_containing(h, "pre-labeled 1 item(s)")
-    });
-    h.get_by_label("unlabeled").click();
-    run_until(&mut h, WAIT, "the suggestion", |h| {
-        shows_containing(h, "Suggested by baseline:colour-regions: red")
-    });
-    h.key_press(egui::Key::A);
-    h.step();
-    assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
-    h.key_press(egui::Key::Enter);
-    run_until(&mut h, WAIT, "the saved item", |h| {
-        shows_containing(h, "Saved item 3")
-    });
+    prelabel_and_accept(
+        &mut h,
+        "Suggested by baseline:colour-regions: red",
+        "Saved item 3",
+    );
     let stored = project::latest(&ws, &p, 2).unwrap().unwrap();
     assert_eq!(stored.source, "model:baseline:colour-regions");
     let [Shape::Box { x, y, w, h, .. }] = stored.shapes.as_slice() else {

@@ -566,13 +566,10 @@ fn voc_files_import_export_and_import_again_unchanged() {
     .fails_with("falls outside the 335 × 500 image");
 }
 
-#[test]
-fn a_text_project_is_prelabeled_by_its_baseline() {
+/// A sandbox with the text project `sentiment` imported from a `text,label` CSV.
+fn sentiment(csv: &[u8]) -> Sandbox {
     let s = Sandbox::new();
-    let csv = s.file(
-        "reviews.csv",
-        b"text,label\ngreat product love it,positive\nbroke after a day,negative\nlove the colour,positive\nstopped working,negative\ni love it so much,\nit broke again,\n",
-    );
+    let csv = s.file("reviews.csv", csv);
     s.lathe(&[
         "label",
         "import",
@@ -583,6 +580,12 @@ fn a_text_project_is_prelabeled_by_its_baseline() {
         "sentiment",
     ])
     .ok();
+    s
+}
+
+#[test]
+fn a_text_project_is_prelabeled_by_its_baseline() {
+    let s = sentiment(b"text,label\ngreat product love it,positive\nbroke after a day,negative\nlove the colour,positive\nstopped working,negative\ni love it so much,\nit broke again,\n");
     let out = s
         .lathe(&[
             "label",
@@ -616,16 +619,7 @@ fn box_and_polygon_projects_are_prelabeled_by_colour_regions() {
             &lathe_tests::red_rectangle(*x, *y, *w, *h),
         );
     }
-    s.lathe(&[
-        "data",
-        "import",
-        s.path("data/shapes").to_str().unwrap(),
-        "--name",
-        "shapes",
-        "--kind",
-        "images",
-    ])
-    .ok();
+    s.import_images("shapes", "shapes");
     for (name, task) in [("b", "bounding_boxes"), ("p", "polygons")] {
         s.lathe(&[
             "label", "create", name, "--asset", "shapes", "--task", task, "--labels", "red",
@@ -637,22 +631,7 @@ fn box_and_polygon_projects_are_prelabeled_by_colour_regions() {
         let project = project::open(&ws, name).unwrap();
         for (position, [x, y, w, h]) in truth.iter().enumerate().take(2) {
             let (x, y, w, h) = (f64::from(*x), f64::from(*y), f64::from(*w), f64::from(*h));
-            let shape = if task == "polygons" {
-                Shape::Polygon {
-                    label: "red".into(),
-                    points: vec![[x, y], [x + w, y], [x + w, y + h], [x, y + h]],
-                    confidence: None,
-                }
-            } else {
-                Shape::Box {
-                    label: "red".into(),
-                    x,
-                    y,
-                    w,
-                    h,
-                    confidence: None,
-                }
-            };
+            let shape = Shape::rectangle(project.task, "red".into(), [x, y, x + w, y + h], None);
             project::submit(&ws, &project, position as i64, "ann", &[shape], "human").unwrap();
         }
         // Cancelled, it stores nothing.
@@ -725,6 +704,25 @@ fn labels_become_a_table_data_asset_that_names_its_project() {
         again.contains("unchanged: data asset boxes-labels:1"),
         "{again}"
     );
+    let out = s.path("boxes.json");
+    let report = s
+        .lathe(&[
+            "label",
+            "export",
+            "boxes",
+            "--asset",
+            "boxes-labels",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(report["created"], false, "{report}");
+    assert_eq!(report["asset"]["version"], 1, "{report}");
+    assert_eq!(report["format"], "coco", "{report}");
+    assert_eq!(report["written"], 1, "{report}");
+    assert!(out.is_file());
     let shown = s
         .lathe(&["data", "show", "boxes-labels:1", "--json"])
         .ok()
@@ -750,16 +748,7 @@ fn label_studio_exports_import_and_export_again() {
     for name in ["image1", "image2"] {
         s.file(&format!("ls/{name}.png"), &lathe_tests::png(280, 280));
     }
-    s.lathe(&[
-        "data",
-        "import",
-        s.path("data/ls").to_str().unwrap(),
-        "--name",
-        "cells",
-        "--kind",
-        "images",
-    ])
-    .ok();
+    s.import_images("ls", "cells");
     let out = s
         .lathe(&[
             "label",
@@ -1184,16 +1173,7 @@ fn a_registered_onnx_detector_prelabels_boxes_and_polygons() {
             &lathe_tests::red_rectangle(*x, *y, *w, *h),
         );
     }
-    s.lathe(&[
-        "data",
-        "import",
-        s.path("data/shapes").to_str().unwrap(),
-        "--name",
-        "shapes",
-        "--kind",
-        "images",
-    ])
-    .ok();
+    s.import_images("shapes", "shapes");
     for (model, layout) in [
         ("rows", red_detector::Layout::Rows),
         ("separate", red_detector::Layout::Separate),
@@ -1269,21 +1249,7 @@ fn a_registered_onnx_detector_prelabels_boxes_and_polygons() {
 
 #[test]
 fn the_label_schema_is_shown_and_changed_from_the_cli() {
-    let s = Sandbox::new();
-    let csv = s.file(
-        "reviews.csv",
-        b"text,label\ngreat,positive\nbad,negative\nfine,positive\n",
-    );
-    s.lathe(&[
-        "label",
-        "import",
-        csv.to_str().unwrap(),
-        "--format",
-        "csv",
-        "--name",
-        "sentiment",
-    ])
-    .ok();
+    let s = sentiment(b"text,label\ngreat,positive\nbad,negative\nfine,positive\n");
     let schema = |s: &Sandbox| {
         s.lathe(&["label", "labels", "sentiment", "--json"])
             .ok()
@@ -1372,16 +1338,7 @@ fn figures_in_colours_never_labeled_are_found_and_told_apart_by_shape() {
         );
         truth.push((kind, at.map(f64::from)));
     }
-    s.lathe(&[
-        "data",
-        "import",
-        s.path("data/figures").to_str().unwrap(),
-        "--name",
-        "figures",
-        "--kind",
-        "images",
-    ])
-    .ok();
+    s.import_images("figures", "figures");
     s.lathe(&[
         "label",
         "create",
@@ -1397,14 +1354,7 @@ fn figures_in_colours_never_labeled_are_found_and_told_apart_by_shape() {
     let ws = lathe_core::Workspace::open(s.workspace()).unwrap();
     let p = project::open(&ws, "f").unwrap();
     for (position, (kind, [x, y, size])) in truth.iter().enumerate().take(6) {
-        let shape = Shape::Box {
-            label: (*kind).into(),
-            x: *x,
-            y: *y,
-            w: *size,
-            h: *size,
-            confidence: None,
-        };
+        let shape = Shape::rectangle(p.task, (*kind).into(), [*x, *y, x + size, y + size], None);
         project::submit(&ws, &p, position as i64, "ann", &[shape], "human").unwrap();
     }
     let out = s

@@ -105,6 +105,14 @@ impl Sandbox {
         self.dir.path().join(name)
     }
 
+    /// Imports the sandbox's data folder `folder` as the image asset `name`.
+    pub fn import_images(&self, folder: &str, name: &str) {
+        let path = self.path("data").join(folder);
+        let path = path.to_str().expect("a UTF-8 path");
+        self.lathe(&["data", "import", path, "--name", name, "--kind", "images"])
+            .ok();
+    }
+
     pub fn lathe(&self, args: &[&str]) -> Run {
         let output: Output = Command::new(lathe_bin())
             .arg("--workspace")

@@ -61,6 +61,8 @@ pub enum LabelCommand {
         /// the project and the labeled asset as its source.
         #[arg(long, value_name = "NAME")]
         asset: Option<String>,
+        #[command(flatten)]
+        output: Output,
     },
     /// Pre-label the unlabeled items with the project's built-in baseline, trained on the
     /// items labeled so far (naive Bayes for text classes, nearest centroid for image classes,
@@ -181,24 +183,39 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             format,
             out,
             asset,
+            output,
         } => {
             let found = project::open(&ws, &name)?;
+            let mut report = serde_json::Map::new();
             if let Some(asset) = asset {
                 let (version, created) =
                     lathe_core::labeling::dataset::export_asset(&mut ws, &found, &asset)?;
-                println!(
-                    "{} data asset {} ({} rows) from project {name}",
-                    if created { "recorded" } else { "unchanged:" },
-                    version.reference(),
-                    version.item_count
-                );
+                if !output.json {
+                    println!(
+                        "{} data asset {} ({} rows) from project {name}",
+                        if created { "recorded" } else { "unchanged:" },
+                        version.reference(),
+                        version.item_count
+                    );
+                }
+                report.insert("asset".into(), serde_json::to_value(&version)?);
+                report.insert("created".into(), created.into());
             }
-            let Some(out) = out else { return Ok(()) };
-            let shapes = labeling::export(&ws, &found, &format, &out)?;
-            println!(
-                "exported {shapes} labeled item(s) or annotations of {name} to {}",
-                out.display()
-            );
+            if let Some(out) = out {
+                let written = labeling::export(&ws, &found, &format, &out)?;
+                if !output.json {
+                    println!(
+                        "exported {written} labeled item(s) or annotations of {name} to {}",
+                        out.display()
+                    );
+                }
+                report.insert("format".into(), format.into());
+                report.insert("path".into(), out.display().to_string().into());
+                report.insert("written".into(), written.into());
+            }
+            if output.json {
+                return print_json(&report);
+            }
             Ok(())
         }
         LabelCommand::Prelabel {

@@ -167,6 +167,32 @@ impl Shape {
         }
     }
 
+    /// The rectangle from (x0, y0) to (x1, y1) as the task draws it: a box, or a polygon of its
+    /// four corners.
+    pub fn rectangle(
+        task: Task,
+        label: String,
+        [x0, y0, x1, y1]: [f64; 4],
+        confidence: Option<f64>,
+    ) -> Shape {
+        if task == Task::Polygons {
+            Shape::Polygon {
+                label,
+                points: vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
+                confidence,
+            }
+        } else {
+            Shape::Box {
+                label,
+                x: x0,
+                y: y0,
+                w: x1 - x0,
+                h: y1 - y0,
+                confidence,
+            }
+        }
+    }
+
     /// A model's confidence in the shape, if a model made it.
     pub fn confidence(&self) -> Option<f64> {
         match self {

@@ -277,23 +277,7 @@ fn detected_shapes(
             let x1 = (f64::from(r[0].max(r[2])) * scale[0]).clamp(0.0, image[0]);
             let y1 = (f64::from(r[1].max(r[3])) * scale[1]).clamp(0.0, image[1]);
             let label = project.labels[r[5] as usize].name.clone();
-            let confidence = Some(f64::from(r[4]));
-            if project.task == Task::Polygons {
-                Shape::Polygon {
-                    label,
-                    points: vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
-                    confidence,
-                }
-            } else {
-                Shape::Box {
-                    label,
-                    x: x0,
-                    y: y0,
-                    w: x1 - x0,
-                    h: y1 - y0,
-                    confidence,
-                }
-            }
+            Shape::rectangle(project.task, label, [x0, y0, x1, y1], Some(f64::from(r[4])))
         })
         .collect()
 }

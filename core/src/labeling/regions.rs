@@ -385,16 +385,8 @@ impl Region {
             };
         }
         let [l, t, r, b] = self.bounds();
-        let [x0, y0] = scale([l, t]);
-        let [x1, y1] = scale([r, b]);
-        Shape::Box {
-            label,
-            x: x0,
-            y: y0,
-            w: x1 - x0,
-            h: y1 - y0,
-            confidence,
-        }
+        let ([x0, y0], [x1, y1]) = (scale([l, t]), scale([r, b]));
+        Shape::rectangle(task, label, [x0, y0, x1, y1], confidence)
     }
 }
 
