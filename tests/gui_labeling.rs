@@ -9,7 +9,8 @@ use std::time::Duration;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lathe_core::Workspace;
-use lathe_core::labeling::project::{self, Status};
+use lathe_core::labeling::project::{self, Project, Status};
+use lathe_core::labeling::text_formats::Format;
 use lathe_core::labeling::{Shape, Task, labels_from_names};
 use lathe_core::service::Service;
 use lathe_tests::{Sandbox, run_until, visible_text};
@@ -20,16 +21,21 @@ const WAIT: Duration = Duration::from_secs(30);
 /// A sandbox with the text project `sentiment` (two labeled reviews), and its workspace.
 fn sentiment() -> (Sandbox, Workspace) {
     let s = Sandbox::new();
-    let csv = s.file("reviews.csv", b"text,label\ngreat,positive\nbad,negative\n");
-    let mut ws = Workspace::open(s.workspace()).unwrap();
-    lathe_core::labeling::text_formats::import_file(
-        &mut ws,
-        &csv,
-        lathe_core::labeling::text_formats::Format::Csv,
+    let (ws, _) = text_project(
+        &s,
         "sentiment",
-    )
-    .unwrap();
+        Format::Csv,
+        b"text,label\ngreat,positive\nbad,negative\n",
+    );
     (s, ws)
+}
+
+/// Imports the label file `body` as the text project `name`.
+fn text_project(s: &Sandbox, name: &str, format: Format, body: &[u8]) -> (Workspace, Project) {
+    let file = s.file(&format!("{name}.labels"), body);
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    let p = lathe_core::labeling::text_formats::import_file(&mut ws, &file, format, name).unwrap();
+    (ws, p)
 }
 
 /// The window over the sandbox's workspace.
@@ -227,18 +233,12 @@ fn a_project_is_created_from_the_form() {
 #[test]
 fn a_baseline_suggestion_is_accepted_with_a_key_and_credited() {
     let s = Sandbox::new();
-    let csv = s.file(
-        "reviews.csv",
+    let (ws, p) = text_project(
+        &s,
+        "sentiment",
+        Format::Csv,
         b"text,label\ngreat product love it,positive\nbroke after a day,negative\nlove the colour,positive\nstopped working,negative\ni love it so much,\n",
     );
-    let mut ws = Workspace::open(s.workspace()).unwrap();
-    let p = lathe_core::labeling::text_formats::import_file(
-        &mut ws,
-        &csv,
-        lathe_core::labeling::text_formats::Format::Csv,
-        "sentiment",
-    )
-    .unwrap();
     let mut h = harness(&s);
     h.get_by_label("Labeling").click();
     run_until(&mut h, WAIT, "the project", |h| {
@@ -482,18 +482,12 @@ fn a_polygon_is_clicked_closed_and_its_vertex_dragged() {
 #[test]
 fn a_span_is_marked_by_dragging_across_words() {
     let s = Sandbox::new();
-    let conll = s.file(
-        "ner.conll",
+    let (ws, p) = text_project(
+        &s,
+        "ner",
+        Format::Conll,
         b"EU B-ORG\nrejects O\nPeter B-PER\n\nSpokesman O\nPeter O\nBlackburn O\nsaid O\n",
     );
-    let mut ws = Workspace::open(s.workspace()).unwrap();
-    let p = lathe_core::labeling::text_formats::import_file(
-        &mut ws,
-        &conll,
-        lathe_core::labeling::text_formats::Format::Conll,
-        "ner",
-    )
-    .unwrap();
     let per = p.labels.iter().position(|l| l.name == "PER").unwrap();
     let mut h = harness(&s);
     h.get_by_label("Labeling").click();
