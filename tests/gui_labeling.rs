@@ -547,3 +547,65 @@ fn the_demo_workspace_opens_with_projects_ready_to_label() {
         shows_containing(h, "1  positive") && shows_containing(h, "3  neutral")
     });
 }
+
+#[test]
+fn a_registered_onnx_detector_is_picked_and_its_boxes_offered() {
+    let (s, truth) = red_rectangles();
+    let detector = s.file(
+        "rows.onnx",
+        &lathe_tests::red_detector::model(lathe_tests::red_detector::Layout::Rows),
+    );
+    s.lathe(&[
+        "models",
+        "register",
+        detector.to_str().unwrap(),
+        "--name",
+        "red-finder",
+    ])
+    .ok();
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    let p = project::create(
+        &mut ws,
+        "rects",
+        Task::BoundingBoxes,
+        &"rects".parse().unwrap(),
+        labels_from_names(&["red".into()]),
+        1,
+    )
+    .unwrap();
+    let mut h = harness(&s);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the project", |h| {
+        shows_containing(h, "rects")
+    });
+    h.get_by_label_contains("rects").click();
+    run_until(&mut h, WAIT, "the first image", |h| {
+        h.query_by_label("Image canvas").is_some()
+    });
+    h.get_by_label("Model").click();
+    run_until(&mut h, WAIT, "the registered models", |h| {
+        shows_containing(h, "red-finder:1")
+    });
+    h.get_by_label("red-finder:1").click();
+    h.step();
+    h.get_by_label("Pre-label unlabeled items").click();
+    run_until(&mut h, WAIT, "the pre-labels", |h| {
+        shows_containing(h, "red-finder:1 pre-labeled 3 item(s), 3 at or above")
+    });
+    run_until(&mut h, WAIT, "the suggestion", |h| {
+        shows_containing(h, "Suggested by red-finder:1: red")
+    });
+    h.key_press(egui::Key::A);
+    h.step();
+    h.key_press(egui::Key::Enter);
+    run_until(&mut h, WAIT, "the saved item", |h| {
+        shows_containing(h, "Saved item 1")
+    });
+    let stored = project::latest(&ws, &p, 0).unwrap().unwrap();
+    assert_eq!(stored.source, "model:red-finder:1");
+    let [Shape::Box { x, y, w, h, .. }] = stored.shapes.as_slice() else {
+        panic!("one box: {:?}", stored.shapes)
+    };
+    let iou = lathe_tests::iou([*x, *y, *w, *h], truth[0]);
+    assert!(iou > 0.85, "{iou}: {:?}", stored.shapes);
+}

@@ -900,7 +900,7 @@ fn a_registered_onnx_model_prelabels_image_classes() {
         ])
         .ok()
         .json();
-    assert_eq!(out["model"], "model:squeeze:1");
+    assert_eq!(out["model"], "squeeze:1");
     assert_eq!(out["items"], 2);
     assert_eq!(out["confident"], 2);
     s.lathe(&["label", "prelabel", "kinds", "--model", "squeeze:7"])
@@ -937,231 +937,6 @@ fn an_export_format_that_cannot_hold_the_task_says_which_can() {
     assert!(!s.path("x.json").exists(), "nothing half-written");
 }
 
-/// A real, tiny ONNX detector built node by node: it finds the red pixels of a 64 × 64 input
-/// (red above green by 0.3) and reports their bounding box as class 0 with score 0.9 — in
-/// either layout exporters write.
-mod red_detector {
-    use prost::Message;
-    use tract_onnx::pb::attribute_proto::AttributeType;
-    use tract_onnx::pb::tensor_proto::DataType;
-    use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
-    use tract_onnx::pb::{
-        AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-        TensorShapeProto, TypeProto, ValueInfoProto, type_proto,
-    };
-
-    #[derive(Clone, Copy)]
-    pub enum Layout {
-        /// One `[1, N, 6]` output in input pixels.
-        Rows,
-        /// Boxes `[1, N, 4]` as fractions, scores `[1, N]`, integer classes `[1, N]`.
-        Separate,
-    }
-
-    fn floats(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
-        TensorProto {
-            name: name.into(),
-            dims: dims.to_vec(),
-            data_type: DataType::Float as i32,
-            float_data: data,
-            ..Default::default()
-        }
-    }
-
-    fn ints(name: &str, data: Vec<i64>) -> TensorProto {
-        TensorProto {
-            name: name.into(),
-            dims: vec![data.len() as i64],
-            data_type: DataType::Int64 as i32,
-            int64_data: data,
-            ..Default::default()
-        }
-    }
-
-    fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
-        NodeProto {
-            op_type: op.into(),
-            name: output.into(),
-            input: inputs.iter().map(|i| (*i).to_owned()).collect(),
-            output: vec![output.into()],
-            attribute,
-            ..Default::default()
-        }
-    }
-
-    fn int(name: &str, i: i64) -> AttributeProto {
-        AttributeProto {
-            name: name.into(),
-            i,
-            r#type: AttributeType::Int as i32,
-            ..Default::default()
-        }
-    }
-
-    fn int_list(name: &str, ints: &[i64]) -> AttributeProto {
-        AttributeProto {
-            name: name.into(),
-            ints: ints.to_vec(),
-            r#type: AttributeType::Ints as i32,
-            ..Default::default()
-        }
-    }
-
-    fn value(name: &str, elem: DataType, dims: &[i64]) -> ValueInfoProto {
-        let dim = dims
-            .iter()
-            .map(|d| Dimension {
-                value: Some(dimension::Value::DimValue(*d)),
-                ..Default::default()
-            })
-            .collect();
-        ValueInfoProto {
-            name: name.into(),
-            r#type: Some(TypeProto {
-                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type: elem as i32,
-                    shape: Some(TensorShapeProto { dim }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    pub fn model(layout: Layout) -> Vec<u8> {
-        let all = || vec![int_list("axes", &[1, 2, 3]), int("keepdims", 0)];
-        let mut nodes = vec![
-            node("Slice", &["image", "zero", "one", "channel"], "red", vec![]),
-            node(
-                "Slice",
-                &["image", "one", "two", "channel"],
-                "green",
-                vec![],
-            ),
-            node("Sub", &["red", "green"], "redness", vec![]),
-            node("Greater", &["redness", "cut"], "is_red", vec![]),
-            node("Cast", &["is_red"], "mask", vec![int("to", 1)]),
-            // Right and bottom edges: the largest (index + 1) under the mask.
-            node("Mul", &["mask", "xs_after"], "mx", vec![]),
-            node("ReduceMax", &["mx"], "x2", all()),
-            node("Mul", &["mask", "ys_after"], "my", vec![]),
-            node("ReduceMax", &["my"], "y2", all()),
-            // Left and top: 64 − the largest (64 − index).
-            node("Mul", &["mask", "xs_before"], "mxb", vec![]),
-            node("ReduceMax", &["mxb"], "xb", all()),
-            node("Sub", &["side", "xb"], "x1", vec![]),
-            node("Mul", &["mask", "ys_before"], "myb", vec![]),
-            node("ReduceMax", &["myb"], "yb", all()),
-            node("Sub", &["side", "yb"], "y1", vec![]),
-            node("ReduceMax", &["mask"], "any", all()),
-            node("Mul", &["any", "certainty"], "score", vec![]),
-        ];
-        let (outputs, extra) = match layout {
-            Layout::Rows => {
-                nodes.push(node(
-                    "Concat",
-                    &["x1", "y1", "x2", "y2", "score", "class"],
-                    "row",
-                    vec![int("axis", 0)],
-                ));
-                nodes.push(node(
-                    "Reshape",
-                    &["row", "rows_shape"],
-                    "detections",
-                    vec![],
-                ));
-                (
-                    vec![value("detections", DataType::Float, &[1, 1, 6])],
-                    vec![ints("rows_shape", vec![1, 1, 6])],
-                )
-            }
-            Layout::Separate => {
-                nodes.push(node(
-                    "Concat",
-                    &["x1", "y1", "x2", "y2"],
-                    "corners",
-                    vec![int("axis", 0)],
-                ));
-                nodes.push(node("Div", &["corners", "side"], "fractions", vec![]));
-                nodes.push(node(
-                    "Reshape",
-                    &["fractions", "boxes_shape"],
-                    "boxes",
-                    vec![],
-                ));
-                nodes.push(node("Reshape", &["score", "one_by_one"], "scores", vec![]));
-                nodes.push(node("Cast", &["class"], "class_i", vec![int("to", 7)]));
-                nodes.push(node(
-                    "Reshape",
-                    &["class_i", "one_by_one"],
-                    "labels",
-                    vec![],
-                ));
-                (
-                    vec![
-                        value("boxes", DataType::Float, &[1, 1, 4]),
-                        value("labels", DataType::Int64, &[1, 1]),
-                        value("scores", DataType::Float, &[1, 1]),
-                    ],
-                    vec![
-                        ints("boxes_shape", vec![1, 1, 4]),
-                        ints("one_by_one", vec![1, 1]),
-                    ],
-                )
-            }
-        };
-        let index: Vec<f32> = (0..64).map(|i| i as f32).collect();
-        let mut initializer = vec![
-            ints("zero", vec![0]),
-            ints("one", vec![1]),
-            ints("two", vec![2]),
-            ints("channel", vec![1]),
-            floats("cut", &[], vec![0.3]),
-            floats("side", &[1], vec![64.0]),
-            floats("certainty", &[1], vec![0.9]),
-            floats("class", &[1], vec![0.0]),
-            floats(
-                "xs_after",
-                &[1, 1, 1, 64],
-                index.iter().map(|i| i + 1.0).collect(),
-            ),
-            floats(
-                "ys_after",
-                &[1, 1, 64, 1],
-                index.iter().map(|i| i + 1.0).collect(),
-            ),
-            floats(
-                "xs_before",
-                &[1, 1, 1, 64],
-                index.iter().map(|i| 64.0 - i).collect(),
-            ),
-            floats(
-                "ys_before",
-                &[1, 1, 64, 1],
-                index.iter().map(|i| 64.0 - i).collect(),
-            ),
-        ];
-        initializer.extend(extra);
-        ModelProto {
-            ir_version: 7,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
-            graph: Some(GraphProto {
-                name: "red_detector".into(),
-                node: nodes,
-                initializer,
-                input: vec![value("image", DataType::Float, &[1, 3, 64, 64])],
-                output: outputs,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-        .encode_to_vec()
-    }
-}
-
 #[test]
 fn a_registered_onnx_detector_prelabels_boxes_and_polygons() {
     use lathe_core::labeling::{Shape, assist, project};
@@ -1175,10 +950,13 @@ fn a_registered_onnx_detector_prelabels_boxes_and_polygons() {
     }
     s.import_images("shapes", "shapes");
     for (model, layout) in [
-        ("rows", red_detector::Layout::Rows),
-        ("separate", red_detector::Layout::Separate),
+        ("rows", lathe_tests::red_detector::Layout::Rows),
+        ("separate", lathe_tests::red_detector::Layout::Separate),
     ] {
-        let file = s.file(&format!("{model}.onnx"), &red_detector::model(layout));
+        let file = s.file(
+            &format!("{model}.onnx"),
+            &lathe_tests::red_detector::model(layout),
+        );
         s.lathe(&[
             "models",
             "register",
@@ -1201,7 +979,7 @@ fn a_registered_onnx_detector_prelabels_boxes_and_polygons() {
             .lathe(&["label", "prelabel", name, "--model", &reference, "--json"])
             .ok()
             .json();
-        assert_eq!(out["model"], format!("model:{reference}"));
+        assert_eq!(out["model"], reference);
         assert_eq!(out["items"], 3, "{out}");
         assert_eq!(out["confident"], 3, "{out}");
         let ws = lathe_core::Workspace::open(s.workspace()).unwrap();

@@ -145,6 +145,8 @@ pub enum Command {
         project: String,
         asset: String,
     },
+    /// Lists the registered model versions with an ONNX file, to pre-label images with.
+    LoadOnnxModels,
     /// Pre-labels the unlabeled items with the project's built-in baseline.
     Prelabel {
         project: String,
@@ -261,6 +263,8 @@ pub enum Event {
         project: String,
         reply: Reply<crate::labeling::assist::Prelabeled>,
     },
+    /// Registered ONNX models as `NAME:VERSION`.
+    OnnxModels(Reply<Vec<String>>),
     /// A schedule's run ended (or could not start).
     ScheduledRun {
         schedule: Schedule,
@@ -479,6 +483,15 @@ impl Service {
             Command::ExportLabelAsset { project, asset } => {
                 self.read(move |s| labeling::export_asset(s, &project, &asset));
             }
+            Command::LoadOnnxModels => self.read(|s| {
+                let reply = s
+                    .tracking()
+                    .and_then(|t| {
+                        crate::labeling::onnx_assist::onnx_models(t).map_err(|e| e.to_string())
+                    })
+                    .map(Arc::new);
+                Event::OnnxModels(reply)
+            }),
             Command::Prelabel {
                 project,
                 threshold,

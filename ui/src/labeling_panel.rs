@@ -57,6 +57,8 @@ pub struct LabelingPanel {
     export_asset: String,
     /// A registered ONNX model (`NAME:VERSION`) to pre-label with; empty for the baseline.
     model: String,
+    /// The registered ONNX models to choose from, loaded when an image project's assist shows.
+    onnx_models: Option<Loadable<Arc<Vec<String>>>>,
     /// The label schema being edited, until applied.
     schema: Option<Vec<lathe_core::labeling::Label>>,
 }
@@ -180,6 +182,9 @@ impl LabelingPanel {
             },
             Event::LabelsExported(reply) => {
                 self.message = Some(reply.map(|text| (*text).clone()));
+            }
+            Event::OnnxModels(reply) => {
+                self.onnx_models = Some(Loadable::from_reply(reply));
             }
             Event::Prelabeled { project, reply } if self.is_current(&project) => {
                 self.message = Some(match reply {
@@ -1049,10 +1054,7 @@ impl LabelingPanel {
         ui.strong("Assist");
         ui.add(egui::Slider::new(&mut self.threshold.0, 0.0..=1.0).text("threshold"));
         if project.task.asset_kind() == lathe_core::assets::AssetKind::Images {
-            ui.add(
-                egui::TextEdit::singleline(&mut self.model)
-                    .hint_text("ONNX model NAME:VERSION (or the baseline)"),
-            );
+            self.model_ui(ui, service, model);
         }
         let chosen = Some(self.model.trim().to_owned()).filter(|m| !m.is_empty());
         let hover = match &chosen {
@@ -1083,6 +1085,51 @@ impl LabelingPanel {
                 self.accept_suggestion();
             }
         }
+    }
+
+    /// The model to pre-label an image project with: the baseline or a registered ONNX model.
+    fn model_ui(&mut self, ui: &mut egui::Ui, service: &Service, baseline: &str) {
+        if self.onnx_models.is_none() {
+            service.send(Command::LoadOnnxModels);
+            self.onnx_models = Some(Loadable::Loading);
+        }
+        let shown = if self.model.is_empty() {
+            baseline.to_owned()
+        } else {
+            self.model.clone()
+        };
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("Model")
+                .selected_text(shown)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.model, String::new(), baseline);
+                    match &self.onnx_models {
+                        Some(Loadable::Ready(models)) => {
+                            for m in models.iter() {
+                                ui.selectable_value(&mut self.model, m.clone(), m);
+                            }
+                            if models.is_empty() {
+                                ui.weak(
+                                    "No registered ONNX models: `lathe models register F.onnx`",
+                                );
+                            }
+                        }
+                        Some(Loadable::Failed(e)) => {
+                            ui.colored_label(ui.visuals().error_fg_color, e);
+                        }
+                        _ => {
+                            ui.spinner();
+                        }
+                    }
+                });
+            if ui
+                .small_button("Reload")
+                .on_hover_text("Read the registry again")
+                .clicked()
+            {
+                self.onnx_models = None;
+            }
+        });
     }
 
     /// The text, word by word. Spans are marked by dragging across words, or by clicking the

@@ -26,6 +26,7 @@ use crate::Result;
 use crate::jobs::Progress;
 use crate::tracking::Tracking;
 use crate::tracking::api::ARTIFACTS_SCHEME;
+use crate::tracking::types::ModelVersion;
 use crate::workspace::Workspace;
 
 /// The ONNX file of registered model version `name:version`.
@@ -37,17 +38,37 @@ fn model_file(tracking: &Tracking, reference: &str) -> Result<PathBuf> {
     })?;
     let (n, v) = (name.to_owned(), version.to_owned());
     let found = tracking.read(move |c| crate::tracking::registry::get_version(c, &n, &v))?;
-    let dir = found
+    onnx_file(tracking, &found)?
+        .ok_or_else(|| invalid(format!("model {reference} has no .onnx file")))
+}
+
+/// The ONNX file among a registered version's files, if it has one.
+fn onnx_file(tracking: &Tracking, version: &ModelVersion) -> Result<Option<PathBuf>> {
+    let dir = version
         .source
         .trim_start_matches(ARTIFACTS_SCHEME)
-        .trim_end_matches('/')
-        .to_owned();
-    let files = tracking.artifact_tree(&dir)?;
-    let (_, hash, _) = files
+        .trim_end_matches('/');
+    let files = tracking.artifact_tree(dir)?;
+    Ok(files
         .iter()
         .find(|(path, _, _)| path.ends_with(".onnx"))
-        .ok_or_else(|| invalid(format!("model {reference} has no .onnx file")))?;
-    Ok(tracking.blobs().path(hash))
+        .map(|(_, hash, _)| tracking.blobs().path(hash)))
+}
+
+/// The registered versions (`NAME:VERSION`, newest first within a name) that hold an ONNX file:
+/// the models an image project can be pre-labeled with.
+pub fn onnx_models(tracking: &Tracking) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (_, versions) in tracking.models()? {
+        let mut versions = versions;
+        versions.sort_by_key(|v| std::cmp::Reverse(v.version.parse::<i64>().unwrap_or(0)));
+        for version in versions {
+            if onnx_file(tracking, &version)?.is_some() {
+                out.push(format!("{}:{}", version.name, version.version));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Pre-labels the unlabeled items of an image classification project with `model`.
@@ -105,7 +126,6 @@ pub fn prelabel(
             label: None,
         },
     )?;
-    let name = format!("model:{model}");
     let mut predictions = Vec::new();
     progress.start_stage("Pre-labeling", unlabeled.len() as u64);
     for item in &unlabeled {
@@ -184,7 +204,7 @@ pub fn prelabel(
             }],
         ));
     }
-    super::assist::store(ws, project, &name, &predictions, threshold)
+    super::assist::store(ws, project, model, &predictions, threshold)
 }
 
 /// The lowest score a detection needs to be kept.
