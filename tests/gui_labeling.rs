@@ -117,15 +117,7 @@ fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
         canvas.center() - egui::vec2(60.0, 60.0),
         canvas.center() + egui::vec2(40.0, 50.0),
     );
-    pointer(&h, from, Some(true));
-    h.step();
-    for t in [0.3, 0.6, 1.0] {
-        pointer(&h, from + (to - from) * t, None);
-        h.step();
-    }
-    pointer(&h, to, Some(false));
-    h.step();
-    h.step();
+    drag(&mut h, from, to);
     assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
     assert!(
         shows_containing(&h, "square  "),
@@ -455,14 +447,7 @@ fn a_polygon_is_clicked_closed_and_its_vertex_dragged() {
     );
     // The new polygon is selected: drag its first vertex right.
     let (from, to) = (corners[0], corners[0] + egui::vec2(60.0, 0.0));
-    pointer(&h, from, Some(true));
-    h.step();
-    for t in [0.3, 0.6, 1.0] {
-        pointer(&h, from + (to - from) * t, None);
-        h.step();
-    }
-    pointer(&h, to, Some(false));
-    h.step();
+    drag(&mut h, from, to);
     h.key_press(egui::Key::Enter);
     run_until(&mut h, WAIT, "the saved item", |h| {
         shows_containing(h, "Saved item 1")
@@ -504,15 +489,7 @@ fn a_span_is_marked_by_dragging_across_words() {
     h.step();
     let from = h.get_by_label("Peter").rect().center();
     let to = h.get_by_label("Blackburn").rect().center();
-    pointer(&h, from, Some(true));
-    h.step();
-    for t in [0.3, 0.6, 1.0] {
-        pointer(&h, from + (to - from) * t, None);
-        h.step();
-    }
-    pointer(&h, to, Some(false));
-    h.step();
-    h.step();
+    drag(&mut h, from, to);
     assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
     h.key_press(egui::Key::Enter);
     run_until(&mut h, WAIT, "the saved item", |h| {
@@ -608,4 +585,76 @@ fn a_registered_onnx_detector_is_picked_and_its_boxes_offered() {
     };
     let iou = lathe_tests::iou([*x, *y, *w, *h], truth[0]);
     assert!(iou > 0.85, "{iou}: {:?}", stored.shapes);
+}
+
+/// Presses at `from`, drags through three steps to `to` and releases.
+fn drag(h: &mut Harness<'_, Workbench>, from: egui::Pos2, to: egui::Pos2) {
+    pointer(h, from, Some(true));
+    h.step();
+    for t in [0.3, 0.6, 1.0] {
+        pointer(h, from + (to - from) * t, None);
+        h.step();
+    }
+    pointer(h, to, Some(false));
+    h.step();
+    h.step();
+}
+
+#[test]
+fn a_selected_box_is_moved_by_dragging_inside_it() {
+    let (s, _) = red_rectangles();
+    let mut ws = Workspace::open(s.workspace()).unwrap();
+    let p = project::create(
+        &mut ws,
+        "rects",
+        Task::BoundingBoxes,
+        &"rects".parse().unwrap(),
+        labels_from_names(&["red".into()]),
+        1,
+    )
+    .unwrap();
+    let mut h = harness(&s);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the project", |h| {
+        shows_containing(h, "rects")
+    });
+    h.get_by_label_contains("rects").click();
+    run_until(&mut h, WAIT, "the first image", |h| {
+        h.query_by_label("Image canvas").is_some()
+    });
+    let c = h.get_by_label("Image canvas").rect().center();
+    drag(&mut h, c - egui::vec2(100.0, 80.0), c);
+    assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
+    let bounds = |ws: &Workspace| {
+        project::latest(ws, &p, 0).unwrap().unwrap().shapes[0]
+            .bounds()
+            .unwrap()
+    };
+    h.key_press(egui::Key::Enter);
+    // Saved, and the next image in view (keys act on the item shown).
+    run_until(&mut h, WAIT, "the saved box", |h| {
+        shows_containing(h, "Saved item 1") && h.query_by_label("1.png").is_some()
+    });
+    let drawn = bounds(&ws);
+    h.key_press(egui::Key::P);
+    run_until(&mut h, WAIT, "the box again", |h| {
+        shows_containing(h, "status: labeled")
+    });
+    // Select it, then drag it from inside, 60 right and 40 down.
+    let inside = c - egui::vec2(50.0, 40.0);
+    h.get_by_label_contains("red  ").click();
+    h.step();
+    drag(&mut h, inside, inside + egui::vec2(60.0, 40.0));
+    assert!(shows_containing(&h, "Shapes (1)"), "a move adds no box");
+    h.key_press(egui::Key::Enter);
+    // The message reads as before: wait for the store instead.
+    run_until(&mut h, WAIT, "the moved box", |_| bounds(&ws) != drawn);
+    let moved = bounds(&ws);
+    let (dx, dy) = (moved[0] - drawn[0], moved[1] - drawn[1]);
+    assert!(dx > 0.0 && dy > 0.0, "{drawn:?} → {moved:?}");
+    assert_eq!(
+        [moved[2] - dx, moved[3] - dy],
+        [drawn[2], drawn[3]],
+        "the same size, moved"
+    );
 }

@@ -656,17 +656,8 @@ fn box_and_polygon_projects_are_prelabeled_by_colour_regions() {
                 .unwrap();
             assert_eq!(model, "baseline:colour-regions");
             assert_eq!(shapes.len(), 1, "item {position}: {shapes:?}");
-            let found = match &shapes[0] {
-                Shape::Box { x, y, w, h, .. } => [*x, *y, *w, *h],
-                Shape::Polygon { points, .. } => {
-                    let xs = points.iter().map(|p| p[0]);
-                    let ys = points.iter().map(|p| p[1]);
-                    let (x0, x1) = (xs.clone().fold(f64::MAX, f64::min), xs.fold(0.0, f64::max));
-                    let (y0, y1) = (ys.clone().fold(f64::MAX, f64::min), ys.fold(0.0, f64::max));
-                    [x0, y0, x1 - x0, y1 - y0]
-                }
-                other => panic!("{other:?}"),
-            };
+            let [l, t, r, b] = shapes[0].bounds().unwrap();
+            let found = [l, t, r - l, b - t];
             assert!(
                 lathe_tests::iou(found, want) > 0.9,
                 "item {position}: found {found:?}, drawn at {want:?}"
@@ -994,16 +985,11 @@ fn a_registered_onnx_detector_prelabels_boxes_and_polygons() {
             };
             assert_eq!(shape.label(), "red");
             assert_eq!(shape.confidence(), Some(f64::from(0.9f32)));
-            let found = match shape {
-                Shape::Box { x, y, w, h, .. } => [*x, *y, *w, *h],
-                Shape::Polygon { points, .. } => {
-                    assert_eq!(points.len(), 4);
-                    let [x0, y0] = points[0];
-                    let [x1, y1] = points[2];
-                    [x0, y0, x1 - x0, y1 - y0]
-                }
-                other => panic!("{other:?}"),
-            };
+            if let Shape::Polygon { points, .. } = shape {
+                assert_eq!(points.len(), 4, "a box's corners");
+            }
+            let [l, t, r, b] = shape.bounds().unwrap();
+            let found = [l, t, r - l, b - t];
             assert!(
                 lathe_tests::iou(found, want) > 0.85,
                 "{name} item {position}: found {found:?}, drawn at {want:?}"

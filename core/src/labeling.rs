@@ -193,6 +193,57 @@ impl Shape {
         }
     }
 
+    /// Whether a box or polygon covers a point of the image (even–odd rule for polygons).
+    pub fn covers(&self, [px, py]: [f64; 2]) -> bool {
+        match self {
+            Shape::Box { x, y, w, h, .. } => px >= *x && px < x + w && py >= *y && py < y + h,
+            Shape::Polygon { points, .. } => {
+                let mut inside = false;
+                let mut j = points.len().wrapping_sub(1);
+                for (i, [xi, yi]) in points.iter().enumerate() {
+                    let [xj, yj] = points[j];
+                    if (*yi > py) != (yj > py) && px < (xj - xi) * (py - yi) / (yj - yi) + xi {
+                        inside = !inside;
+                    }
+                    j = i;
+                }
+                inside
+            }
+            Shape::Class { .. } | Shape::Span { .. } => false,
+        }
+    }
+
+    /// A box or polygon moved by (dx, dy); other shapes as they are.
+    pub fn translated(&self, dx: f64, dy: f64) -> Shape {
+        let mut moved = self.clone();
+        match &mut moved {
+            Shape::Box { x, y, .. } => {
+                *x += dx;
+                *y += dy;
+            }
+            Shape::Polygon { points, .. } => {
+                for p in points {
+                    p[0] += dx;
+                    p[1] += dy;
+                }
+            }
+            Shape::Class { .. } | Shape::Span { .. } => {}
+        }
+        moved
+    }
+
+    /// The box or polygon's bounds: left, top, right, bottom.
+    pub fn bounds(&self) -> Option<[f64; 4]> {
+        match self {
+            Shape::Box { x, y, w, h, .. } => Some([*x, *y, x + w, y + h]),
+            Shape::Polygon { points, .. } if !points.is_empty() => Some(points.iter().fold(
+                [f64::MAX, f64::MAX, f64::MIN, f64::MIN],
+                |[l, t, r, b], [x, y]| [l.min(*x), t.min(*y), r.max(*x), b.max(*y)],
+            )),
+            _ => None,
+        }
+    }
+
     /// A model's confidence in the shape, if a model made it.
     pub fn confidence(&self) -> Option<f64> {
         match self {

@@ -1231,9 +1231,11 @@ impl LabelingPanel {
 /// The keys and gestures of a task's annotator, as a reminder under the side panel.
 fn shortcuts(task: Task) -> String {
     let drawing = match task {
-        Task::BoundingBoxes => " · drag to draw, drag a corner to resize · Ctrl+scroll zoom",
+        Task::BoundingBoxes => {
+            " · drag to draw; a selected box: drag a corner to resize, inside to move · Ctrl+scroll zoom"
+        }
         Task::Polygons => {
-            " · click to add vertices, C or the first vertex to close, drag a vertex to move it · Ctrl+scroll zoom"
+            " · click to add vertices, C or the first vertex to close; a selected polygon: drag a vertex, or inside to move · Ctrl+scroll zoom"
         }
         Task::EntitySpans => " · drag across words (or click the first and the last) to mark",
         _ => "",

@@ -136,34 +136,13 @@ impl PixelModel {
     }
 }
 
-/// Whether a shape covers a point of the image.
-fn covers(shape: &Shape, [px, py]: [f64; 2]) -> bool {
-    match shape {
-        Shape::Box { x, y, w, h, .. } => px >= *x && px < x + w && py >= *y && py < y + h,
-        Shape::Polygon { points, .. } => {
-            // Even–odd rule.
-            let mut inside = false;
-            let mut j = points.len().wrapping_sub(1);
-            for (i, [xi, yi]) in points.iter().enumerate() {
-                let [xj, yj] = points[j];
-                if (*yi > py) != (yj > py) && px < (xj - xi) * (py - yi) / (yj - yi) + xi {
-                    inside = !inside;
-                }
-                j = i;
-            }
-            inside
-        }
-        Shape::Class { .. } | Shape::Span { .. } => false,
-    }
-}
-
 /// Which pixels of a grid each shape covers.
 fn coverage(grid: &Grid, shapes: &[Shape]) -> Vec<Vec<bool>> {
     shapes
         .iter()
         .map(|shape| {
             (0..grid.width * grid.height)
-                .map(|i| covers(shape, grid.centre(i % grid.width, i / grid.width)))
+                .map(|i| shape.covers(grid.centre(i % grid.width, i / grid.width)))
                 .collect()
         })
         .collect()
@@ -516,7 +495,7 @@ mod tests {
             points: vec![[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]],
             confidence: None,
         };
-        assert!(covers(&triangle, [2.0, 2.0]));
-        assert!(!covers(&triangle, [8.0, 8.0]));
+        assert!(triangle.covers([2.0, 2.0]));
+        assert!(!triangle.covers([8.0, 8.0]));
     }
 }

@@ -1,7 +1,8 @@
 //! The image under annotation: fitted to the view, zoom (Ctrl+scroll) and pan (scroll, or
 //! middle-drag), boxes drawn by dragging, polygons by clicking vertices (click the first one,
-//! or press C, to close), a selected box's corners or polygon's vertices dragged to edit, shapes
-//! in their label's colour and a model's suggestions dashed.
+//! or press C, to close), a selected box's corners or polygon's vertices dragged to edit and the
+//! shape dragged from inside to move it, shapes in their label's colour and a model's
+//! suggestions dashed.
 
 use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, TextureHandle, Vec2, pos2, vec2};
 use lathe_core::labeling::{Label, Shape};
@@ -29,6 +30,9 @@ pub struct ImageView {
     pub polygon: Vec<[f64; 2]>,
     /// The handle of the selected shape being dragged: a box's corner or a polygon's vertex.
     handle: Option<usize>,
+    /// The selected shape being moved whole: where the drag began (image pixels) and the shape
+    /// as it was then.
+    moving: Option<([f64; 2], Shape)>,
 }
 
 /// What the canvas shows and draws with.
@@ -184,9 +188,15 @@ impl ImageView {
                 .and_then(|((_, handles), p)| {
                     handles.iter().position(|h| to_screen(*h).distance(p) < 8.0)
                 });
-            match (on_handle, start) {
-                (Some(h), _) => self.handle = Some(h),
-                (None, Some(start)) if !polygons => self.drawing = Some(start),
+            let at = start.map(|[x, y]| [f64::from(x), f64::from(y)]);
+            let grabbed = selected
+                .and_then(|i| shapes.get(i))
+                .zip(at)
+                .filter(|(s, at)| s.covers(*at));
+            match (on_handle, grabbed, start) {
+                (Some(h), _, _) => self.handle = Some(h),
+                (None, Some((shape, at)), _) => self.moving = Some((at, shape.clone())),
+                (None, None, Some(start)) if !polygons => self.drawing = Some(start),
                 _ => {}
             }
         }
@@ -205,8 +215,23 @@ impl ImageView {
                 });
             }
         }
+        if let (Some((start, original)), Some(index), Some(p)) = (&self.moving, selected, pointer)
+            && response.dragged()
+            && let Some([l, t, r, b]) = original.bounds()
+        {
+            let [x, y] = to_image(p);
+            // Whole inside the image.
+            let dx = (f64::from(x) - start[0]).clamp(-l, f64::from(w) - r);
+            let dy = (f64::from(y) - start[1]).clamp(-t, f64::from(h) - b);
+            edits.push(Edit::Replace {
+                index,
+                shape: original.translated(dx.round(), dy.round()),
+                first: response.drag_started(),
+            });
+        }
         if response.drag_stopped() {
             self.handle = None;
+            self.moving = None;
             if let (Some(start), Some(end)) = (self.drawing.take(), pointer.map(to_image)) {
                 let (x0, x1) = (start[0].min(end[0]), start[0].max(end[0]));
                 let (y0, y1) = (start[1].min(end[1]), start[1].max(end[1]));
@@ -241,13 +266,8 @@ impl ImageView {
                 }
             } else {
                 let at = to_image(p);
-                let hit = shapes.iter().rposition(|s| match s {
-                    Shape::Box { x, y, w, h, .. } => {
-                        let (px, py) = (f64::from(at[0]), f64::from(at[1]));
-                        px >= *x && px <= x + w && py >= *y && py <= y + h
-                    }
-                    _ => false,
-                });
+                let at = [f64::from(at[0]), f64::from(at[1])];
+                let hit = shapes.iter().rposition(|s| s.covers(at));
                 edits.push(Edit::Select(hit));
             }
         }
