@@ -433,10 +433,7 @@ fn a_polygon_is_clicked_closed_and_its_vertex_dragged() {
         c + egui::vec2(0.0, 90.0),
     ];
     for corner in corners {
-        pointer(&h, corner, Some(true));
-        h.step();
-        pointer(&h, corner, Some(false));
-        h.step();
+        click(&mut h, corner);
     }
     h.key_press(egui::Key::C);
     h.step();
@@ -448,6 +445,18 @@ fn a_polygon_is_clicked_closed_and_its_vertex_dragged() {
     // The new polygon is selected: drag its first vertex right.
     let (from, to) = (corners[0], corners[0] + egui::vec2(60.0, 0.0));
     drag(&mut h, from, to);
+    // A click outside starts another polygon (Esc drops it); a click inside selects this one,
+    // which Delete removes and Ctrl+Z brings back.
+    click(&mut h, c + egui::vec2(150.0, 150.0));
+    h.key_press(egui::Key::Escape);
+    h.step();
+    click(&mut h, c + egui::vec2(10.0, 0.0));
+    h.key_press(egui::Key::Delete);
+    h.step();
+    assert!(shows_containing(&h, "Shapes (0)"), "{}", visible_text(&h));
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.step();
+    assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
     h.key_press(egui::Key::Enter);
     run_until(&mut h, WAIT, "the saved item", |h| {
         shows_containing(h, "Saved item 1")
@@ -585,6 +594,14 @@ fn a_registered_onnx_detector_is_picked_and_its_boxes_offered() {
     };
     let iou = lathe_tests::iou([*x, *y, *w, *h], truth[0]);
     assert!(iou > 0.85, "{iou}: {:?}", stored.shapes);
+}
+
+/// A click of the primary button at `at`.
+fn click(h: &mut Harness<'_, Workbench>, at: egui::Pos2) {
+    pointer(h, at, Some(true));
+    h.step();
+    pointer(h, at, Some(false));
+    h.step();
 }
 
 /// Presses at `from`, drags through three steps to `to` and releases.

@@ -1235,7 +1235,7 @@ fn shortcuts(task: Task) -> String {
             " · drag to draw; a selected box: drag a corner to resize, inside to move · Ctrl+scroll zoom"
         }
         Task::Polygons => {
-            " · click to add vertices, C or the first vertex to close; a selected polygon: drag a vertex, or inside to move · Ctrl+scroll zoom"
+            " · click to add vertices, C or the first vertex to close; click a polygon to select it (Shift+click starts one inside), drag its vertices or inside · Ctrl+scroll zoom"
         }
         Task::EntitySpans => " · drag across words (or click the first and the last) to mark",
         _ => "",

@@ -1,6 +1,6 @@
 //! The image under annotation: fitted to the view, zoom (Ctrl+scroll) and pan (scroll, or
 //! middle-drag), boxes drawn by dragging, polygons by clicking vertices (click the first one,
-//! or press C, to close), a selected box's corners or polygon's vertices dragged to edit and the
+//! or press C, to close; a click on a polygon selects it, Shift+click starts one there), a selected box's corners or polygon's vertices dragged to edit and the
 //! shape dragged from inside to move it, shapes in their label's colour and a model's
 //! suggestions dashed.
 
@@ -250,8 +250,15 @@ impl ImageView {
         if response.clicked()
             && let Some(p) = response.interact_pointer_pos()
         {
-            if polygons {
-                let at = to_image(p);
+            let [x, y] = to_image(p);
+            let at = [f64::from(x), f64::from(y)];
+            let hit = shapes.iter().rposition(|s| s.covers(at));
+            // Between polygons a click on one selects it; Shift+click starts a polygon anyway.
+            let starts =
+                self.polygon.is_empty() && (hit.is_none() || ui.input(|i| i.modifiers.shift));
+            if !polygons || (self.polygon.is_empty() && !starts) {
+                edits.push(Edit::Select(hit));
+            } else {
                 let closes = self
                     .polygon
                     .first()
@@ -262,13 +269,11 @@ impl ImageView {
                         edits.push(Edit::Add(shape));
                     }
                 } else {
-                    self.polygon.push([f64::from(at[0]), f64::from(at[1])]);
+                    if starts {
+                        edits.push(Edit::Select(None));
+                    }
+                    self.polygon.push(at);
                 }
-            } else {
-                let at = to_image(p);
-                let at = [f64::from(at[0]), f64::from(at[1])];
-                let hit = shapes.iter().rposition(|s| s.covers(at));
-                edits.push(Edit::Select(hit));
             }
         }
         if polygons
