@@ -62,6 +62,24 @@ fn pointer(h: &Harness<'_, Workbench>, pos: egui::Pos2, pressed: Option<bool>) {
     }
 }
 
+/// The window on project `name`, once its first item is `shown`.
+fn open_project(
+    s: &Sandbox,
+    name: &str,
+    shown: impl Fn(&Harness<'_, Workbench>) -> bool,
+) -> Harness<'static, Workbench> {
+    let mut h = harness(s);
+    h.get_by_label("Labeling").click();
+    run_until(&mut h, WAIT, "the project", |h| shows_containing(h, name));
+    h.get_by_label_contains(name).click();
+    run_until(&mut h, WAIT, "the first item", shown);
+    h
+}
+
+fn canvas_shown(h: &Harness<'_, Workbench>) -> bool {
+    h.query_by_label("Image canvas").is_some()
+}
+
 /// Pre-labels the open project (one item is left), shows that item's suggestion, takes it with A
 /// and submits it.
 fn prelabel_and_accept(h: &mut Harness<'_, Workbench>, suggested: &str, saved: &str) {
@@ -101,15 +119,7 @@ fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
         1,
     )
     .unwrap();
-    let mut h = harness(&s);
-    h.get_by_label("Labeling").click();
-    run_until(&mut h, WAIT, "the project", |h| {
-        shows_containing(h, "0/24 labeled")
-    });
-    h.get_by_label_contains("boxes").click();
-    run_until(&mut h, WAIT, "the first image", |h| {
-        h.query_by_label("Image canvas").is_some()
-    });
+    let mut h = open_project(&s, "boxes", canvas_shown);
     let canvas = h.get_by_label("Image canvas").rect();
     h.key_press(egui::Key::Num2);
     h.step();
@@ -231,15 +241,7 @@ fn a_baseline_suggestion_is_accepted_with_a_key_and_credited() {
         Format::Csv,
         b"text,label\ngreat product love it,positive\nbroke after a day,negative\nlove the colour,positive\nstopped working,negative\ni love it so much,\n",
     );
-    let mut h = harness(&s);
-    h.get_by_label("Labeling").click();
-    run_until(&mut h, WAIT, "the project", |h| {
-        shows_containing(h, "sentiment")
-    });
-    h.get_by_label_contains("sentiment").click();
-    run_until(&mut h, WAIT, "the first text", |h| {
-        shows_containing(h, "great")
-    });
+    let mut h = open_project(&s, "sentiment", |h| shows_containing(h, "great"));
     prelabel_and_accept(
         &mut h,
         "Suggested by baseline:naive-bayes: positive",
@@ -364,32 +366,23 @@ fn red_rectangles() -> (Sandbox, [[f64; 4]; 3]) {
     (s, truth.map(|b| b.map(f64::from)))
 }
 
-#[test]
-fn a_suggested_box_is_shown_accepted_and_credited() {
+/// A project `name` labeling the red rectangles with the one label `red`.
+fn rects_project(task: Task, name: &str) -> (Sandbox, Workspace, Project, [[f64; 4]; 3]) {
     let (s, truth) = red_rectangles();
     let mut ws = Workspace::open(s.workspace()).unwrap();
-    let p = project::create(
-        &mut ws,
-        "rects",
-        Task::BoundingBoxes,
-        &"rects".parse().unwrap(),
-        labels_from_names(&["red".into()]),
-        1,
-    )
-    .unwrap();
+    let labels = labels_from_names(&["red".into()]);
+    let p = project::create(&mut ws, name, task, &"rects".parse().unwrap(), labels, 1).unwrap();
+    (s, ws, p, truth)
+}
+
+#[test]
+fn a_suggested_box_is_shown_accepted_and_credited() {
+    let (s, ws, p, truth) = rects_project(Task::BoundingBoxes, "rects");
     for (position, [x, y, w, h]) in truth.iter().enumerate().take(2) {
         let shape = Shape::rectangle(p.task, "red".into(), [*x, *y, x + w, y + h], None);
         project::submit(&ws, &p, position as i64, "ann", &[shape], "human").unwrap();
     }
-    let mut h = harness(&s);
-    h.get_by_label("Labeling").click();
-    run_until(&mut h, WAIT, "the project", |h| {
-        shows_containing(h, "2/3 labeled")
-    });
-    h.get_by_label_contains("rects").click();
-    run_until(&mut h, WAIT, "the first image", |h| {
-        h.query_by_label("Image canvas").is_some()
-    });
+    let mut h = open_project(&s, "rects", canvas_shown);
     prelabel_and_accept(
         &mut h,
         "Suggested by baseline:colour-regions: red",
@@ -406,26 +399,8 @@ fn a_suggested_box_is_shown_accepted_and_credited() {
 
 #[test]
 fn a_polygon_is_clicked_closed_and_its_vertex_dragged() {
-    let (s, _) = red_rectangles();
-    let mut ws = Workspace::open(s.workspace()).unwrap();
-    let p = project::create(
-        &mut ws,
-        "outlines",
-        Task::Polygons,
-        &"rects".parse().unwrap(),
-        labels_from_names(&["red".into()]),
-        1,
-    )
-    .unwrap();
-    let mut h = harness(&s);
-    h.get_by_label("Labeling").click();
-    run_until(&mut h, WAIT, "the project", |h| {
-        shows_containing(h, "outlines")
-    });
-    h.get_by_label_contains("outlines").click();
-    run_until(&mut h, WAIT, "the first image", |h| {
-        h.query_by_label("Image canvas").is_some()
-    });
+    let (s, ws, p, _) = rects_project(Task::Polygons, "outlines");
+    let mut h = open_project(&s, "outlines", canvas_shown);
     let c = h.get_by_label("Image canvas").rect().center();
     let corners = [
         c + egui::vec2(-100.0, -80.0),
@@ -483,13 +458,7 @@ fn a_span_is_marked_by_dragging_across_words() {
         b"EU B-ORG\nrejects O\nPeter B-PER\n\nSpokesman O\nPeter O\nBlackburn O\nsaid O\n",
     );
     let per = p.labels.iter().position(|l| l.name == "PER").unwrap();
-    let mut h = harness(&s);
-    h.get_by_label("Labeling").click();
-    run_until(&mut h, WAIT, "the project", |h| shows_containing(h, "ner"));
-    h.get_by_label_contains("ner").click();
-    run_until(&mut h, WAIT, "the first text", |h| {
-        h.query_by_label("rejects").is_some()
-    });
+    let mut h = open_project(&s, "ner", |h| h.query_by_label("rejects").is_some());
     h.key_press(egui::Key::N);
     run_until(&mut h, WAIT, "the second text", |h| {
         h.query_by_label("Blackburn").is_some()
@@ -536,7 +505,7 @@ fn the_demo_workspace_opens_with_projects_ready_to_label() {
 
 #[test]
 fn a_registered_onnx_detector_is_picked_and_its_boxes_offered() {
-    let (s, truth) = red_rectangles();
+    let (s, ws, p, truth) = rects_project(Task::BoundingBoxes, "rects");
     let detector = s.file(
         "rows.onnx",
         &lathe_tests::red_detector::model(lathe_tests::red_detector::Layout::Rows),
@@ -549,25 +518,7 @@ fn a_registered_onnx_detector_is_picked_and_its_boxes_offered() {
         "red-finder",
     ])
     .ok();
-    let mut ws = Workspace::open(s.workspace()).unwrap();
-    let p = project::create(
-        &mut ws,
-        "rects",
-        Task::BoundingBoxes,
-        &"rects".parse().unwrap(),
-        labels_from_names(&["red".into()]),
-        1,
-    )
-    .unwrap();
-    let mut h = harness(&s);
-    h.get_by_label("Labeling").click();
-    run_until(&mut h, WAIT, "the project", |h| {
-        shows_containing(h, "rects")
-    });
-    h.get_by_label_contains("rects").click();
-    run_until(&mut h, WAIT, "the first image", |h| {
-        h.query_by_label("Image canvas").is_some()
-    });
+    let mut h = open_project(&s, "rects", canvas_shown);
     h.get_by_label("Model").click();
     run_until(&mut h, WAIT, "the registered models", |h| {
         shows_containing(h, "red-finder:1")
@@ -619,26 +570,8 @@ fn drag(h: &mut Harness<'_, Workbench>, from: egui::Pos2, to: egui::Pos2) {
 
 #[test]
 fn a_selected_box_is_moved_by_dragging_inside_it() {
-    let (s, _) = red_rectangles();
-    let mut ws = Workspace::open(s.workspace()).unwrap();
-    let p = project::create(
-        &mut ws,
-        "rects",
-        Task::BoundingBoxes,
-        &"rects".parse().unwrap(),
-        labels_from_names(&["red".into()]),
-        1,
-    )
-    .unwrap();
-    let mut h = harness(&s);
-    h.get_by_label("Labeling").click();
-    run_until(&mut h, WAIT, "the project", |h| {
-        shows_containing(h, "rects")
-    });
-    h.get_by_label_contains("rects").click();
-    run_until(&mut h, WAIT, "the first image", |h| {
-        h.query_by_label("Image canvas").is_some()
-    });
+    let (s, ws, p, _) = rects_project(Task::BoundingBoxes, "rects");
+    let mut h = open_project(&s, "rects", canvas_shown);
     let c = h.get_by_label("Image canvas").rect().center();
     drag(&mut h, c - egui::vec2(100.0, 80.0), c);
     assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
