@@ -349,20 +349,10 @@ fn span_jsonl_and_csv_round_trip_and_bad_lines_are_named() {
         "bad",
     ])
     .fails_with("example.csv: line 4: no text");
-    let csv = s.file(
-        "reviews.csv",
+    let csv = import_sentiment(
+        &s,
         b"text,label\ngreat product,positive\nbroke in a day,negative|returned\n",
     );
-    s.lathe(&[
-        "label",
-        "import",
-        csv.to_str().unwrap(),
-        "--format",
-        "csv",
-        "--name",
-        "sentiment",
-    ])
-    .ok();
     let status = s
         .lathe(&["label", "status", "sentiment", "--json"])
         .ok()
@@ -569,6 +559,12 @@ fn voc_files_import_export_and_import_again_unchanged() {
 /// A sandbox with the text project `sentiment` imported from a `text,label` CSV.
 fn sentiment(csv: &[u8]) -> Sandbox {
     let s = Sandbox::new();
+    import_sentiment(&s, csv);
+    s
+}
+
+/// Imports the `text,label` CSV `csv` as the text project `sentiment`; returns the CSV's path.
+fn import_sentiment(s: &Sandbox, csv: &[u8]) -> PathBuf {
     let csv = s.file("reviews.csv", csv);
     s.lathe(&[
         "label",
@@ -580,7 +576,7 @@ fn sentiment(csv: &[u8]) -> Sandbox {
         "sentiment",
     ])
     .ok();
-    s
+    csv
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::params;
 use serde::Serialize;
 
-use super::project::{self, Filter, Project, Status};
+use super::project::{self, Filter, Project};
 use super::{Shape, Task};
 use crate::jobs::Progress;
 use crate::workspace::Workspace;
@@ -50,14 +50,7 @@ pub fn prelabel(
             "label a few items first: the baseline learns from them".into(),
         ));
     }
-    let unlabeled = project::items(
-        ws,
-        project,
-        &Filter {
-            status: Some(Status::Unlabeled),
-            label: None,
-        },
-    )?;
+    let unlabeled = project::items(ws, project, &Filter::unlabeled())?;
     let predictions: Vec<(i64, Vec<Shape>)> = match project.task {
         Task::TextClassification | Task::TextMultiLabel => {
             let texts = texts(ws, project)?;

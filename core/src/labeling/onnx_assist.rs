@@ -20,7 +20,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use super::assist::Prelabeled;
-use super::project::{self, Filter, Project, Status};
+use super::project::{self, Filter, Project};
 use super::{Shape, Task, invalid};
 use crate::Result;
 use crate::jobs::Progress;
@@ -118,14 +118,7 @@ pub fn prelabel(
         .collect();
     let runnable = typed.into_runnable().map_err(failed)?;
     let files = ws.version_files(project.version_id)?;
-    let unlabeled = project::items(
-        ws,
-        project,
-        &Filter {
-            status: Some(Status::Unlabeled),
-            label: None,
-        },
-    )?;
+    let unlabeled = project::items(ws, project, &Filter::unlabeled())?;
     let mut predictions = Vec::new();
     progress.start_stage("Pre-labeling", unlabeled.len() as u64);
     for item in &unlabeled {

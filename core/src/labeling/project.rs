@@ -86,6 +86,16 @@ pub struct Filter {
     pub label: Option<String>,
 }
 
+impl Filter {
+    /// Items nobody has labeled yet: what pre-labeling works on.
+    pub fn unlabeled() -> Filter {
+        Filter {
+            status: Some(Status::Unlabeled),
+            label: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stats {
     pub items: i64,
