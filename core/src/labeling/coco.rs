@@ -356,16 +356,7 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
             let (bbox, segmentation) = match shape {
                 Shape::Box { x, y, w, h, .. } => ([*x, *y, *w, *h], Value::Array(Vec::new())),
                 Shape::Polygon { points, .. } => {
-                    let xs = points.iter().map(|p| p[0]);
-                    let ys = points.iter().map(|p| p[1]);
-                    let (x0, x1) = (
-                        xs.clone().fold(f64::INFINITY, f64::min),
-                        xs.fold(f64::NEG_INFINITY, f64::max),
-                    );
-                    let (y0, y1) = (
-                        ys.clone().fold(f64::INFINITY, f64::min),
-                        ys.fold(f64::NEG_INFINITY, f64::max),
-                    );
+                    let [x0, y0, x1, y1] = shape.bounds().unwrap_or_default();
                     let flat: Vec<f64> = points.iter().flat_map(|p| [p[0], p[1]]).collect();
                     ([x0, y0, x1 - x0, y1 - y0], json!([flat]))
                 }

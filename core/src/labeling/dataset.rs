@@ -86,17 +86,8 @@ pub fn write_table(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Re
                         ],
                     )?;
                 }
-                Shape::Polygon { label, points, .. } => {
-                    let xs = points.iter().map(|p| p[0]);
-                    let ys = points.iter().map(|p| p[1]);
-                    let (x0, x1) = (
-                        xs.clone().fold(f64::INFINITY, f64::min),
-                        xs.fold(f64::NEG_INFINITY, f64::max),
-                    );
-                    let (y0, y1) = (
-                        ys.clone().fold(f64::INFINITY, f64::min),
-                        ys.fold(f64::NEG_INFINITY, f64::max),
-                    );
+                Shape::Polygon { label, .. } => {
+                    let [x0, y0, x1, y1] = shape.bounds().unwrap_or_default();
                     row(
                         label,
                         "polygon",
