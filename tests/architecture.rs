@@ -228,6 +228,7 @@ fn migrations_are_append_only() {
         "e1f64e1341d20bf881d1a777bfd7866399661712fb0e640e77a6fbfb143089d6",
         "6f59adb50f6f6427dfb8a3d3441eb29a670afd0dfa1f1151834edf351322f856",
         "41b38133673bc57844003fe9bb8ff5a1a73b5dea044f9b809a0bad3aa42f5ecd",
+        "89292cbc8aaab506c090bc0fc3e2c7d646014badebcd75db7cd800e225096909",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()
@@ -263,4 +264,112 @@ fn sources(dir: &str) -> Vec<(PathBuf, String)> {
     }
     assert!(!out.is_empty(), "no sources under {dir}");
     out
+}
+
+/// The string literals of a Rust source file (plain and raw), comments and char literals left
+/// out, with escapes as written: enough to find the characters a message can show.
+fn string_literals(source: &str) -> Vec<String> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '/' if chars.get(i + 1) == Some(&'*') => {
+                i += 2;
+                while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                    i += 1;
+                }
+                i += 2;
+            }
+            // A char literal ('"', '\'', 'x'), not a lifetime.
+            '\'' if chars.get(i + 2) == Some(&'\'') => i += 3,
+            '\'' if chars.get(i + 1) == Some(&'\\') => {
+                i += 2;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            'r' if matches!(chars.get(i + 1), Some('#' | '"'))
+                && (i == 0 || !chars[i - 1].is_alphanumeric() && chars[i - 1] != '_') =>
+            {
+                let hashes = chars[i + 1..].iter().take_while(|c| **c == '#').count();
+                if chars.get(i + 1 + hashes) != Some(&'"') {
+                    i += 1;
+                    continue;
+                }
+                let start = i + 2 + hashes;
+                let mut end = start;
+                while end < chars.len()
+                    && !(chars[end] == '"'
+                        && chars[end + 1..].iter().take(hashes).all(|c| *c == '#')
+                        && chars.len() - end > hashes)
+                {
+                    end += 1;
+                }
+                out.push(chars[start..end.min(chars.len())].iter().collect());
+                i = end + 1 + hashes;
+            }
+            '"' => {
+                let mut literal = String::new();
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    if chars[i] == '\\' {
+                        literal.push(chars[i]);
+                        i += 1;
+                    }
+                    if i < chars.len() {
+                        literal.push(chars[i]);
+                    }
+                    i += 1;
+                }
+                out.push(literal);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+#[test]
+fn every_text_the_window_can_show_has_glyphs_in_its_fonts() {
+    // The window's fonts: egui's, as the app loads them.
+    let ctx = egui::Context::default();
+    let mut output = ctx.run_ui(egui::RawInput::default(), |_| {});
+    // No renderer takes the font atlas here.
+    output.textures_delta.clear();
+    let mut missing: std::collections::BTreeMap<char, BTreeSet<String>> = Default::default();
+    // Core's messages reach the window too (the status bar, error lines, the designer).
+    for dir in ["core/src", "ui/src"] {
+        for (path, text) in sources(dir) {
+            for literal in string_literals(&text) {
+                for c in literal.chars().filter(|c| !c.is_ascii()) {
+                    let shown = ctx.fonts_mut(|f| {
+                        f.has_glyph(&egui::FontId::proportional(14.0), c)
+                            && f.has_glyph(&egui::FontId::monospace(14.0), c)
+                    });
+                    if !shown {
+                        let file = path.strip_prefix(repo()).unwrap().display().to_string();
+                        missing.entry(c).or_default().insert(file);
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "characters the window's fonts cannot draw (they show as boxes): {missing:?}"
+    );
+}
+
+#[test]
+fn string_literals_are_found_and_comments_skipped() {
+    let source = "// a \"comment\"\nlet x = \"one → two\"; let c = '\"'; let r = r#\"raw \"x\" ✖\"#; /* \"no\" */";
+    assert_eq!(string_literals(source), ["one → two", "raw \"x\" ✖"]);
 }

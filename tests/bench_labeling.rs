@@ -266,6 +266,7 @@ fn many_shapes(root: &Path) {
             w: 12.0,
             h: 10.0,
             confidence: None,
+            attributes: Default::default(),
         })
         .collect();
     project::submit(&ws, &p, 0, "bench", &boxes, "human").unwrap();

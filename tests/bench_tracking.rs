@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lathe_tests::{
-    Server, call, http, metric_history, mlflow_python, peer_script, report_frames, run_until,
+    Server, call, http, metric_history, peer_python, peer_script, report_frames, run_until,
     wheel_scroll_frames,
 };
 use serde_json::{Value, json};
@@ -33,7 +33,7 @@ fn main() {
     let small = env_usize("LATHE_BENCH_RUNS", 10_000);
     let large = env_usize("LATHE_BENCH_LARGE_RUNS", 100_000);
     let with_peer = env_usize("LATHE_BENCH_PEER", 1) == 1;
-    let python = mlflow_python();
+    let python = peer_python();
     let dir = tempfile::tempdir().unwrap();
     const FAKE_RUN: &str = "0123456789abcdef0123456789abcdef";
 

@@ -93,7 +93,12 @@ fn prelabel_and_accept(h: &mut Harness<'_, Workbench>, suggested: &str, saved: &
     });
     h.key_press(egui::Key::A);
     h.step();
-    assert!(shows_containing(h, "Shapes (1)"), "{}", visible_text(h));
+    // The suggestion is the item's now: a shape drawn, or a class chosen.
+    assert!(
+        shows_containing(h, "Shapes (1)") || !shows_containing(h, "No label chosen yet"),
+        "{}",
+        visible_text(h)
+    );
     h.key_press(egui::Key::Enter);
     run_until(h, WAIT, "the saved item", |h| shows_containing(h, saved));
 }
@@ -145,7 +150,7 @@ fn a_box_is_drawn_labeled_undone_redone_submitted_and_reviewed() {
     h.key_press(egui::Key::Enter);
     // Saved, and the next item is in view (keys act on the item shown).
     run_until(&mut h, WAIT, "the saved item", |h| {
-        shows_containing(h, "Saved item 1 (1 shape(s))") && shows_containing(h, "circle-02.png")
+        shows_containing(h, "Saved item 1: 1 shape(s)") && shows_containing(h, "circle-02.png")
     });
     let stored = project::latest(&ws, &p, 0).unwrap().expect("a submission");
     let [
@@ -468,7 +473,7 @@ fn a_span_is_marked_by_dragging_across_words() {
     let from = h.get_by_label("Peter").rect().center();
     let to = h.get_by_label("Blackburn").rect().center();
     drag(&mut h, from, to);
-    assert!(shows_containing(&h, "Shapes (1)"), "{}", visible_text(&h));
+    assert!(shows_containing(&h, "Spans (1)"), "{}", visible_text(&h));
     h.key_press(egui::Key::Enter);
     run_until(&mut h, WAIT, "the saved item", |h| {
         shows_containing(h, "Saved item 2")
@@ -480,7 +485,8 @@ fn a_span_is_marked_by_dragging_across_words() {
             label: "PER".into(),
             start: "Spokesman ".len(),
             end: "Spokesman Peter Blackburn".len(),
-            confidence: None
+            confidence: None,
+            attributes: Default::default(),
         }]
     );
 }
@@ -607,4 +613,80 @@ fn a_selected_box_is_moved_by_dragging_inside_it() {
         [drawn[2], drawn[3]],
         "the same size, moved"
     );
+}
+
+#[test]
+fn a_polygon_project_takes_a_dragged_box_beside_a_clicked_polygon() {
+    let (s, ws, p, _) = rects_project(Task::Polygons, "mixed");
+    let mut h = open_project(&s, "mixed", canvas_shown);
+    let c = h.get_by_label("Image canvas").rect().center();
+    for corner in [
+        c + egui::vec2(-100.0, -80.0),
+        c + egui::vec2(-20.0, -80.0),
+        c + egui::vec2(-60.0, -10.0),
+    ] {
+        click(&mut h, corner);
+    }
+    h.key_press(egui::Key::C);
+    h.step();
+    drag(
+        &mut h,
+        c + egui::vec2(40.0, 20.0),
+        c + egui::vec2(140.0, 100.0),
+    );
+    assert!(shows_containing(&h, "Shapes (2)"), "{}", visible_text(&h));
+    h.key_press(egui::Key::Enter);
+    run_until(&mut h, WAIT, "the saved item", |h| {
+        shows_containing(h, "Saved item 1")
+    });
+    let stored = project::latest(&ws, &p, 0).unwrap().unwrap();
+    let kinds: Vec<&str> = stored
+        .shapes
+        .iter()
+        .map(|s| match s {
+            Shape::Polygon { .. } => "polygon",
+            Shape::Box { .. } => "box",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["polygon", "box"]);
+}
+
+#[test]
+fn a_text_item_without_a_class_is_not_saved_as_labeled() {
+    let s = Sandbox::new();
+    let (ws, p) = text_project(
+        &s,
+        "sentiment",
+        Format::Csv,
+        b"text,label
+great,positive
+bad,negative
+so so,
+",
+    );
+    let mut h = open_project(&s, "sentiment", |h| shows_containing(h, "great"));
+    h.get_by_label("unlabeled").click();
+    run_until(&mut h, WAIT, "the unlabeled item", |h| {
+        shows_containing(h, "No label chosen yet")
+    });
+    h.key_press(egui::Key::Enter);
+    h.step();
+    assert!(
+        shows_containing(&h, "has no label yet: pick one"),
+        "{}",
+        visible_text(&h)
+    );
+    assert!(project::latest(&ws, &p, 2).unwrap().is_none());
+    // Refused by the store too, whoever asks.
+    let e = project::submit(&ws, &p, 2, "ann", &[], "human").unwrap_err();
+    assert!(e.to_string().contains("needs a label"), "{e}");
+    // With a class chosen it is saved, and the list shows it chosen.
+    h.key_press(egui::Key::Num2);
+    h.step();
+    assert!(!shows_containing(&h, "No label chosen yet"));
+    h.key_press(egui::Key::Enter);
+    run_until(&mut h, WAIT, "the saved item", |h| {
+        shows_containing(h, "Saved item 3: positive")
+    });
 }

@@ -7,11 +7,11 @@
 
 use std::process::Command;
 
-use lathe_tests::{Sandbox, Server, call, http, mlflow_python, peer_script};
+use lathe_tests::{Sandbox, Server, call, http, peer_python, peer_script};
 use serde_json::Value;
 
 fn run_client(server_url: &str, token: Option<&str>, script: &str) -> Value {
-    let mut command = Command::new(mlflow_python());
+    let mut command = Command::new(peer_python());
     command
         .arg(peer_script(script))
         .env("MLFLOW_TRACKING_URI", server_url)

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lathe_tests::{Sandbox, mlflow_python};
+use lathe_tests::{Sandbox, peer_python};
 use serde_json::Value;
 
 fn sample(name: &str) -> PathBuf {
@@ -194,7 +194,7 @@ fn command_pipeline(s: &Sandbox, jobs: &str) -> PathBuf {
 #[test]
 fn a_command_step_logs_to_its_own_run_with_the_mlflow_client() {
     let s = Sandbox::new();
-    let python = mlflow_python();
+    let python = peer_python();
     let script = s.file(
         "log.py",
         b"import mlflow, os, sys\nwith mlflow.start_run():\n    mlflow.log_metric('score', 0.75)\n    mlflow.log_param('source', 'script')\nopen(os.path.join(sys.argv[1], 'done.txt'), 'w').write('ok')\nprint('logged')\n",
@@ -375,7 +375,7 @@ fn bad_pipelines_are_refused_naming_the_step_and_field() {
         ),
         (
             "  a:\n    component: lathe:split_data\n    inputs:\n      data: ./x.csv\n      seed: ${{parent.jobs.a.outputs.train}}\n",
-            "takes a integer but step 'a' gives a uri_folder",
+            "takes a integer but step 'a' gives a mltable",
         ),
     ];
     for (jobs, expected) in cases {
@@ -570,4 +570,58 @@ fn a_nested_pipeline_component_runs_as_its_steps() {
             ("read".to_owned(), "done".to_owned())
         ]
     );
+}
+
+#[test]
+fn pipeline_components_that_include_each_other_are_named_not_recursed() {
+    let s = Sandbox::new();
+    let dir = s.path("loop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let nested = |inner: &str| {
+        format!(
+            "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json\ntype: pipeline\n\
+             jobs:\n  inner:\n    type: pipeline\n    component: ./{inner}\n"
+        )
+    };
+    std::fs::write(dir.join("self.yml"), nested("self.yml")).unwrap();
+    std::fs::write(dir.join("a.yml"), nested("b.yml")).unwrap();
+    std::fs::write(dir.join("b.yml"), nested("a.yml")).unwrap();
+    for verb in ["validate", "run", "export"] {
+        let run = s.lathe(&["pipeline", verb, dir.join("self.yml").to_str().unwrap()]);
+        assert_ne!(run.code, 0, "{verb}");
+        assert!(
+            run.stderr.contains("include each other") && run.stderr.contains("self.yml -> "),
+            "{verb}: {}",
+            run.stderr
+        );
+        let run = s.lathe(&["pipeline", verb, dir.join("a.yml").to_str().unwrap()]);
+        assert!(
+            run.stderr.contains("a.yml -> ") && run.stderr.contains("b.yml -> "),
+            "{verb}: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn deeply_nested_yaml_is_refused_at_once() {
+    let s = Sandbox::new();
+    let deep = s.file(
+        "deep.yml",
+        format!(
+            "type: pipeline\njobs: {}{}\n",
+            "[".repeat(200_000),
+            "]".repeat(200_000)
+        )
+        .as_bytes(),
+    );
+    // The bound's own message: the parser (quadratic in the depth) never saw it.
+    s.lathe(&["pipeline", "validate", deep.to_str().unwrap()])
+        .fails_with("nests deeper than 64 levels (line 2)");
+    let component = s.file(
+        "deep-component.yml",
+        format!("name: x\ncommand: {}\n", "{".repeat(100_000)).as_bytes(),
+    );
+    s.lathe(&["component", "validate", component.to_str().unwrap()])
+        .fails_with("nests deeper than 64 levels");
 }

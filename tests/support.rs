@@ -183,6 +183,36 @@ pub fn figure(kind: &str, [x, y, size]: [u32; 3], ink: [u8; 3], ground: [u8; 3])
     out.into_inner()
 }
 
+/// A JPEG stored `width` × `height` whose EXIF block says how to turn it upright
+/// (`orientation` 6: rotate 90° clockwise, as phones write portrait photos). The left half is
+/// red and the right half blue as stored, so a test can tell where the pixels went.
+pub fn jpeg_with_orientation(width: u32, height: u32, orientation: u16) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, _| {
+        image::Rgb(if x < width / 2 {
+            [220, 20, 20]
+        } else {
+            [20, 20, 220]
+        })
+    });
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut jpeg, image::ImageFormat::Jpeg)
+        .expect("a JPEG encodes");
+    let jpeg = jpeg.into_inner();
+    // APP1 "Exif": a big-endian TIFF header and one IFD entry, tag 0x0112 (Orientation), SHORT.
+    let mut tiff = b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec(); // SOI
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&(app1.len() as u16 + 2).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
 /// Intersection over union of two boxes `[x, y, w, h]`.
 pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
     let w = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
@@ -344,26 +374,35 @@ pub fn call(agent: &ureq::Agent, method: &str, url: &str, body: &str) -> (u16, s
     (status, json)
 }
 
-/// The Python with the official MLflow client: LATHE_MLFLOW_PYTHON, else the venv that
-/// `tests/peers/setup-mlflow.sh` makes (run here if it is missing; it needs PyPI).
-pub fn mlflow_python() -> PathBuf {
-    if let Ok(python) = std::env::var("LATHE_MLFLOW_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/setup-mlflow.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .status()
-        .expect("bash runs");
-    assert!(
-        status.success(),
-        "could not install the official mlflow client with {}; the MLflow tests need it",
-        script.display()
+/// The Python with the peers (the official MLflow client, pycocotools): LATHE_PEER_PYTHON,
+/// else the venv `tests/peers/setup.sh` makes. Fails the test, naming the fix, when the peers
+/// are missing; checked once per test process.
+pub fn peer_python() -> PathBuf {
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED.get_or_init(find_peer_python).clone()
+}
+
+fn find_peer_python() -> PathBuf {
+    let python = std::env::var("LATHE_PEER_PYTHON").map_or_else(
+        |_| {
+            let home = std::env::var("HOME").expect("HOME is set");
+            PathBuf::from(format!("{home}/.cache/lathe/venv/bin/python"))
+        },
+        PathBuf::from,
     );
-    let home = std::env::var("HOME").expect("HOME is set");
-    let venv =
-        std::env::var("LATHE_MLFLOW_VENV").unwrap_or_else(|_| format!("{home}/.cache/lathe/venv"));
-    PathBuf::from(venv).join("bin/python")
+    // A test never installs anything; tests/run.sh does, before the suite starts.
+    let ready = Command::new(&python)
+        .args(["-c", "import mlflow, pycocotools"])
+        .env("GIT_PYTHON_REFRESH", "quiet")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ready,
+        "{} lacks the peers (mlflow, pycocotools); run tests/run.sh, which installs them with \
+         tests/peers/setup.sh",
+        python.display()
+    );
+    python
 }
 
 /// A script under tests/peers.

@@ -43,6 +43,11 @@ pub enum Command {
     /// Pipeline jobs (Azure ML CLI v2 YAML): validate, run, export.
     #[command(subcommand)]
     Pipeline(pipeline_cli::PipelineCommand),
+    /// Remove files in the blob store that nothing refers to (left by killed imports).
+    Gc {
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +94,19 @@ pub enum DataCommand {
     },
 }
 
+/// A failure whose details the command has already printed (as JSON under `--json`): the
+/// process exits non-zero with this one line on stderr, and no JSON error follows the answer.
+#[derive(Debug)]
+pub struct Reported(pub String);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reported {}
+
 #[derive(Debug, Args)]
 pub struct Output {
     /// Print JSON instead of text.
@@ -111,7 +129,30 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Environment(command) => pipeline_cli::environment(root, command),
         Command::Pipeline(command) => pipeline_cli::pipeline(root, command),
         Command::Label(command) => label_cli::run(root, command),
+        Command::Gc { output } => gc(root, &output),
     }
+}
+
+fn gc(root: &Path, output: &Output) -> Result<()> {
+    let ws = Workspace::open(root)
+        .with_context(|| format!("cannot open workspace {}", root.display()))?;
+    let Some(collected) = ws.collect_garbage()? else {
+        anyhow::bail!(
+            "another Lathe process has workspace {} open, and its newest files may not be \
+             recorded yet; close it and run lathe gc again",
+            root.display()
+        );
+    };
+    if output.json {
+        print_json(&collected)?;
+    } else {
+        println!(
+            "removed {} unreferenced file(s), {}",
+            collected.files,
+            format::bytes(i64::try_from(collected.bytes).unwrap_or(i64::MAX))
+        );
+    }
+    Ok(())
 }
 
 fn data(root: &Path, command: DataCommand) -> Result<()> {

@@ -202,16 +202,15 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                 report.insert("created".into(), created.into());
             }
             if let Some(out) = out {
-                let written = labeling::export(&ws, &found, &format, &out)?;
+                let exported = labeling::export(&ws, &found, &format, &out)?;
                 if !output.json {
-                    println!(
-                        "exported {written} labeled item(s) or annotations of {name} to {}",
-                        out.display()
-                    );
+                    println!("exported {exported} of {name} to {}", out.display());
                 }
                 report.insert("format".into(), format.into());
                 report.insert("path".into(), out.display().to_string().into());
-                report.insert("written".into(), written.into());
+                report.insert("items".into(), exported.items.into());
+                report.insert("labeled".into(), exported.labeled.into());
+                report.insert("annotations".into(), exported.annotations.into());
             }
             if output.json {
                 return print_json(&report);

@@ -34,10 +34,25 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
-    let result = run(args);
-    match result {
+    // A script that asked for JSON gets its errors as JSON too, on stdout where it reads.
+    let json = std::env::args_os().any(|a| a == "--json");
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if json && e.use_stderr() => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            println!("{}", serde_json::json!({ "error": message }));
+            return std::process::ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if json && e.downcast_ref::<cli::Reported>().is_none() => {
+            println!("{}", serde_json::json!({ "error": one_line(&e) }));
+            std::process::ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             std::process::ExitCode::FAILURE

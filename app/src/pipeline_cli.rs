@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use lathe_core::pipeline::component::{self, Component, Problem};
 use lathe_core::pipeline::executor::{self, Event, RunOptions, StepStatus};
@@ -228,7 +228,12 @@ pub fn pipeline(root: &Path, command: PipelineCommand) -> Result<()> {
                 }
             }
             if !outcome.succeeded() {
-                bail!("the pipeline {}", outcome.status.to_lowercase());
+                // The outcome above is the answer, JSON or not; the exit code says it failed.
+                return Err(crate::cli::Reported(format!(
+                    "the pipeline {}",
+                    outcome.status.to_lowercase()
+                ))
+                .into());
             }
             Ok(())
         }

@@ -220,11 +220,15 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn api(State(app): State<App>, method: Method, uri: axum::http::Uri, body: Body) -> Response {
-    let endpoint = uri
+    let endpoint = match uri
         .path()
         .split_once("/mlflow/")
-        .map(|(_, rest)| rest.trim_end_matches('/').to_owned())
-        .unwrap_or_default();
+        .map(|(_, rest)| decode_path(rest))
+    {
+        Some(Ok(rest)) => rest.trim_end_matches('/').to_owned(),
+        Some(Err(e)) => return error_response(&e),
+        None => String::new(),
+    };
     let request = match request_fields(&method, uri.query(), body).await {
         Ok(request) => request,
         Err(e) => return error_response(&e),
@@ -325,19 +329,30 @@ async fn list_artifacts(State(app): State<App>, uri: axum::http::Uri) -> Respons
     }
 }
 
-fn artifact_path(uri: &axum::http::Uri) -> String {
-    let raw = uri
-        .path()
-        .strip_prefix("/api/2.0/mlflow-artifacts/artifacts/")
-        .unwrap_or_default();
-    lenient::query_to_json(&format!("p={}", raw.replace('+', "%2B")))["p"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+/// A URL path percent-decoded as a path (RFC 3986 §2.1 and §3.3): each `%XX` becomes its byte
+/// and nothing else changes. Unlike a query string, `+` stays a plus and `&`, `=` and `;` are
+/// ordinary characters of a name. The bytes must be UTF-8.
+fn decode_path(raw: &str) -> Result<String, TrackingError> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| TrackingError::invalid(format!("The path '{raw}' is not UTF-8 once decoded")))
+}
+
+/// The artifact path a proxy URL names, decoded.
+fn artifact_path(uri: &axum::http::Uri) -> Result<String, TrackingError> {
+    decode_path(
+        uri.path()
+            .strip_prefix("/api/2.0/mlflow-artifacts/artifacts/")
+            .unwrap_or_default(),
+    )
 }
 
 async fn download_artifact(State(app): State<App>, uri: axum::http::Uri) -> Response {
-    let path = artifact_path(&uri);
+    let path = match artifact_path(&uri) {
+        Ok(path) => path,
+        Err(e) => return error_response(&e),
+    };
     let tracking = app.tracking.clone();
     let (file, size) = match blocking(move || tracking.artifact_file(&path)).await {
         Ok(found) => found,
@@ -363,7 +378,10 @@ async fn download_artifact(State(app): State<App>, uri: axum::http::Uri) -> Resp
 }
 
 async fn upload_artifact(State(app): State<App>, uri: axum::http::Uri, body: Body) -> Response {
-    let path = artifact_path(&uri);
+    let path = match artifact_path(&uri) {
+        Ok(path) => path,
+        Err(e) => return error_response(&e),
+    };
     if let Err(e) = lathe_core::tracking::validate_artifact_path(&path) {
         return error_response(&e);
     }
@@ -396,7 +414,10 @@ async fn upload_artifact(State(app): State<App>, uri: axum::http::Uri, body: Bod
 }
 
 async fn delete_artifact(State(app): State<App>, uri: axum::http::Uri) -> Response {
-    let path = artifact_path(&uri);
+    let path = match artifact_path(&uri) {
+        Ok(path) => path,
+        Err(e) => return error_response(&e),
+    };
     let tracking = app.tracking.clone();
     match blocking(move || tracking.delete_artifact(&path)).await {
         Ok(()) => json_response(StatusCode::OK, &json!({})),
@@ -424,5 +445,26 @@ impl Read for ChannelReader {
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_decoded_as_paths_not_queries() {
+        for (raw, decoded) in [
+            ("reports/R%26D%20notes.txt", "reports/R&D notes.txt"),
+            ("reports/R&D notes.txt", "reports/R&D notes.txt"),
+            ("a+b=c;d", "a+b=c;d"),
+            ("a%2Bb", "a+b"),
+            ("h%23t", "h#t"),
+            ("100%.txt", "100%.txt"),
+            ("%C3%BC%E6%97%A5", "ü日"),
+        ] {
+            assert_eq!(decode_path(raw).unwrap(), decoded, "{raw}");
+        }
+        assert!(decode_path("bad%FF").is_err());
     }
 }

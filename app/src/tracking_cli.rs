@@ -210,7 +210,15 @@ fn experiment_ids(tracking: &Tracking, given: &[String]) -> Result<Vec<String>> 
                     Ok(e) => Ok(e.experiment_id),
                     Err(_) => experiments::get(c, g).map(|e| e.experiment_id),
                 })
-                .with_context(|| format!("no experiment named or numbered '{g}'"))
+                .map_err(|_| {
+                    let known = tracking
+                        .read(|c| experiments::search(c, ViewType::All, "", &[], 50_000, 0))
+                        .map(|(all, _)| all)
+                        .unwrap_or_default();
+                    let hint =
+                        lathe_core::suggest::did_you_mean(g, known.iter().map(|e| e.name.as_str()));
+                    anyhow::anyhow!("no experiment named or numbered '{g}'{hint}")
+                })
         })
         .collect()
 }
@@ -457,8 +465,19 @@ pub fn models(root: &Path, command: ModelsCommand) -> Result<()> {
     }
 }
 
-/// NAME (all versions, newest first), NAME:VERSION or NAME@ALIAS.
+/// NAME (all versions, newest first), NAME:VERSION or NAME@ALIAS; an unknown model's name
+/// gets the nearest registered names suggested.
 fn resolve_versions(tracking: &Tracking, reference: &str) -> Result<Vec<ModelVersion>> {
+    let name = reference
+        .split(['@', ':'])
+        .next()
+        .unwrap_or(reference)
+        .to_owned();
+    if tracking.read(|c| registry::get_model(c, &name)).is_err() {
+        let (known, _) = tracking.read(|c| registry::search_models(c, "", &[], 50_000, 0))?;
+        let hint = lathe_core::suggest::did_you_mean(&name, known.iter().map(|m| m.name.as_str()));
+        anyhow::bail!("no registered model named '{name}'{hint}");
+    }
     if let Some((name, alias)) = reference.split_once('@') {
         return Ok(vec![
             tracking.read(|c| registry::version_by_alias(c, name, alias))?,

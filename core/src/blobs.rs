@@ -1,10 +1,20 @@
 //! The content-addressed blob store: files named by the BLAKE3 hash of their bytes, in a folder
 //! beside the database. A blob is written to a temporary file and renamed into place, so a blob
 //! path either holds the whole content or does not exist.
+//!
+//! A blob is written before the transaction that records it, so a process killed in between
+//! leaves a file nothing refers to. Each process notes the blobs it creates in a journal
+//! (`tmp/<process>.journal`) and holds a shared lock on `.lock` while the store is open; the
+//! next process to find itself alone (the lock taken exclusively) removes what dead processes'
+//! journals name and no record refers to, and their temporary files ([`BlobStore::recover`]).
+//! [`BlobStore::collect_garbage`] does the same over every file, for stores from before the
+//! journal.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::jobs::Progress;
 use crate::{Error, Result};
@@ -12,6 +22,37 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    shared: Arc<Shared>,
+}
+
+/// What every `BlobStore` of one root in this process shares: one lock file handle (a lock is
+/// held per open file, so a second handle in the same process would conflict with the first),
+/// and the journal of blobs this process created.
+#[derive(Debug)]
+struct Shared {
+    lock: File,
+    journal: Mutex<Option<File>>,
+    recovered: Mutex<bool>,
+}
+
+/// This process's name in temporary files and journals: random, so a reused pid is not taken
+/// for a live process.
+fn process_tag() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// The open stores of this process, by root, so they share one [`Shared`].
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Shared>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = OnceLock::new();
+    OPEN.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// What a clean-up removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Collected {
+    pub files: u64,
+    pub bytes: u64,
 }
 
 /// A blob that was just put: its address, its size, and whether this put created the file
@@ -29,7 +70,30 @@ impl BlobStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         fs::create_dir_all(root.join("tmp")).map_err(|e| Error::io(&root, e))?;
-        Ok(Self { root })
+        let key = fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+        let mut open = registry().lock().map_err(|_| Error::Unreadable {
+            path: root.clone(),
+            reason: "the blob store registry is poisoned".to_owned(),
+        })?;
+        if let Some(shared) = open.get(&key).and_then(Weak::upgrade) {
+            return Ok(Self { root, shared });
+        }
+        let lock_path = root.join(".lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        lock.lock_shared().map_err(|e| Error::io(&lock_path, e))?;
+        let shared = Arc::new(Shared {
+            lock,
+            journal: Mutex::new(None),
+            recovered: Mutex::new(false),
+        });
+        open.retain(|_, weak| weak.strong_count() > 0);
+        open.insert(key, Arc::downgrade(&shared));
+        Ok(Self { root, shared })
     }
 
     pub fn path(&self, hash: &str) -> PathBuf {
@@ -97,7 +161,125 @@ impl BlobStore {
 
     fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
         let tmp_dir = self.root.join("tmp");
-        tempfile::NamedTempFile::new_in(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))
+        tempfile::Builder::new()
+            .prefix(&format!("{}-", process_tag()))
+            .tempfile_in(&tmp_dir)
+            .map_err(|e| Error::io(&tmp_dir, e))
+    }
+
+    /// Notes in this process's journal that blob `hash` is about to be created, before it
+    /// exists, so that a kill at any later point leaves it findable.
+    fn journal(&self, hash: &str) -> Result<()> {
+        let path = self
+            .root
+            .join("tmp")
+            .join(format!("{}.journal", process_tag()));
+        let mut journal = self.shared.journal.lock().map_err(|_| Error::Unreadable {
+            path: path.clone(),
+            reason: "the blob journal is poisoned".to_owned(),
+        })?;
+        if journal.is_none() {
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            *journal = Some(file);
+        }
+        if let Some(file) = journal.as_mut() {
+            writeln!(file, "{hash}").map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` with the store's lock held exclusively, if no other process has the store
+    /// open; `None` if one does. The shared lock is taken back afterwards either way.
+    fn alone<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+        let lock_path = self.root.join(".lock");
+        let outcome = match self.shared.lock.try_lock() {
+            Ok(()) => work().map(Some),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+        };
+        // Converting a lock may drop it on the way (flock(2)); take the shared one again.
+        self.shared
+            .lock
+            .lock_shared()
+            .map_err(|e| Error::io(&lock_path, e))?;
+        outcome
+    }
+
+    /// Cleans up after processes that were killed while writing: the blobs their journals
+    /// name that `referenced` does not know, and their temporary files. Does nothing while
+    /// another process has the store open (its blobs may be about to be recorded), and runs
+    /// once per process. Cheap: it reads journals, not the store.
+    pub fn recover(&self, referenced: &dyn Fn(&str) -> Result<bool>) -> Result<Collected> {
+        let Ok(mut recovered) = self.shared.recovered.lock() else {
+            return Ok(Collected::default());
+        };
+        if *recovered {
+            return Ok(Collected::default());
+        }
+        *recovered = true;
+        let tmp = self.root.join("tmp");
+        let collected = self.alone(|| {
+            let mut collected = Collected::default();
+            let own = process_tag();
+            for entry in fs::read_dir(&tmp).map_err(|e| Error::io(&tmp, e))? {
+                let path = entry.map_err(|e| Error::io(&tmp, e))?.path();
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if name.starts_with(own) {
+                    continue;
+                }
+                if name.ends_with(".journal") {
+                    let listed = fs::read_to_string(&path).unwrap_or_default();
+                    for hash in listed.lines().filter(|h| is_hash(h)) {
+                        if !referenced(hash)? {
+                            collected.add(remove(&self.path(hash)));
+                        }
+                    }
+                }
+                collected.add(remove(&path));
+            }
+            Ok(collected)
+        })?;
+        Ok(collected.unwrap_or_default())
+    }
+
+    /// Removes every file in the store that `referenced` does not know, and every temporary
+    /// file and journal of other processes. Refused while another process has the store open.
+    pub fn collect_garbage(
+        &self,
+        referenced: &dyn Fn(&str) -> Result<bool>,
+    ) -> Result<Option<Collected>> {
+        let tmp = self.root.join("tmp");
+        self.alone(|| {
+            let mut collected = Collected::default();
+            let own = process_tag();
+            for entry in walkdir::WalkDir::new(&self.root).min_depth(1) {
+                let entry = entry.map_err(|e| Error::Unreadable {
+                    path: self.root.clone(),
+                    reason: e.to_string(),
+                })?;
+                if !entry.file_type().is_file() {
+                    continue;
+                }
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy();
+                let garbage = if path.starts_with(&tmp) {
+                    !name.starts_with(own)
+                } else {
+                    is_hash(&name) && !referenced(&name)?
+                };
+                if garbage {
+                    collected.add(remove(path));
+                }
+            }
+            Ok(collected)
+        })
     }
 
     /// Makes a fully written temporary file the blob `hash`: synced, then renamed into place.
@@ -118,6 +300,7 @@ impl BlobStore {
         tmp.as_file()
             .sync_all()
             .map_err(|e| Error::io(tmp.path(), e))?;
+        self.journal(&hash)?;
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
@@ -136,6 +319,26 @@ impl BlobStore {
             let _ = fs::remove_file(self.path(&put.hash));
         }
     }
+}
+
+impl Collected {
+    fn add(&mut self, removed: Option<u64>) {
+        if let Some(bytes) = removed {
+            self.files += 1;
+            self.bytes += bytes;
+        }
+    }
+}
+
+/// Removes a file, returning its size if it was there to remove.
+fn remove(path: &Path) -> Option<u64> {
+    let size = fs::metadata(path).ok()?.len();
+    fs::remove_file(path).ok().map(|()| size)
+}
+
+/// Whether a file name is a blob's: 64 lowercase hex digits.
+fn is_hash(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The BLAKE3 hash of `bytes`, computed on all cores: a blob's address.
@@ -159,7 +362,14 @@ mod tests {
         assert_eq!(a.hash, b.hash);
         assert_eq!(a.hash, blake3::hash(b"hello").to_hex().to_string());
         assert_eq!(fs::read(store.path(&a.hash)).unwrap(), b"hello");
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        // No temporary file is left, only this process's journal naming the one blob it made.
+        let left: Vec<String> = fs::read_dir(dir.path().join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, [format!("{}.journal", process_tag())]);
+        let journal = fs::read_to_string(dir.path().join("tmp").join(&left[0])).unwrap();
+        assert_eq!(journal, format!("{}\n", a.hash));
     }
 
     #[test]

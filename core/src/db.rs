@@ -308,6 +308,9 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, position, model),
         FOREIGN KEY (project_id, position) REFERENCES label_items(project_id, position)
     ) WITHOUT ROWID;",
+    // 7: an item's id in the label file it was imported from (a COCO image id, a Label Studio
+    // task id), so an export in that format writes the same id back.
+    "ALTER TABLE label_items ADD COLUMN source_id INTEGER;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.
@@ -393,6 +396,31 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
 /// The fingerprint recorded for an applied migration.
 pub fn migration_hash(sql: &str) -> String {
     blake3::hash(sql.as_bytes()).to_hex().to_string()
+}
+
+/// Whether any record refers to blob `hash`: the `blobs` table, or (in workspaces from before
+/// component code was recorded there) a registered component's code listing.
+pub fn blob_referenced(conn: &Connection, hash: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM blobs WHERE hash = ?1)
+             OR EXISTS (SELECT 1 FROM components, json_each(components.code_files) AS f
+                        WHERE json_extract(f.value, '$[1]') = ?1)",
+        [hash],
+        |r| r.get(0),
+    )?)
+}
+
+/// Every blob hash a record refers to (see [`blob_referenced`]), for a sweep of the store.
+pub fn referenced_blobs(conn: &Connection) -> Result<std::collections::HashSet<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT hash FROM blobs
+         UNION SELECT json_extract(f.value, '$[1]') FROM components, json_each(components.code_files) AS f",
+    )?;
+    let hashes = stmt
+        .query_map([], |r| r.get::<_, Option<String>>(0))?
+        .filter_map(std::result::Result::transpose)
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(hashes)
 }
 
 /// Seconds since the Unix epoch; the store's one notion of time.

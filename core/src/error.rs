@@ -35,8 +35,9 @@ pub enum Error {
         column: String,
         available: String,
     },
-    #[error("no data asset named '{0}'")]
-    NoSuchAsset(String),
+    /// `hint` suggests the nearest names (`; did you mean 'customers'?`) or is empty.
+    #[error("no data asset named '{name}'{hint}")]
+    NoSuchAsset { name: String, hint: String },
     #[error("data asset '{name}' has no version {version}")]
     NoSuchVersion { name: String, version: i64 },
     #[error("data asset '{name}' is of kind {actual}, not {expected}")]

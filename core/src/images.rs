@@ -62,7 +62,12 @@ pub fn scan(root: &Path) -> Result<Vec<FoundImage>> {
     Ok(found)
 }
 
-fn decode(path: &Path) -> Result<image::DynamicImage> {
+/// Decodes an image upright: the EXIF orientation (JPEG, PNG, WebP, TIFF) is applied to the
+/// pixels, as browsers, CVAT and Ultralytics show a photo, so every size, coordinate and pixel
+/// Lathe uses is of the upright image. The image crate's default limits bound what a forged
+/// header can make it allocate (512 MiB).
+pub fn decode(path: &Path) -> Result<image::DynamicImage> {
+    use image::ImageDecoder;
     let unreadable = |reason: String| Error::Unreadable {
         path: path.to_path_buf(),
         reason,
@@ -74,13 +79,19 @@ fn decode(path: &Path) -> Result<image::DynamicImage> {
     if reader.format().is_none() {
         return Err(unreadable("not a recognised image format".to_owned()));
     }
-    reader
-        .decode()
-        .map_err(|e| unreadable(format!("cannot decode image: {e}")))
+    let cannot = |e: image::ImageError| unreadable(format!("cannot decode image: {e}"));
+    let mut decoder = reader.into_decoder().map_err(cannot)?;
+    // A broken EXIF block does not make the picture unreadable: it is shown as stored.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = image::DynamicImage::from_decoder(decoder).map_err(cannot)?;
+    image.apply_orientation(orientation);
+    Ok(image)
 }
 
 /// Decodes the whole image, so that a truncated or corrupt file is caught at import, and returns
-/// its size in pixels.
+/// its upright size in pixels (width, height).
 pub fn inspect(path: &Path) -> Result<(u32, u32)> {
     if std::fs::metadata(path)
         .map_err(|e| Error::io(path, e))?

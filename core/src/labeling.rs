@@ -83,6 +83,18 @@ impl Task {
     pub fn multi_label(self) -> bool {
         matches!(self, Task::ImageMultiLabel | Task::TextMultiLabel)
     }
+
+    /// Whether items are labeled with classes (one, or several): a labeled item has at least
+    /// one. (Boxes, polygons and spans may be none: "nothing to mark here" is an answer.)
+    pub fn classifies(self) -> bool {
+        matches!(
+            self,
+            Task::ImageClassification
+                | Task::ImageMultiLabel
+                | Task::TextClassification
+                | Task::TextMultiLabel
+        )
+    }
 }
 
 /// A class in a project's schema.
@@ -93,6 +105,13 @@ pub struct Label {
     pub color: String,
     /// The key that picks it: '1'–'9' for the first nine.
     pub hotkey: Option<char>,
+    /// Its id in the label file it came from (a COCO category id such as 3, 7 or 12), so an
+    /// export writes the same id back; labels added in Lathe have none and are numbered after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<i64>,
+    /// COCO's `supercategory`, kept for the same reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supercategory: Option<String>,
 }
 
 /// Colours given to labels in order when none is chosen.
@@ -110,6 +129,8 @@ pub fn labels_from_names(names: &[String]) -> Vec<Label> {
             name: name.clone(),
             color: PALETTE[i % PALETTE.len()].to_owned(),
             hotkey: char::from_digit(i as u32 + 1, 10).filter(|_| i < 9),
+            category_id: None,
+            supercategory: None,
         })
         .collect()
 }
@@ -120,8 +141,21 @@ pub fn next_label(labels: &[Label], name: &str) -> Label {
         name: name.to_owned(),
         color: PALETTE[labels.len() % PALETTE.len()].to_owned(),
         hotkey: ('1'..='9').find(|k| labels.iter().all(|l| l.hotkey != Some(*k))),
+        category_id: None,
+        supercategory: None,
     }
 }
+
+/// What a label file says of a shape besides its geometry and label, kept so an export in the
+/// same format writes it back: a COCO annotation's `id`, `iscrowd`, `area` and CVAT's
+/// `attributes`; VOC's `difficult`, `truncated`, `occluded` and `pose`; a Label Studio
+/// result's `id`. Empty for shapes made in Lathe.
+pub type Attributes = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// Attributes that restate a shape's geometry as the file wrote it (COCO's `area` and `bbox`,
+/// Label Studio's `percent`ages): written back while the geometry is as it was read, dropped by
+/// [`Shape::reshaped`] once it changes.
+const DERIVED_ATTRIBUTES: [&str; 3] = ["area", "bbox", "percent"];
 
 /// One annotation on an item. Geometry is in image pixels; spans are character offsets
 /// (end exclusive).
@@ -132,6 +166,8 @@ pub enum Shape {
         label: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         confidence: Option<f64>,
+        #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+        attributes: Attributes,
     },
     Box {
         label: String,
@@ -141,12 +177,16 @@ pub enum Shape {
         h: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         confidence: Option<f64>,
+        #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+        attributes: Attributes,
     },
     Polygon {
         label: String,
         points: Vec<[f64; 2]>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         confidence: Option<f64>,
+        #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+        attributes: Attributes,
     },
     Span {
         label: String,
@@ -154,6 +194,8 @@ pub enum Shape {
         end: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         confidence: Option<f64>,
+        #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+        attributes: Attributes,
     },
 }
 
@@ -180,6 +222,7 @@ impl Shape {
                 label,
                 points: vec![[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
                 confidence,
+                attributes: Default::default(),
             }
         } else {
             Shape::Box {
@@ -189,6 +232,7 @@ impl Shape {
                 w: x1 - x0,
                 h: y1 - y0,
                 confidence,
+                attributes: Default::default(),
             }
         }
     }
@@ -244,6 +288,34 @@ impl Shape {
         }
     }
 
+    /// What the label file the shape came from said of it besides its geometry.
+    pub fn attributes(&self) -> &Attributes {
+        match self {
+            Shape::Class { attributes, .. }
+            | Shape::Box { attributes, .. }
+            | Shape::Polygon { attributes, .. }
+            | Shape::Span { attributes, .. } => attributes,
+        }
+    }
+
+    pub fn attributes_mut(&mut self) -> &mut Attributes {
+        match self {
+            Shape::Class { attributes, .. }
+            | Shape::Box { attributes, .. }
+            | Shape::Polygon { attributes, .. }
+            | Shape::Span { attributes, .. } => attributes,
+        }
+    }
+
+    /// The shape after its geometry was edited: attributes derived from the old geometry (a
+    /// COCO area) no longer hold and are dropped; the others (ids, flags) stay.
+    #[must_use]
+    pub fn reshaped(mut self) -> Shape {
+        self.attributes_mut()
+            .retain(|key, _| !DERIVED_ATTRIBUTES.contains(&key.as_str()));
+        self
+    }
+
     /// A model's confidence in the shape, if a model made it.
     pub fn confidence(&self) -> Option<f64> {
         match self {
@@ -272,6 +344,88 @@ pub enum Extent {
     Text { chars: usize },
 }
 
+/// How far outside its image a coordinate may lie and still be taken as on the edge, in
+/// pixels, the same on every edge: float rounding in other tools' files (a box ending at
+/// 640.0000001, a polygon point at -0.0000003) and half-pixel conventions. Further out is
+/// refused.
+pub const EDGE_TOLERANCE_PX: f64 = 0.5;
+
+impl Shape {
+    /// The shape as Lathe keeps it: a box with a negative width or height (as some tools write
+    /// a box dragged up or to the left) starts at its other corner, and coordinates within
+    /// [`EDGE_TOLERANCE_PX`] outside the image are pulled onto its edge. A coordinate further
+    /// out is left as it is, for [`check_shapes`] to refuse. Untouched numbers stay exactly as
+    /// they were read.
+    pub fn normalized(self, extent: Extent) -> Shape {
+        let Extent::Image { width, height } = extent else {
+            return self;
+        };
+        let before = self.clone();
+        let after = self.pulled_inside(width, height);
+        if after == before {
+            after
+        } else {
+            after.reshaped()
+        }
+    }
+
+    fn pulled_inside(mut self, width: u32, height: u32) -> Shape {
+        let (wf, hf) = (f64::from(width), f64::from(height));
+        let onto_edge = |v: f64, size: f64| {
+            if (-EDGE_TOLERANCE_PX..0.0).contains(&v) {
+                0.0
+            } else if v > size && v <= size + EDGE_TOLERANCE_PX {
+                size
+            } else {
+                v
+            }
+        };
+        match &mut self {
+            Shape::Box { x, y, w, h, .. } => {
+                if *w < 0.0 {
+                    *x += *w;
+                    *w = -*w;
+                }
+                if *h < 0.0 {
+                    *y += *h;
+                    *h = -*h;
+                }
+                let clamp = |start: &mut f64, length: &mut f64, size: f64| {
+                    let (a, b) = (onto_edge(*start, size), onto_edge(*start + *length, size));
+                    if a != *start || b != *start + *length {
+                        *start = a;
+                        *length = b - a;
+                    }
+                };
+                clamp(x, w, wf);
+                clamp(y, h, hf);
+            }
+            Shape::Polygon { points, .. } => {
+                for [px, py] in points.iter_mut() {
+                    *px = onto_edge(*px, wf);
+                    *py = onto_edge(*py, hf);
+                }
+            }
+            Shape::Class { .. } | Shape::Span { .. } => {}
+        }
+        self
+    }
+}
+
+/// Shapes from a label file as a project keeps them: each [`Shape::normalized`], then checked
+/// with [`check_shapes`]. Every importer takes its shapes through here, so every format is
+/// tolerant, and strict, in the same way.
+pub fn accept_shapes(
+    task: Task,
+    labels: &[Label],
+    extent: Extent,
+    shapes: Vec<Shape>,
+) -> Result<Vec<Shape>, String> {
+    let shapes: Vec<Shape> = shapes.into_iter().map(|s| s.normalized(extent)).collect();
+    check_shapes(task, labels, extent, &shapes)?;
+    Ok(shapes)
+}
+
 /// Checks shapes against the task, the schema and the item; the error names the shape.
 pub fn check_shapes(
     task: Task,
@@ -286,6 +440,13 @@ pub fn check_shapes(
     if classes > 1 && !task.multi_label() {
         return Err(format!(
             "{} takes one class per item, not {classes}",
+            task.as_str()
+        ));
+    }
+    if classes == 0 && task.classifies() {
+        return Err(format!(
+            "{} needs a label on every labeled item, and none is chosen; pick one (keys 1-9) \
+             or move on without saving (N)",
             task.as_str()
         ));
     }
@@ -324,7 +485,8 @@ pub fn check_shapes(
                 if !finite || *w <= 0.0 || *h <= 0.0 {
                     return Err(format!("{at}: width and height must be positive numbers"));
                 }
-                if *x < 0.0 || *y < 0.0 || x + w > wf + 0.5 || y + h > hf + 0.5 {
+                let t = EDGE_TOLERANCE_PX;
+                if *x < -t || *y < -t || x + w > wf + t || y + h > hf + t {
                     return Err(format!(
                         "{at}: the box ({x}, {y}, {w} × {h}) falls outside the {width} × {height} image"
                     ));
@@ -337,10 +499,10 @@ pub fn check_shapes(
                 let outside = points.iter().position(|[px, py]| {
                     !px.is_finite()
                         || !py.is_finite()
-                        || *px < -0.5
-                        || *py < -0.5
-                        || *px > f64::from(width) + 0.5
-                        || *py > f64::from(height) + 0.5
+                        || *px < -EDGE_TOLERANCE_PX
+                        || *py < -EDGE_TOLERANCE_PX
+                        || *px > f64::from(width) + EDGE_TOLERANCE_PX
+                        || *py > f64::from(height) + EDGE_TOLERANCE_PX
                 });
                 if let Some(p) = outside {
                     return Err(format!(
@@ -362,6 +524,27 @@ pub fn check_shapes(
     Ok(())
 }
 
+/// A stored coordinate as a label file writes it: a whole number as an integer, anything else
+/// in its shortest form, which is the text it was read from.
+pub(crate) fn exact(value: f64) -> serde_json::Value {
+    const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0; // 2^53
+    if !value.is_finite() {
+        return serde_json::Value::Null;
+    }
+    if value.fract() == 0.0 && value.abs() < EXACT_INTEGERS {
+        return serde_json::Value::from(value as i64);
+    }
+    serde_json::Value::from(value)
+}
+
+/// A computed coordinate or measure (a width from two corners, a percentage) as a label file
+/// writes it: rounded to 15 significant digits, which removes the noise of float arithmetic
+/// (52.779999999999994 → 52.78) and keeps every digit a labeling tool writes by hand; then
+/// as [`exact`].
+pub(crate) fn tidy(value: f64) -> serde_json::Value {
+    exact(format!("{value:.14e}").parse().unwrap_or(value))
+}
+
 /// A labeling problem, already worded for the user.
 pub(crate) fn invalid(message: impl Into<String>) -> crate::Error {
     crate::Error::Label(message.into())
@@ -375,23 +558,63 @@ pub(crate) fn stem(path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The image of a version that a label file names: the same path, else the same file name,
-/// else the same stem (labels often name a `.jpg` that the asset holds under another name).
-pub(crate) fn find_image(files: &[crate::assets::VersionFile], name: &str) -> Option<usize> {
-    let file_name = |p: &str| {
-        std::path::Path::new(p)
-            .file_name()
-            .map(std::ffi::OsStr::to_os_string)
-    };
-    files
-        .iter()
-        .position(|f| f.path == name)
-        .or_else(|| {
-            files
-                .iter()
-                .position(|f| file_name(&f.path) == file_name(name))
-        })
-        .or_else(|| files.iter().position(|f| stem(&f.path) == stem(name)))
+/// A name in Unicode's composed form (NFC). File names reach Lathe in either form — macOS
+/// writes them decomposed (NFD), most tools composed — and `é` must find `é` either way.
+pub(crate) fn nfc(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfc().collect()
+}
+
+/// The images of a version, found by the names label files give them: the same path, else the
+/// same file name, else the same stem (labels often name a `.jpg` that the asset holds under
+/// another name). Names match under Unicode normalization; the first image wins a tie.
+pub(crate) struct ImageIndex {
+    by_path: std::collections::HashMap<String, usize>,
+    by_file_name: std::collections::HashMap<String, usize>,
+    by_stem: std::collections::HashMap<String, usize>,
+}
+
+impl ImageIndex {
+    pub(crate) fn new(files: &[crate::assets::VersionFile]) -> ImageIndex {
+        let mut index = ImageIndex {
+            by_path: std::collections::HashMap::new(),
+            by_file_name: std::collections::HashMap::new(),
+            by_stem: std::collections::HashMap::new(),
+        };
+        for (position, file) in files.iter().enumerate() {
+            let path = nfc(&file.path);
+            index.by_stem.entry(stem(&path)).or_insert(position);
+            index
+                .by_file_name
+                .entry(file_name(&path))
+                .or_insert(position);
+            index.by_path.entry(path).or_insert(position);
+        }
+        index
+    }
+
+    /// The position of the image `name` (a path, a file name or a stem) names.
+    pub(crate) fn find(&self, name: &str) -> Option<usize> {
+        let name = nfc(name);
+        let name = name.trim_start_matches("./");
+        self.by_path
+            .get(name)
+            .or_else(|| self.by_file_name.get(&file_name(name)))
+            .or_else(|| self.by_stem.get(&stem(name)))
+            .copied()
+    }
+
+    /// The position of the image whose file name without extension is `stem`.
+    pub(crate) fn find_stem(&self, stem: &str) -> Option<usize> {
+        self.by_stem.get(&nfc(stem)).copied()
+    }
+}
+
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 impl Extent {
@@ -432,14 +655,37 @@ pub fn default_format(task: Task) -> &'static str {
     }
 }
 
-/// Exports `project` in `format` to `dest` (a file, or a folder for yolo and voc); returns how
-/// many items or annotations were written.
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Exported {
+    /// Items written: images or texts, labeled or not, as far as the format holds them (COCO,
+    /// Label Studio and the text formats list every item; YOLO and VOC write a file per labeled
+    /// image).
+    pub items: usize,
+    /// Of those, the items that carry labels.
+    pub labeled: usize,
+    /// Annotations written: boxes, polygons, spans or classes.
+    pub annotations: usize,
+}
+
+impl std::fmt::Display for Exported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} item(s), {} labeled, {} annotation(s)",
+            self.items, self.labeled, self.annotations
+        )
+    }
+}
+
+/// Exports `project` in `format` to `dest` (a file, or a folder for yolo and voc); returns what
+/// was written.
 pub fn export(
     ws: &crate::Workspace,
     project: &project::Project,
     format: &str,
     dest: &std::path::Path,
-) -> crate::Result<usize> {
+) -> crate::Result<Exported> {
     let shapes_only = matches!(project.task, Task::BoundingBoxes | Task::Polygons);
     if matches!(format, "coco" | "yolo" | "voc") && !shapes_only {
         return Err(crate::Error::Label(format!(
@@ -491,10 +737,10 @@ pub fn import(
 
 /// Writes `dest` through `write`, beside it first and renamed into place, so no half-written
 /// file is ever left; returns what `write` returns.
-pub fn write_atomically(
+pub fn write_atomically<T>(
     dest: &std::path::Path,
-    write: impl FnOnce(&mut dyn std::io::Write) -> crate::Result<usize>,
-) -> crate::Result<usize> {
+    write: impl FnOnce(&mut dyn std::io::Write) -> crate::Result<T>,
+) -> crate::Result<T> {
     use std::io::Write;
     let dir = dest
         .parent()
@@ -531,6 +777,7 @@ mod tests {
             w,
             h: 10.0,
             confidence: None,
+            attributes: Default::default(),
         };
         assert!(check_shapes(Task::BoundingBoxes, &labels, image, &[boxed(10.0, 20.0)]).is_ok());
         let e =
@@ -546,6 +793,7 @@ mod tests {
             &[Shape::Class {
                 label: "cow".into(),
                 confidence: None,
+                attributes: Default::default(),
             }],
         )
         .unwrap_err();
@@ -557,10 +805,12 @@ mod tests {
             Shape::Class {
                 label: "cat".into(),
                 confidence: None,
+                attributes: Default::default(),
             },
             Shape::Class {
                 label: "dog".into(),
                 confidence: None,
+                attributes: Default::default(),
             },
         ];
         assert!(check_shapes(Task::ImageClassification, &labels, image, &two).is_err());
@@ -570,6 +820,7 @@ mod tests {
             start: 3,
             end: 12,
             confidence: None,
+            attributes: Default::default(),
         };
         let e = check_shapes(
             Task::EntitySpans,

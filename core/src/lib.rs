@@ -18,10 +18,12 @@ pub mod onnx;
 pub mod pipeline;
 pub mod profile;
 pub mod service;
+pub mod suggest;
 pub mod table;
 pub mod text;
 pub mod tracking;
 pub mod workspace;
+pub mod yaml;
 
 pub use error::{Error, Result};
 pub use workspace::Workspace;

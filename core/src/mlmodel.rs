@@ -33,7 +33,7 @@ pub struct MlModel {
 
 /// Parses an MLmodel file; `name` labels errors (a path or an artifact path).
 pub fn parse(name: &str, text: &str) -> Result<MlModel, String> {
-    let file: MlModelFile = serde_yaml_ng::from_str(text)
+    let file: MlModelFile = crate::yaml::from_str(text)
         .map_err(|e| format!("{name}: not a valid MLmodel file: {e}"))?;
     let flavors = file
         .flavors

@@ -99,14 +99,24 @@ impl From<crate::Error> for TrackingError {
             crate::Error::Missing { .. } | crate::Error::MissingBlob { .. } => {
                 Self::missing(error.to_string())
             }
+            crate::Error::Db(e) => Self::from(e),
+            crate::Error::Tracking(e) => e,
             other => Self::internal(other.to_string()),
         }
     }
 }
 
 impl From<rusqlite::Error> for TrackingError {
+    /// The store's own words without the statement: SQL is never shown to a client.
     fn from(error: rusqlite::Error) -> Self {
-        Self::internal(format!("database: {error}"))
+        let reason = match &error {
+            rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+            rusqlite::Error::SqliteFailure(e, message) => {
+                message.clone().unwrap_or_else(|| e.to_string())
+            }
+            other => other.to_string(),
+        };
+        Self::internal(format!("The store failed: {reason}"))
     }
 }
 

@@ -42,11 +42,26 @@ impl Workspace {
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let conn = db::open(&root.join("lathe.db"))?;
         let blobs = BlobStore::open(root.join("blobs"))?;
+        blobs.recover(&|hash| db::blob_referenced(&conn, hash))?;
         Ok(Self { root, conn, blobs })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Removes every blob file no record refers to, and what killed processes left in
+    /// `blobs/tmp` (`lathe gc`). `None` while another process has the workspace open: its
+    /// newest blobs may not be recorded yet.
+    pub fn collect_garbage(&self) -> Result<Option<crate::blobs::Collected>> {
+        // Read once the store is held alone, so nothing can be recorded after the read.
+        let referenced = std::cell::OnceCell::new();
+        self.blobs.collect_garbage(&|hash| {
+            if referenced.get().is_none() {
+                let _ = referenced.set(db::referenced_blobs(&self.conn)?);
+            }
+            Ok(referenced.get().is_some_and(|set| set.contains(hash)))
+        })
     }
 
     pub fn blobs(&self) -> &BlobStore {
@@ -87,7 +102,7 @@ impl Workspace {
             .query_map([name], version_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         if versions.is_empty() {
-            return Err(Error::NoSuchAsset(name.to_owned()));
+            return Err(self.no_such_asset(name));
         }
         Ok(versions)
     }
@@ -99,7 +114,7 @@ impl Workspace {
             None => versions
                 .into_iter()
                 .next()
-                .ok_or_else(|| Error::NoSuchAsset(reference.name.clone())),
+                .ok_or_else(|| self.no_such_asset(&reference.name)),
             Some(v) => versions
                 .into_iter()
                 .find(|x| x.version == v)
@@ -117,7 +132,19 @@ impl Workspace {
         self.conn
             .query_row(&sql, [id], version_row)
             .optional()?
-            .ok_or_else(|| Error::NoSuchAsset(format!("#{id}")))
+            .ok_or_else(|| Error::NoSuchAsset {
+                name: format!("#{id}"),
+                hint: String::new(),
+            })
+    }
+
+    /// The error for a name no asset has, suggesting the nearest names that exist.
+    fn no_such_asset(&self, name: &str) -> Error {
+        let known = self.list_assets().unwrap_or_default();
+        Error::NoSuchAsset {
+            name: name.to_owned(),
+            hint: crate::suggest::did_you_mean(name, known.iter().map(|a| a.name.as_str())),
+        }
     }
 
     /// The version of `name` that holds exactly this content, if one does.

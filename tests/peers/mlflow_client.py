@@ -167,7 +167,46 @@ def main():
     out["echo_model_id"] = info.model_id
     out["echo_run_id"] = run.info.run_id
 
+    artifact_names(client)
+
     json.dump(out, sys.stdout)
+
+
+# Every printable ASCII character in a name, and some beyond ASCII, must reach the store as
+# itself: the path is percent-decoded as a path, not as a query ('&' and '=' are letters there,
+# '+' is not a space). Left out: '/' (the separator), and '#' and '?', which the client puts in
+# the URL unescaped, so they end its path for every server (MLflow's too); nor does the client
+# escape '%', so a name holding '%2F' reaches every server as a '/'.
+ODD_NAMES = [f"c{c}e.txt" for c in map(chr, range(0x20, 0x7F)) if c not in "/#?"] + [
+    "R&D notes.txt",
+    "R",
+    "a+b=c;d,e.txt",
+    "100%.txt",
+    "ünïcødé — 日本語.txt",
+    "Cafe\u0301.txt",
+    "😀.txt",
+]
+
+
+def artifact_names(client):
+    run = client.create_run(client.create_experiment("artifact-names"), run_name="odd-names")
+    rid = run.info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(ODD_NAMES):
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(f"{i}:{name}")
+        client.log_artifacts(rid, tmp, artifact_path="reports")
+    listed = sorted(f.path for f in client.list_artifacts(rid, "reports"))
+    wanted = sorted(f"reports/{name}" for name in ODD_NAMES)
+    missing = sorted(set(wanted) - set(listed))
+    extra = sorted(set(listed) - set(wanted))
+    check(not missing and not extra, f"odd names: missing {missing}, unexpected {extra}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, name in enumerate(ODD_NAMES):
+            local = client.download_artifacts(rid, f"reports/{name}", tmp)
+            with open(local) as f:
+                got = f.read()
+            check(got == f"{i}:{name}", f"{name!r} came back as {got!r}")
 
 
 if __name__ == "__main__":

@@ -163,9 +163,9 @@ impl LabelingPanel {
             } if self.is_current(&project) => {
                 self.message = Some(match reply {
                     Ok(s) => Ok(format!(
-                        "Saved item {} ({} shape(s))",
+                        "Saved item {}: {}",
                         position + 1,
-                        s.shapes.len()
+                        saved_as(&s.shapes)
                     )),
                     Err(e) => Err(format!("Not saved: {e}")),
                 });
@@ -692,7 +692,9 @@ impl LabelingPanel {
                                     self.remember();
                                 }
                                 if let Some(s) = self.shapes.get_mut(index) {
-                                    *s = shape;
+                                    // Its geometry changed: what was derived from it is not
+                                    // true any more (a COCO area read with it).
+                                    *s = shape.reshaped();
                                 }
                             }
                         }
@@ -800,6 +802,16 @@ impl LabelingPanel {
     }
 
     fn submit(&mut self, service: &Service, project: &Project, item: &Item) {
+        if project.task.classifies()
+            && !self.shapes.iter().any(|s| matches!(s, Shape::Class { .. }))
+        {
+            // An item saved with no class would count as labeled and export as unlabeled.
+            self.message = Some(Err(format!(
+                "Item {} has no label yet: pick one (keys 1-9), or move on with N",
+                item.position + 1
+            )));
+            return;
+        }
         let source = match self.accepted.take() {
             Some((model, shapes)) if same_shapes(&shapes, &self.shapes) => format!("model:{model}"),
             _ => "human".to_owned(),
@@ -891,6 +903,7 @@ impl LabelingPanel {
                     *shapes = vec![Shape::Class {
                         label: name,
                         confidence: None,
+                        attributes: Default::default(),
                     }];
                 });
             }
@@ -901,6 +914,7 @@ impl LabelingPanel {
                     shapes.push(Shape::Class {
                         label: name,
                         confidence: None,
+                        attributes: Default::default(),
                     });
                 }
             }),
@@ -933,50 +947,31 @@ impl LabelingPanel {
         ui.separator();
         ui.strong("Labels");
         let mut picked = None;
+        let classifies = project.task.classifies();
         for (i, label) in project.labels.iter().enumerate() {
             let color = annotator::color_of(&project.labels, &label.name);
             let key = label.hotkey.map(|k| format!("{k}  ")).unwrap_or_default();
             let text = RichText::new(format!("{key}{}", label.name)).color(color);
-            if ui.selectable_label(i == self.active, text).clicked() {
+            // A class task shows what the item is labeled with; a drawing task the label the
+            // next shape gets.
+            let chosen = if classifies {
+                self.shapes.iter().any(|s| s.label() == label.name)
+            } else {
+                i == self.active
+            };
+            if ui.selectable_label(chosen, text).clicked() {
                 picked = Some(i);
             }
         }
         if let Some(i) = picked {
             self.pick(i, project);
         }
-        ui.separator();
-        ui.strong(format!("Shapes ({})", self.shapes.len()));
-        let mut remove = None;
-        // Only the rows in view are laid out: an image may carry thousands of shapes.
-        let row = ui.spacing().interact_size.y + ui.spacing().item_spacing.y;
-        egui::ScrollArea::vertical()
-            .id_salt("shape-rows")
-            .max_height(240.0)
-            .show_rows(ui, row, self.shapes.len(), |ui, rows| {
-                for i in rows {
-                    let text = describe_in(&self.shapes[i], view.text.as_deref());
-                    ui.horizontal(|ui| {
-                        if ui
-                            .selectable_label(self.selected == Some(i), text)
-                            .clicked()
-                        {
-                            self.selected = Some(i);
-                        }
-                        if ui
-                            .small_button("✖")
-                            .on_hover_text("Remove (Delete)")
-                            .clicked()
-                        {
-                            remove = Some(i);
-                        }
-                    });
-                }
-            });
-        if let Some(i) = remove {
-            self.change(|shapes| {
-                shapes.remove(i);
-            });
-            self.selected = None;
+        if classifies {
+            if self.shapes.is_empty() {
+                ui.weak("No label chosen yet");
+            }
+        } else {
+            self.shapes_ui(ui, project, view);
         }
         ui.separator();
         ui.horizontal(|ui| {
@@ -1022,6 +1017,49 @@ impl LabelingPanel {
         }
         ui.separator();
         ui.weak(shortcuts(project.task));
+    }
+
+    /// The drawn shapes or marked spans of the item, to select or remove.
+    fn shapes_ui(&mut self, ui: &mut egui::Ui, project: &Project, view: &ItemView) {
+        ui.separator();
+        let what = if project.task == Task::EntitySpans {
+            "Spans"
+        } else {
+            "Shapes"
+        };
+        ui.strong(format!("{what} ({})", self.shapes.len()));
+        let mut remove = None;
+        // Only the rows in view are laid out: an image may carry thousands of shapes.
+        let row = ui.spacing().interact_size.y + ui.spacing().item_spacing.y;
+        egui::ScrollArea::vertical()
+            .id_salt("shape-rows")
+            .max_height(240.0)
+            .show_rows(ui, row, self.shapes.len(), |ui, rows| {
+                for i in rows {
+                    let text = describe_in(&self.shapes[i], view.text.as_deref());
+                    ui.horizontal(|ui| {
+                        if ui
+                            .selectable_label(self.selected == Some(i), text)
+                            .clicked()
+                        {
+                            self.selected = Some(i);
+                        }
+                        if ui
+                            .small_button("✖")
+                            .on_hover_text("Remove (Delete)")
+                            .clicked()
+                        {
+                            remove = Some(i);
+                        }
+                    });
+                }
+            });
+        if let Some(i) = remove {
+            self.change(|shapes| {
+                shapes.remove(i);
+            });
+            self.selected = None;
+        }
     }
 
     /// The current item's pre-labeled shapes that clear the threshold, while nothing is drawn
@@ -1222,9 +1260,31 @@ impl LabelingPanel {
                 start: char_index(text, words[lo].0),
                 end: char_index(text, words[hi].1),
                 confidence: None,
+                attributes: Default::default(),
             };
             self.change(|shapes| shapes.push(span));
         }
+    }
+}
+
+/// What an item was saved with, in the task's words: its classes, or a count of spans or
+/// shapes.
+fn saved_as(shapes: &[Shape]) -> String {
+    let classes: Vec<&str> = shapes
+        .iter()
+        .filter(|s| matches!(s, Shape::Class { .. }))
+        .map(Shape::label)
+        .collect();
+    let spans = shapes
+        .iter()
+        .filter(|s| matches!(s, Shape::Span { .. }))
+        .count();
+    if !classes.is_empty() {
+        classes.join(", ")
+    } else if spans > 0 {
+        format!("{spans} span(s)")
+    } else {
+        format!("{} shape(s)", shapes.len())
     }
 }
 
@@ -1235,7 +1295,7 @@ fn shortcuts(task: Task) -> String {
             " · drag to draw; a selected box: drag a corner to resize, inside to move · Ctrl+scroll zoom"
         }
         Task::Polygons => {
-            " · click to add vertices, C or the first vertex to close; click a polygon to select it (Shift+click starts one inside), drag its vertices or inside · Ctrl+scroll zoom"
+            " · click to add vertices, C or the first vertex to close; drag to draw a box; click a shape to select it (Shift+click starts a polygon inside), drag its vertices or inside · Ctrl+scroll zoom"
         }
         Task::EntitySpans => " · drag across words (or click the first and the last) to mark",
         _ => "",

@@ -204,6 +204,7 @@ mod tests {
             w: 10.0,
             h: 10.0,
             confidence: None,
+            attributes: Default::default(),
         };
         let mut ratings = Ratings::new();
         ratings.insert(

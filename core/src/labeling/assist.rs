@@ -73,6 +73,7 @@ pub fn prelabel(
                         vec![Shape::Class {
                             label,
                             confidence: Some(p),
+                            attributes: Default::default(),
                         }],
                     ))
                 })
@@ -135,6 +136,7 @@ pub fn prelabel(
                         vec![Shape::Class {
                             label: centroids[best].0.clone(),
                             confidence: Some(w / total),
+                            attributes: Default::default(),
                         }],
                     ));
                 }
@@ -355,6 +357,7 @@ fn dictionary_spans(text: &str, seen: &HashMap<String, BTreeMap<String, usize>>)
                     start,
                     end,
                     confidence: Some(*n as f64 / total as f64),
+                    attributes: Default::default(),
                 });
             }
         }
@@ -392,7 +395,8 @@ mod tests {
                 label: "LOC".into(),
                 start: 5,
                 end: 15,
-                confidence: Some(1.0)
+                confidence: Some(1.0),
+                attributes: Default::default(),
             }]
         );
     }

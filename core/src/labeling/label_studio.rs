@@ -3,7 +3,9 @@
 //! of the image, `labels` (text spans), `choices`. Import takes each task's last annotation
 //! that was not cancelled; images are matched by file name, texts become a text asset.
 //! Normalization: rotation is not read (rotated boxes are refused); `from_name` is written as
-//! `label`, `to_name` as `image` or `text`; ids, drafts and predictions are not kept.
+//! `label`, `to_name` as `image` or `text`; drafts and predictions are not kept. Task ids and
+//! result ids are kept and written back, and so are a shape's percentages as read while its
+//! geometry is unchanged (Label Studio writes them with all 17 digits).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -11,16 +13,41 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::project::{self, Project};
-use super::{Extent, Shape, Task, check_shapes, find_image, invalid, labels_from_names};
+use super::project::{self, Imported, Project};
+use super::{
+    Attributes, Exported, Extent, ImageIndex, Shape, Task, accept_shapes, invalid,
+    labels_from_names, tidy,
+};
 use crate::assets::AssetRef;
 use crate::import::{ImportRequest, import};
 use crate::jobs::Progress;
 use crate::workspace::Workspace;
 use crate::{Error, Result};
 
-/// One result as a shape: box and polygon coordinates still in percent.
+/// One result as shapes (box and polygon coordinates still in percent), with its `id` and its
+/// geometry as read kept as attributes.
 fn shape_of(result: &Value, at: &str) -> Result<Vec<Shape>> {
+    let mut shapes = shapes_of_result(result, at)?;
+    let mut attributes = Attributes::new();
+    if let Some(id) = result.get("id") {
+        attributes.insert("id".into(), id.clone());
+    }
+    if let Some(value) = result.get("value") {
+        let geometry: serde_json::Map<String, Value> = ["x", "y", "width", "height", "points"]
+            .iter()
+            .filter_map(|k| Some(((*k).to_owned(), value.get(*k)?.clone())))
+            .collect();
+        if !geometry.is_empty() {
+            attributes.insert("percent".into(), Value::Object(geometry));
+        }
+    }
+    for shape in &mut shapes {
+        *shape.attributes_mut() = attributes.clone();
+    }
+    Ok(shapes)
+}
+
+fn shapes_of_result(result: &Value, at: &str) -> Result<Vec<Shape>> {
     let kind = result
         .get("type")
         .and_then(Value::as_str)
@@ -63,6 +90,7 @@ fn shape_of(result: &Value, at: &str) -> Result<Vec<Shape>> {
                 w: number("width")?,
                 h: number("height")?,
                 confidence: None,
+                attributes: Default::default(),
             }]
         }
         "polygonlabels" => {
@@ -83,6 +111,7 @@ fn shape_of(result: &Value, at: &str) -> Result<Vec<Shape>> {
                 label: first("polygonlabels")?,
                 points,
                 confidence: None,
+                attributes: Default::default(),
             }]
         }
         "labels" => vec![Shape::Span {
@@ -90,12 +119,14 @@ fn shape_of(result: &Value, at: &str) -> Result<Vec<Shape>> {
             start: number("start")? as usize,
             end: number("end")? as usize,
             confidence: None,
+            attributes: Default::default(),
         }],
         "choices" => names("choices")
             .into_iter()
             .map(|label| Shape::Class {
                 label,
                 confidence: None,
+                attributes: Default::default(),
             })
             .collect(),
         other => {
@@ -116,6 +147,7 @@ fn to_pixels(shape: Shape, width: f64, height: f64) -> Shape {
             w,
             h,
             confidence,
+            attributes,
         } => Shape::Box {
             label,
             x: x * width / 100.0,
@@ -123,11 +155,13 @@ fn to_pixels(shape: Shape, width: f64, height: f64) -> Shape {
             w: w * width / 100.0,
             h: h * height / 100.0,
             confidence,
+            attributes,
         },
         Shape::Polygon {
             label,
             points,
             confidence,
+            attributes,
         } => Shape::Polygon {
             label,
             points: points
@@ -135,6 +169,7 @@ fn to_pixels(shape: Shape, width: f64, height: f64) -> Shape {
                 .map(|[x, y]| [x * width / 100.0, y * height / 100.0])
                 .collect(),
             confidence,
+            attributes,
         },
         other => other,
     }
@@ -200,10 +235,11 @@ pub fn import_file(
         {
             shapes.extend(shape_of(result, &format!("{at}, result {}", j + 1))?);
         }
-        rows.push((at, data.clone(), shapes));
+        let id = t.get("id").and_then(Value::as_i64);
+        rows.push((at, data.clone(), shapes, id));
     }
-    let images = rows.iter().any(|(_, d, _)| d.get("image").is_some());
-    let all_shapes: Vec<Vec<Shape>> = rows.iter().map(|(_, _, s)| s.clone()).collect();
+    let images = rows.iter().any(|(_, d, _, _)| d.get("image").is_some());
+    let all_shapes: Vec<Vec<Shape>> = rows.iter().map(|(_, _, s, _)| s.clone()).collect();
     let task = task_of(&all_shapes, images);
     let names: BTreeSet<String> = all_shapes
         .iter()
@@ -214,18 +250,23 @@ pub fn import_file(
         return Err(invalid(format!("{shown}: no labels in it")));
     }
     let labels = labels_from_names(&names.into_iter().collect::<Vec<_>>());
-    let mut by_item: BTreeMap<usize, Vec<Shape>> = BTreeMap::new();
+    let mut imported = Imported::default();
     let target: AssetRef = if images {
         let asset =
             asset.ok_or_else(|| invalid("image tasks: --asset names the images they label"))?;
         let version = ws.resolve(asset)?;
         let files = ws.version_files(version.id)?;
-        for (at, data, shapes) in rows {
+        let index = ImageIndex::new(&files);
+        for (at, data, shapes, id) in rows {
+            if shapes.is_empty() && task.classifies() {
+                // A task nobody answered: unlabeled, not labeled with nothing.
+                continue;
+            }
             let image = data
                 .get("image")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let position = find_image(&files, image).ok_or_else(|| {
+            let position = index.find(image).ok_or_else(|| {
                 invalid(format!(
                     "{at}: image '{image}' is not in {}",
                     version.reference()
@@ -236,30 +277,41 @@ pub fn import_file(
                 .into_iter()
                 .map(|s| to_pixels(s, f64::from(file.width), f64::from(file.height)))
                 .collect();
-            check_shapes(task, &labels, Extent::of_image(file), &shapes)
+            let shapes = accept_shapes(task, &labels, Extent::of_image(file), shapes)
                 .map_err(|e| invalid(format!("{at}: {e}")))?;
-            by_item.entry(position).or_default().extend(shapes);
+            imported.shapes.entry(position).or_default().extend(shapes);
+            if let Some(id) = id {
+                imported.item_ids.insert(position, id);
+            }
         }
         asset.clone()
     } else {
         let mut texts = Vec::new();
-        for (i, (at, data, shapes)) in rows.into_iter().enumerate() {
+        for (i, (at, data, shapes, id)) in rows.into_iter().enumerate() {
             let text = data
                 .get("text")
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid(format!("{at}: no \"text\" or \"image\" in data")))?;
-            check_shapes(
-                task,
-                &labels,
-                Extent::Text {
-                    chars: text.chars().count(),
-                },
-                &shapes,
-            )
-            .map_err(|e| invalid(format!("{at}: {e}")))?;
+            let unanswered = shapes.is_empty() && task.classifies();
+            let shapes = if unanswered {
+                shapes
+            } else {
+                accept_shapes(
+                    task,
+                    &labels,
+                    Extent::Text {
+                        chars: text.chars().count(),
+                    },
+                    shapes,
+                )
+                .map_err(|e| invalid(format!("{at}: {e}")))?
+            };
             texts.push(text.replace(['\n', '\r'], " "));
             if !shapes.is_empty() {
-                by_item.insert(i, shapes);
+                imported.shapes.insert(i, shapes);
+            }
+            if let Some(id) = id {
+                imported.item_ids.insert(i, id);
             }
         }
         if project::open(ws, name).is_ok() {
@@ -280,12 +332,12 @@ pub fn import_file(
             .reference()
             .parse()?
     };
-    project::create_imported(ws, name, task, &target, labels, &by_item, path)
+    project::create_imported(ws, name, task, &target, labels, &imported, path)
 }
 
 /// Writes the project as a Label Studio JSON export (a task per item; an annotation with each
 /// labeled item's latest shapes), item by item.
-pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<usize> {
+pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<Exported> {
     let io = |e: std::io::Error| Error::io("<export>", e);
     let images = project.task.asset_kind() == crate::assets::AssetKind::Images;
     let files = if images {
@@ -304,6 +356,16 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
         latest.insert(s.position, (s.annotator, s.shapes));
         Ok(())
     })?;
+    let task_ids = project::item_ids(ws, project)?;
+    let mut next_task = task_ids.values().copied().max().unwrap_or(0);
+    // A shape's percentages as read while its geometry is unchanged; else computed.
+    let percent = |s: &Shape, key: &str, computed: Value| {
+        s.attributes()
+            .get("percent")
+            .and_then(|p| p.get(key))
+            .cloned()
+            .unwrap_or(computed)
+    };
     write!(out, "[").map_err(io)?;
     for i in 0..count {
         if i > 0 {
@@ -333,9 +395,12 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
                     .filter_map(|s| {
                         let mut r = match (s, size) {
                             (Shape::Box { label, x, y, w, h, .. }, Some((wf, hf, ow, oh))) => json!({ "type": "rectanglelabels", "original_width": ow, "original_height": oh,
-                                "value": { "x": x * 100.0 / wf, "y": y * 100.0 / hf, "width": w * 100.0 / wf, "height": h * 100.0 / hf, "rotation": 0, "rectanglelabels": [label] } }),
+                                "value": { "x": percent(s, "x", tidy(x * 100.0 / wf)), "y": percent(s, "y", tidy(y * 100.0 / hf)),
+                                           "width": percent(s, "width", tidy(w * 100.0 / wf)), "height": percent(s, "height", tidy(h * 100.0 / hf)),
+                                           "rotation": 0, "rectanglelabels": [label] } }),
                             (Shape::Polygon { label, points, .. }, Some((wf, hf, ow, oh))) => json!({ "type": "polygonlabels", "original_width": ow, "original_height": oh,
-                                "value": { "points": points.iter().map(|[x, y]| [x * 100.0 / wf, y * 100.0 / hf]).collect::<Vec<_>>(), "polygonlabels": [label] } }),
+                                "value": { "points": percent(s, "points", points.iter().map(|[x, y]| json!([tidy(x * 100.0 / wf), tidy(y * 100.0 / hf)])).collect()),
+                                           "polygonlabels": [label] } }),
                             (Shape::Span { label, start, end, .. }, _) => {
                                 let text: String = texts.get(i).map(|t| t.chars().skip(*start).take(end - start).collect()).unwrap_or_default();
                                 json!({ "type": "labels", "value": { "start": start, "end": end, "text": text, "labels": [label] } })
@@ -344,11 +409,18 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
                         };
                         r["from_name"] = json!("label");
                         r["to_name"] = json!(to_name);
+                        if let Some(id) = s.attributes().get("id") {
+                            r["id"] = id.clone();
+                        }
                         Some(r)
                     })
                     .collect();
                 if !classes.is_empty() {
-                    results.push(json!({ "type": "choices", "from_name": "label", "to_name": to_name, "value": { "choices": classes } }));
+                    let mut choices = json!({ "type": "choices", "from_name": "label", "to_name": to_name, "value": { "choices": classes } });
+                    if let Some(id) = shapes.iter().find(|s| matches!(s, Shape::Class { .. })).and_then(|s| s.attributes().get("id")) {
+                        choices["id"] = id.clone();
+                    }
+                    results.push(choices);
                 }
                 results
             })
@@ -358,16 +430,24 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
         } else {
             json!([])
         };
+        let id = task_ids.get(&(i as i64)).copied().unwrap_or_else(|| {
+            next_task += 1;
+            next_task
+        });
         serde_json::to_writer(
             &mut *out,
-            &json!({ "id": i + 1, "data": data, "annotations": annotations }),
+            &json!({ "id": id, "data": data, "annotations": annotations }),
         )?;
     }
     write!(out, "]").map_err(io)?;
-    Ok(count)
+    Ok(Exported {
+        items: count,
+        labeled: latest.len(),
+        annotations: latest.values().map(|(_, shapes)| shapes.len()).sum(),
+    })
 }
 
 /// Exports to the file `dest` atomically; returns the count of tasks.
-pub fn export_to(ws: &Workspace, project: &Project, dest: &Path) -> Result<usize> {
+pub fn export_to(ws: &Workspace, project: &Project, dest: &Path) -> Result<Exported> {
     super::write_atomically(dest, |out| export(ws, project, out))
 }

@@ -125,11 +125,8 @@ pub fn prelabel(
         progress.check()?;
         progress.advance(1);
         let file = &files[item.position as usize];
-        // Blobs have no extension: the format is read from the bytes.
-        let image = image::ImageReader::open(ws.blobs().path(&file.blob_hash))
-            .and_then(image::ImageReader::with_guessed_format)
-            .map_err(|e| invalid(format!("{}: {e}", file.path)))?
-            .decode()
+        // Upright, as it was recorded and is shown; the format is read from the bytes.
+        let image = crate::images::decode(&ws.blobs().path(&file.blob_hash))
             .map_err(|e| invalid(format!("{}: {e}", file.path)))?
             .resize_exact(
                 width as u32,
@@ -194,6 +191,7 @@ pub fn prelabel(
             vec![Shape::Class {
                 label: project.labels[best].name.clone(),
                 confidence: Some(confidence),
+                attributes: Default::default(),
             }],
         ));
     }

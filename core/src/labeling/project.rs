@@ -263,7 +263,7 @@ pub fn create_imported(
     task: Task,
     asset: &AssetRef,
     labels: Vec<Label>,
-    by_item: &std::collections::BTreeMap<usize, Vec<Shape>>,
+    imported: &Imported,
     path: &std::path::Path,
 ) -> Result<Project> {
     let source = format!(
@@ -273,11 +273,60 @@ pub fn create_imported(
             .unwrap_or_default()
     );
     create_with(ws, name, task, asset, labels, 1, |tx, project| {
-        for (position, shapes) in by_item {
+        for (position, shapes) in &imported.shapes {
             insert_submission(tx, project, *position as i64, "import", shapes, &source)?;
+        }
+        let mut stmt = tx.prepare(
+            "UPDATE label_items SET source_id = ?3 WHERE project_id = ?1 AND position = ?2",
+        )?;
+        for (position, id) in &imported.item_ids {
+            stmt.execute(params![project.id, *position as i64, id])?;
         }
         Ok(())
     })
+}
+
+/// What an import brings into a new project: shapes per item position, and the ids the
+/// label file gave its items (kept for exports in the same format).
+#[derive(Debug, Clone, Default)]
+pub struct Imported {
+    pub shapes: BTreeMap<usize, Vec<Shape>>,
+    pub item_ids: BTreeMap<usize, i64>,
+}
+
+impl Imported {
+    /// Shapes for items, with no item ids.
+    pub fn shapes(shapes: BTreeMap<usize, Vec<Shape>>) -> Imported {
+        Imported {
+            shapes,
+            item_ids: BTreeMap::new(),
+        }
+    }
+}
+
+/// The ids items had in the file they were imported from, by position, for exports.
+pub fn item_ids(ws: &Workspace, project: &Project) -> Result<BTreeMap<i64, i64>> {
+    let mut stmt = ws.conn().prepare(
+        "SELECT position, source_id FROM label_items
+         WHERE project_id = ?1 AND source_id IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([project.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The largest integer `id` attribute on any shape the project ever stored: new shapes are
+/// numbered after it on export, so an id read from a file is never given to another shape.
+pub fn max_shape_id(ws: &Workspace, project: &Project) -> Result<i64> {
+    Ok(ws
+        .conn()
+        .query_row(
+            "SELECT MAX(CAST(json_extract(j.value, '$.attributes.id') AS INTEGER))
+             FROM label_submissions s, json_each(s.shapes) j
+             WHERE s.project_id = ?1 AND json_type(j.value, '$.attributes.id') = 'integer'",
+            [project.id],
+            |r| r.get::<_, Option<i64>>(0),
+        )?
+        .unwrap_or(0))
 }
 
 /// Stores a submission and marks its item labeled, unchecked: for callers that checked the
@@ -365,17 +414,24 @@ fn project_row(ws: &Workspace, clause: &str, key: &dyn rusqlite::ToSql) -> Resul
 }
 
 pub fn open(ws: &Workspace, name: &str) -> Result<Project> {
-    project_row(ws, "p.name = ?1", &name)?
-        .ok_or_else(|| invalid(format!("there is no labeling project '{name}'")))
+    project_row(ws, "p.name = ?1", &name)?.ok_or_else(|| {
+        let known = names(ws).unwrap_or_default();
+        let hint = crate::suggest::did_you_mean(name, known.iter().map(String::as_str));
+        invalid(format!("there is no labeling project '{name}'{hint}"))
+    })
 }
 
-pub fn list(ws: &Workspace) -> Result<Vec<Project>> {
-    let names: Vec<String> = ws
+/// Every project's name, in order.
+fn names(ws: &Workspace) -> Result<Vec<String>> {
+    Ok(ws
         .conn()
         .prepare("SELECT name FROM label_projects ORDER BY name")?
         .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    names.iter().map(|n| open(ws, n)).collect()
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn list(ws: &Workspace) -> Result<Vec<Project>> {
+    names(ws)?.iter().map(|n| open(ws, n)).collect()
 }
 
 /// The items that pass `filter`, in order.
@@ -667,6 +723,7 @@ mod tests {
             w: 5.0,
             h: 5.0,
             confidence: None,
+            attributes: Default::default(),
         }
     }
 
@@ -779,6 +836,7 @@ mod tests {
             vec![Shape::Class {
                 label: l.into(),
                 confidence: None,
+                attributes: Default::default(),
             }]
         };
         submit(&ws, &p, 0, "ana", &class("circle"), "human").unwrap();
@@ -827,9 +885,9 @@ mod tests {
         let mut labels = p.labels.clone();
         labels[1].color = "#00ff00".into();
         labels.push(Label {
-            name: "c".into(),
-            color: "#123456".into(),
             hotkey: Some('3'),
+            color: "#123456".into(),
+            ..crate::labeling::next_label(&labels, "c")
         });
         let updated = update_labels(&ws, &p, &labels).unwrap();
         assert_eq!(updated.labels.len(), 3);
@@ -867,6 +925,7 @@ mod tests {
             start: 0,
             end: chars.min(4),
             confidence: None,
+            attributes: Default::default(),
         };
         submit(&ws, &p, 0, "ana", &[ok], "human").unwrap();
         let past = Shape::Span {
@@ -874,6 +933,7 @@ mod tests {
             start: 0,
             end: chars + 1,
             confidence: None,
+            attributes: Default::default(),
         };
         let e = submit(&ws, &p, 0, "ana", &[past], "human").unwrap_err();
         assert!(

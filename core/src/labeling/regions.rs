@@ -361,6 +361,7 @@ impl Region {
                     .map(scale)
                     .collect(),
                 confidence,
+                attributes: Default::default(),
             };
         }
         let [l, t, r, b] = self.bounds();
@@ -494,6 +495,7 @@ mod tests {
             label: "a".into(),
             points: vec![[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]],
             confidence: None,
+            attributes: Default::default(),
         };
         assert!(triangle.covers([2.0, 2.0]));
         assert!(!triangle.covers([8.0, 8.0]));

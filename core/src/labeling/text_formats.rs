@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::project::{self, Project};
-use super::{Shape, Task, invalid, labels_from_names};
+use super::{Exported, Shape, Task, invalid, labels_from_names};
 use crate::import::{ImportRequest, import};
 use crate::jobs::Progress;
 use crate::workspace::Workspace;
@@ -58,6 +58,7 @@ fn span(label: &str, start: usize, end: usize) -> Shape {
         start,
         end,
         confidence: None,
+        attributes: Default::default(),
     }
 }
 
@@ -295,6 +296,7 @@ pub fn parse_csv(bytes: &[u8], shown: &str) -> Result<Vec<Doc>> {
             .map(|l| Shape::Class {
                 label: l.to_owned(),
                 confidence: None,
+                attributes: Default::default(),
             })
             .collect();
         docs.push(Doc {
@@ -420,13 +422,18 @@ pub fn import_file(ws: &mut Workspace, path: &Path, format: Format, name: &str) 
         task,
         &imported.version.reference().parse()?,
         labels_from_names(&labels),
-        &by_item,
+        &project::Imported::shapes(by_item),
         path,
     )
 }
 
 /// Exports to the file `dest` atomically; returns the count of texts.
-pub fn export_to(ws: &Workspace, project: &Project, format: Format, dest: &Path) -> Result<usize> {
+pub fn export_to(
+    ws: &Workspace,
+    project: &Project,
+    format: Format,
+    dest: &Path,
+) -> Result<Exported> {
     super::write_atomically(dest, |out| export(ws, project, format, out))
 }
 
@@ -436,7 +443,7 @@ pub fn export(
     project: &Project,
     format: Format,
     out: &mut dyn Write,
-) -> Result<usize> {
+) -> Result<Exported> {
     if project.task.asset_kind() != crate::assets::AssetKind::Text {
         return Err(invalid(format!(
             "{} is an image project; export it as coco",
@@ -459,10 +466,13 @@ pub fn export(
         }
         Ok(())
     };
+    let (mut labeled, mut annotations) = (0usize, 0usize);
     project::for_each_latest(ws, project, |submission| {
         let at = submission.position as usize;
         bare(&mut sink, at, &mut next)?;
         if let Some(text) = texts.get(at) {
+            labeled += 1;
+            annotations += submission.shapes.len();
             sink.write(&Doc {
                 text: text.clone(),
                 shapes: submission.shapes,
@@ -473,7 +483,11 @@ pub fn export(
     })?;
     bare(&mut sink, texts.len(), &mut next)?;
     sink.finish()?;
-    Ok(texts.len())
+    Ok(Exported {
+        items: texts.len(),
+        labeled,
+        annotations,
+    })
 }
 
 #[cfg(test)]

@@ -2,14 +2,18 @@
 //! `<name>` and `<bndbox>`). Import reads a folder of them (or one file); export writes
 //! `Annotations/<stem>.xml` per labeled image.
 //! Normalization: a box is x = xmin, y = ymin, w = xmax − xmin, h = ymax − ymin (no 1-based
-//! shift); `<part>`s and `<actions>` are not read; fields other than name and box are not kept.
+//! shift); an object's `<pose>`, `<truncated>`, `<difficult>` and `<occluded>` are kept and
+//! written back; `<part>`s and `<actions>` are not read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::project::{self, Project};
-use super::{Extent, Shape, Task, check_shapes, find_image, invalid, labels_from_names, stem};
+use super::project::{self, Imported, Project};
+use super::{
+    Attributes, Exported, Extent, ImageIndex, Shape, Task, accept_shapes, exact, invalid,
+    labels_from_names, stem, tidy,
+};
 use crate::assets::AssetRef;
 use crate::workspace::Workspace;
 use crate::{Error, Result};
@@ -17,8 +21,11 @@ use crate::{Error, Result};
 #[derive(Debug)]
 struct Parsed {
     filename: String,
-    boxes: Vec<(String, [f64; 4])>,
+    boxes: Vec<(String, [f64; 4], Attributes)>,
 }
+
+/// The fields of an `<object>` kept as its shape's attributes, in the order VOC writes them.
+const KEPT: [&str; 4] = ["pose", "truncated", "difficult", "occluded"];
 
 fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
     node.children().find(|c| c.tag_name().name() == name)
@@ -65,7 +72,17 @@ fn parse(text: &str, shown: &str) -> Result<Parsed> {
             number("xmax")?,
             number("ymax")?,
         );
-        boxes.push((name, [x0, y0, x1 - x0, y1 - y0]));
+        let attributes: Attributes = KEPT
+            .iter()
+            .filter_map(|key| {
+                let text = text_of(object, key)?;
+                let value = text
+                    .parse::<i64>()
+                    .map_or_else(|_| serde_json::Value::from(text), serde_json::Value::from);
+                Some(((*key).to_owned(), value))
+            })
+            .collect();
+        boxes.push((name, [x0, y0, x1 - x0, y1 - y0], attributes));
     }
     Ok(Parsed {
         filename: text_of(root, "filename").unwrap_or_default(),
@@ -92,6 +109,7 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
     }
     let version = ws.resolve(asset)?;
     let files = ws.version_files(version.id)?;
+    let index = ImageIndex::new(&files);
     let mut parsed = Vec::new();
     for xml in &xmls {
         let shown = xml
@@ -109,7 +127,7 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
         } else {
             file.filename.clone()
         };
-        let position = find_image(&files, &wanted).ok_or_else(|| {
+        let position = index.find(&wanted).ok_or_else(|| {
             invalid(format!(
                 "{shown}: image '{}' is not in {}",
                 file.filename,
@@ -120,7 +138,7 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
     }
     let names: BTreeSet<String> = parsed
         .iter()
-        .flat_map(|(_, _, f)| f.boxes.iter().map(|(n, _)| n.clone()))
+        .flat_map(|(_, _, f)| f.boxes.iter().map(|(n, _, _)| n.clone()))
         .collect();
     let labels = labels_from_names(&names.into_iter().collect::<Vec<_>>());
     let mut by_item: BTreeMap<usize, Vec<Shape>> = BTreeMap::new();
@@ -129,25 +147,34 @@ pub fn import(ws: &mut Workspace, path: &Path, name: &str, asset: &AssetRef) -> 
         let shapes: Vec<Shape> = file
             .boxes
             .into_iter()
-            .map(|(label, [x, y, w, h])| Shape::Box {
+            .map(|(label, [x, y, w, h], attributes)| Shape::Box {
                 label,
                 x,
                 y,
                 w,
                 h,
                 confidence: None,
+                attributes,
             })
             .collect();
-        check_shapes(
+        let shapes = accept_shapes(
             Task::BoundingBoxes,
             &labels,
             Extent::of_image(image),
-            &shapes,
+            shapes,
         )
         .map_err(|e| invalid(format!("{shown}: {e}")))?;
         by_item.entry(position).or_default().extend(shapes);
     }
-    project::create_imported(ws, name, Task::BoundingBoxes, asset, labels, &by_item, path)
+    project::create_imported(
+        ws,
+        name,
+        Task::BoundingBoxes,
+        asset,
+        labels,
+        &Imported::shapes(by_item),
+        path,
+    )
 }
 
 fn escape(text: &str) -> String {
@@ -158,12 +185,14 @@ fn escape(text: &str) -> String {
 }
 
 /// Writes `Annotations/<stem>.xml` for every labeled image into `dir`; returns the count of boxes.
-pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<usize> {
+pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<Exported> {
     let annotations = dir.join("Annotations");
     std::fs::create_dir_all(&annotations).map_err(|e| Error::io(&annotations, e))?;
     let files = ws.version_files(project.version_id)?;
     let mut boxes = 0;
+    let mut labeled = 0;
     for submission in project::latest_all(ws, project)? {
+        labeled += 1;
         let file = &files[submission.position as usize];
         let mut xml = String::new();
         let _ = write!(
@@ -175,15 +204,32 @@ pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<usize> {
         );
         for shape in &submission.shapes {
             if let Shape::Box {
-                label, x, y, w, h, ..
+                label,
+                x,
+                y,
+                w,
+                h,
+                attributes,
+                ..
             } = shape
             {
+                let _ = write!(xml, "\t<object>\n\t\t<name>{}</name>\n", escape(label));
+                for key in KEPT {
+                    let value = match (attributes.get(key), key) {
+                        (Some(serde_json::Value::String(text)), _) => escape(text),
+                        (Some(other), _) => other.to_string(),
+                        (None, "difficult") => "0".to_owned(),
+                        (None, _) => continue,
+                    };
+                    let _ = writeln!(xml, "\t\t<{key}>{value}</{key}>");
+                }
                 let _ = write!(
                     xml,
-                    "\t<object>\n\t\t<name>{}</name>\n\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{x}</xmin>\n\t\t\t<ymin>{y}</ymin>\n\t\t\t<xmax>{}</xmax>\n\t\t\t<ymax>{}</ymax>\n\t\t</bndbox>\n\t</object>\n",
-                    escape(label),
-                    x + w,
-                    y + h
+                    "\t\t<bndbox>\n\t\t\t<xmin>{}</xmin>\n\t\t\t<ymin>{}</ymin>\n\t\t\t<xmax>{}</xmax>\n\t\t\t<ymax>{}</ymax>\n\t\t</bndbox>\n\t</object>\n",
+                    exact(*x),
+                    exact(*y),
+                    tidy(x + w),
+                    tidy(y + h)
                 );
                 boxes += 1;
             }
@@ -196,7 +242,11 @@ pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<usize> {
             Ok(0)
         })?;
     }
-    Ok(boxes)
+    Ok(Exported {
+        items: labeled,
+        labeled,
+        annotations: boxes,
+    })
 }
 
 #[cfg(test)]
@@ -208,7 +258,10 @@ mod tests {
         let xml = "<annotation><filename>a.jpg</filename><object><name>cat</name><bndbox><xmin>1</xmin><ymin>2.5</ymin><xmax>11</xmax><ymax>12.5</ymax></bndbox></object></annotation>";
         let p = parse(xml, "a.xml").unwrap();
         assert_eq!(p.filename, "a.jpg");
-        assert_eq!(p.boxes, [("cat".to_owned(), [1.0, 2.5, 10.0, 10.0])]);
+        assert_eq!(
+            p.boxes,
+            [("cat".to_owned(), [1.0, 2.5, 10.0, 10.0], Attributes::new())]
+        );
         let bad = xml.replace("<xmin>1</xmin>", "<xmin>one</xmin>");
         assert_eq!(
             parse(&bad, "a.xml").unwrap_err().to_string(),

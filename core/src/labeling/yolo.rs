@@ -7,8 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::project::{self, Project};
-use super::{Extent, Shape, Task, check_shapes, invalid, labels_from_names, stem};
+use super::project::{self, Imported, Project};
+use super::{
+    Exported, Extent, ImageIndex, Shape, Task, accept_shapes, invalid, labels_from_names, stem,
+    tidy,
+};
 use crate::assets::AssetRef;
 use crate::workspace::Workspace;
 use crate::{Error, Result};
@@ -36,11 +39,7 @@ pub fn import(ws: &mut Workspace, dir: &Path, name: &str, asset: &AssetRef) -> R
     let labels = labels_from_names(&classes);
     let version = ws.resolve(asset)?;
     let files = ws.version_files(version.id)?;
-    let by_stem: BTreeMap<String, usize> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (stem(&f.path), i))
-        .collect();
+    let index = ImageIndex::new(&files);
     let mut by_item: BTreeMap<usize, Vec<Shape>> = BTreeMap::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let entry = entry.map_err(|e| invalid(format!("{shown}: {e}")))?;
@@ -55,7 +54,7 @@ pub fn import(ws: &mut Workspace, dir: &Path, name: &str, asset: &AssetRef) -> R
             continue;
         }
         let relative = path.strip_prefix(dir).unwrap_or(path).display().to_string();
-        let position = *by_stem.get(&stem(&relative)).ok_or_else(|| {
+        let position = index.find_stem(&stem(&relative)).ok_or_else(|| {
             invalid(format!(
                 "{relative}: no image '{}' in {}",
                 stem(&relative),
@@ -94,30 +93,41 @@ pub fn import(ws: &mut Workspace, dir: &Path, name: &str, asset: &AssetRef) -> R
                         classes.len()
                     ))
                 })?;
-            shapes.push(Shape::Box {
+            let shape = Shape::Box {
                 label: label.clone(),
                 x: (cx - bw / 2.0) * w,
                 y: (cy - bh / 2.0) * h,
                 w: bw * w,
                 h: bh * h,
                 confidence: None,
-            });
+                attributes: Default::default(),
+            };
+            // One line is one box: a problem names its line.
+            let accepted = accept_shapes(
+                Task::BoundingBoxes,
+                &labels,
+                Extent::of_image(file),
+                vec![shape],
+            )
+            .map_err(|e| invalid(format!("{at} {}", e.trim_start_matches("shape 1 "))))?;
+            shapes.extend(accepted);
         }
-        check_shapes(
-            Task::BoundingBoxes,
-            &labels,
-            Extent::of_image(file),
-            &shapes,
-        )
-        .map_err(|e| invalid(format!("{relative}: {e}")))?;
         by_item.entry(position).or_default().extend(shapes);
     }
-    project::create_imported(ws, name, Task::BoundingBoxes, asset, labels, &by_item, dir)
+    project::create_imported(
+        ws,
+        name,
+        Task::BoundingBoxes,
+        asset,
+        labels,
+        &Imported::shapes(by_item),
+        dir,
+    )
 }
 
 /// Writes `classes.txt` and `labels/<stem>.txt` for every labeled image into `dir`; returns the
 /// count of boxes.
-pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<usize> {
+pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<Exported> {
     let labels_dir = dir.join("labels");
     std::fs::create_dir_all(&labels_dir).map_err(|e| Error::io(&labels_dir, e))?;
     let names: Vec<&str> = project.labels.iter().map(|l| l.name.as_str()).collect();
@@ -127,7 +137,9 @@ pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<usize> {
     })?;
     let files = ws.version_files(project.version_id)?;
     let mut boxes = 0;
+    let mut labeled = 0;
     for submission in project::latest_all(ws, project)? {
+        labeled += 1;
         let file = &files[submission.position as usize];
         let (w, h) = (f64::from(file.width.max(1)), f64::from(file.height.max(1)));
         let dest = labels_dir.join(format!("{}.txt", stem(&file.path)));
@@ -146,11 +158,11 @@ pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<usize> {
                     let class = names.iter().position(|n| n == label).unwrap_or_default();
                     writeln!(
                         out,
-                        "{class} {:.6} {:.6} {:.6} {:.6}",
-                        (x + bw / 2.0) / w,
-                        (y + bh / 2.0) / h,
-                        bw / w,
-                        bh / h
+                        "{class} {} {} {} {}",
+                        tidy((x + bw / 2.0) / w),
+                        tidy((y + bh / 2.0) / h),
+                        tidy(bw / w),
+                        tidy(bh / h)
                     )
                     .map_err(|e| Error::io(&dest, e))?;
                     n += 1;
@@ -159,5 +171,9 @@ pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<usize> {
             Ok(n)
         })?;
     }
-    Ok(boxes)
+    Ok(Exported {
+        items: labeled,
+        labeled,
+        annotations: boxes,
+    })
 }

@@ -96,6 +96,10 @@ impl StepIo<'_> {
         let dir = self.output(name)?;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         table::write(df, &dir.join("data.csv"), TableFormat::Csv).map_err(|e| e.to_string())?;
+        // An MLTable file beside the table makes the folder a real `mltable`, readable by
+        // Azure ML's `mltable.load()` in a command step downstream.
+        std::fs::write(dir.join("MLTable"), MLTABLE)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
         self.say(&format!(
             "{name}: {} rows × {} columns",
             df.height(),
@@ -148,6 +152,10 @@ pub fn log_batch(
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+/// The MLTable file of a built-in's table output (Azure ML's format: the paths of the data and
+/// how to read them).
+const MLTABLE: &str = "paths:\n  - file: ./data.csv\ntransformations:\n  - read_delimited:\n      delimiter: ','\n      header: all_files_same_headers\n      encoding: utf8\n";
 
 /// Reads a table from a file, or from the one table file in a folder.
 pub fn read_table(path: &Path) -> Result<DataFrame, String> {

@@ -56,6 +56,23 @@ impl PortType {
         }
     }
 
+    /// Whether an input of this type takes what an output of type `made` gives. The same
+    /// type always; and, as Azure ML's designer connects them, a `uri_folder` input takes any
+    /// folder (a table, a model), a `mltable` input a folder or file holding a table (read at
+    /// run time), and a `custom_model` input any model. A model never stands in for a table or
+    /// the other way round, a value (number, string) is never data, and a folder of metrics is
+    /// not a model.
+    pub fn accepts(self, made: PortType) -> bool {
+        use PortType::{CustomModel, MlflowModel, Mltable, TritonModel, UriFile, UriFolder};
+        self == made
+            || matches!(
+                (self, made),
+                (UriFolder, Mltable | MlflowModel | CustomModel | TritonModel)
+                    | (Mltable, UriFolder | UriFile)
+                    | (CustomModel, MlflowModel | TritonModel)
+            )
+    }
+
     /// Data (files, folders, tables, models) rather than a value on the command line.
     pub fn is_data(self) -> bool {
         !matches!(
@@ -148,10 +165,10 @@ pub fn parse(text: &str) -> Result<Component, Vec<Problem>> {
             message,
         });
     };
-    let root: Value = match serde_yaml_ng::from_str(text) {
+    let root: Value = match crate::yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            problem("(file)", format!("not valid YAML: {e}"));
+            problem("(file)", e);
             return Err(problems);
         }
     };

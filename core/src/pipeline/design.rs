@@ -158,9 +158,6 @@ pub fn connect(
         .ok_or_else(|| format!("step '{to_step}' has no input '{input}'"))?;
     let (made, binding) = match from {
         Source::Step { step, output } => {
-            if step == to_step {
-                return Err("a step cannot take its own output".into());
-            }
             let made = pipeline
                 .steps
                 .iter()
@@ -178,19 +175,24 @@ pub fn connect(
         }
         Source::Input(name) => (PortType::UriFolder, Binding::ParentInput(name.clone())),
     };
-    if made.is_data() != wanted.is_data() {
+    // The type first: a mismatch is the more useful thing to hear, even when the edge would
+    // also close a loop.
+    if !wanted.accepts(made) {
         return Err(format!(
             "{to_step}.{input} takes a {} but this gives a {}",
             wanted.as_str(),
             made.as_str()
         ));
     }
+    if matches!(from, Source::Step { step, .. } if step == to_step) {
+        return Err("a step cannot take its own output".into());
+    }
     let mut next = pipeline.clone();
     if let Some(step) = next.steps.iter_mut().find(|s| s.name == to_step) {
         set_binding(step, input, Some(binding));
     }
     if let Some(cycle) = job::find_cycle(&next.steps) {
-        return Err(format!("that would make a cycle: {}", cycle.join(" → ")));
+        return Err(format!("that would make a cycle: {}", cycle.join(" -> ")));
     }
     *pipeline = next;
     Ok(())
@@ -317,9 +319,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             mismatch,
-            "train_kmeans.k takes a integer but this gives a uri_folder"
+            "train_kmeans.k takes a integer but this gives a mltable"
         );
-        let cycle = connect(
+        // A model is not a table: the type is named, before the loop the edge would close.
+        let model_into_table = connect(
             &mut p,
             &Source::Step {
                 step: train.clone(),
@@ -329,6 +332,23 @@ mod tests {
             "data",
         )
         .unwrap_err();
+        assert_eq!(
+            model_into_table,
+            "split_data.data takes a mltable but this gives a mlflow_model"
+        );
+        let scale = add_step(
+            &mut p,
+            "lathe:normalize",
+            &component("normalize"),
+            ".".into(),
+            [3.0, 0.0],
+        );
+        let from = |step: &str, output: &str| Source::Step {
+            step: step.to_owned(),
+            output: output.to_owned(),
+        };
+        connect(&mut p, &from(&split, "test"), &scale, "data").unwrap();
+        let cycle = connect(&mut p, &from(&scale, "data"), &split, "data").unwrap_err();
         assert!(cycle.starts_with("that would make a cycle"), "{cycle}");
         set_value(&mut p, &train, "k", "0");
         assert_eq!(issues(&p)[0].message, "k: 0 is below the minimum 1");

@@ -75,7 +75,7 @@ fn requirement_lines(text: &str) -> Vec<String> {
 
 /// An environment definition as YAML text; relative `conda_file` paths start at `base`.
 pub fn from_yaml(text: &str, base: &Path) -> Result<EnvSpec, String> {
-    let root: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let root: Value = crate::yaml::from_str(text)?;
     let map = root
         .as_mapping()
         .ok_or("an environment is a YAML mapping of fields")?;
@@ -86,8 +86,8 @@ pub fn from_yaml(text: &str, base: &Path) -> Result<EnvSpec, String> {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("conda_file: cannot read {}: {e}", path.display()))?;
             Some(
-                serde_yaml_ng::from_str::<Value>(&text)
-                    .map_err(|e| format!("conda_file {}: not valid YAML: {e}", path.display()))?,
+                crate::yaml::from_str::<Value>(&text)
+                    .map_err(|e| format!("conda_file {}: {e}", path.display()))?,
             )
         }
         Some(inline) => Some(inline.clone()),

@@ -135,6 +135,9 @@ struct Produced {
     artifact_uri: String,
     /// The files on disk, while this pipeline run has them.
     local: Option<PathBuf>,
+    /// The data asset versions (`name`, `version`) it was made from, directly or through the
+    /// steps before: every run downstream names them in its lineage.
+    lineage: Vec<(String, String)>,
 }
 
 /// Everything the steps of one pipeline run share.

@@ -159,8 +159,19 @@ pub fn parse_draft(
     base: &Path,
     registry: Registry<'_>,
 ) -> Result<(Pipeline, Vec<Problem>), Vec<Problem>> {
-    let root: Value = serde_yaml_ng::from_str(yaml)
-        .map_err(|e| vec![problem("(file)", format!("not valid YAML: {e}"))])?;
+    parse_nested(yaml, base, registry, &[])
+}
+
+/// [`parse_draft`] for a pipeline read from inside others: `chain` holds the pipeline
+/// component files being read around it, outermost first, so a file that includes itself
+/// (directly or through others) is named with the whole chain instead of recursing forever.
+fn parse_nested(
+    yaml: &str,
+    base: &Path,
+    registry: Registry<'_>,
+    chain: &[PathBuf],
+) -> Result<(Pipeline, Vec<Problem>), Vec<Problem>> {
+    let root: Value = crate::yaml::from_str(yaml).map_err(|e| vec![problem("(file)", e)])?;
     let map = root.as_mapping().ok_or_else(|| {
         vec![problem(
             "(file)",
@@ -212,7 +223,7 @@ pub fn parse_draft(
     for (name, node) in &jobs {
         let nested = text(node.get("type")).as_deref() == Some("pipeline");
         let added = if nested {
-            flatten(name, node, base, registry).map(|(inner, outputs)| {
+            flatten(name, node, base, registry, chain).map(|(inner, outputs)| {
                 exposed.insert(name.clone(), outputs);
                 inner
             })
@@ -491,7 +502,7 @@ pub fn check(pipeline: &Pipeline) -> Vec<Problem> {
     if let Some(cycle) = find_cycle(&pipeline.steps) {
         problems.push(problem(
             "jobs",
-            format!("the steps form a cycle: {}", cycle.join(" → ")),
+            format!("the steps form a cycle: {}", cycle.join(" -> ")),
         ));
     }
     problems
@@ -541,6 +552,7 @@ fn flatten(
     node: &Value,
     base: &Path,
     registry: Registry<'_>,
+    chain: &[PathBuf],
 ) -> Result<(Vec<Step>, Exposed), Vec<Problem>> {
     let field = format!("jobs.{name}.component");
     let reference = text(node.get("component")).ok_or_else(|| {
@@ -566,8 +578,25 @@ fn flatten(
         )]
     })?;
     let inner_base = file.parent().unwrap_or(base);
+    let identity = std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+    if chain.contains(&identity) {
+        let names: Vec<String> = chain
+            .iter()
+            .skip_while(|f| **f != identity)
+            .chain(std::iter::once(&identity))
+            .map(|f| f.display().to_string())
+            .collect();
+        return Err(vec![problem(
+            &field,
+            format!(
+                "the pipeline components include each other: {}",
+                names.join(" -> ")
+            ),
+        )]);
+    }
+    let chain = [chain, std::slice::from_ref(&identity)].concat();
     // Its own wiring problems are found again once its steps stand in the outer pipeline.
-    let (inner, _) = parse_draft(&yaml, inner_base, registry)
+    let (inner, _) = parse_nested(&yaml, inner_base, registry, &chain)
         .map_err(|found| prefixed(&format!("{field}({relative})"), found))?;
     let bound = |section: &str| -> Vec<(String, Binding)> {
         entries(node.get(section))
@@ -729,7 +758,7 @@ fn check_wiring(
                             .find(|(n, _)| n == port)
                             .map(|(_, p)| p.kind);
                         if let (Some(made), Some(wanted)) = (made, wanted)
-                            && made.is_data() != wanted.is_data()
+                            && !wanted.accepts(made)
                         {
                             problems.push(problem(
                                 field,
@@ -988,7 +1017,7 @@ mod tests {
             ),
             (
                 "x: ${{parent.jobs.a.outputs.out}}",
-                "jobs: the steps form a cycle: a → a",
+                "jobs: the steps form a cycle: a -> a",
             ),
         ];
         for (input, expected) in cases {

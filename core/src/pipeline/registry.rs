@@ -61,7 +61,18 @@ pub fn register(tracking: &Tracking, path: &Path) -> Result<Registered, String> 
     let listing = serde_json::to_string(&code_files).map_err(|e| e.to_string())?;
     let created_at = crate::db::now_millis();
     let (name, given) = (component.name.clone(), component.version.clone());
+    let blobs: Vec<(String, i64)> = puts
+        .iter()
+        .map(|p| (p.hash.clone(), p.size_bytes as i64))
+        .collect();
     let recorded = tracking.write(move |c| {
+        // Recorded as blobs too, so a clean-up of the store sees them referenced.
+        for (hash, size) in &blobs {
+            c.execute(
+                "INSERT OR IGNORE INTO blobs (hash, size_bytes, created_at) VALUES (?1, ?2, ?3)",
+                rusqlite::params![hash, size, crate::db::now_secs()],
+            )?;
+        }
         let version = match given {
             Some(v) => v,
             None => {

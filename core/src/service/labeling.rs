@@ -183,9 +183,9 @@ pub(super) fn review(
 pub(super) fn export(shared: &Shared, name: &str, format: &str, path: &std::path::Path) -> Event {
     let result = Workspace::open(&shared.root).and_then(|ws| {
         let p = project::open(&ws, name)?;
-        let n = crate::labeling::export(&ws, &p, format, path)?;
+        let exported = crate::labeling::export(&ws, &p, format, path)?;
         Ok(format!(
-            "Exported {n} item(s) or annotations of {name} as {format} to {}",
+            "Exported {exported} of {name} as {format} to {}",
             path.display()
         ))
     });

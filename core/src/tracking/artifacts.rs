@@ -13,14 +13,16 @@ use crate::db::{now_millis, now_secs};
 use crate::jobs::Progress;
 
 /// Checks an artifact path: relative, slash-separated, no `..` or `.` parts, no empty parts,
-/// no backslashes or NULs. Returns it without leading or trailing slashes.
+/// no NULs. Returns it without leading or trailing slashes. A backslash is a letter of a name,
+/// as in MLflow on POSIX (`validate_path_is_safe`), but `..` between backslashes is refused
+/// too, so the path stays inside wherever it is written on Windows.
 pub fn validate_artifact_path(path: &str) -> TrackingResult<&str> {
     let trimmed = path.trim_matches('/');
-    let bad = trimmed.contains('\\')
-        || trimmed.contains('\0')
+    let bad = trimmed.contains('\0')
+        || trimmed.split(['/', '\\']).any(|part| part == "..")
         || trimmed
             .split('/')
-            .any(|part| part == ".." || part == "." || (part.is_empty() && !trimmed.is_empty()));
+            .any(|part| part == "." || (part.is_empty() && !trimmed.is_empty()));
     if bad {
         return Err(TrackingError::invalid(format!(
             "Invalid artifact path '{path}': it must be a relative path without '..' or '.' parts"
@@ -169,8 +171,19 @@ mod tests {
 
     #[test]
     fn paths_must_stay_inside() {
-        for bad in ["../x", "a/../../b", "a/./b", "a//b", "a\\b", ".."] {
+        for bad in [
+            "../x",
+            "a/../../b",
+            "a/./b",
+            "a//b",
+            "a\\..\\b",
+            "..",
+            "a\0b",
+        ] {
             assert!(validate_artifact_path(bad).is_err(), "{bad}");
+        }
+        for good in ["a\\b", "R&D notes.txt", "a+b=c;d", "..x", "x.."] {
+            assert_eq!(validate_artifact_path(good).unwrap(), good);
         }
         assert_eq!(
             validate_artifact_path("/1/abc/artifacts/m/").unwrap(),

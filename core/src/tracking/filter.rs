@@ -87,7 +87,16 @@ pub struct OrderBy {
     pub ascending: bool,
 }
 
-/// Parses a filter: comparisons joined by AND (MLflow has no OR). An empty filter is no clause.
+/// The most comparisons one filter may hold. MLflow sets no number, but each comparison of a
+/// metric, param or tag joins a table and SQLite joins at most 64; together with
+/// [`MAX_ORDER_BY_KEYS`] this stays below that. Over it, the search is refused with
+/// INVALID_PARAMETER_VALUE.
+pub const MAX_COMPARISONS: usize = 40;
+/// The most `order_by` keys one search may give (each may join a table too).
+pub const MAX_ORDER_BY_KEYS: usize = 20;
+
+/// Parses a filter: comparisons joined by AND (MLflow has no OR), at most [`MAX_COMPARISONS`].
+/// An empty filter is no clause. An `IN` list may be of any length.
 pub fn parse_filter(text: &str) -> TrackingResult<Vec<Clause>> {
     let mut parser = Parser::new(text);
     let mut clauses = Vec::new();
@@ -96,6 +105,11 @@ pub fn parse_filter(text: &str) -> TrackingResult<Vec<Clause>> {
         return Ok(clauses);
     }
     loop {
+        if clauses.len() == MAX_COMPARISONS {
+            return Err(TrackingError::invalid(format!(
+                "Invalid filter: a search takes at most {MAX_COMPARISONS} comparisons joined by AND"
+            )));
+        }
         clauses.push(parser.clause()?);
         parser.skip_space();
         if parser.at_end() {
@@ -110,6 +124,18 @@ pub fn parse_filter(text: &str) -> TrackingResult<Vec<Clause>> {
             ));
         }
     }
+}
+
+/// Refuses more than [`MAX_ORDER_BY_KEYS`] order clauses.
+pub fn check_order_by_count(order_by: &[String]) -> TrackingResult<()> {
+    if order_by.len() > MAX_ORDER_BY_KEYS {
+        return Err(TrackingError::invalid(format!(
+            "Invalid value for parameter 'order_by': a search takes at most \
+             {MAX_ORDER_BY_KEYS} keys, not {}",
+            order_by.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Parses one order clause: an entity, then ASC or DESC (ascending when omitted).

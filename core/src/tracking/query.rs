@@ -81,6 +81,7 @@ impl Fields {
         max_results: usize,
         offset: usize,
     ) -> TrackingResult<String> {
+        filter::check_order_by_count(order_by)?;
         let mut order = Vec::new();
         for text in order_by {
             let o = filter::parse_order_by(text)?;
@@ -151,8 +152,13 @@ pub fn comparison(
     match (op, value) {
         (Op::IsNull | Op::IsNotNull, _) => Ok(format!("{column} {}", op.sql())),
         (Op::In | Op::NotIn, Value::List(items)) => {
-            let marks: Vec<String> = items.iter().map(|i| bind(i.clone().into())).collect();
-            Ok(format!("{column} {} ({})", op.sql(), marks.join(", ")))
+            // One bound JSON array however long the list: SQLite binds at most 32,766 values.
+            let list = serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned());
+            Ok(format!(
+                "{column} {} (SELECT value FROM json_each({}))",
+                op.sql(),
+                bind(list.into())
+            ))
         }
         (Op::Like, Value::Text(pattern)) if !numeric => Ok(format!(
             "{column} GLOB {}",

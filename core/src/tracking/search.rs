@@ -79,6 +79,7 @@ pub fn search_run_ids_unbounded(
         }
         wheres.push(condition);
     }
+    filter::check_order_by_count(q.order_by)?;
     let mut order = Vec::new();
     for (n, text) in q.order_by.iter().enumerate() {
         let o = filter::parse_order_by(text)?;

@@ -74,6 +74,7 @@ impl Tracking {
         let db_path = root.join("lathe.db");
         let writer = db::open(&db_path)?;
         let blobs = BlobStore::open(root.join("blobs"))?;
+        blobs.recover(&|hash| db::blob_referenced(&writer, hash))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 root,

@@ -79,6 +79,7 @@ fn moved(shape: &Shape, handle: usize, to: [f64; 2]) -> Option<Shape> {
             w,
             h,
             confidence,
+            attributes,
         } => {
             let opposite = corners(*x, *y, *w, *h)[(handle + 2) % 4];
             let (x0, x1) = (to[0].min(opposite[0]), to[0].max(opposite[0]));
@@ -90,12 +91,14 @@ fn moved(shape: &Shape, handle: usize, to: [f64; 2]) -> Option<Shape> {
                 w: (x1 - x0).max(1.0),
                 h: (y1 - y0).max(1.0),
                 confidence: *confidence,
+                attributes: attributes.clone(),
             })
         }
         Shape::Polygon {
             label,
             points,
             confidence,
+            attributes,
         } => {
             let mut points = points.clone();
             *points.get_mut(handle)? = to;
@@ -103,6 +106,7 @@ fn moved(shape: &Shape, handle: usize, to: [f64; 2]) -> Option<Shape> {
                 label: label.clone(),
                 points,
                 confidence: *confidence,
+                attributes: attributes.clone(),
             })
         }
         Shape::Class { .. } | Shape::Span { .. } => None,
@@ -196,7 +200,11 @@ impl ImageView {
             match (on_handle, grabbed, start) {
                 (Some(h), _, _) => self.handle = Some(h),
                 (None, Some((shape, at)), _) => self.moving = Some((at, shape.clone())),
-                (None, None, Some(start)) if !polygons => self.drawing = Some(start),
+                // A drag draws a box, in a polygon project too (boxes and polygons mix, as in
+                // CVAT), unless a polygon is being clicked out.
+                (None, None, Some(start)) if !polygons || self.polygon.is_empty() => {
+                    self.drawing = Some(start);
+                }
                 _ => {}
             }
         }
@@ -243,6 +251,7 @@ impl ImageView {
                         w: f64::from(x1 - x0).round(),
                         h: f64::from(y1 - y0).round(),
                         confidence: None,
+                        attributes: Default::default(),
                     }));
                 }
             }
@@ -412,6 +421,7 @@ impl ImageView {
             label: label.to_owned(),
             points: std::mem::take(&mut self.polygon),
             confidence: None,
+            attributes: Default::default(),
         })
     }
 }

@@ -308,7 +308,7 @@ pub fn sweep(io: &StepIo<'_>) -> Result<(), String> {
                 )
             })?;
         trial_run(io, i, settings, &found)?;
-        io.say(&format!("trial {i}: {settings:?} → {metric} {score:.4}"));
+        io.say(&format!("trial {i}: {settings:?} -> {metric} {score:.4}"));
         results.push((settings.clone(), score));
     }
     let best = results
@@ -405,6 +405,20 @@ fn trials_table(
 pub fn register_model(io: &StepIo<'_>) -> Result<(), String> {
     let name = io.required("name")?;
     let model = io.data("model")?;
+    // A model folder holds an MLmodel file (or is an ONNX file); anything else wired here — a
+    // folder of metrics, a table — is not registered as a model version.
+    let is_model = model.path.join("MLmodel").is_file()
+        || model
+            .path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    if !is_model {
+        return Err(format!(
+            "input 'model': {} is not a model (no MLmodel file in it); connect the model a \
+             training step makes",
+            model.path.display()
+        ));
+    }
     let version = match &model.origin {
         // A model another step trained: register that run's artifact, so lineage shows the run.
         Some(origin) => {

@@ -37,14 +37,18 @@ pub struct Job<'a> {
     values: BTreeMap<String, String>,
     data: BTreeMap<String, DataInput>,
     fingerprint: String,
+    /// The data asset versions this step's outputs are made from (see `Produced::lineage`).
+    lineage: Vec<(String, String)>,
 }
 
 /// A data input, resolved: where its files are and what they hash to.
 struct Resolved {
     input: DataInput,
     hash: String,
-    /// A data asset version (`name:version`), for the run's lineage.
+    /// A data asset version (`name`, `version`) read directly, for the run's lineage.
     asset: Option<(String, String)>,
+    /// The data asset versions an upstream output was made from.
+    upstream: Vec<(String, String)>,
 }
 
 fn is_remote(path: &str) -> bool {
@@ -91,6 +95,7 @@ fn data_path(cx: &Context<'_>, step: &Step, input: &str, path: &str) -> Result<R
             },
             hash: version.content_hash.clone(),
             asset: Some((version.asset_name.clone(), version.version.to_string())),
+            upstream: Vec::new(),
         });
     }
     if is_remote(path) {
@@ -110,6 +115,7 @@ fn data_path(cx: &Context<'_>, step: &Step, input: &str, path: &str) -> Result<R
         },
         hash,
         asset: None,
+        upstream: Vec::new(),
     })
 }
 
@@ -141,6 +147,7 @@ fn upstream_output(
         },
         hash: produced.hash.clone(),
         asset: None,
+        upstream: produced.lineage.clone(),
     })
 }
 
@@ -170,6 +177,7 @@ pub fn prepare<'a>(
     let mut data = BTreeMap::new();
     let mut keys = BTreeMap::new();
     let mut assets = Vec::new();
+    let mut made_from = Vec::new();
     for (name, port) in &step.component.inputs {
         let binding = step
             .inputs
@@ -226,6 +234,7 @@ pub fn prepare<'a>(
             if let Some(asset) = resolved.asset {
                 assets.push(asset);
             }
+            made_from.extend(resolved.upstream);
             data.insert(name.clone(), resolved.input);
         }
     }
@@ -260,13 +269,21 @@ pub fn prepare<'a>(
         ("lathe.fingerprint", fingerprint.clone()),
         ("lathe.environment", env.describe()),
     ];
+    // What this step's outputs are made from: what it reads, and what that was made from.
+    let mut lineage: Vec<(String, String)> = assets.iter().chain(&made_from).cloned().collect();
+    lineage.sort();
+    lineage.dedup();
     if !cx.options.force
         && step.component.is_deterministic
-        && let Some((from_run, outputs)) = cached(cx, &fingerprint)?
+        && let Some((from_run, mut outputs)) = cached(cx, &fingerprint)?
     {
         tags.push(("lathe.reused_from", from_run.clone()));
         let (run_id, _) = create_run(cx.tracking, &cx.experiment_id, &step.name, &tags)?;
+        log_lineage(cx, &run_id, &assets, &lineage)?;
         end_run(cx.tracking, &run_id, "FINISHED")?;
+        for produced in outputs.values_mut() {
+            produced.lineage.clone_from(&lineage);
+        }
         return Ok(Prepared::Reused {
             run_id,
             from_run,
@@ -279,21 +296,7 @@ pub fn prepare<'a>(
             values.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         builtins::log_batch(cx.tracking, &run_id, &[], &params)?;
     }
-    if !assets.is_empty() {
-        let datasets: Vec<serde_json::Value> = assets
-            .iter()
-            .map(|(name, version)| {
-                json!({ "tags": [{ "key": "mlflow.data.context", "value": "input" }],
-                        "dataset": { "name": name, "digest": format!("{name}-{version}"),
-                                     "source_type": "lathe", "source": format!("{name}:{version}") } })
-            })
-            .collect();
-        call(
-            cx.tracking,
-            "runs/log-inputs",
-            json!({ "run_id": run_id, "datasets": datasets }),
-        )?;
-    }
+    log_lineage(cx, &run_id, &assets, &lineage)?;
     Ok(Prepared::Run(Job {
         run_id,
         artifacts,
@@ -302,7 +305,41 @@ pub fn prepare<'a>(
         values,
         data,
         fingerprint,
+        lineage,
     }))
+}
+
+/// Records on the step's run the data asset versions it reads (context `input`) and those its
+/// inputs were made from by earlier steps (context `upstream`), so the lineage view shows them
+/// for every step, as a script would with `mlflow.log_input`.
+fn log_lineage(
+    cx: &Context<'_>,
+    run_id: &str,
+    direct: &[(String, String)],
+    lineage: &[(String, String)],
+) -> Result<(), String> {
+    if lineage.is_empty() {
+        return Ok(());
+    }
+    let datasets: Vec<serde_json::Value> = lineage
+        .iter()
+        .map(|(name, version)| {
+            let context = if direct.iter().any(|d| d.0 == *name && d.1 == *version) {
+                "input"
+            } else {
+                "upstream"
+            };
+            json!({ "tags": [{ "key": "mlflow.data.context", "value": context }],
+                    "dataset": { "name": name, "digest": format!("{name}-{version}"),
+                                 "source_type": "lathe", "source": format!("{name}:{version}") } })
+        })
+        .collect();
+    call(
+        cx.tracking,
+        "runs/log-inputs",
+        json!({ "run_id": run_id, "datasets": datasets }),
+    )?;
+    Ok(())
 }
 
 /// An earlier run of the same step, and what it produced.
@@ -339,6 +376,7 @@ fn cached(cx: &Context<'_>, fingerprint: &str) -> Result<Option<Earlier>, String
                     run_id: run_id.clone(),
                     artifact_uri,
                     local: None,
+                    lineage: Vec::new(),
                 },
             )
         })
@@ -435,6 +473,7 @@ fn store_outputs(
                 run_id: job.run_id.clone(),
                 artifact_uri,
                 local: Some(local.clone()),
+                lineage: job.lineage.clone(),
             },
         );
     }
