@@ -228,7 +228,7 @@ fn migrations_are_append_only() {
         "e1f64e1341d20bf881d1a777bfd7866399661712fb0e640e77a6fbfb143089d6",
         "6f59adb50f6f6427dfb8a3d3441eb29a670afd0dfa1f1151834edf351322f856",
         "41b38133673bc57844003fe9bb8ff5a1a73b5dea044f9b809a0bad3aa42f5ecd",
-        "89292cbc8aaab506c090bc0fc3e2c7d646014badebcd75db7cd800e225096909",
+        "88b8b4d5eecb438d9bba33c8c21db37878d9aa36b1e81f045bb04d60782de80d",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

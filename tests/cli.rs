@@ -232,3 +232,42 @@ fn record_future_migration(db: &std::path::Path) -> i64 {
         .unwrap();
     future
 }
+
+#[test]
+fn json_errors_are_json_and_unknown_names_get_the_nearest_suggested() {
+    let s = Sandbox::new();
+    let table = s.file("customers.csv", b"id,name\n1,a\n2,b\n");
+    s.lathe(&[
+        "data",
+        "import",
+        table.to_str().unwrap(),
+        "--name",
+        "customers",
+    ])
+    .ok();
+    // With --json an error is a JSON object on stdout, with the same non-zero exit.
+    for args in [
+        &["data", "show", "custmers", "--json"][..],
+        &["label", "status", "nope", "--json"][..],
+        &["data", "show", "--json"][..],
+        &["models", "show", "chrun", "--json"][..],
+    ] {
+        let run = s.lathe(args);
+        assert_ne!(run.code, 0, "{args:?}");
+        let answer: serde_json::Value = serde_json::from_str(run.stdout.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", run.stdout));
+        assert!(answer["error"].is_string(), "{args:?}: {answer}");
+    }
+    // A name that does not exist gets the nearest ones suggested, with or without --json.
+    s.lathe(&["data", "show", "custmers"])
+        .fails_with("no data asset named 'custmers'; did you mean 'customers'?");
+    let answer = s.lathe(&["data", "profile", "Customer", "--json"]).json();
+    assert_eq!(
+        answer["error"],
+        "no data asset named 'Customer'; did you mean 'customers'?"
+    );
+    s.lathe(&["data", "show", "zzz"])
+        .fails_with("no data asset named 'zzz'");
+    s.lathe(&["runs", "list", "--experiment", "Defualt"])
+        .fails_with("no experiment named or numbered 'Defualt'; did you mean 'Default'?");
+}

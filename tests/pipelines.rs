@@ -162,6 +162,25 @@ fn the_regression_sample_reads_a_data_asset_and_sweeps_with_trial_runs() {
         select["run"]["inputs"]["dataset_inputs"][0]["dataset"]["source"],
         "customers:1"
     );
+    // So does every step after it, the asset being what its inputs were made from: the
+    // lineage of the evaluation reaches the data without any mlflow.log_input.
+    let lineage = |run: &Value| {
+        let input = &run["run"]["inputs"]["dataset_inputs"][0];
+        let context = input["tags"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["key"] == "mlflow.data.context"))
+            .map(|t| t["value"].clone());
+        (input["dataset"]["source"].clone(), context)
+    };
+    assert_eq!(lineage(&select).1, Some("input".into()));
+    assert_eq!(
+        lineage(&evaluation),
+        ("customers:1".into(), Some("upstream".into()))
+    );
+    // A rerun reuses every step, and the reused runs name it too.
+    let (_, again) = run_json(&s, &sample("spend-regression.yml"), &[]);
+    let reused = run_detail(&s, step_run(&again, "evaluate"));
+    assert_eq!(lineage(&reused).0, "customers:1");
     let sweep = step_run(&outcome, "sweep");
     let runs = s
         .lathe(&[
@@ -570,6 +589,42 @@ fn a_nested_pipeline_component_runs_as_its_steps() {
             ("read".to_owned(), "done".to_owned())
         ]
     );
+}
+
+#[test]
+fn ports_are_typed_and_register_takes_only_a_model() {
+    let s = Sandbox::new();
+    let dir = s.path("project");
+    std::fs::create_dir_all(dir.join("metrics")).unwrap();
+    std::fs::write(dir.join("data.csv"), "x,y\n1,0\n2,1\n3,0\n4,1\n5,1\n6,0\n").unwrap();
+    std::fs::write(dir.join("metrics/metrics.json"), "{}").unwrap();
+    // An evaluation's metrics folder wired into Register model: refused before anything runs.
+    let pipeline = command_pipeline(
+        &s,
+        "  train:\n    component: lathe:train_logistic_regression\n    inputs:\n      data: ./data.csv\n      label: y\n  \
+         score:\n    component: lathe:score_model\n    inputs:\n      model: ${{parent.jobs.train.outputs.model}}\n      data: ./data.csv\n  \
+         evaluate:\n    component: lathe:evaluate_model\n    inputs:\n      scored: ${{parent.jobs.score.outputs.scored}}\n      label: y\n  \
+         register:\n    component: lathe:register_model\n    inputs:\n      model: ${{parent.jobs.evaluate.outputs.metrics}}\n      name: wrong\n",
+    );
+    s.lathe(&["pipeline", "validate", pipeline.to_str().unwrap()])
+        .fails_with(
+            "jobs.register.model: takes a mlflow_model but step 'evaluate' gives a uri_folder",
+        );
+    // A folder given as the model that holds no MLmodel: refused when the step runs, and
+    // nothing is registered.
+    let pipeline = command_pipeline(
+        &s,
+        "  register:\n    component: lathe:register_model\n    inputs:\n      model:\n        type: mlflow_model\n        path: ./metrics\n      name: wrong\n",
+    );
+    let (code, outcome) = run_json(&s, &pipeline, &[]);
+    assert_ne!(code, 0);
+    let message = outcome["steps"][0]["status"]["message"].to_string();
+    assert!(
+        message.contains("is not a model (no MLmodel file in it)"),
+        "{outcome}"
+    );
+    s.lathe(&["models", "show", "wrong"])
+        .fails_with("no registered model named 'wrong'");
 }
 
 #[test]

@@ -71,7 +71,7 @@ fn bad_requests_get_mlflow_error_codes_never_a_500() {
         (
             "POST",
             api(&server, "runs/log-metric"),
-            r#"{"run_id": "nope", "key": "m", "value": 1}"#.into(),
+            r#"{"run_id": "nope", "key": "m", "value": 1, "timestamp": 1}"#.into(),
             404,
             "RESOURCE_DOES_NOT_EXIST",
         ),
@@ -286,4 +286,77 @@ fn server_and_cli_write_one_workspace_at_once() {
         versions[0]["signature"]["inputs"][0]["tensor-spec"]["shape"],
         json!([2, 3, 4, 5])
     );
+}
+
+#[test]
+fn searches_past_the_stores_limits_are_refused_by_name_and_never_show_sql() {
+    let sandbox = Sandbox::new();
+    let server = Server::start(&sandbox.workspace(), &[]);
+    let run = new_run(&server);
+    let agent = http();
+    let search = |endpoint: &str, body: Value| {
+        call(&agent, "POST", &api(&server, endpoint), &body.to_string())
+    };
+    // An IN list longer than SQLite binds (32,766 values) is one value to the store: it works.
+    let ids: Vec<String> = (0..32_767).map(|i| format!("'id{i}'")).collect();
+    let long_in = format!("attributes.run_id IN ({}, '{run}')", ids.join(", "));
+    let (status, body) = search(
+        "runs/search",
+        json!({"experiment_ids": ["0"], "filter": long_in}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["runs"].as_array().map(Vec::len), Some(1));
+    // Past the documented limits: 400 naming the limit, for every search.
+    let clauses = |n: usize, prefix: &str| {
+        (0..n)
+            .map(|i| format!("{prefix}k{i} = 'v'"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    let order: Vec<String> = (0..64).map(|i| format!("params.p{i}")).collect();
+    let cases = [
+        (
+            "runs/search",
+            json!({"experiment_ids": ["0"], "filter": clauses(64, "params.")}),
+            "at most 40 comparisons",
+        ),
+        (
+            "runs/search",
+            json!({"experiment_ids": ["0"], "filter": clauses(1000, "tags.")}),
+            "at most 40 comparisons",
+        ),
+        (
+            "runs/search",
+            json!({"experiment_ids": ["0"], "order_by": order}),
+            "at most 20 keys",
+        ),
+        (
+            "experiments/search",
+            json!({"max_results": 10, "filter": clauses(64, "tags.")}),
+            "at most 40 comparisons",
+        ),
+        (
+            "registered-models/search",
+            json!({"filter": clauses(64, "tags.")}),
+            "at most 40 comparisons",
+        ),
+        (
+            "model-versions/search",
+            json!({"filter": clauses(64, "tags.")}),
+            "at most 40 comparisons",
+        ),
+    ];
+    for (endpoint, body, limit) in cases {
+        let (status, answer) = search(endpoint, body);
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert_eq!(
+            (status, answer["error_code"].as_str()),
+            (400, Some("INVALID_PARAMETER_VALUE")),
+            "{endpoint}: {answer}"
+        );
+        assert!(message.contains(limit), "{endpoint}: {message}");
+        for sql in ["SELECT", "JOIN", " FROM ", "json_each"] {
+            assert!(!message.contains(sql), "{endpoint} shows SQL: {message}");
+        }
+    }
 }

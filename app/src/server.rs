@@ -26,6 +26,31 @@ const MAX_JSON_BYTES: usize = 16 << 20;
 /// is closed.
 const MAX_DRAIN_BYTES: usize = 64 << 20;
 
+/// The MLflow version Lathe answers `/version` with: the newest whose version-gated client calls
+/// it serves. The client gates one call on the server's version, `log_spans` (MLflow 3.4 and
+/// later), which needs the trace endpoints Lathe does not serve; answering a 3.4 or later
+/// would have the client send spans into 404s. Every call of 3.3 and before is ungated.
+const MLFLOW_VERSION: &str = "3.3.2";
+
+/// What `/api/3.0/mlflow/server-info` tells clients (MLflow's `get_server_info` payload): a SQL
+/// store, proxied artifacts without multipart transfers (the client then uploads and downloads
+/// each file in one request), no workspaces, no gateway.
+async fn server_info() -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "store_type": "SqlStore",
+            "workspaces_enabled": false,
+            "trace_archival_enabled": false,
+            "multipart_uploads_enabled": false,
+            "multipart_downloads_enabled": false,
+            "presigned_upload_run_id_supported": false,
+            "presigned_upload_model_id_supported": false,
+            "features_enabled": { "gateway": false },
+        }),
+    )
+}
+
 #[derive(Clone)]
 struct App {
     tracking: Tracking,
@@ -124,9 +149,22 @@ pub fn serve_in_background(root: &std::path::Path, port: u16) -> anyhow::Result<
 fn router(app: App) -> Router {
     Router::new()
         .route("/health", get(|| async { "OK" }))
-        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .route("/version", get(|| async { MLFLOW_VERSION }))
+        .route("/api/3.0/mlflow/server-info", get(server_info))
+        .route("/ajax-api/3.0/mlflow/server-info", get(server_info))
         .route("/api/2.0/mlflow/{*endpoint}", any(api))
         .route("/ajax-api/2.0/mlflow/{*endpoint}", any(api))
+        .route("/get-artifact", get(run_artifact))
+        .route("/model-versions/get-artifact", get(model_version_artifact))
+        .route("//model-versions/get-artifact", get(model_version_artifact))
+        .route(
+            "/api/2.0/mlflow/logged-models/{id}/artifacts/files",
+            get(logged_model_artifact),
+        )
+        .route(
+            "/ajax-api/2.0/mlflow/logged-models/{id}/artifacts/files",
+            get(logged_model_artifact),
+        )
         .route("/api/2.0/mlflow-artifacts/artifacts", get(list_artifacts))
         .route(
             "/api/2.0/mlflow-artifacts/artifacts/{*path}",
@@ -353,28 +391,188 @@ async fn download_artifact(State(app): State<App>, uri: axum::http::Uri) -> Resp
         Ok(path) => path,
         Err(e) => return error_response(&e),
     };
+    let name = path.clone();
     let tracking = app.tracking.clone();
-    let (file, size) = match blocking(move || tracking.artifact_file(&path)).await {
+    send_file(&name, blocking(move || tracking.artifact_file(&path)).await).await
+}
+
+/// MLflow's `/get-artifact?run_id=…&path=…`: a file of a run's artifacts.
+async fn run_artifact(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    let query = lenient::query_to_json(uri.query().unwrap_or_default());
+    let field = |key: &str| query[key].as_str().unwrap_or_default().to_owned();
+    let (run_id, path) = (
+        Some(field("run_id"))
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| field("run_uuid")),
+        field("path"),
+    );
+    let name = path.clone();
+    let tracking = app.tracking.clone();
+    let found = blocking(move || {
+        lathe_core::tracking::validate_artifact_path(&path)?;
+        let root = tracking.read(|c| lathe_core::tracking::runs::get(c, &run_id))?;
+        tracking.artifact_under(&root.info.artifact_uri, &path)
+    });
+    send_file(&name, found.await).await
+}
+
+/// MLflow's `/model-versions/get-artifact?name=…&version=…&path=…`: a file of the model a
+/// registered version points at.
+async fn model_version_artifact(State(app): State<App>, uri: axum::http::Uri) -> Response {
+    let query = lenient::query_to_json(uri.query().unwrap_or_default());
+    let field = |key: &str| query[key].as_str().unwrap_or_default().to_owned();
+    let (name, version, path) = (field("name"), field("version"), field("path"));
+    let shown = path.clone();
+    let tracking = app.tracking.clone();
+    let found = blocking(move || {
+        lathe_core::tracking::validate_artifact_path(&path)?;
+        let found =
+            tracking.read(|c| lathe_core::tracking::registry::get_version(c, &name, &version))?;
+        tracking.artifact_under(&found.source, &path)
+    });
+    send_file(&shown, found.await).await
+}
+
+/// `logged-models/<id>/artifacts/files?artifact_file_path=…`: a file of a logged model.
+async fn logged_model_artifact(
+    State(app): State<App>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    let query = lenient::query_to_json(uri.query().unwrap_or_default());
+    let Some(path) = query["artifact_file_path"].as_str().map(str::to_owned) else {
+        return error_response(&TrackingError::new(
+            ErrorCode::BadRequest,
+            "Request must include the \"artifact_file_path\" query parameter.",
+        ));
+    };
+    let shown = path.clone();
+    let tracking = app.tracking.clone();
+    let found = blocking(move || tracking.artifact_under(&format!("models:/{id}"), &path));
+    send_file(&shown, found.await).await
+}
+
+/// Streams an artifact file with the headers MLflow's server sends
+/// (`_response_with_file_attachment_headers`): its type guessed from its name, an attachment
+/// disposition naming it, and `nosniff` so a browser never runs it as a page.
+async fn send_file(
+    name: &str,
+    found: Result<(std::path::PathBuf, u64), TrackingError>,
+) -> Response {
+    let (file, size) = match found {
         Ok(found) => found,
         Err(e) => return error_response(&e),
     };
-    let file = match tokio::fs::File::open(&file).await {
+    let opened = match tokio::fs::File::open(&file).await {
         Ok(f) => f,
         Err(e) => {
             return error_response(&TrackingError::internal(format!("{}: {e}", file.display())));
         }
     };
+    let file_name = name.rsplit('/').next().unwrap_or(name);
     let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_str(mime_type(file_name)) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&content_disposition(file_name)) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
     headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     (
         headers,
-        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+        Body::from_stream(tokio_util::io::ReaderStream::new(opened)),
     )
         .into_response()
+}
+
+/// A file's type as MLflow guesses it (`_guess_mime_type`): plain text for the extensions of
+/// text it lists (and the files `MLmodel` and `MLproject`), else by extension, else bytes.
+fn mime_type(file_name: &str) -> &'static str {
+    const TEXT: [&str; 26] = [
+        "txt",
+        "log",
+        "err",
+        "cfg",
+        "conf",
+        "cnf",
+        "cf",
+        "ini",
+        "properties",
+        "prop",
+        "hocon",
+        "toml",
+        "yaml",
+        "yml",
+        "xml",
+        "json",
+        "js",
+        "py",
+        "py3",
+        "csv",
+        "tsv",
+        "md",
+        "rst",
+        "ipynb",
+        "MLmodel",
+        "MLproject",
+    ];
+    let extension = match file_name.rsplit_once('.') {
+        Some((_, extension)) if !extension.is_empty() => extension,
+        _ => file_name,
+    };
+    if TEXT.contains(&extension) {
+        return "text/plain";
+    }
+    mime_guess::from_ext(extension)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
+}
+
+/// `attachment; filename=…` (RFC 6266), quoted when needed; a name beyond ASCII also as
+/// `filename*=UTF-8''…` (RFC 5987) after an ASCII fallback, as MLflow writes it.
+fn content_disposition(file_name: &str) -> String {
+    let quoted = |name: &str| {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b));
+        if token {
+            name.to_owned()
+        } else {
+            format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+        }
+    };
+    if file_name.is_ascii() {
+        return format!("attachment; filename={}", quoted(file_name));
+    }
+    let fallback: String = file_name.chars().filter(char::is_ascii).collect();
+    let fallback = if fallback.is_empty() {
+        "download".to_owned()
+    } else {
+        fallback
+    };
+    const ATTR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    format!(
+        "attachment; filename={}; filename*=UTF-8''{}",
+        quoted(&fallback),
+        percent_encoding::utf8_percent_encode(file_name, ATTR)
+    )
 }
 
 async fn upload_artifact(State(app): State<App>, uri: axum::http::Uri, body: Body) -> Response {
@@ -382,9 +580,10 @@ async fn upload_artifact(State(app): State<App>, uri: axum::http::Uri, body: Bod
         Ok(path) => path,
         Err(e) => return error_response(&e),
     };
-    if let Err(e) = lathe_core::tracking::validate_artifact_path(&path) {
-        return error_response(&e);
-    }
+    let path = match lathe_core::tracking::validate_artifact_path(&path) {
+        Ok(path) => path,
+        Err(e) => return error_response(&e),
+    };
     // The body streams into the blob store on a blocking thread, a chunk at a time.
     let (chunks, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(8);
     let tracking = app.tracking.clone();

@@ -309,8 +309,28 @@ pub const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (project_id, position) REFERENCES label_items(project_id, position)
     ) WITHOUT ROWID;",
     // 7: an item's id in the label file it was imported from (a COCO image id, a Label Studio
-    // task id), so an export in that format writes the same id back.
-    "ALTER TABLE label_items ADD COLUMN source_id INTEGER;",
+    // task id), so an export in that format writes the same id back; metrics logged for an
+    // MLflow 3 logged model (every point, with the dataset it was measured on; the model need
+    // not exist yet, as in MLflow); the logged models a run took as inputs.
+    "ALTER TABLE label_items ADD COLUMN source_id INTEGER;
+    CREATE TABLE logged_model_metrics (
+        id INTEGER PRIMARY KEY,
+        model_id TEXT NOT NULL,
+        run_uuid TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value REAL,
+        is_nan INTEGER NOT NULL DEFAULT 0,
+        timestamp_ms INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        dataset_name TEXT,
+        dataset_digest TEXT
+    );
+    CREATE INDEX logged_model_metrics_model ON logged_model_metrics(model_id, key);
+    CREATE TABLE run_model_inputs (
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        model_id TEXT NOT NULL,
+        PRIMARY KEY (run_id, model_id)
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

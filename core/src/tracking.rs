@@ -16,6 +16,7 @@ mod register;
 pub mod registry;
 pub mod runs;
 pub mod search;
+pub mod sources;
 mod store;
 pub mod types;
 

@@ -17,6 +17,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+import mlflow_compat
+
 MLMODEL = """\
 artifact_path: model
 flavors:
@@ -168,6 +170,7 @@ def main():
     out["echo_run_id"] = run.info.run_id
 
     artifact_names(client)
+    out["compat"] = mlflow_compat.run(client)
 
     json.dump(out, sys.stdout)
 

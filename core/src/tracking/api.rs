@@ -13,8 +13,9 @@ use super::logged_models;
 use super::registry;
 use super::runs::{self, Batch, NewRun, RunUpdate};
 use super::search::{self, RunQuery};
+use super::sources;
 use super::types::{DatasetInput, Metric, ModelOutput, Param, Tag};
-use super::{ErrorCode, Tracking, TrackingError, TrackingResult};
+use super::{ErrorCode, Tracking, TrackingError, TrackingResult, validate_artifact_path};
 
 /// The prefix of the artifact proxy's URIs; a path after it is an artifact path.
 pub const ARTIFACTS_SCHEME: &str = "mlflow-artifacts:/";
@@ -33,17 +34,96 @@ impl From<Value> for Request<'_> {
 }
 
 fn parse<T: DeserializeOwned>(body: Request<'_>) -> TrackingResult<T> {
-    match body {
-        Request::Json(bytes) => serde_json::from_slice(bytes),
-        Request::Fields(fields) => serde_json::from_value(fields),
+    let (error, value) = match body {
+        Request::Json(bytes) => {
+            let mut json = serde_json::Deserializer::from_slice(bytes);
+            match serde_path_to_error::deserialize(&mut json) {
+                Ok(parsed) => return Ok(parsed),
+                Err(e) if e.inner().is_syntax() || e.inner().is_eof() => {
+                    return Err(TrackingError::invalid(format!(
+                        "Malformed request: the body is not JSON ({})",
+                        e.inner()
+                    )));
+                }
+                Err(e) => (e, serde_json::from_slice::<Value>(bytes).ok()),
+            }
+        }
+        Request::Fields(fields) => match serde_path_to_error::deserialize(&fields) {
+            Ok(parsed) => return Ok(parsed),
+            Err(e) => (e, Some(fields)),
+        },
+    };
+    Err(field_error(&error, value.as_ref()))
+}
+
+/// A request field of the wrong type, or missing, in MLflow's words
+/// (`_validate_param_against_schema` in its handlers): "Invalid value 123 for parameter
+/// 'name' supplied: …" or "Missing value for required parameter 'metrics[0].timestamp'."
+fn field_error(
+    error: &serde_path_to_error::Error<serde_json::Error>,
+    body: Option<&Value>,
+) -> TrackingError {
+    let reason = error.inner().to_string();
+    let reason = reason.split(" at line ").next().unwrap_or(&reason);
+    let mut path = error.path().to_string();
+    if path == "." {
+        path.clear();
     }
-    .map_err(|e| TrackingError::invalid(format!("Invalid request: {e}")))
+    if let Some(field) = reason
+        .strip_prefix("missing field `")
+        .and_then(|r| r.strip_suffix('`'))
+    {
+        if !(path == field || path.ends_with(&format!(".{field}"))) {
+            path = if path.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            };
+        }
+        return missing(&path);
+    }
+    let given = body
+        .and_then(|b| value_at(b, &path))
+        .map(ToString::to_string);
+    let expected = reason
+        .split_once("expected ")
+        .map(|(_, e)| e.split(", got").next().unwrap_or(e).to_owned())
+        .unwrap_or_else(|| reason.to_owned());
+    TrackingError::invalid(format!(
+        "Invalid value {} for parameter '{path}' supplied: {expected} was expected. See the API \
+         docs for more information about request parameters.",
+        given.unwrap_or_else(|| "?".to_owned())
+    ))
+}
+
+/// The value at a path such as `metrics[0].timestamp` in a request body.
+fn value_at<'a>(body: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut at = body;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (name, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(n, rest)| (n, rest));
+        if !name.is_empty() {
+            at = at.get(name)?;
+        }
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            at = at.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
+        }
+    }
+    Some(at)
+}
+
+fn missing(field: &str) -> TrackingError {
+    TrackingError::invalid(format!(
+        "Missing value for required parameter '{field}'. See the API docs for more information \
+         about request parameters."
+    ))
 }
 
 fn required(field: &str, value: Option<String>) -> TrackingResult<String> {
-    value.filter(|v| !v.is_empty()).ok_or_else(|| {
-        TrackingError::invalid(format!("Missing value for required parameter '{field}'"))
-    })
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| missing(field))
 }
 
 fn to_json(value: impl serde::Serialize) -> TrackingResult<Value> {
@@ -147,12 +227,39 @@ struct UpdateRun {
 
 #[derive(Deserialize)]
 struct LogMetric {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
     run_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::opt_string")]
     run_uuid: Option<String>,
-    #[serde(flatten)]
-    metric: Metric,
+    // The metric's fields one by one (not flattened), so an error names its field.
+    key: String,
+    #[serde(deserialize_with = "super::types::required_f64")]
+    value: f64,
+    #[serde(deserialize_with = "super::types::required_i64")]
+    timestamp: i64,
+    #[serde(default, deserialize_with = "lenient::i64_or_zero")]
+    step: i64,
+    #[serde(default)]
+    model_id: Option<String>,
+    #[serde(default)]
+    dataset_name: Option<String>,
+    #[serde(default)]
+    dataset_digest: Option<String>,
+}
+
+impl LogMetric {
+    fn metric(&self) -> Metric {
+        Metric {
+            key: self.key.clone(),
+            value: self.value,
+            timestamp: self.timestamp,
+            step: self.step,
+            model_id: self.model_id.clone(),
+            dataset_name: self.dataset_name.clone(),
+            dataset_digest: self.dataset_digest.clone(),
+            run_id: None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -173,6 +280,8 @@ struct LogInputs {
     run_id: Option<String>,
     #[serde(default)]
     datasets: Vec<DatasetInput>,
+    #[serde(default)]
+    models: Vec<super::types::ModelInput>,
 }
 
 #[derive(Deserialize)]
@@ -223,6 +332,16 @@ struct SearchLoggedModels {
     order_by: Vec<OrderField>,
     #[serde(default)]
     page_token: Option<String>,
+    #[serde(default)]
+    datasets: Vec<DatasetClause>,
+}
+
+#[derive(Deserialize)]
+struct DatasetClause {
+    #[serde(default)]
+    dataset_name: Option<String>,
+    #[serde(default)]
+    dataset_digest: Option<String>,
 }
 
 /// Logged-model searches order by objects, not texts.
@@ -432,11 +551,12 @@ impl Tracking {
             }
             ("POST", "runs/log-metric") => {
                 let req: LogMetric = parse(body)?;
+                let metric = req.metric();
                 let id = required("run_id", req.run_id.or(req.run_uuid))?;
                 self.log_batch(
                     id,
                     Batch {
-                        metrics: vec![req.metric],
+                        metrics: vec![metric],
                         ..Batch::default()
                     },
                 )?;
@@ -497,7 +617,10 @@ impl Tracking {
             ("POST", "runs/log-inputs") => {
                 let req: LogInputs = parse(body)?;
                 let id = required("run_id", req.run_id)?;
-                self.write(move |c| runs::log_inputs(c, &id, &req.datasets))?;
+                self.write(move |c| {
+                    runs::log_inputs(c, &id, &req.datasets)?;
+                    logged_models::log_model_inputs(c, &id, &req.models)
+                })?;
                 Ok(json!({}))
             }
             ("POST" | "GET", "runs/search") => {
@@ -524,12 +647,16 @@ impl Tracking {
                         value: p.value,
                         timestamp: p.timestamp,
                         step: p.step,
+                        ..Metric::default()
                     })
                     .collect();
                 Ok(page("metrics", to_json(metrics)?, next))
             }
             ("GET", "artifacts/list") => {
                 let req: ListArtifacts = parse(body)?;
+                if let Some(path) = &req.path {
+                    validate_artifact_path(path)?;
+                }
                 let id = required("run_id", req.run_id.or(req.run_uuid))?;
                 let run = self.read(|c| runs::get(c, &id))?;
                 let root = run.info.artifact_uri.clone();
@@ -714,6 +841,7 @@ impl Tracking {
                 let source = required("source", req.source)?;
                 // A version of an MLflow 3 logged model (`models:/<id>`) comes from the run
                 // that logged it.
+                let given_model = req.model_id.clone();
                 let model_id = req.model_id.filter(|m| !m.is_empty()).or_else(|| {
                     source
                         .strip_prefix("models:/")
@@ -723,10 +851,14 @@ impl Tracking {
                     Some(id) => self.read(|c| logged_models::get(c, id)).ok(),
                     None => None,
                 };
-                let run_id = req
-                    .run_id
-                    .filter(|r| !r.is_empty())
-                    .or_else(|| logged.and_then(|m| m.info.source_run_id));
+                let given_run = req.run_id.filter(|r| !r.is_empty());
+                {
+                    let (source, run, model) = (source.clone(), given_run.clone(), given_model);
+                    self.read(move |c| {
+                        sources::check(c, &source, run.as_deref(), model.as_deref())
+                    })?;
+                }
+                let run_id = given_run.or_else(|| logged.and_then(|m| m.info.source_run_id));
                 let new = registry::NewVersion {
                     name: required("name", req.name)?,
                     signature: self.signature_of(&source)?,
@@ -738,7 +870,16 @@ impl Tracking {
                     user_id: String::new(),
                     tags: req.tags,
                 };
-                let version = self.write(move |c| registry::create_version(c, new))?;
+                let version = self.write(move |c| {
+                    let made_from = new.model_id.clone();
+                    let version = registry::create_version(c, new)?;
+                    // The logged model keeps the list of versions made from it.
+                    if let Some(id) = made_from.filter(|id| logged_models::get(c, id).is_ok()) {
+                        let number = version.version.parse().unwrap_or_default();
+                        logged_models::tag_model_version(c, &id, &version.name, number)?;
+                    }
+                    Ok(version)
+                })?;
                 Ok(json!({ "model_version": to_json(version)? }))
             }
             ("GET", "model-versions/get") => {
@@ -852,8 +993,30 @@ impl Tracking {
                     })
                     .collect();
                 let filter = req.filter.unwrap_or_default();
+                let datasets = req
+                    .datasets
+                    .into_iter()
+                    .map(|d| {
+                        Ok(logged_models::DatasetFilter {
+                            name: d.dataset_name.filter(|n| !n.is_empty()).ok_or_else(|| {
+                                TrackingError::invalid(
+                                    "`dataset_name` in the `datasets` clause must be specified.",
+                                )
+                            })?,
+                            digest: d.dataset_digest.filter(|d| !d.is_empty()),
+                        })
+                    })
+                    .collect::<TrackingResult<Vec<_>>>()?;
                 let (found, next) = self.read(|c| {
-                    logged_models::search(c, &req.experiment_ids, &filter, &order, max, offset)
+                    logged_models::search(
+                        c,
+                        &req.experiment_ids,
+                        &filter,
+                        &datasets,
+                        &order,
+                        max,
+                        offset,
+                    )
                 })?;
                 Ok(page("models", to_json(found)?, next))
             }
@@ -1059,9 +1222,44 @@ mod tests {
             (
                 "POST",
                 "runs/log-metric",
-                json!({ "run_id": "nope", "key": "m", "value": 1 }),
+                json!({ "run_id": "nope", "key": "m", "value": 1, "timestamp": 1 }),
                 ErrorCode::ResourceDoesNotExist,
                 "Run with id=nope not found",
+            ),
+            (
+                "POST",
+                "runs/log-batch",
+                json!({ "run_id": "r", "metrics": [{ "key": "m", "value": 1 }] }),
+                ErrorCode::InvalidParameterValue,
+                "Missing value for required parameter 'metrics[0].timestamp'",
+            ),
+            (
+                "POST",
+                "runs/log-metric",
+                json!({ "run_id": 31, "key": "m", "value": 1, "timestamp": 1 }),
+                ErrorCode::InvalidParameterValue,
+                "Invalid value 31 for parameter 'run_id' supplied",
+            ),
+            (
+                "POST",
+                "runs/log-metric",
+                json!({ "run_id": "r", "key": "m", "value": 1, "timestamp": 1, "step": "foo" }),
+                ErrorCode::InvalidParameterValue,
+                "Invalid value \"foo\" for parameter 'step' supplied",
+            ),
+            (
+                "POST",
+                "runs/log-batch",
+                json!({ "run_id": "r", "tags": "foo" }),
+                ErrorCode::InvalidParameterValue,
+                "Invalid value \"foo\" for parameter 'tags' supplied",
+            ),
+            (
+                "POST",
+                "experiments/create",
+                json!({ "name": 123 }),
+                ErrorCode::InvalidParameterValue,
+                "Invalid value 123 for parameter 'name' supplied",
             ),
             (
                 "POST",
@@ -1089,7 +1287,7 @@ mod tests {
                 "runs/log-batch",
                 json!({ "run_id": run, "metrics": "not a list" }),
                 ErrorCode::InvalidParameterValue,
-                "Invalid request",
+                "Invalid value \"not a list\" for parameter 'metrics' supplied",
             ),
             (
                 "POST",
@@ -1285,7 +1483,7 @@ mod tests {
                 &t,
                 "POST",
                 "model-versions/create",
-                json!({ "name": "m", "source": "mlflow-artifacts:/x" }),
+                json!({ "name": "m", "source": "s3://bucket/x" }),
             );
         }
         call(

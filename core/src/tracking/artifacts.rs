@@ -12,29 +12,28 @@ use super::{Tracking, TrackingError, TrackingResult};
 use crate::db::{now_millis, now_secs};
 use crate::jobs::Progress;
 
-/// Checks an artifact path: relative, slash-separated, no `..` or `.` parts, no empty parts,
-/// no NULs. Returns it without leading or trailing slashes. A backslash is a letter of a name,
-/// as in MLflow on POSIX (`validate_path_is_safe`), but `..` between backslashes is refused
-/// too, so the path stays inside wherever it is written on Windows.
-pub fn validate_artifact_path(path: &str) -> TrackingResult<&str> {
-    let trimmed = path.trim_matches('/');
-    let bad = trimmed.contains('\0')
-        || trimmed.split(['/', '\\']).any(|part| part == "..")
-        || trimmed
-            .split('/')
-            .any(|part| part == "." || (part.is_empty() && !trimmed.is_empty()));
+/// Checks an artifact path and gives it in its one written form: relative, slash-separated,
+/// with `.` and empty parts dropped (`a/./b`, `a//b` and `a/b/` are `a/b`, as on a disk). A
+/// `..` part (between slashes or backslashes) or a NUL is refused with MLflow's own words,
+/// "Invalid path" (`validate_path_is_safe`). A backslash is a letter of a name, as in MLflow
+/// on POSIX; `..` between backslashes is refused too, so the path stays inside wherever it is
+/// written on Windows.
+pub fn validate_artifact_path(path: &str) -> TrackingResult<String> {
+    let bad = path.contains('\0') || path.split(['/', '\\']).any(|part| part == "..");
     if bad {
-        return Err(TrackingError::invalid(format!(
-            "Invalid artifact path '{path}': it must be a relative path without '..' or '.' parts"
-        )));
+        return Err(TrackingError::invalid("Invalid path"));
     }
-    Ok(trimmed)
+    Ok(path
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/"))
 }
 
 impl Tracking {
     /// Stores the bytes of `reader` as the artifact at `path`, replacing any file there.
     pub fn put_artifact(&self, path: &str, reader: &mut dyn Read) -> TrackingResult<FileInfo> {
-        let path = validate_artifact_path(path)?.to_owned();
+        let path = validate_artifact_path(path)?;
         if path.is_empty() {
             return Err(TrackingError::invalid("Invalid artifact path: it is empty"));
         }
@@ -57,7 +56,7 @@ impl Tracking {
 
     /// The blob file holding the artifact at `path`, and its size.
     pub fn artifact_file(&self, path: &str) -> TrackingResult<(PathBuf, u64)> {
-        let path = validate_artifact_path(path)?.to_owned();
+        let path = validate_artifact_path(path)?;
         let (hash, size): (String, i64) = self
             .read(|conn| {
                 Ok(conn
@@ -72,20 +71,42 @@ impl Tracking {
         Ok((self.blobs().path(&hash), size as u64))
     }
 
+    /// The file `path` inside the artifacts at `root` (an `mlflow-artifacts:/` URI, or a
+    /// `models:/<logged model id>` one), as MLflow's `/get-artifact` and
+    /// `model-versions/get-artifact` serve it. `path` is checked as any artifact path.
+    pub fn artifact_under(&self, root: &str, path: &str) -> TrackingResult<(PathBuf, u64)> {
+        let path = validate_artifact_path(path)?;
+        let root = match root.strip_prefix("models:/") {
+            Some(id) => {
+                let id = id.trim_matches('/').to_owned();
+                self.read(move |c| super::logged_models::get(c, &id))?
+                    .info
+                    .artifact_uri
+            }
+            None => root.to_owned(),
+        };
+        let Some(dir) = root.strip_prefix(super::api::ARTIFACTS_SCHEME) else {
+            return Err(TrackingError::invalid(format!(
+                "The artifacts at '{root}' are not in this server's store"
+            )));
+        };
+        self.artifact_file(&format!("{}/{path}", dir.trim_matches('/')))
+    }
+
     /// The files and folders directly inside `dir` ("" is the root), paths relative to it.
     pub fn list_artifacts(&self, dir: &str) -> TrackingResult<Vec<FileInfo>> {
-        let dir = validate_artifact_path(dir)?.to_owned();
+        let dir = validate_artifact_path(dir)?;
         self.read(|conn| list(conn, &dir))
     }
 
     /// Every file under `dir`, paths relative to it, for copying a folder (e.g. a model).
     pub fn artifact_tree(&self, dir: &str) -> TrackingResult<Vec<(String, String, i64)>> {
-        let dir = validate_artifact_path(dir)?.to_owned();
+        let dir = validate_artifact_path(dir)?;
         self.read(|conn| tree(conn, &dir))
     }
 
     pub fn delete_artifact(&self, path: &str) -> TrackingResult<()> {
-        let path = validate_artifact_path(path)?.to_owned();
+        let path = validate_artifact_path(path)?;
         self.write(move |conn| {
             let prefix = format!("{path}/");
             let removed = conn.execute(
@@ -174,13 +195,23 @@ mod tests {
         for bad in [
             "../x",
             "a/../../b",
-            "a/./b",
-            "a//b",
             "a\\..\\b",
             "..",
             "a\0b",
+            "1/r/artifacts/../x",
         ] {
-            assert!(validate_artifact_path(bad).is_err(), "{bad}");
+            assert_eq!(
+                validate_artifact_path(bad).unwrap_err().message,
+                "Invalid path"
+            );
+        }
+        for (given, written) in [
+            ("a/./b", "a/b"),
+            ("a//b", "a/b"),
+            ("1/r/artifacts/.", "1/r/artifacts"),
+            ("./d", "d"),
+        ] {
+            assert_eq!(validate_artifact_path(given).unwrap(), written);
         }
         for good in ["a\\b", "R&D notes.txt", "a+b=c;d", "..x", "x.."] {
             assert_eq!(validate_artifact_path(good).unwrap(), good);

@@ -73,10 +73,11 @@ pub fn create(
         )));
     }
     let now = now_millis();
+    let location = artifact_location.map(resolve_location).unwrap_or_default();
     let id: i64 = conn.query_row(
         "INSERT INTO experiments (name, artifact_location, lifecycle_stage, created_at_ms, updated_at_ms)
          VALUES (?1, ?2, 'active', ?3, ?3) RETURNING id",
-        params![name, artifact_location.unwrap_or(""), now],
+        params![name, location, now],
         |r| r.get(0),
     )?;
     if artifact_location.is_none_or(str::is_empty) {
@@ -89,6 +90,42 @@ pub fn create(
         set_tag(conn, id, &tag.key, &tag.value)?;
     }
     Ok(id.to_string())
+}
+
+/// An artifact location as MLflow stores it (`resolve_uri_if_local`): a relative local path
+/// is made absolute against the server's working folder (`file:` kept), anything with a
+/// scheme or already absolute is kept as given.
+pub fn resolve_location(location: &str) -> String {
+    let (file, path) = match location.strip_prefix("file:") {
+        Some(rest) if !rest.starts_with('/') => (true, rest),
+        Some(_) => return location.to_owned(),
+        None => (false, location),
+    };
+    let has_scheme = path.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.len() > 1
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    if path.is_empty() || has_scheme || std::path::Path::new(path).is_absolute() {
+        return location.to_owned();
+    }
+    let Ok(cwd) = std::env::current_dir() else {
+        return location.to_owned();
+    };
+    // Lexically, as Python's abspath: "./x" is "<cwd>/x".
+    let mut absolute = cwd;
+    for part in std::path::Path::new(path).components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                absolute.pop();
+            }
+            other => absolute.push(other),
+        }
+    }
+    let text = absolute.display().to_string();
+    if file { format!("file://{text}") } else { text }
 }
 
 fn check_name(name: &str) -> TrackingResult<()> {
@@ -258,6 +295,7 @@ const FIELDS: Fields = Fields {
         ("last_update_time", "updated_at_ms", true),
     ],
     tag: "(SELECT value FROM experiment_tags t WHERE t.experiment_id = e.id AND t.key = {key})",
+    prompt: None,
 };
 
 /// A page of experiments matching `filter`, and the token of the next page if there is one.

@@ -98,12 +98,13 @@ fn scalar_text<'de, D: Deserializer<'de>>(value: Value) -> Result<String, D::Err
     }
 }
 
-/// An optional string field that a client may also send as a number (ids are strings in
-/// MLflow's protos, but hand-written clients send `"experiment_id": 1`).
+/// An optional string field (ids are strings in MLflow's protos). A number is refused, as
+/// MLflow's server refuses it ("Invalid value 31 for parameter 'run_id'").
 pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     match number_or_text(d)? {
         None => Ok(None),
-        Some(value) => scalar_text::<D>(value).map(Some),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(D::Error::custom(format!("expected a string, got {other}"))),
     }
 }
 

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use super::query::{Fields, search_page};
-use super::types::{ModelOutput, Tag};
+use super::types::{Metric, ModelInput, ModelOutput, Tag};
 use super::{TrackingError, TrackingResult, experiments, runs};
 use crate::db::now_millis;
 
@@ -77,9 +77,8 @@ pub struct NewLoggedModel {
 pub fn create(conn: &Connection, new: NewLoggedModel) -> TrackingResult<LoggedModel> {
     let experiment = experiments::require_active(conn, &new.experiment_id)?;
     let location = experiments::get(conn, &new.experiment_id)?.artifact_location;
-    if let Some(run) = new.source_run_id.as_deref().filter(|r| !r.is_empty()) {
-        runs::find(conn, run)?;
-    }
+    // The source run is not looked up, as in MLflow: a model may come from a run logged
+    // elsewhere.
     let id = format!("m-{}", uuid::Uuid::new_v4().simple());
     let name = new
         .name
@@ -128,11 +127,129 @@ pub fn set_tags(conn: &Connection, id: &str, tags: &[Tag]) -> TrackingResult<()>
 
 pub fn delete_tag(conn: &Connection, id: &str, key: &str) -> TrackingResult<()> {
     exists(conn, id)?;
-    conn.execute(
+    let removed = conn.execute(
         "DELETE FROM logged_model_tags WHERE model_id = ?1 AND key = ?2",
         params![id, key],
     )?;
+    if removed == 0 {
+        return Err(TrackingError::missing(format!(
+            "No tag with key '{key}' found for model with ID '{id}'."
+        )));
+    }
     touch(conn, id)
+}
+
+/// Keeps on the logged model `id` the tag `mlflow.modelVersions`, the registered versions made
+/// from it, as MLflow writes it (`[{"name": "m", "version": 1}]`, Python's JSON spacing).
+pub fn tag_model_version(
+    conn: &Connection,
+    id: &str,
+    name: &str,
+    version: i64,
+) -> TrackingResult<()> {
+    const KEY: &str = "mlflow.modelVersions";
+    let current: Option<String> = conn
+        .query_row(
+            "SELECT value FROM logged_model_tags WHERE model_id = ?1 AND key = ?2",
+            params![id, KEY],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut versions: Vec<(String, i64)> = current
+        .and_then(|text| serde_json::from_str::<Vec<serde_json::Value>>(&text).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v["version"].as_i64()?)))
+        .collect();
+    if versions.iter().any(|(n, v)| n == name && *v == version) {
+        return Ok(());
+    }
+    versions.push((name.to_owned(), version));
+    let text = format!(
+        "[{}]",
+        versions
+            .iter()
+            .map(|(n, v)| format!(
+                "{{\"name\": {}, \"version\": {v}}}",
+                serde_json::Value::from(n.as_str())
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    set_tags(
+        conn,
+        id,
+        &[Tag {
+            key: KEY.to_owned(),
+            value: text,
+        }],
+    )
+}
+
+/// Keeps the metrics of a batch that name a logged model on that model too, every point with
+/// its run and dataset (MLflow's `_log_model_metrics`; the model is not looked up).
+pub fn log_model_metrics(
+    conn: &Connection,
+    run_id: &str,
+    metrics: &[Metric],
+) -> TrackingResult<()> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO logged_model_metrics (model_id, run_uuid, key, value, is_nan, timestamp_ms,
+             step, dataset_name, dataset_digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for metric in metrics {
+        let Some(model_id) = metric.model_id.as_deref().filter(|m| !m.is_empty()) else {
+            continue;
+        };
+        if metric.dataset_name.is_some() != metric.dataset_digest.is_some() {
+            return Err(TrackingError::invalid(
+                "Both dataset_name and dataset_digest must be provided if one is provided",
+            ));
+        }
+        let nan = metric.value.is_nan();
+        insert.execute(params![
+            model_id,
+            run_id,
+            metric.key,
+            (!nan).then_some(metric.value),
+            nan,
+            metric.timestamp,
+            metric.step,
+            metric.dataset_name,
+            metric.dataset_digest
+        ])?;
+    }
+    Ok(())
+}
+
+/// Records logged models a run took as inputs (not looked up, as in MLflow).
+pub fn log_model_inputs(
+    conn: &Connection,
+    run_id: &str,
+    inputs: &[ModelInput],
+) -> TrackingResult<()> {
+    let run = runs::find_active(conn, run_id)?;
+    for input in inputs {
+        conn.execute(
+            "INSERT OR IGNORE INTO run_model_inputs (run_id, model_id) VALUES (?1, ?2)",
+            params![run.id, input.model_id],
+        )?;
+    }
+    Ok(())
+}
+
+/// The logged models a run took as inputs.
+pub fn model_inputs(conn: &Connection, run_row: i64) -> TrackingResult<Vec<ModelInput>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT model_id FROM run_model_inputs WHERE run_id = ?1 ORDER BY model_id",
+    )?;
+    let rows = stmt.query_map([run_row], |r| {
+        Ok(ModelInput {
+            model_id: r.get(0)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn log_params(conn: &Connection, id: &str, params: &[Tag]) -> TrackingResult<()> {
@@ -223,6 +340,27 @@ fn complete(conn: &Connection, mut model: LoggedModel) -> TrackingResult<LoggedM
         pairs("SELECT key, value FROM logged_model_params WHERE model_id = ?1 ORDER BY key")?;
     model.info.tags = tags;
     model.data.params = params;
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, value, is_nan, timestamp_ms, step, dataset_name, dataset_digest, run_uuid
+         FROM logged_model_metrics WHERE model_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([&model.info.model_id], |r| {
+        Ok(Metric {
+            key: r.get(0)?,
+            value: if r.get(2)? {
+                f64::NAN
+            } else {
+                r.get::<_, Option<f64>>(1)?.unwrap_or(f64::NAN)
+            },
+            timestamp: r.get(3)?,
+            step: r.get(4)?,
+            model_id: Some(model.info.model_id.clone()),
+            dataset_name: r.get(5)?,
+            dataset_digest: r.get(6)?,
+            run_id: r.get(7)?,
+        })
+    })?;
+    model.data.metrics = rows.collect::<rusqlite::Result<_>>()?;
     Ok(model)
 }
 
@@ -249,12 +387,23 @@ const FIELDS: Fields = Fields {
         ("last_updated_timestamp", "l.updated_at_ms", true),
     ],
     tag: "(SELECT value FROM logged_model_tags t WHERE t.model_id = l.id AND t.key = {key})",
+    prompt: None,
 };
+
+/// A `datasets` clause of a logged-model search: models with a metric measured on this dataset
+/// (name, and digest; no digest means a metric logged without one, as MLflow's handler reads
+/// it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetFilter {
+    pub name: String,
+    pub digest: Option<String>,
+}
 
 pub fn search(
     conn: &Connection,
     experiment_ids: &[String],
     filter_text: &str,
+    datasets: &[DatasetFilter],
     order_by: &[String],
     max_results: usize,
     offset: usize,
@@ -269,9 +418,30 @@ pub fn search(
         format!("l.experiment_id IN ({}) AND ", ids.join(", "))
     };
     let mut args = Vec::new();
+    let conditions = FIELDS.conditions(filter_text, &mut args)?;
+    let on_datasets = if datasets.is_empty() {
+        String::new()
+    } else {
+        let mut any = Vec::new();
+        for d in datasets {
+            args.push(d.name.clone().into());
+            let name = format!("?{}", args.len());
+            let digest = match &d.digest {
+                Some(digest) => {
+                    args.push(digest.clone().into());
+                    format!("d.dataset_digest = ?{}", args.len())
+                }
+                None => "d.dataset_digest IS NULL".to_owned(),
+            };
+            any.push(format!("(d.dataset_name = {name} AND {digest})"));
+        }
+        format!(
+            " AND EXISTS (SELECT 1 FROM logged_model_metrics d WHERE d.model_id = l.id AND ({}))",
+            any.join(" OR ")
+        )
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM logged_models l WHERE {scope}l.lifecycle_stage = 'active' AND {}{}",
-        FIELDS.conditions(filter_text, &mut args)?,
+        "SELECT {COLUMNS} FROM logged_models l WHERE {scope}l.lifecycle_stage = 'active' AND {conditions}{on_datasets}{}",
         FIELDS.order_and_page(
             order_by,
             &["l.created_at_ms DESC", "l.id"],

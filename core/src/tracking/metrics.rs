@@ -175,6 +175,7 @@ pub fn latest_of(conn: &Connection, ids: &str) -> TrackingResult<Vec<(i64, Metri
                 },
                 timestamp: r.get(4)?,
                 step: r.get(5)?,
+                ..Metric::default()
             },
         ))
     })?;

@@ -15,7 +15,13 @@ pub struct Fields {
     pub attributes: &'static [(&'static str, &'static str, bool)],
     /// The SQL giving a tag's value for the row, with `{key}` where the key is bound.
     pub tag: &'static str,
+    /// The SQL that holds when the row is an MLflow prompt (a registered model tagged
+    /// `mlflow.prompt.is_prompt = 'true'`), for searches that leave prompts out.
+    pub prompt: Option<&'static str>,
 }
+
+/// The tag MLflow marks prompts with; the registry hides prompts unless a filter asks for them.
+const PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
 
 impl Fields {
     fn attribute(&self, name: &str) -> TrackingResult<(&'static str, bool)> {
@@ -34,13 +40,39 @@ impl Fields {
     }
 
     /// The filter as SQL conditions joined by AND (`1` when empty), values bound into `args`.
+    ///
+    /// Where the entity can be a prompt, MLflow's registry rule applies
+    /// (`_update_query_to_exclude_prompts` in its SQL registry store): prompts are left out
+    /// unless the first clause on `tags.mlflow.prompt.is_prompt` asks for them (`= 'true'` or
+    /// `!= 'false'`), and the other clauses on that tag are then dropped — so the official
+    /// client's ``tag.`mlflow.prompt.is_prompt` != 'true'`` finds every model that has no such
+    /// tag.
     pub fn conditions(
         &self,
         filter_text: &str,
         args: &mut Vec<SqlValue>,
     ) -> TrackingResult<String> {
         let mut conditions = vec!["1".to_owned()];
-        for clause in filter::parse_filter(filter_text)? {
+        let mut clauses = filter::parse_filter(filter_text)?;
+        if let Some(prompt) = self.prompt {
+            let is_prompt_clause =
+                |c: &filter::Clause| matches!(&c.entity, Entity::Tag(k) if k == PROMPT_TAG);
+            let wants_prompts = clauses
+                .iter()
+                .find(|c| is_prompt_clause(c))
+                .is_some_and(|c| {
+                    let value = match &c.value {
+                        Value::Text(t) => t.to_ascii_lowercase(),
+                        _ => String::new(),
+                    };
+                    matches!((c.op, value.as_str()), (Op::Eq, "true") | (Op::Ne, "false"))
+                });
+            if !wants_prompts {
+                clauses.retain(|c| !is_prompt_clause(c));
+                conditions.push(format!("NOT ({prompt})"));
+            }
+        }
+        for clause in clauses {
             let (column, numeric) = match &clause.entity {
                 Entity::Attribute(name) => {
                     let (column, numeric) = self.attribute(name)?;

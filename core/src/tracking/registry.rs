@@ -188,7 +188,12 @@ const MODEL_FIELDS: Fields = Fields {
         ("timestamp", "m.updated_at_ms", true),
     ],
     tag: "(SELECT value FROM registered_model_tags t WHERE t.model_id = m.id AND t.key = {key})",
+    prompt: Some(PROMPT),
 };
+
+/// Whether the registered model `m` is an MLflow prompt.
+const PROMPT: &str = "EXISTS (SELECT 1 FROM registered_model_tags p WHERE p.model_id = m.id \
+     AND p.key = 'mlflow.prompt.is_prompt' AND lower(p.value) = 'true')";
 
 /// Registered models whose name or tags match `filter_text`, one page.
 pub fn search_models(
@@ -238,9 +243,6 @@ pub fn create_version(conn: &Connection, new: NewVersion) -> TrackingResult<Mode
     let id = model_id(conn, &new.name)?;
     if new.source.trim().is_empty() {
         return Err(TrackingError::invalid("A model version needs a source"));
-    }
-    if let Some(run_id) = new.run_id.as_deref().filter(|r| !r.is_empty()) {
-        super::runs::find(conn, run_id)?;
     }
     let version: i64 = conn.query_row(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model_id = ?1",
@@ -550,6 +552,7 @@ const VERSION_FIELDS: Fields = Fields {
         ("timestamp", "v.updated_at_ms", true),
     ],
     tag: "(SELECT value FROM model_version_tags t WHERE t.version_id = v.id AND t.key = {key})",
+    prompt: Some(PROMPT),
 };
 
 /// Model versions matching `filter_text` (`name`, `run_id`, `source_path`, `tags.<key>`).

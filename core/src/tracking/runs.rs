@@ -142,11 +142,15 @@ fn info_from_row(row: &Row) -> rusqlite::Result<(i64, RunInfo)> {
     ))
 }
 
+/// One run, with the logged models it took as inputs (which MLflow gives on a single run only,
+/// not in searches).
 pub fn get(conn: &Connection, run_id: &str) -> TrackingResult<Run> {
-    let run = find(conn, run_id)?;
-    get_many(conn, &[run.id])?
+    let found = find(conn, run_id)?;
+    let mut run = get_many(conn, &[found.id])?
         .pop()
-        .ok_or_else(|| TrackingError::missing(format!("Run with id={run_id} not found")))
+        .ok_or_else(|| TrackingError::missing(format!("Run with id={run_id} not found")))?;
+    run.inputs.model_inputs = super::logged_models::model_inputs(conn, found.id)?;
+    Ok(run)
 }
 
 /// Reads runs by row id, in the order given: five queries for the whole list (a search page
@@ -460,6 +464,7 @@ pub fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> TrackingResu
     }
     if !batch.metrics.is_empty() {
         metrics::append(conn, run.id, &batch.metrics)?;
+        super::logged_models::log_model_metrics(conn, run_id, &batch.metrics)?;
     }
     Ok(())
 }

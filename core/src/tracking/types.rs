@@ -42,23 +42,39 @@ pub struct RunInfo {
     pub lifecycle_stage: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     pub key: String,
+    /// Required, as in MLflow (a missing or null value is refused, not taken as NaN).
     #[serde(
         serialize_with = "lenient::write_f64",
-        deserialize_with = "value_or_nan",
-        default
+        deserialize_with = "required_f64"
     )]
     pub value: f64,
-    #[serde(default, deserialize_with = "lenient::i64_or_zero")]
+    /// Required, as in MLflow: milliseconds since the epoch.
+    #[serde(deserialize_with = "required_i64")]
     pub timestamp: i64,
     #[serde(default, deserialize_with = "lenient::i64_or_zero")]
     pub step: i64,
+    /// MLflow 3: the logged model the metric is about (it is kept on the model too), and the
+    /// dataset it was measured on (a name and digest, both or neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_digest: Option<String>,
+    /// The run that logged it, on a logged model's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
 }
 
-fn value_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(lenient::opt_f64(d)?.unwrap_or(f64::NAN))
+pub(crate) fn required_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    lenient::opt_f64(d)?.ok_or_else(|| serde::de::Error::missing_field("value"))
+}
+
+pub(crate) fn required_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    lenient::opt_i64(d)?.ok_or_else(|| serde::de::Error::missing_field("timestamp"))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +113,15 @@ pub struct DatasetInput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunInputs {
     pub dataset_inputs: Vec<DatasetInput>,
+    /// MLflow 3's logged models the run took as inputs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_inputs: Vec<ModelInput>,
+}
+
+/// A logged model a run took as an input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInput {
+    pub model_id: String,
 }
 
 /// A model a run produced (an MLflow 3 logged model), and the step it was produced at.
