@@ -12,7 +12,7 @@ use lathe_core::Workspace;
 use lathe_core::import::{ImportRequest, import};
 use lathe_core::jobs::Progress;
 use lathe_core::service::Service;
-use lathe_tests::{Sandbox, drop_files, go_to_row, png, run_until};
+use lathe_tests::{Sandbox, drop_files, go_to_row, painted_texts, png, run_until};
 use lathe_ui::Workbench;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -57,6 +57,10 @@ fn selecting_a_table_shows_its_rows_and_profile() {
     run_until(&mut h, WAIT, "the profile", |h| shows(h, "mean"));
     // temp: mean of -3.5, 19.25, 4 = 6.583; city: Oslo is the top value.
     assert!(shows(&h, "6.583"), "the mean of temp is shown");
+    // The histogram has a y axis that says what it counts, with numbered ticks.
+    let painted = painted_texts(&h);
+    assert!(painted.iter().any(|t| t == "rows"), "{painted:?}");
+    assert!(painted.iter().any(|t| t == "1"), "{painted:?}");
     assert!(shows(&h, "Oslo"));
 }
 
@@ -192,4 +196,112 @@ fn a_running_import_shows_progress_and_can_be_cancelled() {
         h.query_by_label_contains("No data assets yet").is_some(),
         "nothing was imported"
     );
+}
+
+#[test]
+fn lists_follow_changes_made_elsewhere() {
+    let s = Sandbox::new();
+    let mut h = harness(workbench(&s, &[("first.csv", b"a\n1\n")]));
+    run_until(&mut h, WAIT, "the asset list", |h| shows(h, "⊞ first"));
+    // Another process imports (the CLI, a pipeline's output): the list follows, no restart.
+    let later = s.file("later.csv", b"b\n2\n");
+    s.lathe(&["data", "import", later.to_str().unwrap(), "--name", "later"])
+        .ok();
+    run_until(&mut h, WAIT, "the asset made elsewhere", |h| {
+        shows(h, "⊞ later")
+    });
+    // The same for the other sections: a model registered and a labeling project made from
+    // the CLI show up while their sections are open.
+    h.get_by_label("Models").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    let onnx = s.file(
+        "m.onnx",
+        &lathe_tests::red_detector::model(lathe_tests::red_detector::Layout::Rows),
+    );
+    s.lathe(&[
+        "models",
+        "register",
+        onnx.to_str().unwrap(),
+        "--name",
+        "detector",
+    ])
+    .ok();
+    run_until(&mut h, WAIT, "the model registered elsewhere", |h| {
+        h.query_by_label_contains("detector").is_some()
+    });
+    h.get_by_label("Labeling").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    s.file("shots/a.png", &png(8, 8));
+    s.import_images("shots", "shots");
+    s.lathe(&[
+        "label",
+        "create",
+        "from-cli",
+        "--asset",
+        "shots",
+        "--task",
+        "image_classification",
+        "--labels",
+        "cat,dog",
+    ])
+    .ok();
+    run_until(&mut h, WAIT, "the project made elsewhere", |h| {
+        h.query_by_label_contains("from-cli").is_some()
+    });
+}
+
+#[test]
+fn every_section_fits_a_1024_by_700_window() {
+    let s = Sandbox::new();
+    // A long workspace path, as a real home folder gives.
+    let mut workbench = workbench(&s, &[("t.csv", b"a,b\n1,2\n")]);
+    workbench.set_tracking_uri(Some("http://127.0.0.1:50000".into()));
+    let mut h = Harness::builder()
+        .with_size([1024.0, 700.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    let sections = ["Data", "Experiments", "Models", "Labeling", "Pipelines"];
+    // The top bar's item of a label (a section's own heading may repeat its name lower down).
+    let top = |h: &Harness<'_, Workbench>, label: &str| {
+        h.query_all_by_label(label)
+            .map(|n| n.rect())
+            .min_by(|a, b| a.top().total_cmp(&b.top()))
+            .unwrap_or_else(|| panic!("no {label} in the top bar"))
+    };
+    for section in sections {
+        h.query_all_by_label(section)
+            .min_by(|a, b| a.rect().top().total_cmp(&b.rect().top()))
+            .unwrap()
+            .click();
+        for _ in 0..20 {
+            h.step();
+        }
+        // The top bar's items sit side by side, inside the window, none over another.
+        let mut items: Vec<(String, egui::Rect)> = ["Lathe", "Import…"]
+            .iter()
+            .chain(&sections)
+            .map(|label| ((*label).to_owned(), top(&h, label)))
+            .collect();
+        items.push((
+            "MLflow".to_owned(),
+            h.get_by_label_contains("MLflow 127.0.0.1:50000").rect(),
+        ));
+        for (label, rect) in &items {
+            assert!(
+                rect.left() >= 0.0 && rect.right() <= 1024.0 && rect.height() > 0.0,
+                "{section}: {label} at {rect:?} is outside the window"
+            );
+        }
+        for (i, (a, ra)) in items.iter().enumerate() {
+            for (b, rb) in &items[i + 1..] {
+                assert!(
+                    !ra.shrink(1.0).intersects(rb.shrink(1.0)),
+                    "{section}: {a} {ra:?} overlaps {b} {rb:?}"
+                );
+            }
+        }
+    }
 }

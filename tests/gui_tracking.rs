@@ -11,7 +11,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lathe_core::Workspace;
 use lathe_core::service::Service;
-use lathe_tests::{Sandbox, run_until, visible_text};
+use lathe_tests::{Sandbox, painted_texts, run_until, visible_text};
 use lathe_ui::Workbench;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -119,6 +119,35 @@ fn checked_runs_compare_and_the_model_shows_its_signature() {
     run_until(&mut h, WAIT, "the comparison", |h| {
         shows(h, "Comparing 3 runs")
     });
+    // A final score per run is a bar chart that writes each run's value: close values read
+    // as different numbers even where the bars look alike.
+    let tracking = lathe_core::tracking::Tracking::open(s.workspace()).unwrap();
+    let scores: Vec<String> = ["gradient_boosting-00", "logistic_regression-01"]
+        .iter()
+        .map(|name| {
+            let filter = format!("attributes.run_name = '{name}'");
+            let found = tracking
+                .handle(
+                    "POST",
+                    "runs/search",
+                    serde_json::json!({ "experiment_ids": ["1"], "filter": filter }),
+                )
+                .unwrap();
+            let auc = found["runs"][0]["data"]["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["key"] == "auc")
+                .unwrap_or_else(|| panic!("auc of {name}: {found}"))["value"]
+                .as_f64()
+                .unwrap();
+            lathe_core::format::number(auc)
+        })
+        .collect();
+    run_until(&mut h, WAIT, "the bars and their values", |h| {
+        let painted = painted_texts(h);
+        scores.iter().all(|s| painted.contains(s))
+    });
     h.get_by_label("Params").click();
     settle(&mut h);
     // Every param differs across these three; each run's model is a column of the diff.
@@ -139,6 +168,8 @@ fn checked_runs_compare_and_the_model_shows_its_signature() {
     h.get_by_label("Parallel coordinates").click();
     settle(&mut h);
     assert!(shows_containing(&h, "One line per run"));
+    // A legend says what the colour of a line means.
+    assert!(shows_containing(&h, "Colour: "), "{}", visible_text(&h));
 
     h.get_by_label("Models").click();
     run_until(&mut h, WAIT, "the registered model", |h| {
@@ -175,4 +206,47 @@ fn runs_a_script_logs_appear_without_a_reload() {
     run_until(&mut h, WAIT, "the new run, without a reload", |h| {
         shows(h, "13 runs") && shows(h, "live-run")
     });
+}
+
+#[test]
+fn a_pipeline_run_nests_its_steps_and_shows_them_in_its_view() {
+    let s = Sandbox::new();
+    let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/pipelines/churn-classification.yml");
+    // Once to run every step, once more to reuse them all.
+    for _ in 0..2 {
+        s.lathe(&["pipeline", "run", pipeline.to_str().unwrap()])
+            .ok();
+    }
+    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    h.get_by_label("Experiments").click();
+    run_until(&mut h, WAIT, "the pipeline runs", |h| {
+        h.query_all_by_label("Churn classification").count() == 2
+    });
+    // The steps are folded under their pipeline run, as MLflow nests them.
+    assert!(!shows(&h, "train_logistic"), "{}", visible_text(&h));
+    let unfold = h
+        .query_all_by_label("⏵")
+        .next()
+        .expect("a pipeline run can be unfolded");
+    unfold.click();
+    settle(&mut h);
+    assert!(shows(&h, "train_logistic"), "{}", visible_text(&h));
+    // The newest pipeline run's view lists its twelve steps, all reused, and its duration.
+    h.query_all_by_label("Churn classification")
+        .next()
+        .unwrap()
+        .click();
+    run_until(&mut h, WAIT, "the steps", |h| {
+        shows_containing(h, "Steps (12)")
+    });
+    assert!(
+        shows_containing(&h, "in all · 12 reused"),
+        "{}",
+        visible_text(&h)
+    );
+    assert_eq!(h.query_all_by_label("reused").count(), 12);
 }

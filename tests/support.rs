@@ -255,6 +255,22 @@ pub fn go_to_row<S>(harness: &egui_kittest::Harness<'_, S>, row: &str) {
 }
 
 /// The labels and values of every node in the window, for a failure message.
+/// Every text the last frame painted (charts draw theirs, out of the accessibility tree).
+pub fn painted_texts<S>(h: &egui_kittest::Harness<'_, S>) -> Vec<String> {
+    fn walk(shape: &egui::Shape, out: &mut Vec<String>) {
+        match shape {
+            egui::Shape::Text(text) => out.push(text.galley.text().to_owned()),
+            egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| walk(s, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for clipped in &h.output().shapes {
+        walk(&clipped.shape, &mut out);
+    }
+    out
+}
+
 pub fn visible_text<S>(harness: &egui_kittest::Harness<'_, S>) -> String {
     use egui_kittest::kittest::NodeT;
     fn walk(node: egui_kittest::Node<'_>, out: &mut Vec<String>) {

@@ -10,6 +10,9 @@ use lathe_core::Workspace;
 use lathe_core::service::Service;
 use lathe_ui::{ShellRequest, Workbench};
 
+/// Lathe's icon (icons/lathe-256.png): a turned piece between headstock and tailstock.
+const ICON: &[u8] = include_bytes!("../../icons/lathe-256.png");
+
 pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
     let mut ws = Workspace::open(&root)
         .with_context(|| format!("cannot open workspace {}", root.display()))?;
@@ -20,12 +23,20 @@ pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
         lathe_core::demo::seed_pipelines(&root).context("cannot seed the demo pipeline")?;
     }
     drop(ws);
+    // The app id is the window class (X11 WM_CLASS, Wayland app_id) desktops group windows
+    // and find the launcher's icon by.
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("Lathe")
+        .with_app_id("lathe")
+        .with_inner_size([1280.0, 800.0])
+        .with_min_inner_size([720.0, 480.0])
+        .with_drag_and_drop(true);
+    match eframe::icon_data::from_png_bytes(ICON) {
+        Ok(icon) => viewport = viewport.with_icon(icon),
+        Err(e) => eprintln!("lathe: the window icon does not decode: {e}"),
+    }
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("Lathe")
-            .with_inner_size([1280.0, 800.0])
-            .with_min_inner_size([720.0, 480.0])
-            .with_drag_and_drop(true),
+        viewport,
         ..Default::default()
     };
     eframe::run_native(

@@ -524,7 +524,8 @@ fn mime_type(file_name: &str) -> &'static str {
         Some((_, extension)) if !extension.is_empty() => extension,
         _ => file_name,
     };
-    if TEXT.contains(&extension) {
+    // MLflow's list names `mlproject` in lower case (and `MLmodel` as written).
+    if TEXT.contains(&extension) || extension.eq_ignore_ascii_case("mlproject") {
         return "text/plain";
     }
     mime_guess::from_ext(extension)

@@ -489,7 +489,8 @@ fn resolve_versions(tracking: &Tracking, reference: &str) -> Result<Vec<ModelVer
         ]);
     }
     let filter = format!("name = '{}'", reference.replace('\'', "''"));
-    let (found, _) = tracking.read(|c| registry::search_versions(c, &filter, &[], 50_000, 0))?;
+    let (found, _) = tracking
+        .read(|c| registry::search_versions(c, &filter, &registry::newest_first(), 50_000, 0))?;
     if found.is_empty() {
         tracking.read(|c| registry::get_model(c, reference))?;
     }

@@ -31,6 +31,8 @@ pub struct BlobStore {
 #[derive(Debug)]
 struct Shared {
     lock: File,
+    /// Whether the file system took the lock.
+    locked: bool,
     journal: Mutex<Option<File>>,
     recovered: Mutex<bool>,
 }
@@ -85,9 +87,12 @@ impl BlobStore {
             .write(true)
             .open(&lock_path)
             .map_err(|e| Error::io(&lock_path, e))?;
-        lock.lock_shared().map_err(|e| Error::io(&lock_path, e))?;
+        // A file system without locks (some network ones) still opens; it is just never
+        // cleaned up behind a killed import, since no process can tell it is alone.
+        let locked = lock.lock_shared().is_ok();
         let shared = Arc::new(Shared {
             lock,
+            locked,
             journal: Mutex::new(None),
             recovered: Mutex::new(false),
         });
@@ -195,6 +200,9 @@ impl BlobStore {
     /// Runs `work` with the store's lock held exclusively, if no other process has the store
     /// open; `None` if one does. The shared lock is taken back afterwards either way.
     fn alone<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+        if !self.shared.locked {
+            return Ok(None);
+        }
         let lock_path = self.root.join(".lock");
         let outcome = match self.shared.lock.try_lock() {
             Ok(()) => work().map(Some),

@@ -29,9 +29,14 @@ use crate::{Error, Result, table, text};
 
 mod labeling;
 mod pipelines;
+mod watch;
 
 pub use labeling::{ItemView, Projects};
 pub use pipelines::{Opened, Palette, PipelineSource};
+pub use watch::Changes;
+
+/// How often the workspace is looked at for changes made elsewhere.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Rows in one page of a table preview.
 pub const PAGE_ROWS: usize = 200;
@@ -270,6 +275,9 @@ pub enum Event {
         schedule: Schedule,
         reply: Reply<Outcome>,
     },
+    /// Someone (this window, the CLI, another window, a script) changed these kinds of thing:
+    /// lists showing them should be read again.
+    Changed(Changes),
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -335,17 +343,30 @@ impl Service {
                 })
                 .map_err(|e| Error::io("<threads>", e))?;
         }
+        let shared = Arc::new(Shared {
+            root: root.clone(),
+            blobs,
+            events: tx,
+            waker,
+            jobs: Mutex::new(Vec::new()),
+            next_job: AtomicU64::new(1),
+            tables: Mutex::new(Vec::new()),
+            tracking: OnceLock::new(),
+        });
+        // The watcher holds the service weakly, and ends once the service is gone.
+        let weak = Arc::downgrade(&shared);
+        watch::spawn(root, WATCH_EVERY, move |changes| {
+            let Some(shared) = weak.upgrade() else {
+                return false;
+            };
+            if changes.any() {
+                shared.emit(Event::Changed(changes));
+            }
+            true
+        })
+        .map_err(|e| Error::io("<threads>", e))?;
         Ok(Self {
-            shared: Arc::new(Shared {
-                root,
-                blobs,
-                events: tx,
-                waker,
-                jobs: Mutex::new(Vec::new()),
-                next_job: AtomicU64::new(1),
-                tables: Mutex::new(Vec::new()),
-                tracking: OnceLock::new(),
-            }),
+            shared,
             events: rx,
             readers,
         })

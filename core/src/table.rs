@@ -70,15 +70,7 @@ pub fn read_bytes(bytes: &[u8], shown: &Path, format: TableFormat) -> Result<Dat
             // worker waiting in join may steal a task that waits on this very load, and deadlock.
             let (checked, parsed) = std::thread::scope(|scope| {
                 let checked = scope.spawn(|| check_delimited(bytes, format.separator(), shown));
-                let parsed = CsvReadOptions::default()
-                    .with_has_header(true)
-                    .with_infer_schema_length(Some(10_000))
-                    .map_parse_options(|o| {
-                        o.with_separator(format.separator())
-                            .with_try_parse_dates(true)
-                    })
-                    .into_reader_with_file_handle(Cursor::new(bytes))
-                    .finish();
+                let parsed = parse_delimited(bytes, format.separator(), Inference::FirstRows);
                 (checked.join(), parsed)
             });
             let checked = checked.unwrap_or_else(|_| {
@@ -88,7 +80,20 @@ pub fn read_bytes(bytes: &[u8], shown: &Path, format: TableFormat) -> Result<Dat
                 })
             });
             checked?;
-            parsed.map_err(unreadable)?
+            match parsed {
+                Ok(df) => df,
+                // A value past the rows types were inferred from needs a wider type (a decimal
+                // in a column of whole numbers, a word in a column of numbers or dates): infer
+                // from every row, as pandas does, then without reading dates.
+                Err(_) => parse_delimited(bytes, format.separator(), Inference::AllRows)
+                    .or_else(|_| {
+                        parse_delimited(bytes, format.separator(), Inference::AllRowsNoDates)
+                    })
+                    .map_err(|e| {
+                        locate_type_error(bytes, format.separator(), shown, &e)
+                            .unwrap_or_else(|| unreadable(e))
+                    })?,
+            }
         }
         TableFormat::Jsonl => {
             check_utf8(bytes, shown)?;
@@ -108,6 +113,73 @@ pub fn read_bytes(bytes: &[u8], shown: &Path, format: TableFormat) -> Result<Dat
         });
     }
     Ok(df)
+}
+
+/// How column types are inferred from a delimited file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inference {
+    /// From the first 10,000 rows (dates read as dates): fast, and right for nearly every file.
+    FirstRows,
+    /// From every row: a later value widens its column's type.
+    AllRows,
+    /// From every row, dates left as text: for a column whose later dates take another form.
+    AllRowsNoDates,
+}
+
+fn parse_delimited(bytes: &[u8], separator: u8, inference: Inference) -> PolarsResult<DataFrame> {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(match inference {
+            Inference::FirstRows => Some(10_000),
+            Inference::AllRows | Inference::AllRowsNoDates => None,
+        })
+        .map_parse_options(|o| {
+            o.with_separator(separator)
+                .with_try_parse_dates(inference != Inference::AllRowsNoDates)
+        })
+        .into_reader_with_file_handle(Cursor::new(bytes))
+        .finish()
+}
+
+/// A value polars could not read as its column's type, found by line and column and said in
+/// Lathe's words (polars names a byte offset and options the user cannot set).
+fn locate_type_error(
+    bytes: &[u8],
+    separator: u8,
+    shown: &Path,
+    error: &PolarsError,
+) -> Option<Error> {
+    let message = error.to_string();
+    let between = |text: &str, open: &str, close: &str| {
+        let start = text.find(open)? + open.len();
+        let end = text[start..].find(close)? + start;
+        Some(text[start..end].to_owned())
+    };
+    let value = between(&message, "parse `", "`")?;
+    let dtype = between(&message, "as dtype `", "`")?;
+    let column = between(&message, "at column '", "'")?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(separator)
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(bytes);
+    let index = reader
+        .headers()
+        .ok()?
+        .iter()
+        .position(|h| h.trim_start_matches('\u{feff}') == column)?;
+    let mut record = csv::StringRecord::new();
+    while reader.read_record(&mut record).ok()? {
+        if record.get(index) == Some(value.as_str()) {
+            let line = record.position().map_or(0, csv::Position::line);
+            return Some(Error::Malformed {
+                path: shown.to_path_buf(),
+                line,
+                reason: format!("column '{column}': '{value}' is not a {dtype}"),
+            });
+        }
+    }
+    None
 }
 
 fn line_at(bytes: &[u8], offset: usize) -> u64 {
@@ -304,6 +376,39 @@ mod tests {
 
     fn read_str(text: &[u8], format: TableFormat) -> Result<DataFrame> {
         read_bytes(text, Path::new("data.csv"), format)
+    }
+
+    #[test]
+    fn a_later_value_widens_its_column_as_pandas_does() {
+        // Whole numbers for 15,000 rows, then a decimal; numbers, then a word; ISO dates, then
+        // another form.
+        let mut text = String::from("id,x,flag,day\n");
+        for i in 0..20_000 {
+            let x = if i == 15_000 {
+                "1.5".to_owned()
+            } else {
+                i.to_string()
+            };
+            let flag = if i == 12_000 { "yes" } else { "1" };
+            let day = if i == 18_000 {
+                "03/01/2024"
+            } else {
+                "2024-01-02"
+            };
+            text.push_str(&format!("{i},{x},{flag},{day}\n"));
+        }
+        let df = read_str(text.as_bytes(), TableFormat::Csv).unwrap();
+        assert_eq!(df.height(), 20_000);
+        let x = df.column("x").unwrap();
+        assert_eq!(x.dtype(), &DataType::Float64);
+        assert_eq!(x.get(15_000).unwrap(), AnyValue::Float64(1.5));
+        assert_eq!(x.get(14_999).unwrap(), AnyValue::Float64(14_999.0));
+        assert_eq!(df.column("flag").unwrap().dtype(), &DataType::String);
+        assert_eq!(df.column("day").unwrap().dtype(), &DataType::String);
+        // A file that needs no widening keeps its types.
+        let df = read_str(b"a,b\n1,2024-01-02\n2,2024-01-03\n", TableFormat::Csv).unwrap();
+        assert_eq!(df.column("a").unwrap().dtype(), &DataType::Int64);
+        assert_eq!(df.column("b").unwrap().dtype(), &DataType::Date);
     }
 
     fn check_malformed(text: &[u8], line: u64, needle: &str) {

@@ -161,10 +161,36 @@ impl CompareView {
     }
 }
 
-/// One bar per run, labelled with the run's name and value.
+/// One bar per run, labelled with the run's name under it and its value over it, against a
+/// y axis with numbered ticks: close values (0.898 and 0.842) read as different numbers even
+/// where the bars look alike.
 fn bars_ui(ui: &mut egui::Ui, key: &str, values: &[(String, f64)]) {
     ui.strong(key);
     let color = ui.visuals().selection.bg_fill;
+    let text_color = ui.visuals().strong_text_color();
+    let finite = values.iter().map(|(_, v)| *v).filter(|v| v.is_finite());
+    let (low, high) = finite.fold((0.0_f64, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    // Room above (or below) the tallest bar for its value.
+    let headroom = (high - low).max(f64::EPSILON) * 0.18;
+    let labels: Vec<egui_plot::Text> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, v))| v.is_finite())
+        .map(|(i, (_, value))| {
+            let at = if *value >= 0.0 {
+                value + headroom * 0.4
+            } else {
+                value - headroom * 0.4
+            };
+            egui_plot::Text::new(
+                format!("{key}-value-{i}"),
+                egui_plot::PlotPoint::new(i as f64, at),
+                egui::RichText::new(format::number(*value))
+                    .color(text_color)
+                    .small(),
+            )
+        })
+        .collect();
     let bars: Vec<egui_plot::Bar> = values
         .iter()
         .enumerate()
@@ -176,7 +202,11 @@ fn bars_ui(ui: &mut egui::Ui, key: &str, values: &[(String, f64)]) {
         .collect();
     let names: Vec<String> = values.iter().map(|(name, _)| name.clone()).collect();
     egui_plot::Plot::new(("compare-bars", key))
-        .height(160.0)
+        .height(180.0)
+        .include_y(low - if low < 0.0 { headroom } else { 0.0 })
+        .include_y(high + headroom)
+        .y_axis_min_width(40.0)
+        .y_axis_formatter(|mark, _| format::number(mark.value))
         .x_axis_formatter(move |mark, _| {
             let i = mark.value.round();
             if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
@@ -185,8 +215,14 @@ fn bars_ui(ui: &mut egui::Ui, key: &str, values: &[(String, f64)]) {
                 String::new()
             }
         })
+        .allow_zoom(false)
+        .allow_drag(false)
+        .allow_scroll(false)
         .show(ui, |plot| {
             plot.bar_chart(egui_plot::BarChart::new(key, bars).color(color));
+            for label in labels {
+                plot.text(label);
+            }
         });
 }
 
@@ -297,7 +333,10 @@ fn parallel_ui(ui: &mut egui::Ui, table: &RunTable, runs: &[&RunRow]) {
         );
         return;
     }
-    ui.weak("One line per run; axes are params that differ, then metrics. Lines are coloured by the last axis.");
+    ui.weak("One line per run; axes are params that differ, then metrics. Point at a line to name its run.");
+    if let Some(last) = axes.last() {
+        legend_ui(ui, last);
+    }
     let size = egui::vec2(ui.available_width(), ui.available_height().max(240.0) - 8.0);
     let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
     let plot = rect.shrink2(egui::vec2(48.0, 36.0));
@@ -314,12 +353,7 @@ fn parallel_ui(ui: &mut egui::Ui, table: &RunTable, runs: &[&RunRow]) {
             .enumerate()
             .filter_map(|(i, a)| a.positions[r].map(|p| egui::pos2(x(i), y(p))))
             .collect();
-        let colour_at = axes.last().and_then(|a| a.positions[r]).unwrap_or(0.0);
-        let colour = egui::Color32::from_rgb(
-            (40.0 + 200.0 * colour_at) as u8,
-            110,
-            (240.0 - 200.0 * colour_at) as u8,
-        );
+        let colour = line_colour(axes.last().and_then(|a| a.positions[r]).unwrap_or(0.0));
         let near = hovered.is_some_and(|h| {
             points
                 .windows(2)
@@ -375,6 +409,35 @@ fn parallel_ui(ui: &mut egui::Ui, table: &RunTable, runs: &[&RunRow]) {
     if let Some(run) = hovered_run {
         response.on_hover_text(format!("{} ({})", run.name, run.run_id));
     }
+}
+
+/// A run's line colour from its place on the colouring axis: blue at the bottom, red at the top.
+fn line_colour(at: f32) -> egui::Color32 {
+    egui::Color32::from_rgb((40.0 + 200.0 * at) as u8, 110, (240.0 - 200.0 * at) as u8)
+}
+
+/// The legend: which axis colours the lines, and the colours of its low and high ends.
+fn legend_ui(ui: &mut egui::Ui, axis: &Axis) {
+    ui.horizontal(|ui| {
+        ui.label(format!("Colour: {}", axis.name));
+        let (low, high) = match (axis.categories.first(), axis.categories.last()) {
+            (Some(first), Some(last)) => (first.1.clone(), last.1.clone()),
+            _ => axis.labels.clone(),
+        };
+        ui.weak(low);
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(120.0, 10.0), egui::Sense::hover());
+        const STEPS: usize = 24;
+        for i in 0..STEPS {
+            let t = i as f32 / (STEPS - 1) as f32;
+            let x0 = rect.left() + rect.width() * i as f32 / STEPS as f32;
+            let cell = egui::Rect::from_min_max(
+                egui::pos2(x0, rect.top()),
+                egui::pos2(x0 + rect.width() / STEPS as f32 + 0.5, rect.bottom()),
+            );
+            ui.painter().rect_filled(cell, 0.0, line_colour(t));
+        }
+        ui.weak(high);
+    });
 }
 
 fn distance_to_segment(p: egui::Pos2, a: egui::Pos2, b: egui::Pos2) -> f32 {

@@ -41,6 +41,16 @@ pub struct DataPanel {
 }
 
 impl DataPanel {
+    /// Assets changed elsewhere (an import from the CLI, a pipeline's output, a label export):
+    /// the list and the open asset's versions are read again; what is shown stays until the
+    /// new lists arrive.
+    pub fn assets_changed(&mut self, service: &Service) {
+        service.send(Command::RefreshAssets);
+        if let Some(name) = &self.selected {
+            service.send(Command::LoadVersions { name: name.clone() });
+        }
+    }
+
     /// Selects an asset and shows its given version (or its latest when `None`).
     pub fn select(&mut self, name: &str, version: Option<i64>) {
         self.selected = Some(name.to_owned());

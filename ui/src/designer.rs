@@ -407,6 +407,14 @@ impl DesignerPanel {
         }
     }
 
+    /// Components, saved pipelines or data assets changed elsewhere: the palette is read
+    /// again (the one shown stays until it arrives).
+    pub fn palette_changed(&mut self, service: &Service) {
+        if self.palette.is_some() {
+            service.send(Command::LoadPalette);
+        }
+    }
+
     pub fn palette_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
         if self.palette.is_none() {
             service.send(Command::LoadPalette);

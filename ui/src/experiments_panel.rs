@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lathe_core::service::{Command, Event, Service};
+use lathe_core::service::{Changes, Command, Event, Service};
 use lathe_core::tracking::types::Experiment;
 
 use crate::compare_view::CompareView;
@@ -112,6 +112,28 @@ impl ExperimentsPanel {
         });
     }
 
+    /// Experiments or runs changed elsewhere (a script logging, the CLI, a pipeline): the list,
+    /// the shown runs and the running runs a view shows are read again, what is on screen
+    /// staying until the new answers arrive.
+    pub fn tracking_changed(&mut self, changes: Changes, service: &Service) {
+        if changes.experiments {
+            service.send(Command::LoadExperiments);
+        }
+        if (changes.runs || changes.experiments)
+            && !self.loading
+            && let Some((experiment_ids, filter)) = self.shown.clone()
+        {
+            self.loading = true;
+            service.send(Command::LoadRuns {
+                experiment_ids,
+                filter,
+            });
+        }
+        if changes.runs {
+            self.cache.runs_changed(service);
+        }
+    }
+
     /// Reads a modest table again every few seconds, so runs a script is logging show up and
     /// move; the table on screen stays until the new one arrives.
     fn refresh_live(&mut self, ui: &egui::Ui, service: &Service) {
@@ -188,8 +210,10 @@ impl ExperimentsPanel {
             View::Runs => {
                 self.refresh_live(ui, service);
                 self.toolbar_ui(ui, service);
-                if let Some(TableAction::Open(run_id)) = self.table.ui(ui) {
-                    self.view = View::Run(run_id);
+                match self.table.ui(ui) {
+                    Some(TableAction::Open(run_id)) => self.view = View::Run(run_id),
+                    Some(TableAction::Toggle(run_id)) => self.table.toggle(&run_id),
+                    None => {}
                 }
                 None
             }

@@ -240,6 +240,20 @@ impl LabelingPanel {
         self.projects = None;
     }
 
+    /// Labels changed (someone else labeled, reviewed or imported): the project list, its
+    /// counts and the open item list are read again, what is shown staying until they arrive.
+    pub fn labels_changed(&mut self, service: &Service) {
+        if self.projects.is_some() {
+            service.send(Command::LoadLabelProjects);
+        }
+        if let (Some(project), Some(_)) = (&self.project, &self.items) {
+            service.send(Command::LoadLabelItems {
+                project: project.name.clone(),
+                filter: self.filter.clone(),
+            });
+        }
+    }
+
     fn is_current(&self, project: &str) -> bool {
         self.project.as_ref().is_some_and(|p| p.name == project)
     }

@@ -28,6 +28,14 @@ impl ModelsPanel {
         None
     }
 
+    /// The registry changed elsewhere: the list is read again, the one shown staying until it
+    /// arrives.
+    pub fn models_changed(&mut self, service: &Service) {
+        if self.models.is_some() {
+            service.send(Command::LoadModels);
+        }
+    }
+
     pub fn select(&mut self, name: &str) {
         self.selected = Some(name.to_owned());
         self.version = None;

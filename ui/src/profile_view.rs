@@ -100,13 +100,19 @@ fn histogram_ui(ui: &mut egui::Ui, index: usize, h: &Histogram) {
         })
         .collect();
     Plot::new(("histogram", index))
-        .height(110.0)
+        .height(120.0)
         .width(CARD_WIDTH)
         .allow_zoom(false)
         .allow_drag(false)
         .allow_scroll(false)
         .allow_boxed_zoom(false)
         .show_y(false)
+        .show_axes([true, true])
+        .include_y(0.0)
+        .y_axis_min_width(28.0)
+        .y_axis_label("rows")
+        .y_axis_formatter(|mark, _| format::count(mark.value.round() as i64))
+        .x_axis_formatter(|mark, _| format::number(mark.value))
         .show(ui, |plot| {
             plot.bar_chart(BarChart::new("count", bars).color(color));
         });

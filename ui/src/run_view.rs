@@ -59,7 +59,7 @@ impl RunView {
         });
         ui.separator();
         match self.tab {
-            RunTab::Overview => overview_ui(ui, &detail),
+            RunTab::Overview => return overview_ui(ui, &detail),
             RunTab::Charts => self.charts_ui(ui, service, cache, &detail),
             RunTab::Artifacts => self.artifacts_ui(ui, service, cache, &detail, |_| true),
             RunTab::Logs => self.artifacts_ui(ui, service, cache, &detail, is_log),
@@ -229,11 +229,19 @@ fn header_ui(ui: &mut egui::Ui, detail: &RunDetail) {
     });
 }
 
-fn overview_ui(ui: &mut egui::Ui, detail: &RunDetail) {
+/// The run's params, latest metrics and tags; for a pipeline run (or a sweep) first its steps
+/// (or trials), each with its status, whether it was reused, and how long it took. Returns a
+/// step the user opened.
+fn overview_ui(ui: &mut egui::Ui, detail: &RunDetail) -> Option<Navigate> {
     let data = &detail.run.data;
+    let mut open = None;
     egui::ScrollArea::vertical()
         .auto_shrink(false)
         .show(ui, |ui| {
+            if !detail.children.is_empty() {
+                open = steps_ui(ui, detail);
+                ui.add_space(8.0);
+            }
             ui.columns(3, |columns| {
                 section_ui(
                     &mut columns[0],
@@ -259,6 +267,80 @@ fn overview_ui(ui: &mut egui::Ui, detail: &RunDetail) {
                 );
             });
         });
+    open
+}
+
+/// The runs nested under this one, in the order they started, and the whole run's duration.
+fn steps_ui(ui: &mut egui::Ui, detail: &RunDetail) -> Option<Navigate> {
+    let info = &detail.run.info;
+    let pipeline = data_tag(detail, "lathe.pipeline").is_some();
+    let reused = detail
+        .children
+        .iter()
+        .filter(|c| c.reused_from.is_some())
+        .count();
+    let whole = match (info.start_time, info.end_time) {
+        (Some(s), Some(e)) => duration_text((e - s) as f64),
+        (Some(_), None) => "still running".to_owned(),
+        _ => "not started".to_owned(),
+    };
+    ui.strong(format!(
+        "{} ({}) · {whole} in all{}",
+        if pipeline { "Steps" } else { "Nested runs" },
+        detail.children.len(),
+        if reused > 0 {
+            format!(" · {reused} reused")
+        } else {
+            String::new()
+        }
+    ));
+    let mut open = None;
+    egui::Grid::new("run-steps")
+        .striped(true)
+        .num_columns(4)
+        .show(ui, |ui| {
+            for heading in ["Step", "Status", "Reuse", "Duration"] {
+                ui.weak(heading);
+            }
+            ui.end_row();
+            for child in &detail.children {
+                if ui.link(&child.name).on_hover_text(&child.run_id).clicked() {
+                    open = Some(Navigate::Run(child.run_id.clone()));
+                }
+                ui.label(&child.status);
+                match &child.reused_from {
+                    Some(from) => {
+                        if ui
+                            .link("reused")
+                            .on_hover_text(format!("Outputs of run {from}: open it"))
+                            .clicked()
+                        {
+                            open = Some(Navigate::Run(from.clone()));
+                        }
+                    }
+                    None => {
+                        ui.label("ran");
+                    }
+                }
+                ui.label(match (child.start_time, child.end_time) {
+                    (Some(s), Some(e)) => duration_text((e - s) as f64),
+                    (Some(_), None) => "running".to_owned(),
+                    _ => String::new(),
+                });
+                ui.end_row();
+            }
+        });
+    open
+}
+
+fn data_tag<'a>(detail: &'a RunDetail, key: &str) -> Option<&'a str> {
+    detail
+        .run
+        .data
+        .tags
+        .iter()
+        .find(|t| t.key == key)
+        .map(|t| t.value.as_str())
 }
 
 fn section_ui<'a>(ui: &mut egui::Ui, title: &str, rows: impl Iterator<Item = (&'a str, String)>) {

@@ -58,6 +58,17 @@ type ColumnGroup<'a> = (&'a str, &'a [String], fn(String) -> RunColumn);
 /// What a click in the table asks for.
 pub enum TableAction {
     Open(String),
+    /// Fold or unfold the runs nested under this one.
+    Toggle(String),
+}
+
+/// A row on screen: a run (by index into `table.runs`), how deep it is nested, and how many
+/// runs are nested directly under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shown {
+    index: u32,
+    depth: u8,
+    children: u32,
 }
 
 #[derive(Default)]
@@ -65,6 +76,11 @@ pub struct RunsTable {
     pub table: Arc<RunTable>,
     /// Row order as indexes into `table.runs`.
     order: Vec<u32>,
+    /// The rows on screen: runs in `order`, each run's steps or trials under it (as MLflow
+    /// nests runs by `mlflow.parentRunId`), folded unless expanded.
+    shown: Vec<Shown>,
+    /// Runs whose nested runs are unfolded.
+    expanded: BTreeSet<String>,
     sort: Option<(RunColumn, bool)>,
     pub columns: Vec<RunColumn>,
     pub checked: BTreeSet<String>,
@@ -113,6 +129,59 @@ impl RunsTable {
     }
 
     fn resort(&mut self) {
+        self.sort_rows();
+        self.nest();
+    }
+
+    /// The rows on screen from `order`: a run whose parent is in the table goes under it, in
+    /// the same order as its siblings; the others are the top level.
+    fn nest(&mut self) {
+        use std::collections::HashMap;
+        let runs = &self.table.runs;
+        let index: HashMap<&str, u32> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.run_id.as_str(), i as u32))
+            .collect();
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut roots = Vec::new();
+        for &i in &self.order {
+            let parent = runs[i as usize]
+                .parent_run_id
+                .as_deref()
+                .and_then(|p| index.get(p))
+                .filter(|&&p| p != i);
+            match parent {
+                Some(&p) => children.entry(p).or_default().push(i),
+                None => roots.push(i),
+            }
+        }
+        let mut shown = Vec::with_capacity(self.order.len());
+        let mut stack: Vec<(u32, u8)> = roots.into_iter().rev().map(|i| (i, 0)).collect();
+        while let Some((i, depth)) = stack.pop() {
+            let under = children.get(&i).map_or(&[][..], Vec::as_slice);
+            shown.push(Shown {
+                index: i,
+                depth,
+                children: under.len() as u32,
+            });
+            // Nesting deeper than a few levels is a loop in the tags; stop there.
+            if depth < 8 && self.expanded.contains(&runs[i as usize].run_id) {
+                stack.extend(under.iter().rev().map(|&c| (c, depth + 1)));
+            }
+        }
+        self.shown = shown;
+    }
+
+    /// Folds or unfolds the runs nested under `run_id`.
+    pub fn toggle(&mut self, run_id: &str) {
+        if !self.expanded.remove(run_id) {
+            self.expanded.insert(run_id.to_owned());
+        }
+        self.nest();
+    }
+
+    fn sort_rows(&mut self) {
         self.order = (0..self.table.runs.len() as u32).collect();
         let Some((column, ascending)) = self.sort.clone() else {
             return;
@@ -247,12 +316,10 @@ impl RunsTable {
                 }
             })
             .body(|body| {
-                body.rows(20.0, self.order.len(), |mut row| {
-                    let Some(run) = self
-                        .order
-                        .get(row.index())
-                        .and_then(|&i| self.table.runs.get(i as usize))
-                    else {
+                body.rows(20.0, self.shown.len(), |mut row| {
+                    let Some((run, shown)) = self.shown.get(row.index()).and_then(|shown| {
+                        Some((self.table.runs.get(shown.index as usize)?, *shown))
+                    }) else {
                         return;
                     };
                     row.col(|ui| {
@@ -278,9 +345,30 @@ impl RunsTable {
                     for column in columns {
                         row.col(|ui| {
                             if *column == RunColumn::Name {
-                                if ui.link(&run.name).on_hover_text(&run.run_id).clicked() {
-                                    *action = Some(TableAction::Open(run.run_id.clone()));
-                                }
+                                ui.horizontal(|ui| {
+                                    ui.add_space(f32::from(shown.depth) * 14.0);
+                                    if shown.children > 0 {
+                                        let open = self.expanded.contains(&run.run_id);
+                                        let toggle = ui
+                                            .add(
+                                                egui::Button::new(if open { "⏷" } else { "⏵" })
+                                                    .frame(false)
+                                                    .small(),
+                                            )
+                                            .on_hover_text(format!(
+                                                "{} the {} runs nested under {}",
+                                                if open { "Fold" } else { "Unfold" },
+                                                shown.children,
+                                                run.name
+                                            ));
+                                        if toggle.clicked() {
+                                            *action = Some(TableAction::Toggle(run.run_id.clone()));
+                                        }
+                                    }
+                                    if ui.link(&run.name).on_hover_text(&run.run_id).clicked() {
+                                        *action = Some(TableAction::Open(run.run_id.clone()));
+                                    }
+                                });
                                 return;
                             }
                             let text = match (column, self.cell(run, column)) {

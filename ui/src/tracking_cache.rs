@@ -38,6 +38,31 @@ impl TrackingCache {
         None
     }
 
+    /// Runs changed: the runs still running that a view shows, and their metric histories,
+    /// are read again (shown as they are until the new ones arrive).
+    pub fn runs_changed(&self, service: &lathe_core::service::Service) {
+        use lathe_core::service::Command;
+        let running: Vec<&String> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| matches!(r, Loadable::Ready(d) if d.run.info.status == "RUNNING"))
+            .map(|(id, _)| id)
+            .collect();
+        for run_id in &running {
+            service.send(Command::LoadRun {
+                run_id: (*run_id).clone(),
+            });
+        }
+        for (run_id, key) in self.histories.keys() {
+            if running.contains(&run_id) {
+                service.send(Command::LoadHistory {
+                    run_id: run_id.clone(),
+                    key: key.clone(),
+                });
+            }
+        }
+    }
+
     /// Forgets everything, so the next frame reads afresh (runs go on logging).
     pub fn clear(&mut self) {
         *self = Self::default();

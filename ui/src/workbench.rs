@@ -172,25 +172,37 @@ impl Workbench {
                     }
                 }
                 ui.separator();
-                if ui.button("Import files…").on_hover_text("Ctrl+O").clicked() {
-                    self.requests.push(ShellRequest::PickFiles);
-                }
-                if ui
-                    .button("Import folder…")
-                    .on_hover_text("Ctrl+Shift+O")
-                    .clicked()
-                {
-                    self.requests.push(ShellRequest::PickFolder);
-                }
-                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                    ui.weak(self.service.root().display().to_string())
-                        .on_hover_text("Workspace folder");
-                    if let Some(uri) = &self.tracking_uri {
-                        ui.separator();
-                        ui.label(format!("MLFLOW_TRACKING_URI={uri}")).on_hover_text(
-                            "The tracking server runs while Lathe is open: point MLflow clients here",
-                        );
+                // One menu for both imports keeps the bar narrow enough for 1,024 px and the
+                // sections still to come.
+                ui.menu_button("Import…", |ui| {
+                    if ui.button("Files…  (Ctrl+O)").clicked() {
+                        self.requests.push(ShellRequest::PickFiles);
+                        ui.close();
                     }
+                    if ui.button("Folder…  (Ctrl+Shift+O)").clicked() {
+                        self.requests.push(ShellRequest::PickFolder);
+                        ui.close();
+                    }
+                });
+                // The tracking URI and the workspace, right-aligned, in whatever room is left:
+                // shortened rather than drawn over the sections.
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if let Some(uri) = &self.tracking_uri {
+                        let short = uri.trim_start_matches("http://");
+                        if ui
+                            .add(egui::Button::new(format!("MLflow {short}")).truncate())
+                            .on_hover_text(format!(
+                                "The tracking server runs while Lathe is open: MLflow clients log \
+                                 here with MLFLOW_TRACKING_URI={uri}. Click to copy it."
+                            ))
+                            .clicked()
+                        {
+                            ui.ctx().copy_text(format!("MLFLOW_TRACKING_URI={uri}"));
+                        }
+                    }
+                    let root = self.service.root().display().to_string();
+                    ui.add(egui::Label::new(egui::RichText::new(&root).weak()).truncate())
+                        .on_hover_text(format!("Workspace folder: {root}"));
                 });
             });
         });
@@ -286,6 +298,26 @@ impl Workbench {
         }
     }
 
+    /// Someone changed the workspace — this window, the CLI, another window, a script through
+    /// the tracking server: every list showing what changed is read again.
+    fn workspace_changed(&mut self, changes: lathe_core::service::Changes) {
+        if changes.assets {
+            self.data.assets_changed(&self.service);
+        }
+        if changes.experiments || changes.runs {
+            self.experiments.tracking_changed(changes, &self.service);
+        }
+        if changes.models {
+            self.models.models_changed(&self.service);
+        }
+        if changes.labeling {
+            self.labeling.labels_changed(&self.service);
+        }
+        if changes.pipelines || changes.assets || changes.models {
+            self.designer.palette_changed(&self.service);
+        }
+    }
+
     fn take_events(&mut self, ctx: &egui::Context) {
         for event in self.service.poll() {
             let Some(event) = self
@@ -298,6 +330,10 @@ impl Workbench {
             else {
                 continue;
             };
+            if let Event::Changed(changes) = event {
+                self.workspace_changed(changes);
+                continue;
+            }
             if let Event::ScheduledRun { schedule, reply } = &event {
                 self.messages.push(match reply {
                     Ok(o) if o.succeeded() => Message::Info(format!(

@@ -82,9 +82,12 @@ fn field_error(
         }
         return missing(&path);
     }
-    let given = body
-        .and_then(|b| value_at(b, &path))
-        .map(ToString::to_string);
+    let given = body.and_then(|b| value_at(b, &path));
+    // A null is a value left out, as MLflow reads it.
+    if given.is_some_and(Value::is_null) {
+        return missing(&path);
+    }
+    let given = given.map(ToString::to_string);
     let expected = reason
         .split_once("expected ")
         .map(|(_, e)| e.split(", got").next().unwrap_or(e).to_owned())

@@ -37,12 +37,29 @@ pub struct RunRow {
     pub metrics: Vec<Option<f64>>,
     pub params: Vec<Option<String>>,
     pub tags: Vec<Option<String>>,
+    /// The run this one is a step or trial of (`mlflow.parentRunId`), as MLflow nests runs.
+    pub parent_run_id: Option<String>,
+}
+
+/// A run nested under another (a pipeline's step, a sweep's trial), as its parent's view
+/// lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildRun {
+    pub run_id: String,
+    pub name: String,
+    pub status: String,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    /// The run whose outputs this step reused instead of running (`lathe.reused_from`).
+    pub reused_from: Option<String>,
 }
 
 /// A run with everything its detail view shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunDetail {
     pub run: Run,
+    /// The runs nested under it, in the order they started.
+    pub children: Vec<ChildRun>,
     /// Artifact files under the run's root: (path relative to it, size).
     pub artifacts: Vec<(String, i64)>,
     /// The artifact root inside the store, when the run's artifacts live in Lathe.
@@ -115,8 +132,10 @@ impl Tracking {
             None => Vec::new(),
         };
         let lineage = self.read(|c| lineage(c, &run))?;
+        let children = self.read(|c| children(c, run_id))?;
         Ok(RunDetail {
             run,
+            children,
             artifacts,
             artifact_root,
             lineage,
@@ -188,7 +207,13 @@ impl Tracking {
                 .into_iter()
                 .map(|m| {
                     let filter = format!("name = '{}'", m.name.replace('\'', "''"));
-                    let (versions, _) = registry::search_versions(c, &filter, &[], 50_000, 0)?;
+                    let (versions, _) = registry::search_versions(
+                        c,
+                        &filter,
+                        &registry::newest_first(),
+                        50_000,
+                        0,
+                    )?;
                     Ok((m, versions))
                 })
                 .collect()
@@ -236,7 +261,22 @@ fn run_table(
                 metrics: Vec::new(),
                 params: Vec::new(),
                 tags: Vec::new(),
+                parent_run_id: None,
             });
+        }
+    }
+    let mut parents = conn.prepare(&format!(
+        "SELECT t.run_id, t.value FROM run_tags t JOIN runs r ON r.id = t.run_id
+         WHERE r.experiment_id IN ({marks}) AND t.key = 'mlflow.parentRunId'"
+    ))?;
+    let mut found = parents.query(params_from_iter(&experiments))?;
+    while let Some(r) = found.next()? {
+        if let Some(run) = position
+            .get(&r.get::<_, i64>(0)?)
+            .and_then(|&i| rows.get_mut(i))
+            .and_then(Option::as_mut)
+        {
+            run.parent_run_id = Some(r.get(1)?);
         }
     }
     // Values by (row, key): read each kind for the whole experiment in one pass.
@@ -313,6 +353,27 @@ fn run_table(
     })
 }
 
+fn children(conn: &Connection, run_id: &str) -> TrackingResult<Vec<ChildRun>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.uuid, r.name, r.status, r.start_time_ms, r.end_time_ms,
+                (SELECT value FROM run_tags x WHERE x.run_id = r.id AND x.key = 'lathe.reused_from')
+         FROM run_tags t JOIN runs r ON r.id = t.run_id
+         WHERE t.key = 'mlflow.parentRunId' AND t.value = ?1 AND r.lifecycle_stage = 'active'
+         ORDER BY r.start_time_ms, r.id",
+    )?;
+    let rows = stmt.query_map([run_id], |r| {
+        Ok(ChildRun {
+            run_id: r.get(0)?,
+            name: r.get(1)?,
+            status: r.get(2)?,
+            start_time: r.get(3)?,
+            end_time: r.get(4)?,
+            reused_from: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 fn lineage(conn: &Connection, run: &Run) -> TrackingResult<Lineage> {
     let mut stmt = conn.prepare_cached(
         "SELECT a.name, v.version FROM run_inputs i
@@ -335,6 +396,7 @@ fn lineage(conn: &Connection, run: &Run) -> TrackingResult<Lineage> {
         });
     }
     let filter = format!("run_id = '{}'", run.info.run_id.replace('\'', "''"));
-    let (outputs, _) = registry::search_versions(conn, &filter, &[], 10_000, 0)?;
+    let (outputs, _) =
+        registry::search_versions(conn, &filter, &registry::newest_first(), 10_000, 0)?;
     Ok(Lineage { inputs, outputs })
 }

@@ -555,6 +555,11 @@ const VERSION_FIELDS: Fields = Fields {
     prompt: Some(PROMPT),
 };
 
+/// The order Lathe's own views list a model's versions in: newest version first.
+pub fn newest_first() -> [String; 1] {
+    ["version_number DESC".to_owned()]
+}
+
 /// Model versions matching `filter_text` (`name`, `run_id`, `source_path`, `tags.<key>`).
 pub fn search_versions(
     conn: &Connection,
@@ -567,9 +572,14 @@ pub fn search_versions(
     let condition = format!(
         "{}{}",
         VERSION_FIELDS.conditions(filter_text, &mut args)?,
+        // With no order given, MLflow's: the newest change first.
         VERSION_FIELDS.order_and_page(
             order_by,
-            &["m.name ASC", "v.version DESC"],
+            if order_by.is_empty() {
+                &["v.updated_at_ms DESC", "m.name ASC", "v.version DESC"]
+            } else {
+                &["m.name ASC", "v.version DESC"]
+            },
             max_results,
             offset
         )?
