@@ -240,13 +240,14 @@ fn stage_table(
         Single::Existing(version) => return Ok(Staged::Existing(version)),
         Single::New(new) => new,
     };
-    let (put, df) = store_while_checking(ws, &new.bytes, &new.blob_hash, puts, progress, || {
-        table::read_bytes(&new.bytes, path, format)
-    })?;
+    let (put, (columns, rows)) =
+        store_while_checking(ws, &new.bytes, &new.blob_hash, puts, progress, || {
+            table::inspect_bytes(&new.bytes, path, format)
+        })?;
     let meta = VersionMeta {
         blob: Some(put.hash.clone()),
         format: Some(format),
-        columns: table::columns(&df),
+        columns,
         text_column: None,
     };
     Ok(single_blob_version(
@@ -254,7 +255,7 @@ fn stage_table(
         AssetKind::Table,
         new.content_hash,
         put,
-        df.height(),
+        rows,
         meta,
     ))
 }

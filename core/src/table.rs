@@ -115,11 +115,90 @@ pub fn read_bytes(bytes: &[u8], shown: &Path, format: TableFormat) -> Result<Dat
     Ok(df)
 }
 
+/// What an import records of a table: its columns (names and types) and its row count, by the
+/// same rules as [`read_bytes`] — the structure checked, types inferred from the first 10,000
+/// rows and widened when a later value needs it — but cheaper for delimited text, where
+/// parsing every date is most of the work: the typed parse leaves dates as text, and a column
+/// the first rows show to hold ISO dates (`YYYY-MM-DD`) is then checked to hold only such dates
+/// all the way down. Anything else (another date form, date-times, a bad date) takes the
+/// full [`read_bytes`] path, so the answer is always the one it gives.
+pub fn inspect_bytes(
+    bytes: &[u8],
+    shown: &Path,
+    format: TableFormat,
+) -> Result<(Vec<ColumnInfo>, usize)> {
+    let full = || read_bytes(bytes, shown, format).map(|df| (columns(&df), df.height()));
+    if !matches!(format, TableFormat::Csv | TableFormat::Tsv) || bytes.is_empty() {
+        return full();
+    }
+    let separator = format.separator();
+    let (checked, parsed, dated) = std::thread::scope(|scope| {
+        let checked = scope.spawn(|| check_delimited(bytes, separator, shown));
+        // What the first rows say the columns are, dates recognised.
+        let dated = CsvReadOptions::default()
+            .with_has_header(true)
+            .with_n_rows(Some(10_000))
+            .with_infer_schema_length(Some(10_000))
+            .map_parse_options(|o| o.with_separator(separator).with_try_parse_dates(true))
+            .into_reader_with_file_handle(Cursor::new(bytes))
+            .finish();
+        let parsed = parse_delimited(bytes, separator, Inference::FirstRowsNoDates);
+        (checked.join(), parsed, dated)
+    });
+    match checked {
+        Ok(checked) => checked?,
+        Err(_) => return full(),
+    }
+    let (Ok(df), Ok(dated)) = (parsed, dated) else {
+        return full();
+    };
+    if df.width() == 0 || df.height() == 0 {
+        return full();
+    }
+    let mut columns = columns(&df);
+    for (info, column) in columns.iter_mut().zip(df.columns()) {
+        let first_rows = dated.column(column.name()).map(|c| c.dtype().clone());
+        match first_rows {
+            Ok(DataType::Date) if column.dtype() == &DataType::String => {
+                let Ok(text) = column.str() else {
+                    return full();
+                };
+                if !text.iter().flatten().all(is_iso_date) {
+                    return full();
+                }
+                info.dtype = DataType::Date.to_string();
+            }
+            Ok(dtype) if dtype.is_temporal() => return full(),
+            _ => {}
+        }
+    }
+    Ok((columns, df.height()))
+}
+
+/// Whether `text` is a calendar date written `YYYY-MM-DD`.
+fn is_iso_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    match (number(0..4), number(5..7), number(8..10)) {
+        (Some(y), Some(m), Some(d)) => chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some(),
+        _ => false,
+    }
+}
+
 /// How column types are inferred from a delimited file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Inference {
     /// From the first 10,000 rows (dates read as dates): fast, and right for nearly every file.
     FirstRows,
+    /// From the first 10,000 rows, dates left as text (for [`inspect_bytes`]).
+    FirstRowsNoDates,
     /// From every row: a later value widens its column's type.
     AllRows,
     /// From every row, dates left as text: for a column whose later dates take another form.
@@ -130,12 +209,14 @@ fn parse_delimited(bytes: &[u8], separator: u8, inference: Inference) -> PolarsR
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(match inference {
-            Inference::FirstRows => Some(10_000),
+            Inference::FirstRows | Inference::FirstRowsNoDates => Some(10_000),
             Inference::AllRows | Inference::AllRowsNoDates => None,
         })
         .map_parse_options(|o| {
-            o.with_separator(separator)
-                .with_try_parse_dates(inference != Inference::AllRowsNoDates)
+            o.with_separator(separator).with_try_parse_dates(matches!(
+                inference,
+                Inference::FirstRows | Inference::AllRows
+            ))
         })
         .into_reader_with_file_handle(Cursor::new(bytes))
         .finish()
@@ -376,6 +457,51 @@ mod tests {
 
     fn read_str(text: &[u8], format: TableFormat) -> Result<DataFrame> {
         read_bytes(text, Path::new("data.csv"), format)
+    }
+
+    #[test]
+    fn an_import_records_what_a_full_read_gives() {
+        let many = |f: &dyn Fn(usize) -> String| {
+            let mut text = String::from("id,when,x\n");
+            for i in 0..12_000 {
+                text.push_str(&format!("{i},{},{}\n", f(i), i % 7));
+            }
+            text
+        };
+        let cases = [
+            many(&|i| format!("2024-01-{:02}", i % 28 + 1)),
+            many(&|i| format!("{:02}/01/2024", i % 28 + 1)),
+            many(&|i| format!("2024-01-02 10:{:02}:00", i % 60)),
+            many(&|i| {
+                if i == 11_000 {
+                    "2024-02-30".into()
+                } else {
+                    "2024-01-02".into()
+                }
+            }),
+            many(&|i| {
+                if i == 11_000 {
+                    "soon".into()
+                } else {
+                    "2024-01-02".into()
+                }
+            }),
+            "a,b\n1,x\n2,\n".to_owned(),
+        ];
+        for text in cases {
+            let full = read_str(text.as_bytes(), TableFormat::Csv).unwrap();
+            let (columns, rows) =
+                inspect_bytes(text.as_bytes(), Path::new("t.csv"), TableFormat::Csv).unwrap();
+            assert_eq!(
+                columns,
+                super::columns(&full),
+                "{}",
+                &text[..60.min(text.len())]
+            );
+            assert_eq!(rows, full.height());
+        }
+        assert!(is_iso_date("2024-02-29") && !is_iso_date("2023-02-29"));
+        assert!(!is_iso_date("2024-1-02") && !is_iso_date("2024/01/02"));
     }
 
     #[test]

@@ -277,10 +277,17 @@ impl ExperimentsPanel {
                 ui.spinner();
                 ui.weak("Loading runs…");
             } else {
-                ui.weak(format!(
-                    "{} runs",
-                    lathe_core::format::count(self.table.table.runs.len() as i64)
-                ));
+                let runs = &self.table.table.runs;
+                let nested = runs.iter().filter(|r| r.parent_run_id.is_some()).count();
+                ui.weak(if nested > 0 {
+                    format!(
+                        "{} runs, {} of them steps or trials nested under another",
+                        lathe_core::format::count(runs.len() as i64),
+                        lathe_core::format::count(nested as i64)
+                    )
+                } else {
+                    format!("{} runs", lathe_core::format::count(runs.len() as i64))
+                });
             }
         });
     }

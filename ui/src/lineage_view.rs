@@ -66,7 +66,13 @@ pub fn lineage_ui(ui: &mut egui::Ui, detail: &RunDetail) -> Option<Navigate> {
         }
     }
     if lineage.inputs.is_empty() {
-        ui.weak("No dataset inputs were logged (mlflow.log_input). A dataset with source type 'lathe' and source NAME:VERSION links to a Lathe data asset.");
+        let step = detail.run.data.tags.iter().any(|t| t.key == "lathe.step");
+        ui.weak(if step {
+            // A pipeline step records the assets it reads; this one read plain files.
+            "This step read files rather than data assets. Give the pipeline's input a data asset (azureml:NAME:VERSION, or drag one from the palette in the designer) and each step's lineage leads back to it."
+        } else {
+            "No dataset inputs were logged (mlflow.log_input). A dataset with source type 'lathe' and source NAME:VERSION links to a Lathe data asset."
+        });
     }
     go
 }

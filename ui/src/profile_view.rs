@@ -99,8 +99,9 @@ fn histogram_ui(ui: &mut egui::Ui, index: usize, h: &Histogram) {
                 .name(format!("{} – {}", format::number(lo), format::number(hi)))
         })
         .collect();
+    let tallest = h.counts.iter().copied().max().unwrap_or(1) as f64;
     Plot::new(("histogram", index))
-        .height(120.0)
+        .height(130.0)
         .width(CARD_WIDTH)
         .allow_zoom(false)
         .allow_drag(false)
@@ -109,6 +110,8 @@ fn histogram_ui(ui: &mut egui::Ui, index: usize, h: &Histogram) {
         .show_y(false)
         .show_axes([true, true])
         .include_y(0.0)
+        // Headroom above the tallest bar, so the axis reaches a numbered tick above it.
+        .include_y(tallest * 1.15)
         .y_axis_min_width(28.0)
         .y_axis_label("rows")
         .y_axis_formatter(|mark, _| format::count(mark.value.round() as i64))

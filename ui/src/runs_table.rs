@@ -345,7 +345,8 @@ impl RunsTable {
                     for column in columns {
                         row.col(|ui| {
                             if *column == RunColumn::Name {
-                                ui.horizontal(|ui| {
+                                // Top-aligned, as the other cells of the row.
+                                ui.horizontal_top(|ui| {
                                     ui.add_space(f32::from(shown.depth) * 14.0);
                                     if shown.children > 0 {
                                         let open = self.expanded.contains(&run.run_id);
