@@ -217,6 +217,62 @@ fn house_rules_hold_in_every_source_file() {
     }
 }
 
+/// The part of a source file that ships: what comes before its `#[cfg(test)]` module.
+fn shipped(text: &str) -> &str {
+    text.split("#[cfg(test)]").next().unwrap_or(text)
+}
+
+#[test]
+fn the_store_alone_opens_connections_and_begins_transactions() {
+    // core/src/store.rs holds the one writer and the readers; core/src/db.rs opens connections
+    // for it and applies migrations (BEGIN IMMEDIATE). Nowhere else may a connection be opened
+    // or a transaction begun, and no transaction is DEFERRED (a deferred write can fail with
+    // "database is locked" midway instead of waiting its turn).
+    let owners = ["core/src/store.rs", "core/src/db.rs"];
+    let forbidden = [
+        "Connection::open",
+        "db::open(",
+        "db::connect(",
+        "open_in_memory",
+        "unchecked_transaction",
+        ".transaction()",
+        "transaction_with_behavior",
+        "BEGIN",
+        "DEFERRED",
+        "Deferred",
+    ];
+    for dir in ["core/src", "ui/src", "app/src"] {
+        for (file, text) in sources(dir) {
+            let name = file.strip_prefix(repo()).unwrap().display().to_string();
+            let code = shipped(&text);
+            if owners.contains(&name.as_str()) {
+                for bad in [
+                    "unchecked_transaction",
+                    ".transaction()",
+                    "DEFERRED",
+                    "Deferred",
+                ] {
+                    assert!(!code.contains(bad), "{name}: `{bad}`");
+                }
+                for (i, _) in code.match_indices("BEGIN") {
+                    assert!(
+                        code[i..].starts_with("BEGIN IMMEDIATE"),
+                        "{name}: a transaction that is not BEGIN IMMEDIATE"
+                    );
+                }
+                continue;
+            }
+            for bad in forbidden {
+                assert!(
+                    !code.contains(bad),
+                    "{name}: `{bad}` outside the store (use Store::transaction, Store::write \
+                     or Store::read)"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn migrations_are_append_only() {
     // Hashes of migrations that shipped. Editing one breaks every workspace made with it; add a

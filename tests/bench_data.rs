@@ -125,7 +125,7 @@ fn main() {
 }
 
 fn frame_times(root: &Path, rows: usize) {
-    let service = Service::new(root, Arc::new(|| {})).unwrap();
+    let service = Service::new(lathe_core::Store::open(root).unwrap(), Arc::new(|| {})).unwrap();
     let mut h = Harness::builder()
         .with_size([1280.0, 800.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), Workbench::new(service));

@@ -193,7 +193,9 @@ fn next_image(root: &Path) {
     }
     decodes.sort();
     let ctx = egui::Context::default();
-    let mut wb = Workbench::new(Service::new(&ws_root, Arc::new(|| {})).unwrap());
+    let mut wb = Workbench::new(
+        Service::new(lathe_core::Store::open(&ws_root).unwrap(), Arc::new(|| {})).unwrap(),
+    );
     wb.open_label_project("photos");
     frames_until(&ctx, &mut wb, |t| !t.is_empty());
     // Let the next items be fetched and decoded ahead.
@@ -271,7 +273,9 @@ fn many_shapes(root: &Path) {
         .collect();
     project::submit(&ws, &p, 0, "bench", &boxes, "human").unwrap();
     let ctx = egui::Context::default();
-    let mut wb = Workbench::new(Service::new(&ws_root, Arc::new(|| {})).unwrap());
+    let mut wb = Workbench::new(
+        Service::new(lathe_core::Store::open(&ws_root).unwrap(), Arc::new(|| {})).unwrap(),
+    );
     wb.open_label_project("dense");
     frames_until(&ctx, &mut wb, |t| !t.is_empty());
     let mut times = Vec::new();

@@ -365,7 +365,11 @@ fn search_figures(url: &str, experiment: &str, repeats: usize) -> (f64, f64) {
 /// the mouse wheel frame by frame in a plain egui context (as the window does) and times it.
 fn runs_table_frames(root: &Path, experiment_id: &str, runs: usize) {
     use egui_kittest::kittest::Queryable;
-    let service = lathe_core::service::Service::new(root, std::sync::Arc::new(|| {})).unwrap();
+    let service = lathe_core::service::Service::new(
+        lathe_core::Store::open(root).unwrap(),
+        std::sync::Arc::new(|| {}),
+    )
+    .unwrap();
     let mut h = egui_kittest::Harness::builder()
         .with_size([1280.0, 800.0])
         .build_ui_state(

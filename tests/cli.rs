@@ -224,12 +224,14 @@ fn a_workspace_from_a_newer_lathe_is_refused() {
 fn record_future_migration(db: &std::path::Path) -> i64 {
     let ws = lathe_core::Workspace::open(db.parent().unwrap()).unwrap();
     let future = lathe_core::db::MIGRATIONS.len() as i64 + 1;
-    ws.conn()
-        .execute(
+    ws.write(|conn| {
+        conn.execute(
             "INSERT INTO schema_migrations VALUES (?1, 'future', 0)",
             [future],
-        )
-        .unwrap();
+        )?;
+        Ok(())
+    })
+    .unwrap();
     future
 }
 

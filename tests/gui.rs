@@ -28,7 +28,13 @@ fn workbench(s: &Sandbox, imports: &[(&str, &[u8])]) -> Workbench {
         };
         import(&mut ws, &request, &Progress::default()).unwrap();
     }
-    Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap())
+    Workbench::new(
+        Service::new(
+            lathe_core::Store::open(s.workspace()).unwrap(),
+            Arc::new(|| {}),
+        )
+        .unwrap(),
+    )
 }
 
 fn harness(workbench: Workbench) -> Harness<'static, Workbench> {

@@ -40,7 +40,13 @@ fn text_project(s: &Sandbox, name: &str, format: Format, body: &[u8]) -> (Worksp
 
 /// The window over the sandbox's workspace.
 fn harness(s: &Sandbox) -> Harness<'static, Workbench> {
-    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    let workbench = Workbench::new(
+        Service::new(
+            lathe_core::Store::open(s.workspace()).unwrap(),
+            Arc::new(|| {}),
+        )
+        .unwrap(),
+    );
     Harness::builder()
         .with_size([1400.0, 900.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench)

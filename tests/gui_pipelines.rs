@@ -20,7 +20,13 @@ const WAIT: Duration = Duration::from_secs(60);
 fn harness(s: &Sandbox) -> Harness<'static, Workbench> {
     let mut ws = Workspace::open(s.workspace()).unwrap();
     lathe_core::demo::seed(&mut ws).unwrap();
-    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    let workbench = Workbench::new(
+        Service::new(
+            lathe_core::Store::open(s.workspace()).unwrap(),
+            Arc::new(|| {}),
+        )
+        .unwrap(),
+    );
     let mut h = Harness::builder()
         .with_size([1400.0, 900.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
@@ -118,7 +124,7 @@ fn a_pipeline_built_from_the_palette_lists_its_issues_undoes_and_saves() {
 #[test]
 fn the_demo_workspace_opens_its_saved_pipeline_in_the_designer() {
     let s = Sandbox::new();
-    lathe_core::demo::seed_pipelines(&s.workspace()).unwrap();
+    lathe_core::demo::seed_pipelines(&lathe_core::Store::open(s.workspace()).unwrap()).unwrap();
     let mut h = harness(&s);
     run_until(&mut h, WAIT, "the demo pipeline", |h| {
         shows_containing(h, "Opened churn-classification:1")

@@ -19,8 +19,14 @@ const WAIT: Duration = Duration::from_secs(30);
 fn demo_harness(s: &Sandbox) -> Harness<'static, Workbench> {
     let mut ws = Workspace::open(s.workspace()).unwrap();
     lathe_core::demo::seed(&mut ws).unwrap();
-    lathe_core::demo::seed_tracking(&s.workspace()).unwrap();
-    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    lathe_core::demo::seed_tracking(&lathe_core::Store::open(s.workspace()).unwrap()).unwrap();
+    let workbench = Workbench::new(
+        Service::new(
+            lathe_core::Store::open(s.workspace()).unwrap(),
+            Arc::new(|| {}),
+        )
+        .unwrap(),
+    );
     Harness::builder()
         .with_size([1400.0, 900.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench)
@@ -218,7 +224,13 @@ fn a_pipeline_run_nests_its_steps_and_shows_them_in_its_view() {
         s.lathe(&["pipeline", "run", pipeline.to_str().unwrap()])
             .ok();
     }
-    let workbench = Workbench::new(Service::new(s.workspace(), Arc::new(|| {})).unwrap());
+    let workbench = Workbench::new(
+        Service::new(
+            lathe_core::Store::open(s.workspace()).unwrap(),
+            Arc::new(|| {}),
+        )
+        .unwrap(),
+    );
     let mut h = Harness::builder()
         .with_size([1400.0, 900.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);

@@ -1,26 +1,28 @@
 //! The desktop window: eframe around lathe-ui's workbench, plus the native file dialogs and the
 //! tracking server that runs while the window is open.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use anyhow::{Context, Result, anyhow};
-use lathe_core::Workspace;
+use lathe_core::Store;
 use lathe_core::service::Service;
 use lathe_ui::{ShellRequest, Workbench};
 
 /// Lathe's icon (icons/lathe-256.png): a turned piece between headstock and tailstock.
 const ICON: &[u8] = include_bytes!("../../icons/lathe-256.png");
 
-pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
-    let mut ws = Workspace::open(&root)
-        .with_context(|| format!("cannot open workspace {}", root.display()))?;
+pub fn run(root: &Path, is_default: bool) -> Result<()> {
+    // The one store of this process, shared by the service, the server and the schedules.
+    let store =
+        Store::open(root).with_context(|| format!("cannot open workspace {}", root.display()))?;
+    let mut ws = store.workspace()?;
     if is_default && ws.list_assets()?.is_empty() {
         lathe_core::demo::seed(&mut ws).context("cannot seed the demo workspace")?;
         lathe_core::demo::seed_labeling(&mut ws).context("cannot seed the demo labeling")?;
-        lathe_core::demo::seed_tracking(&root).context("cannot seed the demo experiments")?;
-        lathe_core::demo::seed_pipelines(&root).context("cannot seed the demo pipeline")?;
+        lathe_core::demo::seed_tracking(&store).context("cannot seed the demo experiments")?;
+        lathe_core::demo::seed_pipelines(&store).context("cannot seed the demo pipeline")?;
     }
     drop(ws);
     // The app id is the window class (X11 WM_CLASS, Wayland app_id) desktops group windows
@@ -44,9 +46,9 @@ pub fn run(root: PathBuf, is_default: bool) -> Result<()> {
         options,
         Box::new(move |cc| {
             let ctx = cc.egui_ctx.clone();
-            let service = Service::new(&root, Arc::new(move || ctx.request_repaint()))?;
+            let service = Service::new(store.clone(), Arc::new(move || ctx.request_repaint()))?;
             let mut workbench = Workbench::new(service);
-            match crate::server::serve_in_background(&root, 5000) {
+            match crate::server::serve_in_background(store.tracking(), 5000) {
                 Ok(uri) => {
                     if let Err(e) = workbench.service().start_schedules(Some(uri.clone())) {
                         workbench.report_error(format!("Schedules will not run: {e}"));

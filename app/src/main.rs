@@ -66,7 +66,7 @@ fn run(args: Args) -> Result<()> {
         None => (default_workspace()?, true),
     };
     match args.command {
-        None => gui::run(root, is_default),
+        None => gui::run(&root, is_default),
         Some(command) => cli::run(&root, command),
     }
 }

@@ -197,7 +197,8 @@ pub fn pipeline(root: &Path, command: PipelineCommand) -> Result<()> {
                 .iter()
                 .any(|s| !s.source.starts_with(builtin::PREFIX));
             if needs_server {
-                options.tracking_uri = Some(crate::server::serve_in_background(root, 0)?);
+                options.tracking_uri =
+                    Some(crate::server::serve_in_background(tracking.clone(), 0)?);
             }
             let cancel = Arc::new(AtomicBool::new(false));
             stop_on_ctrl_c(cancel.clone());

@@ -114,8 +114,7 @@ impl Bound {
 
 /// Serves the MLflow API on 127.0.0.1 for as long as the process lives: on `port` (0 for any), or
 /// a free port when another server has it. Returns the URI clients should use.
-pub fn serve_in_background(root: &std::path::Path, port: u16) -> anyhow::Result<String> {
-    let tracking = Tracking::open(root)?;
+pub fn serve_in_background(tracking: Tracking, port: u16) -> anyhow::Result<String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -124,7 +124,7 @@ pub fn serve(root: &Path, args: ServerArgs) -> Result<()> {
             port: args.port,
             token: args.token,
         };
-        let bound = server::bind(tracking, config).await?;
+        let bound = server::bind(tracking.clone(), config).await?;
         // Tests and scripts read this line to find the port.
         println!(
             "Lathe tracking server on http://{} (workspace {})",
@@ -133,7 +133,7 @@ pub fn serve(root: &Path, args: ServerArgs) -> Result<()> {
         );
         // Scheduled pipelines run while the server does.
         lathe_core::pipeline::schedule::spawn_runner(
-            root.to_path_buf(),
+            tracking.clone(),
             Some(format!("http://{}", bound.addr)),
             std::time::Duration::from_secs(30),
             |schedule, outcome| match outcome {

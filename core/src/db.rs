@@ -364,8 +364,13 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Applies every migration not yet recorded, each in its own transaction with its record.
+/// Applies every migration not yet recorded, each in its own transaction with its record. A
+/// database that has them all is checked with reads alone, so opening a workspace never waits
+/// behind another process's writer.
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    if up_to_date(conn, path)? {
+        return Ok(());
+    }
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version INTEGER PRIMARY KEY,
@@ -411,6 +416,46 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// Whether every migration is recorded, as written here: read without a write lock. A newer
+/// schema or an edited migration is an error.
+fn up_to_date(conn: &Connection, path: &Path) -> Result<bool> {
+    let has_table: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(false);
+    }
+    let mut stmt = conn.prepare("SELECT version, sql_hash FROM schema_migrations")?;
+    let recorded = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let known = MIGRATIONS.len() as i64;
+    if let Some(found) = recorded
+        .iter()
+        .map(|(v, _)| *v)
+        .filter(|v| *v > known)
+        .max()
+    {
+        return Err(Error::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    for (version, hash) in &recorded {
+        let index = usize::try_from(*version - 1).unwrap_or(usize::MAX);
+        if MIGRATIONS
+            .get(index)
+            .is_some_and(|sql| migration_hash(sql) != *hash)
+        {
+            return Err(Error::EditedMigration { version: *version });
+        }
+    }
+    Ok(recorded.len() == MIGRATIONS.len())
 }
 
 /// The fingerprint recorded for an applied migration.
@@ -540,6 +585,24 @@ mod tests {
         assert_eq!(applied(&conn).len(), MIGRATIONS.len());
         conn.query_row("SELECT COUNT(*) FROM profiles", [], |r| r.get::<_, i64>(0))
             .unwrap();
+    }
+
+    #[test]
+    fn an_up_to_date_workspace_opens_while_another_connection_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lathe.db");
+        let writer = open(&path).unwrap();
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let start = std::time::Instant::now();
+        let conn = open(&path).unwrap();
+        // Without the read-only check, this waited for the busy timeout (10 s).
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(applied(&conn).len(), MIGRATIONS.len());
+        writer.execute_batch("ROLLBACK").unwrap();
     }
 
     #[test]

@@ -107,12 +107,10 @@ pub fn seed_labeling(ws: &mut Workspace) -> Result<()> {
 /// params, metric histories, tags, a training log, the customers table as their input, and the
 /// best run's model registered as `churn-classifier@champion`. Values come from a fixed
 /// pseudo-random sequence, so every demo is the same.
-pub fn seed_tracking(root: &std::path::Path) -> Result<()> {
+pub fn seed_tracking(store: &crate::Store) -> Result<()> {
     use serde_json::json;
 
-    use crate::tracking::Tracking;
-
-    let tracking = Tracking::open(root)?;
+    let tracking = store.tracking();
     let call = |method: &str, endpoint: &str, body: serde_json::Value| {
         tracking
             .handle(method, endpoint, body)
@@ -246,7 +244,8 @@ signature:
 
 /// Saves the sample churn pipeline (`assets/pipelines/churn-classification.yml`, reading the
 /// demo's `customers` asset) as `churn-classification:1`, for the designer to open.
-pub fn seed_pipelines(root: &std::path::Path) -> Result<()> {
+pub fn seed_pipelines(store: &crate::Store) -> Result<()> {
+    let root = store.root();
     const CHURN: &str = include_str!("../../assets/pipelines/churn-classification.yml");
     let yaml = CHURN.replace(
         "type: uri_file\n    path: ../demo/customers.csv",
@@ -255,8 +254,7 @@ pub fn seed_pipelines(root: &std::path::Path) -> Result<()> {
     let pipeline = crate::pipeline::job::parse(&yaml, root).map_err(|problems| {
         crate::Error::Pipeline(format!("the demo pipeline does not import: {problems:?}"))
     })?;
-    let tracking = crate::tracking::Tracking::open(root)?;
-    crate::pipeline::saved::save(&tracking, "churn-classification", &pipeline)
+    crate::pipeline::saved::save(&store.tracking(), "churn-classification", &pipeline)
         .map_err(crate::Error::Pipeline)?;
     Ok(())
 }

@@ -76,6 +76,8 @@ pub enum Error {
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
     Polars(#[from] polars::error::PolarsError),
     #[error("{0}")]
     Json(#[from] serde_json::Error),

@@ -18,6 +18,7 @@ pub mod onnx;
 pub mod pipeline;
 pub mod profile;
 pub mod service;
+pub mod store;
 pub mod suggest;
 pub mod table;
 pub mod text;
@@ -26,4 +27,5 @@ pub mod workspace;
 pub mod yaml;
 
 pub use error::{Error, Result};
+pub use store::Store;
 pub use workspace::Workspace;

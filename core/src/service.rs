@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use polars::prelude::DataFrame;
 
 use crate::assets::{Asset, AssetVersion, VersionFile};
-use crate::blobs::BlobStore;
 use crate::images::{self, Thumbnail};
 use crate::import::{ImportOutcome, ImportRequest, import};
 use crate::jobs::{Progress, ProgressSnapshot};
@@ -20,6 +19,7 @@ use crate::pipeline::executor::{Event as PipelineEvent, Outcome};
 use crate::pipeline::job::Pipeline;
 use crate::pipeline::schedule::{self, Schedule};
 use crate::profile::{self, TableProfile};
+use crate::store::Store;
 use crate::tracking::Tracking;
 use crate::tracking::browse::{Preview, RunDetail, RunTable};
 use crate::tracking::metrics::Point;
@@ -298,14 +298,13 @@ pub struct JobView {
 type TableSlot = Arc<OnceLock<Reply<DataFrame>>>;
 
 struct Shared {
-    root: PathBuf,
-    blobs: BlobStore,
+    store: Store,
+    tracking: Tracking,
     events: Sender<Event>,
     waker: Waker,
     jobs: Mutex<Vec<Job>>,
     next_job: AtomicU64,
     tables: Mutex<Vec<(i64, TableSlot)>>,
-    tracking: OnceLock<std::result::Result<Tracking, String>>,
 }
 
 /// Short reads run on a few plain threads rather than a rayon pool: a rayon worker that waits
@@ -320,10 +319,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// A service over the workspace in `root`, which must already open (see [`Workspace::open`]).
-    pub fn new(root: impl Into<PathBuf>, waker: Waker) -> Result<Self> {
-        let root = root.into();
-        let blobs = BlobStore::open(root.join("blobs"))?;
+    /// A service over the workspace's store, opened once for the process ([`Store::open`]).
+    pub fn new(store: Store, waker: Waker) -> Result<Self> {
         let (tx, rx) = channel();
         let (readers, tasks) = channel::<ReadTask>();
         let tasks = Arc::new(Mutex::new(tasks));
@@ -344,18 +341,17 @@ impl Service {
                 .map_err(|e| Error::io("<threads>", e))?;
         }
         let shared = Arc::new(Shared {
-            root: root.clone(),
-            blobs,
+            tracking: store.tracking(),
+            store,
             events: tx,
             waker,
             jobs: Mutex::new(Vec::new()),
             next_job: AtomicU64::new(1),
             tables: Mutex::new(Vec::new()),
-            tracking: OnceLock::new(),
         });
         // The watcher holds the service weakly, and ends once the service is gone.
         let weak = Arc::downgrade(&shared);
-        watch::spawn(root, WATCH_EVERY, move |changes| {
+        watch::spawn(shared.store.reader()?, WATCH_EVERY, move |changes| {
             let Some(shared) = weak.upgrade() else {
                 return false;
             };
@@ -373,7 +369,7 @@ impl Service {
     }
 
     pub fn root(&self) -> &Path {
-        &self.shared.root
+        self.shared.store.root()
     }
 
     pub fn send(&self, command: Command) {
@@ -426,7 +422,7 @@ impl Service {
                 reply: s.with_workspace(|ws| ws.version_files(version)),
             }),
             Command::LoadThumbnail { blob_hash } => self.read(move |s| {
-                let reply = images::thumbnail(&s.blobs.path(&blob_hash), THUMBNAIL_SIDE)
+                let reply = images::thumbnail(&s.store.blobs().path(&blob_hash), THUMBNAIL_SIDE)
                     .map(Arc::new)
                     .map_err(|e| e.to_string());
                 Event::Thumbnail { blob_hash, reply }
@@ -539,7 +535,7 @@ impl Service {
             Command::AddSchedule { pipeline, cron } => self.read(move |s| {
                 let reply = s
                     .tracking()
-                    .and_then(|t| schedule::add(t, &s.root, &pipeline, &cron, None))
+                    .and_then(|t| schedule::add(t, s.store.root(), &pipeline, &cron, None))
                     .map(Arc::new);
                 Event::ScheduleAdded(reply)
             }),
@@ -569,7 +565,7 @@ impl Service {
     pub fn start_schedules(&self, tracking_uri: Option<String>) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         schedule::spawn_runner(
-            self.shared.root.clone(),
+            self.shared.tracking.clone(),
             tracking_uri,
             std::time::Duration::from_secs(30),
             move |schedule, outcome| {
@@ -629,13 +625,14 @@ impl Shared {
     }
 
     fn with_workspace<T>(&self, f: impl FnOnce(&mut Workspace) -> Result<T>) -> Reply<T> {
-        Workspace::open(&self.root)
+        self.store
+            .workspace()
             .and_then(|mut ws| f(&mut ws))
             .map(Arc::new)
             .map_err(|e| e.to_string())
     }
 
-    /// Runs `f` on the workspace's tracking store, opened on first use.
+    /// Runs `f` on the workspace's tracking facade.
     fn with_tracking<T>(
         &self,
         f: impl FnOnce(&Tracking) -> crate::tracking::TrackingResult<T>,
@@ -643,12 +640,9 @@ impl Shared {
         f(self.tracking()?).map(Arc::new).map_err(|e| e.to_string())
     }
 
-    /// The workspace's tracking store, opened on first use.
+    /// The workspace's tracking facade.
     fn tracking(&self) -> std::result::Result<&Tracking, String> {
-        self.tracking
-            .get_or_init(|| Tracking::open(&self.root).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(Clone::clone)
+        Ok(&self.tracking)
     }
 
     fn run_job(
@@ -666,7 +660,7 @@ impl Shared {
         }
         (self.waker)();
         std::thread::spawn(move || {
-            match Workspace::open(&self.root) {
+            match self.store.workspace() {
                 Ok(mut ws) => work(&mut ws, &job.progress),
                 Err(e) => {
                     // The workspace opened when the GUI started; say why it no longer does.
@@ -701,7 +695,8 @@ impl Shared {
                 .ok_or("table cache empty")?
         };
         slot.get_or_init(|| {
-            Workspace::open(&self.root)
+            self.store
+                .workspace()
                 .and_then(|ws| profile::load_table(&ws, &ws.version_by_id(version)?))
                 .map(Arc::new)
                 .map_err(|e| e.to_string())

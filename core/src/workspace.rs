@@ -1,6 +1,7 @@
 //! A workspace is one folder: `lathe.db` (SQLite) and `blobs/` (content-addressed files).
-//! Each `Workspace` value holds its own connection; open one per thread. SQLite in WAL mode lets
-//! many readers run beside the one writer.
+//! [`Workspace`] is the data-asset (and labeling) facade over its [`Store`]: it reads on a
+//! pooled connection of its own (take one per thread, [`Store::workspace`]) and writes through
+//! the store's one writer ([`Workspace::write`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,12 +10,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::assets::{Asset, AssetKind, AssetRef, AssetVersion, VersionFile, VersionMeta};
 use crate::blobs::{BlobStore, PutBlob};
 use crate::db::{self, now_secs};
+use crate::store::{Reader, Store};
 use crate::{Error, Result};
 
 pub struct Workspace {
-    root: PathBuf,
-    conn: Connection,
-    blobs: BlobStore,
+    store: Store,
+    conn: Reader,
 }
 
 /// A version about to be recorded: everything but the number the store gives it.
@@ -36,18 +37,30 @@ const VERSION_COLUMNS: &str = "v.id, a.name, a.kind, v.version, v.content_hash, 
      v.item_count, v.size_bytes, v.meta";
 
 impl Workspace {
-    /// Opens the workspace in `root`, creating it if the folder is new or empty.
+    /// Opens the workspace in `root` for this value alone, creating it if the folder is new or
+    /// empty (a CLI command, a test); a process that does more opens the [`Store`] once and
+    /// takes [`Store::workspace`].
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = root.into();
-        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-        let conn = db::open(&root.join("lathe.db"))?;
-        let blobs = BlobStore::open(root.join("blobs"))?;
-        blobs.recover(&|hash| db::blob_referenced(&conn, hash))?;
-        Ok(Self { root, conn, blobs })
+        Store::open(root)?.workspace()
+    }
+
+    pub(crate) fn over(store: Store, conn: Reader) -> Self {
+        Self { store, conn }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.store.root()
+    }
+
+    /// Runs `work` in a write transaction of its own on the store's writer (taking the lock first),
+    /// committed when it returns `Ok`. Reads inside it go through its connection, not
+    /// [`Workspace::conn`], to see its own writes.
+    pub fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.store.transaction(work)
     }
 
     /// Removes every blob file no record refers to, and what killed processes left in
@@ -56,7 +69,7 @@ impl Workspace {
     pub fn collect_garbage(&self) -> Result<Option<crate::blobs::Collected>> {
         // Read once the store is held alone, so nothing can be recorded after the read.
         let referenced = std::cell::OnceCell::new();
-        self.blobs.collect_garbage(&|hash| {
+        self.store.blobs().collect_garbage(&|hash| {
             if referenced.get().is_none() {
                 let _ = referenced.set(db::referenced_blobs(&self.conn)?);
             }
@@ -65,7 +78,7 @@ impl Workspace {
     }
 
     pub fn blobs(&self) -> &BlobStore {
-        &self.blobs
+        self.store.blobs()
     }
 
     pub fn conn(&self) -> &Connection {
@@ -191,90 +204,8 @@ impl Workspace {
     /// the next number, and its files. If identical content is already a version of this asset,
     /// that version is returned instead and nothing is written (`false`).
     pub fn record_version(&mut self, new: &NewVersion) -> Result<(AssetVersion, bool)> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = now_secs();
-        let existing: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT id, kind FROM assets WHERE name = ?1",
-                [&new.name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let asset_id = match existing {
-            Some((id, kind)) => {
-                if kind != new.kind.as_str() {
-                    return Err(Error::WrongKind {
-                        name: new.name.clone(),
-                        actual: kind,
-                        expected: new.kind.to_string(),
-                    });
-                }
-                let same: Option<i64> = tx
-                    .query_row(
-                        "SELECT id FROM asset_versions WHERE asset_id = ?1 AND content_hash = ?2",
-                        params![id, new.content_hash],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(version_id) = same {
-                    drop(tx);
-                    return Ok((self.version_by_id(version_id)?, false));
-                }
-                id
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO assets (name, kind, created_at) VALUES (?1, ?2, ?3)",
-                    params![new.name, new.kind.as_str(), now],
-                )?;
-                tx.last_insert_rowid()
-            }
-        };
-        for blob in &new.blobs {
-            tx.execute(
-                "INSERT OR IGNORE INTO blobs (hash, size_bytes, created_at) VALUES (?1, ?2, ?3)",
-                params![blob.hash, blob.size_bytes as i64, now],
-            )?;
-        }
-        let version: i64 = tx.query_row(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM asset_versions WHERE asset_id = ?1",
-            [asset_id],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "INSERT INTO asset_versions
-             (asset_id, version, content_hash, created_at, source, item_count, size_bytes, meta)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                asset_id,
-                version,
-                new.content_hash,
-                now,
-                new.source,
-                new.item_count,
-                new.size_bytes,
-                serde_json::to_string(&new.meta)?
-            ],
-        )?;
-        let version_id = tx.last_insert_rowid();
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO version_files (version_id, position, path, blob_hash, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for (position, file) in new.files.iter().enumerate() {
-                insert.execute(params![
-                    version_id,
-                    position as i64,
-                    file.path,
-                    file.blob_hash,
-                    serde_json::to_string(&(file.width, file.height))?
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok((self.version_by_id(version_id)?, true))
+        let (version_id, created) = self.write(|tx| record(tx, new))?;
+        Ok((self.version_by_id(version_id)?, created))
     }
 
     /// Removes blob files that an abandoned import created and that no record references.
@@ -291,7 +222,7 @@ impl Workspace {
             })
             .cloned()
             .collect();
-        self.blobs.discard(&unrecorded);
+        self.blobs().discard(&unrecorded);
     }
 
     pub fn cached_profile(&self, version_id: i64, format: i64) -> Result<Option<String>> {
@@ -306,12 +237,98 @@ impl Workspace {
     }
 
     pub fn store_profile(&self, version_id: i64, format: i64, body: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO profiles (version_id, format, computed_at, body) VALUES (?1, ?2, ?3, ?4)",
-            params![version_id, format, now_secs(), body],
-        )?;
-        Ok(())
+        self.write(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO profiles (version_id, format, computed_at, body) VALUES (?1, ?2, ?3, ?4)",
+                params![version_id, format, now_secs(), body],
+            )?;
+            Ok(())
+        })
     }
+}
+
+/// Writes a new version in the caller's transaction; the id of the version holding the
+/// content, and whether it is new (see [`Workspace::record_version`]).
+fn record(tx: &Connection, new: &NewVersion) -> Result<(i64, bool)> {
+    let now = now_secs();
+    let existing: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT id, kind FROM assets WHERE name = ?1",
+            [&new.name],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let asset_id = match existing {
+        Some((id, kind)) => {
+            if kind != new.kind.as_str() {
+                return Err(Error::WrongKind {
+                    name: new.name.clone(),
+                    actual: kind,
+                    expected: new.kind.to_string(),
+                });
+            }
+            let same: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM asset_versions WHERE asset_id = ?1 AND content_hash = ?2",
+                    params![id, new.content_hash],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(version_id) = same {
+                return Ok((version_id, false));
+            }
+            id
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO assets (name, kind, created_at) VALUES (?1, ?2, ?3)",
+                params![new.name, new.kind.as_str(), now],
+            )?;
+            tx.last_insert_rowid()
+        }
+    };
+    for blob in &new.blobs {
+        tx.execute(
+            "INSERT OR IGNORE INTO blobs (hash, size_bytes, created_at) VALUES (?1, ?2, ?3)",
+            params![blob.hash, blob.size_bytes as i64, now],
+        )?;
+    }
+    let version: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM asset_versions WHERE asset_id = ?1",
+        [asset_id],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO asset_versions
+         (asset_id, version, content_hash, created_at, source, item_count, size_bytes, meta)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            asset_id,
+            version,
+            new.content_hash,
+            now,
+            new.source,
+            new.item_count,
+            new.size_bytes,
+            serde_json::to_string(&new.meta)?
+        ],
+    )?;
+    let version_id = tx.last_insert_rowid();
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO version_files (version_id, position, path, blob_hash, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (position, file) in new.files.iter().enumerate() {
+            insert.execute(params![
+                version_id,
+                position as i64,
+                file.path,
+                file.blob_hash,
+                serde_json::to_string(&(file.width, file.height))?
+            ])?;
+        }
+    }
+    Ok((version_id, true))
 }
 
 fn kind_column(row: &Row<'_>, index: usize) -> rusqlite::Result<AssetKind> {

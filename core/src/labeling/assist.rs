@@ -197,7 +197,7 @@ pub fn store(
         .iter()
         .filter(|(_, shapes)| !offered(shapes, threshold).is_empty())
         .count();
-    let tx = ws.conn().unchecked_transaction()?;
+    ws.write(|tx| {
     tx.execute(
         "DELETE FROM label_predictions WHERE project_id = ?1 AND model = ?2",
         params![project.id, model],
@@ -208,7 +208,8 @@ pub fn store(
             params![project.id, position, model, serde_json::to_string(shapes)?, crate::db::now_millis()],
         )?;
     }
-    tx.commit()?;
+    Ok(())
+    })?;
     Ok(Prelabeled {
         model: model.to_owned(),
         items: predictions.len(),

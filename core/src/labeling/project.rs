@@ -130,7 +130,7 @@ pub fn create_with(
     asset: &AssetRef,
     labels: Vec<Label>,
     consensus: u32,
-    fill: impl FnOnce(&rusqlite::Transaction<'_>, &Project) -> Result<()>,
+    fill: impl FnOnce(&rusqlite::Connection, &Project) -> Result<()>,
 ) -> Result<Project> {
     if name.trim().is_empty() {
         return Err(invalid("a project needs a name"));
@@ -165,7 +165,7 @@ pub fn create_with(
     let labels_json = serde_json::to_string(&labels)?;
     let created_at = crate::db::now_millis();
     let consensus = consensus.max(1);
-    let tx = ws.conn().unchecked_transaction()?;
+    ws.write(|tx| {
     let inserted = tx.execute(
         "INSERT INTO label_projects (name, task, version_id, labels, consensus, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -202,9 +202,9 @@ pub fn create_with(
             stmt.execute(params![project.id, i as i64, item])?;
         }
     }
-    fill(&tx, &project)?;
-    tx.commit()?;
+    fill(tx, &project)?;
     Ok(project)
+    })
 }
 
 /// Replaces the project's label schema (colours, hotkeys, added labels). A label still used by
@@ -248,10 +248,14 @@ pub fn update_labels(ws: &Workspace, project: &Project, labels: &[Label]) -> Res
             "label '{dropped}' is on {n} shape(s) and cannot be dropped"
         )));
     }
-    ws.conn().execute(
-        "UPDATE label_projects SET labels = ?1 WHERE id = ?2",
-        params![serde_json::to_string(labels)?, project.id],
-    )?;
+    let labels = serde_json::to_string(labels)?;
+    ws.write(|conn| {
+        conn.execute(
+            "UPDATE label_projects SET labels = ?1 WHERE id = ?2",
+            params![labels, project.id],
+        )?;
+        Ok(())
+    })?;
     open(ws, &project.name)
 }
 
@@ -517,10 +521,7 @@ pub fn submit(
         shapes,
     )
     .map_err(|e| invalid(format!("{}: {e}", item.name)))?;
-    let tx = ws.conn().unchecked_transaction()?;
-    let submission = insert_submission(&tx, project, position, annotator, shapes, source)?;
-    tx.commit()?;
-    Ok(submission)
+    ws.write(|tx| insert_submission(tx, project, position, annotator, shapes, source))
 }
 
 /// The item's latest submission, if it has one.
@@ -610,8 +611,8 @@ pub fn review(
     if !accepted && comment.trim().is_empty() {
         return Err(invalid(format!("{}: say why it is rejected", item.name)));
     }
-    let tx = ws.conn().unchecked_transaction()?;
-    tx.execute(
+    ws.write(|tx| {
+        tx.execute(
         "INSERT INTO label_reviews (project_id, position, reviewer, accepted, comment, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -623,16 +624,16 @@ pub fn review(
             crate::db::now_millis()
         ],
     )?;
-    tx.execute(
-        "UPDATE label_items SET status = ?3 WHERE project_id = ?1 AND position = ?2",
-        params![
-            project.id,
-            position,
-            if accepted { "accepted" } else { "rejected" }
-        ],
-    )?;
-    tx.commit()?;
-    Ok(())
+        tx.execute(
+            "UPDATE label_items SET status = ?3 WHERE project_id = ?1 AND position = ?2",
+            params![
+                project.id,
+                position,
+                if accepted { "accepted" } else { "rejected" }
+            ],
+        )?;
+        Ok(())
+    })
 }
 
 /// Each item's latest shapes by annotator, for agreement.

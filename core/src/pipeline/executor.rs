@@ -463,7 +463,7 @@ fn register_outputs(
             )),
             ..Default::default()
         };
-        let imported = crate::Workspace::open(cx.root).and_then(|mut ws| {
+        let imported = cx.tracking.store().workspace().and_then(|mut ws| {
             crate::import::import(&mut ws, &request, &crate::jobs::Progress::default())
         });
         match imported {

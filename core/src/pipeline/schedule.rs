@@ -206,7 +206,7 @@ pub fn run(
 /// Checks for due schedules every `every` on a thread of its own, for as long as the process
 /// lives, telling `report` how each run went.
 pub fn spawn_runner(
-    root: PathBuf,
+    tracking: Tracking,
     tracking_uri: Option<String>,
     every: Duration,
     report: impl Fn(&Schedule, Result<Outcome, String>) + Send + 'static,
@@ -214,9 +214,7 @@ pub fn spawn_runner(
     std::thread::Builder::new()
         .name("lathe-schedules".into())
         .spawn(move || {
-            let Ok(tracking) = Tracking::open(&root) else {
-                return;
-            };
+            let root = tracking.root().to_path_buf();
             let cancel = AtomicBool::new(false);
             loop {
                 if let Ok(due) = claim_due(&tracking, crate::db::now_millis()) {

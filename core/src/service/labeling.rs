@@ -39,7 +39,7 @@ pub struct Projects {
 }
 
 pub(super) fn projects(shared: &Shared) -> Event {
-    Event::LabelProjects(reply(Workspace::open(&shared.root).and_then(|ws| {
+    Event::LabelProjects(reply(shared.store.workspace().and_then(|ws| {
         let projects = project::list(&ws)?
             .into_iter()
             .map(|p| {
@@ -63,7 +63,7 @@ pub(super) fn create(
     asset: &str,
     labels: &[String],
 ) -> Event {
-    let result = Workspace::open(&shared.root).and_then(|mut ws| {
+    let result = shared.store.workspace().and_then(|mut ws| {
         let asset = asset.parse()?;
         project::create(&mut ws, name, task, &asset, labels_from_names(labels), 1)
     });
@@ -71,7 +71,7 @@ pub(super) fn create(
 }
 
 pub(super) fn items(shared: &Shared, name: &str, filter: &Filter) -> Event {
-    let result = Workspace::open(&shared.root).and_then(|ws| {
+    let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         project::items(&ws, &p, filter)
     });
@@ -83,7 +83,7 @@ pub(super) fn items(shared: &Shared, name: &str, filter: &Filter) -> Event {
 }
 
 pub(super) fn item(shared: &Shared, name: &str, position: i64) -> Event {
-    let result = Workspace::open(&shared.root).and_then(|ws| {
+    let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         let item = project::items(&ws, &p, &Filter::default())?
             .into_iter()
@@ -129,7 +129,7 @@ pub(super) fn submit(
     source: &str,
 ) -> Event {
     let annotator = std::env::var("USER").unwrap_or_else(|_| "annotator".into());
-    let result = Workspace::open(&shared.root).and_then(|ws| {
+    let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         project::submit(&ws, &p, position, &annotator, shapes, source)
     });
@@ -169,7 +169,7 @@ pub(super) fn review(
     comment: &str,
 ) -> Event {
     let reviewer = std::env::var("USER").unwrap_or_else(|_| "reviewer".into());
-    let result = Workspace::open(&shared.root).and_then(|ws| {
+    let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         project::review(&ws, &p, position, &reviewer, accepted, comment)
     });
@@ -181,7 +181,7 @@ pub(super) fn review(
 }
 
 pub(super) fn export(shared: &Shared, name: &str, format: &str, path: &std::path::Path) -> Event {
-    let result = Workspace::open(&shared.root).and_then(|ws| {
+    let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         let exported = crate::labeling::export(&ws, &p, format, path)?;
         Ok(format!(
@@ -193,7 +193,7 @@ pub(super) fn export(shared: &Shared, name: &str, format: &str, path: &std::path
 }
 
 pub(super) fn export_asset(shared: &Shared, name: &str, asset: &str) -> Event {
-    let result = Workspace::open(&shared.root).and_then(|mut ws| {
+    let result = shared.store.workspace().and_then(|mut ws| {
         let p = project::open(&ws, name)?;
         let (version, created) = crate::labeling::dataset::export_asset(&mut ws, &p, asset)?;
         Ok(if created {
@@ -219,7 +219,7 @@ pub(super) fn import_labels(
     name: &str,
     asset: Option<&str>,
 ) -> Event {
-    let result = Workspace::open(&shared.root).and_then(|mut ws| {
+    let result = shared.store.workspace().and_then(|mut ws| {
         let asset = asset
             .filter(|a| !a.is_empty())
             .map(str::parse)
@@ -234,7 +234,7 @@ pub(super) fn update_labels(
     name: &str,
     labels: &[crate::labeling::Label],
 ) -> Event {
-    let result = Workspace::open(&shared.root).and_then(|ws| {
+    let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         project::update_labels(&ws, &p, labels)
     });

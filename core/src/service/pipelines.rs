@@ -39,7 +39,9 @@ pub(super) fn palette(shared: &Shared) -> Event {
         let tracking = shared.tracking()?;
         Ok(Arc::new(Palette {
             registered: registry::list(tracking)?,
-            assets: crate::Workspace::open(&shared.root)
+            assets: shared
+                .store
+                .workspace()
                 .and_then(|ws| ws.list_assets())
                 .map_err(|e| e.to_string())?,
             saved: saved::list(tracking)?,
@@ -51,7 +53,7 @@ pub(super) fn palette(shared: &Shared) -> Event {
 pub(super) fn open(shared: &Shared, source: &PipelineSource) -> Event {
     let reply = (|| {
         let tracking = shared.tracking()?;
-        let root = &shared.root;
+        let root = shared.store.root();
         let opened = match source {
             PipelineSource::File(path) => {
                 let text = std::fs::read_to_string(path)
@@ -73,7 +75,7 @@ pub(super) fn open(shared: &Shared, source: &PipelineSource) -> Event {
             }
             PipelineSource::Saved { name, version } => Opened {
                 pipeline: saved::open(tracking, root, name, *version)?,
-                base: root.clone(),
+                base: root.to_path_buf(),
                 title: format!("{name}:{version}"),
             },
         };
@@ -117,7 +119,7 @@ pub(super) fn run(
         let observe = |event| shared.emit(Event::PipelineProgress(event));
         executor::run(
             tracking,
-            &shared.root,
+            shared.store.root(),
             pipeline,
             base,
             &options,

@@ -5,7 +5,6 @@
 //! It looks at SQLite's `data_version` (which moves when another connection commits) and only
 //! then at a few cheap aggregates per domain, so an idle workspace costs one pragma a tick.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -95,16 +94,13 @@ fn diff(old: &Fingerprints, new: &Fingerprints) -> Changes {
 /// Watches the workspace in `root` every `every` on a thread of its own, calling `tell` with
 /// what changed; stops when `tell` returns false (nobody listens any more).
 pub(super) fn spawn(
-    root: PathBuf,
+    conn: crate::store::Reader,
     every: Duration,
     tell: impl Fn(Changes) -> bool + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("lathe-watcher".into())
         .spawn(move || {
-            let Ok(conn) = crate::db::connect(&root.join("lathe.db")) else {
-                return;
-            };
             let version = |c: &Connection| {
                 c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
                     .unwrap_or(-1)
@@ -142,10 +138,12 @@ mod tests {
     #[test]
     fn commits_by_another_connection_are_told_by_domain() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ws = crate::Workspace::open(dir.path()).unwrap();
+        // The watcher's connection and the writer are two connections of one store.
+        let store = crate::Store::open(dir.path()).unwrap();
+        let mut ws = store.workspace().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         spawn(
-            dir.path().to_path_buf(),
+            store.reader().unwrap(),
             Duration::from_millis(20),
             move |c| {
                 if c.any() {
@@ -169,8 +167,8 @@ mod tests {
             changes.assets && !changes.runs && !changes.labeling,
             "{changes:?}"
         );
-        let tracking = crate::tracking::Tracking::open(dir.path()).unwrap();
-        tracking
+        store
+            .tracking()
             .handle(
                 "POST",
                 "runs/create",

@@ -70,7 +70,7 @@ fn data_path(cx: &Context<'_>, step: &Step, input: &str, path: &str) -> Result<R
     if let Some(reference) = path.strip_prefix("azureml:") {
         let reference = reference.split('@').next().unwrap_or(reference);
         let asset = AssetRef::from_str(reference).map_err(|e| e.to_string())?;
-        let ws = crate::Workspace::open(cx.root).map_err(|e| e.to_string())?;
+        let ws = cx.tracking.store().workspace().map_err(|e| e.to_string())?;
         let version = ws.resolve(&asset).map_err(|e| e.to_string())?;
         let dest = cx.work.join(&step.name).join("inputs").join(input);
         std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
