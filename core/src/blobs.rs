@@ -164,6 +164,23 @@ impl BlobStore {
         self.persist(tmp, hasher.finalize().to_hex().to_string(), size_bytes)
     }
 
+    /// Starts a blob whose bytes arrive in pieces ([`Staged::write`]); [`BlobStore::keep`]
+    /// makes it durable under its hash. Dropped instead, its temporary file goes.
+    pub fn stage(&self) -> Result<Staged> {
+        Ok(Staged {
+            tmp: self.temp_file()?,
+            hasher: blake3::Hasher::new(),
+            size_bytes: 0,
+        })
+    }
+
+    /// Makes a staged blob durable (fsync) and names it by its hash; content the store already
+    /// holds is not kept twice.
+    pub fn keep(&self, staged: Staged) -> Result<PutBlob> {
+        let hash = staged.hash();
+        self.persist(staged.tmp, hash, staged.size_bytes)
+    }
+
     fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
         let tmp_dir = self.root.join("tmp");
         tempfile::Builder::new()
@@ -326,6 +343,30 @@ impl BlobStore {
             // Best effort: a leftover file is unreferenced and harmless; the record is what counts.
             let _ = fs::remove_file(self.path(&put.hash));
         }
+    }
+}
+
+/// A blob being written as its bytes arrive: in a temporary file of this process (found and
+/// removed after a kill), hashed as written, neither durable nor named until kept.
+pub struct Staged {
+    tmp: tempfile::NamedTempFile,
+    hasher: blake3::Hasher,
+    size_bytes: u64,
+}
+
+impl Staged {
+    /// Appends `bytes` to the blob.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hasher.update_rayon(bytes);
+        self.size_bytes += bytes.len() as u64;
+        self.tmp
+            .write_all(bytes)
+            .map_err(|e| Error::io(self.tmp.path(), e))
+    }
+
+    /// The [`hash_bytes`] of everything written so far.
+    pub fn hash(&self) -> String {
+        self.hasher.finalize().to_hex().to_string()
     }
 }
 

@@ -137,17 +137,20 @@ enum Staged {
 /// One file read for import: its bytes and hashes, unless the asset already holds its content.
 enum Single {
     Existing(AssetVersion),
-    New(NewContent),
+    /// Boxed: the staged blob's hasher is large.
+    New(Box<NewContent>),
 }
 
 struct NewContent {
     bytes: Vec<u8>,
-    blob_hash: String,
+    /// The same bytes, written to the blob store as they were read.
+    staged: crate::blobs::Staged,
     content_hash: String,
 }
 
-/// Reads one file into memory and hashes it; `content_hash` turns the blob's hash into the
-/// version's (they differ when more than the bytes defines the content).
+/// Reads one file into memory, writing it to the blob store and hashing it as it goes;
+/// `content_hash` turns the blob's hash into the version's (they differ when more than the
+/// bytes defines the content).
 fn read_single(
     ws: &Workspace,
     request: &ImportRequest,
@@ -161,66 +164,77 @@ fn read_single(
             reason: "is a folder, not a file".to_owned(),
         });
     }
-    let bytes = read_with_progress(path, progress)?;
+    let (bytes, staged) = read_and_stage(ws, path, progress)?;
     if bytes.is_empty() {
         return Err(Error::EmptyFile { path: path.clone() });
     }
-    let blob_hash = crate::blobs::hash_bytes(&bytes);
-    let content_hash = content_hash(&blob_hash);
+    let content_hash = content_hash(&staged.hash());
     Ok(match ws.find_by_content(&request.name, &content_hash)? {
         Some(version) => Single::Existing(version),
-        None => Single::New(NewContent {
+        None => Single::New(Box::new(NewContent {
             bytes,
-            blob_hash,
+            staged,
             content_hash,
-        }),
+        })),
     })
 }
 
-/// Stores `bytes` as a blob while `check` reads them: storing waits on the disk (the fsync),
+/// Makes the staged blob durable while `check` reads its bytes: the fsync waits on the disk,
 /// checking works the CPU, so side by side they take little longer than the check alone.
 fn store_while_checking<T>(
     ws: &Workspace,
-    bytes: &[u8],
-    blob_hash: &str,
+    new: Box<NewContent>,
     puts: &mut Vec<PutBlob>,
     progress: &Progress,
-    check: impl FnOnce() -> Result<T>,
-) -> Result<(PutBlob, T)> {
+    check: impl FnOnce(&[u8]) -> Result<T>,
+) -> Result<(PutBlob, String, T)> {
     progress.start_stage("checking", 1);
     let blobs = ws.blobs();
+    let NewContent {
+        bytes,
+        staged,
+        content_hash,
+    } = *new;
     let (stored, checked) = std::thread::scope(|scope| {
-        let store = scope.spawn(|| blobs.put_hashed(bytes, blob_hash));
-        let checked = check();
+        let store = scope.spawn(|| blobs.keep(staged));
+        let checked = check(&bytes);
         (store.join(), checked)
     });
     let put = stored.unwrap_or_else(|_| {
         Err(Error::Unreadable {
-            path: blobs.path(blob_hash),
+            path: ws.root().join("blobs"),
             reason: "storing the blob failed unexpectedly".to_owned(),
         })
     })?;
     puts.push(put.clone());
     progress.advance(1);
-    Ok((put, checked?))
+    Ok((put, content_hash, checked?))
 }
 
-fn read_with_progress(path: &Path, progress: &Progress) -> Result<Vec<u8>> {
+/// Reads the file at `path` into memory and into a staged blob, chunk by chunk.
+fn read_and_stage(
+    ws: &Workspace,
+    path: &Path,
+    progress: &Progress,
+) -> Result<(Vec<u8>, crate::blobs::Staged)> {
     use std::io::Read;
     const CHUNK_BYTES: usize = 8 << 20;
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     progress.start_stage("reading", size);
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut staged = ws.blobs().stage()?;
     loop {
         progress.check()?;
+        let start = bytes.len();
         let read = (&mut file)
             .take(CHUNK_BYTES as u64)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(path, e))?;
         if read == 0 {
-            return Ok(bytes);
+            return Ok((bytes, staged));
         }
+        staged.write(&bytes[start..])?;
         progress.advance(read as u64);
     }
 }
@@ -240,9 +254,9 @@ fn stage_table(
         Single::Existing(version) => return Ok(Staged::Existing(version)),
         Single::New(new) => new,
     };
-    let (put, (columns, rows)) =
-        store_while_checking(ws, &new.bytes, &new.blob_hash, puts, progress, || {
-            table::inspect_bytes(&new.bytes, path, format)
+    let (put, content_hash, (columns, rows)) =
+        store_while_checking(ws, new, puts, progress, |bytes| {
+            table::inspect_bytes(bytes, path, format)
         })?;
     let meta = VersionMeta {
         blob: Some(put.hash.clone()),
@@ -253,7 +267,7 @@ fn stage_table(
     Ok(single_blob_version(
         request,
         AssetKind::Table,
-        new.content_hash,
+        content_hash,
         put,
         rows,
         meta,
@@ -290,10 +304,9 @@ fn stage_text(
         Single::Existing(version) => return Ok(Staged::Existing(version)),
         Single::New(new) => new,
     };
-    let (put, items) =
-        store_while_checking(ws, &new.bytes, &new.blob_hash, puts, progress, || {
-            text::read_bytes(&new.bytes, path, format, column.as_deref())
-        })?;
+    let (put, content_hash, items) = store_while_checking(ws, new, puts, progress, |bytes| {
+        text::read_bytes(bytes, path, format, column.as_deref())
+    })?;
     let meta = VersionMeta {
         blob: Some(put.hash.clone()),
         format,
@@ -303,7 +316,7 @@ fn stage_text(
     Ok(single_blob_version(
         request,
         AssetKind::Text,
-        new.content_hash,
+        content_hash,
         put,
         items.len(),
         meta,
