@@ -7,6 +7,7 @@
 //! LATHE_BENCH_PEER=0 to leave MLflow out. It prints figures; it is a benchmark, not a test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::disallowed_methods)] // tests start bare threads to load the server
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -4,6 +4,7 @@
 
 // Tests: a failed step should stop the test right there, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::disallowed_methods)] // tests start bare threads to load the server
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

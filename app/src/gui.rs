@@ -96,59 +96,66 @@ impl LatheApp {
     fn open_dialog(&self, request: ShellRequest, ctx: &egui::Context) {
         let tx = self.picked_tx.clone();
         let ctx = ctx.clone();
-        std::thread::spawn(move || {
-            let opened = std::time::Instant::now();
-            let dialog = rfd::FileDialog::new();
-            let picked = match request {
-                ShellRequest::PickFiles => dialog
-                    .set_title("Import into Lathe")
-                    .add_filter(
-                        "Data",
-                        &[
-                            "csv", "tsv", "parquet", "jsonl", "ndjson", "txt", "png", "jpg",
-                            "jpeg", "bmp", "tif", "tiff", "webp",
-                        ],
-                    )
-                    .pick_files()
-                    .map(Picked::Paths),
-                ShellRequest::PickFolder => dialog
-                    .set_title("Import into Lathe")
-                    .pick_folders()
-                    .map(Picked::Paths),
-                ShellRequest::PickPipeline => dialog
-                    .set_title("Open a pipeline job YAML")
-                    .add_filter("Azure ML pipeline job", &["yml", "yaml"])
-                    .pick_file()
-                    .map(Picked::Pipeline),
-                ShellRequest::PickLabels => dialog
-                    .set_title(
-                        "Start a labeling project from labels (for yolo, pick its classes.txt)",
-                    )
-                    .pick_file()
-                    .map(Picked::LabelFile),
-                ShellRequest::ExportLabels => dialog
-                    .set_title("Export the labels (a file, or a folder for yolo and voc)")
-                    .save_file()
-                    .map(Picked::LabelsTo),
-                ShellRequest::ExportPipeline => dialog
-                    .set_title("Export the pipeline as YAML")
-                    .add_filter("Azure ML pipeline job", &["yml", "yaml"])
-                    .set_file_name("pipeline.yml")
-                    .save_file()
-                    .map(Picked::ExportTo),
-            };
-            // rfd answers "nothing picked" both when the user cancels and when no dialog could
-            // open (no desktop portal); no person cancels within a fraction of a second.
-            let picked = match picked.filter(|p| !matches!(p, Picked::Paths(p) if p.is_empty())) {
-                Some(picked) => picked,
-                None if opened.elapsed() < std::time::Duration::from_millis(300) => {
-                    Picked::Unavailable
-                }
-                None => return,
-            };
-            let _ = tx.send(picked);
-            ctx.request_repaint();
-        });
+        let spawned = std::thread::Builder::new()
+            .name("lathe-dialog".into())
+            .spawn(move || {
+                let opened = std::time::Instant::now();
+                let dialog = rfd::FileDialog::new();
+                let picked = match request {
+                    ShellRequest::PickFiles => dialog
+                        .set_title("Import into Lathe")
+                        .add_filter(
+                            "Data",
+                            &[
+                                "csv", "tsv", "parquet", "jsonl", "ndjson", "txt", "png", "jpg",
+                                "jpeg", "bmp", "tif", "tiff", "webp",
+                            ],
+                        )
+                        .pick_files()
+                        .map(Picked::Paths),
+                    ShellRequest::PickFolder => dialog
+                        .set_title("Import into Lathe")
+                        .pick_folders()
+                        .map(Picked::Paths),
+                    ShellRequest::PickPipeline => dialog
+                        .set_title("Open a pipeline job YAML")
+                        .add_filter("Azure ML pipeline job", &["yml", "yaml"])
+                        .pick_file()
+                        .map(Picked::Pipeline),
+                    ShellRequest::PickLabels => dialog
+                        .set_title(
+                            "Start a labeling project from labels (for yolo, pick its classes.txt)",
+                        )
+                        .pick_file()
+                        .map(Picked::LabelFile),
+                    ShellRequest::ExportLabels => dialog
+                        .set_title("Export the labels (a file, or a folder for yolo and voc)")
+                        .save_file()
+                        .map(Picked::LabelsTo),
+                    ShellRequest::ExportPipeline => dialog
+                        .set_title("Export the pipeline as YAML")
+                        .add_filter("Azure ML pipeline job", &["yml", "yaml"])
+                        .set_file_name("pipeline.yml")
+                        .save_file()
+                        .map(Picked::ExportTo),
+                };
+                // rfd answers "nothing picked" both when the user cancels and when no dialog could
+                // open (no desktop portal); no person cancels within a fraction of a second.
+                let picked = match picked.filter(|p| !matches!(p, Picked::Paths(p) if p.is_empty()))
+                {
+                    Some(picked) => picked,
+                    None if opened.elapsed() < std::time::Duration::from_millis(300) => {
+                        Picked::Unavailable
+                    }
+                    None => return,
+                };
+                let _ = tx.send(picked);
+                ctx.request_repaint();
+            });
+        if spawned.is_err() {
+            // As when no dialog can open: the window offers the path to be typed instead.
+            let _ = self.picked_tx.send(Picked::Unavailable);
+        }
     }
 }
 

@@ -327,20 +327,23 @@ fn report(event: &Event, logs: bool, quiet: bool) {
 
 /// Ctrl+C cancels the run (stopping running commands) instead of orphaning them.
 fn stop_on_ctrl_c(cancel: Arc<AtomicBool>) {
-    std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        runtime.block_on(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("cancelling…");
-                cancel.store(true, Ordering::Relaxed);
-            }
+    // Without the thread, Ctrl+C still stops the process, only less gently.
+    let _ = std::thread::Builder::new()
+        .name("lathe-ctrl-c".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("cancelling…");
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            });
         });
-    });
 }
 
 fn print_pipeline(pipeline: &Pipeline) {

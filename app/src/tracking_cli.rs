@@ -132,7 +132,7 @@ pub fn serve(root: &Path, args: ServerArgs) -> Result<()> {
             root.display()
         );
         // Scheduled pipelines run while the server does.
-        lathe_core::pipeline::schedule::spawn_runner(
+        let _schedules = lathe_core::pipeline::schedule::spawn_runner(
             tracking.clone(),
             Some(format!("http://{}", bound.addr)),
             std::time::Duration::from_secs(30),

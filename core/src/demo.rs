@@ -122,7 +122,11 @@ pub fn seed_tracking(store: &crate::Store) -> Result<()> {
         json!({ "name": "churn-demo",
         "tags": [{ "key": "mlflow.note.content", "value": "Demo: churn classifiers on the customers table" }] }),
     )?;
-    let experiment_id = experiment["experiment_id"].clone();
+    let experiment_id = experiment["experiment_id"].as_str().ok_or_else(|| {
+        crate::Error::Tracking(crate::tracking::TrackingError::internal(
+            "experiments/create answered without an id",
+        ))
+    })?;
     let mut seed = 0x2545_f491_u64;
     let mut random = move || {
         seed = seed
@@ -138,18 +142,24 @@ pub fn seed_tracking(store: &crate::Store) -> Result<()> {
         let learning_rate = [0.3, 0.1, 0.03, 0.01][i % 4];
         let depth = 3 + (i % 5) as i64;
         let started = start + i as i64 * 3_600_000;
-        let run = call(
-            "POST",
-            "runs/create",
-            json!({ "experiment_id": experiment_id,
-            "run_name": format!("{model}-{i:02}"), "start_time": started, "user_id": "demo",
-            "tags": [{ "key": "mlflow.source.name", "value": "train.py" },
-                     { "key": "mlflow.source.git.commit", "value": "3f9c2a1d8e7b6a5c4d3e2f1a0b9c8d7e6f5a4b3c" }] }),
-        )?;
-        let run_id = run["run"]["info"]["run_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let tag = |key: &str, value: &str| crate::tracking::types::Tag {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        };
+        let run = tracking.create_run(crate::tracking::runs::NewRun {
+            experiment_id: experiment_id.to_owned(),
+            user_id: "demo".to_owned(),
+            start_time: Some(started),
+            run_name: Some(format!("{model}-{i:02}")),
+            tags: vec![
+                tag("mlflow.source.name", "train.py"),
+                tag(
+                    "mlflow.source.git.commit",
+                    "3f9c2a1d8e7b6a5c4d3e2f1a0b9c8d7e6f5a4b3c",
+                ),
+            ],
+        })?;
+        let run_id = run.info.run_id.clone();
         let quality = 0.6
             + 0.3 * random()
             + if model == "gradient_boosting" {
@@ -186,9 +196,9 @@ pub fn seed_tracking(store: &crate::Store) -> Result<()> {
             "tags": [{ "key": "mlflow.data.context", "value": "training" }],
             "dataset": { "name": "customers", "digest": "customers-1", "source_type": "lathe", "source": "customers:1" } }] }),
         )?;
-        let artifacts = run["run"]["info"]["artifact_uri"]
-            .as_str()
-            .unwrap_or_default()
+        let artifacts = run
+            .info
+            .artifact_uri
             .trim_start_matches(crate::tracking::api::ARTIFACTS_SCHEME)
             .to_owned();
         let log: String = (0..30)

@@ -278,6 +278,12 @@ pub enum Event {
     /// Someone (this window, the CLI, another window, a script) changed these kinds of thing:
     /// lists showing them should be read again.
     Changed(Changes),
+    /// A job or a read stopped on a fault in Lathe (a panic) instead of answering; `task` says
+    /// which, `error` what the fault said. Its progress bar is gone, and the service goes on.
+    Failed {
+        task: String,
+        error: String,
+    },
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -316,6 +322,8 @@ pub struct Service {
     shared: Arc<Shared>,
     events: Receiver<Event>,
     readers: Sender<ReadTask>,
+    /// The schedule runner, stopped when the service is dropped.
+    schedules: Mutex<Option<schedule::Runner>>,
 }
 
 impl Service {
@@ -365,6 +373,7 @@ impl Service {
             shared,
             events: rx,
             readers,
+            schedules: Mutex::new(None),
         })
     }
 
@@ -560,11 +569,11 @@ impl Service {
         }
     }
 
-    /// Runs due schedules while the service lives, checking every half minute; each run's end
-    /// arrives as [`Event::ScheduledRun`].
+    /// Runs due schedules until the service is dropped, checking every half minute; each run's
+    /// end arrives as [`Event::ScheduledRun`].
     pub fn start_schedules(&self, tracking_uri: Option<String>) -> Result<()> {
         let shared = Arc::clone(&self.shared);
-        schedule::spawn_runner(
+        let runner = schedule::spawn_runner(
             self.shared.tracking.clone(),
             tracking_uri,
             std::time::Duration::from_secs(30),
@@ -575,14 +584,23 @@ impl Service {
                 });
             },
         )
-        .map_err(|e| Error::io("<threads>", e))
+        .map_err(|e| Error::io("<threads>", e))?;
+        if let Ok(mut slot) = self.schedules.lock() {
+            // A runner started earlier stops as it is replaced.
+            *slot = Some(runner);
+        }
+        Ok(())
     }
 
     fn read(&self, work: impl FnOnce(&Shared) -> Event + Send + 'static) {
         let shared = Arc::clone(&self.shared);
         // A send fails only if every reader thread died; the GUI then waits, as it would anyway.
         let _ = self.readers.send(Box::new(move || {
-            let event = work(&shared);
+            let event = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&shared)))
+                .unwrap_or_else(|panic| Event::Failed {
+                    task: "Reading the workspace".to_owned(),
+                    error: panic_message(&*panic),
+                });
             shared.emit(event);
         }));
     }
@@ -659,19 +677,42 @@ impl Shared {
             jobs.push(job.clone());
         }
         (self.waker)();
-        std::thread::spawn(move || {
-            match self.store.workspace() {
-                Ok(mut ws) => work(&mut ws, &job.progress),
-                Err(e) => {
-                    // The workspace opened when the GUI started; say why it no longer does.
-                    let _ = self.events.send(Event::Assets(Err(e.to_string())));
+        let id = job.id;
+        let shared = Arc::clone(&self);
+        let spawned = std::thread::Builder::new()
+            .name(format!("lathe-job-{id}"))
+            .spawn(move || {
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    match shared.store.workspace() {
+                        Ok(mut ws) => work(&mut ws, &job.progress),
+                        Err(e) => {
+                            // The workspace opened when the GUI started; say why it no longer does.
+                            shared.emit(Event::Assets(Err(e.to_string())));
+                        }
+                    }
+                }));
+                if let Err(panic) = ran {
+                    shared.emit(Event::Failed {
+                        task: job.label.clone(),
+                        error: panic_message(&*panic),
+                    });
                 }
-            }
-            if let Ok(mut jobs) = self.jobs.lock() {
-                jobs.retain(|j| j.id != job.id);
-            }
-            (self.waker)();
-        });
+                shared.end_job(id);
+            });
+        if let Err(e) = spawned {
+            self.emit(Event::Failed {
+                task: format!("Starting job {id}"),
+                error: e.to_string(),
+            });
+            self.end_job(id);
+        }
+    }
+
+    fn end_job(&self, id: u64) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.retain(|j| j.id != id);
+        }
+        (self.waker)();
     }
 
     /// The decoded table of a version, loaded once and kept among the last few used.
@@ -702,5 +743,88 @@ impl Shared {
                 .map_err(|e| e.to_string())
         })
         .clone()
+    }
+}
+
+/// What a panic said, for [`Event::Failed`].
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a fault with no message".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn service() -> (tempfile::TempDir, Service) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, Service::new(store, Arc::new(|| {})).unwrap())
+    }
+
+    /// Polls until `wanted` picks an event (the others polled with it are dropped), or fails
+    /// after 10 s.
+    fn wait_for<T>(service: &Service, mut wanted: impl FnMut(Event) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(found) = service.poll().into_iter().find_map(&mut wanted) {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the awaited event never came");
+    }
+
+    #[test]
+    fn a_job_that_panics_ends_as_an_error_and_clears_its_progress_bar() {
+        let (_dir, service) = service();
+        Arc::clone(&service.shared).run_job("Exploding".into(), |_, _| panic!("boom"));
+        let (task, error) = wait_for(&service, |e| match e {
+            Event::Failed { task, error } => Some((task, error)),
+            _ => None,
+        });
+        assert_eq!((task.as_str(), error.as_str()), ("Exploding", "boom"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !service.jobs().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(service.jobs().is_empty());
+        // The service goes on.
+        service.send(Command::RefreshAssets);
+        let assets = wait_for(&service, |e| match e {
+            Event::Assets(reply) => Some(reply),
+            _ => None,
+        });
+        assert!(assets.unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_read_that_panics_is_reported_and_every_reader_lives_on() {
+        let (_dir, service) = service();
+        for _ in 0..READER_THREADS {
+            service.read(|_| panic!("bad read"));
+        }
+        let mut failed = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while failed.len() < READER_THREADS && Instant::now() < deadline {
+            failed.extend(service.poll().into_iter().filter_map(|e| match e {
+                Event::Failed { error, .. } => Some(error),
+                _ => None,
+            }));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(failed, vec!["bad read"; READER_THREADS]);
+        // Had a panic killed its reader, these would never be answered.
+        for _ in 0..READER_THREADS * 2 {
+            service.send(Command::RefreshAssets);
+            wait_for(&service, |e| {
+                matches!(e, Event::Assets(Ok(_))).then_some(())
+            });
+        }
     }
 }

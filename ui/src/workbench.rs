@@ -334,6 +334,12 @@ impl Workbench {
                 self.workspace_changed(changes);
                 continue;
             }
+            if let Event::Failed { task, error } = &event {
+                self.messages.push(Message::Error(format!(
+                    "{task} stopped on a fault in Lathe ({error}); the rest goes on"
+                )));
+                continue;
+            }
             if let Event::ScheduledRun { schedule, reply } = &event {
                 self.messages.push(match reply {
                     Ok(o) if o.succeeded() => Message::Info(format!(

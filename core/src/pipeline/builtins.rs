@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use polars::prelude::DataFrame;
-use serde_json::{Value, json};
 
 use crate::table::{self, TableFormat};
 use crate::tracking::Tracking;
@@ -133,24 +132,29 @@ pub fn log_batch(
     metrics: &[(String, f64)],
     params: &[(String, String)],
 ) -> Result<(), String> {
+    use crate::tracking::types::{Metric, Param};
     let now = crate::db::now_millis();
-    let metrics: Vec<Value> = metrics
-        .iter()
-        .filter(|(_, v)| v.is_finite())
-        .map(|(k, v)| json!({ "key": k, "value": v, "timestamp": now, "step": 0 }))
-        .collect();
-    let params: Vec<Value> = params
-        .iter()
-        .map(|(k, v)| json!({ "key": k, "value": v }))
-        .collect();
-    tracking
-        .handle(
-            "POST",
-            "runs/log-batch",
-            json!({ "run_id": run_id, "metrics": metrics, "params": params }),
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let batch = crate::tracking::runs::Batch {
+        metrics: metrics
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(key, value)| Metric {
+                key: key.clone(),
+                value: *value,
+                timestamp: now,
+                ..Metric::default()
+            })
+            .collect(),
+        params: params
+            .iter()
+            .map(|(key, value)| Param {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+        tags: Vec::new(),
+    };
+    tracking.log_batch(run_id, batch).map_err(|e| e.to_string())
 }
 
 /// The MLTable file of a built-in's table output (Azure ML's format: the paths of the data and

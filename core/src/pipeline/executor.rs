@@ -16,7 +16,6 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::json;
 
 use super::job::{Binding, Pipeline};
 use crate::tracking::Tracking;
@@ -165,21 +164,9 @@ fn call(
 }
 
 fn experiment_id(tracking: &Tracking, name: &str) -> Result<String, String> {
-    if let Ok(found) = tracking.handle(
-        "GET",
-        "experiments/get-by-name",
-        json!({ "experiment_name": name }),
-    ) {
-        return Ok(found["experiment"]["experiment_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned());
-    }
-    let created = call(tracking, "experiments/create", json!({ "name": name }))?;
-    Ok(created["experiment_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
+    tracking
+        .experiment_named(name)
+        .map_err(|e| format!("experiment '{name}': {e}"))
 }
 
 /// Creates a run; returns its id and artifact folder (as an artifact path).
@@ -189,36 +176,41 @@ fn create_run(
     name: &str,
     tags: &[(&str, String)],
 ) -> Result<(String, String), String> {
-    let tags: Vec<serde_json::Value> = tags
-        .iter()
-        .map(|(k, v)| json!({ "key": k, "value": v }))
-        .collect();
-    let run = call(
-        tracking,
-        "runs/create",
-        json!({ "experiment_id": experiment_id, "run_name": name,
-                "start_time": crate::db::now_millis(), "tags": tags,
-                "user_id": std::env::var("USER").unwrap_or_default() }),
-    )?;
-    let info = &run["run"]["info"];
-    let artifacts = info["artifact_uri"]
-        .as_str()
-        .unwrap_or_default()
+    let run = tracking
+        .create_run(crate::tracking::runs::NewRun {
+            experiment_id: experiment_id.to_owned(),
+            user_id: std::env::var("USER").unwrap_or_default(),
+            start_time: Some(crate::db::now_millis()),
+            run_name: Some(name.to_owned()),
+            tags: tags
+                .iter()
+                .map(|(key, value)| crate::tracking::types::Tag {
+                    key: (*key).to_owned(),
+                    value: value.clone(),
+                })
+                .collect(),
+        })
+        .map_err(|e| format!("runs/create: {e}"))?;
+    let artifacts = run
+        .info
+        .artifact_uri
         .trim_start_matches(ARTIFACTS_SCHEME)
         .to_owned();
-    Ok((
-        info["run_id"].as_str().unwrap_or_default().to_owned(),
-        artifacts,
-    ))
+    Ok((run.info.run_id, artifacts))
 }
 
 fn end_run(tracking: &Tracking, run_id: &str, status: &str) -> Result<(), String> {
-    call(
-        tracking,
-        "runs/update",
-        json!({ "run_id": run_id, "status": status, "end_time": crate::db::now_millis() }),
-    )
-    .map(|_| ())
+    tracking
+        .update_run(
+            run_id,
+            crate::tracking::runs::RunUpdate {
+                status: Some(status.to_owned()),
+                end_time: Some(crate::db::now_millis()),
+                run_name: None,
+            },
+        )
+        .map(|_| ())
+        .map_err(|e| format!("runs/update: {e}"))
 }
 
 /// Runs `pipeline` (imported from a file in `base`) in the workspace at `root`.
@@ -285,11 +277,9 @@ pub fn run(
         .iter()
         .filter(|s| matches!(s.status, StepStatus::Reused { .. }))
         .count();
-    call(
-        tracking,
-        "runs/set-tag",
-        json!({ "run_id": run_id, "key": "lathe.steps_reused", "value": reused.to_string() }),
-    )?;
+    tracking
+        .set_run_tag(&run_id, "lathe.steps_reused", &reused.to_string())
+        .map_err(|e| format!("runs/set-tag: {e}"))?;
     end_run(tracking, &run_id, status)?;
     Ok(Outcome {
         run_id,
@@ -471,11 +461,10 @@ fn register_outputs(
                 let reference = outcome.version.reference();
                 log(format!("output {output} is data asset {reference}"));
                 if let Some(run_id) = run_id {
-                    let _ = cx.tracking.handle(
-                        "POST",
-                        "runs/set-tag",
-                        json!({ "run_id": run_id, "key": format!("lathe.output.{output}"), "value": reference }),
-                    );
+                    let key = format!("lathe.output.{output}");
+                    if let Err(e) = cx.tracking.set_run_tag(run_id, &key, &reference) {
+                        log(format!("output {output}: the run's tag was not set: {e}"));
+                    }
                 }
             }
             Err(e) => log(format!(

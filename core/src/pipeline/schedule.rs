@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -203,36 +204,84 @@ pub fn run(
     executor::run(tracking, root, &pipeline, &base, &options, cancel, &|_| {})
 }
 
-/// Checks for due schedules every `every` on a thread of its own, for as long as the process
-/// lives, telling `report` how each run went.
+/// The schedule runner's off switch: dropped (or [`Runner::stop`]ped), the runner ends within
+/// a second, cancelling a run in hand (its commands are stopped, as on any cancel).
+#[derive(Debug)]
+pub struct Runner {
+    stop: Arc<AtomicBool>,
+}
+
+impl Runner {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Checks for due schedules every `every` on a thread of its own until the returned [`Runner`]
+/// is dropped, telling `report` how each run went.
 pub fn spawn_runner(
     tracking: Tracking,
     tracking_uri: Option<String>,
     every: Duration,
     report: impl Fn(&Schedule, Result<Outcome, String>) + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<Runner> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
     std::thread::Builder::new()
         .name("lathe-schedules".into())
         .spawn(move || {
             let root = tracking.root().to_path_buf();
-            let cancel = AtomicBool::new(false);
-            loop {
+            let tick = Duration::from_secs(1).min(every);
+            while !stopped.load(Ordering::Relaxed) {
                 if let Ok(due) = claim_due(&tracking, crate::db::now_millis()) {
                     for schedule in due {
+                        // A run in hand is cancelled by the same switch.
                         let outcome =
-                            run(&tracking, &root, &schedule, tracking_uri.clone(), &cancel);
+                            run(&tracking, &root, &schedule, tracking_uri.clone(), &stopped);
                         report(&schedule, outcome);
                     }
                 }
-                std::thread::sleep(every);
+                let waited = std::time::Instant::now();
+                while waited.elapsed() < every && !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                }
             }
-        })
-        .map(|_| ())
+        })?;
+    Ok(Runner { stop })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runner_ends_when_its_handle_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracking = Tracking::open(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let runner = spawn_runner(tracking, None, Duration::from_millis(10), move |_, _| {
+            let _ = tx.send(());
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            rx.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Empty),
+            "running, nothing due"
+        );
+        drop(runner);
+        // The thread drops its report closure, and with it the sender, as it ends.
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
+    }
 
     #[test]
     fn patterns_give_the_next_time_and_bad_ones_are_named() {

@@ -525,7 +525,7 @@ impl Tracking {
                     run_name: req.run_name,
                     tags: req.tags,
                 };
-                let run = self.write(move |c| runs::create(c, new))?;
+                let run = self.create_run(new)?;
                 Ok(json!({ "run": to_json(run)? }))
             }
             ("GET", "runs/get") => {
@@ -542,7 +542,7 @@ impl Tracking {
                     end_time: req.end_time,
                     run_name: req.run_name,
                 };
-                let info = self.write(move |c| runs::update(c, &id, change))?;
+                let info = self.update_run(&id, change)?;
                 Ok(json!({ "run_info": to_json(info)? }))
             }
             ("POST", "runs/delete" | "runs/restore") => {
@@ -557,7 +557,7 @@ impl Tracking {
                 let metric = req.metric();
                 let id = required("run_id", req.run_id.or(req.run_uuid))?;
                 self.log_batch(
-                    id,
+                    &id,
                     Batch {
                         metrics: vec![metric],
                         ..Batch::default()
@@ -573,7 +573,7 @@ impl Tracking {
                     value: req.value.unwrap_or_default(),
                 };
                 self.log_batch(
-                    id,
+                    &id,
                     Batch {
                         params: vec![param],
                         ..Batch::default()
@@ -589,7 +589,7 @@ impl Tracking {
                     value: req.value.unwrap_or_default(),
                 };
                 self.log_batch(
-                    id,
+                    &id,
                     Batch {
                         tags: vec![tag],
                         ..Batch::default()
@@ -608,7 +608,7 @@ impl Tracking {
                 let req: LogBatch = parse(body)?;
                 let id = required("run_id", req.run_id)?;
                 self.log_batch(
-                    id,
+                    &id,
                     Batch {
                         metrics: req.metrics,
                         params: req.params,
@@ -735,12 +735,6 @@ impl Tracking {
             page_token: req.page_token.as_deref(),
         };
         self.read(|c| search::search_runs(c, &query))
-    }
-
-    fn log_batch(&self, run_id: String, batch: Batch) -> TrackingResult<()> {
-        // Check limits before queueing, so a bad batch costs the writer nothing.
-        runs::check_batch(&batch)?;
-        self.write(move |c| runs::log_batch(c, &run_id, &batch))
     }
 
     fn handle_registry(
@@ -1379,25 +1373,26 @@ mod tests {
         let (_dir, t) = store();
         let run = new_run(&t, "0");
         // Queue many writes at once so they share commits; every other one fails.
-        let handles: Vec<_> = (0..200)
-            .map(|i| {
-                let t = t.clone();
-                let run = run.clone();
-                std::thread::spawn(move || {
-                    let key = if i % 2 == 0 {
-                        format!("k{i}")
-                    } else {
-                        "../bad".to_owned()
-                    };
-                    t.handle(
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..200)
+                .map(|i| {
+                    let (t, run) = (&t, &run);
+                    scope.spawn(move || {
+                        let key = if i % 2 == 0 {
+                            format!("k{i}")
+                        } else {
+                            "../bad".to_owned()
+                        };
+                        t.handle(
                         "POST",
                         "runs/log-metric",
                         json!({ "run_id": run, "key": key, "value": i, "timestamp": 0, "step": 0 }),
                     )
+                    })
                 })
-            })
-            .collect();
-        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 100);
         let got = call(&t, "GET", "runs/get", json!({ "run_id": run }));
         assert_eq!(got["run"]["data"]["metrics"].as_array().unwrap().len(), 100);

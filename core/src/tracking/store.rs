@@ -1,11 +1,15 @@
 //! The tracking facade: MLflow's model over the workspace's [`Store`], whose group commit
-//! serves the tracking server's many small writes.
+//! serves the tracking server's many small writes, with typed calls for Lathe's own callers
+//! (the executor, the built-in steps, the demo); the MLflow REST API in `api.rs` is an adapter
+//! over the same functions.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use super::{TrackingError, TrackingResult};
+use super::runs::{self, Batch, NewRun, RunUpdate};
+use super::types::{Run, RunInfo, Tag};
+use super::{ErrorCode, TrackingError, TrackingResult, experiments};
 use crate::blobs::BlobStore;
 use crate::store::{Store, StoreError};
 
@@ -58,5 +62,57 @@ impl Tracking {
         work: impl FnOnce(&Connection) -> TrackingResult<T>,
     ) -> TrackingResult<T> {
         self.store.read(work)
+    }
+
+    /// The id of the experiment named `name`, created (with the default artifact location) if
+    /// there is none.
+    pub fn experiment_named(&self, name: &str) -> TrackingResult<String> {
+        match self.read(|c| experiments::get_by_name(c, name)) {
+            Ok(found) => Ok(found.experiment_id),
+            Err(e) if e.code == ErrorCode::ResourceDoesNotExist => {
+                let name = name.to_owned();
+                // Looked up again under the write lock: another writer may have made it since.
+                self.write(move |c| match experiments::get_by_name(c, &name) {
+                    Ok(found) => Ok(found.experiment_id),
+                    Err(_) => experiments::create(c, &name, None, &[]),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a run (`runs/create`).
+    pub fn create_run(&self, new: NewRun) -> TrackingResult<Run> {
+        self.write(move |c| runs::create(c, new))
+    }
+
+    /// Changes a run's status, end time or name (`runs/update`).
+    pub fn update_run(&self, run_id: &str, change: RunUpdate) -> TrackingResult<RunInfo> {
+        let run_id = run_id.to_owned();
+        self.write(move |c| runs::update(c, &run_id, change))
+    }
+
+    /// Logs metrics, params and tags to a run in one write (`runs/log-batch`), checked against
+    /// MLflow's limits first.
+    pub fn log_batch(&self, run_id: &str, batch: Batch) -> TrackingResult<()> {
+        // Checked before queueing, so a bad batch costs the writer nothing.
+        runs::check_batch(&batch)?;
+        let run_id = run_id.to_owned();
+        self.write(move |c| runs::log_batch(c, &run_id, &batch))
+    }
+
+    /// Sets one tag on a run (`runs/set-tag`).
+    pub fn set_run_tag(&self, run_id: &str, key: &str, value: &str) -> TrackingResult<()> {
+        let tag = Tag {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        };
+        self.log_batch(
+            run_id,
+            Batch {
+                tags: vec![tag],
+                ..Batch::default()
+            },
+        )
     }
 }

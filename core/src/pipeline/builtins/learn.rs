@@ -354,28 +354,37 @@ fn trial_run(
     settings: &BTreeMap<String, f64>,
     found: &[(String, f64)],
 ) -> Result<(), String> {
+    let tag = |key: &str, value: String| crate::tracking::types::Tag {
+        key: key.to_owned(),
+        value,
+    };
     let run = io
         .tracking
-        .handle(
-            "POST",
-            "runs/create",
-            json!({ "experiment_id": io.experiment_id, "run_name": format!("trial-{index}"),
-                "start_time": crate::db::now_millis(),
-                "tags": [{ "key": "mlflow.parentRunId", "value": io.run_id },
-                         { "key": "lathe.sweep_trial", "value": index.to_string() }] }),
-        )
+        .create_run(crate::tracking::runs::NewRun {
+            experiment_id: io.experiment_id.to_owned(),
+            user_id: String::new(),
+            start_time: Some(crate::db::now_millis()),
+            run_name: Some(format!("trial-{index}")),
+            tags: vec![
+                tag("mlflow.parentRunId", io.run_id.to_owned()),
+                tag("lathe.sweep_trial", index.to_string()),
+            ],
+        })
         .map_err(err)?;
-    let run_id = run["run"]["info"]["run_id"].as_str().unwrap_or_default();
+    let run_id = run.info.run_id;
     let params: Vec<(String, String)> = settings
         .iter()
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect();
-    log_batch(io.tracking, run_id, found, &params)?;
+    log_batch(io.tracking, &run_id, found, &params)?;
     io.tracking
-        .handle(
-            "POST",
-            "runs/update",
-            json!({ "run_id": run_id, "status": "FINISHED", "end_time": crate::db::now_millis() }),
+        .update_run(
+            &run_id,
+            crate::tracking::runs::RunUpdate {
+                status: Some("FINISHED".to_owned()),
+                end_time: Some(crate::db::now_millis()),
+                run_name: None,
+            },
         )
         .map(|_| ())
         .map_err(err)
@@ -441,7 +450,7 @@ pub fn register_model(io: &StepIo<'_>) -> Result<(), String> {
                 .map_err(err)?;
             answer["model_version"]["version"]
                 .as_str()
-                .unwrap_or_default()
+                .ok_or("model-versions/create answered without a version")?
                 .to_owned()
         }
         None => {
@@ -453,12 +462,11 @@ pub fn register_model(io: &StepIo<'_>) -> Result<(), String> {
     };
     io.say(&format!("registered {name} version {version}"));
     io.tracking
-        .handle(
-            "POST",
-            "runs/set-tag",
-            json!({ "run_id": io.run_id, "key": "lathe.registered_model", "value": format!("{name}:{version}") }),
+        .set_run_tag(
+            io.run_id,
+            "lathe.registered_model",
+            &format!("{name}:{version}"),
         )
-        .map(|_| ())
         .map_err(err)
 }
 
