@@ -285,6 +285,7 @@ fn migrations_are_append_only() {
         "6f59adb50f6f6427dfb8a3d3441eb29a670afd0dfa1f1151834edf351322f856",
         "41b38133673bc57844003fe9bb8ff5a1a73b5dea044f9b809a0bad3aa42f5ecd",
         "88b8b4d5eecb438d9bba33c8c21db37878d9aa36b1e81f045bb04d60782de80d",
+        "922acbfaf99028e93309ddbeba644739205c497a6593e8181a686f4f228de2db",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

@@ -331,6 +331,13 @@ pub const MIGRATIONS: &[&str] = &[
         model_id TEXT NOT NULL,
         PRIMARY KEY (run_id, model_id)
     ) WITHOUT ROWID;",
+    // 8: leases — which one of the processes holding a workspace runs a kind of background work
+    // (schedules now; endpoints and monitors next): held until it expires unless renewed.
+    "CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -218,6 +219,38 @@ impl Store {
         }
     }
 
+    /// Takes or renews lease `name` for `holder` until `ttl` from now, and says whether
+    /// `holder` has it: `false` while another holder's lease has not expired. One process at a
+    /// time runs a kind of background work this way; when it dies, its lease runs out and the
+    /// next process to ask takes over.
+    pub fn take_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        let now = db::now_millis();
+        let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "INSERT INTO leases (name, holder, expires_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE
+                 SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms
+                 WHERE leases.holder = excluded.holder OR leases.expires_at_ms < ?4",
+                rusqlite::params![name, holder, until, now],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+
+    /// Gives lease `name` up, if `holder` has it, so that another process takes over at once.
+    pub fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM leases WHERE name = ?1 AND holder = ?2",
+                [name, holder],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Runs `work` on a pooled read connection.
     pub fn read<T, E>(&self, work: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
     where
@@ -365,6 +398,35 @@ mod tests {
         );
         store.write(|conn| insert(conn, "c")).unwrap();
         assert_eq!(count(&store), 1);
+    }
+
+    #[test]
+    fn a_lease_has_one_holder_until_it_expires_or_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let long = Duration::from_secs(60);
+        assert!(store.take_lease("schedules", "a", long).unwrap());
+        assert!(!store.take_lease("schedules", "b", long).unwrap());
+        assert!(store.take_lease("schedules", "a", long).unwrap(), "renewed");
+        store.release_lease("schedules", "b").unwrap();
+        assert!(
+            !store.take_lease("schedules", "b", long).unwrap(),
+            "only the holder releases"
+        );
+        store.release_lease("schedules", "a").unwrap();
+        assert!(
+            store
+                .take_lease("schedules", "b", Duration::from_millis(30))
+                .unwrap()
+        );
+        // b dies without giving it up: its lease runs out.
+        assert!(!store.take_lease("schedules", "a", long).unwrap());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(store.take_lease("schedules", "a", long).unwrap());
+        assert!(
+            store.take_lease("monitors", "b", long).unwrap(),
+            "leases are by name"
+        );
     }
 
     #[test]

@@ -274,6 +274,33 @@ pub fn list(tracking: &Tracking) -> Result<Vec<Registered>, String> {
         .collect()
 }
 
+/// Takes the lock file `<locks>/env-<hash>.lock`, waiting (and saying so) while another
+/// process holds it; the lock goes with the returned file.
+fn lock_across_processes(
+    locks: &Path,
+    hash: &str,
+    log: &dyn Fn(&str),
+) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(locks).map_err(|e| format!("{}: {e}", locks.display()))?;
+    let path = locks.join(format!("env-{hash}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            log("waiting for another Lathe process building this environment");
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(format!("{}: {e}", path.display())),
+    }
+    file.lock()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(file)
+}
+
 /// A built environment: the folder of its programs (none for the system) and its packages.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -281,7 +308,8 @@ pub struct Built {
     pub packages: String,
 }
 
-/// One build at a time: two steps needing the same new environment wait for one build.
+/// One build at a time in this process: two steps needing the same new environment wait for
+/// one build. Across processes, a lock file per environment does the same.
 static BUILDING: Mutex<()> = Mutex::new(());
 
 /// Makes `spec` ready under `<root>/envs/`, building it the first time. `log` hears the build.
@@ -292,11 +320,14 @@ pub fn materialize(root: &Path, spec: &EnvSpec, log: &dyn Fn(&str)) -> Result<Bu
             packages: String::new(),
         });
     };
-    let dir = root.join("envs").join(spec.hash());
+    let envs = root.join("envs");
+    let dir = envs.join(spec.hash());
     let ready = dir.join(".lathe-ready");
     let _one = BUILDING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Held until the build is done (or failed): another process building it is waited for.
+    let _across = lock_across_processes(&root.join("locks"), &spec.hash(), log)?;
     if let Ok(packages) = std::fs::read_to_string(&ready) {
         return Ok(Built {
             bin: Some(dir.join("bin")),
@@ -375,6 +406,41 @@ fn run_logged(command: &mut Command, log: &dyn Fn(&str)) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_build_another_process_has_in_hand_is_waited_for_not_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = EnvSpec::Python {
+            requirements: vec!["nothing-to-install".into()],
+        };
+        let envs = dir.path().join("envs");
+        // Another process holds the lock: a second open file description conflicts like one.
+        let other =
+            lock_across_processes(&dir.path().join("locks"), &spec.hash(), &|_| {}).unwrap();
+        let built = envs.join(spec.hash());
+        let (result, heard) = std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| {
+                let heard = Mutex::new(Vec::new());
+                let built = materialize(dir.path(), &spec, &|line| {
+                    heard.lock().unwrap().push(line.to_owned());
+                });
+                (built, heard.into_inner().unwrap())
+            });
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(!waiting.is_finished(), "waits for the other build");
+            // The other process finishes its build, then lets go.
+            std::fs::create_dir_all(&built).unwrap();
+            std::fs::write(built.join(".lathe-ready"), "numpy==2.0\n").unwrap();
+            drop(other);
+            waiting.join().unwrap()
+        });
+        assert_eq!(result.unwrap().packages, "numpy==2.0\n");
+        assert_eq!(
+            heard,
+            ["waiting for another Lathe process building this environment"],
+            "no build of its own"
+        );
+    }
 
     #[test]
     fn conda_files_become_pip_requirements() {

@@ -205,15 +205,22 @@ pub fn run(
 }
 
 /// The schedule runner's off switch: dropped (or [`Runner::stop`]ped), the runner ends within
-/// a second, cancelling a run in hand (its commands are stopped, as on any cancel).
+/// a second, cancelling a run in hand (its commands are stopped, as on any cancel), and gives
+/// its lease up.
 #[derive(Debug)]
 pub struct Runner {
     stop: Arc<AtomicBool>,
+    holder: String,
 }
 
 impl Runner {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Who this runner is in the `schedules` lease.
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 }
 
@@ -223,23 +230,37 @@ impl Drop for Runner {
     }
 }
 
+/// The lease that decides which process's runner runs a workspace's schedules.
+pub const LEASE: &str = "schedules";
+
 /// Checks for due schedules every `every` on a thread of its own until the returned [`Runner`]
-/// is dropped, telling `report` how each run went.
+/// is dropped, telling `report` how each run went. Of every process holding the workspace
+/// (windows, `lathe server`), the one whose runner holds the [`LEASE`] runs the schedules; the
+/// lease lasts three checks, renewed at each, so a process that dies is taken over.
 pub fn spawn_runner(
     tracking: Tracking,
     tracking_uri: Option<String>,
     every: Duration,
     report: impl Fn(&Schedule, Result<Outcome, String>) + Send + 'static,
 ) -> std::io::Result<Runner> {
+    static RUNNERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let holder = format!(
+        "process {} runner {}",
+        std::process::id(),
+        RUNNERS.fetch_add(1, Ordering::Relaxed)
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
+    let me = holder.clone();
     std::thread::Builder::new()
         .name("lathe-schedules".into())
         .spawn(move || {
             let root = tracking.root().to_path_buf();
+            let store = tracking.store().clone();
             let tick = Duration::from_secs(1).min(every);
             while !stopped.load(Ordering::Relaxed) {
-                if let Ok(due) = claim_due(&tracking, crate::db::now_millis()) {
+                let leader = store.take_lease(LEASE, &me, every * 3).unwrap_or(false);
+                if leader && let Ok(due) = claim_due(&tracking, crate::db::now_millis()) {
                     for schedule in due {
                         // A run in hand is cancelled by the same switch.
                         let outcome =
@@ -252,13 +273,80 @@ pub fn spawn_runner(
                     std::thread::sleep(tick);
                 }
             }
+            let _ = store.release_lease(LEASE, &me);
         })?;
-    Ok(Runner { stop })
+    Ok(Runner { stop, holder })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Who holds the schedules lease.
+    fn leader(tracking: &Tracking) -> Option<String> {
+        tracking
+            .read(|c| {
+                Ok(
+                    c.query_row("SELECT holder FROM leases WHERE name = ?1", [LEASE], |r| {
+                        r.get(0)
+                    })
+                    .ok(),
+                )
+            })
+            .unwrap()
+    }
+
+    /// Waits up to 5 s for `holder` to lead.
+    fn leads(tracking: &Tracking, holder: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            if leader(tracking).as_deref() == Some(holder) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn one_runner_leads_and_another_takes_over_when_it_stops_or_dies() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two processes' stores on one workspace.
+        let (one, two) = (
+            Tracking::open(dir.path()).unwrap(),
+            Tracking::open(dir.path()).unwrap(),
+        );
+        let every = Duration::from_millis(20);
+        let first = spawn_runner(one.clone(), None, every, |_, _| {}).unwrap();
+        assert!(leads(&one, first.holder()));
+        let second = spawn_runner(two.clone(), None, every, |_, _| {}).unwrap();
+        std::thread::sleep(every * 5);
+        assert_eq!(leader(&two).as_deref(), Some(first.holder()), "one leader");
+        drop(first);
+        assert!(
+            leads(&two, second.holder()),
+            "taken over when the first stops"
+        );
+        // A process that dies holding the lease keeps it only until it expires.
+        drop(second);
+        std::thread::sleep(every * 3);
+        one.write(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO leases (name, holder, expires_at_ms)
+                 VALUES (?1, 'a dead process', ?2)",
+                rusqlite::params![LEASE, crate::db::now_millis() + 200],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let third = spawn_runner(one.clone(), None, every, |_, _| {}).unwrap();
+        std::thread::sleep(every * 2);
+        assert_eq!(leader(&one).as_deref(), Some("a dead process"));
+        assert!(
+            leads(&one, third.holder()),
+            "taken over once the lease ran out"
+        );
+    }
 
     #[test]
     fn the_runner_ends_when_its_handle_is_dropped() {
