@@ -172,7 +172,7 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                 path.display(),
                 imported.name,
                 imported.task.as_str(),
-                stats.by_status["labeled"],
+                stats.by_status.labeled,
                 stats.items,
                 stats.by_label.values().sum::<i64>()
             );
@@ -291,17 +291,16 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                 println!("no labeling projects; `lathe label create` starts one");
             }
             for (p, s) in &report {
-                let done =
-                    s.by_status["labeled"] + s.by_status["accepted"] + s.by_status["rejected"];
+                let done = s.by_status.done();
                 println!(
                     "{} ({}) over {}: {done} of {} items labeled — {} accepted, {} rejected, {} to review",
                     p.name,
                     p.task.as_str(),
                     p.asset,
                     s.items,
-                    s.by_status["accepted"],
-                    s.by_status["rejected"],
-                    s.by_status["labeled"]
+                    s.by_status.accepted,
+                    s.by_status.rejected,
+                    s.by_status.labeled
                 );
                 for (label, n) in &s.by_label {
                     println!("  {label}: {n}");

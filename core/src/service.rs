@@ -46,8 +46,54 @@ pub const THUMBNAIL_SIDE: u32 = 128;
 
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
 pub type Page = Vec<Vec<Option<String>>>;
-/// Results carry errors as their message: the GUI shows them and has nothing else to do with them.
-pub type Reply<T> = std::result::Result<Arc<T>, String>;
+/// Results carry why they failed as a [`Failure`]: the GUI tells a cancel apart and shows the
+/// rest.
+pub type Reply<T> = std::result::Result<Arc<T>, Failure>;
+
+/// Why a reply holds no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The user cancelled the job; nothing was stored.
+    Cancelled,
+    /// Anything else, worded for the user.
+    Error(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cancelled => f.write_str("cancelled"),
+            Self::Error(message) => f.write_str(message),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Cancelled => Self::Cancelled,
+            other => Self::Error(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Error(message)
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        Self::Error(message.to_owned())
+    }
+}
+
+impl From<crate::tracking::TrackingError> for Failure {
+    fn from(error: crate::tracking::TrackingError) -> Self {
+        Self::Error(error.to_string())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -389,7 +435,7 @@ impl Service {
                 shared.clone().run_job(label, move |ws, progress| {
                     let reply = import(ws, &request, progress)
                         .map(Arc::new)
-                        .map_err(|e| e.to_string());
+                        .map_err(Failure::from);
                     let imported = reply.is_ok();
                     shared.emit(Event::Imported { request, reply });
                     if imported {
@@ -405,7 +451,7 @@ impl Service {
                             .version_by_id(version)
                             .and_then(|v| profile::profile_version(ws, &v, progress))
                             .map(Arc::new)
-                            .map_err(|e| e.to_string());
+                            .map_err(Failure::from);
                         shared.emit(Event::Profile { version, reply });
                     });
             }
@@ -433,7 +479,7 @@ impl Service {
             Command::LoadThumbnail { blob_hash } => self.read(move |s| {
                 let reply = images::thumbnail(&s.store.blobs().path(&blob_hash), THUMBNAIL_SIDE)
                     .map(Arc::new)
-                    .map_err(|e| e.to_string());
+                    .map_err(Failure::from);
                 Event::Thumbnail { blob_hash, reply }
             }),
             Command::LoadText { version } => self.read(move |s| Event::Text {
@@ -510,12 +556,9 @@ impl Service {
                 self.read(move |s| labeling::export_asset(s, &project, &asset));
             }
             Command::LoadOnnxModels => self.read(|s| {
-                let reply = s
-                    .tracking()
-                    .and_then(|t| {
-                        crate::labeling::onnx_assist::onnx_models(t).map_err(|e| e.to_string())
-                    })
-                    .map(Arc::new);
+                let reply = crate::labeling::onnx_assist::onnx_models(s.tracking())
+                    .map(Arc::new)
+                    .map_err(Failure::from);
                 Event::OnnxModels(reply)
             }),
             Command::Prelabel {
@@ -542,10 +585,9 @@ impl Service {
                 comment,
             } => self.read(move |s| labeling::review(s, &project, position, accepted, &comment)),
             Command::AddSchedule { pipeline, cron } => self.read(move |s| {
-                let reply = s
-                    .tracking()
-                    .and_then(|t| schedule::add(t, s.store.root(), &pipeline, &cron, None))
-                    .map(Arc::new);
+                let reply = schedule::add(s.tracking(), s.store.root(), &pipeline, &cron, None)
+                    .map(Arc::new)
+                    .map_err(Failure::from);
                 Event::ScheduleAdded(reply)
             }),
             Command::ExportPipeline { pipeline, path } => {
@@ -580,7 +622,7 @@ impl Service {
             move |schedule, outcome| {
                 shared.emit(Event::ScheduledRun {
                     schedule: schedule.clone(),
-                    reply: outcome.map(Arc::new),
+                    reply: outcome.map(Arc::new).map_err(Failure::from),
                 });
             },
         )
@@ -647,7 +689,7 @@ impl Shared {
             .workspace()
             .and_then(|mut ws| f(&mut ws))
             .map(Arc::new)
-            .map_err(|e| e.to_string())
+            .map_err(Failure::from)
     }
 
     /// Runs `f` on the workspace's tracking facade.
@@ -655,12 +697,12 @@ impl Shared {
         &self,
         f: impl FnOnce(&Tracking) -> crate::tracking::TrackingResult<T>,
     ) -> Reply<T> {
-        f(self.tracking()?).map(Arc::new).map_err(|e| e.to_string())
+        f(self.tracking()).map(Arc::new).map_err(Failure::from)
     }
 
     /// The workspace's tracking facade.
-    fn tracking(&self) -> std::result::Result<&Tracking, String> {
-        Ok(&self.tracking)
+    fn tracking(&self) -> &Tracking {
+        &self.tracking
     }
 
     fn run_job(
@@ -687,7 +729,7 @@ impl Shared {
                         Ok(mut ws) => work(&mut ws, &job.progress),
                         Err(e) => {
                             // The workspace opened when the GUI started; say why it no longer does.
-                            shared.emit(Event::Assets(Err(e.to_string())));
+                            shared.emit(Event::Assets(Err(Failure::from(e))));
                         }
                     }
                 }));
@@ -719,7 +761,7 @@ impl Shared {
     fn table(&self, version: i64) -> Reply<DataFrame> {
         let slot = {
             let Ok(mut tables) = self.tables.lock() else {
-                return Err("table cache poisoned".to_owned());
+                return Err(Failure::from("table cache poisoned"));
             };
             if let Some(i) = tables.iter().position(|(v, _)| *v == version) {
                 let entry = tables.remove(i);
@@ -740,7 +782,7 @@ impl Shared {
                 .workspace()
                 .and_then(|ws| profile::load_table(&ws, &ws.version_by_id(version)?))
                 .map(Arc::new)
-                .map_err(|e| e.to_string())
+                .map_err(Failure::from)
         })
         .clone()
     }
@@ -778,6 +820,19 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("the awaited event never came");
+    }
+
+    #[test]
+    fn a_cancel_is_a_failure_of_its_own_kind() {
+        assert_eq!(Failure::from(Error::Cancelled), Failure::Cancelled);
+        let missing = Failure::from(Error::EmptyFile {
+            path: "a.csv".into(),
+        });
+        assert!(
+            matches!(&missing, Failure::Error(m) if m.contains("a.csv")),
+            "{missing}"
+        );
+        assert_eq!(Failure::Cancelled.to_string(), "cancelled");
     }
 
     #[test]

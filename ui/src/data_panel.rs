@@ -101,7 +101,7 @@ impl DataPanel {
                             egui::TextureOptions::LINEAR,
                         ))
                     }
-                    Err(e) => Loadable::Failed(e),
+                    Err(e) => Loadable::Failed(e.to_string()),
                 };
                 self.thumbnails.insert(blob_hash, state);
             }

@@ -127,7 +127,7 @@ impl DesignerPanel {
                 self.palette = Some(Loadable::from_reply(reply));
             }
             Event::PipelineOpened(Ok(opened)) => self.load(&opened),
-            Event::PipelineOpened(Err(e)) => self.message = Some(Err(e)),
+            Event::PipelineOpened(Err(e)) => self.message = Some(Err(e.to_string())),
             Event::PipelineSaved(Ok(saved)) => {
                 self.message = Some(Ok(format!("Saved {}:{}", saved.0, saved.1)));
                 self.saved = Some((*saved).clone());

@@ -74,7 +74,7 @@ impl ExperimentsPanel {
                         self.filter_error = None;
                         self.table.set(table);
                     }
-                    Err(e) => self.filter_error = Some(e),
+                    Err(e) => self.filter_error = Some(e.to_string()),
                 }
             }
             other => return Some(other),

@@ -125,7 +125,7 @@ impl LabelingPanel {
                     self.open((*project).clone());
                     self.projects = None;
                 }
-                Err(e) => self.form.error = Some(e),
+                Err(e) => self.form.error = Some(e.to_string()),
             },
             Event::LabelItems {
                 project,
@@ -181,7 +181,7 @@ impl LabelingPanel {
                 Err(e) => self.message = Some(Err(format!("Labels not saved: {e}"))),
             },
             Event::LabelsExported(reply) => {
-                self.message = Some(reply.map(|text| (*text).clone()));
+                self.message = Some(reply.map(|text| (*text).clone()).map_err(|e| e.to_string()));
             }
             Event::OnnxModels(reply) => {
                 self.onnx_models = Some(Loadable::from_reply(reply));
@@ -192,7 +192,7 @@ impl LabelingPanel {
                         "{} pre-labeled {} item(s), {} at or above {:.2}",
                         p.model, p.items, p.confident, self.threshold.0
                     )),
-                    Err(e) => Err(e),
+                    Err(e) => Err(e.to_string()),
                 });
                 self.views.clear();
                 self.textures.clear();
@@ -410,7 +410,7 @@ impl LabelingPanel {
                     );
                 }
                 for (p, s) in &list.projects {
-                    let done = s.items - s.by_status["unlabeled"];
+                    let done = s.items - s.by_status.unlabeled;
                     let current = self.project.as_ref().is_some_and(|c| c.name == p.name);
                     let text = format!(
                         "{}\n{} · {done}/{} labeled",
@@ -449,7 +449,7 @@ impl LabelingPanel {
                 ui.label(format!(
                     "{}: {}",
                     status.as_str(),
-                    stats.by_status[status.as_str()]
+                    stats.by_status.get(status)
                 ));
             }
             if !stats.by_label.is_empty() {

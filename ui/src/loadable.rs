@@ -9,10 +9,10 @@ pub enum Loadable<T> {
 }
 
 impl<T> Loadable<std::sync::Arc<T>> {
-    pub fn from_reply(reply: Result<std::sync::Arc<T>, String>) -> Self {
+    pub fn from_reply(reply: lathe_core::service::Reply<T>) -> Self {
         match reply {
             Ok(value) => Loadable::Ready(value),
-            Err(e) => Loadable::Failed(e),
+            Err(e) => Loadable::Failed(e.to_string()),
         }
     }
 }

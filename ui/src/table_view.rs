@@ -22,7 +22,7 @@ pub struct TablePages {
 }
 
 impl TablePages {
-    pub fn insert(&mut self, page: usize, reply: Result<Arc<Page>, String>) {
+    pub fn insert(&mut self, page: usize, reply: lathe_core::service::Reply<Page>) {
         self.pages.insert(page, Loadable::from_reply(reply));
     }
 

@@ -377,7 +377,7 @@ impl Workbench {
                         self.messages.push(Message::Info(text));
                         self.data.select(&v.asset_name, Some(v.id));
                     }
-                    Err(e) if e == lathe_core::Error::Cancelled.to_string() => {
+                    Err(lathe_core::service::Failure::Cancelled) => {
                         self.messages.push(Message::Info(format!(
                             "Import of {} cancelled; nothing was stored",
                             request.name

@@ -96,10 +96,48 @@ impl Filter {
     }
 }
 
+/// How many items are in each [`Status`] (in JSON, an object keyed by status).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub accepted: i64,
+    pub labeled: i64,
+    pub rejected: i64,
+    pub unlabeled: i64,
+}
+
+impl StatusCounts {
+    pub fn get(&self, status: Status) -> i64 {
+        match status {
+            Status::Unlabeled => self.unlabeled,
+            Status::Labeled => self.labeled,
+            Status::Accepted => self.accepted,
+            Status::Rejected => self.rejected,
+        }
+    }
+
+    fn add(&mut self, status: Status, n: i64) {
+        match status {
+            Status::Unlabeled => self.unlabeled += n,
+            Status::Labeled => self.labeled += n,
+            Status::Accepted => self.accepted += n,
+            Status::Rejected => self.rejected += n,
+        }
+    }
+
+    pub fn total(&self) -> i64 {
+        self.unlabeled + self.labeled + self.accepted + self.rejected
+    }
+
+    /// Items someone has labeled: waiting for review, accepted or rejected.
+    pub fn done(&self) -> i64 {
+        self.labeled + self.accepted + self.rejected
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stats {
     pub items: i64,
-    pub by_status: BTreeMap<String, i64>,
+    pub by_status: StatusCounts,
     /// Shapes per label, over each item's latest submission.
     pub by_label: BTreeMap<String, i64>,
     /// Submissions per annotator.
@@ -664,16 +702,13 @@ pub fn ratings(ws: &Workspace, project: &Project) -> Result<super::agreement::Ra
 /// Progress, label distribution, per-annotator counts and agreement.
 pub fn stats(ws: &Workspace, project: &Project) -> Result<Stats> {
     let conn = ws.conn();
-    let mut by_status: BTreeMap<String, i64> = Status::ALL
-        .iter()
-        .map(|s| (s.as_str().to_owned(), 0))
-        .collect();
+    let mut by_status = StatusCounts::default();
     let mut stmt = conn.prepare(
         "SELECT status, COUNT(*) FROM label_items WHERE project_id = ?1 GROUP BY status",
     )?;
     for row in stmt.query_map([project.id], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))? {
-        let (status, n) = row?;
-        by_status.insert(status, n);
+        let (status, n): (String, i64) = row?;
+        by_status.add(Status::parse(&status), n);
     }
     let mut by_label = BTreeMap::new();
     let mut stmt = conn.prepare(
@@ -696,7 +731,7 @@ pub fn stats(ws: &Workspace, project: &Project) -> Result<Stats> {
         by_annotator.insert(who, n);
     }
     Ok(Stats {
-        items: by_status.values().sum(),
+        items: by_status.total(),
         by_status,
         by_label,
         by_annotator,
@@ -785,7 +820,7 @@ mod tests {
         assert_eq!(squares.iter().map(|i| i.position).collect::<Vec<_>>(), [1]);
         let s = stats(&ws, &p).unwrap();
         assert_eq!(
-            (s.items, s.by_status["unlabeled"], s.by_status["accepted"]),
+            (s.items, s.by_status.unlabeled, s.by_status.accepted),
             (24, 22, 1)
         );
         assert_eq!(s.by_label["square"], 2);

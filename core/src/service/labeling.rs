@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Event, Reply, Shared};
+use super::{Event, Failure, Reply, Shared};
 use crate::assets::{Asset, AssetKind};
 use crate::images::{self, Thumbnail};
 use crate::jobs::Progress;
@@ -28,7 +28,7 @@ pub struct ItemView {
 }
 
 fn reply<T>(result: crate::Result<T>) -> Reply<T> {
-    result.map(Arc::new).map_err(|e| e.to_string())
+    result.map(Arc::new).map_err(Failure::from)
 }
 
 /// The projects with their counts, and the image and text assets a new one could label.
@@ -150,7 +150,7 @@ pub(super) fn prelabel(
 ) -> Event {
     let result = project::open(ws, name).and_then(|p| match model {
         Some(model) => {
-            let tracking = shared.tracking().map_err(crate::Error::Label)?;
+            let tracking = shared.tracking();
             crate::labeling::onnx_assist::prelabel(ws, tracking, &p, model, threshold, progress)
         }
         None => crate::labeling::assist::prelabel(ws, &p, threshold, progress),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Event, Reply, Shared};
+use super::{Event, Failure, Reply, Shared};
 use crate::assets::Asset;
 use crate::pipeline::executor::{self, RunOptions};
 use crate::pipeline::job::{self, Pipeline};
@@ -36,14 +36,14 @@ pub struct Opened {
 
 pub(super) fn palette(shared: &Shared) -> Event {
     let reply = (|| {
-        let tracking = shared.tracking()?;
+        let tracking = shared.tracking();
         Ok(Arc::new(Palette {
             registered: registry::list(tracking)?,
             assets: shared
                 .store
                 .workspace()
                 .and_then(|ws| ws.list_assets())
-                .map_err(|e| e.to_string())?,
+                .map_err(Failure::from)?,
             saved: saved::list(tracking)?,
         }))
     })();
@@ -52,7 +52,7 @@ pub(super) fn palette(shared: &Shared) -> Event {
 
 pub(super) fn open(shared: &Shared, source: &PipelineSource) -> Event {
     let reply = (|| {
-        let tracking = shared.tracking()?;
+        let tracking = shared.tracking();
         let root = shared.store.root();
         let opened = match source {
             PipelineSource::File(path) => {
@@ -85,17 +85,16 @@ pub(super) fn open(shared: &Shared, source: &PipelineSource) -> Event {
 }
 
 pub(super) fn save(shared: &Shared, name: &str, pipeline: &Pipeline) -> Event {
-    let reply = shared
-        .tracking()
-        .and_then(|t| saved::save(t, name, pipeline))
-        .map(|version| Arc::new((name.to_owned(), version)));
+    let reply = saved::save(shared.tracking(), name, pipeline)
+        .map(|version| Arc::new((name.to_owned(), version)))
+        .map_err(Failure::from);
     Event::PipelineSaved(reply)
 }
 
 pub(super) fn export(pipeline: &Pipeline, path: &Path) -> Event {
     let reply: Reply<PathBuf> = std::fs::write(path, pipeline.to_yaml())
         .map(|()| Arc::new(path.to_path_buf()))
-        .map_err(|e| format!("{}: {e}", path.display()));
+        .map_err(|e| Failure::from(format!("{}: {e}", path.display())));
     Event::PipelineExported(reply)
 }
 
@@ -107,26 +106,25 @@ pub(super) fn run(
     tracking_uri: Option<String>,
     cancel: &std::sync::atomic::AtomicBool,
 ) -> Event {
-    let reply = (|| {
-        let tracking = shared.tracking()?;
-        let experiment = pipeline
-            .experiment_name
-            .clone()
-            .or_else(|| pipeline.display_name.clone())
-            .unwrap_or_else(|| "pipelines".into());
-        let mut options = RunOptions::new(&experiment);
-        options.tracking_uri = tracking_uri;
-        let observe = |event| shared.emit(Event::PipelineProgress(event));
-        executor::run(
-            tracking,
-            shared.store.root(),
-            pipeline,
-            base,
-            &options,
-            cancel,
-            &observe,
-        )
-        .map(Arc::new)
-    })();
+    let tracking = shared.tracking();
+    let experiment = pipeline
+        .experiment_name
+        .clone()
+        .or_else(|| pipeline.display_name.clone())
+        .unwrap_or_else(|| "pipelines".into());
+    let mut options = RunOptions::new(&experiment);
+    options.tracking_uri = tracking_uri;
+    let observe = |event| shared.emit(Event::PipelineProgress(event));
+    let reply = executor::run(
+        tracking,
+        shared.store.root(),
+        pipeline,
+        base,
+        &options,
+        cancel,
+        &observe,
+    )
+    .map(Arc::new)
+    .map_err(Failure::from);
     Event::PipelineFinished(reply)
 }
