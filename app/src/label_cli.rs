@@ -12,6 +12,34 @@ use lathe_core::labeling::{self, Label, Task, labels_from_names};
 
 use crate::cli::{Output, print_json, with_progress};
 
+/// `--format`: core's label formats as clap values (core knows no clap).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Coco,
+    Yolo,
+    Voc,
+    LabelStudio,
+    #[value(alias = "iob")]
+    Conll,
+    #[value(alias = "spans")]
+    Jsonl,
+    Csv,
+}
+
+impl From<Format> for labeling::LabelFormat {
+    fn from(format: Format) -> Self {
+        match format {
+            Format::Coco => Self::Coco,
+            Format::Yolo => Self::Yolo,
+            Format::Voc => Self::Voc,
+            Format::LabelStudio => Self::LabelStudio,
+            Format::Conll => Self::Conll,
+            Format::Jsonl => Self::SpanJsonl,
+            Format::Csv => Self::Csv,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LabelCommand {
     /// Create a project over an image or text data asset version.
@@ -38,8 +66,8 @@ pub enum LabelCommand {
     /// text asset.
     Import {
         path: PathBuf,
-        #[arg(long, default_value = "coco")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = Format::Coco)]
+        format: Format,
         /// For coco: NAME or NAME:VERSION of the image asset the file labels.
         #[arg(long)]
         asset: Option<String>,
@@ -53,8 +81,8 @@ pub enum LabelCommand {
     /// folder) for image projects; conll, jsonl or csv for text projects.
     Export {
         name: String,
-        #[arg(long, default_value = "coco")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = Format::Coco)]
+        format: Format,
         #[arg(long, value_name = "PATH", required_unless_present = "asset")]
         out: Option<PathBuf>,
         /// Record the labels as a new version of this table data asset (a row per shape), with
@@ -162,7 +190,7 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             output,
         } => {
             let images = reference.as_deref().map(asset).transpose()?;
-            let imported = labeling::import(&mut ws, &path, &format, &name, images.as_ref())?;
+            let imported = labeling::import(&mut ws, &path, format.into(), &name, images.as_ref())?;
             if output.json {
                 return print_json(&imported);
             }
@@ -202,11 +230,14 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                 report.insert("created".into(), created.into());
             }
             if let Some(out) = out {
-                let exported = labeling::export(&ws, &found, &format, &out)?;
+                let exported = labeling::export(&ws, &found, format.into(), &out)?;
                 if !output.json {
                     println!("exported {exported} of {name} to {}", out.display());
                 }
-                report.insert("format".into(), format.into());
+                report.insert(
+                    "format".into(),
+                    labeling::LabelFormat::from(format).as_str().into(),
+                );
                 report.insert("path".into(), out.display().to_string().into());
                 report.insert("items".into(), exported.items.into());
                 report.insert("labeled".into(), exported.labeled.into());

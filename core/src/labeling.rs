@@ -627,31 +627,85 @@ impl Extent {
     }
 }
 
-/// The formats labels are exported to (and imported from).
-pub const FORMATS: [&str; 8] = [
-    "coco",
-    "yolo",
-    "voc",
-    "label-studio",
-    "conll",
-    "jsonl",
-    "csv",
-    "iob",
-];
+/// A label file format: what labels are imported from and exported to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LabelFormat {
+    /// COCO instances JSON: boxes, polygons, RLE masks (traced to polygons on import).
+    #[default]
+    Coco,
+    /// YOLO text files, one per image, with normalized centre boxes.
+    Yolo,
+    /// Pascal VOC XML files, one per image.
+    Voc,
+    /// Label Studio's JSON export: image classes and boxes.
+    LabelStudio,
+    /// CoNLL-2003 / IOB tokens, one per line (entity spans).
+    Conll,
+    /// One JSON object per text, with character-offset spans.
+    SpanJsonl,
+    /// A text column and a label column (text classification).
+    Csv,
+}
 
-fn unknown_format(format: &str, what: &str) -> crate::Error {
-    crate::Error::Label(format!(
-        "'{format}' is not an {what} format; use coco, yolo, voc, label-studio, conll, jsonl or csv"
-    ))
+impl LabelFormat {
+    pub const ALL: [LabelFormat; 7] = [
+        LabelFormat::Coco,
+        LabelFormat::Yolo,
+        LabelFormat::Voc,
+        LabelFormat::LabelStudio,
+        LabelFormat::Conll,
+        LabelFormat::SpanJsonl,
+        LabelFormat::Csv,
+    ];
+
+    /// The name the CLI and files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelFormat::Coco => "coco",
+            LabelFormat::Yolo => "yolo",
+            LabelFormat::Voc => "voc",
+            LabelFormat::LabelStudio => "label-studio",
+            LabelFormat::Conll => "conll",
+            LabelFormat::SpanJsonl => "jsonl",
+            LabelFormat::Csv => "csv",
+        }
+    }
+}
+
+impl std::fmt::Display for LabelFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LabelFormat {
+    type Err = crate::Error;
+
+    /// A format by its name; `iob` is CoNLL and `spans` is span JSON Lines.
+    fn from_str(name: &str) -> crate::Result<Self> {
+        match name {
+            "iob" => Ok(LabelFormat::Conll),
+            "spans" => Ok(LabelFormat::SpanJsonl),
+            _ => LabelFormat::ALL
+                .into_iter()
+                .find(|f| f.as_str() == name)
+                .ok_or_else(|| {
+                    crate::Error::Label(format!(
+                        "'{name}' is not a label format; use coco, yolo, voc, label-studio, \
+                         conll, jsonl or csv"
+                    ))
+                }),
+        }
+    }
 }
 
 /// The export format that suits a task best.
-pub fn default_format(task: Task) -> &'static str {
+pub fn default_format(task: Task) -> LabelFormat {
     match task {
-        Task::BoundingBoxes | Task::Polygons => "coco",
-        Task::ImageClassification | Task::ImageMultiLabel => "label-studio",
-        Task::TextClassification | Task::TextMultiLabel => "csv",
-        Task::EntitySpans => "conll",
+        Task::BoundingBoxes | Task::Polygons => LabelFormat::Coco,
+        Task::ImageClassification | Task::ImageMultiLabel => LabelFormat::LabelStudio,
+        Task::TextClassification | Task::TextMultiLabel => LabelFormat::Csv,
+        Task::EntitySpans => LabelFormat::Conll,
     }
 }
 
@@ -678,34 +732,39 @@ impl std::fmt::Display for Exported {
     }
 }
 
+use text_formats::Format as Text;
+
 /// Exports `project` in `format` to `dest` (a file, or a folder for yolo and voc); returns what
 /// was written.
 pub fn export(
     ws: &crate::Workspace,
     project: &project::Project,
-    format: &str,
+    format: LabelFormat,
     dest: &std::path::Path,
 ) -> crate::Result<Exported> {
     let shapes_only = matches!(project.task, Task::BoundingBoxes | Task::Polygons);
-    if matches!(format, "coco" | "yolo" | "voc") && !shapes_only {
+    let holds = match format {
+        LabelFormat::Coco => Some("boxes and polygons"),
+        LabelFormat::Yolo | LabelFormat::Voc => Some("boxes"),
+        _ => None,
+    };
+    if let Some(holds) = holds
+        && !shapes_only
+    {
         return Err(crate::Error::Label(format!(
-            "{format} holds boxes{}; export a {} project as {}",
-            if format == "coco" {
-                " and polygons"
-            } else {
-                ""
-            },
+            "{format} holds {holds}; export a {} project as {}",
             project.task.as_str(),
             default_format(project.task)
         )));
     }
-    match (format, text_formats::Format::parse(format)) {
-        ("coco", _) => coco::export_to(ws, project, dest),
-        ("yolo", _) => yolo::export(ws, project, dest),
-        ("voc", _) => voc::export(ws, project, dest),
-        ("label-studio", _) => label_studio::export_to(ws, project, dest),
-        (_, Some(text)) => text_formats::export_to(ws, project, text, dest),
-        _ => Err(unknown_format(format, "export")),
+    match format {
+        LabelFormat::Coco => coco::export_to(ws, project, dest),
+        LabelFormat::Yolo => yolo::export(ws, project, dest),
+        LabelFormat::Voc => voc::export(ws, project, dest),
+        LabelFormat::LabelStudio => label_studio::export_to(ws, project, dest),
+        LabelFormat::Conll => text_formats::export_to(ws, project, Text::Conll, dest),
+        LabelFormat::SpanJsonl => text_formats::export_to(ws, project, Text::SpanJsonl, dest),
+        LabelFormat::Csv => text_formats::export_to(ws, project, Text::Csv, dest),
     }
 }
 
@@ -714,7 +773,7 @@ pub fn export(
 pub fn import(
     ws: &mut crate::Workspace,
     path: &std::path::Path,
-    format: &str,
+    format: LabelFormat,
     name: &str,
     asset: Option<&crate::assets::AssetRef>,
 ) -> crate::Result<project::Project> {
@@ -725,13 +784,14 @@ pub fn import(
             ))
         })
     };
-    match (format, text_formats::Format::parse(format)) {
-        ("coco", _) => coco::import(ws, path, name, images()?),
-        ("yolo", _) => yolo::import(ws, path, name, images()?),
-        ("voc", _) => voc::import(ws, path, name, images()?),
-        ("label-studio", _) => label_studio::import_file(ws, path, name, asset),
-        (_, Some(text)) => text_formats::import_file(ws, path, text, name),
-        _ => Err(unknown_format(format, "import")),
+    match format {
+        LabelFormat::Coco => coco::import(ws, path, name, images()?),
+        LabelFormat::Yolo => yolo::import(ws, path, name, images()?),
+        LabelFormat::Voc => voc::import(ws, path, name, images()?),
+        LabelFormat::LabelStudio => label_studio::import_file(ws, path, name, asset),
+        LabelFormat::Conll => text_formats::import_file(ws, path, Text::Conll, name),
+        LabelFormat::SpanJsonl => text_formats::import_file(ws, path, Text::SpanJsonl, name),
+        LabelFormat::Csv => text_formats::import_file(ws, path, Text::Csv, name),
     }
 }
 
@@ -761,6 +821,19 @@ pub fn write_atomically<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_formats_read_back_from_their_names() {
+        for format in LabelFormat::ALL {
+            assert_eq!(format.as_str().parse::<LabelFormat>().unwrap(), format);
+        }
+        assert_eq!("iob".parse::<LabelFormat>().unwrap(), LabelFormat::Conll);
+        let unknown = "cvat".parse::<LabelFormat>().unwrap_err().to_string();
+        assert!(
+            unknown.contains("'cvat'") && unknown.contains("label-studio"),
+            "{unknown}"
+        );
+    }
 
     #[test]
     fn shapes_are_checked_against_task_schema_and_item() {

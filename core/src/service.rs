@@ -172,11 +172,11 @@ pub enum Command {
         /// `human`, or `model:<name>` when a pre-label was kept as it was.
         source: String,
     },
-    /// Creates a project from a label file (or folder) in one of `labeling::FORMATS`; image
-    /// formats label the images of `asset`.
+    /// Creates a project from a label file (or folder); image formats label the images of
+    /// `asset`.
     ImportLabels {
         path: PathBuf,
-        format: String,
+        format: crate::labeling::LabelFormat,
         name: String,
         asset: Option<String>,
     },
@@ -185,10 +185,10 @@ pub enum Command {
         project: String,
         labels: Vec<crate::labeling::Label>,
     },
-    /// Writes a project's labels to a file (or folder) in one of `labeling::FORMATS`.
+    /// Writes a project's labels to a file (or folder for yolo and voc).
     ExportLabels {
         project: String,
-        format: String,
+        format: crate::labeling::LabelFormat,
         path: PathBuf,
     },
     /// Records a project's labels as a new version of a table data asset.
@@ -543,7 +543,7 @@ impl Service {
                 name,
                 asset,
             } => self
-                .read(move |s| labeling::import_labels(s, &path, &format, &name, asset.as_deref())),
+                .read(move |s| labeling::import_labels(s, &path, format, &name, asset.as_deref())),
             Command::UpdateLabels { project, labels } => {
                 self.read(move |s| labeling::update_labels(s, &project, &labels));
             }
@@ -551,7 +551,7 @@ impl Service {
                 project,
                 format,
                 path,
-            } => self.read(move |s| labeling::export(s, &project, &format, &path)),
+            } => self.read(move |s| labeling::export(s, &project, format, &path)),
             Command::ExportLabelAsset { project, asset } => {
                 self.read(move |s| labeling::export_asset(s, &project, &asset));
             }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use egui::RichText;
 use lathe_core::labeling::project::{Filter, Item, Project, Status};
-use lathe_core::labeling::{Shape, Task};
+use lathe_core::labeling::{LabelFormat, Shape, Task};
 use lathe_core::service::{Command, Event, ItemView, Projects, Service};
 
 use crate::loadable::Loadable;
@@ -53,7 +53,7 @@ pub struct LabelingPanel {
     /// A project to open once the list has it (from `select`).
     wanted: Option<String>,
     /// The export format picked, and the data asset name to record labels under.
-    export_format: usize,
+    export_format: LabelFormat,
     export_asset: String,
     /// A registered ONNX model (`NAME:VERSION`) to pre-label with; empty for the baseline.
     model: String,
@@ -81,7 +81,7 @@ struct NewProject {
     error: Option<String>,
     /// A label file (or folder) to start from, and its format.
     file: Option<std::path::PathBuf>,
-    format: usize,
+    format: LabelFormat,
 }
 
 impl Default for NewProject {
@@ -93,7 +93,7 @@ impl Default for NewProject {
             labels: String::new(),
             error: None,
             file: None,
-            format: 0,
+            format: LabelFormat::Coco,
         }
     }
 }
@@ -223,7 +223,7 @@ impl LabelingPanel {
         if let Some(p) = &self.project {
             service.send(Command::ExportLabels {
                 project: p.name.clone(),
-                format: lathe_core::labeling::FORMATS[self.export_format].to_owned(),
+                format: self.export_format,
                 path,
             });
         }
@@ -283,10 +283,7 @@ impl LabelingPanel {
         let format = lathe_core::labeling::default_format(project.task);
         *self = LabelingPanel {
             projects: self.projects.take(),
-            export_format: lathe_core::labeling::FORMATS
-                .iter()
-                .position(|f| *f == format)
-                .unwrap_or_default(),
+            export_format: format,
             project: Some(project),
             ..LabelingPanel::default()
         };
@@ -361,10 +358,10 @@ impl LabelingPanel {
         ui.separator();
         ui.strong("Export");
         egui::ComboBox::new("export-format", "Format")
-            .selected_text(lathe_core::labeling::FORMATS[self.export_format])
+            .selected_text(self.export_format.as_str())
             .show_ui(ui, |ui| {
-                for (i, f) in lathe_core::labeling::FORMATS.iter().enumerate() {
-                    ui.selectable_value(&mut self.export_format, i, *f);
+                for f in LabelFormat::ALL {
+                    ui.selectable_value(&mut self.export_format, f, f.as_str());
                 }
             });
         if ui
@@ -500,10 +497,10 @@ impl LabelingPanel {
             if let Some(file) = form.file.clone() {
                 ui.label(file.display().to_string());
                 egui::ComboBox::new("import-format", "Format")
-                    .selected_text(lathe_core::labeling::FORMATS[form.format])
+                    .selected_text(form.format.as_str())
                     .show_ui(ui, |ui| {
-                        for (i, f) in lathe_core::labeling::FORMATS.iter().enumerate() {
-                            ui.selectable_value(&mut form.format, i, *f);
+                        for f in LabelFormat::ALL {
+                            ui.selectable_value(&mut form.format, f, f.as_str());
                         }
                     });
                 let images: Vec<String> = match &self.projects {
@@ -531,7 +528,7 @@ impl LabelingPanel {
                     form.error = None;
                     service.send(Command::ImportLabels {
                         path: file,
-                        format: lathe_core::labeling::FORMATS[form.format].to_owned(),
+                        format: form.format,
                         name: form.name.trim().to_owned(),
                         asset: Some(form.asset.clone()).filter(|a| !a.is_empty()),
                     });

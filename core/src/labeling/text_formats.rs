@@ -34,15 +34,6 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn parse(name: &str) -> Option<Format> {
-        match name {
-            "conll" | "iob" => Some(Format::Conll),
-            "jsonl" | "spans" => Some(Format::SpanJsonl),
-            "csv" => Some(Format::Csv),
-            _ => None,
-        }
-    }
-
     fn task(self, docs: &[Doc]) -> Task {
         match self {
             Format::Conll | Format::SpanJsonl => Task::EntitySpans,

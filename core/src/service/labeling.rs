@@ -180,7 +180,12 @@ pub(super) fn review(
     }
 }
 
-pub(super) fn export(shared: &Shared, name: &str, format: &str, path: &std::path::Path) -> Event {
+pub(super) fn export(
+    shared: &Shared,
+    name: &str,
+    format: crate::labeling::LabelFormat,
+    path: &std::path::Path,
+) -> Event {
     let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         let exported = crate::labeling::export(&ws, &p, format, path)?;
@@ -215,7 +220,7 @@ pub(super) fn export_asset(shared: &Shared, name: &str, asset: &str) -> Event {
 pub(super) fn import_labels(
     shared: &Shared,
     path: &std::path::Path,
-    format: &str,
+    format: crate::labeling::LabelFormat,
     name: &str,
     asset: Option<&str>,
 ) -> Event {
