@@ -127,19 +127,17 @@ fn parent_of(dest: &Path) -> &Path {
 }
 
 fn copy_atomically(source: &Path, dest: &Path) -> Result<()> {
-    let parent = parent_of(dest);
-    let tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
-    fs::copy(source, tmp.path()).map_err(|e| Error::io(source, e))?;
-    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    Ok(())
+    crate::files::write_atomically(dest, |out| {
+        let mut input = fs::File::open(source).map_err(|e| Error::io(source, e))?;
+        std::io::copy(&mut input, out).map_err(|e| Error::io(dest, e))?;
+        Ok(())
+    })
 }
 
 fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = parent_of(dest);
-    let tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
-    fs::write(tmp.path(), bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    Ok(())
+    crate::files::write_atomically(dest, |out| {
+        out.write_all(bytes).map_err(|e| Error::io(dest, e))
+    })
 }
 
 #[cfg(test)]

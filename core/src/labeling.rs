@@ -795,29 +795,6 @@ pub fn import(
     }
 }
 
-/// Writes `dest` through `write`, beside it first and renamed into place, so no half-written
-/// file is ever left; returns what `write` returns.
-pub fn write_atomically<T>(
-    dest: &std::path::Path,
-    write: impl FnOnce(&mut dyn std::io::Write) -> crate::Result<T>,
-) -> crate::Result<T> {
-    use std::io::Write;
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| crate::Error::io(dir, e))?;
-    let written = {
-        let mut out = std::io::BufWriter::new(tmp.as_file_mut());
-        let n = write(&mut out)?;
-        out.flush().map_err(|e| crate::Error::io(dest, e))?;
-        n
-    };
-    tmp.persist(dest)
-        .map_err(|e| crate::Error::io(dest, e.error))?;
-    Ok(written)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod export;
+pub mod files;
 pub mod format;
 pub mod images;
 pub mod import;

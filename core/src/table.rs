@@ -417,27 +417,22 @@ pub fn columns(df: &DataFrame) -> Vec<ColumnInfo> {
 
 /// Writes `df` to `dest` in `format`, through a temporary file renamed into place.
 pub fn write(df: &mut DataFrame, dest: &Path, format: TableFormat) -> Result<()> {
-    let parent = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(|e| Error::io(parent, e))?;
-    let file = tmp.as_file_mut();
-    match format {
-        TableFormat::Csv | TableFormat::Tsv => {
-            CsvWriter::new(file)
-                .with_separator(format.separator())
-                .finish(df)?;
+    crate::files::write_atomically(dest, |file| {
+        match format {
+            TableFormat::Csv | TableFormat::Tsv => {
+                CsvWriter::new(file)
+                    .with_separator(format.separator())
+                    .finish(df)?;
+            }
+            TableFormat::Jsonl => JsonWriter::new(file)
+                .with_json_format(JsonFormat::JsonLines)
+                .finish(df)?,
+            TableFormat::Parquet => {
+                ParquetWriter::new(file).finish(df)?;
+            }
         }
-        TableFormat::Jsonl => JsonWriter::new(file)
-            .with_json_format(JsonFormat::JsonLines)
-            .finish(df)?,
-        TableFormat::Parquet => {
-            ParquetWriter::new(file).finish(df)?;
-        }
-    }
-    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The cells of rows `offset..offset + len` as display strings (`None` for null).

@@ -505,7 +505,7 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
 /// Exports to the file `dest`, written beside it and renamed into place (no half-written
 /// file is ever left); returns the count of annotations.
 pub fn export_to(ws: &Workspace, project: &Project, dest: &Path) -> Result<Exported> {
-    super::write_atomically(dest, |out| export(ws, project, out))
+    crate::files::write_atomically(dest, |out| export(ws, project, out))
 }
 
 fn shoelace(points: &[[f64; 2]]) -> f64 {

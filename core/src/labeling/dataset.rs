@@ -134,7 +134,7 @@ pub fn export_asset(
 ) -> Result<(AssetVersion, bool)> {
     let staging = tempfile::tempdir().map_err(|e| Error::io("<temp>", e))?;
     let path = staging.path().join(format!("{name}.csv"));
-    super::write_atomically(&path, |out| write_table(ws, project, out))?;
+    crate::files::write_atomically(&path, |out| write_table(ws, project, out))?;
     let request = ImportRequest {
         path,
         name: name.to_owned(),

@@ -449,5 +449,5 @@ pub fn export(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<
 
 /// Exports to the file `dest` atomically; returns the count of tasks.
 pub fn export_to(ws: &Workspace, project: &Project, dest: &Path) -> Result<Exported> {
-    super::write_atomically(dest, |out| export(ws, project, out))
+    crate::files::write_atomically(dest, |out| export(ws, project, out))
 }

@@ -425,7 +425,7 @@ pub fn export_to(
     format: Format,
     dest: &Path,
 ) -> Result<Exported> {
-    super::write_atomically(dest, |out| export(ws, project, format, out))
+    crate::files::write_atomically(dest, |out| export(ws, project, format, out))
 }
 
 /// Writes a text project in `format` to `out`.

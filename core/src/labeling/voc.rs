@@ -236,7 +236,7 @@ pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<Exported>
         }
         xml.push_str("</annotation>\n");
         let dest = annotations.join(format!("{}.xml", stem(&file.path)));
-        super::write_atomically(&dest, |out| {
+        crate::files::write_atomically(&dest, |out| {
             out.write_all(xml.as_bytes())
                 .map_err(|e| Error::io(&dest, e))?;
             Ok(0)

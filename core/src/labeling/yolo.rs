@@ -131,7 +131,7 @@ pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<Exported>
     let labels_dir = dir.join("labels");
     std::fs::create_dir_all(&labels_dir).map_err(|e| Error::io(&labels_dir, e))?;
     let names: Vec<&str> = project.labels.iter().map(|l| l.name.as_str()).collect();
-    super::write_atomically(&dir.join("classes.txt"), |out| {
+    crate::files::write_atomically(&dir.join("classes.txt"), |out| {
         writeln!(out, "{}", names.join("\n")).map_err(|e| Error::io(dir, e))?;
         Ok(names.len())
     })?;
@@ -143,7 +143,7 @@ pub fn export(ws: &Workspace, project: &Project, dir: &Path) -> Result<Exported>
         let file = &files[submission.position as usize];
         let (w, h) = (f64::from(file.width.max(1)), f64::from(file.height.max(1)));
         let dest = labels_dir.join(format!("{}.txt", stem(&file.path)));
-        boxes += super::write_atomically(&dest, |out| {
+        boxes += crate::files::write_atomically(&dest, |out| {
             let mut n = 0;
             for shape in &submission.shapes {
                 if let Shape::Box {
