@@ -495,6 +495,14 @@ pub fn referenced_blobs(conn: &Connection) -> Result<std::collections::HashSet<S
     Ok(hashes)
 }
 
+/// Whether `error` is SQLite refusing a row that a UNIQUE or PRIMARY KEY constraint already
+/// holds (told by its code, not its text).
+pub fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _)
+        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
 /// Seconds since the Unix epoch; the store's one notion of time.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()

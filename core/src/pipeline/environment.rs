@@ -231,17 +231,20 @@ pub fn register(
                 "INSERT INTO environments (name, version, yaml, spec, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 rusqlite::params![name, version, yaml, json, created_at],
-            )?;
+            )
+            .map_err(|e| {
+                if crate::db::is_unique_violation(&e) {
+                    crate::tracking::TrackingError::new(
+                        crate::tracking::ErrorCode::ResourceAlreadyExists,
+                        "that name and version are already registered; give another --version",
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
             Ok((name, version))
         })
-        .map_err(|e| {
-            let text = e.to_string();
-            if text.contains("UNIQUE") {
-                "that name and version are already registered; give another --version".to_owned()
-            } else {
-                text
-            }
-        })?;
+        .map_err(|e| e.to_string())?;
     Ok(Registered {
         name,
         version,
@@ -406,6 +409,24 @@ fn run_logged(command: &mut Command, log: &dyn Fn(&str)) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_registered_twice_is_refused_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracking = Tracking::open(dir.path().join("ws")).unwrap();
+        let file = dir.path().join("requirements.txt");
+        std::fs::write(&file, "numpy\n").unwrap();
+        register(&tracking, &file, "env", Some("1")).unwrap();
+        let again = register(&tracking, &file, "env", Some("1")).unwrap_err();
+        assert_eq!(
+            again,
+            "that name and version are already registered; give another --version"
+        );
+        assert_eq!(
+            register(&tracking, &file, "env", None).unwrap().version,
+            "2"
+        );
+    }
 
     #[test]
     fn a_build_another_process_has_in_hand_is_waited_for_not_repeated() {

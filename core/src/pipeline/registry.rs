@@ -88,7 +88,17 @@ pub fn register(tracking: &Tracking, path: &Path) -> Result<Registered, String> 
             "INSERT INTO components (name, version, yaml, code_files, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             rusqlite::params![name, version, yaml, listing, created_at],
-        )?;
+        )
+        .map_err(|e| {
+            if crate::db::is_unique_violation(&e) {
+                crate::tracking::TrackingError::new(
+                    crate::tracking::ErrorCode::ResourceAlreadyExists,
+                    format!("{name} version {version} is already registered; change its version"),
+                )
+            } else {
+                e.into()
+            }
+        })?;
         Ok(version)
     });
     let version = match recorded {
@@ -97,16 +107,7 @@ pub fn register(tracking: &Tracking, path: &Path) -> Result<Registered, String> 
             tracking
                 .blobs()
                 .discard(&puts.into_iter().filter(|p| p.created).collect::<Vec<_>>());
-            let text = e.to_string();
-            return Err(if text.contains("UNIQUE") {
-                format!(
-                    "{} version {} is already registered; change its version",
-                    component.name,
-                    component.version.as_deref().unwrap_or("?")
-                )
-            } else {
-                text
-            });
+            return Err(e.to_string());
         }
     };
     component.version = Some(version.clone());
