@@ -19,7 +19,7 @@ use lathe_core::pipeline::job::{Binding, Pipeline};
 use lathe_core::service::{Command, Event, Opened, Palette, PipelineSource, Service};
 
 use crate::loadable::Loadable;
-use crate::workbench::{Navigate, ShellRequest};
+use crate::vocabulary::{Navigate, ShellRequest};
 use canvas::{Action, Canvas};
 
 /// Something dragged from the palette.

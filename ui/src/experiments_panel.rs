@@ -12,7 +12,7 @@ use crate::loadable::{Loadable, ready_or_status_ui};
 use crate::run_view::RunView;
 use crate::runs_table::{RunsTable, TableAction};
 use crate::tracking_cache::TrackingCache;
-use crate::workbench::Navigate;
+use crate::vocabulary::Navigate;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 enum View {

@@ -350,7 +350,7 @@ impl LabelingPanel {
         &mut self,
         ui: &mut egui::Ui,
         service: &Service,
-        requests: &mut Vec<crate::workbench::ShellRequest>,
+        requests: &mut Vec<crate::vocabulary::ShellRequest>,
     ) {
         let Some(p) = self.project.clone() else {
             return;
@@ -369,7 +369,7 @@ impl LabelingPanel {
             .on_hover_text("Write the labels to a file or folder")
             .clicked()
         {
-            requests.push(crate::workbench::ShellRequest::ExportLabels);
+            requests.push(crate::vocabulary::ShellRequest::ExportLabels);
         }
         if self.export_asset.is_empty() {
             self.export_asset = format!("{}-labels", p.name);
@@ -391,7 +391,7 @@ impl LabelingPanel {
         &mut self,
         ui: &mut egui::Ui,
         service: &Service,
-        requests: &mut Vec<crate::workbench::ShellRequest>,
+        requests: &mut Vec<crate::vocabulary::ShellRequest>,
     ) {
         if self.projects.is_none() {
             service.send(Command::LoadLabelProjects);
@@ -472,7 +472,7 @@ impl LabelingPanel {
         &mut self,
         ui: &mut egui::Ui,
         service: &Service,
-        requests: &mut Vec<crate::workbench::ShellRequest>,
+        requests: &mut Vec<crate::vocabulary::ShellRequest>,
     ) {
         egui::CollapsingHeader::new("New project").show(ui, |ui| {
             let form = &mut self.form;
@@ -483,7 +483,7 @@ impl LabelingPanel {
                     .on_hover_text("Start from a label file or folder")
                     .clicked()
                 {
-                    requests.push(crate::workbench::ShellRequest::PickLabels);
+                    requests.push(crate::vocabulary::ShellRequest::PickLabels);
                 }
                 if form.file.is_some()
                     && ui

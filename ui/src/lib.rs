@@ -20,6 +20,8 @@ mod status_bar;
 mod table_view;
 mod text_list;
 mod tracking_cache;
+mod vocabulary;
 mod workbench;
 
-pub use workbench::{Navigate, Section, ShellRequest, Workbench};
+pub use vocabulary::{Navigate, Section, ShellRequest};
+pub use workbench::Workbench;

@@ -4,7 +4,7 @@
 
 use lathe_core::tracking::browse::RunDetail;
 
-use crate::workbench::Navigate;
+use crate::vocabulary::Navigate;
 
 const NODE: egui::Vec2 = egui::vec2(220.0, 48.0);
 const GAP: f32 = 90.0;

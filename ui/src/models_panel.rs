@@ -8,7 +8,7 @@ use lathe_core::service::{Command, Event, Service};
 use lathe_core::tracking::types::{ModelVersion, RegisteredModel};
 
 use crate::loadable::{Loadable, ready_or_status_ui};
-use crate::workbench::Navigate;
+use crate::vocabulary::Navigate;
 
 type Models = Arc<Vec<(RegisteredModel, Vec<ModelVersion>)>>;
 

@@ -12,7 +12,7 @@ use crate::loadable::loaded_ui;
 use crate::metric_chart::{ChartStyle, chart_ui, series};
 use crate::runs_table::duration_text;
 use crate::tracking_cache::TrackingCache;
-use crate::workbench::Navigate;
+use crate::vocabulary::Navigate;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunTab {

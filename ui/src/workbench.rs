@@ -15,39 +15,7 @@ use crate::import_dialog::ImportDialog;
 use crate::labeling_panel::LabelingPanel;
 use crate::models_panel::ModelsPanel;
 use crate::status_bar::{Message, status_bar_ui};
-
-/// What the window asks of the shell around it (the native file dialogs live in the app).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShellRequest {
-    PickFiles,
-    PickFolder,
-    /// A pipeline YAML to open in the designer.
-    PickPipeline,
-    /// Where to export the designer's pipeline.
-    ExportPipeline,
-    /// Where to export the open labeling project.
-    ExportLabels,
-    /// A label file (or folder) to start a labeling project from.
-    PickLabels,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Section {
-    #[default]
-    Data,
-    Experiments,
-    Models,
-    Labeling,
-    Pipelines,
-}
-
-/// A link from one view to something shown in another section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Navigate {
-    Asset(String, i64),
-    Run(String),
-    Model(String),
-}
+use crate::vocabulary::{Navigate, Section, ShellRequest};
 
 pub struct Workbench {
     service: Service,
