@@ -220,7 +220,7 @@ pub fn pipeline(root: &Path, command: PipelineCommand) -> Result<()> {
                 println!(
                     "pipeline run {} {}: {} step(s), {ran} run, {} reused",
                     outcome.run_id,
-                    outcome.status.to_lowercase(),
+                    outcome.status.word(),
                     outcome.steps.len(),
                     outcome.reused()
                 );
@@ -232,7 +232,7 @@ pub fn pipeline(root: &Path, command: PipelineCommand) -> Result<()> {
                 // The outcome above is the answer, JSON or not; the exit code says it failed.
                 return Err(crate::cli::Reported(format!(
                     "the pipeline {}",
-                    outcome.status.to_lowercase()
+                    outcome.status.word()
                 ))
                 .into());
             }

@@ -141,7 +141,7 @@ pub fn serve(root: &Path, args: ServerArgs) -> Result<()> {
                     "schedule {}: pipeline run {} {}",
                     schedule.id,
                     o.run_id,
-                    o.status.to_lowercase()
+                    o.status.word()
                 ),
                 Err(e) => eprintln!("schedule {}: did not run: {e}", schedule.id),
             },

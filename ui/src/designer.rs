@@ -157,7 +157,7 @@ impl DesignerPanel {
                         let text = format!(
                             "Run {}: {} — {} step(s), {} reused",
                             outcome.run_id,
-                            outcome.status.to_lowercase(),
+                            outcome.status.word(),
                             outcome.steps.len(),
                             outcome.reused()
                         );

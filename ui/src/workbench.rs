@@ -319,7 +319,7 @@ impl Workbench {
                         schedule.id,
                         schedule.pipeline,
                         o.run_id,
-                        o.status.to_lowercase()
+                        o.status.word()
                     )),
                     Err(e) => Message::Error(format!("Schedule {} did not run: {e}", schedule.id)),
                 });

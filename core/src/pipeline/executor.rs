@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::job::{Binding, Pipeline};
 use crate::tracking::Tracking;
 use crate::tracking::api::ARTIFACTS_SCHEME;
+use crate::tracking::types::RunStatus;
 
 pub use files::tree_hash;
 
@@ -108,14 +109,14 @@ pub struct StepOutcome {
 pub struct Outcome {
     pub run_id: String,
     pub experiment_id: String,
-    /// FINISHED, FAILED or KILLED, as on the run.
-    pub status: String,
+    /// Finished, failed or killed, as on the run.
+    pub status: RunStatus,
     pub steps: Vec<StepOutcome>,
 }
 
 impl Outcome {
     pub fn succeeded(&self) -> bool {
-        self.status == "FINISHED"
+        self.status == RunStatus::Finished
     }
 
     pub fn reused(&self) -> usize {
@@ -199,12 +200,12 @@ fn create_run(
     Ok((run.info.run_id, artifacts))
 }
 
-fn end_run(tracking: &Tracking, run_id: &str, status: &str) -> Result<(), String> {
+fn end_run(tracking: &Tracking, run_id: &str, status: RunStatus) -> Result<(), String> {
     tracking
         .update_run(
             run_id,
             crate::tracking::runs::RunUpdate {
-                status: Some(status.to_owned()),
+                status: Some(status),
                 end_time: Some(crate::db::now_millis()),
                 run_name: None,
             },
@@ -267,11 +268,11 @@ pub fn run(
     let steps = schedule(&context);
     let _ = std::fs::remove_dir_all(&context.work);
     let status = if steps.iter().all(|s| s.status.succeeded()) {
-        "FINISHED"
+        RunStatus::Finished
     } else if cancel.load(Ordering::Relaxed) {
-        "KILLED"
+        RunStatus::Killed
     } else {
-        "FAILED"
+        RunStatus::Failed
     };
     let reused = steps
         .iter()
@@ -284,7 +285,7 @@ pub fn run(
     Ok(Outcome {
         run_id,
         experiment_id,
-        status: status.to_owned(),
+        status,
         steps,
     })
 }

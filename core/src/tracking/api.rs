@@ -538,7 +538,7 @@ impl Tracking {
                 let req: UpdateRun = parse(body)?;
                 let id = required("run_id", req.run_id.or(req.run_uuid))?;
                 let change = RunUpdate {
-                    status: req.status,
+                    status: req.status.as_deref().map(str::parse).transpose()?,
                     end_time: req.end_time,
                     run_name: req.run_name,
                 };

@@ -253,24 +253,17 @@ fn slot<'a>(
 }
 
 pub struct RunUpdate {
-    pub status: Option<String>,
+    pub status: Option<super::types::RunStatus>,
     pub end_time: Option<i64>,
     pub run_name: Option<String>,
 }
 
 pub fn update(conn: &Connection, run_id: &str, change: RunUpdate) -> TrackingResult<RunInfo> {
     let run = find_active(conn, run_id)?;
-    if let Some(status) = &change.status {
-        const STATUSES: [&str; 5] = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"];
-        if !STATUSES.contains(&status.as_str()) {
-            return Err(TrackingError::invalid(format!(
-                "Invalid run status '{status}': use one of {}",
-                STATUSES.join(", ")
-            )));
-        }
+    if let Some(status) = change.status {
         conn.execute(
             "UPDATE runs SET status = ?1 WHERE id = ?2",
-            params![status, run.id],
+            params![status.as_str(), run.id],
         )?;
     }
     if let Some(end) = change.end_time {

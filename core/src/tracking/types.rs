@@ -6,6 +6,78 @@ use serde::{Deserialize, Serialize};
 
 use super::lenient;
 
+/// A run's status, as MLflow names it (its `RunStatus` enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Running,
+    Scheduled,
+    Finished,
+    Failed,
+    Killed,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Running,
+        RunStatus::Scheduled,
+        RunStatus::Finished,
+        RunStatus::Failed,
+        RunStatus::Killed,
+    ];
+
+    /// MLflow's name: `FINISHED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "RUNNING",
+            RunStatus::Scheduled => "SCHEDULED",
+            RunStatus::Finished => "FINISHED",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Killed => "KILLED",
+        }
+    }
+
+    /// The word for messages: `finished`.
+    pub fn word(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Scheduled => "scheduled",
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+            RunStatus::Killed => "killed",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status equals MLflow's name for it.
+impl PartialEq<&str> for RunStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = super::TrackingError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| {
+                super::TrackingError::invalid(format!(
+                    "Invalid run status '{text}': use one of {}",
+                    RunStatus::ALL.map(RunStatus::as_str).join(", ")
+                ))
+            })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tag {
     pub key: String,
@@ -212,4 +284,24 @@ pub struct ModelVersion {
     /// graph, as JSON (`{"inputs": [...], "outputs": [...]}`). MLflow clients ignore it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_statuses_read_and_write_as_mlflow_names_them() {
+        for status in RunStatus::ALL {
+            assert_eq!(status.as_str().parse::<RunStatus>().unwrap(), status);
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        assert_eq!(RunStatus::Killed, "KILLED");
+        let refused = "DONE".parse::<RunStatus>().unwrap_err();
+        assert_eq!(
+            refused.message,
+            "Invalid run status 'DONE': use one of RUNNING, SCHEDULED, FINISHED, FAILED, KILLED"
+        );
+    }
 }

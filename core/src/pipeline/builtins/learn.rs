@@ -381,7 +381,7 @@ fn trial_run(
         .update_run(
             &run_id,
             crate::tracking::runs::RunUpdate {
-                status: Some("FINISHED".to_owned()),
+                status: Some(crate::tracking::types::RunStatus::Finished),
                 end_time: Some(crate::db::now_millis()),
                 run_name: None,
             },

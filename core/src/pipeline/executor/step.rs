@@ -19,6 +19,7 @@ use crate::pipeline::component::{Port, PortType};
 use crate::pipeline::environment::{self, EnvSpec};
 use crate::pipeline::job::{Binding, Step};
 use crate::tracking::api::ARTIFACTS_SCHEME;
+use crate::tracking::types::RunStatus;
 
 pub enum Prepared<'a> {
     Reused {
@@ -280,7 +281,7 @@ pub fn prepare<'a>(
         tags.push(("lathe.reused_from", from_run.clone()));
         let (run_id, _) = create_run(cx.tracking, &cx.experiment_id, &step.name, &tags)?;
         log_lineage(cx, &run_id, &assets, &lineage)?;
-        end_run(cx.tracking, &run_id, "FINISHED")?;
+        end_run(cx.tracking, &run_id, RunStatus::Finished)?;
         for produced in outputs.values_mut() {
             produced.lineage.clone_from(&lineage);
         }
@@ -445,9 +446,9 @@ pub fn execute(cx: &Context<'_>, job: &Job<'_>) -> Result<BTreeMap<String, Produ
             .put_artifact(&format!("{}/logs/std_log.txt", job.artifacts), &mut file);
     }
     let status = match &stored {
-        Ok(_) => "FINISHED",
-        Err(_) if cx.cancel.load(Ordering::Relaxed) => "KILLED",
-        Err(_) => "FAILED",
+        Ok(_) => RunStatus::Finished,
+        Err(_) if cx.cancel.load(Ordering::Relaxed) => RunStatus::Killed,
+        Err(_) => RunStatus::Failed,
     };
     end_run(cx.tracking, &job.run_id, status)?;
     stored
