@@ -2,17 +2,16 @@
 //! stderr; an error exits non-zero with a one-line reason.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use lathe_core::assets::{AssetKind, AssetRef, AssetVersion};
 use lathe_core::import::{ImportRequest, import};
-use lathe_core::jobs::Progress;
 use lathe_core::profile::{TableProfile, profile_version};
 use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
+pub use crate::output::{Output, Reported, print_json, with_progress};
 use crate::{label_cli, pipeline_cli, tracking_cli};
 
 #[derive(Debug, Subcommand)]
@@ -92,26 +91,6 @@ pub enum DataCommand {
         reference: AssetRef,
         path: PathBuf,
     },
-}
-
-/// A failure whose details the command has already printed (as JSON under `--json`): the
-/// process exits non-zero with this one line on stderr, and no JSON error follows the answer.
-#[derive(Debug)]
-pub struct Reported(pub String);
-
-impl std::fmt::Display for Reported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Reported {}
-
-#[derive(Debug, Args)]
-pub struct Output {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn parse_kind(s: &str) -> Result<AssetKind, String> {
@@ -266,11 +245,6 @@ fn data(root: &Path, command: DataCommand) -> Result<()> {
     Ok(())
 }
 
-pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
 fn print_version(v: &AssetVersion) {
     println!(
         "{}  {}  {} {}  {}  {}  hash {}",
@@ -331,35 +305,5 @@ fn print_profile(v: &AssetVersion, p: &TableProfile) {
                 .collect();
             println!("  top: {}", top.join(", "));
         }
-    }
-}
-
-/// Runs `work` on a scoped thread while this one draws its progress on stderr (when it is a
-/// terminal); Ctrl-C ends the process, and an unfinished import leaves nothing behind.
-pub fn with_progress<T: Send>(
-    ws: &mut Workspace,
-    work: impl FnOnce(&mut Workspace, &Progress) -> lathe_core::Result<T> + Send,
-) -> Result<T> {
-    let progress = Progress::default();
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{msg:>16} [{bar:40}] {percent:>3}% {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let result = std::thread::scope(|scope| {
-        let handle = scope.spawn(|| work(ws, &progress));
-        while !handle.is_finished() {
-            let snap = progress.snapshot();
-            bar.set_length(snap.total.max(1));
-            bar.set_position(snap.done);
-            bar.set_message(snap.stage);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        handle.join()
-    });
-    bar.finish_and_clear();
-    match result {
-        Ok(result) => Ok(result?),
-        Err(_) => anyhow::bail!("internal error: the task panicked"),
     }
 }

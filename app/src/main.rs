@@ -4,6 +4,7 @@
 mod cli;
 mod gui;
 mod label_cli;
+mod output;
 mod pipeline_cli;
 mod server;
 mod tracking_cli;

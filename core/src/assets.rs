@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::table::TableFormat;
+use crate::table::{ColumnInfo, TableFormat};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,12 +103,6 @@ pub struct VersionMeta {
     /// For a text corpus read from a table: the column holding the text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_column: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ColumnInfo {
-    pub name: String,
-    pub dtype: String,
 }
 
 /// One file of an image-set version.

@@ -8,8 +8,15 @@ use std::path::Path;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::assets::ColumnInfo;
 use crate::{Error, Result};
+
+/// A column of a table version: its name and its polars type, as written by polars
+/// (`i64`, `f64`, `str`, `date`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    pub dtype: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
