@@ -1,8 +1,10 @@
 //! The background service behind the GUI. The GUI sends [`Command`]s and, each frame, takes the
 //! [`Event`]s that finished work produced; it never touches the database or the disk itself.
-//! Long work (imports, profiles) runs as a [`Job`] with progress and cancellation; short reads
-//! (table pages, thumbnails) run on a small thread pool. A plain waker callback tells the GUI
-//! that an event is waiting, so this module knows nothing of egui.
+//! Long work (imports, profiles, pipeline runs, pre-labels) runs as a [`Job`] with progress and
+//! cancellation on a thread named for it; short reads (table pages, thumbnails) run on two
+//! reader threads. A job or read that panics answers [`Event::Failed`]. Everything goes through
+//! the process's one [`Store`]. A plain waker callback tells the GUI that an event is waiting,
+//! so this module knows nothing of egui.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -542,8 +544,19 @@ impl Service {
                 format,
                 name,
                 asset,
-            } => self
-                .read(move |s| labeling::import_labels(s, &path, format, &name, asset.as_deref())),
+            } => {
+                // A label file of 100,000 items takes a while: a job, not a reader's turn.
+                let label = format!("Importing {} as {name}", path.display());
+                shared.clone().run_job(label, move |_, _| {
+                    shared.emit(labeling::import_labels(
+                        &shared,
+                        &path,
+                        format,
+                        &name,
+                        asset.as_deref(),
+                    ));
+                });
+            }
             Command::UpdateLabels { project, labels } => {
                 self.read(move |s| labeling::update_labels(s, &project, &labels));
             }
@@ -551,9 +564,17 @@ impl Service {
                 project,
                 format,
                 path,
-            } => self.read(move |s| labeling::export(s, &project, format, &path)),
+            } => {
+                let label = format!("Exporting {project} as {format}");
+                shared.clone().run_job(label, move |_, _| {
+                    shared.emit(labeling::export(&shared, &project, format, &path));
+                });
+            }
             Command::ExportLabelAsset { project, asset } => {
-                self.read(move |s| labeling::export_asset(s, &project, &asset));
+                let label = format!("Recording {project} as data asset {asset}");
+                shared.clone().run_job(label, move |_, _| {
+                    shared.emit(labeling::export_asset(&shared, &project, &asset));
+                });
             }
             Command::LoadOnnxModels => self.read(|s| {
                 let reply = crate::labeling::onnx_assist::onnx_models(s.tracking())

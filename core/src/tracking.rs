@@ -1,7 +1,8 @@
 //! Experiment tracking and the model registry, in MLflow's model so that the official MLflow
 //! client can log to Lathe: experiments, runs, params, metrics, tags, dataset inputs, artifacts,
-//! registered models and their versions. [`Tracking`] is the store; the HTTP server in `app`
-//! and the CLI call its functions, which take and return MLflow's JSON shapes.
+//! registered models and their versions. [`Tracking`] is the facade over the workspace's
+//! [`crate::Store`]: typed calls for Lathe's own callers, and `handle`/`answer` (MLflow's REST
+//! API as JSON in and out) for the HTTP server in `app` and the CLI.
 
 pub mod api;
 mod artifacts;
