@@ -39,16 +39,20 @@ pub enum StoreError {
 }
 
 impl From<rusqlite::Error> for StoreError {
-    /// SQLite's own words without the statement.
     fn from(error: rusqlite::Error) -> Self {
-        let reason = match &error {
-            rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
-            rusqlite::Error::SqliteFailure(e, message) => {
-                message.clone().unwrap_or_else(|| e.to_string())
-            }
-            other => other.to_string(),
-        };
-        Self::Database(reason)
+        Self::Database(reason(&error))
+    }
+}
+
+/// SQLite's own words for `error`, without the statement: SQL is never shown to a user or a
+/// client.
+pub(crate) fn reason(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(e, message) => {
+            message.clone().unwrap_or_else(|| e.to_string())
+        }
+        other => other.to_string(),
     }
 }
 

@@ -111,14 +111,10 @@ impl From<crate::Error> for TrackingError {
 impl From<rusqlite::Error> for TrackingError {
     /// The store's own words without the statement: SQL is never shown to a client.
     fn from(error: rusqlite::Error) -> Self {
-        let reason = match &error {
-            rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
-            rusqlite::Error::SqliteFailure(e, message) => {
-                message.clone().unwrap_or_else(|| e.to_string())
-            }
-            other => other.to_string(),
-        };
-        Self::internal(format!("The store failed: {reason}"))
+        Self::internal(format!(
+            "The store failed: {}",
+            crate::store::reason(&error)
+        ))
     }
 }
 
