@@ -7,6 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::executor::process::run_program;
 
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
@@ -278,11 +281,12 @@ pub fn list(tracking: &Tracking) -> Result<Vec<Registered>, String> {
 }
 
 /// Takes the lock file `<locks>/env-<hash>.lock`, waiting (and saying so) while another
-/// process holds it; the lock goes with the returned file.
+/// process holds it, until `cancel` is set; the lock goes with the returned file.
 fn lock_across_processes(
     locks: &Path,
     hash: &str,
     log: &dyn Fn(&str),
+    cancel: &AtomicBool,
 ) -> Result<std::fs::File, String> {
     std::fs::create_dir_all(locks).map_err(|e| format!("{}: {e}", locks.display()))?;
     let path = locks.join(format!("env-{hash}.lock"));
@@ -299,9 +303,19 @@ fn lock_across_processes(
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(format!("{}: {e}", path.display())),
     }
-    file.lock()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(file)
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err("cancelled".to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(format!("{}: {e}", path.display()));
+            }
+        }
+    }
 }
 
 /// A built environment: the folder of its programs (none for the system) and its packages.
@@ -315,8 +329,14 @@ pub struct Built {
 /// one build. Across processes, a lock file per environment does the same.
 static BUILDING: Mutex<()> = Mutex::new(());
 
-/// Makes `spec` ready under `<root>/envs/`, building it the first time. `log` hears the build.
-pub fn materialize(root: &Path, spec: &EnvSpec, log: &dyn Fn(&str)) -> Result<Built, String> {
+/// Makes `spec` ready under `<root>/envs/`, building it the first time. `log` hears the build;
+/// `cancel` stops it (the build's programs are stopped and its folder removed).
+pub fn materialize(
+    root: &Path,
+    spec: &EnvSpec,
+    log: &(dyn Fn(&str) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Built, String> {
     let EnvSpec::Python { requirements } = spec else {
         return Ok(Built {
             bin: None,
@@ -330,7 +350,7 @@ pub fn materialize(root: &Path, spec: &EnvSpec, log: &dyn Fn(&str)) -> Result<Bu
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Held until the build is done (or failed): another process building it is waited for.
-    let _across = lock_across_processes(&root.join("locks"), &spec.hash(), log)?;
+    let _across = lock_across_processes(&root.join("locks"), &spec.hash(), log, cancel)?;
     if let Ok(packages) = std::fs::read_to_string(&ready) {
         return Ok(Built {
             bin: Some(dir.join("bin")),
@@ -349,11 +369,15 @@ pub fn materialize(root: &Path, spec: &EnvSpec, log: &dyn Fn(&str)) -> Result<Bu
         let _ = std::fs::remove_dir_all(&dir);
         format!("building the environment failed: {what}: {e}")
     };
-    run_logged(Command::new(&python).arg("-m").arg("venv").arg(&dir), log)
-        .map_err(|e| failed(&format!("{python} -m venv"), e))?;
+    run_program(
+        Command::new(&python).arg("-m").arg("venv").arg(&dir),
+        log,
+        cancel,
+    )
+    .map_err(|e| failed(&format!("{python} -m venv"), e))?;
     let venv_python = dir.join("bin").join("python");
     if !requirements.is_empty() {
-        run_logged(
+        run_program(
             Command::new(&venv_python)
                 .args([
                     "-m",
@@ -364,6 +388,7 @@ pub fn materialize(root: &Path, spec: &EnvSpec, log: &dyn Fn(&str)) -> Result<Bu
                 ])
                 .args(requirements),
             log,
+            cancel,
         )
         .map_err(|e| failed("pip install", e))?;
     }
@@ -381,29 +406,6 @@ pub fn materialize(root: &Path, spec: &EnvSpec, log: &dyn Fn(&str)) -> Result<Bu
         bin: Some(dir.join("bin")),
         packages,
     })
-}
-
-/// Runs a build command, its output to `log`; an error carries its last lines.
-fn run_logged(command: &mut Command, log: &dyn Fn(&str)) -> Result<(), String> {
-    let output = command.output().map_err(|e| e.to_string())?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for line in text.lines() {
-        log(line);
-    }
-    if output.status.success() {
-        Ok(())
-    } else {
-        let tail: Vec<&str> = text.lines().rev().take(5).collect();
-        Err(format!(
-            "{} — {}",
-            output.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -429,6 +431,26 @@ mod tests {
     }
 
     #[test]
+    fn waiting_for_another_process_build_can_be_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = EnvSpec::Python {
+            requirements: vec!["nothing-to-install".into()],
+        };
+        let never = AtomicBool::new(false);
+        let _other =
+            lock_across_processes(&dir.path().join("locks"), &spec.hash(), &|_| {}, &never)
+                .unwrap();
+        let cancel = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| materialize(dir.path(), &spec, &|_| {}, &cancel));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            cancel.store(true, Ordering::Relaxed);
+            waiting.join().unwrap()
+        });
+        assert_eq!(result.unwrap_err(), "cancelled");
+    }
+
+    #[test]
     fn a_build_another_process_has_in_hand_is_waited_for_not_repeated() {
         let dir = tempfile::tempdir().unwrap();
         let spec = EnvSpec::Python {
@@ -436,15 +458,19 @@ mod tests {
         };
         let envs = dir.path().join("envs");
         // Another process holds the lock: a second open file description conflicts like one.
-        let other =
-            lock_across_processes(&dir.path().join("locks"), &spec.hash(), &|_| {}).unwrap();
+        let never = AtomicBool::new(false);
+        let other = lock_across_processes(&dir.path().join("locks"), &spec.hash(), &|_| {}, &never)
+            .unwrap();
         let built = envs.join(spec.hash());
         let (result, heard) = std::thread::scope(|scope| {
             let waiting = scope.spawn(|| {
                 let heard = Mutex::new(Vec::new());
-                let built = materialize(dir.path(), &spec, &|line| {
-                    heard.lock().unwrap().push(line.to_owned());
-                });
+                let built = materialize(
+                    dir.path(),
+                    &spec,
+                    &|line| heard.lock().unwrap().push(line.to_owned()),
+                    &never,
+                );
                 (built, heard.into_inner().unwrap())
             });
             std::thread::sleep(std::time::Duration::from_millis(200));

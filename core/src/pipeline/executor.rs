@@ -6,7 +6,7 @@
 //! Outputs are stored as the step run's artifacts (`outputs/<name>/…`), content-addressed.
 
 mod files;
-mod process;
+pub(crate) mod process;
 mod step;
 
 use std::collections::BTreeMap;

@@ -20,17 +20,29 @@ pub fn run(
     log: &(dyn Fn(&str) + Sync),
     cancel: &AtomicBool,
 ) -> Result<(), String> {
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
         .arg(command)
         .current_dir(cwd)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    run_program(&mut sh, log, cancel)
+}
+
+/// Runs a program the same way: its own process group, output to `log` line by line, stopped
+/// with everything it started when `cancel` is set (then `Err("cancelled")`).
+pub(crate) fn run_program(
+    command: &mut Command,
+    log: &(dyn Fn(&str) + Sync),
+    cancel: &AtomicBool,
+) -> Result<(), String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start sh: {e}"))?;
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
     let pid = child.id();
     // The last lines, to say why a command failed.
     let tail = Mutex::new(VecDeque::with_capacity(TAIL_LINES));

@@ -559,7 +559,7 @@ fn command(
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<(), String> {
     let step = job.step;
-    let built = environment::materialize(cx.root, &job.env, log)?;
+    let built = environment::materialize(cx.root, &job.env, log, cx.cancel)?;
     let cwd = match &step.component.code {
         Some(code) => {
             let snapshot = work.join("code");
