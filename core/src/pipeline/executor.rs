@@ -154,16 +154,6 @@ struct Context<'a> {
     work: PathBuf,
 }
 
-fn call(
-    tracking: &Tracking,
-    endpoint: &str,
-    body: serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    tracking
-        .handle("POST", endpoint, body)
-        .map_err(|e| format!("{endpoint}: {e}"))
-}
-
 fn experiment_id(tracking: &Tracking, name: &str) -> Result<String, String> {
     tracking
         .experiment_named(name)

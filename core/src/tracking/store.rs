@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 use super::runs::{self, Batch, NewRun, RunUpdate};
-use super::types::{Run, RunInfo, Tag};
+use super::types::{DatasetInput, Run, RunInfo, Tag};
 use super::{ErrorCode, TrackingError, TrackingResult, experiments};
 use crate::blobs::BlobStore;
 use crate::store::{Store, StoreError};
@@ -99,6 +99,12 @@ impl Tracking {
         runs::check_batch(&batch)?;
         let run_id = run_id.to_owned();
         self.write(move |c| runs::log_batch(c, &run_id, &batch))
+    }
+
+    /// Records the datasets a run read (`runs/log-inputs`).
+    pub fn log_inputs(&self, run_id: &str, datasets: Vec<DatasetInput>) -> TrackingResult<()> {
+        let run_id = run_id.to_owned();
+        self.write(move |c| runs::log_inputs(c, &run_id, &datasets))
     }
 
     /// Sets one tag on a run (`runs/set-tag`).

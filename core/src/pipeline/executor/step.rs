@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use rusqlite::OptionalExtension;
 use serde_json::json;
 
-use super::{Context, Event, Produced, call, create_run, end_run, files, process};
+use super::{Context, Event, Produced, create_run, end_run, files, process};
 use crate::assets::AssetRef;
 use crate::pipeline::builtin;
 use crate::pipeline::builtins::{self, DataInput, Origin, StepIo};
@@ -322,7 +322,8 @@ fn log_lineage(
     if lineage.is_empty() {
         return Ok(());
     }
-    let datasets: Vec<serde_json::Value> = lineage
+    use crate::tracking::types::{Dataset, DatasetInput, Tag};
+    let datasets = lineage
         .iter()
         .map(|(name, version)| {
             let context = if direct.iter().any(|d| d.0 == *name && d.1 == *version) {
@@ -330,16 +331,25 @@ fn log_lineage(
             } else {
                 "upstream"
             };
-            json!({ "tags": [{ "key": "mlflow.data.context", "value": context }],
-                    "dataset": { "name": name, "digest": format!("{name}-{version}"),
-                                 "source_type": "lathe", "source": format!("{name}:{version}") } })
+            DatasetInput {
+                tags: vec![Tag {
+                    key: "mlflow.data.context".to_owned(),
+                    value: context.to_owned(),
+                }],
+                dataset: Dataset {
+                    name: name.clone(),
+                    digest: format!("{name}-{version}"),
+                    source_type: "lathe".to_owned(),
+                    source: format!("{name}:{version}"),
+                    schema: None,
+                    profile: None,
+                },
+            }
         })
         .collect();
-    call(
-        cx.tracking,
-        "runs/log-inputs",
-        json!({ "run_id": run_id, "datasets": datasets }),
-    )?;
+    cx.tracking
+        .log_inputs(run_id, datasets)
+        .map_err(|e| format!("runs/log-inputs: {e}"))?;
     Ok(())
 }
 
