@@ -256,7 +256,7 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
         } => {
             let found = project::open(&ws, &name)?;
             let tracking = match &model {
-                Some(_) => Some(lathe_core::tracking::Tracking::open(root)?),
+                Some(_) => Some(ws.store().tracking()),
                 None => None,
             };
             let done = with_progress(&mut ws, |ws, progress| match (&model, &tracking) {
