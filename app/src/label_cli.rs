@@ -255,10 +255,7 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             output,
         } => {
             let found = project::open(&ws, &name)?;
-            let tracking = match &model {
-                Some(_) => Some(ws.store().tracking()),
-                None => None,
-            };
+            let tracking = model.as_ref().map(|_| ws.store().tracking());
             let done = with_progress(&mut ws, |ws, progress| match (&model, &tracking) {
                 (Some(model), Some(tracking)) => lathe_core::labeling::onnx_assist::prelabel(
                     ws, tracking, &found, model, threshold, progress,
