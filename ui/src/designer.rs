@@ -299,7 +299,7 @@ impl DesignerPanel {
             && let Some(key) = self.selected.take()
         {
             self.edit();
-            design::remove(&mut self.pipeline, key.trim_start_matches('$'));
+            design::remove(&mut self.pipeline, design::Node::of(&key).name());
         }
         ui.horizontal(|ui| {
             if ui.button("New").clicked() {
@@ -617,9 +617,12 @@ impl DesignerPanel {
                 navigate = Some(Navigate::Run(run_id.clone()));
             }
             ui.separator();
-            match self.selected.clone() {
-                Some(key) if key.starts_with('$') => self.input_ui(ui, &key[1..]),
-                Some(key) => navigate = navigate.take().or(self.step_ui(ui, &key)),
+            let selected = self.selected.clone();
+            match selected.as_deref().map(design::Node::of) {
+                Some(design::Node::Input(name)) => self.input_ui(ui, name),
+                Some(design::Node::Step(step)) => {
+                    navigate = navigate.take().or(self.step_ui(ui, step));
+                }
                 None => {
                     ui.weak("Select a node to edit it. Drag from an orange output port to a blue input port to connect them; Delete removes the selected node.");
                     self.pipeline_inputs_ui(ui);

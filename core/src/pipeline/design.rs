@@ -22,7 +22,32 @@ pub enum Source {
     Input(String),
 }
 
-/// The layout key of a pipeline input's node.
+/// A node of the designer's graph: a step, or a pipeline input (a data input the steps read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node<'a> {
+    Step(&'a str),
+    Input(&'a str),
+}
+
+impl<'a> Node<'a> {
+    /// The node a layout key names: inputs' keys are `$<name>` (as saved in a pipeline's
+    /// `properties`, where a step's name can never start with `$`), steps' are their names.
+    pub fn of(key: &'a str) -> Node<'a> {
+        match key.strip_prefix('$') {
+            Some(input) => Node::Input(input),
+            None => Node::Step(key),
+        }
+    }
+
+    /// The step's or input's own name.
+    pub fn name(&self) -> &'a str {
+        match self {
+            Node::Step(name) | Node::Input(name) => name,
+        }
+    }
+}
+
+/// The layout key of a pipeline input's node (see [`Node::of`]).
 pub fn input_key(name: &str) -> String {
     format!("${name}")
 }
@@ -264,6 +289,13 @@ pub fn auto_layout(pipeline: &mut Pipeline) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layout_keys_name_their_node() {
+        assert_eq!(Node::of(&input_key("raw")), Node::Input("raw"));
+        assert_eq!(Node::of("train"), Node::Step("train"));
+        assert_eq!(Node::of(&input_key("raw")).name(), "raw");
+    }
     use crate::pipeline::builtin;
 
     fn component(name: &str) -> Component {

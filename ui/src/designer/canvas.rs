@@ -6,7 +6,7 @@
 use egui::epaint::CubicBezierShape;
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2, pos2, vec2};
 use lathe_core::pipeline::component::Port;
-use lathe_core::pipeline::design::{Source, input_key};
+use lathe_core::pipeline::design::{Node as GraphNode, Source, input_key};
 use lathe_core::pipeline::executor::StepStatus;
 use lathe_core::pipeline::job::{Binding, Pipeline};
 
@@ -280,7 +280,7 @@ impl Canvas {
                 Stroke::new(1.0, ui.visuals().widgets.noninteractive.bg_stroke.color)
             };
             painter.rect(r, 6.0 * zoom, fill, border, StrokeKind::Inside);
-            let band = if node.key.starts_with('$') {
+            let band = if matches!(GraphNode::of(&node.key), GraphNode::Input(_)) {
                 Color32::from_rgb(90, 120, 170)
             } else {
                 status_color(node.status.as_ref())
@@ -343,13 +343,12 @@ impl Canvas {
                 let hit = Rect::from_center_size(p, Vec2::splat(PORT_RADIUS * 4.0 * zoom));
                 let port = ui.interact(hit, id.with(("out", i)), Sense::drag());
                 if port.drag_started() {
-                    let from = if let Some(name) = node.key.strip_prefix('$') {
-                        Source::Input(name.to_owned())
-                    } else {
-                        Source::Step {
-                            step: node.key.clone(),
+                    let from = match GraphNode::of(&node.key) {
+                        GraphNode::Input(name) => Source::Input(name.to_owned()),
+                        GraphNode::Step(step) => Source::Step {
+                            step: step.to_owned(),
                             output: output.clone(),
-                        }
+                        },
                     };
                     self.dragging_from = Some((from, p));
                 }
