@@ -18,6 +18,7 @@ use lathe_core::pipeline::executor::{Event as RunEvent, StepStatus};
 use lathe_core::pipeline::job::{Binding, Pipeline};
 use lathe_core::service::{Command, Event, Opened, Palette, PipelineSource, Service};
 
+use crate::history::History;
 use crate::loadable::Loadable;
 use crate::vocabulary::{Navigate, ShellRequest};
 use canvas::{Action, Canvas};
@@ -41,8 +42,7 @@ pub struct DesignerPanel {
     base: PathBuf,
     title: String,
     save_name: String,
-    undo: Vec<Pipeline>,
-    redo: Vec<Pipeline>,
+    history: History<Pipeline>,
     selected: Option<String>,
     /// `None` until asked for (and again after a save, to list the new version).
     palette: Option<Loadable<Arc<Palette>>>,
@@ -74,8 +74,7 @@ impl DesignerPanel {
             base: workspace,
             title: "New pipeline".into(),
             save_name: "new-pipeline".into(),
-            undo: Vec::new(),
-            redo: Vec::new(),
+            history: History::with_limit(200),
             selected: None,
             palette: None,
             editing: None,
@@ -115,7 +114,7 @@ impl DesignerPanel {
         match event {
             Event::Palette(reply) => {
                 // A fresh designer opens the newest saved pipeline rather than an empty canvas.
-                let untouched = self.undo.is_empty() && self.pipeline.steps.is_empty();
+                let untouched = !self.history.can_undo() && self.pipeline.steps.is_empty();
                 if let (true, Ok(palette)) = (untouched, &reply)
                     && let Some(newest) = palette.saved.iter().max_by_key(|s| s.created_at)
                 {
@@ -218,24 +217,15 @@ impl DesignerPanel {
     /// Records the state before an edit, for undo.
     fn edit(&mut self) {
         self.editing = None;
-        self.undo.push(self.pipeline.clone());
-        if self.undo.len() > 200 {
-            self.undo.remove(0);
-        }
-        self.redo.clear();
+        self.history.record(&self.pipeline);
     }
 
     fn undo(&mut self) {
-        if let Some(previous) = self.undo.pop() {
-            self.redo
-                .push(std::mem::replace(&mut self.pipeline, previous));
-        }
+        self.history.undo(&mut self.pipeline);
     }
 
     fn redo(&mut self) {
-        if let Some(next) = self.redo.pop() {
-            self.undo.push(std::mem::replace(&mut self.pipeline, next));
-        }
+        self.history.redo(&mut self.pipeline);
     }
 
     fn add(&mut self, item: &PaletteItem, at: [f32; 2]) {
@@ -316,12 +306,12 @@ impl DesignerPanel {
                 requests.push(ShellRequest::ExportPipeline);
             }
             ui.separator();
-            ui.add_enabled_ui(!self.undo.is_empty(), |ui| {
+            ui.add_enabled_ui(self.history.can_undo(), |ui| {
                 if ui.button("⟲ Undo").on_hover_text("Ctrl+Z").clicked() {
                     self.undo();
                 }
             });
-            ui.add_enabled_ui(!self.redo.is_empty(), |ui| {
+            ui.add_enabled_ui(self.history.can_redo(), |ui| {
                 if ui.button("⟳ Redo").on_hover_text("Ctrl+Shift+Z").clicked() {
                     self.redo();
                 }
@@ -569,7 +559,7 @@ impl DesignerPanel {
                 Action::Connect { from, step, input } => {
                     self.edit();
                     if let Err(reason) = design::connect(&mut self.pipeline, &from, &step, &input) {
-                        self.undo.pop();
+                        self.history.forget_last();
                         self.message = Some(Err(format!("Not connected: {reason}")));
                     } else {
                         self.message = None;

@@ -14,6 +14,7 @@ use lathe_core::labeling::project::{Filter, Item, Project, Status};
 use lathe_core::labeling::{LabelFormat, Shape, Task};
 use lathe_core::service::{Command, Event, ItemView, Projects, Service};
 
+use crate::history::History;
 use crate::loadable::Loadable;
 use annotator::{Edit, ImageView, Scene};
 
@@ -36,8 +37,7 @@ pub struct LabelingPanel {
     /// The shapes being edited for the current item, and their history.
     shapes: Vec<Shape>,
     editing: Option<i64>,
-    undo: Vec<Vec<Shape>>,
-    redo: Vec<Vec<Shape>>,
+    history: History<Vec<Shape>>,
     active: usize,
     selected: Option<usize>,
     image: ImageView,
@@ -635,8 +635,7 @@ impl LabelingPanel {
                 .as_ref()
                 .map(|s| s.shapes.clone())
                 .unwrap_or_default();
-            self.undo.clear();
-            self.redo.clear();
+            self.history.clear();
             self.selected = None;
             self.marking = None;
             self.accepted = None;
@@ -796,8 +795,7 @@ impl LabelingPanel {
     }
 
     fn remember(&mut self) {
-        self.undo.push(self.shapes.clone());
-        self.redo.clear();
+        self.history.record(&self.shapes);
     }
 
     fn change(&mut self, f: impl FnOnce(&mut Vec<Shape>)) {
@@ -876,13 +874,11 @@ impl LabelingPanel {
         {
             self.pick(label, project);
         }
-        if undo && let Some(previous) = self.undo.pop() {
-            self.redo
-                .push(std::mem::replace(&mut self.shapes, previous));
+        if undo && self.history.undo(&mut self.shapes) {
             self.selected = None;
         }
-        if redo && let Some(next) = self.redo.pop() {
-            self.undo.push(std::mem::replace(&mut self.shapes, next));
+        if redo {
+            self.history.redo(&mut self.shapes);
         }
         if delete
             && let Some(i) = self.selected.take()
@@ -989,19 +985,14 @@ impl LabelingPanel {
             if ui.button("Submit").on_hover_text("Enter").clicked() {
                 self.submit(service, project, item);
             }
-            ui.add_enabled_ui(!self.undo.is_empty(), |ui| {
-                if ui.button("Undo").on_hover_text("Ctrl+Z").clicked()
-                    && let Some(previous) = self.undo.pop()
-                {
-                    self.redo
-                        .push(std::mem::replace(&mut self.shapes, previous));
+            ui.add_enabled_ui(self.history.can_undo(), |ui| {
+                if ui.button("Undo").on_hover_text("Ctrl+Z").clicked() {
+                    self.history.undo(&mut self.shapes);
                 }
             });
-            ui.add_enabled_ui(!self.redo.is_empty(), |ui| {
-                if ui.button("Redo").on_hover_text("Ctrl+Shift+Z").clicked()
-                    && let Some(next) = self.redo.pop()
-                {
-                    self.undo.push(std::mem::replace(&mut self.shapes, next));
+            ui.add_enabled_ui(self.history.can_redo(), |ui| {
+                if ui.button("Redo").on_hover_text("Ctrl+Shift+Z").clicked() {
+                    self.history.redo(&mut self.shapes);
                 }
             });
         });

@@ -6,6 +6,7 @@ mod compare_view;
 mod data_panel;
 mod designer;
 mod experiments_panel;
+mod history;
 mod image_grid;
 mod import_dialog;
 mod labeling_panel;
