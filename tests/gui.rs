@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use egui_kittest::Harness;
@@ -11,7 +10,6 @@ use egui_kittest::kittest::Queryable;
 use lathe_core::Workspace;
 use lathe_core::import::{ImportRequest, import};
 use lathe_core::jobs::Progress;
-use lathe_core::service::Service;
 use lathe_tests::{Sandbox, drop_files, go_to_row, painted_texts, png, run_until};
 use lathe_ui::Workbench;
 
@@ -28,13 +26,7 @@ fn workbench(s: &Sandbox, imports: &[(&str, &[u8])]) -> Workbench {
         };
         import(&mut ws, &request, &Progress::default()).unwrap();
     }
-    Workbench::new(
-        Service::new(
-            lathe_core::Store::open(s.workspace()).unwrap(),
-            Arc::new(|| {}),
-        )
-        .unwrap(),
-    )
+    s.workbench()
 }
 
 fn harness(workbench: Workbench) -> Harness<'static, Workbench> {

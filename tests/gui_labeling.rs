@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use egui_kittest::Harness;
@@ -12,7 +11,6 @@ use lathe_core::Workspace;
 use lathe_core::labeling::project::{self, Project, Status};
 use lathe_core::labeling::text_formats::Format;
 use lathe_core::labeling::{Shape, Task, labels_from_names};
-use lathe_core::service::Service;
 use lathe_tests::{Sandbox, run_until, visible_text};
 use lathe_ui::Workbench;
 
@@ -40,13 +38,7 @@ fn text_project(s: &Sandbox, name: &str, format: Format, body: &[u8]) -> (Worksp
 
 /// The window over the sandbox's workspace.
 fn harness(s: &Sandbox) -> Harness<'static, Workbench> {
-    let workbench = Workbench::new(
-        Service::new(
-            lathe_core::Store::open(s.workspace()).unwrap(),
-            Arc::new(|| {}),
-        )
-        .unwrap(),
-    );
+    let workbench = s.workbench();
     Harness::builder()
         .with_size([1400.0, 900.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench)

@@ -5,13 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lathe_core::Workspace;
-use lathe_core::service::Service;
 use lathe_tests::{Sandbox, run_until, visible_text};
 use lathe_ui::Workbench;
 
@@ -20,13 +18,7 @@ const WAIT: Duration = Duration::from_secs(60);
 fn harness(s: &Sandbox) -> Harness<'static, Workbench> {
     let mut ws = Workspace::open(s.workspace()).unwrap();
     lathe_core::demo::seed(&mut ws).unwrap();
-    let workbench = Workbench::new(
-        Service::new(
-            lathe_core::Store::open(s.workspace()).unwrap(),
-            Arc::new(|| {}),
-        )
-        .unwrap(),
-    );
+    let workbench = s.workbench();
     let mut h = Harness::builder()
         .with_size([1400.0, 900.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);

@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use lathe_core::Workspace;
-use lathe_core::service::Service;
 use lathe_tests::{Sandbox, painted_texts, run_until, visible_text};
 use lathe_ui::Workbench;
 
@@ -20,13 +18,7 @@ fn demo_harness(s: &Sandbox) -> Harness<'static, Workbench> {
     let mut ws = Workspace::open(s.workspace()).unwrap();
     lathe_core::demo::seed(&mut ws).unwrap();
     lathe_core::demo::seed_tracking(&lathe_core::Store::open(s.workspace()).unwrap()).unwrap();
-    let workbench = Workbench::new(
-        Service::new(
-            lathe_core::Store::open(s.workspace()).unwrap(),
-            Arc::new(|| {}),
-        )
-        .unwrap(),
-    );
+    let workbench = s.workbench();
     Harness::builder()
         .with_size([1400.0, 900.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench)
@@ -224,13 +216,7 @@ fn a_pipeline_run_nests_its_steps_and_shows_them_in_its_view() {
         s.lathe(&["pipeline", "run", pipeline.to_str().unwrap()])
             .ok();
     }
-    let workbench = Workbench::new(
-        Service::new(
-            lathe_core::Store::open(s.workspace()).unwrap(),
-            Arc::new(|| {}),
-        )
-        .unwrap(),
-    );
+    let workbench = s.workbench();
     let mut h = Harness::builder()
         .with_size([1400.0, 900.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);

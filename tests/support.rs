@@ -93,6 +93,14 @@ impl Sandbox {
         self.dir.path().join("ws")
     }
 
+    /// The window over the sandbox's workspace, as `lathe` opens it: one store for the process.
+    pub fn workbench(&self) -> lathe_ui::Workbench {
+        let store = lathe_core::Store::open(self.workspace()).expect("the workspace opens");
+        let service = lathe_core::service::Service::new(store, std::sync::Arc::new(|| {}))
+            .expect("the service starts");
+        lathe_ui::Workbench::new(service)
+    }
+
     /// Writes a data file under the sandbox and returns its path.
     pub fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let path = self.dir.path().join("data").join(name);

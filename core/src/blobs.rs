@@ -143,10 +143,8 @@ impl BlobStore {
         source: &Path,
         progress: &Progress,
     ) -> Result<PutBlob> {
-        let mut tmp = self.temp_file()?;
-        let mut hasher = blake3::Hasher::new();
+        let mut staged = self.stage()?;
         let mut buf = vec![0u8; CHUNK_BYTES];
-        let mut size_bytes = 0u64;
         loop {
             progress.check()?;
             let n = match input.read(&mut buf) {
@@ -155,13 +153,10 @@ impl BlobStore {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io(source, e)),
             };
-            hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n])
-                .map_err(|e| Error::io(tmp.path(), e))?;
-            size_bytes += n as u64;
+            staged.write(&buf[..n])?;
             progress.advance(n as u64);
         }
-        self.persist(tmp, hasher.finalize().to_hex().to_string(), size_bytes)
+        self.keep(staged)
     }
 
     /// Starts a blob whose bytes arrive in pieces ([`Staged::write`]); [`BlobStore::keep`]
@@ -357,7 +352,13 @@ pub struct Staged {
 impl Staged {
     /// Appends `bytes` to the blob.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.hasher.update_rayon(bytes);
+        // Hashing on several threads pays off from about 128 KiB (blake3's documentation);
+        // below that, the hand-off costs more than it saves (an image folder's small files).
+        if bytes.len() >= 128 << 10 {
+            self.hasher.update_rayon(bytes);
+        } else {
+            self.hasher.update(bytes);
+        }
         self.size_bytes += bytes.len() as u64;
         self.tmp
             .write_all(bytes)

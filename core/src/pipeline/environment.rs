@@ -296,18 +296,8 @@ fn lock_across_processes(
         .write(true)
         .open(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => return Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            log("waiting for another Lathe process building this environment");
-        }
-        Err(std::fs::TryLockError::Error(e)) => return Err(format!("{}: {e}", path.display())),
-    }
+    let mut told = false;
     loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Err("cancelled".to_owned());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => {}
@@ -315,6 +305,14 @@ fn lock_across_processes(
                 return Err(format!("{}: {e}", path.display()));
             }
         }
+        if !told {
+            log("waiting for another Lathe process building this environment");
+            told = true;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err("cancelled".to_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
