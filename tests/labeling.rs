@@ -683,6 +683,21 @@ fn labels_become_a_table_data_asset_that_names_its_project() {
         out.contains("recorded data asset boxes-labels:1 (1 rows) from project boxes"),
         "{out}"
     );
+    // A project with nothing labeled has nothing to record, and says so by its name.
+    s.lathe(&[
+        "label",
+        "create",
+        "empty",
+        "--asset",
+        "train",
+        "--task",
+        "bounding_boxes",
+        "--labels",
+        "a",
+    ])
+    .ok();
+    s.lathe(&["label", "export", "empty", "--asset", "empty-labels"])
+        .fails_with("empty has no labels yet");
     let again = s
         .lathe(&["label", "export", "boxes", "--asset", "boxes-labels"])
         .ok()

@@ -134,7 +134,14 @@ pub fn export_asset(
 ) -> Result<(AssetVersion, bool)> {
     let staging = tempfile::tempdir().map_err(|e| Error::io("<temp>", e))?;
     let path = staging.path().join(format!("{name}.csv"));
-    crate::files::write_atomically(&path, |out| write_table(ws, project, out))?;
+    let rows = crate::files::write_atomically(&path, |out| write_table(ws, project, out))?;
+    if rows == 0 {
+        // Said before the import, which would name the staging file rather than the project.
+        return Err(Error::Label(format!(
+            "{} has no labels yet: label some items, then record them as a data asset",
+            project.name
+        )));
+    }
     let request = ImportRequest {
         path,
         name: name.to_owned(),
