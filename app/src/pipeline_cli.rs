@@ -192,10 +192,7 @@ pub fn pipeline(root: &Path, command: PipelineCommand) -> Result<()> {
                 options.parallelism = n.max(1);
             }
             // Command steps log with MLflow to their run: serve the API while they run.
-            let needs_server = pipeline
-                .steps
-                .iter()
-                .any(|s| !s.source.starts_with(builtin::PREFIX));
+            let needs_server = pipeline.steps.iter().any(|s| s.source.builtin().is_none());
             if needs_server {
                 options.tracking_uri =
                     Some(crate::server::serve_in_background(tracking.clone(), 0)?);

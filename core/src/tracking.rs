@@ -14,6 +14,7 @@ pub mod logged_models;
 pub mod metrics;
 mod query;
 mod register;
+pub use register::VersionRequest;
 pub mod registry;
 pub mod runs;
 pub mod search;

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use lathe_core::format;
-use lathe_core::service::{Command, Service};
+use lathe_core::service::{Service, TrackingCommand};
 use lathe_core::tracking::browse::{RunRow, RunTable};
 
 use crate::loadable::Loadable;
@@ -93,7 +93,7 @@ impl CompareView {
                             None => {
                                 waiting = true;
                                 cache.histories.insert(id.clone(), Loadable::Loading);
-                                service.send(Command::LoadHistory {
+                                service.send(TrackingCommand::LoadHistory {
                                     run_id: id.0,
                                     key: id.1,
                                 });

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use lathe_core::assets::{Asset, AssetKind, AssetVersion, VersionFile};
 use lathe_core::format;
 use lathe_core::profile::TableProfile;
-use lathe_core::service::{Command, Event, Service};
+use lathe_core::service::{DataCommand, DataEvent, Service};
 
 use crate::image_grid::{Thumbnails, image_grid_ui};
 use crate::loadable::{Loadable, loaded_ui, ready_or_status_ui};
@@ -45,9 +45,9 @@ impl DataPanel {
     /// the list and the open asset's versions are read again; what is shown stays until the
     /// new lists arrive.
     pub fn assets_changed(&mut self, service: &Service) {
-        service.send(Command::RefreshAssets);
+        service.send(DataCommand::LoadAssets);
         if let Some(name) = &self.selected {
-            service.send(Command::LoadVersions { name: name.clone() });
+            service.send(DataCommand::LoadVersions { name: name.clone() });
         }
     }
 
@@ -68,27 +68,27 @@ impl DataPanel {
     }
 
     /// Takes the events this panel cares about; hands back the rest.
-    pub fn on_event(&mut self, event: Event, ctx: &egui::Context) -> Option<Event> {
+    pub fn on_event(&mut self, event: DataEvent, ctx: &egui::Context) -> Option<DataEvent> {
         match event {
-            Event::Assets(reply) => self.assets = Loadable::from_reply(reply),
-            Event::Versions { name, reply } => {
+            DataEvent::Assets(reply) => self.assets = Loadable::from_reply(reply),
+            DataEvent::Versions { name, reply } => {
                 self.versions.insert(name, Loadable::from_reply(reply));
             }
-            Event::Page {
+            DataEvent::Page {
                 version,
                 page,
                 reply,
             } => self.pages.entry(version).or_default().insert(page, reply),
-            Event::Profile { version, reply } => {
+            DataEvent::Profile { version, reply } => {
                 self.profiles.insert(version, Loadable::from_reply(reply));
             }
-            Event::Files { version, reply } => {
+            DataEvent::Files { version, reply } => {
                 self.files.insert(version, Loadable::from_reply(reply));
             }
-            Event::Text { version, reply } => {
+            DataEvent::Text { version, reply } => {
                 self.texts.insert(version, Loadable::from_reply(reply));
             }
-            Event::Thumbnail { blob_hash, reply } => {
+            DataEvent::Thumbnail { blob_hash, reply } => {
                 let state = match reply {
                     Ok(t) => {
                         let image = egui::ColorImage::from_rgba_unmultiplied(
@@ -123,7 +123,7 @@ impl DataPanel {
         else {
             if matches!(self.assets, Loadable::Failed(_)) && ui.button("Retry").clicked() {
                 self.assets = Loadable::Loading;
-                service.send(Command::RefreshAssets);
+                service.send(DataCommand::LoadAssets);
             }
             return;
         };
@@ -168,7 +168,7 @@ impl DataPanel {
             return;
         };
         let Some(versions) = loaded_ui(ui, &mut self.versions, &name, "versions", || {
-            service.send(Command::LoadVersions { name: name.clone() });
+            service.send(DataCommand::LoadVersions { name: name.clone() });
         }) else {
             return;
         };
@@ -192,7 +192,7 @@ impl DataPanel {
             AssetKind::Table => self.table_tabs_ui(ui, &version, service),
             AssetKind::Images => {
                 let request = || {
-                    service.send(Command::LoadFiles {
+                    service.send(DataCommand::LoadFiles {
                         version: version.id,
                     });
                 };
@@ -203,7 +203,7 @@ impl DataPanel {
             }
             AssetKind::Text => {
                 let request = || {
-                    service.send(Command::LoadText {
+                    service.send(DataCommand::LoadText {
                         version: version.id,
                     });
                 };
@@ -294,7 +294,7 @@ impl DataPanel {
             ),
             TableTab::Profile => {
                 let request = || {
-                    service.send(Command::LoadProfile {
+                    service.send(DataCommand::LoadProfile {
                         version: version.id,
                         reference: version.reference(),
                     });

@@ -15,8 +15,10 @@ use lathe_core::pipeline::builtin;
 use lathe_core::pipeline::component::Component;
 use lathe_core::pipeline::design::{self, Issue};
 use lathe_core::pipeline::executor::{Event as RunEvent, StepStatus};
-use lathe_core::pipeline::job::{Binding, Pipeline};
-use lathe_core::service::{Command, Event, Opened, Palette, PipelineSource, Service};
+use lathe_core::pipeline::job::{Binding, Pipeline, StepSource};
+use lathe_core::service::{
+    Opened, Palette, PipelineCommand, PipelineEvent, PipelineSource, Service,
+};
 
 use crate::history::History;
 use crate::loadable::Loadable;
@@ -27,7 +29,7 @@ use canvas::{Action, Canvas};
 #[derive(Debug, Clone)]
 pub enum PaletteItem {
     Component {
-        source: String,
+        source: StepSource,
         component: Box<Component>,
         origin: PathBuf,
     },
@@ -99,20 +101,20 @@ impl DesignerPanel {
 
     /// Opens a pipeline file (from the shell's file dialog).
     pub fn open_file(&mut self, service: &Service, path: PathBuf) {
-        service.send(Command::OpenPipeline(PipelineSource::File(path)));
+        service.send(PipelineCommand::Open(PipelineSource::File(path)));
     }
 
     /// Exports to a path the shell's save dialog chose.
     pub fn export_to(&mut self, service: &Service, path: PathBuf) {
-        service.send(Command::ExportPipeline {
+        service.send(PipelineCommand::Export {
             pipeline: self.pipeline.clone(),
             path,
         });
     }
 
-    pub fn on_event(&mut self, event: Event) -> Option<Event> {
+    pub fn on_event(&mut self, event: PipelineEvent) -> Option<PipelineEvent> {
         match event {
-            Event::Palette(reply) => {
+            PipelineEvent::Palette(reply) => {
                 // A fresh designer opens the newest saved pipeline rather than an empty canvas.
                 let untouched = !self.history.can_undo() && self.pipeline.steps.is_empty();
                 if let (true, Ok(palette)) = (untouched, &reply)
@@ -125,14 +127,14 @@ impl DesignerPanel {
                 }
                 self.palette = Some(Loadable::from_reply(reply));
             }
-            Event::PipelineOpened(Ok(opened)) => self.load(&opened),
-            Event::PipelineOpened(Err(e)) => self.message = Some(Err(e.to_string())),
-            Event::PipelineSaved(Ok(saved)) => {
+            PipelineEvent::Opened(Ok(opened)) => self.load(&opened),
+            PipelineEvent::Opened(Err(e)) => self.message = Some(Err(e.to_string())),
+            PipelineEvent::Saved(Ok(saved)) => {
                 self.message = Some(Ok(format!("Saved {}:{}", saved.0, saved.1)));
                 self.saved = Some((*saved).clone());
                 self.palette = None;
             }
-            Event::ScheduleAdded(reply) => {
+            PipelineEvent::ScheduleAdded(reply) => {
                 self.message = Some(match reply {
                     Ok(s) => Ok(format!(
                         "Schedule {}: {} on \"{}\" (UTC) while Lathe runs",
@@ -141,15 +143,15 @@ impl DesignerPanel {
                     Err(e) => Err(format!("Not scheduled: {e}")),
                 });
             }
-            Event::PipelineSaved(Err(e)) => self.message = Some(Err(format!("Not saved: {e}"))),
-            Event::PipelineExported(Ok(path)) => {
+            PipelineEvent::Saved(Err(e)) => self.message = Some(Err(format!("Not saved: {e}"))),
+            PipelineEvent::Exported(Ok(path)) => {
                 self.message = Some(Ok(format!("Exported to {}", path.display())));
             }
-            Event::PipelineExported(Err(e)) => {
+            PipelineEvent::Exported(Err(e)) => {
                 self.message = Some(Err(format!("Not exported: {e}")));
             }
-            Event::PipelineProgress(event) => self.on_progress(event),
-            Event::PipelineFinished(reply) => {
+            PipelineEvent::Progress(event) => self.on_progress(event),
+            PipelineEvent::Finished(reply) => {
                 self.running = false;
                 self.message = Some(match reply {
                     Ok(outcome) => {
@@ -235,7 +237,13 @@ impl DesignerPanel {
                 source,
                 component,
                 origin,
-            } => design::add_step(&mut self.pipeline, source, component, origin.clone(), at),
+            } => design::add_step(
+                &mut self.pipeline,
+                source.clone(),
+                component,
+                origin.clone(),
+                at,
+            ),
             PaletteItem::Asset(name) => design::input_key(&design::add_data_input(
                 &mut self.pipeline,
                 name,
@@ -337,7 +345,7 @@ impl DesignerPanel {
                 .on_hover_text("Save as the next version of this name")
                 .clicked()
             {
-                service.send(Command::SavePipeline {
+                service.send(PipelineCommand::Save {
                     name: self.save_name.clone(),
                     pipeline: self.pipeline.clone(),
                 });
@@ -356,7 +364,7 @@ impl DesignerPanel {
                     ))
                     .clicked()
                 {
-                    service.send(Command::AddSchedule {
+                    service.send(PipelineCommand::AddSchedule {
                         pipeline: format!("{name}:{version}"),
                         cron: self.cron.clone(),
                     });
@@ -379,7 +387,7 @@ impl DesignerPanel {
                     self.logs.clear();
                     self.running = true;
                     self.message = None;
-                    service.send(Command::RunPipeline {
+                    service.send(PipelineCommand::Run {
                         pipeline: self.pipeline.clone(),
                         base: self.base.clone(),
                         tracking_uri: tracking_uri.map(str::to_owned),
@@ -401,17 +409,17 @@ impl DesignerPanel {
     /// again (the one shown stays until it arrives).
     pub fn palette_changed(&mut self, service: &Service) {
         if self.palette.is_some() {
-            service.send(Command::LoadPalette);
+            service.send(PipelineCommand::LoadPalette);
         }
     }
 
     pub fn palette_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
         if self.palette.is_none() {
-            service.send(Command::LoadPalette);
+            service.send(PipelineCommand::LoadPalette);
             self.palette = Some(Loadable::Loading);
         }
         if let Some(source) = self.pending_open.take() {
-            service.send(Command::OpenPipeline(source));
+            service.send(PipelineCommand::Open(source));
         }
         ui.heading("Components");
         ui.add(
@@ -444,7 +452,7 @@ impl DesignerPanel {
                 ui.weak(RichText::new(category.to_uppercase()).small());
                 for c in items {
                     let item = PaletteItem::Component {
-                        source: format!("{}{}", builtin::PREFIX, c.name),
+                        source: StepSource::Builtin(format!("{}{}", builtin::PREFIX, c.name)),
                         component: Box::new(c.clone()),
                         origin: self.base.clone(),
                     };
@@ -470,7 +478,7 @@ impl DesignerPanel {
                 }
                 for r in registered {
                     let item = PaletteItem::Component {
-                        source: format!("azureml:{}:{}", r.name, r.version),
+                        source: StepSource::Registered(format!("azureml:{}:{}", r.name, r.version)),
                         component: Box::new(r.component.clone()),
                         origin: self.base.clone(),
                     };
@@ -511,7 +519,7 @@ impl DesignerPanel {
                             .link(format!("{}:{}", saved.name, saved.version))
                             .clicked()
                         {
-                            service.send(Command::OpenPipeline(PipelineSource::Saved {
+                            service.send(PipelineCommand::Open(PipelineSource::Saved {
                                 name: saved.name.clone(),
                                 version: saved.version,
                             }));

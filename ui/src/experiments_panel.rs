@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use lathe_core::service::{Changes, Command, Event, Service};
+use lathe_core::service::{Changes, Service, TrackingCommand, TrackingEvent};
 use lathe_core::tracking::types::Experiment;
 
 use crate::compare_view::CompareView;
@@ -42,10 +42,10 @@ pub struct ExperimentsPanel {
 }
 
 impl ExperimentsPanel {
-    pub fn on_event(&mut self, event: Event) -> Option<Event> {
+    pub fn on_event(&mut self, event: TrackingEvent) -> Option<TrackingEvent> {
         let event = self.cache.on_event(event)?;
         match event {
-            Event::Experiments(reply) => {
+            TrackingEvent::Experiments(reply) => {
                 self.experiments = Loadable::from_reply(reply);
                 if let Loadable::Ready(list) = &self.experiments
                     && self.selected.is_empty()
@@ -60,7 +60,7 @@ impl ExperimentsPanel {
                     }
                 }
             }
-            Event::Runs {
+            TrackingEvent::Runs {
                 experiment_ids,
                 filter,
                 reply,
@@ -106,7 +106,7 @@ impl ExperimentsPanel {
         self.shown = Some(key.clone());
         self.loading = true;
         self.asked_at = now;
-        service.send(Command::LoadRuns {
+        service.send(TrackingCommand::LoadRuns {
             experiment_ids: key.0,
             filter: key.1,
         });
@@ -117,14 +117,14 @@ impl ExperimentsPanel {
     /// staying until the new answers arrive.
     pub fn tracking_changed(&mut self, changes: Changes, service: &Service) {
         if changes.experiments {
-            service.send(Command::LoadExperiments);
+            service.send(TrackingCommand::LoadExperiments);
         }
         if (changes.runs || changes.experiments)
             && !self.loading
             && let Some((experiment_ids, filter)) = self.shown.clone()
         {
             self.loading = true;
-            service.send(Command::LoadRuns {
+            service.send(TrackingCommand::LoadRuns {
                 experiment_ids,
                 filter,
             });
@@ -148,7 +148,7 @@ impl ExperimentsPanel {
         let now = ui.input(|i| i.time);
         if now - self.asked_at >= EVERY_SECS {
             self.asked_at = now;
-            service.send(Command::LoadRuns {
+            service.send(TrackingCommand::LoadRuns {
                 experiment_ids,
                 filter,
             });
@@ -160,7 +160,7 @@ impl ExperimentsPanel {
     pub fn list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
         if !self.requested {
             self.requested = true;
-            service.send(Command::LoadExperiments);
+            service.send(TrackingCommand::LoadExperiments);
         }
         ui.add_space(4.0);
         ui.horizontal(|ui| {

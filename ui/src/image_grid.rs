@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use lathe_core::assets::VersionFile;
-use lathe_core::service::{Command, Service, THUMBNAIL_SIDE};
+use lathe_core::service::{DataCommand, Service, THUMBNAIL_SIDE};
 
 use crate::loadable::Loadable;
 
@@ -55,7 +55,7 @@ fn cell_ui(ui: &mut egui::Ui, file: &VersionFile, thumbnails: &mut Thumbnails, s
         other => {
             if other.is_none() {
                 thumbnails.insert(file.blob_hash.clone(), Loadable::Loading);
-                service.send(Command::LoadThumbnail {
+                service.send(DataCommand::LoadThumbnail {
                     blob_hash: file.blob_hash.clone(),
                 });
             }

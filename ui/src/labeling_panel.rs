@@ -12,7 +12,7 @@ use std::sync::Arc;
 use egui::RichText;
 use lathe_core::labeling::project::{Filter, Item, Project, Status};
 use lathe_core::labeling::{LabelFormat, Shape, Task};
-use lathe_core::service::{Command, Event, ItemView, Projects, Service};
+use lathe_core::service::{ItemView, LabelCommand, LabelEvent, Projects, Service};
 
 use crate::history::History;
 use crate::loadable::Loadable;
@@ -99,9 +99,9 @@ impl Default for NewProject {
 }
 
 impl LabelingPanel {
-    pub fn on_event(&mut self, event: Event, ctx: &egui::Context) -> Option<Event> {
+    pub fn on_event(&mut self, event: LabelEvent, ctx: &egui::Context) -> Option<LabelEvent> {
         match event {
-            Event::LabelProjects(reply) => {
+            LabelEvent::Projects(reply) => {
                 if let (Ok(list), Some(current)) = (&reply, &self.project) {
                     self.project = list
                         .projects
@@ -120,14 +120,14 @@ impl LabelingPanel {
                 }
                 self.projects = Some(Loadable::from_reply(reply));
             }
-            Event::LabelProjectCreated(reply) => match reply {
+            LabelEvent::ProjectCreated(reply) => match reply {
                 Ok(project) => {
                     self.open((*project).clone());
                     self.projects = None;
                 }
                 Err(e) => self.form.error = Some(e.to_string()),
             },
-            Event::LabelItems {
+            LabelEvent::Items {
                 project,
                 filter,
                 reply,
@@ -135,7 +135,7 @@ impl LabelingPanel {
                 self.items = Some(Loadable::from_reply(reply));
                 self.cursor = self.cursor.min(self.item_count().saturating_sub(1));
             }
-            Event::LabelItem {
+            LabelEvent::Item {
                 project,
                 position,
                 reply,
@@ -156,7 +156,7 @@ impl LabelingPanel {
                 }
                 self.views.insert(position, Loadable::from_reply(reply));
             }
-            Event::LabelSubmitted {
+            LabelEvent::Submitted {
                 project,
                 position,
                 reply,
@@ -171,7 +171,7 @@ impl LabelingPanel {
                 });
                 self.refresh(position);
             }
-            Event::LabelsUpdated(reply) => match reply {
+            LabelEvent::LabelsUpdated(reply) => match reply {
                 Ok(project) => {
                     self.message = Some(Ok(format!("Labels of {} saved", project.name)));
                     self.project = Some((*project).clone());
@@ -180,13 +180,13 @@ impl LabelingPanel {
                 }
                 Err(e) => self.message = Some(Err(format!("Labels not saved: {e}"))),
             },
-            Event::LabelsExported(reply) => {
+            LabelEvent::Exported(reply) => {
                 self.message = Some(reply.map(|text| (*text).clone()).map_err(|e| e.to_string()));
             }
-            Event::OnnxModels(reply) => {
+            LabelEvent::OnnxModels(reply) => {
                 self.onnx_models = Some(Loadable::from_reply(reply));
             }
-            Event::Prelabeled { project, reply } if self.is_current(&project) => {
+            LabelEvent::Prelabeled { project, reply } if self.is_current(&project) => {
                 self.message = Some(match reply {
                     Ok(p) => Ok(format!(
                         "{} pre-labeled {} item(s), {} at or above {:.2}",
@@ -197,7 +197,7 @@ impl LabelingPanel {
                 self.views.clear();
                 self.textures.clear();
             }
-            Event::LabelReviewed {
+            LabelEvent::Reviewed {
                 project,
                 position,
                 reply,
@@ -221,7 +221,7 @@ impl LabelingPanel {
     /// Exports the open project in the chosen format to `path` (from the shell's save dialog).
     pub fn export_to(&mut self, service: &Service, path: std::path::PathBuf) {
         if let Some(p) = &self.project {
-            service.send(Command::ExportLabels {
+            service.send(LabelCommand::Export {
                 project: p.name.clone(),
                 format: self.export_format,
                 path,
@@ -244,10 +244,10 @@ impl LabelingPanel {
     /// counts and the open item list are read again, what is shown staying until they arrive.
     pub fn labels_changed(&mut self, service: &Service) {
         if self.projects.is_some() {
-            service.send(Command::LoadLabelProjects);
+            service.send(LabelCommand::LoadProjects);
         }
         if let (Some(project), Some(_)) = (&self.project, &self.items) {
-            service.send(Command::LoadLabelItems {
+            service.send(LabelCommand::LoadItems {
                 project: project.name.clone(),
                 filter: self.filter.clone(),
             });
@@ -337,7 +337,7 @@ impl LabelingPanel {
                     draft.push(label);
                 }
                 if ui.button("Apply").clicked() {
-                    service.send(Command::UpdateLabels {
+                    service.send(LabelCommand::UpdateLabels {
                         project: p.name.clone(),
                         labels: draft.clone(),
                     });
@@ -380,7 +380,7 @@ impl LabelingPanel {
             .on_hover_text("A table with a row per label, as a new version of this asset")
             .clicked()
         {
-            service.send(Command::ExportLabelAsset {
+            service.send(LabelCommand::ExportAsset {
                 project: p.name,
                 asset: self.export_asset.clone(),
             });
@@ -394,7 +394,7 @@ impl LabelingPanel {
         requests: &mut Vec<crate::vocabulary::ShellRequest>,
     ) {
         if self.projects.is_none() {
-            service.send(Command::LoadLabelProjects);
+            service.send(LabelCommand::LoadProjects);
             self.projects = Some(Loadable::Loading);
         }
         ui.heading("Labeling projects");
@@ -526,7 +526,7 @@ impl LabelingPanel {
                     });
                 if ui.button("Import").clicked() {
                     form.error = None;
-                    service.send(Command::ImportLabels {
+                    service.send(LabelCommand::Import {
                         path: file,
                         format: form.format,
                         name: form.name.trim().to_owned(),
@@ -576,7 +576,7 @@ impl LabelingPanel {
                     .filter(|l| !l.is_empty())
                     .collect();
                 form.error = None;
-                service.send(Command::CreateLabelProject {
+                service.send(LabelCommand::CreateProject {
                     name: form.name.trim().to_owned(),
                     task: form.task,
                     asset: form.asset.clone(),
@@ -595,7 +595,7 @@ impl LabelingPanel {
             return;
         };
         if self.items.is_none() {
-            service.send(Command::LoadLabelItems {
+            service.send(LabelCommand::LoadItems {
                 project: project.name.clone(),
                 filter: self.filter.clone(),
             });
@@ -776,7 +776,7 @@ impl LabelingPanel {
             .collect();
         for position in wanted {
             if let std::collections::hash_map::Entry::Vacant(slot) = self.views.entry(position) {
-                service.send(Command::LoadLabelItem {
+                service.send(LabelCommand::LoadItem {
                     project: project.name.clone(),
                     position,
                 });
@@ -825,7 +825,7 @@ impl LabelingPanel {
             Some((model, shapes)) if same_shapes(&shapes, &self.shapes) => format!("model:{model}"),
             _ => "human".to_owned(),
         };
-        service.send(Command::SubmitLabels {
+        service.send(LabelCommand::Submit {
             project: project.name.clone(),
             position: item.position,
             shapes: self.shapes.clone(),
@@ -1007,7 +1007,7 @@ impl LabelingPanel {
             ui.horizontal(|ui| {
                 for (accepted, text) in [(true, "Accept"), (false, "Reject")] {
                     if ui.button(text).clicked() {
-                        service.send(Command::ReviewItem {
+                        service.send(LabelCommand::Review {
                             project: project.name.clone(),
                             position: item.position,
                             accepted,
@@ -1106,7 +1106,7 @@ impl LabelingPanel {
             .on_hover_text(hover)
             .clicked()
         {
-            service.send(Command::Prelabel {
+            service.send(LabelCommand::Prelabel {
                 project: project.name.clone(),
                 threshold: self.threshold.0,
                 model: chosen,
@@ -1130,7 +1130,7 @@ impl LabelingPanel {
     /// The model to pre-label an image project with: the baseline or a registered ONNX model.
     fn model_ui(&mut self, ui: &mut egui::Ui, service: &Service, baseline: &str) {
         if self.onnx_models.is_none() {
-            service.send(Command::LoadOnnxModels);
+            service.send(LabelCommand::LoadOnnxModels);
             self.onnx_models = Some(Loadable::Loading);
         }
         let shown = if self.model.is_empty() {

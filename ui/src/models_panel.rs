@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use lathe_core::format;
-use lathe_core::service::{Command, Event, Service};
+use lathe_core::service::{Service, TrackingCommand, TrackingEvent};
 use lathe_core::tracking::types::{ModelVersion, RegisteredModel};
 
 use crate::loadable::{Loadable, ready_or_status_ui};
@@ -20,9 +20,9 @@ pub struct ModelsPanel {
 }
 
 impl ModelsPanel {
-    pub fn on_event(&mut self, event: Event) -> Option<Event> {
+    pub fn on_event(&mut self, event: TrackingEvent) -> Option<TrackingEvent> {
         match event {
-            Event::Models(reply) => self.models = Some(Loadable::from_reply(reply)),
+            TrackingEvent::Models(reply) => self.models = Some(Loadable::from_reply(reply)),
             other => return Some(other),
         }
         None
@@ -32,7 +32,7 @@ impl ModelsPanel {
     /// arrives.
     pub fn models_changed(&mut self, service: &Service) {
         if self.models.is_some() {
-            service.send(Command::LoadModels);
+            service.send(TrackingCommand::LoadModels);
         }
     }
 
@@ -45,7 +45,7 @@ impl ModelsPanel {
     pub fn list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
         if self.models.is_none() {
             self.models = Some(Loadable::Loading);
-            service.send(Command::LoadModels);
+            service.send(TrackingCommand::LoadModels);
         }
         ui.add_space(4.0);
         ui.horizontal(|ui| {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use lathe_core::format;
-use lathe_core::service::{Command, Service};
+use lathe_core::service::{Service, TrackingCommand};
 use lathe_core::tracking::browse::{Preview, RunDetail};
 
 use crate::lineage_view::lineage_ui;
@@ -41,7 +41,7 @@ impl RunView {
         run_id: &str,
     ) -> Option<Navigate> {
         let detail = loaded_ui(ui, &mut cache.runs, &run_id.to_owned(), "the run", || {
-            service.send(Command::LoadRun {
+            service.send(TrackingCommand::LoadRun {
                 run_id: run_id.to_owned(),
             });
         })?;
@@ -88,7 +88,7 @@ impl RunView {
                     let key = (run_id.clone(), metric.key.clone());
                     let Some(points) =
                         loaded_ui(ui, &mut cache.histories, &key, &metric.key, || {
-                            service.send(Command::LoadHistory {
+                            service.send(TrackingCommand::LoadHistory {
                                 run_id: key.0.clone(),
                                 key: key.1.clone(),
                             });
@@ -178,7 +178,7 @@ impl RunView {
         let full = format!("{root}/{relative}");
         ui.strong(&relative);
         let Some(preview) = loaded_ui(ui, &mut cache.previews, &full, &relative, || {
-            service.send(Command::LoadArtifact { path: full.clone() });
+            service.send(TrackingCommand::LoadArtifact { path: full.clone() });
         }) else {
             return;
         };

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use egui_extras::{Column, TableBuilder};
 use lathe_core::assets::AssetVersion;
-use lathe_core::service::{Command, PAGE_ROWS, Page, Service};
+use lathe_core::service::{DataCommand, PAGE_ROWS, Page, Service};
 
 use crate::loadable::Loadable;
 
@@ -121,7 +121,7 @@ pub fn table_ui(
         }
         for page in wanted {
             pages.pages.insert(page, Loadable::Loading);
-            service.send(Command::LoadPage {
+            service.send(DataCommand::LoadPage {
                 version: version.id,
                 page,
             });

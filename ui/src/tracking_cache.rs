@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use lathe_core::service::Event;
+use lathe_core::service::{TrackingCommand, TrackingEvent};
 use lathe_core::tracking::browse::{Preview, RunDetail};
 use lathe_core::tracking::metrics::Point;
 
@@ -20,16 +20,16 @@ pub struct TrackingCache {
 
 impl TrackingCache {
     /// Takes the events it holds; hands back the rest.
-    pub fn on_event(&mut self, event: Event) -> Option<Event> {
+    pub fn on_event(&mut self, event: TrackingEvent) -> Option<TrackingEvent> {
         match event {
-            Event::Run { run_id, reply } => {
+            TrackingEvent::Run { run_id, reply } => {
                 self.runs.insert(run_id, Loadable::from_reply(reply));
             }
-            Event::History { run_id, key, reply } => {
+            TrackingEvent::History { run_id, key, reply } => {
                 self.histories
                     .insert((run_id, key), Loadable::from_reply(reply));
             }
-            Event::Artifact { path, reply } => {
+            TrackingEvent::Artifact { path, reply } => {
                 self.textures.remove(&path);
                 self.previews.insert(path, Loadable::from_reply(reply));
             }
@@ -41,7 +41,6 @@ impl TrackingCache {
     /// Runs changed: the runs still running that a view shows, and their metric histories,
     /// are read again (shown as they are until the new ones arrive).
     pub fn runs_changed(&self, service: &lathe_core::service::Service) {
-        use lathe_core::service::Command;
         let running: Vec<&String> = self
             .runs
             .iter()
@@ -49,13 +48,13 @@ impl TrackingCache {
             .map(|(id, _)| id)
             .collect();
         for run_id in &running {
-            service.send(Command::LoadRun {
+            service.send(TrackingCommand::LoadRun {
                 run_id: (*run_id).clone(),
             });
         }
         for (run_id, key) in self.histories.keys() {
             if running.contains(&run_id) {
-                service.send(Command::LoadHistory {
+                service.send(TrackingCommand::LoadHistory {
                     run_id: run_id.clone(),
                     key: key.clone(),
                 });

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use lathe_core::format;
-use lathe_core::service::{Command, Event, Service};
+use lathe_core::service::{DataCommand, DataEvent, Event, Failure, PipelineEvent, Service};
 
 use crate::data_panel::DataPanel;
 use crate::designer::DesignerPanel;
@@ -33,7 +33,7 @@ pub struct Workbench {
 
 impl Workbench {
     pub fn new(service: Service) -> Self {
-        service.send(Command::RefreshAssets);
+        service.send(DataCommand::LoadAssets);
         let designer = DesignerPanel::new(service.root().to_path_buf());
         Self {
             service,
@@ -116,7 +116,7 @@ impl Workbench {
         self.take_events(&ctx);
         self.take_input(&ctx);
         for request in self.imports.ui(&ctx) {
-            self.service.send(Command::Import(request));
+            self.service.send(DataCommand::Import(request));
         }
 
         egui::Panel::top("top-bar").show(ui, |ui| {
@@ -288,75 +288,92 @@ impl Workbench {
 
     fn take_events(&mut self, ctx: &egui::Context) {
         for event in self.service.poll() {
-            let Some(event) = self
-                .data
-                .on_event(event, ctx)
-                .and_then(|e| self.experiments.on_event(e))
-                .and_then(|e| self.models.on_event(e))
-                .and_then(|e| self.designer.on_event(e))
-                .and_then(|e| self.labeling.on_event(e, ctx))
-            else {
-                continue;
-            };
-            if let Event::Changed(changes) = event {
-                self.workspace_changed(changes);
-                continue;
-            }
-            if let Event::Failed { task, error } = &event {
-                self.messages.push(Message::Error(format!(
-                    "{task} stopped on a fault in Lathe ({error}); the rest goes on"
-                )));
-                continue;
-            }
-            if let Event::ScheduledRun { schedule, reply } = &event {
-                self.messages.push(match reply {
-                    Ok(o) if o.succeeded() => Message::Info(format!(
-                        "Schedule {} ran {}: run {} finished",
-                        schedule.id, schedule.pipeline, o.run_id
-                    )),
-                    Ok(o) => Message::Error(format!(
-                        "Schedule {} ran {}: run {} {}",
-                        schedule.id,
-                        schedule.pipeline,
-                        o.run_id,
-                        o.status.word()
-                    )),
-                    Err(e) => Message::Error(format!("Schedule {} did not run: {e}", schedule.id)),
-                });
-                continue;
-            }
-            if let Event::Imported { request, reply } = event {
-                match reply {
-                    Ok(outcome) => {
-                        let v = &outcome.version;
-                        let text = if outcome.created {
-                            format!(
-                                "Imported {} ({} {})",
-                                v.reference(),
-                                format::count(v.item_count),
-                                v.kind.items_word()
-                            )
-                        } else {
-                            format!(
-                                "{} already holds this content; nothing new was stored",
-                                v.reference()
-                            )
-                        };
-                        self.messages.push(Message::Info(text));
-                        self.data.select(&v.asset_name, Some(v.id));
+            // Each domain's events go to the panels that show it; what none of them takes
+            // (the import's result, a schedule's run) is told in the message bar.
+            match event {
+                Event::Data(event) => {
+                    if let Some(event) = self.data.on_event(event, ctx) {
+                        self.data_told(event);
                     }
-                    Err(lathe_core::service::Failure::Cancelled) => {
-                        self.messages.push(Message::Info(format!(
-                            "Import of {} cancelled; nothing was stored",
-                            request.name
-                        )));
+                }
+                Event::Tracking(event) => {
+                    let _ = self
+                        .experiments
+                        .on_event(event)
+                        .and_then(|e| self.models.on_event(e));
+                }
+                Event::Labeling(event) => {
+                    let _ = self.labeling.on_event(event, ctx);
+                }
+                Event::Pipelines(event) => {
+                    if let Some(event) = self.designer.on_event(event) {
+                        self.pipelines_told(&event);
                     }
-                    Err(e) => self.messages.push(Message::Error(format!(
-                        "Import of {} failed: {e}",
-                        request.name
-                    ))),
+                }
+                Event::Changed(changes) => self.workspace_changed(changes),
+                Event::Failed { task, error } => {
+                    self.messages.push(Message::Error(format!(
+                        "{task} stopped on a fault in Lathe ({error}); the rest goes on"
+                    )));
                 }
             }
+        }
+    }
+
+    /// A schedule's run, told in the message bar.
+    fn pipelines_told(&mut self, event: &PipelineEvent) {
+        if let PipelineEvent::ScheduledRun { schedule, reply } = event {
+            self.messages.push(match reply {
+                Ok(o) if o.succeeded() => Message::Info(format!(
+                    "Schedule {} ran {}: run {} finished",
+                    schedule.id, schedule.pipeline, o.run_id
+                )),
+                Ok(o) => Message::Error(format!(
+                    "Schedule {} ran {}: run {} {}",
+                    schedule.id,
+                    schedule.pipeline,
+                    o.run_id,
+                    o.status.word()
+                )),
+                Err(e) => Message::Error(format!("Schedule {} did not run: {e}", schedule.id)),
+            });
+        }
+    }
+
+    /// An import's result, told in the message bar; a new version is selected.
+    fn data_told(&mut self, event: DataEvent) {
+        let DataEvent::Imported { request, reply } = event else {
+            return;
+        };
+        match reply {
+            Ok(outcome) => {
+                let v = &outcome.version;
+                let text = if outcome.created {
+                    format!(
+                        "Imported {} ({} {})",
+                        v.reference(),
+                        format::count(v.item_count),
+                        v.kind.items_word()
+                    )
+                } else {
+                    format!(
+                        "{} already holds this content; nothing new was stored",
+                        v.reference()
+                    )
+                };
+                self.messages.push(Message::Info(text));
+                self.data.select(&v.asset_name, Some(v.id));
+            }
+            Err(Failure::Cancelled) => {
+                self.messages.push(Message::Info(format!(
+                    "Import of {} cancelled; nothing was stored",
+                    request.name
+                )));
+            }
+            Err(e) => self.messages.push(Message::Error(format!(
+                "Import of {} failed: {e}",
+                request.name
+            ))),
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::component::{Component, PortType};
-use super::job::{self, Binding, Pipeline, Step};
+use super::job::{self, Binding, Pipeline, Step, StepSource};
 
 /// Something that stops the pipeline from running, on a node (a step) or on the whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,11 +108,11 @@ fn fresh_name(pipeline: &Pipeline, base: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Adds a step running `component` (named by `source`, e.g. `lathe:split_data`) at `at`;
-/// returns its name.
+/// Adds a step running `component` (from `source`, e.g. the built-in `lathe:split_data`) at
+/// `at`; returns its name.
 pub fn add_step(
     pipeline: &mut Pipeline,
-    source: &str,
+    source: StepSource,
     component: &Component,
     origin: PathBuf,
     at: [f32; 2],
@@ -120,7 +120,7 @@ pub fn add_step(
     let name = fresh_name(pipeline, &component.name);
     pipeline.steps.push(Step {
         name: name.clone(),
-        source: source.to_owned(),
+        source,
         origin,
         component: component.clone(),
         inputs: Vec::new(),
@@ -309,14 +309,14 @@ mod tests {
         let data = add_data_input(&mut p, "customers", "azureml:customers@latest", [0.0, 0.0]);
         let split = add_step(
             &mut p,
-            "lathe:split_data",
+            StepSource::Builtin("lathe:split_data".into()),
             &component("split_data"),
             ".".into(),
             [1.0, 0.0],
         );
         let train = add_step(
             &mut p,
-            "lathe:train_kmeans",
+            StepSource::Builtin("lathe:train_kmeans".into()),
             &component("train_kmeans"),
             ".".into(),
             [2.0, 0.0],
@@ -370,7 +370,7 @@ mod tests {
         );
         let scale = add_step(
             &mut p,
-            "lathe:normalize",
+            StepSource::Builtin("lathe:normalize".into()),
             &component("normalize"),
             ".".into(),
             [3.0, 0.0],

@@ -35,14 +35,70 @@ pub enum Binding {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
     pub name: String,
-    /// Where the component came from: a file path, "inline", "command job", a built-in
-    /// (`lathe:<name>`) or a registered component (`azureml:<name>:<version>`).
-    pub source: String,
+    /// Where the component came from.
+    pub source: StepSource,
     /// The folder the component's relative paths (`code`, a `conda_file`) start from.
     pub origin: PathBuf,
     pub component: Component,
     pub inputs: Vec<(String, Binding)>,
     pub outputs: Vec<(String, Binding)>,
+}
+
+/// Where a step's component came from, as the pipeline's YAML names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepSource {
+    /// A component file: relative to the pipeline's folder as written, absolute once saved.
+    File(String),
+    /// A component written out in the step (`component:` a mapping).
+    Inline,
+    /// A command job, its own component (`command:` with no `component:`).
+    CommandJob,
+    /// A built-in component, `lathe:<name>[:<version>]` as written.
+    Builtin(String),
+    /// A registered component, `azureml:<name>:<version>` or `azureml:<name>@<label>` as written.
+    Registered(String),
+}
+
+impl StepSource {
+    /// The source a `component:` reference names (`lathe:…`, `azureml:…`, or a file path).
+    pub fn of_reference(reference: &str) -> Self {
+        if reference.starts_with(builtin::PREFIX) {
+            Self::Builtin(reference.to_owned())
+        } else if reference.starts_with("azureml:") {
+            Self::Registered(reference.to_owned())
+        } else {
+            Self::File(reference.to_owned())
+        }
+    }
+
+    /// The built-in's name (`split_data` for `lathe:split_data:1`), if the step runs one.
+    pub fn builtin(&self) -> Option<&str> {
+        match self {
+            Self::Builtin(reference) => {
+                let rest = reference.strip_prefix(builtin::PREFIX).unwrap_or(reference);
+                rest.split(':').next()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for StepSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(reference) | Self::Builtin(reference) | Self::Registered(reference) => {
+                f.write_str(reference)
+            }
+            Self::Inline => f.write_str("inline"),
+            Self::CommandJob => f.write_str("command job"),
+        }
+    }
+}
+
+impl Serialize for StepSource {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -380,12 +436,16 @@ fn step(
         Some(Value::String(reference)) if reference.starts_with(builtin::PREFIX) => {
             let component = builtin::find(reference)
                 .map_err(|e| vec![problem(format!("{field}.component"), e)])?;
-            (reference.clone(), base.to_path_buf(), component.clone())
+            (
+                StepSource::Builtin(reference.clone()),
+                base.to_path_buf(),
+                component.clone(),
+            )
         }
         Some(Value::String(reference)) if reference.starts_with("azureml:") => {
             let (component, origin) =
                 registry(reference).map_err(|e| vec![problem(format!("{field}.component"), e)])?;
-            (reference.clone(), origin, component)
+            (StepSource::Registered(reference.clone()), origin, component)
         }
         Some(Value::String(path)) => {
             let path = path.strip_prefix("file:").unwrap_or(path).to_owned();
@@ -399,7 +459,7 @@ fn step(
             let component = component::parse(&yaml)
                 .map_err(|found| prefixed(&format!("{field}.component({path})"), found))?;
             let origin = file.parent().unwrap_or(base).to_path_buf();
-            (path.clone(), origin, component)
+            (StepSource::File(path.clone()), origin, component)
         }
         Some(Value::Mapping(inline)) => {
             // An inline component may go unnamed; it takes its step's name, as in Azure ML.
@@ -411,7 +471,7 @@ fn step(
             let yaml = serde_yaml_ng::to_string(&inline).unwrap_or_default();
             let component = component::parse(&yaml)
                 .map_err(|found| prefixed(&format!("{field}.component"), found))?;
-            ("inline".to_owned(), base.to_path_buf(), component)
+            (StepSource::Inline, base.to_path_buf(), component)
         }
         Some(_) => {
             return Err(vec![problem(
@@ -420,7 +480,7 @@ fn step(
             )]);
         }
         None => (
-            "command job".to_owned(),
+            StepSource::CommandJob,
             base.to_path_buf(),
             command_job(&field, map)?,
         ),
@@ -621,12 +681,9 @@ fn flatten(
     let mut steps = Vec::new();
     for mut step in inner.steps {
         step.name = prefixed_name(&step.name);
-        let is_file = !matches!(step.source.as_str(), "inline" | "command job")
-            && !step.source.starts_with("azureml:")
-            && !step.source.starts_with(builtin::PREFIX);
-        if is_file {
-            let source = Path::new(step.source.trim_start_matches("./"));
-            step.source = folder.join(source).to_string_lossy().into_owned();
+        if let StepSource::File(file) = &step.source {
+            let source = Path::new(file.trim_start_matches("./"));
+            step.source = StepSource::File(folder.join(source).to_string_lossy().into_owned());
         } else if let Some(code) = &step.component.code
             && !code.starts_with("azureml:")
         {
@@ -950,9 +1007,9 @@ impl Pipeline {
                 node.insert(Value::String(k.into()), v);
             };
             put("type", Value::String("command".into()));
-            match step.source.as_str() {
-                "inline" => put("component", step.component.to_yaml()),
-                "command job" => {
+            match &step.source {
+                StepSource::Inline => put("component", step.component.to_yaml()),
+                StepSource::CommandJob => {
                     put("command", Value::String(step.component.command.clone()));
                     if let Value::Mapping(c) = step.component.to_yaml() {
                         for key in ["environment", "code"] {
@@ -962,7 +1019,11 @@ impl Pipeline {
                         }
                     }
                 }
-                path => put("component", Value::String(path.to_owned())),
+                StepSource::File(reference)
+                | StepSource::Builtin(reference)
+                | StepSource::Registered(reference) => {
+                    put("component", Value::String(reference.clone()));
+                }
             }
             if !step.inputs.is_empty() {
                 put("inputs", bindings_yaml(&step.inputs));

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::job::{self, Pipeline};
+use super::job::{self, Pipeline, StepSource};
 use crate::tracking::Tracking;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,12 +16,6 @@ pub struct Saved {
     pub created_at: i64,
 }
 
-fn is_file_source(source: &str) -> bool {
-    !matches!(source, "inline" | "command job")
-        && !source.starts_with("azureml:")
-        && !source.starts_with(super::builtin::PREFIX)
-}
-
 /// Saves `pipeline` as the next version of `name`; returns that version.
 pub fn save(tracking: &Tracking, name: &str, pipeline: &Pipeline) -> Result<i64, String> {
     if name.trim().is_empty() {
@@ -29,12 +23,14 @@ pub fn save(tracking: &Tracking, name: &str, pipeline: &Pipeline) -> Result<i64,
     }
     let mut pipeline = pipeline.clone();
     for step in &mut pipeline.steps {
-        if is_file_source(&step.source) && !Path::new(&step.source).is_absolute() {
-            let file = Path::new(&step.source)
+        if let StepSource::File(path) = &step.source
+            && !Path::new(path).is_absolute()
+        {
+            let file = Path::new(path)
                 .file_name()
                 .map(|f| step.origin.join(f))
                 .unwrap_or_else(|| step.origin.clone());
-            step.source = file.display().to_string();
+            step.source = StepSource::File(file.display().to_string());
         }
     }
     let yaml = pipeline.to_yaml();

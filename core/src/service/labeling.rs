@@ -2,18 +2,207 @@
 //! with its image (decoded at up to 4096 px a side) or text and its latest shapes, and
 //! submitting and reviewing.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Event, Failure, Reply, Shared};
+use super::{Failure, Reply, Service, Shared};
 use crate::assets::{Asset, AssetKind};
 use crate::images::{self, Thumbnail};
 use crate::jobs::Progress;
+use crate::labeling::assist::Prelabeled;
 use crate::labeling::project::{self, Filter, Item, Project, Stats, Submission};
-use crate::labeling::{Extent, Shape, Task, labels_from_names};
+use crate::labeling::{Extent, Label, LabelFormat, Shape, Task, labels_from_names};
 use crate::workspace::Workspace;
 
 /// Images are shown at most this many pixels a side (a 12-megapixel photo fits).
 const MAX_SIDE: u32 = 4096;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelCommand {
+    LoadProjects,
+    CreateProject {
+        name: String,
+        task: Task,
+        asset: String,
+        labels: Vec<String>,
+    },
+    LoadItems {
+        project: String,
+        filter: Filter,
+    },
+    /// An item with its image or text and latest shapes (also to decode the next ones ahead).
+    LoadItem {
+        project: String,
+        position: i64,
+    },
+    Submit {
+        project: String,
+        position: i64,
+        shapes: Vec<Shape>,
+        /// `human`, or `model:<name>` when a pre-label was kept as it was.
+        source: String,
+    },
+    /// Creates a project from a label file (or folder); image formats label the images of
+    /// `asset`. A job: a file of 100,000 items takes a while.
+    Import {
+        path: PathBuf,
+        format: LabelFormat,
+        name: String,
+        asset: Option<String>,
+    },
+    /// Replaces a project's label schema.
+    UpdateLabels {
+        project: String,
+        labels: Vec<Label>,
+    },
+    /// Writes a project's labels to a file (or folder for yolo and voc), as a job.
+    Export {
+        project: String,
+        format: LabelFormat,
+        path: PathBuf,
+    },
+    /// Records a project's labels as a new version of a table data asset, as a job.
+    ExportAsset {
+        project: String,
+        asset: String,
+    },
+    /// Lists the registered model versions with an ONNX file, to pre-label images with.
+    LoadOnnxModels,
+    /// Pre-labels the unlabeled items with a registered ONNX model, or the project's built-in
+    /// baseline when `model` is `None`.
+    Prelabel {
+        project: String,
+        threshold: f64,
+        /// A registered ONNX model (`NAME:VERSION`).
+        model: Option<String>,
+    },
+    Review {
+        project: String,
+        position: i64,
+        accepted: bool,
+        comment: String,
+    },
+}
+
+#[derive(Debug)]
+pub enum LabelEvent {
+    Projects(Reply<Projects>),
+    /// Created from the form or imported from a label file.
+    ProjectCreated(Reply<Project>),
+    Items {
+        project: String,
+        /// The filter asked for: an answer for an older filter is stale.
+        filter: Filter,
+        reply: Reply<Vec<Item>>,
+    },
+    Item {
+        project: String,
+        position: i64,
+        reply: Reply<ItemView>,
+    },
+    Submitted {
+        project: String,
+        position: i64,
+        reply: Reply<Submission>,
+    },
+    Reviewed {
+        project: String,
+        position: i64,
+        reply: Reply<()>,
+    },
+    LabelsUpdated(Reply<Project>),
+    /// What an export did, worded for the user.
+    Exported(Reply<String>),
+    Prelabeled {
+        project: String,
+        reply: Reply<Prelabeled>,
+    },
+    /// Registered ONNX models as `NAME:VERSION`.
+    OnnxModels(Reply<Vec<String>>),
+}
+
+pub(super) fn handle(service: &Service, command: LabelCommand) {
+    match command {
+        LabelCommand::LoadProjects => service.read(projects),
+        LabelCommand::CreateProject {
+            name,
+            task,
+            asset,
+            labels,
+        } => service.read(move |s| create(s, &name, task, &asset, &labels)),
+        LabelCommand::LoadItems { project, filter } => {
+            service.read(move |s| items(s, &project, &filter));
+        }
+        LabelCommand::LoadItem { project, position } => {
+            service.read(move |s| item(s, &project, position));
+        }
+        LabelCommand::Submit {
+            project,
+            position,
+            shapes,
+            source,
+        } => service.read(move |s| submit(s, &project, position, &shapes, &source)),
+        LabelCommand::Import {
+            path,
+            format,
+            name,
+            asset,
+        } => {
+            let label = format!("Importing {} as {name}", path.display());
+            service.job(label, move |shared, _, _| {
+                shared.emit(import_labels(
+                    shared,
+                    &path,
+                    format,
+                    &name,
+                    asset.as_deref(),
+                ));
+            });
+        }
+        LabelCommand::UpdateLabels { project, labels } => {
+            service.read(move |s| update_labels(s, &project, &labels));
+        }
+        LabelCommand::Export {
+            project,
+            format,
+            path,
+        } => {
+            let label = format!("Exporting {project} as {format}");
+            service.job(label, move |shared, _, _| {
+                shared.emit(export(shared, &project, format, &path));
+            });
+        }
+        LabelCommand::ExportAsset { project, asset } => {
+            let label = format!("Recording {project} as data asset {asset}");
+            service.job(label, move |shared, _, _| {
+                shared.emit(export_asset(shared, &project, &asset));
+            });
+        }
+        LabelCommand::LoadOnnxModels => service.read(|s| {
+            let reply = crate::labeling::onnx_assist::onnx_models(s.tracking())
+                .map(Arc::new)
+                .map_err(Failure::from);
+            LabelEvent::OnnxModels(reply)
+        }),
+        LabelCommand::Prelabel {
+            project,
+            threshold,
+            model,
+        } => service.job(
+            format!("Pre-labeling {project}"),
+            move |shared, ws, progress| {
+                let event = prelabel(shared, ws, &project, threshold, model.as_deref(), progress);
+                shared.emit(event);
+            },
+        ),
+        LabelCommand::Review {
+            project,
+            position,
+            accepted,
+            comment,
+        } => service.read(move |s| review(s, &project, position, accepted, &comment)),
+    }
+}
 
 /// One item, ready to annotate.
 #[derive(Debug, Clone)]
@@ -38,8 +227,8 @@ pub struct Projects {
     pub assets: Vec<Asset>,
 }
 
-pub(super) fn projects(shared: &Shared) -> Event {
-    Event::LabelProjects(reply(shared.store.workspace().and_then(|ws| {
+fn projects(shared: &Shared) -> LabelEvent {
+    LabelEvent::Projects(reply(shared.store.workspace().and_then(|ws| {
         let projects = project::list(&ws)?
             .into_iter()
             .map(|p| {
@@ -56,33 +245,27 @@ pub(super) fn projects(shared: &Shared) -> Event {
     })))
 }
 
-pub(super) fn create(
-    shared: &Shared,
-    name: &str,
-    task: Task,
-    asset: &str,
-    labels: &[String],
-) -> Event {
+fn create(shared: &Shared, name: &str, task: Task, asset: &str, labels: &[String]) -> LabelEvent {
     let result = shared.store.workspace().and_then(|mut ws| {
         let asset = asset.parse()?;
         project::create(&mut ws, name, task, &asset, labels_from_names(labels), 1)
     });
-    Event::LabelProjectCreated(reply(result))
+    LabelEvent::ProjectCreated(reply(result))
 }
 
-pub(super) fn items(shared: &Shared, name: &str, filter: &Filter) -> Event {
+fn items(shared: &Shared, name: &str, filter: &Filter) -> LabelEvent {
     let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         project::items(&ws, &p, filter)
     });
-    Event::LabelItems {
+    LabelEvent::Items {
         project: name.to_owned(),
         filter: filter.clone(),
         reply: reply(result),
     }
 }
 
-pub(super) fn item(shared: &Shared, name: &str, position: i64) -> Event {
+fn item(shared: &Shared, name: &str, position: i64) -> LabelEvent {
     let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         let item = project::items(&ws, &p, &Filter::default())?
@@ -114,40 +297,40 @@ pub(super) fn item(shared: &Shared, name: &str, position: i64) -> Event {
             text,
         })
     });
-    Event::LabelItem {
+    LabelEvent::Item {
         project: name.to_owned(),
         position,
         reply: reply(result),
     }
 }
 
-pub(super) fn submit(
+fn submit(
     shared: &Shared,
     name: &str,
     position: i64,
     shapes: &[Shape],
     source: &str,
-) -> Event {
+) -> LabelEvent {
     let annotator = std::env::var("USER").unwrap_or_else(|_| "annotator".into());
     let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         project::submit(&ws, &p, position, &annotator, shapes, source)
     });
-    Event::LabelSubmitted {
+    LabelEvent::Submitted {
         project: name.to_owned(),
         position,
         reply: reply(result),
     }
 }
 
-pub(super) fn prelabel(
+fn prelabel(
     shared: &Shared,
     ws: &Workspace,
     name: &str,
     threshold: f64,
     model: Option<&str>,
     progress: &Progress,
-) -> Event {
+) -> LabelEvent {
     let result = project::open(ws, name).and_then(|p| match model {
         Some(model) => {
             let tracking = shared.tracking();
@@ -155,37 +338,26 @@ pub(super) fn prelabel(
         }
         None => crate::labeling::assist::prelabel(ws, &p, threshold, progress),
     });
-    Event::Prelabeled {
+    LabelEvent::Prelabeled {
         project: name.to_owned(),
         reply: reply(result),
     }
 }
 
-pub(super) fn review(
-    shared: &Shared,
-    name: &str,
-    position: i64,
-    accepted: bool,
-    comment: &str,
-) -> Event {
+fn review(shared: &Shared, name: &str, position: i64, accepted: bool, comment: &str) -> LabelEvent {
     let reviewer = std::env::var("USER").unwrap_or_else(|_| "reviewer".into());
     let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         project::review(&ws, &p, position, &reviewer, accepted, comment)
     });
-    Event::LabelReviewed {
+    LabelEvent::Reviewed {
         project: name.to_owned(),
         position,
         reply: reply(result),
     }
 }
 
-pub(super) fn export(
-    shared: &Shared,
-    name: &str,
-    format: crate::labeling::LabelFormat,
-    path: &std::path::Path,
-) -> Event {
+fn export(shared: &Shared, name: &str, format: LabelFormat, path: &std::path::Path) -> LabelEvent {
     let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         let exported = crate::labeling::export(&ws, &p, format, path)?;
@@ -194,10 +366,10 @@ pub(super) fn export(
             path.display()
         ))
     });
-    Event::LabelsExported(reply(result))
+    LabelEvent::Exported(reply(result))
 }
 
-pub(super) fn export_asset(shared: &Shared, name: &str, asset: &str) -> Event {
+fn export_asset(shared: &Shared, name: &str, asset: &str) -> LabelEvent {
     let result = shared.store.workspace().and_then(|mut ws| {
         let p = project::open(&ws, name)?;
         let (version, created) = crate::labeling::dataset::export_asset(&mut ws, &p, asset)?;
@@ -214,16 +386,16 @@ pub(super) fn export_asset(shared: &Shared, name: &str, asset: &str) -> Event {
             )
         })
     });
-    Event::LabelsExported(reply(result))
+    LabelEvent::Exported(reply(result))
 }
 
-pub(super) fn import_labels(
+fn import_labels(
     shared: &Shared,
     path: &std::path::Path,
-    format: crate::labeling::LabelFormat,
+    format: LabelFormat,
     name: &str,
     asset: Option<&str>,
-) -> Event {
+) -> LabelEvent {
     let result = shared.store.workspace().and_then(|mut ws| {
         let asset = asset
             .filter(|a| !a.is_empty())
@@ -231,17 +403,13 @@ pub(super) fn import_labels(
             .transpose()?;
         crate::labeling::import(&mut ws, path, format, name, asset.as_ref())
     });
-    Event::LabelProjectCreated(reply(result))
+    LabelEvent::ProjectCreated(reply(result))
 }
 
-pub(super) fn update_labels(
-    shared: &Shared,
-    name: &str,
-    labels: &[crate::labeling::Label],
-) -> Event {
+fn update_labels(shared: &Shared, name: &str, labels: &[Label]) -> LabelEvent {
     let result = shared.store.workspace().and_then(|ws| {
         let p = project::open(&ws, name)?;
         project::update_labels(&ws, &p, labels)
     });
-    Event::LabelsUpdated(reply(result))
+    LabelEvent::LabelsUpdated(reply(result))
 }

@@ -1,16 +1,94 @@
 //! The designer's background work: the palette (registered components, data assets, saved
-//! pipelines), opening, saving and exporting pipelines, and running one as a job whose progress
-//! events stream to the canvas.
+//! pipelines), opening, saving and exporting pipelines, schedules, and running a pipeline as a
+//! job whose progress events stream to the canvas.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Event, Failure, Reply, Shared};
+use super::{Failure, Reply, Service, Shared};
 use crate::assets::Asset;
-use crate::pipeline::executor::{self, RunOptions};
+use crate::pipeline::executor::{self, Outcome, RunOptions};
 use crate::pipeline::job::{self, Pipeline};
 use crate::pipeline::registry::{self, Registered};
 use crate::pipeline::saved::{self, Saved};
+use crate::pipeline::schedule::{self, Schedule};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PipelineCommand {
+    /// What the designer's palette offers beyond the built-ins.
+    LoadPalette,
+    Open(PipelineSource),
+    Save {
+        name: String,
+        pipeline: Pipeline,
+    },
+    Export {
+        pipeline: Pipeline,
+        path: PathBuf,
+    },
+    /// Schedules a saved pipeline (`NAME:VERSION`) on a cron pattern.
+    AddSchedule {
+        pipeline: String,
+        cron: String,
+    },
+    /// Runs a pipeline as a job; `base` is where its relative paths start.
+    Run {
+        pipeline: Pipeline,
+        base: PathBuf,
+        tracking_uri: Option<String>,
+    },
+}
+
+#[derive(Debug)]
+pub enum PipelineEvent {
+    Palette(Reply<Palette>),
+    Opened(Reply<Opened>),
+    /// The name and the new version.
+    Saved(Reply<(String, i64)>),
+    Exported(Reply<PathBuf>),
+    /// A step of the running pipeline moved on.
+    Progress(executor::Event),
+    Finished(Reply<Outcome>),
+    ScheduleAdded(Reply<Schedule>),
+    /// A schedule's run ended (or could not start).
+    ScheduledRun {
+        schedule: Schedule,
+        reply: Reply<Outcome>,
+    },
+}
+
+pub(super) fn handle(service: &Service, command: PipelineCommand) {
+    match command {
+        PipelineCommand::LoadPalette => service.read(palette),
+        PipelineCommand::Open(source) => service.read(move |s| open(s, &source)),
+        PipelineCommand::Save { name, pipeline } => {
+            service.read(move |s| save(s, &name, &pipeline));
+        }
+        PipelineCommand::Export { pipeline, path } => {
+            service.read(move |_| export(&pipeline, &path));
+        }
+        PipelineCommand::AddSchedule { pipeline, cron } => service.read(move |s| {
+            let reply = schedule::add(s.tracking(), s.store.root(), &pipeline, &cron, None)
+                .map(Arc::new)
+                .map_err(Failure::from);
+            PipelineEvent::ScheduleAdded(reply)
+        }),
+        PipelineCommand::Run {
+            pipeline,
+            base,
+            tracking_uri,
+        } => {
+            let label = format!(
+                "Running {}",
+                pipeline.display_name.as_deref().unwrap_or("pipeline")
+            );
+            service.job(label, move |shared, _, progress| {
+                let event = run(shared, &pipeline, &base, tracking_uri, progress.flag());
+                shared.emit(event);
+            });
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Palette {
@@ -34,7 +112,7 @@ pub struct Opened {
     pub title: String,
 }
 
-pub(super) fn palette(shared: &Shared) -> Event {
+fn palette(shared: &Shared) -> PipelineEvent {
     let reply = (|| {
         let tracking = shared.tracking();
         Ok(Arc::new(Palette {
@@ -47,10 +125,10 @@ pub(super) fn palette(shared: &Shared) -> Event {
             saved: saved::list(tracking)?,
         }))
     })();
-    Event::Palette(reply)
+    PipelineEvent::Palette(reply)
 }
 
-pub(super) fn open(shared: &Shared, source: &PipelineSource) -> Event {
+fn open(shared: &Shared, source: &PipelineSource) -> PipelineEvent {
     let reply = (|| {
         let tracking = shared.tracking();
         let root = shared.store.root();
@@ -81,31 +159,31 @@ pub(super) fn open(shared: &Shared, source: &PipelineSource) -> Event {
         };
         Ok(Arc::new(opened))
     })();
-    Event::PipelineOpened(reply)
+    PipelineEvent::Opened(reply)
 }
 
-pub(super) fn save(shared: &Shared, name: &str, pipeline: &Pipeline) -> Event {
+fn save(shared: &Shared, name: &str, pipeline: &Pipeline) -> PipelineEvent {
     let reply = saved::save(shared.tracking(), name, pipeline)
         .map(|version| Arc::new((name.to_owned(), version)))
         .map_err(Failure::from);
-    Event::PipelineSaved(reply)
+    PipelineEvent::Saved(reply)
 }
 
-pub(super) fn export(pipeline: &Pipeline, path: &Path) -> Event {
+fn export(pipeline: &Pipeline, path: &Path) -> PipelineEvent {
     let reply: Reply<PathBuf> = std::fs::write(path, pipeline.to_yaml())
         .map(|()| Arc::new(path.to_path_buf()))
         .map_err(|e| Failure::from(format!("{}: {e}", path.display())));
-    Event::PipelineExported(reply)
+    PipelineEvent::Exported(reply)
 }
 
 /// Runs the pipeline on the job's thread; progress goes out as events as it happens.
-pub(super) fn run(
+fn run(
     shared: &Shared,
     pipeline: &Pipeline,
     base: &Path,
     tracking_uri: Option<String>,
     cancel: &std::sync::atomic::AtomicBool,
-) -> Event {
+) -> PipelineEvent {
     let tracking = shared.tracking();
     let experiment = pipeline
         .experiment_name
@@ -114,7 +192,7 @@ pub(super) fn run(
         .unwrap_or_else(|| "pipelines".into());
     let mut options = RunOptions::new(&experiment);
     options.tracking_uri = tracking_uri;
-    let observe = |event| shared.emit(Event::PipelineProgress(event));
+    let observe = |event| shared.emit(PipelineEvent::Progress(event));
     let reply = executor::run(
         tracking,
         shared.store.root(),
@@ -126,5 +204,5 @@ pub(super) fn run(
     )
     .map(Arc::new)
     .map_err(Failure::from);
-    Event::PipelineFinished(reply)
+    PipelineEvent::Finished(reply)
 }

@@ -13,7 +13,6 @@ use super::logged_models;
 use super::registry;
 use super::runs::{self, Batch, NewRun, RunUpdate};
 use super::search::{self, RunQuery};
-use super::sources;
 use super::types::{DatasetInput, Metric, ModelOutput, Param, Tag};
 use super::{ErrorCode, Tracking, TrackingError, TrackingResult, validate_artifact_path};
 

@@ -4,12 +4,120 @@
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use super::api::ARTIFACTS_SCHEME;
 use super::registry::{self, NewVersion};
-use super::types::ModelVersion;
-use super::{Tracking, TrackingError, TrackingResult};
+use super::types::{ModelVersion, Tag};
+use super::{Tracking, TrackingError, TrackingResult, logged_models, sources};
+
+/// A new model version as a client asks for it (MLflow's `CreateModelVersion`).
+#[derive(Debug, Clone, Default)]
+pub struct VersionRequest {
+    pub name: String,
+    /// Where its files are: `runs:/<run>/<path>`, `models:/<logged model id>`, or a URI in
+    /// the artifact store.
+    pub source: String,
+    pub run_id: Option<String>,
+    pub run_link: String,
+    pub description: String,
+    pub tags: Vec<Tag>,
+    /// The MLflow 3 logged model it is a version of.
+    pub model_id: Option<String>,
+}
 
 impl Tracking {
+    /// Records a version of the registered model `name`, creating the model first if it is new.
+    ///
+    /// # Errors
+    /// As [`Tracking::create_model_version`].
+    pub fn register_version(&self, request: VersionRequest) -> TrackingResult<ModelVersion> {
+        let name = request.name.clone();
+        self.write(move |c| {
+            if registry::get_model(c, &name).is_err() {
+                registry::create_model(c, &name, "", &[])?;
+            }
+            Ok(())
+        })?;
+        self.create_model_version(request)
+    }
+
+    /// Records a version of an existing registered model. The source is checked as MLflow
+    /// checks it (`sources::check`), the signature is read from the source's MLmodel, and a
+    /// version of a logged model (`models:/<id>`, or `model_id`) takes that model's run and is
+    /// listed on it.
+    ///
+    /// # Errors
+    /// `RESOURCE_DOES_NOT_EXIST` for an unknown model; `INVALID_PARAMETER_VALUE` for a source
+    /// MLflow refuses (a `..`, a local path, a run id that is not `run_id`).
+    pub fn create_model_version(&self, request: VersionRequest) -> TrackingResult<ModelVersion> {
+        let VersionRequest {
+            name,
+            source,
+            run_id,
+            run_link,
+            description,
+            tags,
+            model_id: given_model,
+        } = request;
+        let model_id = given_model.clone().or_else(|| {
+            source
+                .strip_prefix("models:/")
+                .map(|id| id.trim_matches('/').to_owned())
+        });
+        let logged = match &model_id {
+            Some(id) => self.read(|c| logged_models::get(c, id)).ok(),
+            None => None,
+        };
+        self.read(|c| sources::check(c, &source, run_id.as_deref(), given_model.as_deref()))?;
+        let run_id = run_id.or_else(|| logged.and_then(|m| m.info.source_run_id));
+        let new = NewVersion {
+            name,
+            signature: self.signature_of(&source)?,
+            model_id,
+            source,
+            run_id,
+            run_link,
+            description,
+            user_id: String::new(),
+            tags,
+        };
+        self.write(move |c| {
+            let made_from = new.model_id.clone();
+            let version = registry::create_version(c, new)?;
+            // The logged model keeps the list of versions made from it.
+            if let Some(id) = made_from.filter(|id| logged_models::get(c, id).is_ok()) {
+                let number = version.version.parse().unwrap_or_default();
+                logged_models::tag_model_version(c, &id, &version.name, number)?;
+            }
+            Ok(version)
+        })
+    }
+
+    /// The signature of the model at `source` when it is in Lathe's artifact store and has an
+    /// MLmodel file with one.
+    fn signature_of(&self, source: &str) -> TrackingResult<Option<Value>> {
+        // `models:/<id>` names an MLflow 3 logged model; its files are at its artifact URI.
+        let resolved = match source.strip_prefix("models:/") {
+            Some(id) => match self.read(|c| logged_models::get(c, id.trim_matches('/'))) {
+                Ok(model) => model.info.artifact_uri,
+                Err(_) => return Ok(None),
+            },
+            None => source.to_owned(),
+        };
+        let Some(dir) = resolved.strip_prefix(ARTIFACTS_SCHEME) else {
+            return Ok(None);
+        };
+        let path = format!("{}/MLmodel", dir.trim_matches('/'));
+        let Ok((file, _)) = self.artifact_file(&path) else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| TrackingError::internal(format!("{}: {e}", file.display())))?;
+        let model = crate::mlmodel::parse(&path, &text).map_err(TrackingError::invalid)?;
+        Ok(model.signature)
+    }
+
     pub fn register_local(
         &self,
         path: &Path,

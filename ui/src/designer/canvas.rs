@@ -89,7 +89,7 @@ fn nodes(pipeline: &Pipeline, status: &dyn Fn(&str) -> Option<StepStatus>) -> Ve
                 .component
                 .display_name
                 .clone()
-                .unwrap_or_else(|| s.source.clone()),
+                .unwrap_or_else(|| s.source.to_string()),
             inputs: data_ports(&s.component.inputs),
             outputs: data_ports(&s.component.outputs),
             status: status(&s.name),

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{StepIo, log_batch, prep};
 use crate::ml::model::Task;
 use crate::ml::{Algorithm, Model, features, metrics};
-use crate::tracking::registry;
+use crate::tracking::VersionRequest;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -431,27 +431,15 @@ pub fn register_model(io: &StepIo<'_>) -> Result<(), String> {
     let version = match &model.origin {
         // A model another step trained: register that run's artifact, so lineage shows the run.
         Some(origin) => {
-            let owned = name.to_owned();
             io.tracking
-                .write(move |c| {
-                    if registry::get_model(c, &owned).is_err() {
-                        registry::create_model(c, &owned, "", &[])?;
-                    }
-                    Ok(())
+                .register_version(VersionRequest {
+                    name: name.to_owned(),
+                    source: origin.artifact_uri.clone(),
+                    run_id: Some(origin.run_id.clone()),
+                    ..VersionRequest::default()
                 })
-                .map_err(err)?;
-            let answer = io
-                .tracking
-                .handle(
-                    "POST",
-                    "model-versions/create",
-                    json!({ "name": name, "source": origin.artifact_uri, "run_id": origin.run_id }),
-                )
-                .map_err(err)?;
-            answer["model_version"]["version"]
-                .as_str()
-                .ok_or("model-versions/create answered without a version")?
-                .to_owned()
+                .map_err(err)?
+                .version
         }
         None => {
             io.tracking

@@ -13,7 +13,6 @@ use serde_json::json;
 
 use super::{Context, Event, Produced, create_run, end_run, files, process};
 use crate::assets::AssetRef;
-use crate::pipeline::builtin;
 use crate::pipeline::builtins::{self, DataInput, Origin, StepIo};
 use crate::pipeline::component::{Port, PortType};
 use crate::pipeline::environment::{self, EnvSpec};
@@ -245,7 +244,7 @@ pub fn prepare<'a>(
         }
         None => String::new(),
     };
-    let native = step.source.starts_with(builtin::PREFIX);
+    let native = step.source.builtin().is_some();
     let fingerprint = crate::blobs::hash_bytes(
         json!({
             "component": step.component,
@@ -424,23 +423,20 @@ pub fn execute(cx: &Context<'_>, job: &Job<'_>) -> Result<BTreeMap<String, Produ
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         outputs.insert(name.clone(), path);
     }
-    let result = match step.source.strip_prefix(builtin::PREFIX) {
-        Some(reference) => {
-            let name = reference.split(':').next().unwrap_or(reference);
-            builtins::run(
-                name,
-                &StepIo {
-                    values: &job.values,
-                    data: &job.data,
-                    outputs: &outputs,
-                    tracking: cx.tracking,
-                    run_id: &job.run_id,
-                    experiment_id: &cx.experiment_id,
-                    cancel: cx.cancel,
-                    log: &log,
-                },
-            )
-        }
+    let result = match step.source.builtin() {
+        Some(name) => builtins::run(
+            name,
+            &StepIo {
+                values: &job.values,
+                data: &job.data,
+                outputs: &outputs,
+                tracking: cx.tracking,
+                run_id: &job.run_id,
+                experiment_id: &cx.experiment_id,
+                cancel: cx.cancel,
+                log: &log,
+            },
+        ),
         None => command(cx, job, &work, &outputs, &log),
     };
     if let Err(message) = &result {

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::tracking::VersionRequest;
 
 #[derive(Deserialize)]
 struct CreateModel {
@@ -152,47 +153,14 @@ impl Tracking {
             }
             ("POST", "model-versions/create") => {
                 let req: CreateVersion = parse(body)?;
-                let source = required("source", req.source)?;
-                // A version of an MLflow 3 logged model (`models:/<id>`) comes from the run
-                // that logged it.
-                let given_model = req.model_id.clone();
-                let model_id = req.model_id.filter(|m| !m.is_empty()).or_else(|| {
-                    source
-                        .strip_prefix("models:/")
-                        .map(|id| id.trim_matches('/').to_owned())
-                });
-                let logged = match &model_id {
-                    Some(id) => self.read(|c| logged_models::get(c, id)).ok(),
-                    None => None,
-                };
-                let given_run = req.run_id.filter(|r| !r.is_empty());
-                {
-                    let (source, run, model) = (source.clone(), given_run.clone(), given_model);
-                    self.read(move |c| {
-                        sources::check(c, &source, run.as_deref(), model.as_deref())
-                    })?;
-                }
-                let run_id = given_run.or_else(|| logged.and_then(|m| m.info.source_run_id));
-                let new = registry::NewVersion {
+                let version = self.create_model_version(VersionRequest {
                     name: required("name", req.name)?,
-                    signature: self.signature_of(&source)?,
-                    model_id,
-                    source,
-                    run_id,
+                    source: required("source", req.source)?,
+                    run_id: req.run_id.filter(|r| !r.is_empty()),
                     run_link: req.run_link.unwrap_or_default(),
                     description: req.description.unwrap_or_default(),
-                    user_id: String::new(),
                     tags: req.tags,
-                };
-                let version = self.write(move |c| {
-                    let made_from = new.model_id.clone();
-                    let version = registry::create_version(c, new)?;
-                    // The logged model keeps the list of versions made from it.
-                    if let Some(id) = made_from.filter(|id| logged_models::get(c, id).is_ok()) {
-                        let number = version.version.parse().unwrap_or_default();
-                        logged_models::tag_model_version(c, &id, &version.name, number)?;
-                    }
-                    Ok(version)
+                    model_id: req.model_id.filter(|m| !m.is_empty()),
                 })?;
                 Ok(json!({ "model_version": to_json(version)? }))
             }
@@ -267,30 +235,4 @@ fn name_and_version(req: Ids) -> TrackingResult<(String, String)> {
         required("name", req.name)?,
         required("version", req.version)?,
     ))
-}
-
-impl Tracking {
-    /// The signature of the model at `source` when it is in Lathe's artifact store and has an
-    /// MLmodel file with one.
-    fn signature_of(&self, source: &str) -> TrackingResult<Option<Value>> {
-        // `models:/<id>` names an MLflow 3 logged model; its files are at its artifact URI.
-        let resolved = match source.strip_prefix("models:/") {
-            Some(id) => match self.read(|c| logged_models::get(c, id.trim_matches('/'))) {
-                Ok(model) => model.info.artifact_uri,
-                Err(_) => return Ok(None),
-            },
-            None => source.to_owned(),
-        };
-        let Some(dir) = resolved.strip_prefix(ARTIFACTS_SCHEME) else {
-            return Ok(None);
-        };
-        let path = format!("{}/MLmodel", dir.trim_matches('/'));
-        let Ok((file, _)) = self.artifact_file(&path) else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| TrackingError::internal(format!("{}: {e}", file.display())))?;
-        let model = crate::mlmodel::parse(&path, &text).map_err(TrackingError::invalid)?;
-        Ok(model.signature)
-    }
 }
