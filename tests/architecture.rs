@@ -217,6 +217,25 @@ fn house_rules_hold_in_every_source_file() {
     }
 }
 
+#[test]
+fn pipelines_services_and_labeling_fail_with_error_types_not_strings() {
+    // An error as a `String` cannot be matched (a cancel told from a fault, a missing input
+    // from a bad one); these domains have their own enums (PipelineError, LabelError, Failure).
+    for dir in ["core/src/pipeline", "core/src/service", "core/src/labeling"] {
+        for (file, text) in sources(dir) {
+            let name = file.strip_prefix(repo()).unwrap().display().to_string();
+            for (i, _) in shipped(&text).match_indices("Result<") {
+                let signature: String = text[i..].chars().take_while(|c| *c != '{').collect();
+                let head = signature.split('\n').next().unwrap_or_default();
+                assert!(
+                    !head.contains(", String>"),
+                    "{name}: `{head}` fails with a String; use the domain's error type"
+                );
+            }
+        }
+    }
+}
+
 /// The part of a source file that ships: what comes before its `#[cfg(test)]` module.
 fn shipped(text: &str) -> &str {
     text.split("#[cfg(test)]").next().unwrap_or(text)

@@ -262,7 +262,9 @@ pub fn seed_pipelines(store: &crate::Store) -> Result<()> {
         "type: uri_folder\n    path: azureml:customers@latest",
     );
     let pipeline = crate::pipeline::job::parse(&yaml, root).map_err(|problems| {
-        crate::Error::Pipeline(format!("the demo pipeline does not import: {problems:?}"))
+        crate::Error::Pipeline(crate::pipeline::PipelineError::Invalid(format!(
+            "the demo pipeline does not import: {problems:?}"
+        )))
     })?;
     crate::pipeline::saved::save(&store.tracking(), "churn-classification", &pipeline)
         .map_err(crate::Error::Pipeline)?;

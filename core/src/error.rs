@@ -67,12 +67,12 @@ pub enum Error {
     Tracking(#[from] crate::tracking::TrackingError),
     #[error("cancelled")]
     Cancelled,
-    /// A pipeline, component or environment problem, already worded for the user.
+    /// A pipeline, component, environment or step problem.
     #[error("{0}")]
-    Pipeline(String),
-    /// A labeling problem (a project, an item, a shape, a label file), already worded.
+    Pipeline(crate::pipeline::PipelineError),
+    /// A labeling problem: a project, an item, a shape, a label file.
     #[error("{0}")]
-    Label(String),
+    Label(#[from] crate::labeling::LabelError),
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("{0}")]
@@ -81,6 +81,17 @@ pub enum Error {
     Polars(#[from] polars::error::PolarsError),
     #[error("{0}")]
     Json(#[from] serde_json::Error),
+}
+
+impl From<crate::pipeline::PipelineError> for Error {
+    fn from(error: crate::pipeline::PipelineError) -> Self {
+        use crate::pipeline::PipelineError;
+        match error {
+            PipelineError::Cancelled => Self::Cancelled,
+            PipelineError::Workspace(e) => *e,
+            other => Self::Pipeline(other),
+        }
+    }
 }
 
 impl Error {

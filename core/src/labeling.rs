@@ -545,9 +545,52 @@ pub(crate) fn tidy(value: f64) -> serde_json::Value {
     exact(format!("{value:.14e}").parse().unwrap_or(value))
 }
 
-/// A labeling problem, already worded for the user.
+/// The errors of labeling: a project or item that is not there, a name taken, or a problem in
+/// a label file, a shape or a schema, worded for the user with its place (`file: annotation 3:
+/// …`).
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    /// `hint` suggests the nearest names (`; did you mean 'birds'?`) or is empty.
+    #[error("there is no labeling project '{name}'{hint}")]
+    NoProject { name: String, hint: String },
+    #[error("project '{project}' has no item {position}")]
+    NoItem { project: String, position: i64 },
+    #[error("a project named '{name}' exists already")]
+    ProjectExists { name: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<String> for LabelError {
+    fn from(message: String) -> Self {
+        Self::Invalid(message)
+    }
+}
+
+impl From<&str> for LabelError {
+    fn from(message: &str) -> Self {
+        Self::Invalid(message.to_owned())
+    }
+}
+
+/// A labeling problem, already worded for the user with its place.
 pub(crate) fn invalid(message: impl Into<String>) -> crate::Error {
-    crate::Error::Label(message.into())
+    crate::Error::Label(LabelError::Invalid(message.into()))
+}
+
+/// Item `position` of `project` is not there.
+pub(crate) fn no_item(project: &str, position: i64) -> crate::Error {
+    crate::Error::Label(LabelError::NoItem {
+        project: project.to_owned(),
+        position,
+    })
+}
+
+/// `name` is taken by another project.
+pub(crate) fn project_exists(name: &str) -> crate::Error {
+    crate::Error::Label(LabelError::ProjectExists {
+        name: name.to_owned(),
+    })
 }
 
 /// A path's file name without its extension.
@@ -690,7 +733,7 @@ impl std::str::FromStr for LabelFormat {
                 .into_iter()
                 .find(|f| f.as_str() == name)
                 .ok_or_else(|| {
-                    crate::Error::Label(format!(
+                    invalid(format!(
                         "'{name}' is not a label format; use coco, yolo, voc, label-studio, \
                          conll, jsonl or csv"
                     ))
@@ -751,7 +794,7 @@ pub fn export(
     if let Some(holds) = holds
         && !shapes_only
     {
-        return Err(crate::Error::Label(format!(
+        return Err(invalid(format!(
             "{format} holds {holds}; export a {} project as {}",
             project.task.as_str(),
             default_format(project.task)
@@ -779,7 +822,7 @@ pub fn import(
 ) -> crate::Result<project::Project> {
     let images = || {
         asset.ok_or_else(|| {
-            crate::Error::Label(format!(
+            invalid(format!(
                 "{format} labels images: name the image asset they are for"
             ))
         })

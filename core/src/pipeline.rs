@@ -7,8 +7,11 @@ pub mod builtins;
 pub mod component;
 pub mod design;
 pub mod environment;
+mod error;
 pub mod executor;
 pub mod job;
 pub mod registry;
 pub mod saved;
 pub mod schedule;
+
+pub use error::{PipelineError, PipelineResult};

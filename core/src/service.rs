@@ -94,6 +94,12 @@ impl From<&str> for Failure {
     }
 }
 
+impl From<crate::pipeline::PipelineError> for Failure {
+    fn from(error: crate::pipeline::PipelineError) -> Self {
+        Self::from(Error::from(error))
+    }
+}
+
 impl From<crate::tracking::TrackingError> for Failure {
     fn from(error: crate::tracking::TrackingError) -> Self {
         Self::Error(error.to_string())
@@ -470,6 +476,13 @@ mod tests {
             "{missing}"
         );
         assert_eq!(Failure::Cancelled.to_string(), "cancelled");
+        // A pipeline's cancel, however deep, is the same kind.
+        let cancelled = crate::pipeline::PipelineError::from(Error::Cancelled);
+        assert_eq!(Failure::from(cancelled), Failure::Cancelled);
+        assert_eq!(
+            Failure::from(crate::pipeline::PipelineError::Cancelled),
+            Failure::Cancelled
+        );
     }
 
     #[test]

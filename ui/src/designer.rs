@@ -768,7 +768,7 @@ impl DesignerPanel {
                                 && !text.starts_with("${{")
                                 && let Err(e) = port.check(&text)
                             {
-                                ui.colored_label(ui.visuals().error_fg_color, e);
+                                ui.colored_label(ui.visuals().error_fg_color, e.to_string());
                             }
                         });
                         if text != current {

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::project::{self, Filter, Project};
 use super::{Shape, Task};
+use crate::Result;
 use crate::jobs::Progress;
 use crate::workspace::Workspace;
-use crate::{Error, Result};
 
 /// The name a baseline's pre-labels are stored and credited under.
 pub fn baseline_name(task: Task) -> &'static str {
@@ -46,8 +46,8 @@ pub fn prelabel(
     let model = baseline_name(project.task);
     let labeled = project::latest_all(ws, project)?;
     if labeled.is_empty() {
-        return Err(Error::Label(
-            "label a few items first: the baseline learns from them".into(),
+        return Err(super::invalid(
+            "label a few items first: the baseline learns from them",
         ));
     }
     let unlabeled = project::items(ws, project, &Filter::unlabeled())?;

@@ -1,6 +1,7 @@
 //! COCO object detection files: import into a new project (boxes, polygons, and RLE masks —
 //! compressed or not — traced to polygons), and export a project, streamed item by item.
 
+use crate::labeling::LabelError;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -154,7 +155,7 @@ fn shapes_of(
     a: &serde_json::Map<String, Value>,
     label: &str,
     image: Extent,
-) -> std::result::Result<Vec<Shape>, String> {
+) -> std::result::Result<Vec<Shape>, LabelError> {
     let polygon = |points: Vec<[f64; 2]>| Shape::Polygon {
         label: label.to_owned(),
         points,
@@ -172,7 +173,9 @@ fn shapes_of(
                     .map(|v| v.as_f64().ok_or("a polygon is a list of numbers"))
                     .collect::<std::result::Result<_, _>>()?;
                 if !flat.len().is_multiple_of(2) {
-                    return Err("a polygon has an odd count of coordinates".to_owned());
+                    return Err(LabelError::from(
+                        "a polygon has an odd count of coordinates",
+                    ));
                 }
                 Ok(polygon(flat.chunks(2).map(|p| [p[0], p[1]]).collect()))
             })
@@ -216,7 +219,7 @@ struct Mask {
 fn decode_rle(
     rle: &serde_json::Map<String, Value>,
     image: Extent,
-) -> std::result::Result<Mask, String> {
+) -> std::result::Result<Mask, LabelError> {
     let size = rle
         .get("size")
         .and_then(Value::as_array)
@@ -233,7 +236,8 @@ fn decode_rle(
         return Err(format!(
             "the RLE mask's size is {height} × {width} (height × width), but the image is \
              {image_height} × {image_width}"
-        ));
+        )
+        .into());
     }
     let (height, width) = (
         usize::try_from(height).map_err(|_| "the RLE size is too large")?,
@@ -255,7 +259,7 @@ fn decode_rle(
     for run in counts {
         let end = at.saturating_add(run as usize);
         if end > total {
-            return Err(format!("the RLE runs past the {height} × {width} mask"));
+            return Err(format!("the RLE runs past the {height} × {width} mask").into());
         }
         if on {
             column_major[at..end].fill(true);
@@ -277,7 +281,7 @@ fn decode_rle(
 
 /// pycocotools' `rleFrString`: 5 bits a character, a continuation bit, a sign bit, and counts
 /// after the second stored as differences.
-fn decompress_counts(text: &str) -> std::result::Result<Vec<u64>, String> {
+fn decompress_counts(text: &str) -> std::result::Result<Vec<u64>, LabelError> {
     let bytes = text.as_bytes();
     let mut counts: Vec<i64> = Vec::new();
     let mut p = 0;
@@ -300,7 +304,9 @@ fn decompress_counts(text: &str) -> std::result::Result<Vec<u64>, String> {
     }
     counts
         .into_iter()
-        .map(|c| u64::try_from(c).map_err(|_| "the compressed RLE has a negative run".to_owned()))
+        .map(|c| {
+            u64::try_from(c).map_err(|_| LabelError::from("the compressed RLE has a negative run"))
+        })
         .collect()
 }
 
@@ -542,6 +548,7 @@ mod tests {
         assert!(
             decode_rle(bad.as_object().unwrap(), image)
                 .unwrap_err()
+                .to_string()
                 .contains("runs past")
         );
         // A forged size is refused before anything is allocated, however large.
@@ -552,7 +559,7 @@ mod tests {
         ] {
             let forged = json!({ "size": size, "counts": [1] });
             let e = decode_rle(forged.as_object().unwrap(), image).unwrap_err();
-            assert!(e.contains("but the image is 4 × 4"), "{e}");
+            assert!(e.to_string().contains("but the image is 4 × 4"), "{e}");
         }
     }
 }

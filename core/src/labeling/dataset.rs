@@ -17,7 +17,7 @@ use crate::{Error, Result};
 /// source.
 pub fn write_table(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<usize> {
     let mut writer = csv::Writer::from_writer(out);
-    let failed = |e: csv::Error| Error::Label(format!("writing the label table: {e}"));
+    let failed = |e: csv::Error| super::invalid(format!("writing the label table: {e}"));
     writer
         .write_record([
             "item",
@@ -137,7 +137,7 @@ pub fn export_asset(
     let rows = crate::files::write_atomically(&path, |out| write_table(ws, project, out))?;
     if rows == 0 {
         // Said before the import, which would name the staging file rather than the project.
-        return Err(Error::Label(format!(
+        return Err(super::invalid(format!(
             "{} has no labels yet: label some items, then record them as a data asset",
             project.name
         )));

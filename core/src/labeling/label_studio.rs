@@ -315,7 +315,7 @@ pub fn import_file(
             }
         }
         if project::open(ws, name).is_ok() {
-            return Err(invalid(format!("a project named '{name}' exists already")));
+            return Err(super::project_exists(name));
         }
         let staging = tempfile::tempdir().map_err(|e| Error::io("<temp>", e))?;
         let file = staging.path().join(format!("{name}.txt"));

@@ -14,6 +14,7 @@
 //! [`FLOOR`] are dropped and the [`MOST`] likeliest kept; a polygon project gets each box as a
 //! four-cornered polygon.
 
+use crate::labeling::LabelError;
 use std::path::PathBuf;
 
 use tract_onnx::prelude::*;
@@ -204,9 +205,12 @@ pub const FLOOR: f32 = 0.05;
 pub const MOST: usize = 100;
 
 /// Detection rows `x1, y1, x2, y2, score, class` from a model's outputs, in either layout.
-fn detections(outputs: &[TValue], names: &[String]) -> std::result::Result<Vec<[f32; 6]>, String> {
+fn detections(
+    outputs: &[TValue],
+    names: &[String],
+) -> std::result::Result<Vec<[f32; 6]>, LabelError> {
     let shapes: Vec<Vec<usize>> = outputs.iter().map(|o| o.shape().to_vec()).collect();
-    let floats = |i: usize| -> std::result::Result<Vec<f32>, String> {
+    let floats = |i: usize| -> std::result::Result<Vec<f32>, LabelError> {
         let cast = outputs[i].cast_to::<f32>().map_err(|e| e.to_string())?;
         let view = cast
             .to_plain_array_view::<f32>()
@@ -253,7 +257,8 @@ fn detections(outputs: &[TValue], names: &[String]) -> std::result::Result<Vec<[
             boxes.len() / 4,
             scores.len(),
             classes.len()
-        ));
+        )
+        .into());
     }
     Ok(boxes
         .chunks_exact(4)

@@ -219,7 +219,7 @@ pub fn create_with(
     if let Err(rusqlite::Error::SqliteFailure(e, _)) = &inserted
         && e.code == rusqlite::ErrorCode::ConstraintViolation
     {
-        return Err(invalid(format!("a project named '{name}' exists already")));
+        return Err(super::project_exists(name));
     }
     inserted?;
     let project = Project {
@@ -459,7 +459,10 @@ pub fn open(ws: &Workspace, name: &str) -> Result<Project> {
     project_row(ws, "p.name = ?1", &name)?.ok_or_else(|| {
         let known = names(ws).unwrap_or_default();
         let hint = crate::suggest::did_you_mean(name, known.iter().map(String::as_str));
-        invalid(format!("there is no labeling project '{name}'{hint}"))
+        crate::Error::Label(super::LabelError::NoProject {
+            name: name.to_owned(),
+            hint,
+        })
     })
 }
 
@@ -515,7 +518,7 @@ fn item(ws: &Workspace, project: &Project, position: i64) -> Result<Item> {
             },
         )
         .optional()?
-        .ok_or_else(|| invalid(format!("project '{}' has no item {position}", project.name)))
+        .ok_or_else(|| super::no_item(&project.name, position))
 }
 
 /// What shapes on item `position` are checked against: its image size or text length.
@@ -523,17 +526,17 @@ pub fn extent(ws: &Workspace, project: &Project, position: i64) -> Result<Extent
     match project.task.asset_kind() {
         crate::assets::AssetKind::Images => {
             let files = ws.version_files(project.version_id)?;
-            let file = files.get(position as usize).ok_or_else(|| {
-                invalid(format!("project '{}' has no item {position}", project.name))
-            })?;
+            let file = files
+                .get(position as usize)
+                .ok_or_else(|| super::no_item(&project.name, position))?;
             Ok(Extent::of_image(file))
         }
         _ => {
             let version: AssetVersion = ws.version_by_id(project.version_id)?;
             let texts = crate::text::items(ws, &version)?;
-            let text = texts.get(position as usize).ok_or_else(|| {
-                invalid(format!("project '{}' has no item {position}", project.name))
-            })?;
+            let text = texts
+                .get(position as usize)
+                .ok_or_else(|| super::no_item(&project.name, position))?;
             Ok(Extent::Text {
                 chars: text.chars().count(),
             })
@@ -742,7 +745,7 @@ pub fn stats(ws: &Workspace, project: &Project) -> Result<Stats> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::labeling::labels_from_names;
+    use crate::labeling::{LabelError, labels_from_names};
 
     fn demo() -> (tempfile::TempDir, Workspace) {
         let dir = tempfile::tempdir().unwrap();
@@ -779,6 +782,20 @@ mod tests {
         assert_eq!(p.asset, "shapes:1");
         let all = items(&ws, &p, &Filter::default()).unwrap();
         assert_eq!(all.len(), 24);
+        // What is not there is told by kind, naming it.
+        assert!(matches!(
+            open(&ws, "boxs"),
+            Err(crate::Error::Label(LabelError::NoProject { name, hint }))
+                if name == "boxs" && hint.contains("boxes")
+        ));
+        assert!(matches!(
+            item(&ws, &p, 24),
+            Err(crate::Error::Label(LabelError::NoItem { position: 24, .. }))
+        ));
+        assert!(matches!(
+            create(&mut ws, "boxes", Task::BoundingBoxes, &"shapes".parse().unwrap(), labels_from_names(&["a".into()]), 1),
+            Err(crate::Error::Label(LabelError::ProjectExists { name })) if name == "boxes"
+        ));
         submit(&ws, &p, 0, "ana", &[boxed("circle")], "human").unwrap();
         submit(
             &ws,

@@ -2,6 +2,7 @@
 //! `builtins/catalog.yaml` and whose work is done natively by [`builtins`](super::builtins).
 //! A step names one as `component: lathe:<name>` (or `lathe:<name>:<version>`).
 
+use crate::pipeline::PipelineResult;
 use std::sync::OnceLock;
 
 use super::component::{self, Component};
@@ -26,7 +27,7 @@ pub fn catalog() -> &'static [Component] {
 }
 
 /// The built-in a `lathe:<name>[:<version>]` reference names.
-pub fn find(reference: &str) -> Result<&'static Component, String> {
+pub fn find(reference: &str) -> PipelineResult<&'static Component> {
     let rest = reference.strip_prefix(PREFIX).unwrap_or(reference);
     let (name, version) = rest.split_once(':').unwrap_or((rest, "1"));
     let found = catalog().iter().find(|c| c.name == name).ok_or_else(|| {
@@ -37,9 +38,7 @@ pub fn find(reference: &str) -> Result<&'static Component, String> {
         )
     })?;
     if version != "1" {
-        return Err(format!(
-            "built-in '{name}' has only version 1, not '{version}'"
-        ));
+        return Err(format!("built-in '{name}' has only version 1, not '{version}'").into());
     }
     Ok(found)
 }
@@ -61,11 +60,13 @@ mod tests {
         assert!(
             find("lathe:split_data:2")
                 .unwrap_err()
+                .to_string()
                 .contains("only version 1")
         );
         assert!(
             find("lathe:nope")
                 .unwrap_err()
+                .to_string()
                 .contains("Lathe has select_columns")
         );
     }

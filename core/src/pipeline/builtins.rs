@@ -5,6 +5,7 @@
 mod learn;
 mod prep;
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,16 +49,18 @@ impl StepIo<'_> {
             .filter(|v| !v.is_empty())
     }
 
-    fn required(&self, name: &str) -> Result<&str, String> {
+    fn required(&self, name: &str) -> PipelineResult<&str> {
         self.value(name)
-            .ok_or_else(|| format!("input '{name}' is required"))
+            .ok_or_else(|| PipelineError::missing_input(name))
     }
 
-    fn number(&self, name: &str) -> Result<Option<f64>, String> {
+    fn number(&self, name: &str) -> PipelineResult<Option<f64>> {
         self.value(name)
             .map(|v| {
-                v.parse::<f64>()
-                    .map_err(|_| format!("input '{name}': '{v}' is not a number"))
+                v.parse::<f64>().map_err(|_| PipelineError::Input {
+                    name: name.to_owned(),
+                    reason: format!("is '{v}', not a number"),
+                })
             })
             .transpose()
     }
@@ -74,31 +77,33 @@ impl StepIo<'_> {
             .unwrap_or_default()
     }
 
-    fn data(&self, name: &str) -> Result<&DataInput, String> {
+    fn data(&self, name: &str) -> PipelineResult<&DataInput> {
         self.data
             .get(name)
-            .ok_or_else(|| format!("input '{name}' is required"))
+            .ok_or_else(|| PipelineError::missing_input(name))
     }
 
-    fn table(&self, name: &str) -> Result<DataFrame, String> {
+    fn table(&self, name: &str) -> PipelineResult<DataFrame> {
         read_table(&self.data(name)?.path)
     }
 
-    fn output(&self, name: &str) -> Result<&Path, String> {
+    fn output(&self, name: &str) -> PipelineResult<&Path> {
         self.outputs
             .get(name)
             .map(PathBuf::as_path)
-            .ok_or_else(|| format!("output '{name}' has no folder"))
+            .ok_or_else(|| PipelineError::Output {
+                name: name.to_owned(),
+                reason: "has no folder".to_owned(),
+            })
     }
 
-    fn write_table(&self, name: &str, df: &mut DataFrame) -> Result<(), String> {
+    fn write_table(&self, name: &str, df: &mut DataFrame) -> PipelineResult<()> {
         let dir = self.output(name)?;
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        table::write(df, &dir.join("data.csv"), TableFormat::Csv).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
+        table::write(df, &dir.join("data.csv"), TableFormat::Csv)?;
         // An MLTable file beside the table makes the folder a real `mltable`, readable by
         // Azure ML's `mltable.load()` in a command step downstream.
-        std::fs::write(dir.join("MLTable"), MLTABLE)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::write(dir.join("MLTable"), MLTABLE).map_err(|e| PipelineError::io(dir, e))?;
         self.say(&format!(
             "{name}: {} rows × {} columns",
             df.height(),
@@ -111,16 +116,16 @@ impl StepIo<'_> {
         (self.log)(line);
     }
 
-    fn cancelled(&self) -> Result<(), String> {
+    fn cancelled(&self) -> PipelineResult<()> {
         if self.cancel.load(Ordering::Relaxed) {
-            Err("cancelled".into())
+            Err(PipelineError::Cancelled)
         } else {
             Ok(())
         }
     }
 
     /// Logs metrics to the step's run.
-    fn log_metrics(&self, metrics: &[(String, f64)]) -> Result<(), String> {
+    fn log_metrics(&self, metrics: &[(String, f64)]) -> PipelineResult<()> {
         log_batch(self.tracking, self.run_id, metrics, &[])
     }
 }
@@ -131,7 +136,7 @@ pub fn log_batch(
     run_id: &str,
     metrics: &[(String, f64)],
     params: &[(String, String)],
-) -> Result<(), String> {
+) -> PipelineResult<()> {
     use crate::tracking::types::{Metric, Param};
     let now = crate::db::now_millis();
     let batch = crate::tracking::runs::Batch {
@@ -154,7 +159,9 @@ pub fn log_batch(
             .collect(),
         tags: Vec::new(),
     };
-    tracking.log_batch(run_id, batch).map_err(|e| e.to_string())
+    tracking
+        .log_batch(run_id, batch)
+        .map_err(PipelineError::from)
 }
 
 /// The MLTable file of a built-in's table output (Azure ML's format: the paths of the data and
@@ -162,25 +169,30 @@ pub fn log_batch(
 const MLTABLE: &str = "paths:\n  - file: ./data.csv\ntransformations:\n  - read_delimited:\n      delimiter: ','\n      header: all_files_same_headers\n      encoding: utf8\n";
 
 /// Reads a table from a file, or from the one table file in a folder.
-pub fn read_table(path: &Path) -> Result<DataFrame, String> {
+pub fn read_table(path: &Path) -> PipelineResult<DataFrame> {
     let file = table_file(path)?;
     let format = TableFormat::from_path(&file)
         .ok_or_else(|| format!("{} is not a table file", file.display()))?;
-    table::read(&file, &file, format).map_err(|e| e.to_string())
+    table::read(&file, &file, format).map_err(PipelineError::from)
 }
 
 /// The table file at `path`, or the one table file in the folder `path`.
-pub fn table_file(path: &Path) -> Result<PathBuf, String> {
+pub fn table_file(path: &Path) -> PipelineResult<PathBuf> {
     if path.is_file() {
         return TableFormat::from_path(path)
             .map(|_| path.to_path_buf())
-            .ok_or_else(|| format!("{} is not a table file", path.display()));
+            .ok_or_else(|| {
+                PipelineError::Invalid(format!("{} is not a table file", path.display()))
+            });
     }
     if !path.is_dir() {
-        return Err(format!("{} does not exist", path.display()));
+        return Err(PipelineError::Invalid(format!(
+            "{} does not exist",
+            path.display()
+        )));
     }
     let mut tables: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(|e| PipelineError::io(path, e))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && TableFormat::from_path(p).is_some())
         .collect();
@@ -190,16 +202,14 @@ pub fn table_file(path: &Path) -> Result<PathBuf, String> {
         0 => Err(format!(
             "{} holds no table (CSV, TSV, Parquet or JSON lines)",
             path.display()
-        )),
-        n => Err(format!(
-            "{} holds {n} tables; a step reads one",
-            path.display()
-        )),
+        )
+        .into()),
+        n => Err(format!("{} holds {n} tables; a step reads one", path.display()).into()),
     }
 }
 
 /// Runs the built-in `name`.
-pub fn run(name: &str, io: &StepIo<'_>) -> Result<(), String> {
+pub fn run(name: &str, io: &StepIo<'_>) -> PipelineResult<()> {
     match name {
         "select_columns" => prep::select_columns(io),
         "clean_missing_data" => prep::clean_missing_data(io),
@@ -211,6 +221,8 @@ pub fn run(name: &str, io: &StepIo<'_>) -> Result<(), String> {
         "sweep" => learn::sweep(io),
         "register_model" => learn::register_model(io),
         train if train.starts_with("train_") => learn::train(&train["train_".len()..], io),
-        other => Err(format!("'{other}' is not a built-in component")),
+        other => Err(PipelineError::Invalid(format!(
+            "'{other}' is not a built-in component"
+        ))),
     }
 }

@@ -3,6 +3,7 @@
 //! `$[[ … ]]`), its code and its environment. Loading checks everything a run would trip on and
 //! names the field at fault.
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -464,7 +465,7 @@ fn port(definition: &Value, field: &str, problem: &mut impl FnMut(&str, String))
     if let Some(d) = &port.default
         && let Err(message) = port.check(d)
     {
-        problem(&format!("{field}.default"), message);
+        problem(&format!("{field}.default"), message.to_string());
     }
     Some(port)
 }
@@ -472,7 +473,7 @@ fn port(definition: &Value, field: &str, problem: &mut impl FnMut(&str, String))
 impl Port {
     /// Whether `value` (as written in YAML or typed in the designer) suits this port: its
     /// type, range and allowed values.
-    pub fn check(&self, value: &str) -> Result<(), String> {
+    pub fn check(&self, value: &str) -> PipelineResult<()> {
         let fits = match self.kind {
             PortType::Number => value.parse::<f64>().is_ok(),
             PortType::Integer => value.parse::<i64>().is_ok(),
@@ -480,24 +481,28 @@ impl Port {
             _ => true,
         };
         if !fits {
-            return Err(format!("'{value}' is not a valid {}", self.kind.as_str()));
+            return Err(PipelineError::Invalid(format!(
+                "'{value}' is not a valid {}",
+                self.kind.as_str()
+            )));
         }
         let number = value.parse::<f64>().ok();
         if let (Some(v), Some(lo)) = (number, self.min)
             && v < lo
         {
-            return Err(format!("{value} is below the minimum {lo}"));
+            return Err(PipelineError::Invalid(format!(
+                "{value} is below the minimum {lo}"
+            )));
         }
         if let (Some(v), Some(hi)) = (number, self.max)
             && v > hi
         {
-            return Err(format!("{value} is above the maximum {hi}"));
+            return Err(PipelineError::Invalid(format!(
+                "{value} is above the maximum {hi}"
+            )));
         }
         if !self.allowed.is_empty() && !self.allowed.iter().any(|a| a == value) {
-            return Err(format!(
-                "'{value}' is not one of {}",
-                self.allowed.join(", ")
-            ));
+            return Err(format!("'{value}' is not one of {}", self.allowed.join(", ")).into());
         }
         Ok(())
     }

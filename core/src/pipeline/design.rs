@@ -2,6 +2,7 @@
 //! connecting ports (refusing a type mismatch with the reason), setting parameters, laying the
 //! graph out, and listing what stops it from running, each issue tied to its node.
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -173,7 +174,7 @@ pub fn connect(
     from: &Source,
     to_step: &str,
     input: &str,
-) -> Result<(), String> {
+) -> PipelineResult<()> {
     let wanted = pipeline
         .steps
         .iter()
@@ -207,7 +208,8 @@ pub fn connect(
             "{to_step}.{input} takes a {} but this gives a {}",
             wanted.as_str(),
             made.as_str()
-        ));
+        )
+        .into());
     }
     if matches!(from, Source::Step { step, .. } if step == to_step) {
         return Err("a step cannot take its own output".into());
@@ -217,7 +219,10 @@ pub fn connect(
         set_binding(step, input, Some(binding));
     }
     if let Some(cycle) = job::find_cycle(&next.steps) {
-        return Err(format!("that would make a cycle: {}", cycle.join(" -> ")));
+        return Err(PipelineError::Invalid(format!(
+            "that would make a cycle: {}",
+            cycle.join(" -> ")
+        )));
     }
     *pipeline = next;
     Ok(())
@@ -350,7 +355,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            mismatch,
+            mismatch.to_string(),
             "train_kmeans.k takes a integer but this gives a mltable"
         );
         // A model is not a table: the type is named, before the loop the edge would close.
@@ -365,7 +370,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            model_into_table,
+            model_into_table.to_string(),
             "split_data.data takes a mltable but this gives a mlflow_model"
         );
         let scale = add_step(
@@ -380,7 +385,9 @@ mod tests {
             output: output.to_owned(),
         };
         connect(&mut p, &from(&split, "test"), &scale, "data").unwrap();
-        let cycle = connect(&mut p, &from(&scale, "data"), &split, "data").unwrap_err();
+        let cycle = connect(&mut p, &from(&scale, "data"), &split, "data")
+            .unwrap_err()
+            .to_string();
         assert!(cycle.starts_with("that would make a cycle"), "{cycle}");
         set_value(&mut p, &train, "k", "0");
         assert_eq!(issues(&p)[0].message, "k: 0 is below the minimum 1");

@@ -4,6 +4,7 @@
 //! requirements file, or from a registered environment (`azureml:name:version`). A virtual
 //! environment is built once per spec, in a folder named by the spec's hash, and reused after.
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -52,15 +53,16 @@ impl EnvSpec {
 
 /// Reads an environment from Azure ML environment YAML (`conda_file` as a path beside it or
 /// inline; an `image` alone means the system) or a requirements file (one requirement a line).
-pub fn from_file(path: &Path) -> Result<EnvSpec, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn from_file(path: &Path) -> PipelineResult<EnvSpec> {
+    let text = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let is_yaml = matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yml" | "yaml")
     );
     if is_yaml {
-        from_yaml(&text, base).map_err(|e| format!("{}: {e}", path.display()))
+        from_yaml(&text, base)
+            .map_err(|e| PipelineError::Invalid(format!("{}: {e}", path.display())))
     } else {
         Ok(EnvSpec::Python {
             requirements: requirement_lines(&text),
@@ -77,7 +79,7 @@ fn requirement_lines(text: &str) -> Vec<String> {
 }
 
 /// An environment definition as YAML text; relative `conda_file` paths start at `base`.
-pub fn from_yaml(text: &str, base: &Path) -> Result<EnvSpec, String> {
+pub fn from_yaml(text: &str, base: &Path) -> PipelineResult<EnvSpec> {
     let root: Value = crate::yaml::from_str(text)?;
     let map = root
         .as_mapping()
@@ -106,7 +108,7 @@ pub fn from_yaml(text: &str, base: &Path) -> Result<EnvSpec, String> {
 
 /// A conda file's pip requirements, with its conda packages (bar python and pip) as pip
 /// requirements too: `scikit-learn=1.0.2` becomes `scikit-learn==1.0.2`.
-fn conda_requirements(conda: &Value) -> Result<Vec<String>, String> {
+fn conda_requirements(conda: &Value) -> PipelineResult<Vec<String>> {
     let deps = conda
         .get("dependencies")
         .and_then(Value::as_sequence)
@@ -149,7 +151,7 @@ fn conda_requirements(conda: &Value) -> Result<Vec<String>, String> {
 
 /// A component's `environment`: a built-in's `lathe:native`, `system`, a registered
 /// `azureml:name:version` (or `@latest`), or an inline definition (YAML text).
-pub fn resolve(tracking: &Tracking, environment: &str, origin: &Path) -> Result<EnvSpec, String> {
+pub fn resolve(tracking: &Tracking, environment: &str, origin: &Path) -> PipelineResult<EnvSpec> {
     match environment.trim() {
         "lathe:native" => Ok(EnvSpec::Native),
         "system" | "lathe:system" => Ok(EnvSpec::System),
@@ -163,10 +165,10 @@ pub fn resolve(tracking: &Tracking, environment: &str, origin: &Path) -> Result<
                 },
             };
             registered(tracking, name, version)?.ok_or_else(|| {
-                format!(
+                PipelineError::Invalid(format!(
                     "environment '{reference}' is not registered in this workspace; register one \
                      under that name with `lathe environment register FILE --name {name}`"
-                )
+                ))
             })
         }
         inline => from_yaml(inline, origin),
@@ -178,21 +180,20 @@ pub fn registered(
     tracking: &Tracking,
     name: &str,
     version: Option<&str>,
-) -> Result<Option<EnvSpec>, String> {
+) -> PipelineResult<Option<EnvSpec>> {
     let (name, version) = (name.to_owned(), version.map(str::to_owned));
-    let spec: Option<String> = tracking
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT spec FROM environments WHERE name = ?1 AND (?2 IS NULL OR version = ?2)
+    let spec: Option<String> = tracking.read(move |c| {
+        Ok(c.query_row(
+            "SELECT spec FROM environments WHERE name = ?1 AND (?2 IS NULL OR version = ?2)
                  ORDER BY created_at DESC LIMIT 1",
-                rusqlite::params![name, version],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-        .map_err(|e| e.to_string())?;
+            rusqlite::params![name, version],
+            |r| r.get(0),
+        )
+        .optional()?)
+    })?;
     spec.map(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
         .transpose()
+        .map_err(PipelineError::from)
 }
 
 /// A registered environment, as listed.
@@ -211,43 +212,41 @@ pub fn register(
     path: &Path,
     name: &str,
     version: Option<&str>,
-) -> Result<Registered, String> {
+) -> PipelineResult<Registered> {
     let spec = from_file(path)?;
-    let yaml = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let yaml = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
     let (name, version) = (name.to_owned(), version.map(str::to_owned));
-    let json = serde_json::to_string(&spec).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&spec)?;
     let created_at = crate::db::now_millis();
-    let (name, version) = tracking
-        .write(move |c| {
-            let version = match version {
-                Some(v) => v,
-                None => {
-                    let newest: Option<i64> = c.query_row(
-                        "SELECT MAX(CAST(version AS INTEGER)) FROM environments WHERE name = ?1",
-                        [&name],
-                        |r| r.get(0),
-                    )?;
-                    (newest.unwrap_or(0) + 1).to_string()
-                }
-            };
-            c.execute(
-                "INSERT INTO environments (name, version, yaml, spec, created_at)
+    let (name, version) = tracking.write(move |c| {
+        let version = match version {
+            Some(v) => v,
+            None => {
+                let newest: Option<i64> = c.query_row(
+                    "SELECT MAX(CAST(version AS INTEGER)) FROM environments WHERE name = ?1",
+                    [&name],
+                    |r| r.get(0),
+                )?;
+                (newest.unwrap_or(0) + 1).to_string()
+            }
+        };
+        c.execute(
+            "INSERT INTO environments (name, version, yaml, spec, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![name, version, yaml, json, created_at],
-            )
-            .map_err(|e| {
-                if crate::db::is_unique_violation(&e) {
-                    crate::tracking::TrackingError::new(
-                        crate::tracking::ErrorCode::ResourceAlreadyExists,
-                        "that name and version are already registered; give another --version",
-                    )
-                } else {
-                    e.into()
-                }
-            })?;
-            Ok((name, version))
-        })
-        .map_err(|e| e.to_string())?;
+            rusqlite::params![name, version, yaml, json, created_at],
+        )
+        .map_err(|e| {
+            if crate::db::is_unique_violation(&e) {
+                crate::tracking::TrackingError::new(
+                    crate::tracking::ErrorCode::ResourceAlreadyExists,
+                    "that name and version are already registered; give another --version",
+                )
+            } else {
+                e.into()
+            }
+        })?;
+        Ok((name, version))
+    })?;
     Ok(Registered {
         name,
         version,
@@ -256,7 +255,7 @@ pub fn register(
     })
 }
 
-pub fn list(tracking: &Tracking) -> Result<Vec<Registered>, String> {
+pub fn list(tracking: &Tracking) -> PipelineResult<Vec<Registered>> {
     tracking
         .read(|c| {
             let mut stmt = c.prepare(
@@ -267,13 +266,13 @@ pub fn list(tracking: &Tracking) -> Result<Vec<Registered>, String> {
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
-        .map_err(|e| e.to_string())?
+        ?
         .into_iter()
         .map(|(name, version, spec, created_at)| {
             Ok(Registered {
                 name,
                 version,
-                spec: serde_json::from_str(&spec).map_err(|e| e.to_string())?,
+                spec: serde_json::from_str(&spec)?,
                 created_at,
             })
         })
@@ -287,22 +286,22 @@ fn lock_across_processes(
     hash: &str,
     log: &dyn Fn(&str),
     cancel: &AtomicBool,
-) -> Result<std::fs::File, String> {
-    std::fs::create_dir_all(locks).map_err(|e| format!("{}: {e}", locks.display()))?;
+) -> PipelineResult<std::fs::File> {
+    std::fs::create_dir_all(locks).map_err(|e| PipelineError::io(locks, e))?;
     let path = locks.join(format!("env-{hash}.lock"));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| PipelineError::io(&path, e))?;
     let mut told = false;
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => {}
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(format!("{}: {e}", path.display()));
+                return Err(PipelineError::Invalid(format!("{}: {e}", path.display())));
             }
         }
         if !told {
@@ -310,7 +309,7 @@ fn lock_across_processes(
             told = true;
         }
         if cancel.load(Ordering::Relaxed) {
-            return Err("cancelled".to_owned());
+            return Err(PipelineError::Cancelled);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -334,7 +333,7 @@ pub fn materialize(
     spec: &EnvSpec,
     log: &(dyn Fn(&str) + Sync),
     cancel: &AtomicBool,
-) -> Result<Built, String> {
+) -> PipelineResult<Built> {
     let EnvSpec::Python { requirements } = spec else {
         return Ok(Built {
             bin: None,
@@ -372,7 +371,7 @@ pub fn materialize(
         log,
         cancel,
     )
-    .map_err(|e| failed(&format!("{python} -m venv"), e))?;
+    .map_err(|e| failed(&format!("{python} -m venv"), e.to_string()))?;
     let venv_python = dir.join("bin").join("python");
     if !requirements.is_empty() {
         run_program(
@@ -388,7 +387,7 @@ pub fn materialize(
             log,
             cancel,
         )
-        .map_err(|e| failed("pip install", e))?;
+        .map_err(|e| failed("pip install", e.to_string()))?;
     }
     let freeze = Command::new(&venv_python)
         .args(["-m", "pip", "freeze", "--disable-pip-version-check"])
@@ -419,7 +418,7 @@ mod tests {
         register(&tracking, &file, "env", Some("1")).unwrap();
         let again = register(&tracking, &file, "env", Some("1")).unwrap_err();
         assert_eq!(
-            again,
+            again.to_string(),
             "that name and version are already registered; give another --version"
         );
         assert_eq!(
@@ -445,7 +444,7 @@ mod tests {
             cancel.store(true, Ordering::Relaxed);
             waiting.join().unwrap()
         });
-        assert_eq!(result.unwrap_err(), "cancelled");
+        assert!(matches!(result, Err(PipelineError::Cancelled)));
     }
 
     #[test]
@@ -523,7 +522,9 @@ mod tests {
                 requirements: vec!["pandas".into(), "numpy>=1".into()]
             }
         );
-        let missing = from_yaml("conda_file: nope.yml\n", dir.path()).unwrap_err();
+        let missing = from_yaml("conda_file: nope.yml\n", dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(missing.starts_with("conda_file: cannot read"), "{missing}");
     }
 }

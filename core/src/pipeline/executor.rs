@@ -9,6 +9,7 @@ mod files;
 pub(crate) mod process;
 mod step;
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -154,10 +155,10 @@ struct Context<'a> {
     work: PathBuf,
 }
 
-fn experiment_id(tracking: &Tracking, name: &str) -> Result<String, String> {
+fn experiment_id(tracking: &Tracking, name: &str) -> PipelineResult<String> {
     tracking
         .experiment_named(name)
-        .map_err(|e| format!("experiment '{name}': {e}"))
+        .map_err(|e| PipelineError::Invalid(format!("experiment '{name}': {e}")))
 }
 
 /// Creates a run; returns its id and artifact folder (as an artifact path).
@@ -166,7 +167,7 @@ fn create_run(
     experiment_id: &str,
     name: &str,
     tags: &[(&str, String)],
-) -> Result<(String, String), String> {
+) -> PipelineResult<(String, String)> {
     let run = tracking
         .create_run(crate::tracking::runs::NewRun {
             experiment_id: experiment_id.to_owned(),
@@ -190,7 +191,7 @@ fn create_run(
     Ok((run.info.run_id, artifacts))
 }
 
-fn end_run(tracking: &Tracking, run_id: &str, status: RunStatus) -> Result<(), String> {
+fn end_run(tracking: &Tracking, run_id: &str, status: RunStatus) -> PipelineResult<()> {
     tracking
         .update_run(
             run_id,
@@ -201,7 +202,7 @@ fn end_run(tracking: &Tracking, run_id: &str, status: RunStatus) -> Result<(), S
             },
         )
         .map(|_| ())
-        .map_err(|e| format!("runs/update: {e}"))
+        .map_err(|e| PipelineError::Invalid(format!("runs/update: {e}")))
 }
 
 /// Runs `pipeline` (imported from a file in `base`) in the workspace at `root`.
@@ -213,7 +214,7 @@ pub fn run(
     options: &RunOptions,
     cancel: &AtomicBool,
     observe: &(dyn Fn(Event) + Sync),
-) -> Result<Outcome, String> {
+) -> PipelineResult<Outcome> {
     let experiment_id = experiment_id(tracking, &options.experiment)?;
     let name = options
         .run_name
@@ -231,9 +232,7 @@ pub fn run(
         experiment_id: experiment_id.clone(),
     });
     let yaml = pipeline.to_yaml();
-    tracking
-        .put_artifact(&format!("{artifacts}/pipeline.yaml"), &mut yaml.as_bytes())
-        .map_err(|e| e.to_string())?;
+    tracking.put_artifact(&format!("{artifacts}/pipeline.yaml"), &mut yaml.as_bytes())?;
     let params: Vec<(String, String)> = pipeline
         .inputs
         .iter()
@@ -334,7 +333,7 @@ fn schedule(cx: &Context<'_>) -> Vec<StepOutcome> {
                         .collect();
                     match step::prepare(cx, &steps[i], &upstream) {
                         Err(message) => {
-                            fail(cx, &mut outcomes, &deps, i, message, &set);
+                            fail(cx, &mut outcomes, &deps, i, message.to_string(), &set);
                         }
                         Ok(step::Prepared::Reused {
                             run_id,
@@ -375,7 +374,7 @@ fn schedule(cx: &Context<'_>) -> Vec<StepOutcome> {
                 Err(_) if cx.cancel.load(Ordering::Relaxed) => {
                     set(&mut outcomes, i, StepStatus::Cancelled);
                 }
-                Err(message) => fail(cx, &mut outcomes, &deps, i, message, &set),
+                Err(message) => fail(cx, &mut outcomes, &deps, i, message.to_string(), &set),
             }
         }
     });

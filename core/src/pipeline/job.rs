@@ -4,6 +4,7 @@
 //! `${{parent.jobs.<step>.outputs.<o>}}`. Importing checks every reference and the graph, and
 //! names what it cannot take (registered components, nested pipelines, sweeps, parallel jobs).
 
+use crate::pipeline::PipelineResult;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -181,15 +182,16 @@ fn text(value: Option<&Value>) -> Option<String> {
 
 /// Finds a registered component by name and version (or label, `@latest`): the component and
 /// the folder its code was unpacked to.
-pub type Registry<'a> = &'a dyn Fn(&str) -> Result<(Component, PathBuf), String>;
+pub type Registry<'a> = &'a dyn Fn(&str) -> PipelineResult<(Component, PathBuf)>;
 
 /// Imports a pipeline job; `base` is the folder its relative component paths start from.
 /// Registered components (`azureml:name:version`) need a workspace: see [`parse_with`].
 pub fn parse(yaml: &str, base: &Path) -> Result<Pipeline, Vec<Problem>> {
     parse_with(yaml, base, &|reference| {
-        Err(format!(
-            "'{reference}' is a registered component; it is looked up in a workspace"
-        ))
+        Err(
+            format!("'{reference}' is a registered component; it is looked up in a workspace")
+                .into(),
+        )
     })
 }
 
@@ -435,7 +437,7 @@ fn step(
     let (source, origin, component) = match map.get("component") {
         Some(Value::String(reference)) if reference.starts_with(builtin::PREFIX) => {
             let component = builtin::find(reference)
-                .map_err(|e| vec![problem(format!("{field}.component"), e)])?;
+                .map_err(|e| vec![problem(format!("{field}.component"), e.to_string())])?;
             (
                 StepSource::Builtin(reference.clone()),
                 base.to_path_buf(),
@@ -443,8 +445,8 @@ fn step(
             )
         }
         Some(Value::String(reference)) if reference.starts_with("azureml:") => {
-            let (component, origin) =
-                registry(reference).map_err(|e| vec![problem(format!("{field}.component"), e)])?;
+            let (component, origin) = registry(reference)
+                .map_err(|e| vec![problem(format!("{field}.component"), e.to_string())])?;
             (StepSource::Registered(reference.clone()), origin, component)
         }
         Some(Value::String(path)) => {
@@ -543,7 +545,10 @@ pub fn check_step(step: &Step) -> Vec<Problem> {
             && !port.kind.is_data()
             && let Err(message) = port.check(value)
         {
-            problems.push(problem(format!("{field}.inputs.{input}"), message));
+            problems.push(problem(
+                format!("{field}.inputs.{input}"),
+                message.to_string(),
+            ));
         }
     }
     problems

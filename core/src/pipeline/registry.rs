@@ -1,6 +1,7 @@
 //! Registered components: a component's YAML and a snapshot of its code, stored under a name and
 //! version so pipelines can use it as `azureml:<name>:<version>` (or `azureml:<name>@latest`).
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::path::{Path, PathBuf};
 
 use rusqlite::OptionalExtension;
@@ -22,8 +23,8 @@ pub struct Registered {
 
 /// Registers the component in `path`, with a snapshot of its `code`. Without a version in the
 /// YAML, it becomes one more than the newest registered.
-pub fn register(tracking: &Tracking, path: &Path) -> Result<Registered, String> {
-    let yaml = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn register(tracking: &Tracking, path: &Path) -> PipelineResult<Registered> {
+    let yaml = std::fs::read_to_string(path).map_err(|e| PipelineError::io(path, e))?;
     let mut component = component::parse(&yaml).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
         format!(
@@ -37,7 +38,10 @@ pub fn register(tracking: &Tracking, path: &Path) -> Result<Registered, String> 
     if let Some(code) = &component.code {
         let dir = path.parent().unwrap_or(Path::new(".")).join(code);
         if !dir.exists() {
-            return Err(format!("code: {} does not exist", dir.display()));
+            return Err(PipelineError::Invalid(format!(
+                "code: {} does not exist",
+                dir.display()
+            )));
         }
         for entry in walkdir::WalkDir::new(&dir).sort_by_file_name() {
             let entry = entry.map_err(|e| format!("code: {e}"))?;
@@ -52,13 +56,12 @@ pub fn register(tracking: &Tracking, path: &Path) -> Result<Registered, String> 
                 .into_owned();
             let put = tracking
                 .blobs()
-                .put_file(entry.path(), &Progress::default())
-                .map_err(|e| e.to_string())?;
+                .put_file(entry.path(), &Progress::default())?;
             code_files.push((relative, put.hash.clone()));
             puts.push(put);
         }
     }
-    let listing = serde_json::to_string(&code_files).map_err(|e| e.to_string())?;
+    let listing = serde_json::to_string(&code_files)?;
     let created_at = crate::db::now_millis();
     let (name, given) = (component.name.clone(), component.version.clone());
     let blobs: Vec<(String, i64)> = puts
@@ -107,7 +110,7 @@ pub fn register(tracking: &Tracking, path: &Path) -> Result<Registered, String> 
             tracking
                 .blobs()
                 .discard(&puts.into_iter().filter(|p| p.created).collect::<Vec<_>>());
-            return Err(e.to_string());
+            return Err(e.into());
         }
     };
     component.version = Some(version.clone());
@@ -126,7 +129,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, Strin
 
 fn registered(
     (name, version, yaml, listing, created_at): (String, String, String, String, i64),
-) -> Result<Registered, String> {
+) -> PipelineResult<Registered> {
     let mut component = component::parse(&yaml)
         .map_err(|_| format!("registered component {name}:{version} no longer parses"))?;
     component.version = Some(version.clone());
@@ -135,12 +138,12 @@ fn registered(
         version,
         created_at,
         component,
-        code_files: serde_json::from_str(&listing).map_err(|e| e.to_string())?,
+        code_files: serde_json::from_str(&listing)?,
     })
 }
 
 /// Every registered component version, by name then age.
-pub fn list(tracking: &Tracking) -> Result<Vec<Registered>, String> {
+pub fn list(tracking: &Tracking) -> PipelineResult<Vec<Registered>> {
     tracking
         .read(|c| {
             let mut stmt = c.prepare(
@@ -149,8 +152,7 @@ pub fn list(tracking: &Tracking) -> Result<Vec<Registered>, String> {
             )?;
             let rows = stmt.query_map([], row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .map_err(|e| e.to_string())?
+        })?
         .into_iter()
         .map(registered)
         .collect()
@@ -158,14 +160,12 @@ pub fn list(tracking: &Tracking) -> Result<Vec<Registered>, String> {
 
 /// A registered component by `name:version`, `name@latest` or `name` (the newest), with or
 /// without the `azureml:` prefix.
-pub fn find(tracking: &Tracking, reference: &str) -> Result<Registered, String> {
+pub fn find(tracking: &Tracking, reference: &str) -> PipelineResult<Registered> {
     let rest = reference.strip_prefix("azureml:").unwrap_or(reference);
     let (name, version) = match rest.split_once('@') {
         Some((name, "latest")) => (name, None),
         Some((_, label)) => {
-            return Err(format!(
-                "'{reference}': the only label is @latest, not @{label}"
-            ));
+            return Err(format!("'{reference}': the only label is @latest, not @{label}").into());
         }
         None => match rest.split_once(':') {
             Some((name, version)) => (name, Some(version)),
@@ -174,24 +174,22 @@ pub fn find(tracking: &Tracking, reference: &str) -> Result<Registered, String> 
     };
     let (name, version) = (name.to_owned(), version.map(str::to_owned));
     let (n, v) = (name.clone(), version.clone());
-    let found = tracking
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT name, version, yaml, code_files, created_at FROM components
+    let found = tracking.read(move |c| {
+        Ok(c.query_row(
+            "SELECT name, version, yaml, code_files, created_at FROM components
                  WHERE name = ?1 AND (?2 IS NULL OR version = ?2)
                  ORDER BY created_at DESC LIMIT 1",
-                rusqlite::params![n, v],
-                row,
-            )
-            .optional()?)
-        })
-        .map_err(|e| e.to_string())?;
+            rusqlite::params![n, v],
+            row,
+        )
+        .optional()?)
+    })?;
     match found {
         Some(found) => registered(found),
         None => Err(format!(
             "component '{name}{}' is not registered in this workspace; register it with `lathe component register FILE`",
             version.map(|v| format!(":{v}")).unwrap_or_default()
-        )),
+        ).into()),
     }
 }
 
@@ -201,7 +199,7 @@ pub fn resolve(
     tracking: &Tracking,
     root: &Path,
     reference: &str,
-) -> Result<(Component, PathBuf), String> {
+) -> PipelineResult<(Component, PathBuf)> {
     let found = find(tracking, reference)?;
     let origin = root
         .join("components")
@@ -219,13 +217,12 @@ pub fn resolve(
         for (relative, hash) in &found.code_files {
             let target = code.join(relative);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(|e| PipelineError::io(parent, e))?;
             }
             std::fs::copy(tracking.blobs().path(hash), &target)
-                .map_err(|e| format!("{}: {e}", target.display()))?;
+                .map_err(|e| PipelineError::io(&target, e))?;
         }
-        std::fs::write(&ready, b"").map_err(|e| format!("{}: {e}", ready.display()))?;
+        std::fs::write(&ready, b"").map_err(|e| PipelineError::io(&ready, e))?;
     }
     component.code = Some("code".into());
     Ok((component, origin))

@@ -2,6 +2,7 @@
 //! Components read from files are saved with absolute paths, so a saved pipeline opens from
 //! anywhere.
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::path::Path;
 
 use serde::Serialize;
@@ -17,7 +18,7 @@ pub struct Saved {
 }
 
 /// Saves `pipeline` as the next version of `name`; returns that version.
-pub fn save(tracking: &Tracking, name: &str, pipeline: &Pipeline) -> Result<i64, String> {
+pub fn save(tracking: &Tracking, name: &str, pipeline: &Pipeline) -> PipelineResult<i64> {
     if name.trim().is_empty() {
         return Err("a saved pipeline needs a name".into());
     }
@@ -48,11 +49,11 @@ pub fn save(tracking: &Tracking, name: &str, pipeline: &Pipeline) -> Result<i64,
             )?;
             Ok(version)
         })
-        .map_err(|e| e.to_string())
+        .map_err(PipelineError::from)
 }
 
 /// Every saved pipeline version, newest first within a name.
-pub fn list(tracking: &Tracking) -> Result<Vec<Saved>, String> {
+pub fn list(tracking: &Tracking) -> PipelineResult<Vec<Saved>> {
     tracking
         .read(|c| {
             let mut stmt = c.prepare(
@@ -67,7 +68,7 @@ pub fn list(tracking: &Tracking) -> Result<Vec<Saved>, String> {
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
-        .map_err(|e| e.to_string())
+        .map_err(PipelineError::from)
 }
 
 /// Opens a saved version; registered components are looked up in the workspace at `root`.
@@ -76,7 +77,7 @@ pub fn open(
     root: &Path,
     name: &str,
     version: i64,
-) -> Result<Pipeline, String> {
+) -> PipelineResult<Pipeline> {
     let key = (name.to_owned(), version);
     let yaml: String = tracking
         .read(move |c| {
@@ -96,4 +97,5 @@ pub fn open(
         let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
         format!("{name}:{version} no longer opens: {}", listed.join("; "))
     })
+    .map_err(PipelineError::from)
 }

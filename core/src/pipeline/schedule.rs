@@ -2,6 +2,7 @@
 //! runs — the window or `lathe server` — for retraining. A schedule that came due while Lathe
 //! was closed runs once when it next starts, not once per missed time.
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -30,17 +31,18 @@ pub struct Schedule {
     pub next_run_at: Option<i64>,
 }
 
-fn parse_cron(pattern: &str) -> Result<Cron, String> {
-    Cron::from_str(pattern).map_err(|e| format!("'{pattern}' is not a cron pattern: {e}"))
+fn parse_cron(pattern: &str) -> PipelineResult<Cron> {
+    Cron::from_str(pattern)
+        .map_err(|e| PipelineError::Invalid(format!("'{pattern}' is not a cron pattern: {e}")))
 }
 
 /// The first time after `after_ms` that `pattern` matches.
-pub fn next_after(pattern: &str, after_ms: i64) -> Result<i64, String> {
+pub fn next_after(pattern: &str, after_ms: i64) -> PipelineResult<i64> {
     let cron = parse_cron(pattern)?;
     let start = DateTime::<Utc>::from_timestamp_millis(after_ms).ok_or("time out of range")?;
     cron.find_next_occurrence(&start, false)
         .map(|t| t.timestamp_millis())
-        .map_err(|e| format!("'{pattern}' never matches: {e}"))
+        .map_err(|e| PipelineError::Invalid(format!("'{pattern}' never matches: {e}")))
 }
 
 /// Reads a schedule's pipeline: a saved version, or a file. Returns it with its base folder.
@@ -48,7 +50,7 @@ pub fn load(
     tracking: &Tracking,
     root: &Path,
     reference: &str,
-) -> Result<(Pipeline, PathBuf), String> {
+) -> PipelineResult<(Pipeline, PathBuf)> {
     let path = Path::new(reference);
     if path.is_file() {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{reference}: {e}"))?;
@@ -71,7 +73,9 @@ pub fn load(
     let pipeline = super::saved::open(tracking, root, name, version)?;
     let problems = job::check(&pipeline);
     if let Some(first) = problems.first() {
-        return Err(format!("{reference} is not ready to run: {first}"));
+        return Err(PipelineError::Invalid(format!(
+            "{reference} is not ready to run: {first}"
+        )));
     }
     Ok((pipeline, root.to_path_buf()))
 }
@@ -83,7 +87,7 @@ pub fn add(
     pipeline: &str,
     pattern: &str,
     experiment: Option<&str>,
-) -> Result<Schedule, String> {
+) -> PipelineResult<Schedule> {
     parse_cron(pattern)?;
     let reference = match std::fs::canonicalize(pipeline) {
         Ok(path) if path.is_file() => path.display().to_string(),
@@ -105,7 +109,7 @@ pub fn add(
             )?;
             Ok(conn.last_insert_rowid())
         })
-        .map_err(|e| e.to_string())?;
+        ?;
     Ok(Schedule {
         id,
         pipeline: reference,
@@ -118,28 +122,26 @@ pub fn add(
     })
 }
 
-pub fn list(tracking: &Tracking) -> Result<Vec<Schedule>, String> {
-    let rows = tracking
-        .read(|c| {
-            let mut stmt = c.prepare(
-                "SELECT id, pipeline, cron, experiment, enabled, last_run_at, created_at
+pub fn list(tracking: &Tracking) -> PipelineResult<Vec<Schedule>> {
+    let rows = tracking.read(|c| {
+        let mut stmt = c.prepare(
+            "SELECT id, pipeline, cron, experiment, enabled, last_run_at, created_at
                  FROM schedules ORDER BY id",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(Schedule {
-                    id: r.get(0)?,
-                    pipeline: r.get(1)?,
-                    cron: r.get(2)?,
-                    experiment: r.get(3)?,
-                    enabled: r.get::<_, i64>(4)? != 0,
-                    last_run_at: r.get(5)?,
-                    created_at: r.get(6)?,
-                    next_run_at: None,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .map_err(|e| e.to_string())?;
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Schedule {
+                id: r.get(0)?,
+                pipeline: r.get(1)?,
+                cron: r.get(2)?,
+                experiment: r.get(3)?,
+                enabled: r.get::<_, i64>(4)? != 0,
+                last_run_at: r.get(5)?,
+                created_at: r.get(6)?,
+                next_run_at: None,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    })?;
     Ok(rows
         .into_iter()
         .map(|mut s| {
@@ -150,19 +152,18 @@ pub fn list(tracking: &Tracking) -> Result<Vec<Schedule>, String> {
         .collect())
 }
 
-pub fn remove(tracking: &Tracking, id: i64) -> Result<(), String> {
-    let removed = tracking
-        .write(move |c| Ok(c.execute("DELETE FROM schedules WHERE id = ?1", [id])?))
-        .map_err(|e| e.to_string())?;
+pub fn remove(tracking: &Tracking, id: i64) -> PipelineResult<()> {
+    let removed =
+        tracking.write(move |c| Ok(c.execute("DELETE FROM schedules WHERE id = ?1", [id])?))?;
     if removed == 0 {
-        return Err(format!("there is no schedule {id}"));
+        return Err(PipelineError::Invalid(format!("there is no schedule {id}")));
     }
     Ok(())
 }
 
 /// The schedules due at `now`, each claimed (its last run set to `now`) so that a second
 /// Lathe on the same workspace does not run it too.
-pub fn claim_due(tracking: &Tracking, now: i64) -> Result<Vec<Schedule>, String> {
+pub fn claim_due(tracking: &Tracking, now: i64) -> PipelineResult<Vec<Schedule>> {
     let mut claimed = Vec::new();
     for schedule in list(tracking)? {
         let due = schedule.enabled && schedule.next_run_at.is_some_and(|t| t <= now);
@@ -170,14 +171,12 @@ pub fn claim_due(tracking: &Tracking, now: i64) -> Result<Vec<Schedule>, String>
             continue;
         }
         let (id, previous) = (schedule.id, schedule.last_run_at);
-        let won = tracking
-            .write(move |c| {
-                Ok(c.execute(
-                    "UPDATE schedules SET last_run_at = ?1 WHERE id = ?2 AND last_run_at IS ?3",
-                    rusqlite::params![now, id, previous],
-                )?)
-            })
-            .map_err(|e| e.to_string())?;
+        let won = tracking.write(move |c| {
+            Ok(c.execute(
+                "UPDATE schedules SET last_run_at = ?1 WHERE id = ?2 AND last_run_at IS ?3",
+                rusqlite::params![now, id, previous],
+            )?)
+        })?;
         if won == 1 {
             claimed.push(schedule);
         }
@@ -192,7 +191,7 @@ pub fn run(
     schedule: &Schedule,
     tracking_uri: Option<String>,
     cancel: &AtomicBool,
-) -> Result<Outcome, String> {
+) -> PipelineResult<Outcome> {
     let (pipeline, base) = load(tracking, root, &schedule.pipeline)?;
     let mut options = RunOptions::new(&schedule.experiment);
     options.tracking_uri = tracking_uri;
@@ -241,7 +240,7 @@ pub fn spawn_runner(
     tracking: Tracking,
     tracking_uri: Option<String>,
     every: Duration,
-    report: impl Fn(&Schedule, Result<Outcome, String>) + Send + 'static,
+    report: impl Fn(&Schedule, PipelineResult<Outcome>) + Send + 'static,
 ) -> std::io::Result<Runner> {
     static RUNNERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let holder = format!(
@@ -379,7 +378,7 @@ mod tests {
             next_after("0 3 * * *", start).unwrap(),
             start + 3 * 3_600_000
         );
-        let e = next_after("61 * * * *", start).unwrap_err();
+        let e = next_after("61 * * * *", start).unwrap_err().to_string();
         assert!(e.starts_with("'61 * * * *' is not a cron pattern"), "{e}");
     }
 
@@ -423,7 +422,12 @@ mod tests {
         .unwrap();
         assert!(outcome.succeeded());
         remove(&tracking, s.id).unwrap();
-        assert!(remove(&tracking, s.id).unwrap_err().contains("no schedule"));
+        assert!(
+            remove(&tracking, s.id)
+                .unwrap_err()
+                .to_string()
+                .contains("no schedule")
+        );
         assert!(add(&tracking, dir.path(), "nope:1", "* * * * *", None).is_err());
     }
 }

@@ -271,9 +271,7 @@ fn item(shared: &Shared, name: &str, position: i64) -> LabelEvent {
         let item = project::items(&ws, &p, &Filter::default())?
             .into_iter()
             .find(|i| i.position == position)
-            .ok_or_else(|| {
-                crate::Error::Label(format!("project '{name}' has no item {position}"))
-            })?;
+            .ok_or_else(|| crate::labeling::no_item(name, position))?;
         let extent = project::extent(&ws, &p, position)?;
         let (image, text) = match extent {
             Extent::Image { .. } => {

@@ -1,5 +1,6 @@
 //! Training, scoring, evaluation, sweeps and registration.
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::collections::BTreeMap;
 
 use polars::prelude::*;
@@ -12,12 +13,12 @@ use crate::ml::model::Task;
 use crate::ml::{Algorithm, Model, features, metrics};
 use crate::tracking::VersionRequest;
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+fn err(e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Invalid(e.to_string())
 }
 
 /// The hyperparameters given as inputs of a train step.
-fn settings(io: &StepIo<'_>, algorithm: Algorithm) -> Result<BTreeMap<String, f64>, String> {
+fn settings(io: &StepIo<'_>, algorithm: Algorithm) -> PipelineResult<BTreeMap<String, f64>> {
     let mut given = BTreeMap::new();
     for (name, _) in algorithm.hyperparameters() {
         if let Some(v) = io.number(name)? {
@@ -27,7 +28,7 @@ fn settings(io: &StepIo<'_>, algorithm: Algorithm) -> Result<BTreeMap<String, f6
     Ok(given)
 }
 
-pub fn train(algorithm: &str, io: &StepIo<'_>) -> Result<(), String> {
+pub fn train(algorithm: &str, io: &StepIo<'_>) -> PipelineResult<()> {
     let algorithm = Algorithm::parse(algorithm)?;
     let df = io.table("data")?;
     let label = io.value("label");
@@ -55,10 +56,10 @@ pub fn train(algorithm: &str, io: &StepIo<'_>) -> Result<(), String> {
     let dir = io.output("model")?;
     model
         .save(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))
+        .map_err(|e| PipelineError::Invalid(format!("{}: {e}", dir.display())))
 }
 
-pub fn score_model(io: &StepIo<'_>) -> Result<(), String> {
+pub fn score_model(io: &StepIo<'_>) -> PipelineResult<()> {
     let model = Model::load(&io.data("model")?.path)?;
     let df = io.table("data")?;
     let mut scored = model.score(&df)?;
@@ -66,7 +67,7 @@ pub fn score_model(io: &StepIo<'_>) -> Result<(), String> {
 }
 
 /// Metrics of a scored table against its label, as (name, value).
-fn evaluate(scored: &DataFrame, label: &str, model: &Model) -> Result<Vec<(String, f64)>, String> {
+fn evaluate(scored: &DataFrame, label: &str, model: &Model) -> PipelineResult<Vec<(String, f64)>> {
     Ok(match model.algorithm.task() {
         Task::Clustering => Vec::new(),
         Task::Regression => regression_metrics(scored, label)?,
@@ -74,7 +75,7 @@ fn evaluate(scored: &DataFrame, label: &str, model: &Model) -> Result<Vec<(Strin
     })
 }
 
-fn regression_metrics(scored: &DataFrame, label: &str) -> Result<Vec<(String, f64)>, String> {
+fn regression_metrics(scored: &DataFrame, label: &str) -> PipelineResult<Vec<(String, f64)>> {
     let m = metrics::regression(
         &features::numbers(scored, label)?,
         &features::numbers(scored, "prediction")?,
@@ -89,7 +90,7 @@ fn regression_metrics(scored: &DataFrame, label: &str) -> Result<Vec<(String, f6
 fn classification(
     scored: &DataFrame,
     label: &str,
-) -> Result<(Vec<(String, f64)>, metrics::Classification), String> {
+) -> PipelineResult<(Vec<(String, f64)>, metrics::Classification)> {
     let probability = match scored.column("probability") {
         Ok(_) => Some(features::numbers(scored, "probability")?),
         Err(_) => None,
@@ -111,18 +112,18 @@ fn classification(
     Ok((out, m))
 }
 
-pub fn evaluate_model(io: &StepIo<'_>) -> Result<(), String> {
+pub fn evaluate_model(io: &StepIo<'_>) -> PipelineResult<()> {
     let scored = io.table("scored")?;
     let label = io.required("label")?;
     let prediction = scored.column("prediction").map_err(|_| {
         "the table has no 'prediction' column: score it with a model first".to_owned()
     })?;
     let dir = io.output("metrics")?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))?;
     let write = |file: &str, value: serde_json::Value| {
         let path = dir.join(file);
         std::fs::write(&path, serde_json::to_vec_pretty(&value).unwrap_or_default())
-            .map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(|e| PipelineError::io(&path, e))
     };
     let found = if prediction.dtype() == &DataType::Float64 {
         regression_metrics(&scored, label)?
@@ -165,7 +166,7 @@ enum Dimension {
 }
 
 /// Parses `alpha=0.01,0.1,1; max_depth=uniform(2,8)`.
-fn parse_space(text: &str) -> Result<Vec<(String, Dimension)>, String> {
+fn parse_space(text: &str) -> PipelineResult<Vec<(String, Dimension)>> {
     let mut space = Vec::new();
     for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, values) = part
@@ -177,7 +178,7 @@ fn parse_space(text: &str) -> Result<Vec<(String, Dimension)>, String> {
                 .parse::<f64>()
                 .map_err(|_| format!("space: {name}: '{}' is not a number", t.trim()))
         };
-        let range = |inner: &str| -> Result<(f64, f64), String> {
+        let range = |inner: &str| -> PipelineResult<(f64, f64)> {
             let (a, b) = inner
                 .split_once(',')
                 .ok_or_else(|| format!("space: {name}: a range needs two bounds"))?;
@@ -189,7 +190,9 @@ fn parse_space(text: &str) -> Result<Vec<(String, Dimension)>, String> {
         } else if let Some(inner) = values.strip_prefix("loguniform(") {
             let (a, b) = range(inner)?;
             if a <= 0.0 || b <= 0.0 {
-                return Err(format!("space: {name}: loguniform bounds must be positive"));
+                return Err(PipelineError::Invalid(format!(
+                    "space: {name}: loguniform bounds must be positive"
+                )));
             }
             Dimension::LogUniform(a, b)
         } else {
@@ -209,14 +212,12 @@ fn trial_settings(
     random: bool,
     trials: usize,
     seed: u64,
-) -> Result<Vec<BTreeMap<String, f64>>, String> {
+) -> PipelineResult<Vec<BTreeMap<String, f64>>> {
     if !random {
         let mut grid = vec![BTreeMap::new()];
         for (name, dimension) in space {
             let Dimension::Choice(values) = dimension else {
-                return Err(format!(
-                    "space: {name} is a range; ranges need search: random"
-                ));
+                return Err(format!("space: {name} is a range; ranges need search: random").into());
             };
             grid = grid
                 .into_iter()
@@ -252,7 +253,7 @@ fn trial_settings(
         .collect())
 }
 
-pub fn sweep(io: &StepIo<'_>) -> Result<(), String> {
+pub fn sweep(io: &StepIo<'_>) -> PipelineResult<()> {
     let algorithm = Algorithm::parse(io.required("algorithm")?)?;
     let task = algorithm.task();
     if task == Task::Clustering {
@@ -330,9 +331,7 @@ pub fn sweep(io: &StepIo<'_>) -> Result<(), String> {
     ));
     let model = Model::fit(&df, algorithm, Some(label), &[], &best_settings)?;
     let dir = io.output("model")?;
-    model
-        .save(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    model.save(dir).map_err(|e| PipelineError::io(dir, e))?;
     let params: Vec<(String, String)> = best_settings
         .iter()
         .map(|(k, v)| (format!("best_{k}"), v.to_string()))
@@ -353,7 +352,7 @@ fn trial_run(
     index: usize,
     settings: &BTreeMap<String, f64>,
     found: &[(String, f64)],
-) -> Result<(), String> {
+) -> PipelineResult<()> {
     let tag = |key: &str, value: String| crate::tracking::types::Tag {
         key: key.to_owned(),
         value,
@@ -394,7 +393,7 @@ fn trials_table(
     space: &[(String, Dimension)],
     results: &[(BTreeMap<String, f64>, f64)],
     metric: &str,
-) -> Result<DataFrame, String> {
+) -> PipelineResult<DataFrame> {
     let mut columns = vec![Column::new(
         "trial".into(),
         (0..results.len() as u32).collect::<Vec<_>>(),
@@ -411,7 +410,7 @@ fn trials_table(
     DataFrame::new(results.len(), columns).map_err(err)
 }
 
-pub fn register_model(io: &StepIo<'_>) -> Result<(), String> {
+pub fn register_model(io: &StepIo<'_>) -> PipelineResult<()> {
     let name = io.required("name")?;
     let model = io.data("model")?;
     // A model folder holds an MLmodel file (or is an ONNX file); anything else wired here — a
@@ -426,7 +425,8 @@ pub fn register_model(io: &StepIo<'_>) -> Result<(), String> {
             "input 'model': {} is not a model (no MLmodel file in it); connect the model a \
              training step makes",
             model.path.display()
-        ));
+        )
+        .into());
     }
     let version = match &model.origin {
         // A model another step trained: register that run's artifact, so lineage shows the run.
@@ -475,12 +475,19 @@ mod tests {
         assert!(
             trial_settings(&space, false, 0, 1)
                 .unwrap_err()
+                .to_string()
                 .contains("search: random")
         );
-        assert!(parse_space("alpha").unwrap_err().contains("name=values"));
+        assert!(
+            parse_space("alpha")
+                .unwrap_err()
+                .to_string()
+                .contains("name=values")
+        );
         assert!(
             parse_space("alpha=x")
                 .unwrap_err()
+                .to_string()
                 .contains("'x' is not a number")
         );
     }

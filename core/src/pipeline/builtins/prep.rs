@@ -1,5 +1,6 @@
 //! Data preparation: select columns, clean missing data, normalize, one-hot encode, split.
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::collections::HashMap;
 
 use polars::prelude::*;
@@ -9,8 +10,8 @@ use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use super::StepIo;
 use crate::ml::features;
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+fn err(e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Invalid(e.to_string())
 }
 
 /// The columns named in input `name`, each checked to exist; `None` when not given.
@@ -18,7 +19,7 @@ fn named_columns(
     io: &StepIo<'_>,
     df: &DataFrame,
     name: &str,
-) -> Result<Option<Vec<String>>, String> {
+) -> PipelineResult<Option<Vec<String>>> {
     let names = io.list(name);
     if names.is_empty() {
         return Ok(None);
@@ -29,7 +30,8 @@ fn named_columns(
             return Err(format!(
                 "input '{name}': there is no column '{column}'; the table has {}",
                 all.join(", ")
-            ));
+            )
+            .into());
         }
     }
     Ok(Some(names))
@@ -41,7 +43,7 @@ fn series<'a>(df: &'a DataFrame, name: &str) -> &'a Series {
         .unwrap_or_else(|_| unreachable!("columns are checked before use"))
 }
 
-pub fn select_columns(io: &StepIo<'_>) -> Result<(), String> {
+pub fn select_columns(io: &StepIo<'_>) -> PipelineResult<()> {
     let df = io.table("data")?;
     let columns = named_columns(io, &df, "columns")?
         .ok_or("input 'columns' is required: the column names, separated by commas")?;
@@ -55,7 +57,7 @@ enum Fill {
     Text(String),
 }
 
-pub fn clean_missing_data(io: &StepIo<'_>) -> Result<(), String> {
+pub fn clean_missing_data(io: &StepIo<'_>) -> PipelineResult<()> {
     let mut df = io.table("data")?;
     let strategy = io.value("strategy").unwrap_or("mean");
     let columns = named_columns(io, &df, "columns")?.unwrap_or_else(|| {
@@ -90,7 +92,8 @@ pub fn clean_missing_data(io: &StepIo<'_>) -> Result<(), String> {
                     (true, Err(_)) => {
                         return Err(format!(
                             "column '{name}' holds numbers; '{value}' is not a number"
-                        ));
+                        )
+                        .into());
                     }
                     (false, _) => Fill::Text(value.to_owned()),
                 }
@@ -119,7 +122,7 @@ pub fn clean_missing_data(io: &StepIo<'_>) -> Result<(), String> {
             other => {
                 return Err(format!(
                     "input 'strategy': '{other}' is not one of mean, median, mode, constant, drop_rows"
-                ));
+                ).into());
             }
         };
         let filled = fill_nulls(s, &fill)?;
@@ -136,7 +139,7 @@ pub fn clean_missing_data(io: &StepIo<'_>) -> Result<(), String> {
 }
 
 /// The most common value, as text.
-fn mode(s: &Series) -> Result<Option<String>, String> {
+fn mode(s: &Series) -> PipelineResult<Option<String>> {
     let text = s.cast(&DataType::String).map_err(err)?;
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for v in text.str().map_err(err)?.iter().flatten() {
@@ -148,7 +151,7 @@ fn mode(s: &Series) -> Result<Option<String>, String> {
         .map(|(v, _)| v.to_owned()))
 }
 
-fn fill_nulls(s: &Series, fill: &Fill) -> Result<Series, String> {
+fn fill_nulls(s: &Series, fill: &Fill) -> PipelineResult<Series> {
     match fill {
         Fill::Number(v) => {
             let values = s.cast(&DataType::Float64).map_err(err)?;
@@ -181,7 +184,7 @@ fn fill_nulls(s: &Series, fill: &Fill) -> Result<Series, String> {
 }
 
 /// Numeric (not boolean) columns, or those named, less those excluded.
-fn numeric_columns(io: &StepIo<'_>, df: &DataFrame) -> Result<Vec<String>, String> {
+fn numeric_columns(io: &StepIo<'_>, df: &DataFrame) -> PipelineResult<Vec<String>> {
     let exclude = io.list("exclude");
     let columns = match named_columns(io, df, "columns")? {
         Some(named) => named,
@@ -198,13 +201,16 @@ fn numeric_columns(io: &StepIo<'_>, df: &DataFrame) -> Result<Vec<String>, Strin
         .collect())
 }
 
-pub fn normalize(io: &StepIo<'_>) -> Result<(), String> {
+pub fn normalize(io: &StepIo<'_>) -> PipelineResult<()> {
     let mut df = io.table("data")?;
     let method = io.value("method").unwrap_or("zscore");
     for name in numeric_columns(io, &df)? {
         let s = series(&df, &name);
         if !s.dtype().is_primitive_numeric() {
-            return Err(format!("column '{name}' holds {}, not numbers", s.dtype()));
+            return Err(PipelineError::Invalid(format!(
+                "column '{name}' holds {}, not numbers",
+                s.dtype()
+            )));
         }
         let values = s.cast(&DataType::Float64).map_err(err)?;
         let values = values.f64().map_err(err)?;
@@ -215,9 +221,9 @@ pub fn normalize(io: &StepIo<'_>) -> Result<(), String> {
                 values.max().zip(values.min()).map(|(a, b)| a - b),
             ),
             other => {
-                return Err(format!(
-                    "input 'method': '{other}' is not one of zscore, minmax"
-                ));
+                return Err(
+                    format!("input 'method': '{other}' is not one of zscore, minmax").into(),
+                );
             }
         };
         let (shift, scale) = (shift.unwrap_or(0.0), scale.unwrap_or(1.0));
@@ -236,7 +242,7 @@ pub fn normalize(io: &StepIo<'_>) -> Result<(), String> {
 /// At most this many distinct values for a column to be encoded unless named.
 const MAX_CATEGORIES: usize = 50;
 
-pub fn one_hot_encode(io: &StepIo<'_>) -> Result<(), String> {
+pub fn one_hot_encode(io: &StepIo<'_>) -> PipelineResult<()> {
     let df = io.table("data")?;
     let exclude = io.list("exclude");
     let named = named_columns(io, &df, "columns")?;
@@ -277,7 +283,7 @@ pub fn one_hot_encode(io: &StepIo<'_>) -> Result<(), String> {
     io.write_table("data", &mut out)
 }
 
-pub fn split_data(io: &StepIo<'_>) -> Result<(), String> {
+pub fn split_data(io: &StepIo<'_>) -> PipelineResult<()> {
     let df = io.table("data")?;
     let fraction = io.number("fraction")?.unwrap_or(0.8);
     let seed = io.number("seed")?.unwrap_or(42.0) as u64;
@@ -295,9 +301,11 @@ pub fn split_rows(
     fraction: f64,
     seed: u64,
     stratify: Option<&str>,
-) -> Result<(IdxCa, IdxCa), String> {
+) -> PipelineResult<(IdxCa, IdxCa)> {
     if !(0.0..=1.0).contains(&fraction) {
-        return Err(format!("fraction {fraction} must be between 0 and 1"));
+        return Err(PipelineError::Invalid(format!(
+            "fraction {fraction} must be between 0 and 1"
+        )));
     }
     let mut groups: Vec<Vec<IdxSize>> = match stratify {
         None => vec![(0..df.height() as IdxSize).collect()],

@@ -1,6 +1,7 @@
 //! Running a command step's program: `sh -c` in its own process group, stdout and stderr
 //! streamed line by line to the step's log, stopped (with everything it started) on cancel.
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -19,7 +20,7 @@ pub fn run(
     env: &[(String, String)],
     log: &(dyn Fn(&str) + Sync),
     cancel: &AtomicBool,
-) -> Result<(), String> {
+) -> PipelineResult<()> {
     let mut sh = Command::new("sh");
     sh.arg("-c")
         .arg(command)
@@ -29,12 +30,12 @@ pub fn run(
 }
 
 /// Runs a program the same way: its own process group, output to `log` line by line, stopped
-/// with everything it started when `cancel` is set (then `Err("cancelled")`).
+/// with everything it started when `cancel` is set (then `Err(PipelineError::Cancelled)`).
 pub(crate) fn run_program(
     command: &mut Command,
     log: &(dyn Fn(&str) + Sync),
     cancel: &AtomicBool,
-) -> Result<(), String> {
+) -> PipelineResult<()> {
     let program = command.get_program().to_string_lossy().into_owned();
     let mut child = command
         .stdin(Stdio::null())
@@ -87,7 +88,9 @@ pub(crate) fn run_program(
         let mut killed = false;
         let status = loop {
             match done_rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(status) => break status.map_err(|e| e.to_string())?,
+                Ok(status) => {
+                    break status.map_err(|e| PipelineError::io("<command>", e))?;
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if cancel.load(Ordering::Relaxed) && !killed {
                         killed = true;
@@ -96,7 +99,7 @@ pub(crate) fn run_program(
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err("lost track of the command".to_owned());
+                    return Err("lost track of the command".into());
                 }
             }
         };
@@ -108,7 +111,7 @@ pub(crate) fn run_program(
             }
         }
         if killed {
-            return Err("cancelled".to_owned());
+            return Err(PipelineError::Cancelled);
         }
         let last = tail
             .lock()
@@ -119,9 +122,13 @@ pub(crate) fn run_program(
             .unwrap_or_default();
         match (status.code(), status.signal()) {
             (Some(0), _) => Ok(()),
-            (Some(code), _) => Err(format!("the command exited with status {code}{last}")),
-            (None, Some(signal)) => Err(format!("the command was stopped by signal {signal}")),
-            (None, None) => Err("the command ended abnormally".to_owned()),
+            (Some(code), _) => Err(PipelineError::Invalid(format!(
+                "the command exited with status {code}{last}"
+            ))),
+            (None, Some(signal)) => Err(PipelineError::Invalid(format!(
+                "the command was stopped by signal {signal}"
+            ))),
+            (None, None) => Err("the command ended abnormally".into()),
         }
     })
 }
@@ -157,7 +164,7 @@ mod tests {
         got.sort();
         assert_eq!(got, ["err", "hi", "out"]);
         let e = run("echo bad input >&2; exit 3", &dir, &[], &log, &cancel).unwrap_err();
-        assert_eq!(e, "the command exited with status 3: bad input");
+        assert_eq!(e.to_string(), "the command exited with status 3: bad input");
     }
 
     #[test]
@@ -178,7 +185,7 @@ mod tests {
                 &cancel,
             )
             .unwrap_err();
-            assert_eq!(e, "cancelled");
+            assert!(matches!(e, PipelineError::Cancelled), "{e}");
         });
         assert!(started.elapsed() < Duration::from_secs(10));
     }

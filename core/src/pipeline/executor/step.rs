@@ -1,6 +1,7 @@
 //! One step: resolving its inputs to values and files, its fingerprint and reuse, and running
 //! it (natively for built-ins, as a process for command components).
 
+use crate::pipeline::{PipelineError, PipelineResult};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,23 +67,23 @@ fn is_remote(path: &str) -> bool {
 }
 
 /// A path or data asset reference given in the pipeline, as local files.
-fn data_path(cx: &Context<'_>, step: &Step, input: &str, path: &str) -> Result<Resolved, String> {
+fn data_path(cx: &Context<'_>, step: &Step, input: &str, path: &str) -> PipelineResult<Resolved> {
     if let Some(reference) = path.strip_prefix("azureml:") {
         let reference = reference.split('@').next().unwrap_or(reference);
-        let asset = AssetRef::from_str(reference).map_err(|e| e.to_string())?;
-        let ws = cx.tracking.store().workspace().map_err(|e| e.to_string())?;
-        let version = ws.resolve(&asset).map_err(|e| e.to_string())?;
+        let asset = AssetRef::from_str(reference)?;
+        let ws = cx.tracking.store().workspace()?;
+        let version = ws.resolve(&asset)?;
         let dest = cx.work.join(&step.name).join("inputs").join(input);
-        std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        std::fs::create_dir_all(&dest).map_err(|e| PipelineError::io(&dest, e))?;
         if let Some(blob) = &version.meta.blob {
             let ext = version.meta.format.map_or("txt", |f| f.extension());
             std::fs::copy(ws.blobs().path(blob), dest.join(format!("data.{ext}")))
                 .map_err(|e| format!("data asset {}: {e}", version.reference()))?;
         } else {
-            for file in ws.version_files(version.id).map_err(|e| e.to_string())? {
+            for file in ws.version_files(version.id)? {
                 let target = dest.join(&file.path);
                 if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+                    std::fs::create_dir_all(parent).map_err(|e| PipelineError::io(parent, e))?;
                 }
                 std::fs::copy(ws.blobs().path(&file.blob_hash), &target)
                     .map_err(|e| format!("data asset {}: {e}", version.reference()))?;
@@ -101,7 +102,7 @@ fn data_path(cx: &Context<'_>, step: &Step, input: &str, path: &str) -> Result<R
     if is_remote(path) {
         return Err(format!(
             "'{path}' is remote; Lathe runs on local files and data assets (import it with `lathe data import`)"
-        ));
+        ).into());
     }
     let given = cx.base.join(path.strip_prefix("file:").unwrap_or(path));
     // Absolute, since a command runs in its own folder.
@@ -125,7 +126,7 @@ fn upstream_output(
     producer: &str,
     output: &str,
     produced: &Produced,
-) -> Result<Resolved, String> {
+) -> PipelineResult<Resolved> {
     let path = match &produced.local {
         Some(local) => local.clone(),
         None => {
@@ -170,7 +171,7 @@ pub fn prepare<'a>(
     cx: &Context<'a>,
     step: &'a Step,
     upstream: &BTreeMap<String, BTreeMap<String, Produced>>,
-) -> Result<Prepared<'a>, String> {
+) -> PipelineResult<Prepared<'a>> {
     let env = environment::resolve(cx.tracking, &step.component.environment, &step.origin)
         .map_err(|e| format!("environment: {e}"))?;
     let mut values = BTreeMap::new();
@@ -223,7 +224,11 @@ pub fn prepare<'a>(
                         values.insert(name.clone(), default.clone());
                     }
                     None if port.optional => {}
-                    None => return Err(format!("input '{name}' is required but has no value")),
+                    None => {
+                        return Err(PipelineError::Invalid(format!(
+                            "input '{name}' is required but has no value"
+                        )));
+                    }
                 }
                 None
             }
@@ -317,7 +322,7 @@ fn log_lineage(
     run_id: &str,
     direct: &[(String, String)],
     lineage: &[(String, String)],
-) -> Result<(), String> {
+) -> PipelineResult<()> {
     if lineage.is_empty() {
         return Ok(());
     }
@@ -356,26 +361,22 @@ fn log_lineage(
 type Earlier = (String, BTreeMap<String, Produced>);
 
 /// The outputs of an earlier run with this fingerprint, if that run is still there.
-fn cached(cx: &Context<'_>, fingerprint: &str) -> Result<Option<Earlier>, String> {
+fn cached(cx: &Context<'_>, fingerprint: &str) -> PipelineResult<Option<Earlier>> {
     let key = fingerprint.to_owned();
-    let found: Option<(String, String)> = cx
-        .tracking
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT s.run_uuid, s.outputs FROM step_cache s
+    let found: Option<(String, String)> = cx.tracking.read(move |c| {
+        Ok(c.query_row(
+            "SELECT s.run_uuid, s.outputs FROM step_cache s
                  JOIN runs r ON r.uuid = s.run_uuid AND r.lifecycle_stage = 'active'
                  WHERE s.fingerprint = ?1",
-                [&key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        })
-        .map_err(|e| e.to_string())?;
+            [&key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+    })?;
     let Some((run_id, outputs)) = found else {
         return Ok(None);
     };
-    let outputs: BTreeMap<String, (String, String)> =
-        serde_json::from_str(&outputs).map_err(|e| e.to_string())?;
+    let outputs: BTreeMap<String, (String, String)> = serde_json::from_str(&outputs)?;
     let outputs = outputs
         .into_iter()
         .map(|(name, (hash, artifact_uri))| {
@@ -395,14 +396,13 @@ fn cached(cx: &Context<'_>, fingerprint: &str) -> Result<Option<Earlier>, String
 }
 
 /// Runs the step; stores its outputs and log as its run's artifacts and ends the run.
-pub fn execute(cx: &Context<'_>, job: &Job<'_>) -> Result<BTreeMap<String, Produced>, String> {
+pub fn execute(cx: &Context<'_>, job: &Job<'_>) -> PipelineResult<BTreeMap<String, Produced>> {
     let step = job.step;
     let work = cx.work.join(&step.name);
     let log_path = work.join("std_log.txt");
-    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let log_file = Mutex::new(
-        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?,
-    );
+    std::fs::create_dir_all(&work).map_err(|e| PipelineError::io(&work, e))?;
+    let log_file =
+        Mutex::new(std::fs::File::create(&log_path).map_err(|e| PipelineError::io(&log_path, e))?);
     let log = |line: &str| {
         if let Ok(mut file) = log_file.lock() {
             let _ = writeln!(file, "{line}");
@@ -420,7 +420,7 @@ pub fn execute(cx: &Context<'_>, job: &Job<'_>) -> Result<BTreeMap<String, Produ
         } else {
             path.clone()
         };
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| PipelineError::io(&dir, e))?;
         outputs.insert(name.clone(), path);
     }
     let result = match step.source.builtin() {
@@ -465,7 +465,7 @@ fn store_outputs(
     cx: &Context<'_>,
     job: &Job<'_>,
     outputs: &BTreeMap<String, PathBuf>,
-) -> Result<BTreeMap<String, Produced>, String> {
+) -> PipelineResult<BTreeMap<String, Produced>> {
     let mut produced = BTreeMap::new();
     let mut record = BTreeMap::new();
     for (name, local) in outputs {
@@ -488,18 +488,16 @@ fn store_outputs(
         let (key, run, json) = (
             job.fingerprint.clone(),
             job.run_id.clone(),
-            serde_json::to_string(&record).map_err(|e| e.to_string())?,
+            serde_json::to_string(&record)?,
         );
-        cx.tracking
-            .write(move |c| {
-                c.execute(
-                    "INSERT OR REPLACE INTO step_cache (fingerprint, run_uuid, outputs, created_at)
+        cx.tracking.write(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO step_cache (fingerprint, run_uuid, outputs, created_at)
                      VALUES (?1, ?2, ?3, ?4)",
-                    rusqlite::params![key, run, json, crate::db::now_millis()],
-                )?;
-                Ok(())
-            })
-            .map_err(|e| e.to_string())?;
+                rusqlite::params![key, run, json, crate::db::now_millis()],
+            )?;
+            Ok(())
+        })?;
     }
     Ok(produced)
 }
@@ -519,7 +517,7 @@ fn shell_quote(value: &str) -> String {
 
 /// The command line with `${{inputs.x}}` / `${{outputs.y}}` filled in; a `$[[ … ]]` part is kept
 /// only when every input it names has a value.
-pub fn render(command: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+pub fn render(command: &str, values: &BTreeMap<String, String>) -> PipelineResult<String> {
     let mut text = String::new();
     let mut rest = command;
     while let Some(start) = rest.find("$[[") {
@@ -563,7 +561,7 @@ fn command(
     work: &Path,
     outputs: &BTreeMap<String, PathBuf>,
     log: &(dyn Fn(&str) + Sync),
-) -> Result<(), String> {
+) -> PipelineResult<()> {
     let step = job.step;
     let built = environment::materialize(cx.root, &job.env, log, cx.cancel)?;
     let cwd = match &step.component.code {
@@ -596,12 +594,10 @@ fn command(
         if let Some(venv) = bin.parent() {
             env.push(("VIRTUAL_ENV".into(), venv.display().to_string()));
         }
-        cx.tracking
-            .put_artifact(
-                &format!("{}/environment/packages.txt", job.artifacts),
-                &mut built.packages.as_bytes(),
-            )
-            .map_err(|e| e.to_string())?;
+        cx.tracking.put_artifact(
+            &format!("{}/environment/packages.txt", job.artifacts),
+            &mut built.packages.as_bytes(),
+        )?;
     }
     if let Some(uri) = &cx.options.tracking_uri {
         env.push(("MLFLOW_TRACKING_URI".into(), uri.clone()));
@@ -633,6 +629,7 @@ mod tests {
         assert!(
             render("x ${{inputs.nope}}", &values)
                 .unwrap_err()
+                .to_string()
                 .contains("inputs.nope")
         );
     }
