@@ -96,19 +96,6 @@ impl TrackingError {
     }
 }
 
-impl From<crate::Error> for TrackingError {
-    fn from(error: crate::Error) -> Self {
-        match error {
-            crate::Error::Missing { .. } | crate::Error::MissingBlob { .. } => {
-                Self::missing(error.to_string())
-            }
-            crate::Error::Db(e) => Self::from(e),
-            crate::Error::Tracking(e) => e,
-            other => Self::internal(other.to_string()),
-        }
-    }
-}
-
 impl From<rusqlite::Error> for TrackingError {
     /// The store's own words without the statement: SQL is never shown to a client.
     fn from(error: rusqlite::Error) -> Self {

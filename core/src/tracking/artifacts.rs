@@ -39,7 +39,8 @@ impl Tracking {
         }
         let put = self
             .blobs()
-            .put_reader(reader, Path::new(&path), &Progress::default())?;
+            .put_reader(reader, Path::new(&path), &Progress::default())
+            .map_err(|e| TrackingError::internal(format!("Storing the artifact failed: {e}")))?;
         let file = FileInfo {
             path: path.clone(),
             is_dir: false,
