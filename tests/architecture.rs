@@ -305,6 +305,7 @@ fn migrations_are_append_only() {
         "41b38133673bc57844003fe9bb8ff5a1a73b5dea044f9b809a0bad3aa42f5ecd",
         "88b8b4d5eecb438d9bba33c8c21db37878d9aa36b1e81f045bb04d60782de80d",
         "922acbfaf99028e93309ddbeba644739205c497a6593e8181a686f4f228de2db",
+        "a9bd52947dd5b9b037cf33bbfe0be226830218d452c7503c934be5f24be5d109",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

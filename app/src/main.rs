@@ -6,6 +6,7 @@ mod gui;
 mod label_cli;
 mod output;
 mod pipeline_cli;
+mod promotion_cli;
 mod server;
 mod tracking_cli;
 

@@ -14,6 +14,7 @@ use lathe_core::tracking::{Tracking, registry, runs};
 use serde_json::json;
 
 use crate::cli::{Output, print_json};
+use crate::promotion_cli::{self, PolicyCommand, PromoteArgs};
 use crate::server::{self, ServerConfig};
 
 #[derive(Debug, Args)]
@@ -104,11 +105,23 @@ pub enum ModelsCommand {
         #[command(flatten)]
         output: Output,
     },
-    /// Point an alias (e.g. champion) at a version.
+    /// Point an alias (e.g. champion) at a version, with no gates.
     Alias {
         name: String,
         alias: String,
         version: String,
+    },
+    /// A model's promotion policy: the gates a version passes before an alias moves to it.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Check every gate of the model's policy and move the alias only when all pass; exits
+    /// non-zero otherwise. The decision is recorded either way.
+    Promote(PromoteArgs),
+    /// The promotion decisions on record for a model, newest first.
+    Decisions {
+        name: String,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -461,6 +474,11 @@ pub fn models(root: &Path, command: ModelsCommand) -> Result<()> {
             tracking.write(move |c| registry::set_alias(c, &n, &a, &v))?;
             println!("{name}@{alias} → version {version}");
             Ok(())
+        }
+        ModelsCommand::Policy(command) => promotion_cli::policy(tracking.store(), command),
+        ModelsCommand::Promote(args) => promotion_cli::promote(tracking.store(), args),
+        ModelsCommand::Decisions { name, output } => {
+            promotion_cli::decisions(tracking.store(), &name, &output)
         }
     }
 }

@@ -338,6 +338,33 @@ pub const MIGRATIONS: &[&str] = &[
         holder TEXT NOT NULL,
         expires_at_ms INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 9: gated promotion — a policy per registered model (its YAML as written), approvals of a
+    // version for an alias, and every promotion decision with its gates as they were.
+    "CREATE TABLE promotion_policies (
+        model TEXT PRIMARY KEY,
+        yaml TEXT NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE promotion_approvals (
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        approver TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (model, version, alias, approver)
+    ) WITHOUT ROWID;
+    CREATE TABLE promotion_decisions (
+        id INTEGER PRIMARY KEY,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        alias TEXT NOT NULL,
+        promoted INTEGER NOT NULL,
+        evaluation TEXT NOT NULL,
+        decided_by TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX promotion_decisions_by_model ON promotion_decisions (model, id);",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

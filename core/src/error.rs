@@ -67,6 +67,9 @@ pub enum Error {
     Tracking(#[from] crate::tracking::TrackingError),
     #[error("cancelled")]
     Cancelled,
+    /// A promotion policy or approval that does not read, naming its field.
+    #[error("promotion policy: {0}")]
+    Policy(String),
     /// A pipeline, component, environment or step problem.
     #[error("{0}")]
     Pipeline(crate::pipeline::PipelineError),

@@ -18,6 +18,7 @@ pub mod mlmodel;
 pub mod onnx;
 pub mod pipeline;
 pub mod profile;
+pub mod promotion;
 pub mod service;
 pub mod store;
 pub mod suggest;
