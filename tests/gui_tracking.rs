@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use lathe_core::Workspace;
 use lathe_tests::{Sandbox, painted_texts, run_until, visible_text};
 use lathe_ui::Workbench;
@@ -247,4 +247,57 @@ fn a_pipeline_run_nests_its_steps_and_shows_them_in_its_view() {
         visible_text(&h)
     );
     assert_eq!(h.query_all_by_label("reused").count(), 12);
+}
+
+#[test]
+fn a_version_is_promoted_from_the_models_section_once_its_gates_pass() {
+    let s = Sandbox::new();
+    let mut h = demo_harness(&s);
+    h.get_by_label("Models").click();
+    run_until(&mut h, WAIT, "the registered model", |h| {
+        shows_containing(h, "churn-classifier")
+    });
+    h.get_by_label_contains("churn-classifier").click();
+    run_until(&mut h, WAIT, "the gates", |h| {
+        shows_containing(h, "has no promotion policy")
+    });
+    // A policy written from the template in the window is saved and checked at once.
+    h.get_by_label("Write a policy…").click();
+    settle(&mut h);
+    h.get_by_label("Save policy").click();
+    run_until(&mut h, WAIT, "the saved policy", |h| {
+        shows(h, "Policy of churn-classifier saved") && shows_containing(h, "approvals")
+    });
+    assert!(
+        h.get_by_label("Promote to @production")
+            .accesskit_node()
+            .is_disabled()
+    );
+    // A policy this version can meet: an approval, and a signature @production has no holder
+    // for yet.
+    let store = lathe_core::Store::open(s.workspace()).unwrap();
+    lathe_core::promotion::set_policy(
+        &store,
+        "model: churn-classifier\nsignature_compatible: true\napprovals: 1\n",
+    )
+    .unwrap();
+    run_until(&mut h, WAIT, "one approval missing", |h| shows(h, "0 of 1"));
+    h.get_by_label("Approve").click();
+    run_until(&mut h, WAIT, "the approval", |h| {
+        shows(h, "1 of 1") && shows_containing(h, "Approved by")
+    });
+    h.get_by_label("Promote to @production").click();
+    run_until(&mut h, WAIT, "the alias moved", |h| {
+        shows(h, "churn-classifier@production is now version 1")
+    });
+    let holder = store
+        .tracking()
+        .read(|c| {
+            lathe_core::tracking::registry::version_by_alias(c, "churn-classifier", "production")
+        })
+        .unwrap();
+    assert_eq!(holder.version, "1");
+    run_until(&mut h, WAIT, "the decision in the history", |h| {
+        shows(h, "History (1)")
+    });
 }

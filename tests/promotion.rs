@@ -2,6 +2,8 @@
 //! each failed gate printed with its value and threshold) and then promoting with approvals,
 //! `decisions`; and the fairness gate's numbers against Fairlearn's on the same table.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use lathe_core::Store;
 use lathe_core::tracking::VersionRequest;
 use lathe_core::tracking::runs::{Batch, NewRun};

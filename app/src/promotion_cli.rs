@@ -32,6 +32,7 @@ pub enum PolicyCommand {
 pub fn user(given: Option<String>) -> String {
     given
         .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("LOGNAME").ok())
         .filter(|u| !u.trim().is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
 }

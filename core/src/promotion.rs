@@ -850,7 +850,7 @@ pub fn group_rates(
             let names: Vec<String> = table
                 .get_column_names()
                 .iter()
-                .map(|n| n.to_string())
+                .map(ToString::to_string)
                 .collect();
             format!("no column '{name}' (columns: {})", names.join(", "))
         })

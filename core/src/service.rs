@@ -1,8 +1,8 @@
 //! The background service behind the GUI. The GUI sends commands and, each frame, takes the
 //! [`Event`]s that finished work produced; it never touches the database or the disk itself.
 //! Commands and events are split by domain — data assets ([`data`]), experiments and models
-//! ([`tracking`]), labeling ([`labeling`]), pipelines ([`pipelines`]) — each handled in its own
-//! module. Long or writing work (imports, profiles, exports, pipeline runs, pre-labels) runs as
+//! ([`tracking`]), labeling ([`labeling`]), pipelines ([`pipelines`]), promotion
+//! ([`promotion`]) — each handled in its own module. Long or writing work (imports, profiles, exports, pipeline runs, pre-labels) runs as
 //! a [`Job`] with progress and cancel on the job runner's named threads; short reads (table
 //! pages, thumbnails) run on two reader threads. Both queues are bounded: past their bound a
 //! command is refused at once with [`Event::Failed`], so the window never waits on them. A job
@@ -27,12 +27,14 @@ use crate::{Error, Result};
 mod data;
 mod labeling;
 mod pipelines;
+mod promotion;
 mod tracking;
 mod watch;
 
 pub use data::{DataCommand, DataEvent, PAGE_ROWS, Page, THUMBNAIL_SIDE};
 pub use labeling::{ItemView, LabelCommand, LabelEvent, Projects};
 pub use pipelines::{Opened, Palette, PipelineCommand, PipelineEvent, PipelineSource};
+pub use promotion::{PromotionCommand, PromotionEvent, PromotionView};
 pub use tracking::{TrackingCommand, TrackingEvent};
 pub use watch::Changes;
 
@@ -113,6 +115,7 @@ pub enum Command {
     Tracking(TrackingCommand),
     Labeling(LabelCommand),
     Pipelines(PipelineCommand),
+    Promotion(PromotionCommand),
 }
 
 /// What finished work tells the window, by domain, and what concerns every domain.
@@ -122,6 +125,7 @@ pub enum Event {
     Tracking(TrackingEvent),
     Labeling(LabelEvent),
     Pipelines(PipelineEvent),
+    Promotion(PromotionEvent),
     /// Someone (this window, the CLI, another window, a script) changed these kinds of thing:
     /// lists showing them should be read again.
     Changed(Changes),
@@ -154,6 +158,7 @@ by_domain! {
     Tracking: TrackingCommand, TrackingEvent;
     Labeling: LabelCommand, LabelEvent;
     Pipelines: PipelineCommand, PipelineEvent;
+    Promotion: PromotionCommand, PromotionEvent;
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -262,6 +267,7 @@ impl Service {
             Command::Tracking(command) => tracking::handle(self, command),
             Command::Labeling(command) => labeling::handle(self, command),
             Command::Pipelines(command) => pipelines::handle(self, command),
+            Command::Promotion(command) => promotion::handle(self, command),
         }
     }
 

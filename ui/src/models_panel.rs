@@ -4,11 +4,15 @@
 use std::sync::Arc;
 
 use lathe_core::format;
-use lathe_core::service::{Service, TrackingCommand, TrackingEvent};
+use lathe_core::service::{PromotionEvent, Service, TrackingCommand, TrackingEvent};
 use lathe_core::tracking::types::{ModelVersion, RegisteredModel};
 
 use crate::loadable::{Loadable, ready_or_status_ui};
 use crate::vocabulary::Navigate;
+
+mod promotion;
+
+use promotion::PromotionPanel;
 
 type Models = Arc<Vec<(RegisteredModel, Vec<ModelVersion>)>>;
 
@@ -17,6 +21,7 @@ pub struct ModelsPanel {
     models: Option<Loadable<Models>>,
     selected: Option<String>,
     version: Option<String>,
+    promotion: PromotionPanel,
 }
 
 impl ModelsPanel {
@@ -28,12 +33,17 @@ impl ModelsPanel {
         None
     }
 
+    pub fn on_promotion(&mut self, event: PromotionEvent) {
+        self.promotion.on_event(event);
+    }
+
     /// The registry changed elsewhere: the list is read again, the one shown staying until it
-    /// arrives.
+    /// arrives; so are the gates shown.
     pub fn models_changed(&mut self, service: &Service) {
         if self.models.is_some() {
             service.send(TrackingCommand::LoadModels);
         }
+        self.promotion.reload();
     }
 
     pub fn select(&mut self, name: &str) {
@@ -75,7 +85,7 @@ impl ModelsPanel {
             });
     }
 
-    pub fn main_ui(&mut self, ui: &mut egui::Ui) -> Option<Navigate> {
+    pub fn main_ui(&mut self, ui: &mut egui::Ui, service: &Service) -> Option<Navigate> {
         let Some(Loadable::Ready(models)) = &self.models else {
             return None;
         };
@@ -148,6 +158,8 @@ impl ModelsPanel {
         if let Some(v) = versions.iter().find(|v| Some(&v.version) == shown.as_ref()) {
             ui.separator();
             version_ui(ui, v);
+            ui.separator();
+            self.promotion.promotion_ui(ui, service, v);
         }
         go
     }

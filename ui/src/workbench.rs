@@ -240,7 +240,13 @@ impl Workbench {
                     .default_size(240.0)
                     .show(ui, |ui| self.models.list_ui(ui, &self.service));
                 egui::CentralPanel::default()
-                    .show(ui, |ui| self.models.main_ui(ui))
+                    .show(ui, |ui| {
+                        // A version's gates, history and policy editor can run past the window.
+                        egui::ScrollArea::vertical()
+                            .auto_shrink(false)
+                            .show(ui, |ui| self.models.main_ui(ui, &self.service))
+                            .inner
+                    })
                     .inner
             }
         };
@@ -310,6 +316,7 @@ impl Workbench {
                         self.pipelines_told(&event);
                     }
                 }
+                Event::Promotion(event) => self.models.on_promotion(event),
                 Event::Changed(changes) => self.workspace_changed(changes),
                 Event::Failed { task, error } => {
                     self.messages.push(Message::Error(format!(

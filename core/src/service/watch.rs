@@ -65,7 +65,7 @@ fn fingerprints(conn: &Connection) -> rusqlite::Result<Fingerprints> {
             conn,
             "SELECT (SELECT count(*) FROM registered_models), (SELECT max(updated_at_ms) FROM registered_models),
                     (SELECT count(*) FROM model_versions), (SELECT max(updated_at_ms) FROM model_versions),
-                    (SELECT count(*) FROM model_aliases), (SELECT total(version) FROM model_aliases),
+                    (SELECT count(*) FROM model_aliases), (SELECT sum(version) FROM model_aliases),
                     (SELECT max(updated_at_ms) FROM promotion_policies),
                     (SELECT max(created_at_ms) FROM promotion_approvals),
                     (SELECT max(id) FROM promotion_decisions)",
