@@ -12,7 +12,12 @@ use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
 pub use crate::output::{Output, Reported, print_json, with_progress};
-use crate::{label_cli, pipeline_cli, tracking_cli};
+use crate::{endpoint_cli, label_cli, pipeline_cli, tracking_cli};
+
+fn open_store(root: &Path) -> Result<lathe_core::Store> {
+    lathe_core::Store::open(root)
+        .with_context(|| format!("cannot open workspace {}", root.display()))
+}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -42,6 +47,12 @@ pub enum Command {
     /// Pipeline jobs (Azure ML CLI v2 YAML): validate, run, export.
     #[command(subcommand)]
     Pipeline(pipeline_cli::PipelineCommand),
+    /// Online endpoints (Azure ML CLI v2 YAML): create, update, show, list, delete, keys, invoke.
+    #[command(subcommand)]
+    OnlineEndpoint(endpoint_cli::EndpointCommand),
+    /// Deployments of online endpoints: create, update, show, list, delete.
+    #[command(subcommand)]
+    OnlineDeployment(endpoint_cli::DeploymentCommand),
     /// Remove files in the blob store that nothing refers to (left by killed imports).
     Gc {
         #[command(flatten)]
@@ -108,6 +119,8 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Environment(command) => pipeline_cli::environment(root, command),
         Command::Pipeline(command) => pipeline_cli::pipeline(root, command),
         Command::Label(command) => label_cli::run(root, command),
+        Command::OnlineEndpoint(command) => endpoint_cli::endpoint(&open_store(root)?, command),
+        Command::OnlineDeployment(command) => endpoint_cli::deployment(&open_store(root)?, command),
         Command::Gc { output } => gc(root, &output),
     }
 }

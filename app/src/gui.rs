@@ -48,6 +48,9 @@ pub fn run(root: &Path, is_default: bool) -> Result<()> {
             let ctx = cc.egui_ctx.clone();
             let service = Service::new(store.clone(), Arc::new(move || ctx.request_repaint()))?;
             let mut workbench = Workbench::new(service);
+            if let Err(e) = crate::endpoints_server::spawn(store.clone()) {
+                workbench.report_error(format!("Online endpoints will not serve: {e:#}"));
+            }
             match crate::server::serve_in_background(store.tracking(), 5000) {
                 Ok(uri) => {
                     if let Err(e) = workbench.service().start_schedules(Some(uri.clone())) {

@@ -2,6 +2,8 @@
 //! command headless. The only crate that parses arguments and starts eframe.
 
 mod cli;
+mod endpoint_cli;
+mod endpoints_server;
 mod gui;
 mod label_cli;
 mod output;

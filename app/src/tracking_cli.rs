@@ -144,6 +144,10 @@ pub fn serve(root: &Path, args: ServerArgs) -> Result<()> {
             bound.addr,
             root.display()
         );
+        // The workspace's online endpoints serve while the server does.
+        if let Err(e) = crate::endpoints_server::spawn(tracking.store().clone()) {
+            eprintln!("lathe: online endpoints will not serve: {e:#}");
+        }
         // Scheduled pipelines run while the server does.
         let _schedules = lathe_core::pipeline::schedule::spawn_runner(
             tracking.clone(),

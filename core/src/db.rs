@@ -365,6 +365,31 @@ pub const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     );
     CREATE INDEX promotion_decisions_by_model ON promotion_decisions (model, id);",
+    // 10: online endpoints (their spec as JSON, address, keys) and their deployments (the spec,
+    // the model version it resolved to, and what the serving process last found of it).
+    "CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL UNIQUE,
+        key_required INTEGER NOT NULL,
+        primary_key TEXT NOT NULL,
+        secondary_key TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE deployments (
+        endpoint TEXT NOT NULL REFERENCES endpoints(name),
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        model_name TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (endpoint, name)
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

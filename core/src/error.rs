@@ -67,6 +67,9 @@ pub enum Error {
     Tracking(#[from] crate::tracking::TrackingError),
     #[error("cancelled")]
     Cancelled,
+    /// An endpoint or deployment that does not read or cannot be made, naming the field.
+    #[error("{0}")]
+    Endpoint(String),
     /// A promotion policy or approval that does not read, naming its field.
     #[error("promotion policy: {0}")]
     Policy(String),

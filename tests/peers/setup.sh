@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs the peers the tests check Lathe against — the official MLflow client, pycocotools and
-# Fairlearn (the fairness gate), pinned — into one venv outside the checkout (PyPI). Idempotent: a venv that already has the
-# right versions is left alone. Run by tests/run.sh (the README's test command) and .ci/run.
+# Installs the peers the tests check Lathe against — the official MLflow client, pycocotools,
+# Fairlearn (the fairness gate) and Triton's HTTP client (online endpoints), pinned — into one
+# venv outside the checkout (PyPI). Idempotent: a venv that already has the right versions is
+# left alone. Run by tests/run.sh (the README's test command) and .ci/run.
 set -euo pipefail
 venv="${LATHE_PEER_VENV:-$HOME/.cache/lathe/venv}"
-pins=("mlflow==3.17.2" "pycocotools==2.0.10" "fairlearn==0.15.0")
+pins=("mlflow==3.17.2" "pycocotools==2.0.10" "fairlearn==0.15.0" "tritonclient[http]==2.73.0")
 check='
 import sys, importlib.metadata as m
-wanted = dict(p.split("==") for p in sys.argv[1:])
+wanted = {p.split("==")[0].split("[")[0]: p.split("==")[1] for p in sys.argv[1:]}
 sys.exit(any(m.version(n) != v for n, v in wanted.items()))
 '
 if "$venv/bin/python" -c "$check" "${pins[@]}" 2>/dev/null; then

@@ -309,7 +309,21 @@ impl Model {
 
     /// Predicts every row of `df`, which must hold the model's feature columns.
     pub fn predict(&self, df: &DataFrame) -> Result<Predictions, String> {
-        let x = features::matrix(df, &self.features)?;
+        self.predict_matrix(&features::matrix(df, &self.features)?)
+    }
+
+    /// Predicts every row of `x`, its columns the model's features in order.
+    ///
+    /// # Errors
+    /// A matrix with another number of columns than the model has features.
+    pub fn predict_matrix(&self, x: &ndarray::Array2<f64>) -> Result<Predictions, String> {
+        if x.ncols() != self.features.len() {
+            return Err(format!(
+                "{} columns given where the model has {} features",
+                x.ncols(),
+                self.features.len()
+            ));
+        }
         Ok(match &self.body {
             Body::Linear {
                 coefficients,

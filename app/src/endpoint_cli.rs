@@ -1,0 +1,457 @@
+//! `lathe online-endpoint` and `lathe online-deployment`, in Azure ML CLI v2's shapes: create
+//! from YAML (`-f`), update, show, list, delete, keys, and invoke. The endpoints serve while
+//! `lathe server` or the window runs (a change is picked up within seconds).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use lathe_core::Store;
+use lathe_core::endpoints::{self, Deployment, Endpoint};
+use serde_json::json;
+
+use crate::cli::{Output, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// Create an endpoint from its YAML (managedOnlineEndpoint); it keeps its port.
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// The address to listen on; off loopback a key is always required.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The port (a free one when not given).
+        #[arg(long)]
+        port: Option<u16>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Change the traffic split, the mirror, or the description and tags (-f).
+    Update {
+        name: String,
+        /// "blue=90 green=10": percent per deployment, summing to 100.
+        #[arg(long)]
+        traffic: Option<String>,
+        /// "green=10": a copy of that share of requests goes to green; its answers are recorded.
+        #[arg(long)]
+        mirror_traffic: Option<String>,
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        output: Output,
+    },
+    Show {
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    Delete {
+        name: String,
+    },
+    /// The endpoint's keys (send one as `Authorization: Bearer KEY`).
+    GetCredentials {
+        name: String,
+        /// Make new keys; the old ones stop working.
+        #[arg(long)]
+        regenerate: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Send a request file to the endpoint and print the answer.
+    Invoke {
+        name: String,
+        #[arg(long)]
+        request_file: PathBuf,
+        /// Send it to this deployment, whatever the split.
+        #[arg(long)]
+        deployment_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCommand {
+    /// Create a deployment from its YAML (managedOnlineDeployment).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Send all of the endpoint's traffic to it (otherwise it gets none, as in Azure).
+        #[arg(long)]
+        all_traffic: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Replace a deployment from its YAML (a new model version, new settings).
+    Update {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        output: Output,
+    },
+    Show {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        endpoint_name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    List {
+        #[arg(long)]
+        endpoint_name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    Delete {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        endpoint_name: String,
+    },
+}
+
+fn read(file: &Path) -> Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+fn base_of(file: &Path) -> PathBuf {
+    file.parent().unwrap_or(Path::new(".")).to_path_buf()
+}
+
+fn endpoint_json(e: &Endpoint, deployments: &[Deployment]) -> serde_json::Value {
+    json!({
+        "name": e.spec.name,
+        "description": e.spec.description,
+        "scoring_uri": e.scoring_uri(),
+        "openapi_uri": format!("http://{}:{}/v2", e.host, e.port),
+        "auth_mode": if e.key_required { "key" } else { "none on loopback" },
+        "traffic": e.spec.traffic,
+        "mirror_traffic": e.spec.mirror_traffic,
+        "deployments": deployments.iter().map(deployment_json).collect::<Vec<_>>(),
+        "created_at_ms": e.created_at_ms,
+    })
+}
+
+fn deployment_json(d: &Deployment) -> serde_json::Value {
+    json!({
+        "name": d.spec.name,
+        "endpoint_name": d.endpoint,
+        "model": format!("azureml:{}:{}", d.model_name, d.model_version),
+        "instance_count": d.spec.instance_count.unwrap_or(1),
+        "provisioning_state": d.state,
+        "message": d.message,
+    })
+}
+
+fn print_endpoint(e: &Endpoint, deployments: &[Deployment]) {
+    println!("{}  {}", e.spec.name, e.scoring_uri());
+    if e.key_required {
+        println!(
+            "  a key is required (lathe online-endpoint get-credentials {})",
+            e.spec.name
+        );
+    }
+    let split: Vec<String> = e
+        .spec
+        .traffic
+        .iter()
+        .map(|(d, s)| format!("{d}={s}"))
+        .collect();
+    println!(
+        "  traffic: {}",
+        if split.is_empty() {
+            "none".to_owned()
+        } else {
+            split.join(" ")
+        }
+    );
+    if !e.spec.mirror_traffic.is_empty() {
+        let mirror: Vec<String> = e
+            .spec
+            .mirror_traffic
+            .iter()
+            .map(|(d, s)| format!("{d}={s}"))
+            .collect();
+        println!("  mirror: {}", mirror.join(" "));
+    }
+    for d in deployments {
+        print_deployment(d);
+    }
+}
+
+fn print_deployment(d: &Deployment) {
+    let mut line = format!(
+        "  {}  {}:{}  {}",
+        d.spec.name, d.model_name, d.model_version, d.state
+    );
+    if !d.message.is_empty() {
+        line.push_str(&format!(" — {}", d.message));
+    }
+    println!("{line}");
+}
+
+fn warn_ignored(ignored: &[&str]) {
+    if !ignored.is_empty() {
+        eprintln!(
+            "note: {} ha{} no meaning on this machine and {} ignored",
+            ignored.join(", "),
+            if ignored.len() == 1 { "s" } else { "ve" },
+            if ignored.len() == 1 { "is" } else { "are" }
+        );
+    }
+}
+
+pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
+    match command {
+        EndpointCommand::Create {
+            file,
+            host,
+            port,
+            output,
+        } => {
+            let text = read(&file)?;
+            warn_ignored(
+                &endpoints::parse_endpoint(&text)
+                    .map(|s| s.ignored())
+                    .unwrap_or_default(),
+            );
+            let created = endpoints::create_endpoint(store, &text, Some(&host), port)?;
+            if output.json {
+                return print_json(&endpoint_json(&created, &[]));
+            }
+            println!(
+                "created endpoint {} at {}",
+                created.spec.name,
+                created.scoring_uri()
+            );
+            Ok(())
+        }
+        EndpointCommand::Update {
+            name,
+            traffic,
+            mirror_traffic,
+            file,
+            output,
+        } => {
+            let from_file = file
+                .map(|f| read(&f))
+                .transpose()?
+                .map(|t| endpoints::parse_endpoint(&t))
+                .transpose()?;
+            let traffic = traffic.map(|t| endpoints::parse_split(&t)).transpose()?;
+            let mirror = mirror_traffic
+                .map(|t| endpoints::parse_split(&t))
+                .transpose()?;
+            let updated = endpoints::update_endpoint(store, &name, |spec| {
+                if let Some(new) = from_file {
+                    spec.description = new.description;
+                    spec.tags = new.tags;
+                    if !new.traffic.is_empty() {
+                        spec.traffic = new.traffic;
+                    }
+                    if !new.mirror_traffic.is_empty() {
+                        spec.mirror_traffic = new.mirror_traffic;
+                    }
+                }
+                if let Some(t) = traffic {
+                    spec.traffic = t;
+                }
+                if let Some(m) = mirror {
+                    spec.mirror_traffic = m;
+                }
+            })?;
+            let deployments = endpoints::deployments(store, &name)?;
+            if output.json {
+                return print_json(&endpoint_json(&updated, &deployments));
+            }
+            print_endpoint(&updated, &deployments);
+            Ok(())
+        }
+        EndpointCommand::Show { name, output } => {
+            let found = endpoints::endpoint(store, &name)?;
+            let deployments = endpoints::deployments(store, &name)?;
+            if output.json {
+                return print_json(&endpoint_json(&found, &deployments));
+            }
+            print_endpoint(&found, &deployments);
+            Ok(())
+        }
+        EndpointCommand::List { output } => {
+            let all = endpoints::endpoints(store)?;
+            if output.json {
+                let listed: Vec<serde_json::Value> = all
+                    .iter()
+                    .map(|e| {
+                        endpoint_json(
+                            e,
+                            &endpoints::deployments(store, &e.spec.name).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                return print_json(&listed);
+            }
+            if all.is_empty() {
+                println!("no online endpoints");
+            }
+            for e in &all {
+                println!("{}  {}", e.spec.name, e.scoring_uri());
+            }
+            Ok(())
+        }
+        EndpointCommand::Delete { name } => {
+            endpoints::delete_endpoint(store, &name)?;
+            println!("deleted endpoint {name}");
+            Ok(())
+        }
+        EndpointCommand::GetCredentials {
+            name,
+            regenerate,
+            output,
+        } => {
+            let e = if regenerate {
+                endpoints::regenerate_keys(store, &name)?
+            } else {
+                endpoints::endpoint(store, &name)?
+            };
+            let keys = json!({ "primaryKey": e.keys[0], "secondaryKey": e.keys[1] });
+            if output.json {
+                return print_json(&keys);
+            }
+            println!("primary:   {}\nsecondary: {}", e.keys[0], e.keys[1]);
+            Ok(())
+        }
+        EndpointCommand::Invoke {
+            name,
+            request_file,
+            deployment_name,
+        } => {
+            let e = endpoints::endpoint(store, &name)?;
+            let body = std::fs::read(&request_file)
+                .with_context(|| format!("cannot read {}", request_file.display()))?;
+            let content_type = if request_file
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("csv"))
+            {
+                "text/csv"
+            } else {
+                "application/json"
+            };
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(std::time::Duration::from_secs(60)))
+                .build()
+                .into();
+            let mut request = agent
+                .post(&e.scoring_uri())
+                .header("content-type", content_type)
+                .header("authorization", &format!("Bearer {}", e.keys[0]));
+            if let Some(d) = &deployment_name {
+                request = request.header("azureml-model-deployment", d);
+            }
+            let mut answer = request.send(&body[..]).with_context(|| {
+                format!(
+                    "endpoint {name} does not answer at {}; is `lathe server` or the window running?",
+                    e.scoring_uri()
+                )
+            })?;
+            let status = answer.status();
+            let text = answer.body_mut().read_to_string().unwrap_or_default();
+            if !status.is_success() {
+                bail!("endpoint {name} answered {status}: {}", text.trim());
+            }
+            println!("{}", text.trim());
+            Ok(())
+        }
+    }
+}
+
+pub fn deployment(store: &Store, command: DeploymentCommand) -> Result<()> {
+    match command {
+        DeploymentCommand::Create {
+            file,
+            all_traffic,
+            output,
+        } => put(store, &file, all_traffic, false, &output),
+        DeploymentCommand::Update { file, output } => put(store, &file, false, true, &output),
+        DeploymentCommand::Show {
+            name,
+            endpoint_name,
+            output,
+        } => {
+            let found = endpoints::deployments(store, &endpoint_name)?
+                .into_iter()
+                .find(|d| d.spec.name == name)
+                .with_context(|| {
+                    format!("endpoint {endpoint_name} has no deployment named '{name}'")
+                })?;
+            if output.json {
+                return print_json(&deployment_json(&found));
+            }
+            print_deployment(&found);
+            Ok(())
+        }
+        DeploymentCommand::List {
+            endpoint_name,
+            output,
+        } => {
+            endpoints::endpoint(store, &endpoint_name)?;
+            let all = endpoints::deployments(store, &endpoint_name)?;
+            if output.json {
+                return print_json(&all.iter().map(deployment_json).collect::<Vec<_>>());
+            }
+            if all.is_empty() {
+                println!("endpoint {endpoint_name} has no deployments");
+            }
+            for d in &all {
+                print_deployment(d);
+            }
+            Ok(())
+        }
+        DeploymentCommand::Delete {
+            name,
+            endpoint_name,
+        } => {
+            endpoints::delete_deployment(store, &endpoint_name, &name)?;
+            println!("deleted deployment {name} of {endpoint_name}");
+            Ok(())
+        }
+    }
+}
+
+/// Creates or replaces the deployment `file` describes.
+fn put(
+    store: &Store,
+    file: &Path,
+    all_traffic: bool,
+    replace: bool,
+    output: &Output,
+) -> Result<()> {
+    let text = read(file)?;
+    warn_ignored(
+        &endpoints::parse_deployment(&text)
+            .map(|s| s.ignored())
+            .unwrap_or_default(),
+    );
+    let d = endpoints::put_deployment(store, &text, &base_of(file), all_traffic, replace)?;
+    if output.json {
+        return print_json(&deployment_json(&d));
+    }
+    println!(
+        "{} deployment {} of {} serving {}:{}{}",
+        if replace { "updated" } else { "created" },
+        d.spec.name,
+        d.endpoint,
+        d.model_name,
+        d.model_version,
+        if all_traffic {
+            ", with all of its traffic"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,656 @@
+//! Serving the workspace's online endpoints: one listener per endpoint on its own address, in the
+//! process that holds the `endpoints` lease (the window or `lathe server`; another process
+//! takes over when it dies). A supervisor looks at the endpoints every second and starts, reloads
+//! or stops listeners, so an endpoint or deployment created or changed elsewhere serves within
+//! seconds, without a restart.
+//!
+//! Every endpoint speaks MLflow's scoring protocol (`/invocations`, `/score`, `/ping`, `/health`,
+//! `/version`) and the Open Inference Protocol v2 (`/v2/...`). A request goes to a deployment by
+//! the traffic split, or to the one the `azureml-model-deployment` header names; the answer
+//! carries the request id (a caller's `x-request-id` is kept) and the deployment that answered.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use lathe_core::Store;
+use lathe_core::endpoints::{self, Deployment, Endpoint};
+use lathe_core::serving::{ScoreError, Scorer, mlflow_protocol, oip};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, oneshot};
+
+/// The lease that decides which process serves the endpoints.
+const LEASE: &str = "endpoints";
+/// How often the supervisor looks at the endpoints.
+const TICK: Duration = Duration::from_secs(1);
+/// The largest request body read.
+const MAX_BODY: usize = 64 << 20;
+/// The MLflow version `/version` reports (the client's pinned in the tests).
+const MLFLOW_VERSION: &str = "3.3.2";
+
+/// A deployment being served: its record, its model (or why it did not load), and a bound on
+/// the requests it takes at once.
+struct Live {
+    deployment: Deployment,
+    scorer: Result<Arc<Scorer>, String>,
+    slots: Arc<Semaphore>,
+}
+
+/// What one endpoint's listener serves; swapped whole when anything changes.
+struct Served {
+    endpoint: Endpoint,
+    deployments: BTreeMap<String, Arc<Live>>,
+}
+
+#[derive(Clone)]
+struct Handle {
+    served: Arc<RwLock<Arc<Served>>>,
+    /// Picks deployments by the traffic split.
+    draws: Arc<AtomicU64>,
+}
+
+impl Handle {
+    fn now(&self) -> Option<Arc<Served>> {
+        self.served.read().ok().map(|s| Arc::clone(&s))
+    }
+}
+
+struct Listener {
+    handle: Handle,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// Starts the supervisor on its own runtime and thread; it lives as long as the process.
+pub fn spawn(store: Store) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("lathe-endpoints")
+        .enable_all()
+        .build()
+        .context("cannot start the endpoints' runtime")?;
+    std::thread::Builder::new()
+        .name("lathe-endpoint-supervisor".into())
+        .spawn(move || runtime.block_on(supervise(store)))
+        .context("cannot start the endpoint supervisor")?;
+    Ok(())
+}
+
+async fn supervise(store: Store) {
+    let me = format!(
+        "pid-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut listeners: BTreeMap<String, Listener> = BTreeMap::new();
+    let mut seen = None;
+    loop {
+        let leader = store.take_lease(LEASE, &me, TICK * 5).unwrap_or(false);
+        if !leader {
+            for (_, mut l) in std::mem::take(&mut listeners) {
+                if let Some(stop) = l.stop.take() {
+                    let _ = stop.send(());
+                }
+            }
+            seen = None;
+        } else {
+            let now = endpoints::fingerprint(&store).ok();
+            if now.is_some() && now != seen {
+                seen = now;
+                if let Err(e) = reconcile(&store, &mut listeners).await {
+                    eprintln!("lathe: serving endpoints: {e:#}");
+                    seen = None;
+                }
+            }
+        }
+        tokio::time::sleep(TICK).await;
+    }
+}
+
+/// Brings the listeners in line with the workspace: new endpoints listen, changed deployments
+/// reload their model, deleted endpoints stop.
+async fn reconcile(
+    store: &Store,
+    listeners: &mut BTreeMap<String, Listener>,
+) -> anyhow::Result<()> {
+    let wanted = endpoints::endpoints(store)?;
+    let names: Vec<String> = wanted.iter().map(|e| e.spec.name.clone()).collect();
+    for gone in listeners
+        .keys()
+        .filter(|n| !names.contains(n))
+        .cloned()
+        .collect::<Vec<_>>()
+    {
+        if let Some(mut l) = listeners.remove(&gone)
+            && let Some(stop) = l.stop.take()
+        {
+            let _ = stop.send(());
+        }
+    }
+    for endpoint in wanted {
+        let name = endpoint.spec.name.clone();
+        let before = listeners.get(&name).and_then(|l| l.handle.now());
+        let mut deployments = BTreeMap::new();
+        for d in endpoints::deployments(store, &name)? {
+            let kept = before
+                .as_ref()
+                .and_then(|b| b.deployments.get(&d.spec.name))
+                .filter(|old| {
+                    old.deployment.updated_at_ms == d.updated_at_ms
+                        && old.deployment.model_version == d.model_version
+                });
+            let live = match kept {
+                Some(old) => Arc::clone(old),
+                None => {
+                    let scorer = load(store, &d).await;
+                    let (state, message) = match &scorer {
+                        Ok(_) => ("ready", String::new()),
+                        Err(why) => ("failed", why.clone()),
+                    };
+                    let _ = endpoints::set_state(store, &name, &d.spec.name, state, &message);
+                    Arc::new(Live {
+                        slots: Arc::new(Semaphore::new(d.spec.max_concurrent() as usize)),
+                        scorer,
+                        deployment: d,
+                    })
+                }
+            };
+            deployments.insert(live.deployment.spec.name.clone(), live);
+        }
+        let served = Arc::new(Served {
+            endpoint,
+            deployments,
+        });
+        match listeners.get(&name) {
+            Some(l) => {
+                if let Ok(mut slot) = l.handle.served.write() {
+                    *slot = served;
+                }
+            }
+            None => match listen(served).await {
+                Ok(listener) => {
+                    listeners.insert(name, listener);
+                }
+                Err(e) => {
+                    for d in endpoints::deployments(store, &name)? {
+                        let _ = endpoints::set_state(
+                            store,
+                            &name,
+                            &d.spec.name,
+                            "failed",
+                            &format!("{e:#}"),
+                        );
+                    }
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+async fn load(store: &Store, d: &Deployment) -> Result<Arc<Scorer>, String> {
+    let (store, name, version) = (store.clone(), d.model_name.clone(), d.model_version.clone());
+    tokio::task::spawn_blocking(move || {
+        let tracking = store.tracking();
+        let found = tracking
+            .read(|c| lathe_core::tracking::registry::get_version(c, &name, &version))
+            .map_err(|e| format!("model {name}:{version}: {e}"))?;
+        Scorer::load(&tracking, &found).map(Arc::new)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("loading the model stopped: {e}")))
+}
+
+async fn listen(served: Arc<Served>) -> anyhow::Result<Listener> {
+    let addr: SocketAddr = format!("{}:{}", served.endpoint.host, served.endpoint.port)
+        .parse()
+        .with_context(|| format!("endpoint {}: address", served.endpoint.spec.name))?;
+    let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "endpoint {} cannot listen on {addr}",
+            served.endpoint.spec.name
+        )
+    })?;
+    let handle = Handle {
+        served: Arc::new(RwLock::new(served)),
+        draws: Arc::new(AtomicU64::new(0x9E37_79B9_7F4A_7C15)),
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = router(handle.clone());
+    tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        let tcp = tcp.tap_io(|s| {
+            let _ = s.set_nodelay(true);
+        });
+        let _ = axum::serve(tcp, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(Listener {
+        handle,
+        stop: Some(stop),
+    })
+}
+
+fn router(handle: Handle) -> Router {
+    Router::new()
+        .route("/ping", get(|| async { "\n" }))
+        .route("/health", get(|| async { "\n" }))
+        .route("/version", get(|| async { MLFLOW_VERSION }))
+        .route("/invocations", post(invocations))
+        .route("/score", post(invocations))
+        .route("/v2", get(server_metadata))
+        .route(
+            "/v2/health/live",
+            get(|| async { Json(json!({ "live": true })) }),
+        )
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{model}", get(model_metadata))
+        .route("/v2/models/{model}/ready", get(model_ready))
+        .route("/v2/models/{model}/infer", post(infer))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(model_metadata_at),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(model_ready_at),
+        )
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer_at),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": "no such route on this endpoint" })),
+            )
+        })
+        .layer(middleware::from_fn_with_state(handle.clone(), authenticate))
+        .with_state(handle)
+}
+
+struct Json(Value);
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        let mut response = Body::from(self.0.to_string()).into_response();
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+/// Asks for the key when the endpoint wants one (`Authorization: Bearer KEY`, as Azure).
+async fn authenticate(State(handle): State<Handle>, request: Request, next: Next) -> Response {
+    let Some(served) = handle.now() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the endpoint is reloading").into_response();
+    };
+    if served.endpoint.key_required {
+        let given = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !served.endpoint.accepts(given) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "error": "this endpoint needs its key: Authorization: Bearer KEY (lathe online-endpoint get-credentials NAME)" })),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The deployment that answers: the one the header names, else one drawn by the split.
+/// Why a request is not scored: a status and the reason.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        failure(self.0, &self.1)
+    }
+}
+
+fn route(handle: &Handle, served: &Served, headers: &HeaderMap) -> Result<Arc<Live>, Refusal> {
+    let named = headers
+        .get("azureml-model-deployment")
+        .and_then(|v| v.to_str().ok());
+    if let Some(name) = named {
+        return served.deployments.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&String> = served.deployments.keys().collect();
+            Refusal(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "endpoint {} has no deployment '{name}' ({known:?})",
+                    served.endpoint.spec.name
+                ),
+            )
+        });
+    }
+    let split = &served.endpoint.spec.traffic;
+    let total: u32 = split.values().sum();
+    if total == 0 {
+        return Err(Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "no deployment of {} takes traffic; set it with `lathe online-endpoint update {} --traffic \"DEPLOYMENT=100\"`, or name one in the azureml-model-deployment header",
+                served.endpoint.spec.name, served.endpoint.spec.name
+            ),
+        ));
+    }
+    // A SplitMix64 step per request: an even draw in 0..100 without a lock.
+    let mut z = handle
+        .draws
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    let mut draw = ((z ^ (z >> 31)) % u64::from(total)) as u32;
+    for (name, share) in split {
+        if draw < *share {
+            return served.deployments.get(name).cloned().ok_or_else(|| {
+                Refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("deployment {name} is not loaded yet"),
+                )
+            });
+        }
+        draw -= share;
+    }
+    Err(Refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the traffic split is empty".to_owned(),
+    ))
+}
+
+fn failure(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+fn stamp(mut response: Response, id: &str, deployment: Option<&str>) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    if let Some(d) = deployment.and_then(|d| HeaderValue::from_str(d).ok()) {
+        response.headers_mut().insert("azureml-model-deployment", d);
+    }
+    response
+}
+
+/// Runs `score` on the deployment within its concurrency bound and timeout.
+async fn with_deployment<F>(live: &Arc<Live>, score: F) -> Result<Response, Response>
+where
+    F: FnOnce(Arc<Scorer>) -> Response + Send + 'static,
+{
+    let scorer = match &live.scorer {
+        Ok(s) => Arc::clone(s),
+        Err(why) => {
+            return Err(failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "deployment {} failed to load: {why}",
+                    live.deployment.spec.name
+                ),
+            ));
+        }
+    };
+    let Ok(_slot) = Arc::clone(&live.slots).try_acquire_owned() else {
+        return Err(failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "deployment {} has {} requests in hand (max_concurrent_requests_per_instance × instance_count)",
+                live.deployment.spec.name,
+                live.deployment.spec.max_concurrent()
+            ),
+        ));
+    };
+    let timeout = Duration::from_millis(live.deployment.spec.timeout_ms());
+    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || score(scorer))).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(e)) => Err(failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("scoring stopped: {e}"),
+        )),
+        Err(_) => Err(failure(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "no answer within request_timeout_ms ({} ms)",
+                timeout.as_millis()
+            ),
+        )),
+    }
+}
+
+async fn body_bytes(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is over {} MiB", MAX_BODY >> 20),
+        )
+    })
+}
+
+async fn invocations(State(handle): State<Handle>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let id = request_id(&parts.headers);
+    let Some(served) = handle.now() else {
+        return failure(StatusCode::SERVICE_UNAVAILABLE, "the endpoint is reloading");
+    };
+    let live = match route(&handle, &served, &parts.headers) {
+        Ok(live) => live,
+        Err(refusal) => return stamp(refusal.into_response(), &id, None),
+    };
+    let bytes = match body_bytes(body).await {
+        Ok(b) => b,
+        Err(response) => return stamp(response, &id, None),
+    };
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let answered = with_deployment(&live, move |scorer| {
+        let scored = mlflow_protocol::decode(&bytes, &content_type, &scorer.input_names())
+            .and_then(|frame| scorer.score(&frame));
+        match scored {
+            Ok(output) => Json(mlflow_protocol::encode(&output)).into_response(),
+            Err(e) => (status_of(&e), Json(mlflow_protocol::error(&e))).into_response(),
+        }
+    })
+    .await;
+    let name = live.deployment.spec.name.clone();
+    stamp(answered.unwrap_or_else(|r| r), &id, Some(&name))
+}
+
+fn status_of(e: &ScoreError) -> StatusCode {
+    match e {
+        ScoreError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ScoreError::Model(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn server_metadata() -> Response {
+    Json(json!({ "name": "lathe", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] })).into_response()
+}
+
+async fn ready(State(handle): State<Handle>) -> Response {
+    let ready = handle
+        .now()
+        .is_some_and(|s| s.deployments.values().any(|d| d.scorer.is_ok()));
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({ "ready": ready }))).into_response()
+}
+
+/// The deployment that serves model `model` (`version`): the one the header or the split picks,
+/// when the path names the endpoint or that deployment's model.
+fn model_deployment(
+    handle: &Handle,
+    headers: &HeaderMap,
+    model: &str,
+    version: Option<&str>,
+) -> Result<(Arc<Live>, Arc<Scorer>), Refusal> {
+    let served = handle.now().ok_or_else(|| {
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the endpoint is reloading".to_owned(),
+        )
+    })?;
+    let live = route(handle, &served, headers)?;
+    let d = &live.deployment;
+    let named = model == served.endpoint.spec.name || model == d.model_name;
+    if !named || version.is_some_and(|v| v != d.model_version) {
+        return Err(Refusal(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown model '{model}'{}: this endpoint serves '{}' (model {} version {})",
+                version.map(|v| format!(" version {v}")).unwrap_or_default(),
+                served.endpoint.spec.name,
+                d.model_name,
+                d.model_version
+            ),
+        ));
+    }
+    match &live.scorer {
+        Ok(s) => Ok((Arc::clone(&live), Arc::clone(s))),
+        Err(why) => Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, why.clone())),
+    }
+}
+
+async fn model_metadata(
+    State(h): State<Handle>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+) -> Response {
+    match model_deployment(&h, &headers, &model, None) {
+        Ok((_, scorer)) => Json(oip::metadata(&scorer)).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn model_metadata_at(
+    State(h): State<Handle>,
+    headers: HeaderMap,
+    Path((model, version)): Path<(String, String)>,
+) -> Response {
+    match model_deployment(&h, &headers, &model, Some(&version)) {
+        Ok((_, scorer)) => Json(oip::metadata(&scorer)).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn model_ready(
+    State(h): State<Handle>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+) -> Response {
+    match model_deployment(&h, &headers, &model, None) {
+        Ok((_, scorer)) => {
+            Json(json!({ "name": scorer.model_name, "ready": true })).into_response()
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn model_ready_at(
+    State(h): State<Handle>,
+    headers: HeaderMap,
+    Path((model, version)): Path<(String, String)>,
+) -> Response {
+    match model_deployment(&h, &headers, &model, Some(&version)) {
+        Ok((_, scorer)) => {
+            Json(json!({ "name": scorer.model_name, "ready": true })).into_response()
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn infer(State(h): State<Handle>, Path(model): Path<String>, request: Request) -> Response {
+    infer_on(h, model, None, request).await
+}
+
+async fn infer_at(
+    State(h): State<Handle>,
+    Path((model, version)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    infer_on(h, model, Some(version), request).await
+}
+
+async fn infer_on(
+    handle: Handle,
+    model: String,
+    version: Option<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let id = request_id(&parts.headers);
+    let (live, _) = match model_deployment(&handle, &parts.headers, &model, version.as_deref()) {
+        Ok(found) => found,
+        Err(r) => return stamp(r.into_response(), &id, None),
+    };
+    let bytes = match body_bytes(body).await {
+        Ok(b) => b,
+        Err(r) => return stamp(r, &id, None),
+    };
+    let header_length = parts
+        .headers
+        .get("inference-header-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let answered = with_deployment(&live, move |scorer| {
+        let scored = oip::decode(&bytes, header_length, &scorer).and_then(|request| {
+            let output = scorer.score(&request.frame)?;
+            oip::encode(&output, &scorer, &request)
+        });
+        match scored {
+            Ok((body, None)) => {
+                let mut r = Body::from(body).into_response();
+                r.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/json"));
+                r
+            }
+            Ok((body, Some(header))) => {
+                let mut r = Body::from(body).into_response();
+                r.headers_mut().insert(
+                    "content-type",
+                    HeaderValue::from_static("application/octet-stream"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&header.to_string()) {
+                    r.headers_mut().insert("inference-header-content-length", v);
+                }
+                r
+            }
+            Err(e) => (status_of(&e), Json(oip::error(&e.to_string()))).into_response(),
+        }
+    })
+    .await;
+    let name = live.deployment.spec.name.clone();
+    stamp(answered.unwrap_or_else(|r| r), &id, Some(&name))
+}

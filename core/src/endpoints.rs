@@ -1,0 +1,934 @@
+//! Online endpoints in Azure ML CLI v2's shapes: an endpoint (`managedOnlineEndpoint` YAML: name,
+//! auth_mode, description, tags, traffic, mirror_traffic) holds deployments
+//! (`managedOnlineDeployment` YAML: a model version, instance count, request settings, …), and
+//! the workspace keeps both, with the endpoint's port and keys. The server process serves what is
+//! here (and picks changes up within seconds). Unknown fields are refused by name; Azure fields
+//! with no local meaning (`instance_type`, an environment's `image`, …) are accepted and
+//! reported as ignored.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::Value as Yaml;
+
+use crate::store::Store;
+use crate::tracking::registry;
+use crate::{Error, Result};
+
+/// How callers prove who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// A key on every request, on loopback too (`Authorization: Bearer KEY`).
+    Key,
+    /// Azure's token modes have no local issuer: refused with the reason.
+    AmlToken,
+    AadToken,
+}
+
+/// An endpoint as its YAML describes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    #[serde(rename = "$schema", default, skip_serializing)]
+    pub schema: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, Yaml>,
+    /// `key` asks for a key even on loopback; when absent, a key is asked for only off
+    /// loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_mode: Option<AuthMode>,
+    /// Percent of requests per deployment; they sum to 100 (or 0: no traffic yet).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub traffic: BTreeMap<String, u32>,
+    /// Percent of requests copied to a shadow deployment, its answers recorded, not returned.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mirror_traffic: BTreeMap<String, u32>,
+    #[serde(default, skip_serializing)]
+    pub identity: Option<Yaml>,
+    #[serde(default, skip_serializing)]
+    pub public_network_access: Option<Yaml>,
+    #[serde(default, skip_serializing)]
+    pub kind: Option<Yaml>,
+    #[serde(default, skip_serializing)]
+    pub properties: Option<Yaml>,
+}
+
+impl EndpointSpec {
+    /// The Azure fields given that have no meaning on this machine.
+    pub fn ignored(&self) -> Vec<&'static str> {
+        [
+            ("identity", self.identity.is_some()),
+            (
+                "public_network_access",
+                self.public_network_access.is_some(),
+            ),
+            ("kind", self.kind.is_some()),
+            ("properties", self.properties.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+}
+
+/// A deployment's model: a registered version (`azureml:NAME:VERSION`, `azureml:NAME@ALIAS`,
+/// `NAME:VERSION`) or a local folder or file, registered on creation as Azure does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelRef {
+    Reference(String),
+    Local {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<Yaml>,
+        #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeConfiguration {
+    pub code: String,
+    pub scoring_script: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSettings {
+    /// A request waits at most this long for its answer (default 5,000 ms, as Azure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    /// Past this many requests in hand per instance, a request gets 429 (default 1, as Azure;
+    /// Lathe's default is higher for in-process models, see `max_concurrent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests_per_instance: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queue_wait_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    #[serde(default)]
+    pub initial_delay: Option<u64>,
+    #[serde(default)]
+    pub period: Option<u64>,
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    #[serde(default)]
+    pub success_threshold: Option<u64>,
+    #[serde(default)]
+    pub failure_threshold: Option<u64>,
+}
+
+/// A deployment as its YAML describes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentSpec {
+    #[serde(rename = "$schema", default, skip_serializing)]
+    pub schema: Option<String>,
+    pub name: String,
+    pub endpoint_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, Yaml>,
+    pub model: Option<ModelRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Yaml>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_configuration: Option<CodeConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_settings: Option<RequestSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_collector: Option<Yaml>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment_variables: BTreeMap<String, Yaml>,
+    #[serde(default, skip_serializing)]
+    pub instance_type: Option<Yaml>,
+    #[serde(default, skip_serializing)]
+    pub app_insights_enabled: Option<Yaml>,
+    #[serde(default, skip_serializing)]
+    pub scale_settings: Option<Yaml>,
+    #[serde(default, skip_serializing)]
+    pub egress_public_network_access: Option<Yaml>,
+    #[serde(default, rename = "type", skip_serializing)]
+    pub kind: Option<Yaml>,
+}
+
+impl DeploymentSpec {
+    /// The Azure fields given that have no meaning on this machine.
+    pub fn ignored(&self) -> Vec<&'static str> {
+        let image = self
+            .environment
+            .as_ref()
+            .and_then(|e| e.get("image"))
+            .is_some();
+        [
+            ("instance_type", self.instance_type.is_some()),
+            ("app_insights_enabled", self.app_insights_enabled.is_some()),
+            ("scale_settings", self.scale_settings.is_some()),
+            (
+                "egress_public_network_access",
+                self.egress_public_network_access.is_some(),
+            ),
+            ("type", self.kind.is_some()),
+            ("environment.image", image),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
+
+    /// Requests a deployment takes at once before answering 429: Azure's
+    /// `max_concurrent_requests_per_instance` × `instance_count`. In-process models take 64 per
+    /// instance unless told otherwise (Azure's default of 1 fits a Python worker, not a model
+    /// scored in microseconds).
+    pub fn max_concurrent(&self) -> u32 {
+        let per_instance = self
+            .request_settings
+            .as_ref()
+            .and_then(|r| r.max_concurrent_requests_per_instance)
+            .unwrap_or(64);
+        per_instance.max(1) * self.instance_count.unwrap_or(1).max(1)
+    }
+
+    /// How long a request may take, in milliseconds (Azure's default, 5,000).
+    pub fn timeout_ms(&self) -> u64 {
+        self.request_settings
+            .as_ref()
+            .and_then(|r| r.request_timeout_ms)
+            .unwrap_or(5_000)
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    crate::yaml::check_bounds(text).map_err(|e| Error::Endpoint(format!("{what}: {e}")))?;
+    serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        Error::Endpoint(if path == "." {
+            format!("{what}: {inner}")
+        } else {
+            format!("{what}: {path}: {inner}")
+        })
+    })
+}
+
+/// Names are what Azure allows for endpoints and deployments: 3 to 32 letters, digits and `-`,
+/// starting with a letter and not ending with `-`.
+fn check_name(name: &str, what: &str) -> Result<()> {
+    let ok = (3..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !name.ends_with('-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Endpoint(format!(
+            "{what} name '{name}': 3 to 32 letters, digits and '-', starting with a letter"
+        )))
+    }
+}
+
+/// Reads an endpoint's YAML.
+///
+/// # Errors
+/// An unknown field or a value of the wrong type, named with its path; a bad name; a token
+/// auth mode.
+pub fn parse_endpoint(text: &str) -> Result<EndpointSpec> {
+    let spec: EndpointSpec = parse(text, "endpoint")?;
+    check_name(&spec.name, "endpoint")?;
+    if let Some(mode @ (AuthMode::AmlToken | AuthMode::AadToken)) = spec.auth_mode {
+        return Err(Error::Endpoint(format!(
+            "endpoint: auth_mode: {} needs Azure's token service; Lathe serves keys (auth_mode: key)",
+            if mode == AuthMode::AmlToken {
+                "aml_token"
+            } else {
+                "aad_token"
+            }
+        )));
+    }
+    Ok(spec)
+}
+
+/// Reads a deployment's YAML.
+///
+/// # Errors
+/// As [`parse_endpoint`]; a deployment with no model.
+pub fn parse_deployment(text: &str) -> Result<DeploymentSpec> {
+    let spec: DeploymentSpec = parse(text, "deployment")?;
+    check_name(&spec.name, "deployment")?;
+    if spec.model.is_none() {
+        return Err(Error::Endpoint(
+            "deployment: model: names the model to serve (azureml:NAME:VERSION, azureml:NAME@ALIAS \
+             or a local path)"
+                .into(),
+        ));
+    }
+    Ok(spec)
+}
+
+/// An endpoint as the workspace keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Endpoint {
+    pub spec: EndpointSpec,
+    /// The address it listens on (127.0.0.1 unless asked otherwise at creation).
+    pub host: String,
+    pub port: u16,
+    /// Whether a key is asked for: `auth_mode: key`, or an address off loopback.
+    pub key_required: bool,
+    #[serde(skip)]
+    pub keys: [String; 2],
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl Endpoint {
+    pub fn scoring_uri(&self) -> String {
+        format!("http://{}:{}/score", self.host, self.port)
+    }
+
+    /// Whether `given` is one of the endpoint's keys (compared in constant time).
+    pub fn accepts(&self, given: &str) -> bool {
+        self.keys.iter().any(|k| {
+            k.len() == given.len()
+                && k.bytes()
+                    .zip(given.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+}
+
+/// A deployment as the workspace keeps it: the spec and the model version it resolved to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deployment {
+    pub endpoint: String,
+    pub spec: DeploymentSpec,
+    pub model_name: String,
+    pub model_version: String,
+    /// What the serving process last said of it: `creating`, `ready` or `failed`.
+    pub state: String,
+    /// Why it failed, or what it is waiting for.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A fresh key: 256 random bits in hex.
+fn new_key() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(host == "localhost")
+}
+
+/// A port free on `host` now.
+fn free_port(host: &str) -> Result<u16> {
+    std::net::TcpListener::bind((host, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::Endpoint(format!("no free port on {host}: {e}")))
+}
+
+/// Creates an endpoint from its YAML on `host` (127.0.0.1 when `None`) and `port` (a free one
+/// when `None`); the port is kept for the endpoint's life.
+///
+/// # Errors
+/// A spec that does not read, a name taken, a port in use or taken by another endpoint.
+pub fn create_endpoint(
+    store: &Store,
+    yaml: &str,
+    host: Option<&str>,
+    port: Option<u16>,
+) -> Result<Endpoint> {
+    let spec = parse_endpoint(yaml)?;
+    if !spec.traffic.is_empty() {
+        return Err(Error::Endpoint(
+            "endpoint: traffic: a new endpoint has no deployments to send traffic to; set it \
+             after creating them (`lathe online-endpoint update NAME --traffic \"blue=100\"`)"
+                .into(),
+        ));
+    }
+    let host = host.unwrap_or("127.0.0.1").to_owned();
+    let port = match port {
+        Some(port) => {
+            std::net::TcpListener::bind((host.as_str(), port))
+                .map_err(|e| Error::Endpoint(format!("port {port} on {host} is not free: {e}")))?;
+            port
+        }
+        None => free_port(&host)?,
+    };
+    let key_required = spec.auth_mode == Some(AuthMode::Key) || !is_loopback(&host);
+    let stored = serde_json::to_string(&spec)?;
+    let (name, keys, now) = (spec.name.clone(), [new_key(), new_key()], now_ms());
+    let row = (name.clone(), stored, host.clone(), keys.clone());
+    store.transaction::<_, Error>(move |c| {
+        let taken: Option<String> = c
+            .query_row(
+                "SELECT name FROM endpoints WHERE name = ?1 OR port = ?2",
+                params![row.0, port],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(other) = taken {
+            return Err(Error::Endpoint(if other == row.0 {
+                format!("an endpoint named '{other}' exists already")
+            } else {
+                format!("port {port} belongs to endpoint '{other}'")
+            }));
+        }
+        c.execute(
+            "INSERT INTO endpoints (name, spec, host, port, key_required, primary_key,
+                 secondary_key, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            params![
+                row.0,
+                row.1,
+                row.2,
+                port,
+                key_required,
+                row.3[0],
+                row.3[1],
+                now
+            ],
+        )?;
+        Ok(())
+    })?;
+    Ok(Endpoint {
+        spec,
+        host,
+        port,
+        key_required,
+        keys,
+        created_at_ms: now,
+        updated_at_ms: now,
+    })
+}
+
+/// An endpoint's row: spec, host, port, key_required, keys, created, updated.
+type EndpointRow = (String, String, u16, bool, [String; 2], i64, i64);
+/// A deployment's row: endpoint, spec, model name and version, state, message, created, updated.
+type DeploymentRow = (String, String, String, String, String, String, i64, i64);
+
+fn endpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EndpointRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        [r.get(4)?, r.get(5)?],
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+const ENDPOINT_COLUMNS: &str = "spec, host, port, key_required, primary_key, secondary_key,
+    created_at_ms, updated_at_ms";
+
+fn to_endpoint(
+    (spec, host, port, key_required, keys, created_at_ms, updated_at_ms): EndpointRow,
+) -> Result<Endpoint> {
+    Ok(Endpoint {
+        spec: serde_json::from_str(&spec)?,
+        host,
+        port,
+        key_required,
+        keys,
+        created_at_ms,
+        updated_at_ms,
+    })
+}
+
+/// The endpoint named `name`.
+///
+/// # Errors
+/// An unknown name, with the nearest names suggested.
+pub fn endpoint(store: &Store, name: &str) -> Result<Endpoint> {
+    let key = name.to_owned();
+    let row = store.read::<_, Error>(move |c| {
+        Ok(c.query_row(
+            &format!("SELECT {ENDPOINT_COLUMNS} FROM endpoints WHERE name = ?1"),
+            [&key],
+            endpoint_row,
+        )
+        .optional()?)
+    })?;
+    match row {
+        Some(row) => to_endpoint(row),
+        None => {
+            let known: Vec<String> = endpoints(store)?.into_iter().map(|e| e.spec.name).collect();
+            Err(Error::Endpoint(format!(
+                "no endpoint named '{name}'{}",
+                crate::suggest::did_you_mean(name, known.iter().map(String::as_str))
+            )))
+        }
+    }
+}
+
+/// Every endpoint, by name.
+pub fn endpoints(store: &Store) -> Result<Vec<Endpoint>> {
+    let rows = store.read::<_, Error>(|c| {
+        let mut stmt = c.prepare(&format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoints ORDER BY name"
+        ))?;
+        let rows = stmt.query_map([], endpoint_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })?;
+    rows.into_iter().map(to_endpoint).collect()
+}
+
+/// Changes an endpoint: its description, tags, traffic and mirror traffic (the name, host and
+/// port stay). A split names only the endpoint's deployments and sums to 100 (or 0); a mirror
+/// names a deployment that gets no live traffic, at most 50 percent.
+///
+/// # Errors
+/// An unknown endpoint or deployment, a split that does not sum to 100.
+pub fn update_endpoint(
+    store: &Store,
+    name: &str,
+    change: impl FnOnce(&mut EndpointSpec),
+) -> Result<Endpoint> {
+    let mut current = endpoint(store, name)?;
+    change(&mut current.spec);
+    current.spec.name = name.to_owned();
+    let deployments: Vec<String> = deployments(store, name)?
+        .into_iter()
+        .map(|d| d.spec.name)
+        .collect();
+    check_traffic(&current.spec, &deployments)?;
+    let stored = serde_json::to_string(&current.spec)?;
+    let (key, now) = (name.to_owned(), now_ms());
+    store.transaction::<_, Error>(move |c| {
+        c.execute(
+            "UPDATE endpoints SET spec = ?2, updated_at_ms = ?3 WHERE name = ?1",
+            params![key, stored, now],
+        )?;
+        Ok(())
+    })?;
+    current.updated_at_ms = now;
+    Ok(current)
+}
+
+fn check_traffic(spec: &EndpointSpec, deployments: &[String]) -> Result<()> {
+    for (what, split) in [
+        ("traffic", &spec.traffic),
+        ("mirror_traffic", &spec.mirror_traffic),
+    ] {
+        if let Some(unknown) = split.keys().find(|d| !deployments.contains(d)) {
+            return Err(Error::Endpoint(format!(
+                "{what}: '{unknown}' is not a deployment of {} ({})",
+                spec.name,
+                if deployments.is_empty() {
+                    "it has none".to_owned()
+                } else {
+                    deployments.join(", ")
+                }
+            )));
+        }
+    }
+    let total: u32 = spec.traffic.values().sum();
+    if total != 100 && total != 0 {
+        return Err(Error::Endpoint(format!(
+            "traffic: the split sums to {total}; it must sum to 100"
+        )));
+    }
+    for (d, share) in &spec.mirror_traffic {
+        if *share > 50 {
+            return Err(Error::Endpoint(format!(
+                "mirror_traffic: {d}={share}; a mirror takes at most 50 percent"
+            )));
+        }
+        if spec.traffic.get(d).is_some_and(|s| *s > 0) {
+            return Err(Error::Endpoint(format!(
+                "mirror_traffic: {d} gets live traffic already; a mirror is a deployment with none"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `blue=90 green=10` (spaces or commas between) into a split.
+///
+/// # Errors
+/// A part that is not `NAME=PERCENT`.
+pub fn parse_split(text: &str) -> Result<BTreeMap<String, u32>> {
+    text.split([' ', ','])
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            let (name, share) = part.split_once('=').ok_or_else(|| {
+                Error::Endpoint(format!("'{part}': write DEPLOYMENT=PERCENT, e.g. blue=90"))
+            })?;
+            let share = share
+                .parse::<u32>()
+                .ok()
+                .filter(|s| *s <= 100)
+                .ok_or_else(|| {
+                    Error::Endpoint(format!("'{part}': the percent is a whole number 0 to 100"))
+                })?;
+            Ok((name.to_owned(), share))
+        })
+        .collect()
+}
+
+/// New keys for the endpoint (both); returns it with them.
+pub fn regenerate_keys(store: &Store, name: &str) -> Result<Endpoint> {
+    let mut current = endpoint(store, name)?;
+    let keys = [new_key(), new_key()];
+    let row = (name.to_owned(), keys.clone(), now_ms());
+    store.transaction::<_, Error>(move |c| {
+        c.execute(
+            "UPDATE endpoints SET primary_key = ?2, secondary_key = ?3, updated_at_ms = ?4
+             WHERE name = ?1",
+            params![row.0, row.1[0], row.1[1], row.2],
+        )?;
+        Ok(())
+    })?;
+    current.keys = keys;
+    Ok(current)
+}
+
+/// Deletes an endpoint and its deployments.
+pub fn delete_endpoint(store: &Store, name: &str) -> Result<()> {
+    endpoint(store, name)?;
+    let key = name.to_owned();
+    store.transaction::<_, Error>(move |c| {
+        c.execute("DELETE FROM deployments WHERE endpoint = ?1", [&key])?;
+        c.execute("DELETE FROM endpoints WHERE name = ?1", [&key])?;
+        Ok(())
+    })
+}
+
+/// Resolves a deployment's model to a registered version (a local path is registered as
+/// `<endpoint>-<deployment>`, as Azure registers an anonymous model).
+fn resolve_model(store: &Store, spec: &DeploymentSpec, base: &Path) -> Result<(String, String)> {
+    let tracking = store.tracking();
+    let reference = match &spec.model {
+        Some(ModelRef::Reference(r)) => r.clone(),
+        Some(ModelRef::Local { path, .. }) => format!("file:{path}"),
+        None => return Err(Error::Endpoint("deployment: model: missing".into())),
+    };
+    if let Some(rest) = reference.strip_prefix("file:") {
+        let path: PathBuf = base.join(rest);
+        if !path.exists() {
+            return Err(Error::Endpoint(format!(
+                "deployment: model: path {} does not exist",
+                path.display()
+            )));
+        }
+        let name = format!("{}-{}", spec.endpoint_name, spec.name);
+        let version =
+            tracking.register_local(&path, &name, "registered for an online deployment")?;
+        return Ok((version.name, version.version));
+    }
+    let rest = reference.strip_prefix("azureml:").unwrap_or(&reference);
+    let found = if let Some((name, alias)) = rest.split_once('@') {
+        let (n, a) = (name.to_owned(), alias.to_owned());
+        tracking.read(move |c| {
+            if a == "latest" {
+                // Azure's label for the newest version.
+                let filter = format!("name = '{}'", n.replace('\'', "''"));
+                let (found, _) =
+                    registry::search_versions(c, &filter, &registry::newest_first(), 1, 0)?;
+                found.into_iter().next().ok_or_else(|| {
+                    crate::tracking::TrackingError::missing(format!(
+                        "Registered Model with name={n} not found"
+                    ))
+                })
+            } else {
+                registry::version_by_alias(c, &n, &a)
+            }
+        })
+    } else if let Some((name, version)) = rest.rsplit_once(':') {
+        let (n, v) = (name.to_owned(), version.to_owned());
+        tracking.read(move |c| registry::get_version(c, &n, &v))
+    } else {
+        return Err(Error::Endpoint(format!(
+            "deployment: model: '{reference}': write azureml:NAME:VERSION, azureml:NAME@ALIAS or \
+             a local path"
+        )));
+    };
+    found
+        .map(|v| (v.name, v.version))
+        .map_err(|e| Error::Endpoint(format!("deployment: model: {reference}: {e}")))
+}
+
+/// Creates (or, with `replace`, updates) a deployment from its YAML; `base` is the folder its
+/// relative paths start from. With `all_traffic` it takes all of the endpoint's traffic;
+/// otherwise a new deployment gets none, as in Azure.
+///
+/// # Errors
+/// A spec that does not read, an unknown endpoint or model, a name taken (without `replace`)
+/// or unknown (with it). Nothing changes on an error.
+pub fn put_deployment(
+    store: &Store,
+    yaml: &str,
+    base: &Path,
+    all_traffic: bool,
+    replace: bool,
+) -> Result<Deployment> {
+    let spec = parse_deployment(yaml)?;
+    let endpoint = endpoint(store, &spec.endpoint_name)?;
+    let exists = deployments(store, &spec.endpoint_name)?
+        .iter()
+        .any(|d| d.spec.name == spec.name);
+    match (exists, replace) {
+        (true, false) => {
+            return Err(Error::Endpoint(format!(
+                "endpoint {} has a deployment named '{}' already; update it instead",
+                spec.endpoint_name, spec.name
+            )));
+        }
+        (false, true) => {
+            return Err(Error::Endpoint(format!(
+                "endpoint {} has no deployment named '{}'",
+                spec.endpoint_name, spec.name
+            )));
+        }
+        _ => {}
+    }
+    let (model_name, model_version) = resolve_model(store, &spec, base)?;
+    let stored = serde_json::to_string(&spec)?;
+    let now = now_ms();
+    let mut traffic = endpoint.spec.traffic.clone();
+    if all_traffic {
+        traffic = BTreeMap::from([(spec.name.clone(), 100)]);
+    }
+    let traffic = serde_json::to_string(&EndpointSpec {
+        traffic,
+        ..endpoint.spec.clone()
+    })?;
+    let row = (
+        spec.endpoint_name.clone(),
+        spec.name.clone(),
+        stored,
+        model_name.clone(),
+        model_version.clone(),
+    );
+    store.transaction::<_, Error>(move |c| {
+        c.execute(
+            "INSERT INTO deployments (endpoint, name, spec, model_name, model_version, state,
+                 message, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'creating', '', ?6, ?6)
+             ON CONFLICT (endpoint, name) DO UPDATE SET spec = ?3, model_name = ?4,
+                 model_version = ?5, state = 'creating', message = '', updated_at_ms = ?6",
+            params![row.0, row.1, row.2, row.3, row.4, now],
+        )?;
+        c.execute(
+            "UPDATE endpoints SET spec = ?2, updated_at_ms = ?3 WHERE name = ?1",
+            params![row.0, traffic, now],
+        )?;
+        Ok(())
+    })?;
+    Ok(Deployment {
+        endpoint: spec.endpoint_name.clone(),
+        spec,
+        model_name,
+        model_version,
+        state: "creating".into(),
+        message: String::new(),
+        created_at_ms: now,
+        updated_at_ms: now,
+    })
+}
+
+fn deployment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeploymentRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+/// The deployments of endpoint `name`, by name.
+pub fn deployments(store: &Store, name: &str) -> Result<Vec<Deployment>> {
+    let key = name.to_owned();
+    let rows = store.read::<_, Error>(move |c| {
+        let mut stmt = c.prepare(
+            "SELECT endpoint, spec, model_name, model_version, state, message, created_at_ms,
+                 updated_at_ms
+             FROM deployments WHERE endpoint = ?1 ORDER BY name",
+        )?;
+        let rows = stmt.query_map([&key], deployment_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })?;
+    rows.into_iter()
+        .map(
+            |(
+                endpoint,
+                spec,
+                model_name,
+                model_version,
+                state,
+                message,
+                created_at_ms,
+                updated_at_ms,
+            )| {
+                Ok(Deployment {
+                    endpoint,
+                    spec: serde_json::from_str(&spec)?,
+                    model_name,
+                    model_version,
+                    state,
+                    message,
+                    created_at_ms,
+                    updated_at_ms,
+                })
+            },
+        )
+        .collect()
+}
+
+/// Deletes a deployment; its traffic and mirror shares go with it (a split that would then not
+/// sum to 100 is refused: move the traffic first).
+pub fn delete_deployment(store: &Store, endpoint_name: &str, name: &str) -> Result<()> {
+    let endpoint = endpoint(store, endpoint_name)?;
+    if !deployments(store, endpoint_name)?
+        .iter()
+        .any(|d| d.spec.name == name)
+    {
+        return Err(Error::Endpoint(format!(
+            "endpoint {endpoint_name} has no deployment named '{name}'"
+        )));
+    }
+    if endpoint.spec.traffic.get(name).is_some_and(|s| *s > 0) && endpoint.spec.traffic.len() > 1 {
+        return Err(Error::Endpoint(format!(
+            "{name} takes {}% of {endpoint_name}'s traffic; move it to the other deployments first",
+            endpoint.spec.traffic[name]
+        )));
+    }
+    let mut spec = endpoint.spec.clone();
+    spec.traffic.remove(name);
+    spec.mirror_traffic.remove(name);
+    let stored = serde_json::to_string(&spec)?;
+    let row = (endpoint_name.to_owned(), name.to_owned(), stored, now_ms());
+    store.transaction::<_, Error>(move |c| {
+        c.execute(
+            "DELETE FROM deployments WHERE endpoint = ?1 AND name = ?2",
+            params![row.0, row.1],
+        )?;
+        c.execute(
+            "UPDATE endpoints SET spec = ?2, updated_at_ms = ?3 WHERE name = ?1",
+            params![row.0, row.2, row.3],
+        )?;
+        Ok(())
+    })
+}
+
+/// Records what the serving process found of a deployment (`ready`, or `failed` with why).
+pub fn set_state(
+    store: &Store,
+    endpoint: &str,
+    name: &str,
+    state: &str,
+    message: &str,
+) -> Result<()> {
+    let row = (
+        endpoint.to_owned(),
+        name.to_owned(),
+        state.to_owned(),
+        message.to_owned(),
+    );
+    store.write::<_, Error>(move |c| {
+        c.execute(
+            "UPDATE deployments SET state = ?3, message = ?4
+             WHERE endpoint = ?1 AND name = ?2 AND (state != ?3 OR message != ?4)",
+            params![row.0, row.1, row.2, row.3],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// A fingerprint of every endpoint and deployment: when it changes, the serving process looks
+/// again.
+pub fn fingerprint(store: &Store) -> Result<(i64, i64, i64, i64)> {
+    store.read::<_, Error>(|c| {
+        Ok(c.query_row(
+            "SELECT (SELECT count(*) FROM endpoints), (SELECT max(updated_at_ms) FROM endpoints),
+                    (SELECT count(*) FROM deployments), (SELECT max(updated_at_ms) FROM deployments)",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, Option<i64>>(0)?.unwrap_or_default(),
+                    r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                    r.get::<_, Option<i64>>(2)?.unwrap_or_default(),
+                    r.get::<_, Option<i64>>(3)?.unwrap_or_default(),
+                ))
+            },
+        )?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_corpus_shapes_read_and_unknown_fields_are_named() {
+        let endpoint = parse_endpoint(
+            "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\nname: my-endpoint\nauth_mode: key\n",
+        )
+        .unwrap();
+        assert_eq!(endpoint.auth_mode, Some(AuthMode::Key));
+        let deployment = parse_deployment(
+            "name: blue\nendpoint_name: my-endpoint\nmodel:\n  path: ../../model-1/model/\ncode_configuration:\n  code: ../../model-1/onlinescoring/\n  scoring_script: score.py\nenvironment:\n  conda_file: ../../model-1/environment/conda.yaml\n  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n",
+        )
+        .unwrap();
+        assert_eq!(deployment.ignored(), ["instance_type", "environment.image"]);
+        let e = parse_deployment(
+            "name: blue\nendpoint_name: e1x\nmodel: azureml:m:1\ninstance_cont: 2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `instance_cont`"), "{e}");
+        let e = parse_endpoint("name: ok-name\nauth_mode: aml_token\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Lathe serves keys"), "{e}");
+        let e = parse_endpoint("name: x\n").unwrap_err().to_string();
+        assert!(e.contains("3 to 32"), "{e}");
+        assert_eq!(
+            parse_split("blue=90 green=10").unwrap(),
+            BTreeMap::from([("blue".to_owned(), 90), ("green".to_owned(), 10)])
+        );
+        assert!(parse_split("blue").is_err());
+    }
+}

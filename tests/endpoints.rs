@@ -1,0 +1,478 @@
+//! Online endpoints end to end: a model trained and registered by the demo pipeline, deployed
+//! from Azure ML YAML with the CLI, served by `lathe server`; MLflow's scoring protocol and the
+//! official Triton HTTP client against it; predictions against the model's own weights; bad
+//! requests named with the server staying up; a deployment added while the server runs is picked
+//! up, and a 80/20 split lands within bounds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use lathe_tests::{Sandbox, Server, http, peer_python, peer_script};
+use serde_json::{Value, json};
+
+/// The registered model's weights, read from its `model.json` in the artifact store.
+fn weights(sandbox: &Sandbox) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>, Vec<f64>) {
+    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
+    let tracking = store.tracking();
+    let version = tracking
+        .read(|c| lathe_core::tracking::registry::get_version(c, "churn-pipeline-classifier", "1"))
+        .unwrap();
+    let dir = version.source.strip_prefix("mlflow-artifacts:/").unwrap();
+    let (_, hash, _) = tracking
+        .artifact_tree(dir)
+        .unwrap()
+        .into_iter()
+        .find(|(p, _, _)| p.ends_with("model.json"))
+        .unwrap();
+    let model: Value =
+        serde_json::from_slice(&std::fs::read(tracking.blobs().path(&hash)).unwrap()).unwrap();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let body = &model["body"];
+    assert_eq!(
+        body["kind"], "softmax",
+        "the demo registers its logistic regression"
+    );
+    (
+        strings(&model["features"]),
+        strings(&body["classes"]),
+        body["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                w.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
+            .collect(),
+        body["intercepts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect(),
+    )
+}
+
+/// What multinomial logistic regression predicts for `row`: the class of the largest score, and
+/// the second class's softmax probability.
+fn expected(classes: &[String], w: &[Vec<f64>], b: &[f64], row: &[f64]) -> (String, f64) {
+    let scores: Vec<f64> = w
+        .iter()
+        .zip(b)
+        .map(|(w, b)| w.iter().zip(row).map(|(a, x)| a * x).sum::<f64>() + b)
+        .collect();
+    let best = (0..scores.len()).fold(0, |i, j| if scores[j] > scores[i] { j } else { i });
+    let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = scores.iter().map(|s| (s - top).exp()).sum();
+    (classes[best].clone(), (scores[1] - top).exp() / total)
+}
+
+fn post(
+    url: &str,
+    key: &str,
+    content_type: &str,
+    body: &str,
+    deployment: Option<&str>,
+) -> (u16, String, Value) {
+    let mut request = ureq::http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("content-type", content_type)
+        .header("authorization", format!("Bearer {key}"));
+    if let Some(d) = deployment {
+        request = request.header("azureml-model-deployment", d);
+    }
+    let mut answer = http().run(request.body(body.to_owned()).unwrap()).unwrap();
+    let status = answer.status().as_u16();
+    let served_by = answer
+        .headers()
+        .get("azureml-model-deployment")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = answer.body_mut().read_to_string().unwrap();
+    (
+        status,
+        served_by,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn show(sandbox: &Sandbox) -> Value {
+    sandbox
+        .lathe(&["online-endpoint", "show", "churn", "--json"])
+        .ok()
+        .json()
+}
+
+/// Waits until every deployment of `churn` is `ready` in the serving process.
+fn wait_ready(sandbox: &Sandbox, count: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = show(sandbox);
+        let states: Vec<&str> = shown["deployments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["provisioning_state"].as_str().unwrap())
+            .collect();
+        if states.len() == count && states.iter().all(|s| *s == "ready") {
+            return shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deployments never became ready: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_registered_model_serves_both_protocols_and_traffic_moves_without_a_restart() {
+    let sandbox = Sandbox::new();
+    let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/pipelines/churn-classification.yml");
+    sandbox
+        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
+        .ok();
+    let endpoint = sandbox.file("endpoint.yml", b"$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\nname: churn\nauth_mode: key\n");
+    let deployment = |name: &str| {
+        format!(
+            "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\nname: {name}\nendpoint_name: churn\nmodel: azureml:churn-pipeline-classifier@latest\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n"
+        )
+    };
+    let blue = sandbox.file("blue.yml", deployment("blue").as_bytes());
+    let green = sandbox.file("green.yml", deployment("green").as_bytes());
+    let created = sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            endpoint.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        created
+            .stdout
+            .starts_with("created endpoint churn at http://127.0.0.1:")
+    );
+    // The alias resolves at creation; an unknown model is refused by name, and nothing changes.
+    let unknown = sandbox.file(
+        "bad.yml",
+        b"name: red\nendpoint_name: churn\nmodel: azureml:no-such-model:1\n",
+    );
+    sandbox
+        .lathe(&[
+            "online-deployment",
+            "create",
+            "-f",
+            unknown.to_str().unwrap(),
+        ])
+        .fails_with("azureml:no-such-model:1");
+    let made = sandbox
+        .lathe(&[
+            "online-deployment",
+            "create",
+            "-f",
+            blue.to_str().unwrap(),
+            "--all-traffic",
+        ])
+        .ok();
+    assert!(
+        made.stderr
+            .contains("instance_type has no meaning on this machine"),
+        "{}",
+        made.stderr
+    );
+    let _server = Server::start(&sandbox.workspace(), &[]);
+    let shown = wait_ready(&sandbox, 1);
+    let scoring = shown["scoring_uri"].as_str().unwrap().to_owned();
+    let base = scoring.trim_end_matches("/score").to_owned();
+    let key = sandbox
+        .lathe(&["online-endpoint", "get-credentials", "churn", "--json"])
+        .ok()
+        .json()["primaryKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Rows of the model's (scaled, one-hot) features, from a fixed pseudo-random walk.
+    let (features, classes, w, b) = weights(&sandbox);
+    let mut state: u64 = 7;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0
+    };
+    let rows: Vec<Vec<f64>> = (0..40)
+        .map(|_| features.iter().map(|_| next()).collect())
+        .collect();
+    let truth: Vec<(String, f64)> = rows.iter().map(|r| expected(&classes, &w, &b, r)).collect();
+    let labels: Vec<Value> = truth
+        .iter()
+        .map(|(c, _)| match c.as_str() {
+            "true" => json!(true),
+            "false" => json!(false),
+            other => other.parse::<i64>().map_or(json!(other), |n| json!(n)),
+        })
+        .collect();
+
+    // MLflow's scoring protocol, every body shape, on /invocations and Azure's /score.
+    let split = json!({ "dataframe_split": { "columns": features, "data": rows } }).to_string();
+    let records: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            Value::Object(
+                features
+                    .iter()
+                    .cloned()
+                    .zip(r.iter().map(|x| json!(x)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let csv = std::iter::once(features.join(","))
+        .chain(rows.iter().map(|r| {
+            r.iter()
+                .map(|x| format!("{x:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        }))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for (path, content_type, body) in [
+        ("/invocations", "application/json", split.clone()),
+        (
+            "/score",
+            "application/json",
+            json!({ "dataframe_records": records }).to_string(),
+        ),
+        (
+            "/invocations",
+            "application/json",
+            json!({ "instances": records }).to_string(),
+        ),
+        (
+            "/invocations",
+            "application/json",
+            json!({ "inputs": rows }).to_string(),
+        ),
+        ("/invocations", "text/csv", csv),
+    ] {
+        let (status, by, answer) = post(&format!("{base}{path}"), &key, content_type, &body, None);
+        assert_eq!(status, 200, "{path} {content_type}: {answer}");
+        assert_eq!(by, "blue");
+        assert_eq!(
+            answer["predictions"],
+            Value::Array(labels.clone()),
+            "{path} {content_type}"
+        );
+    }
+
+    // The official Triton client: binary tensors (its default), JSON, and one [N, F] tensor.
+    let rows_file = sandbox.file(
+        "rows.json",
+        json!({ "columns": features, "data": rows })
+            .to_string()
+            .as_bytes(),
+    );
+    let out = std::process::Command::new(peer_python())
+        .arg(peer_script("triton_client.py"))
+        .args([
+            base.trim_start_matches("http://"),
+            "churn",
+            &key,
+            rows_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let triton: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let as_text: Vec<Value> = truth.iter().map(|(c, _)| json!(c)).collect();
+    for way in ["binary", "json", "matrix"] {
+        assert_eq!(
+            triton[way],
+            Value::Array(as_text.clone()),
+            "tritonclient {way}"
+        );
+    }
+    for (got, (_, p)) in triton["probability"].as_array().unwrap().iter().zip(&truth) {
+        assert!(
+            (got.as_f64().unwrap() - p).abs() < 1e-12,
+            "probability {got} vs {p}"
+        );
+    }
+    let inputs = triton["metadata"]["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), features.len());
+    assert_eq!(inputs[0]["name"], json!(features[0]));
+
+    // Bad requests: named, in each protocol's shape; the endpoint stays up.
+    let url = format!("{base}/invocations");
+    let (status, _, answer) = post(&url, "wrong-key", "application/json", &split, None);
+    assert_eq!(
+        (
+            status,
+            answer["error"].as_str().unwrap().contains("needs its key")
+        ),
+        (401, true)
+    );
+    let missing = json!({ "inputs": { "age": [1.0] } }).to_string();
+    let (status, _, answer) = post(&url, &key, "application/json", &missing, None);
+    assert_eq!(status, 400);
+    assert_eq!(answer["error_code"], "BAD_REQUEST");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("is missing: the model takes"),
+        "{answer}"
+    );
+    let mut extra = records[0].clone();
+    extra["surprise"] = json!(1);
+    let (status, _, answer) = post(
+        &url,
+        &key,
+        "application/json",
+        &json!({ "dataframe_records": [extra] }).to_string(),
+        None,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("column 'surprise' is not an input"),
+        "{answer}"
+    );
+    let (status, _, _) = post(&url, &key, "application/json", "{not json", None);
+    assert_eq!(status, 400);
+    let short = json!({ "inputs": [{ "name": "features", "shape": [2, features.len()], "datatype": "FP64", "data": [1.0, 2.0] }] });
+    let (status, _, answer) = post(
+        &format!("{base}/v2/models/churn/infer"),
+        &key,
+        "application/json",
+        &short.to_string(),
+        None,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("2 values for a shape of"),
+        "{answer}"
+    );
+    let (status, _, _) = post(
+        &format!("{base}/v2/models/churn/versions/9/infer"),
+        &key,
+        "application/json",
+        &short.to_string(),
+        None,
+    );
+    assert_eq!(status, 404);
+    let (status, _, _) = post(&url, &key, "application/json", &split, None);
+    assert_eq!(status, 200, "the endpoint answers after the bad requests");
+
+    // A second deployment while the server runs: no traffic until the split gives it some.
+    sandbox
+        .lathe(&["online-deployment", "create", "-f", green.to_str().unwrap()])
+        .ok();
+    wait_ready(&sandbox, 2);
+    let (_, by, _) = post(&url, &key, "application/json", &split, Some("green"));
+    assert_eq!(by, "green", "the header picks the deployment");
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "update",
+            "churn",
+            "--traffic",
+            "blue=80 green=30",
+        ])
+        .fails_with("sums to 110");
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "update",
+            "churn",
+            "--traffic",
+            "blue=80 gren=20",
+        ])
+        .fails_with("'gren' is not a deployment of churn");
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "update",
+            "churn",
+            "--traffic",
+            "blue=80 green=20",
+        ])
+        .ok();
+    // Picked up within seconds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while post(&url, &key, "application/json", &split, None).1 != "green" {
+        assert!(Instant::now() < deadline, "the new split was never served");
+    }
+    let one_row =
+        json!({ "dataframe_split": { "columns": features, "data": [rows[0]] } }).to_string();
+    let green_count = (0..1000)
+        .filter(|_| {
+            let (status, by, _) = post(&url, &key, "application/json", &one_row, None);
+            assert_eq!(status, 200);
+            by == "green"
+        })
+        .count();
+    // 20% of 1,000: a standard deviation of 12.6; 4.7 of them either way.
+    assert!(
+        (140..=260).contains(&green_count),
+        "green answered {green_count} of 1000"
+    );
+}
+
+#[test]
+fn endpoint_yaml_is_checked_and_a_port_in_use_is_refused() {
+    let sandbox = Sandbox::new();
+    sandbox.lathe(&["data", "list"]).ok();
+    let typo = sandbox.file("typo.yml", b"name: churn\nauth_mod: key\n");
+    sandbox
+        .lathe(&["online-endpoint", "create", "-f", typo.to_str().unwrap()])
+        .fails_with("unknown field `auth_mod`");
+    let token = sandbox.file("token.yml", b"name: churn\nauth_mode: aad_token\n");
+    sandbox
+        .lathe(&["online-endpoint", "create", "-f", token.to_str().unwrap()])
+        .fails_with("Lathe serves keys");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let ok = sandbox.file("ok.yml", b"name: churn\n");
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            ok.to_str().unwrap(),
+            "--port",
+            &port,
+        ])
+        .fails_with(&format!("port {port} on 127.0.0.1 is not free"));
+    let listed = sandbox
+        .lathe(&["online-endpoint", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(listed, json!([]), "nothing was created");
+    sandbox
+        .lathe(&["online-endpoint", "show", "chrn"])
+        .fails_with("no endpoint named 'chrn'");
+}
