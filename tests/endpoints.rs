@@ -476,3 +476,45 @@ fn endpoint_yaml_is_checked_and_a_port_in_use_is_refused() {
         .lathe(&["online-endpoint", "show", "chrn"])
         .fails_with("no endpoint named 'chrn'");
 }
+
+#[test]
+fn another_process_takes_the_endpoints_over_when_their_server_dies() {
+    let sandbox = Sandbox::new();
+    let endpoint = sandbox.file("endpoint.yml", b"name: quiet\n");
+    let created = sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            endpoint.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let ping = created["scoring_uri"]
+        .as_str()
+        .unwrap()
+        .replace("/score", "/ping");
+    let answers = || {
+        http()
+            .get(&ping)
+            .call()
+            .is_ok_and(|r| r.status().as_u16() == 200)
+    };
+    let wait = |what: &str, up: bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while answers() != up {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mut first = Server::start(&sandbox.workspace(), &[]);
+    wait("the first server never served the endpoint", true);
+    // A second server on the workspace leaves the endpoint to the first...
+    let _second = Server::start(&sandbox.workspace(), &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(answers());
+    // ...and serves it once the first is gone and its lease has run out.
+    first.kill();
+    wait("the second server never took the endpoint over", true);
+}
