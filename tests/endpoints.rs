@@ -518,3 +518,58 @@ fn another_process_takes_the_endpoints_over_when_their_server_dies() {
     first.kill();
     wait("the second server never took the endpoint over", true);
 }
+
+#[test]
+fn the_endpoints_section_shows_an_endpoint_and_sends_it_a_test_request() {
+    use egui_kittest::kittest::Queryable;
+    let sandbox = Sandbox::new();
+    let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/pipelines/churn-classification.yml");
+    sandbox
+        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
+        .ok();
+    let endpoint = sandbox.file("endpoint.yml", b"name: churn\nauth_mode: key\n");
+    let blue = sandbox.file(
+        "blue.yml",
+        b"name: blue\nendpoint_name: churn\nmodel: azureml:churn-pipeline-classifier:1\n",
+    );
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            endpoint.to_str().unwrap(),
+        ])
+        .ok();
+    sandbox
+        .lathe(&[
+            "online-deployment",
+            "create",
+            "-f",
+            blue.to_str().unwrap(),
+            "--all-traffic",
+        ])
+        .ok();
+    let _server = Server::start(&sandbox.workspace(), &[]);
+    wait_ready(&sandbox, 1);
+    let mut h = egui_kittest::Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(
+            |ui, wb: &mut lathe_ui::Workbench| wb.ui(ui),
+            sandbox.workbench(),
+        );
+    let wait = Duration::from_secs(30);
+    h.get_by_label("Endpoints").click();
+    lathe_tests::run_until(&mut h, wait, "the endpoint, ready", |h| {
+        h.query_by_label_contains("churn  ·  1/1 ready").is_some()
+    });
+    assert!(
+        h.query_by_label_contains("churn-pipeline-classifier:1")
+            .is_some()
+    );
+    h.get_by_label("Send").click();
+    lathe_tests::run_until(&mut h, wait, "the answer", |h| {
+        h.query_by_label("HTTP 200").is_some() && h.query_by_label("answered by blue").is_some()
+    });
+    assert!(h.query_by_label_contains("\"predictions\"").is_some());
+}

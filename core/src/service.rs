@@ -2,7 +2,7 @@
 //! [`Event`]s that finished work produced; it never touches the database or the disk itself.
 //! Commands and events are split by domain — data assets ([`data`]), experiments and models
 //! ([`tracking`]), labeling ([`labeling`]), pipelines ([`pipelines`]), promotion
-//! ([`promotion`]) — each handled in its own module. Long or writing work (imports, profiles, exports, pipeline runs, pre-labels) runs as
+//! ([`promotion`]), online endpoints ([`endpoints`]) — each handled in its own module. Long or writing work (imports, profiles, exports, pipeline runs, pre-labels) runs as
 //! a [`Job`] with progress and cancel on the job runner's named threads; short reads (table
 //! pages, thumbnails) run on two reader threads. Both queues are bounded: past their bound a
 //! command is refused at once with [`Event::Failed`], so the window never waits on them. A job
@@ -25,6 +25,7 @@ use crate::workspace::Workspace;
 use crate::{Error, Result};
 
 mod data;
+mod endpoints;
 mod labeling;
 mod pipelines;
 mod promotion;
@@ -32,6 +33,7 @@ mod tracking;
 mod watch;
 
 pub use data::{DataCommand, DataEvent, PAGE_ROWS, Page, THUMBNAIL_SIDE};
+pub use endpoints::{EndpointCommand, EndpointEvent, EndpointView, TestAnswer, request_template};
 pub use labeling::{ItemView, LabelCommand, LabelEvent, Projects};
 pub use pipelines::{Opened, Palette, PipelineCommand, PipelineEvent, PipelineSource};
 pub use promotion::{PromotionCommand, PromotionEvent, PromotionView};
@@ -116,6 +118,7 @@ pub enum Command {
     Labeling(LabelCommand),
     Pipelines(PipelineCommand),
     Promotion(PromotionCommand),
+    Endpoints(EndpointCommand),
 }
 
 /// What finished work tells the window, by domain, and what concerns every domain.
@@ -126,6 +129,7 @@ pub enum Event {
     Labeling(LabelEvent),
     Pipelines(PipelineEvent),
     Promotion(PromotionEvent),
+    Endpoints(EndpointEvent),
     /// Someone (this window, the CLI, another window, a script) changed these kinds of thing:
     /// lists showing them should be read again.
     Changed(Changes),
@@ -159,6 +163,7 @@ by_domain! {
     Labeling: LabelCommand, LabelEvent;
     Pipelines: PipelineCommand, PipelineEvent;
     Promotion: PromotionCommand, PromotionEvent;
+    Endpoints: EndpointCommand, EndpointEvent;
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -268,6 +273,7 @@ impl Service {
             Command::Labeling(command) => labeling::handle(self, command),
             Command::Pipelines(command) => pipelines::handle(self, command),
             Command::Promotion(command) => promotion::handle(self, command),
+            Command::Endpoints(command) => endpoints::handle(self, command),
         }
     }
 

@@ -5,6 +5,7 @@
 mod compare_view;
 mod data_panel;
 mod designer;
+mod endpoints_panel;
 mod experiments_panel;
 mod history;
 mod image_grid;

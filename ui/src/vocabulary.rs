@@ -24,6 +24,7 @@ pub enum Section {
     Models,
     Labeling,
     Pipelines,
+    Endpoints,
 }
 
 /// A link from one view to something shown in another section.

@@ -10,6 +10,7 @@ use lathe_core::service::{DataCommand, DataEvent, Event, Failure, PipelineEvent,
 
 use crate::data_panel::DataPanel;
 use crate::designer::DesignerPanel;
+use crate::endpoints_panel::EndpointsPanel;
 use crate::experiments_panel::ExperimentsPanel;
 use crate::import_dialog::ImportDialog;
 use crate::labeling_panel::LabelingPanel;
@@ -26,6 +27,7 @@ pub struct Workbench {
     models: ModelsPanel,
     designer: DesignerPanel,
     labeling: LabelingPanel,
+    endpoints: EndpointsPanel,
     imports: ImportDialog,
     messages: Vec<Message>,
     requests: Vec<ShellRequest>,
@@ -44,6 +46,7 @@ impl Workbench {
             models: ModelsPanel::default(),
             designer,
             labeling: LabelingPanel::default(),
+            endpoints: EndpointsPanel::default(),
             imports: ImportDialog::default(),
             messages: Vec::new(),
             requests: Vec::new(),
@@ -129,6 +132,7 @@ impl Workbench {
                     (Section::Models, "Models"),
                     (Section::Labeling, "Labeling"),
                     (Section::Pipelines, "Pipelines"),
+                    (Section::Endpoints, "Endpoints"),
                 ] {
                     if ui
                         .selectable_value(&mut self.section, section, label)
@@ -234,6 +238,18 @@ impl Workbench {
                     .show(ui, |ui| self.designer.canvas_ui(ui));
                 navigate
             }
+            Section::Endpoints => {
+                egui::Panel::left("endpoint-list")
+                    .resizable(true)
+                    .default_size(240.0)
+                    .show(ui, |ui| self.endpoints.list_ui(ui, &self.service));
+                egui::CentralPanel::default().show(ui, |ui| {
+                    egui::ScrollArea::vertical()
+                        .auto_shrink(false)
+                        .show(ui, |ui| self.endpoints.main_ui(ui, &self.service));
+                });
+                None
+            }
             Section::Models => {
                 egui::Panel::left("model-list")
                     .resizable(true)
@@ -287,6 +303,9 @@ impl Workbench {
         if changes.labeling {
             self.labeling.labels_changed(&self.service);
         }
+        if changes.endpoints {
+            self.endpoints.endpoints_changed(&self.service);
+        }
         if changes.pipelines || changes.assets || changes.models {
             self.designer.palette_changed(&self.service);
         }
@@ -317,6 +336,7 @@ impl Workbench {
                     }
                 }
                 Event::Promotion(event) => self.models.on_promotion(event),
+                Event::Endpoints(event) => self.endpoints.on_event(event),
                 Event::Changed(changes) => self.workspace_changed(changes),
                 Event::Failed { task, error } => {
                     self.messages.push(Message::Error(format!(

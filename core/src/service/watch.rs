@@ -19,6 +19,7 @@ pub struct Changes {
     pub models: bool,
     pub labeling: bool,
     pub pipelines: bool,
+    pub endpoints: bool,
 }
 
 impl Changes {
@@ -36,6 +37,7 @@ struct Fingerprints {
     models: Vec<i64>,
     labeling: Vec<i64>,
     pipelines: Vec<i64>,
+    endpoints: Vec<i64>,
 }
 
 fn numbers(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<i64>> {
@@ -80,6 +82,12 @@ fn fingerprints(conn: &Connection) -> rusqlite::Result<Fingerprints> {
             "SELECT (SELECT count(*) FROM pipelines), (SELECT count(*) FROM components),
                     (SELECT count(*) FROM environments), (SELECT count(*) FROM schedules)",
         )?,
+        endpoints: numbers(
+            conn,
+            "SELECT (SELECT count(*) FROM endpoints), (SELECT max(updated_at_ms) FROM endpoints),
+                    (SELECT count(*) FROM deployments), (SELECT max(updated_at_ms) FROM deployments),
+                    (SELECT count(*) FROM deployments WHERE state = 'ready')",
+        )?,
     })
 }
 
@@ -91,6 +99,7 @@ fn diff(old: &Fingerprints, new: &Fingerprints) -> Changes {
         models: old.models != new.models,
         labeling: old.labeling != new.labeling,
         pipelines: old.pipelines != new.pipelines,
+        endpoints: old.endpoints != new.endpoints,
     }
 }
 

@@ -1,0 +1,157 @@
+//! Online endpoints in the window: each endpoint with its deployments (and the inputs their
+//! models take), setting the traffic split at once, and sending a test request to the live
+//! endpoint, timed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Failure, Reply, Service, Shared};
+use crate::endpoints::{self, Deployment, Endpoint};
+use crate::tracking::registry;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndpointCommand {
+    Load,
+    /// Replaces the split (percent per deployment, summing to 100).
+    SetTraffic {
+        endpoint: String,
+        traffic: BTreeMap<String, u32>,
+    },
+    /// Sends `body` (MLflow's scoring JSON) to the endpoint, or to `deployment` when named.
+    Test {
+        endpoint: String,
+        deployment: Option<String>,
+        body: String,
+    },
+}
+
+/// An endpoint as the window shows it.
+#[derive(Debug, Clone)]
+pub struct EndpointView {
+    pub endpoint: Endpoint,
+    /// Each deployment with the input columns its model's signature names.
+    pub deployments: Vec<(Deployment, Vec<String>)>,
+}
+
+/// What a test request got back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestAnswer {
+    pub status: u16,
+    pub body: String,
+    pub latency_ms: f64,
+    /// The deployment that answered.
+    pub deployment: String,
+}
+
+#[derive(Debug)]
+pub enum EndpointEvent {
+    Loaded(Reply<Vec<EndpointView>>),
+    TrafficSet(Reply<Endpoint>),
+    Tested {
+        endpoint: String,
+        reply: Reply<TestAnswer>,
+    },
+}
+
+pub(super) fn handle(service: &Service, command: EndpointCommand) {
+    match command {
+        EndpointCommand::Load => {
+            service.read(|s| EndpointEvent::Loaded(views(s).map(Arc::new).map_err(Failure::from)));
+        }
+        EndpointCommand::SetTraffic { endpoint, traffic } => service.read(move |s| {
+            let set =
+                endpoints::update_endpoint(&s.store, &endpoint, |spec| spec.traffic = traffic);
+            EndpointEvent::TrafficSet(set.map(Arc::new).map_err(Failure::from))
+        }),
+        EndpointCommand::Test {
+            endpoint,
+            deployment,
+            body,
+        } => service.read(move |s| {
+            let reply = test(s, &endpoint, deployment.as_deref(), &body)
+                .map(Arc::new)
+                .map_err(Failure::from);
+            EndpointEvent::Tested { endpoint, reply }
+        }),
+    }
+}
+
+/// A request for a model taking `inputs`: one row of zeros in MLflow's `dataframe_split` shape,
+/// for the Test tab to start from.
+pub fn request_template(inputs: &[String]) -> String {
+    let columns = serde_json::to_string(inputs).unwrap_or_default();
+    let row = serde_json::to_string(&vec![0.0; inputs.len()]).unwrap_or_default();
+    format!("{{\"dataframe_split\": {{\n  \"columns\": {columns},\n  \"data\": [{row}]\n}}}}")
+}
+
+fn views(shared: &Shared) -> crate::Result<Vec<EndpointView>> {
+    let tracking = shared.tracking();
+    endpoints::endpoints(&shared.store)?
+        .into_iter()
+        .map(|endpoint| {
+            let deployments = endpoints::deployments(&shared.store, &endpoint.spec.name)?
+                .into_iter()
+                .map(|d| {
+                    let (n, v) = (d.model_name.clone(), d.model_version.clone());
+                    let inputs = tracking
+                        .read(move |c| registry::get_version(c, &n, &v))
+                        .ok()
+                        .and_then(|v| v.signature)
+                        .and_then(|s| s["inputs"].as_array().cloned())
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                        .collect();
+                    (d, inputs)
+                })
+                .collect();
+            Ok(EndpointView {
+                endpoint,
+                deployments,
+            })
+        })
+        .collect()
+}
+
+fn test(
+    shared: &Shared,
+    name: &str,
+    deployment: Option<&str>,
+    body: &str,
+) -> crate::Result<TestAnswer> {
+    let endpoint = endpoints::endpoint(&shared.store, name)?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut request = agent
+        .post(&endpoint.scoring_uri())
+        .header("content-type", "application/json")
+        .header("authorization", &format!("Bearer {}", endpoint.keys[0]));
+    if let Some(d) = deployment {
+        request = request.header("azureml-model-deployment", d);
+    }
+    let started = Instant::now();
+    let mut answer = request.send(body).map_err(|e| {
+        crate::Error::Endpoint(format!(
+            "{name} does not answer at {} ({e}); it serves while the window or `lathe server` runs",
+            endpoint.scoring_uri()
+        ))
+    })?;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let served_by = answer
+        .headers()
+        .get("azureml-model-deployment")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = answer.body_mut().read_to_string().unwrap_or_default();
+    Ok(TestAnswer {
+        status: answer.status().as_u16(),
+        body: text,
+        latency_ms,
+        deployment: served_by,
+    })
+}

@@ -1,0 +1,334 @@
+//! The Endpoints section: online endpoints on the left; on the right the chosen endpoint's
+//! scoring URI and key, its deployments with their model and state, the traffic split as
+//! sliders applied at once, and a Test tab that sends a request (built from the model's
+//! signature, or written by hand) to the live endpoint and shows the answer and its latency.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use egui::RichText;
+use lathe_core::service::{
+    EndpointCommand, EndpointEvent, EndpointView, Service, TestAnswer, request_template,
+};
+
+use crate::loadable::{Loadable, ready_or_status_ui};
+
+type Views = Arc<Vec<EndpointView>>;
+
+#[derive(Default)]
+pub struct EndpointsPanel {
+    endpoints: Option<Loadable<Views>>,
+    selected: Option<String>,
+    /// The split being edited for the selected endpoint, until applied.
+    traffic: Option<(String, BTreeMap<String, u32>)>,
+    /// The request being written, and which deployment it goes to (the split when `None`).
+    request: Option<(String, String)>,
+    target: Option<String>,
+    answer: Option<Loadable<Arc<TestAnswer>>>,
+    message: Option<Result<String, String>>,
+    show_key: bool,
+}
+
+impl EndpointsPanel {
+    pub fn on_event(&mut self, event: EndpointEvent) {
+        match event {
+            EndpointEvent::Loaded(reply) => {
+                if self.selected.is_none()
+                    && let Ok(list) = &reply
+                {
+                    self.selected = list.first().map(|v| v.endpoint.spec.name.clone());
+                }
+                self.endpoints = Some(Loadable::from_reply(reply));
+            }
+            EndpointEvent::TrafficSet(reply) => {
+                self.message = Some(match reply {
+                    Ok(e) => {
+                        self.traffic = None;
+                        Ok(format!("Traffic of {} applied", e.spec.name))
+                    }
+                    Err(e) => Err(format!("Traffic not changed: {e}")),
+                });
+                self.endpoints = None;
+            }
+            EndpointEvent::Tested { endpoint, reply } => {
+                if self.selected.as_deref() == Some(endpoint.as_str()) {
+                    self.answer = Some(Loadable::from_reply(reply));
+                }
+            }
+        }
+    }
+
+    /// Endpoints changed elsewhere (or their state did): read again, shown as they are meanwhile.
+    pub fn endpoints_changed(&mut self, service: &Service) {
+        if self.endpoints.is_some() {
+            service.send(EndpointCommand::Load);
+        }
+    }
+
+    pub fn list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        if self.endpoints.is_none() {
+            self.endpoints = Some(Loadable::Loading);
+            service.send(EndpointCommand::Load);
+        }
+        ui.add_space(4.0);
+        ui.heading("Endpoints");
+        let Some(views) = ready_or_status_ui(ui, self.endpoints.as_ref(), "endpoints").cloned()
+        else {
+            return;
+        };
+        if views.is_empty() {
+            ui.weak(
+                "No online endpoints. Create one from Azure ML YAML: `lathe online-endpoint create -f endpoint.yml`, then `lathe online-deployment create -f blue.yml --all-traffic`.",
+            );
+            return;
+        }
+        for view in views.iter() {
+            let name = &view.endpoint.spec.name;
+            let ready = view
+                .deployments
+                .iter()
+                .filter(|(d, _)| d.state == "ready")
+                .count();
+            let label = format!("{name}  ·  {ready}/{} ready", view.deployments.len());
+            if ui
+                .selectable_label(self.selected.as_ref() == Some(name), label)
+                .clicked()
+            {
+                self.selected = Some(name.clone());
+                self.traffic = None;
+                self.request = None;
+                self.answer = None;
+                self.target = None;
+            }
+        }
+    }
+
+    pub fn main_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        let Some(Loadable::Ready(views)) = &self.endpoints else {
+            return;
+        };
+        let views = Arc::clone(views);
+        let Some(view) = views
+            .iter()
+            .find(|v| Some(&v.endpoint.spec.name) == self.selected.as_ref())
+        else {
+            ui.weak("Choose an endpoint on the left.");
+            return;
+        };
+        let e = &view.endpoint;
+        ui.heading(&e.spec.name);
+        if !e.spec.description.is_empty() {
+            ui.label(&e.spec.description);
+        }
+        ui.horizontal_wrapped(|ui| {
+            ui.label("Scoring URI");
+            ui.monospace(e.scoring_uri());
+            if ui.small_button("Copy").clicked() {
+                ui.ctx().copy_text(e.scoring_uri());
+            }
+        });
+        if e.key_required {
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Key");
+                if self.show_key {
+                    ui.monospace(&e.keys[0]);
+                } else {
+                    ui.monospace("••••••••");
+                }
+                if ui
+                    .small_button(if self.show_key { "Hide" } else { "Show" })
+                    .clicked()
+                {
+                    self.show_key = !self.show_key;
+                }
+                if ui.small_button("Copy").clicked() {
+                    ui.ctx().copy_text(e.keys[0].clone());
+                }
+            });
+        } else {
+            ui.weak("No key on loopback (auth_mode: key asks for one everywhere).");
+        }
+        if let Some(message) = &self.message {
+            match message {
+                Ok(text) => ui.label(RichText::new(text).color(ui.visuals().hyperlink_color)),
+                Err(text) => ui.colored_label(ui.visuals().error_fg_color, text),
+            };
+        }
+        ui.separator();
+        self.deployments_ui(ui, service, view);
+        ui.separator();
+        self.test_ui(ui, service, view);
+    }
+
+    fn deployments_ui(&mut self, ui: &mut egui::Ui, service: &Service, view: &EndpointView) {
+        let e = &view.endpoint;
+        if view.deployments.is_empty() {
+            ui.weak(format!(
+                "No deployments yet: `lathe online-deployment create -f blue.yml --all-traffic` (endpoint_name: {}).",
+                e.spec.name
+            ));
+            return;
+        }
+        let name = e.spec.name.clone();
+        if self.traffic.as_ref().is_none_or(|(n, _)| *n != name) {
+            let mut split: BTreeMap<String, u32> = view
+                .deployments
+                .iter()
+                .map(|(d, _)| (d.spec.name.clone(), 0))
+                .collect();
+            split.extend(e.spec.traffic.clone());
+            self.traffic = Some((name.clone(), split));
+        }
+        let Some((_, split)) = &mut self.traffic else {
+            return;
+        };
+        ui.strong("Deployments");
+        egui::Grid::new("deployments")
+            .striped(true)
+            .num_columns(4)
+            .show(ui, |ui| {
+                for title in ["Deployment", "Model", "State", "Traffic %"] {
+                    ui.strong(title);
+                }
+                ui.end_row();
+                for (d, _) in &view.deployments {
+                    ui.label(&d.spec.name);
+                    ui.label(format!("{}:{}", d.model_name, d.model_version));
+                    let color = match d.state.as_str() {
+                        "ready" => egui::Color32::from_rgb(60, 160, 80),
+                        "failed" => ui.visuals().error_fg_color,
+                        _ => ui.visuals().weak_text_color(),
+                    };
+                    ui.label(RichText::new(&d.state).color(color))
+                        .on_hover_text(if d.message.is_empty() {
+                            "—"
+                        } else {
+                            &d.message
+                        });
+                    if let Some(share) = split.get_mut(&d.spec.name) {
+                        ui.add(egui::Slider::new(share, 0..=100).suffix("%"));
+                    }
+                    ui.end_row();
+                }
+            });
+        for (d, _) in view
+            .deployments
+            .iter()
+            .filter(|(d, _)| !d.message.is_empty())
+        {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("{}: {}", d.spec.name, d.message),
+            );
+        }
+        let total: u32 = split.values().sum();
+        let changed = *split
+            != view
+                .deployments
+                .iter()
+                .map(|(d, _)| {
+                    (
+                        d.spec.name.clone(),
+                        e.spec.traffic.get(&d.spec.name).copied().unwrap_or(0),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>();
+        ui.horizontal(|ui| {
+            let apply = ui
+                .add_enabled(total == 100 && changed, egui::Button::new("Apply traffic"))
+                .on_disabled_hover_text(if total == 100 {
+                    "Move a slider first".to_owned()
+                } else {
+                    format!("The split sums to {total}%; it must sum to 100%")
+                });
+            if apply.clicked() {
+                let traffic = split
+                    .iter()
+                    .filter(|(_, s)| **s > 0)
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect();
+                service.send(EndpointCommand::SetTraffic {
+                    endpoint: name.clone(),
+                    traffic,
+                });
+            }
+            if total != 100 {
+                ui.colored_label(ui.visuals().error_fg_color, format!("sums to {total}%"));
+            }
+        });
+    }
+
+    fn test_ui(&mut self, ui: &mut egui::Ui, service: &Service, view: &EndpointView) {
+        ui.strong("Test");
+        let name = view.endpoint.spec.name.clone();
+        let inputs = view
+            .deployments
+            .iter()
+            .find(|(d, _)| Some(&d.spec.name) == self.target.as_ref())
+            .or(view.deployments.first())
+            .map(|(_, inputs)| inputs.clone())
+            .unwrap_or_default();
+        if self.request.as_ref().is_none_or(|(n, _)| *n != name) {
+            self.request = Some((name.clone(), request_template(&inputs)));
+        }
+        ui.horizontal(|ui| {
+            ui.label("Send to");
+            egui::ComboBox::from_id_salt("test-target")
+                .selected_text(self.target.as_deref().unwrap_or("the traffic split"))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.target, None, "the traffic split");
+                    for (d, _) in &view.deployments {
+                        ui.selectable_value(
+                            &mut self.target,
+                            Some(d.spec.name.clone()),
+                            &d.spec.name,
+                        );
+                    }
+                });
+            if ui.button("Send").clicked()
+                && let Some((_, body)) = &self.request
+            {
+                self.answer = Some(Loadable::Loading);
+                service.send(EndpointCommand::Test {
+                    endpoint: name.clone(),
+                    deployment: self.target.clone(),
+                    body: body.clone(),
+                });
+            }
+            if ui.button("Reset request").clicked() {
+                self.request = Some((name.clone(), request_template(&inputs)));
+            }
+        });
+        if let Some((_, body)) = &mut self.request {
+            ui.add(
+                egui::TextEdit::multiline(body)
+                    .code_editor()
+                    .desired_rows(4)
+                    .desired_width(f32::INFINITY),
+            );
+        }
+        if self.answer.is_none() {
+            return;
+        }
+        if let Some(answer) = ready_or_status_ui(ui, self.answer.as_ref(), "the answer") {
+            let ok = (200..300).contains(&answer.status);
+            let color = if ok {
+                egui::Color32::from_rgb(60, 160, 80)
+            } else {
+                ui.visuals().error_fg_color
+            };
+            ui.horizontal_wrapped(|ui| {
+                ui.label(
+                    RichText::new(format!("HTTP {}", answer.status))
+                        .color(color)
+                        .strong(),
+                );
+                ui.label(format!("{:.1} ms", answer.latency_ms));
+                if !answer.deployment.is_empty() {
+                    ui.weak(format!("answered by {}", answer.deployment));
+                }
+            });
+            ui.add(egui::Label::new(RichText::new(&answer.body).monospace()).wrap());
+        }
+    }
+}
