@@ -440,6 +440,54 @@ fn a_registered_model_serves_both_protocols_and_traffic_moves_without_a_restart(
         (140..=260).contains(&green_count),
         "green answered {green_count} of 1000"
     );
+
+    // The split changes back and forth under steady load from four clients: no request fails.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (answered, failed) = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let (mut ok, mut bad) = (0, Vec::new());
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let (status, _, answer) =
+                            post(&url, &key, "application/json", &one_row, None);
+                        if status == 200 {
+                            ok += 1;
+                        } else {
+                            bad.push(format!("{status}: {answer}"));
+                        }
+                    }
+                    (ok, bad)
+                })
+            })
+            .collect();
+        for split in [
+            "blue=50 green=50",
+            "blue=0 green=100",
+            "blue=100",
+            "blue=80 green=20",
+        ] {
+            sandbox
+                .lathe(&["online-endpoint", "update", "churn", "--traffic", split])
+                .ok();
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        clients.into_iter().map(|c| c.join().unwrap()).fold(
+            (0, Vec::new()),
+            |(n, mut all), (ok, bad)| {
+                all.extend(bad);
+                (n + ok, all)
+            },
+        )
+    });
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(answered > 100, "only {answered} requests were answered");
 }
 
 #[test]
