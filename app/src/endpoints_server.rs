@@ -473,10 +473,8 @@ async fn invocations(State(handle): State<Handle>, request: Request) -> Response
         .unwrap_or("application/json")
         .to_owned();
     let answered = with_deployment(&live, move |scorer| {
-        let scored = mlflow_protocol::decode(&bytes, &content_type, &scorer.input_names())
-            .and_then(|frame| scorer.score(&frame));
-        match scored {
-            Ok(output) => Json(mlflow_protocol::encode(&output)).into_response(),
+        match mlflow_protocol::answer(&bytes, &content_type, &scorer) {
+            Ok(answer) => Json(answer).into_response(),
             Err(e) => (status_of(&e), Json(mlflow_protocol::error(&e))).into_response(),
         }
     })
@@ -625,11 +623,7 @@ async fn infer_on(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let answered = with_deployment(&live, move |scorer| {
-        let scored = oip::decode(&bytes, header_length, &scorer).and_then(|request| {
-            let output = scorer.score(&request.frame)?;
-            oip::encode(&output, &scorer, &request)
-        });
-        match scored {
+        match oip::answer(&bytes, header_length, &scorer) {
             Ok((body, None)) => {
                 let mut r = Body::from(body).into_response();
                 r.headers_mut()

@@ -3,11 +3,13 @@
 //! back — MLflow's scoring protocol ([`mlflow_protocol`]) and the Open Inference Protocol v2
 //! ([`oip`]). Pure functions over bytes: the HTTP side lives with the server.
 //!
-//! Runtimes: Lathe's native models (flavor `lathe`, `model.json`) are scored in process. ONNX and
-//! MLflow pyfunc models are refused for now with the reason, naming the flavor.
+//! Runtimes: Lathe's native models (flavor `lathe`, `model.json`) and ONNX models (tract,
+//! [`tensors`]) are scored in process. MLflow pyfunc models are refused for now with the
+//! reason, naming the flavor.
 
 pub mod mlflow_protocol;
 pub mod oip;
+pub mod tensors;
 
 use std::collections::BTreeMap;
 
@@ -169,6 +171,7 @@ pub struct Scorer {
 #[derive(Debug, Clone)]
 enum Runtime {
     Native(Box<Model>),
+    Onnx(std::sync::Arc<tensors::OnnxModel>),
 }
 
 impl Scorer {
@@ -215,21 +218,44 @@ impl Scorer {
                 runtime: Runtime::Native(Box::new(model)),
             });
         }
+        if let Some((_, hash, _)) = files.iter().find(|(p, _, _)| p.ends_with(".onnx")) {
+            let model = tensors::OnnxModel::load(&tracking.blobs().path(hash))
+                .map_err(|e| format!("{reference}: {e}"))?;
+            return Ok(Self {
+                model_name: version.name.clone(),
+                model_version: version.version.clone(),
+                inputs: model
+                    .inputs
+                    .iter()
+                    .map(|p| Port {
+                        name: p.name.clone(),
+                        kind: p.datatype.clone(),
+                    })
+                    .collect(),
+                runtime: Runtime::Onnx(std::sync::Arc::new(model)),
+            });
+        }
         let flavors = file("MLmodel")
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|text| crate::mlmodel::parse("MLmodel", &text).ok())
             .map(|m| m.flavors.join(", "))
             .unwrap_or_default();
-        Err(if files.iter().any(|(p, _, _)| p.ends_with(".onnx")) {
-            format!("{reference}: ONNX models are not served yet; only Lathe's native models are")
-        } else if flavors.is_empty() {
+        Err(if flavors.is_empty() {
             format!("{reference}: no model.json or MLmodel among its files; nothing to serve")
         } else {
             format!(
                 "{reference}: flavor(s) {flavors} are not served yet (Python workers come next); \
-                 only Lathe's native models are"
+                 Lathe serves its native models and ONNX models"
             )
         })
+    }
+
+    /// The ONNX model behind a tensor scorer.
+    pub fn onnx(&self) -> Option<&tensors::OnnxModel> {
+        match &self.runtime {
+            Runtime::Onnx(model) => Some(model),
+            Runtime::Native(_) => None,
+        }
     }
 
     /// The model's inputs as the signature names them.
@@ -241,6 +267,7 @@ impl Scorer {
     /// output's name.
     pub fn output_kind(&self) -> (&'static str, &'static str) {
         match &self.runtime {
+            Runtime::Onnx(_) => ("output", "FP32"),
             Runtime::Native(model) => match &model.body {
                 crate::ml::model::Body::Linear { .. } => ("prediction", "FP64"),
                 crate::ml::model::Body::Centroids { .. } => ("cluster", "INT64"),
@@ -260,6 +287,7 @@ impl Scorer {
     /// two-class logistic regression).
     pub fn gives_probability(&self) -> bool {
         match &self.runtime {
+            Runtime::Onnx(_) => false,
             Runtime::Native(model) => matches!(
                 &model.body,
                 crate::ml::model::Body::Softmax { classes, .. } if classes.len() == 2
@@ -290,6 +318,18 @@ impl Scorer {
             )));
         }
         match &self.runtime {
+            Runtime::Onnx(model) => Err(ScoreError::bad(format!(
+                "{}:{} is a tensor model: send its inputs ({}) as tensors — MLflow's \"inputs\" \
+                 as an object of nested lists, or the Open Inference Protocol",
+                self.model_name,
+                self.model_version,
+                model
+                    .inputs
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
             Runtime::Native(model) => {
                 let mut x = ndarray::Array2::zeros((frame.rows, self.inputs.len()));
                 for (j, port) in self.inputs.iter().enumerate() {

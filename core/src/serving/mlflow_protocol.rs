@@ -7,7 +7,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Frame, Output, ScoreError};
+use super::tensors::{self, Tensor};
+use super::{Frame, Output, ScoreError, Scorer};
 
 /// The keys one of which a JSON request holds.
 pub const FORMATS: [&str; 4] = [
@@ -191,6 +192,65 @@ fn cell_value(cell: &str) -> Value {
         Ok(x) if x.is_finite() => Value::from(x),
         _ => Value::String(cell.to_owned()),
     }
+}
+
+/// Answers a request with `scorer`: rows for a tabular model, tensors for an ONNX model
+/// (`inputs` or `instances` as an object of input name → nested lists, or one nested list for
+/// a one-input model), the answer in MLflow's shape.
+///
+/// # Errors
+/// As [`decode`] and the scorer's.
+pub fn answer(body: &[u8], content_type: &str, scorer: &Scorer) -> Result<Value, ScoreError> {
+    let Some(model) = scorer.onnx() else {
+        let frame = decode(body, content_type, &scorer.input_names())?;
+        return Ok(encode(&scorer.score(&frame)?));
+    };
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ScoreError::bad(format!("the body is not JSON: {e}")))?;
+    let data = ["inputs", "instances"]
+        .iter()
+        .find_map(|k| value.get(*k))
+        .ok_or_else(|| {
+            ScoreError::bad(
+                "a tensor model takes \"inputs\" (or \"instances\"): an object of input names to \
+                 nested lists",
+            )
+        })?;
+    let given: Vec<Tensor> = match data {
+        Value::Object(named) => named
+            .iter()
+            .map(|(name, v)| {
+                let port = model.inputs.iter().find(|p| &p.name == name);
+                let datatype = port.map_or("FP32", |p| p.datatype.as_str());
+                tensors::from_nested(name, datatype, v)
+            })
+            .collect::<Result<_, _>>()?,
+        list @ Value::Array(_) if model.inputs.len() == 1 => {
+            let port = &model.inputs[0];
+            vec![tensors::from_nested(&port.name, &port.datatype, list)?]
+        }
+        _ => {
+            return Err(ScoreError::bad(format!(
+                "inputs: an object of {} to nested lists",
+                model
+                    .inputs
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    };
+    let outputs = model.run(&given)?;
+    Ok(match outputs.as_slice() {
+        [one] => json!({ "predictions": tensors::to_nested(one) }),
+        many => json!({
+            "predictions": many
+                .iter()
+                .map(|t| (t.name.clone(), tensors::to_nested(t)))
+                .collect::<Map<String, Value>>()
+        }),
+    })
 }
 
 /// `{"predictions": [...]}`, one value per row as MLflow's pyfunc server writes them.

@@ -13,13 +13,14 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::tensors::Tensor;
 use super::{Frame, Output, ScoreError, Scorer};
 
 /// What an inference request asked for besides its inputs.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Request {
     pub id: Option<String>,
-    pub frame: Frame,
+    pub tensors: Vec<Tensor>,
     /// The outputs asked for by name (all when empty), each with whether it is wanted as
     /// binary data.
     pub outputs: Vec<(String, bool)>,
@@ -83,11 +84,7 @@ fn width(datatype: &str) -> Option<usize> {
 /// # Errors
 /// A header that is not the protocol's JSON, a tensor whose data does not match its shape or
 /// datatype, or tensors that are not the model's inputs — each named.
-pub fn decode(
-    body: &[u8],
-    header_length: Option<usize>,
-    scorer: &Scorer,
-) -> Result<Request, ScoreError> {
+pub fn decode(body: &[u8], header_length: Option<usize>) -> Result<Request, ScoreError> {
     // A length past the body is a stale header (tritonclient leaves it in a headers dict that
     // is used again for a JSON-only request): the body is all JSON then, and an input that
     // claims binary data is refused below, by name.
@@ -129,40 +126,12 @@ pub fn decode(
                 return Err(ScoreError::bad(format!("input '{}': no data", input.name)));
             }
         };
-        tensors.push((input, values));
-    }
-    let names = scorer.input_names();
-    let mut frame = Frame::default();
-    match tensors.as_slice() {
-        [(input, values)]
-            if input.shape.len() == 2
-                && input.shape[1] as usize == names.len()
-                && !names.contains(&input.name) =>
-        {
-            let rows = input.shape[0] as usize;
-            for (j, name) in names.iter().enumerate() {
-                let column = (0..rows)
-                    .map(|i| values[i * names.len() + j].clone())
-                    .collect();
-                frame.push(name.clone(), column)?;
-            }
-        }
-        _ => {
-            for (input, values) in tensors {
-                let columnar = matches!(input.shape.as_slice(), [_] | [_, 1]);
-                if !columnar {
-                    return Err(ScoreError::bad(format!(
-                        "input '{}': shape {:?}; a column is [N] or [N, 1], or send one [N, {}] \
-                         tensor of {}",
-                        input.name,
-                        input.shape,
-                        names.len(),
-                        names.join(", ")
-                    )));
-                }
-                frame.push(input.name.clone(), values)?;
-            }
-        }
+        tensors.push(Tensor {
+            name: input.name.clone(),
+            datatype: input.datatype.clone(),
+            shape: input.shape.iter().map(|d| *d as usize).collect(),
+            data: values,
+        });
     }
     let outputs = request
         .outputs
@@ -171,10 +140,67 @@ pub fn decode(
         .collect();
     Ok(Request {
         id: request.id,
-        frame,
+        tensors,
         outputs,
         binary_output: flag(request.parameters.as_ref(), "binary_data_output"),
     })
+}
+
+/// A tabular model's rows from the request's tensors: one per column (`[N]` or `[N, 1]`, named
+/// as the column), or one `[N, F]` tensor of all `names` in order.
+///
+/// # Errors
+/// Tensors of other shapes, or not the model's columns.
+pub fn frame_of(tensors: &[Tensor], names: &[String]) -> Result<Frame, ScoreError> {
+    let mut frame = Frame::default();
+    match tensors {
+        [t] if t.shape.len() == 2 && t.shape[1] == names.len() && !names.contains(&t.name) => {
+            let rows = t.shape[0];
+            for (j, name) in names.iter().enumerate() {
+                let column = (0..rows)
+                    .map(|i| t.data[i * names.len() + j].clone())
+                    .collect();
+                frame.push(name.clone(), column)?;
+            }
+        }
+        _ => {
+            for t in tensors {
+                if !matches!(t.shape.as_slice(), [_] | [_, 1]) {
+                    return Err(ScoreError::bad(format!(
+                        "input '{}': shape {:?}; a column is [N] or [N, 1], or send one [N, {}] \
+                         tensor of {}",
+                        t.name,
+                        t.shape,
+                        names.len(),
+                        names.join(", ")
+                    )));
+                }
+                frame.push(t.name.clone(), t.data.clone())?;
+            }
+        }
+    }
+    Ok(frame)
+}
+
+/// Answers an inference request with `scorer`: the tensors go straight to a tensor model, or
+/// become rows for a tabular one.
+///
+/// # Errors
+/// As [`decode`], the scorer's, and [`encode`]'s.
+pub fn answer(
+    body: &[u8],
+    header_length: Option<usize>,
+    scorer: &Scorer,
+) -> Result<(Vec<u8>, Option<usize>), ScoreError> {
+    let request = decode(body, header_length)?;
+    let outputs = match scorer.onnx() {
+        Some(model) => model.run(&request.tensors)?,
+        None => {
+            let frame = frame_of(&request.tensors, &scorer.input_names())?;
+            output_tensors(&scorer.score(&frame)?, scorer)
+        }
+    };
+    encode(outputs, scorer, &request)
 }
 
 fn element_count(shape: &[i64]) -> Option<usize> {
@@ -284,19 +310,30 @@ fn from_binary(
     values.collect()
 }
 
-/// One output tensor: name, datatype and values.
-fn tensors(output: &Output, scorer: &Scorer) -> Vec<(&'static str, &'static str, Vec<Value>)> {
+/// A tabular model's answer as tensors: `prediction` (or `cluster`), and `probability` for a
+/// two-class classifier.
+fn output_tensors(output: &Output, scorer: &Scorer) -> Vec<Tensor> {
     let (name, datatype) = scorer.output_kind();
+    let tensor = |name: &str, datatype: &str, data: Vec<Value>| Tensor {
+        name: name.to_owned(),
+        datatype: datatype.to_owned(),
+        shape: vec![data.len()],
+        data,
+    };
     match output {
-        Output::Numbers(v) => vec![(name, "FP64", v.iter().map(|x| json!(x)).collect())],
-        Output::Integers(v) => vec![(name, "INT64", v.iter().map(|x| json!(x)).collect())],
+        Output::Numbers(v) => vec![tensor(name, "FP64", v.iter().map(|x| json!(x)).collect())],
+        Output::Integers(v) => vec![tensor(name, "INT64", v.iter().map(|x| json!(x)).collect())],
         Output::Labels {
             labels,
             probability,
         } => {
-            let mut out = vec![(name, datatype, labels.clone())];
+            let mut out = vec![tensor(name, datatype, labels.clone())];
             if let Some(p) = probability {
-                out.push(("probability", "FP64", p.iter().map(|x| json!(x)).collect()));
+                out.push(tensor(
+                    "probability",
+                    "FP64",
+                    p.iter().map(|x| json!(x)).collect(),
+                ));
             }
             out
         }
@@ -305,6 +342,13 @@ fn tensors(output: &Output, scorer: &Scorer) -> Vec<(&'static str, &'static str,
 
 /// The output tensors a model gives, for its metadata.
 pub fn output_ports(scorer: &Scorer) -> Vec<Value> {
+    if let Some(model) = scorer.onnx() {
+        return model
+            .outputs
+            .iter()
+            .map(|p| json!({ "name": p.name, "datatype": p.datatype, "shape": p.shape }))
+            .collect();
+    }
     let (name, datatype) = scorer.output_kind();
     let mut ports = vec![json!({ "name": name, "datatype": datatype, "shape": [-1] })];
     if scorer.gives_probability() {
@@ -319,14 +363,13 @@ pub fn output_ports(scorer: &Scorer) -> Vec<Value> {
 /// # Errors
 /// An output asked for by a name the model does not give.
 pub fn encode(
-    output: &Output,
+    all: Vec<Tensor>,
     scorer: &Scorer,
     request: &Request,
 ) -> Result<(Vec<u8>, Option<usize>), ScoreError> {
-    let all = tensors(output, scorer);
     for (asked, _) in &request.outputs {
-        if !all.iter().any(|(name, _, _)| name == asked) {
-            let names: Vec<&str> = all.iter().map(|(n, _, _)| *n).collect();
+        if !all.iter().any(|t| &t.name == asked) {
+            let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
             return Err(ScoreError::bad(format!(
                 "output '{asked}' is not one the model gives ({})",
                 names.join(", ")
@@ -335,14 +378,20 @@ pub fn encode(
     }
     let mut binary = Vec::new();
     let mut outputs = Vec::new();
-    for (name, datatype, values) in all {
-        let wanted = request.outputs.is_empty() || request.outputs.iter().any(|(n, _)| n == name);
+    for Tensor {
+        name,
+        datatype,
+        shape,
+        data: values,
+    } in all
+    {
+        let wanted = request.outputs.is_empty() || request.outputs.iter().any(|(n, _)| *n == name);
         if !wanted {
             continue;
         }
         let as_binary =
-            request.binary_output || request.outputs.iter().any(|(n, b)| n == name && *b);
-        let shape = json!([values.len()]);
+            request.binary_output || request.outputs.iter().any(|(n, b)| *n == name && *b);
+        let datatype = datatype.as_str();
         if as_binary {
             let start = binary.len();
             for v in &values {
@@ -350,9 +399,18 @@ pub fn encode(
                     "FP64" => {
                         binary.extend_from_slice(&v.as_f64().unwrap_or(f64::NAN).to_le_bytes());
                     }
+                    "FP32" => {
+                        let x = v.as_f64().unwrap_or(f64::NAN) as f32;
+                        binary.extend_from_slice(&x.to_le_bytes());
+                    }
                     "INT64" => {
                         binary.extend_from_slice(&v.as_i64().unwrap_or_default().to_le_bytes());
                     }
+                    "INT32" => {
+                        let x = v.as_i64().unwrap_or_default() as i32;
+                        binary.extend_from_slice(&x.to_le_bytes());
+                    }
+                    "BOOL" => binary.push(u8::from(v.as_bool().unwrap_or(false))),
                     _ => {
                         let text = match v {
                             Value::String(s) => s.clone(),
@@ -402,6 +460,17 @@ pub fn encode(
 
 /// The model's metadata: its inputs from the signature, its outputs, its platform.
 pub fn metadata(scorer: &Scorer) -> Value {
+    if let Some(model) = scorer.onnx() {
+        return json!({
+            "name": scorer.model_name,
+            "versions": [scorer.model_version],
+            "platform": "onnx",
+            "inputs": model.inputs.iter().map(|p| json!({
+                "name": p.name, "datatype": p.datatype, "shape": p.shape,
+            })).collect::<Vec<_>>(),
+            "outputs": output_ports(scorer),
+        });
+    }
     json!({
         "name": scorer.model_name,
         "versions": [scorer.model_version],
