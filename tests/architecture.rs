@@ -306,6 +306,8 @@ fn migrations_are_append_only() {
         "88b8b4d5eecb438d9bba33c8c21db37878d9aa36b1e81f045bb04d60782de80d",
         "922acbfaf99028e93309ddbeba644739205c497a6593e8181a686f4f228de2db",
         "a9bd52947dd5b9b037cf33bbfe0be226830218d452c7503c934be5f24be5d109",
+        "1c3447a0fa302a5fb0898c48060fe159f284ef338ba4eb8e3c4879a16714cf93",
+        "70ead6f0a07eab375ec30f7d6de9b7ece896f3255714ebc24ea0e7e75548be48",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

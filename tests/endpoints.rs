@@ -488,6 +488,29 @@ fn a_registered_model_serves_both_protocols_and_traffic_moves_without_a_restart(
         failed.first()
     );
     assert!(answered > 100, "only {answered} requests were answered");
+
+    // Health, written every ten seconds: every deployment's requests and errors are counted
+    // (the bad requests above were blue's), with latency quantiles.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let health = show(&sandbox)["health_last_5_min"].clone();
+        let count = |d: &str, what: &str| health[d][what].as_i64().unwrap_or(0);
+        let total = count("blue", "requests") + count("green", "requests");
+        if total >= 1000 + answered as i64 && count("blue", "errors") >= 4 {
+            assert!(count("green", "requests") >= 140, "{health}");
+            let p99 = health["blue"]["p99_ms"].as_f64().unwrap();
+            assert!(
+                p99 > 0.0 && p99 >= health["blue"]["p50_ms"].as_f64().unwrap(),
+                "{health}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never counted the requests: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]

@@ -122,6 +122,20 @@ fn base_of(file: &Path) -> PathBuf {
     file.parent().unwrap_or(Path::new(".")).to_path_buf()
 }
 
+/// Health over the last five minutes, per deployment.
+fn recent_health(
+    store: &Store,
+    name: &str,
+) -> std::collections::BTreeMap<String, endpoints::HealthPoint> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+        - 5 * 60 * 1000;
+    endpoints::health(store, name, since)
+        .map(|points| endpoints::health_summary(&points))
+        .unwrap_or_default()
+}
+
 fn endpoint_json(e: &Endpoint, deployments: &[Deployment]) -> serde_json::Value {
     json!({
         "name": e.spec.name,
@@ -274,10 +288,24 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
         EndpointCommand::Show { name, output } => {
             let found = endpoints::endpoint(store, &name)?;
             let deployments = endpoints::deployments(store, &name)?;
+            let health = recent_health(store, &name);
             if output.json {
-                return print_json(&endpoint_json(&found, &deployments));
+                let mut shown = endpoint_json(&found, &deployments);
+                shown["health_last_5_min"] = json!(health);
+                return print_json(&shown);
             }
             print_endpoint(&found, &deployments);
+            for (d, h) in &health {
+                println!(
+                    "  {d}, last 5 min: {} requests ({:.1}/s), {} errors, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",
+                    h.requests,
+                    h.throughput(),
+                    h.errors,
+                    h.p50_ms,
+                    h.p95_ms,
+                    h.p99_ms
+                );
+            }
             Ok(())
         }
         EndpointCommand::List { output } => {

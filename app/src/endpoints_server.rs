@@ -38,12 +38,80 @@ const MAX_BODY: usize = 64 << 20;
 /// The MLflow version `/version` reports (the client's pinned in the tests).
 const MLFLOW_VERSION: &str = "3.3.2";
 
-/// A deployment being served: its record, its model (or why it did not load), and a bound on
-/// the requests it takes at once.
+/// A deployment being served: its record, its model (or why it did not load), a bound on the
+/// requests it takes at once, and what it answered since its health was last written.
 struct Live {
     deployment: Deployment,
     scorer: Result<Arc<Scorer>, String>,
     slots: Arc<Semaphore>,
+    window: std::sync::Mutex<Window>,
+}
+
+/// Requests seen in one health window; latencies kept up to `LATENCIES`, later ones over
+/// the oldest (enough for the quantiles of a window).
+struct Window {
+    started: std::time::Instant,
+    requests: u64,
+    errors: u64,
+    latencies: Vec<f32>,
+}
+
+const LATENCIES: usize = 100_000;
+/// How often health points are written, in supervisor ticks.
+const HEALTH_EVERY: u32 = 10;
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            requests: 0,
+            errors: 0,
+            latencies: Vec::new(),
+        }
+    }
+}
+
+impl Live {
+    /// Counts an answer of `status` that took `elapsed`.
+    fn observe(&self, status: StatusCode, elapsed: Duration) {
+        if let Ok(mut w) = self.window.lock() {
+            let ms = elapsed.as_secs_f32() * 1000.0;
+            if w.latencies.len() < LATENCIES {
+                w.latencies.push(ms);
+            } else {
+                let at = (w.requests as usize) % LATENCIES;
+                w.latencies[at] = ms;
+            }
+            w.requests += 1;
+            w.errors += u64::from(!status.is_success());
+        }
+    }
+
+    /// The window's health point, starting a new window.
+    fn take_health(&self, endpoint: &str) -> Option<endpoints::HealthPoint> {
+        let mut w = std::mem::take(&mut *self.window.lock().ok()?);
+        if w.requests == 0 {
+            return None;
+        }
+        w.latencies.sort_by(f32::total_cmp);
+        let q = |p: f64| {
+            let i = ((w.latencies.len() as f64 - 1.0) * p).round() as usize;
+            f64::from(w.latencies.get(i).copied().unwrap_or_default())
+        };
+        Some(endpoints::HealthPoint {
+            endpoint: endpoint.to_owned(),
+            deployment: self.deployment.spec.name.clone(),
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            seconds: w.started.elapsed().as_secs_f64(),
+            requests: w.requests as i64,
+            errors: w.errors as i64,
+            p50_ms: q(0.5),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+        })
+    }
 }
 
 /// What one endpoint's listener serves; swapped whole when anything changes.
@@ -93,7 +161,25 @@ async fn supervise(store: Store) {
     );
     let mut listeners: BTreeMap<String, Listener> = BTreeMap::new();
     let mut seen = None;
+    let mut ticks = 0u32;
     loop {
+        ticks = ticks.wrapping_add(1);
+        if ticks.is_multiple_of(HEALTH_EVERY) {
+            let points: Vec<endpoints::HealthPoint> = listeners
+                .iter()
+                .filter_map(|(name, l)| l.handle.now().map(|s| (name.clone(), s)))
+                .flat_map(|(name, served)| {
+                    served
+                        .deployments
+                        .values()
+                        .filter_map(|live| live.take_health(&name))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if let Err(e) = endpoints::record_health(&store, points) {
+                eprintln!("lathe: recording endpoint health: {e}");
+            }
+        }
         let leader = store.take_lease(LEASE, &me, TICK * 5).unwrap_or(false);
         if !leader {
             for (_, mut l) in std::mem::take(&mut listeners) {
@@ -161,6 +247,7 @@ async fn reconcile(
                         slots: Arc::new(Semaphore::new(d.spec.max_concurrent() as usize)),
                         scorer,
                         deployment: d,
+                        window: std::sync::Mutex::default(),
                     })
                 }
             };
@@ -472,6 +559,7 @@ async fn invocations(State(handle): State<Handle>, request: Request) -> Response
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
+    let started = std::time::Instant::now();
     let answered = with_deployment(&live, move |scorer| {
         match mlflow_protocol::answer(&bytes, &content_type, &scorer) {
             Ok(answer) => Json(answer).into_response(),
@@ -479,8 +567,10 @@ async fn invocations(State(handle): State<Handle>, request: Request) -> Response
         }
     })
     .await;
+    let response = answered.unwrap_or_else(|r| r);
+    live.observe(response.status(), started.elapsed());
     let name = live.deployment.spec.name.clone();
-    stamp(answered.unwrap_or_else(|r| r), &id, Some(&name))
+    stamp(response, &id, Some(&name))
 }
 
 fn status_of(e: &ScoreError) -> StatusCode {
@@ -622,6 +712,7 @@ async fn infer_on(
         .get("inference-header-content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
+    let started = std::time::Instant::now();
     let answered = with_deployment(&live, move |scorer| {
         match oip::answer(&bytes, header_length, &scorer) {
             Ok((body, None)) => {
@@ -645,6 +736,8 @@ async fn infer_on(
         }
     })
     .await;
+    let response = answered.unwrap_or_else(|r| r);
+    live.observe(response.status(), started.elapsed());
     let name = live.deployment.spec.name.clone();
-    stamp(answered.unwrap_or_else(|r| r), &id, Some(&name))
+    stamp(response, &id, Some(&name))
 }

@@ -390,6 +390,20 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at_ms INTEGER NOT NULL,
         PRIMARY KEY (endpoint, name)
     ) WITHOUT ROWID;",
+    // 11: a deployment's health per window of the serving process: requests, errors (answers
+    // that are not 2xx) and latency quantiles in milliseconds.
+    "CREATE TABLE deployment_health (
+        endpoint TEXT NOT NULL,
+        deployment TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        seconds REAL NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        p50_ms REAL NOT NULL,
+        p95_ms REAL NOT NULL,
+        p99_ms REAL NOT NULL,
+        PRIMARY KEY (endpoint, deployment, at_ms)
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

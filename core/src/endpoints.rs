@@ -877,6 +877,123 @@ pub fn set_state(
     Ok(())
 }
 
+/// A deployment's health over one window of the serving process.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthPoint {
+    pub endpoint: String,
+    pub deployment: String,
+    /// When the window ended, in milliseconds since the epoch.
+    pub at_ms: i64,
+    /// The window's length.
+    pub seconds: f64,
+    pub requests: i64,
+    /// Answers that were not 2xx.
+    pub errors: i64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl HealthPoint {
+    /// Requests per second over the window.
+    pub fn throughput(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.requests as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// How long health points are kept.
+const HEALTH_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Records health points (one write for all), dropping those older than a week.
+pub fn record_health(store: &Store, points: Vec<HealthPoint>) -> Result<()> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    store.write::<_, Error>(move |c| {
+        let mut insert = c.prepare_cached(
+            "INSERT OR REPLACE INTO deployment_health (endpoint, deployment, at_ms, seconds,
+                 requests, errors, p50_ms, p95_ms, p99_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let mut newest = 0;
+        for p in &points {
+            insert.execute(params![
+                p.endpoint,
+                p.deployment,
+                p.at_ms,
+                p.seconds,
+                p.requests,
+                p.errors,
+                p.p50_ms,
+                p.p95_ms,
+                p.p99_ms
+            ])?;
+            newest = newest.max(p.at_ms);
+        }
+        c.execute(
+            "DELETE FROM deployment_health WHERE at_ms < ?1",
+            [newest - HEALTH_KEPT_MS],
+        )?;
+        Ok(())
+    })
+}
+
+/// The health points of endpoint `name` since `since_ms`, oldest first.
+pub fn health(store: &Store, name: &str, since_ms: i64) -> Result<Vec<HealthPoint>> {
+    let key = name.to_owned();
+    store.read::<_, Error>(move |c| {
+        let mut stmt = c.prepare(
+            "SELECT endpoint, deployment, at_ms, seconds, requests, errors, p50_ms, p95_ms, p99_ms
+             FROM deployment_health WHERE endpoint = ?1 AND at_ms >= ?2 ORDER BY at_ms",
+        )?;
+        let rows = stmt.query_map(params![key, since_ms], |r| {
+            Ok(HealthPoint {
+                endpoint: r.get(0)?,
+                deployment: r.get(1)?,
+                at_ms: r.get(2)?,
+                seconds: r.get(3)?,
+                requests: r.get(4)?,
+                errors: r.get(5)?,
+                p50_ms: r.get(6)?,
+                p95_ms: r.get(7)?,
+                p99_ms: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })
+}
+
+/// Sums points into one per deployment: requests, errors and throughput over their span, the
+/// largest p50, p95 and p99 of any window (an upper bound, not a quantile of the union).
+pub fn health_summary(points: &[HealthPoint]) -> BTreeMap<String, HealthPoint> {
+    let mut out: BTreeMap<String, HealthPoint> = BTreeMap::new();
+    for p in points {
+        let sum = out
+            .entry(p.deployment.clone())
+            .or_insert_with(|| HealthPoint {
+                requests: 0,
+                errors: 0,
+                seconds: 0.0,
+                p50_ms: 0.0,
+                p95_ms: 0.0,
+                p99_ms: 0.0,
+                ..p.clone()
+            });
+        sum.requests += p.requests;
+        sum.errors += p.errors;
+        sum.seconds += p.seconds;
+        sum.at_ms = sum.at_ms.max(p.at_ms);
+        sum.p50_ms = sum.p50_ms.max(p.p50_ms);
+        sum.p95_ms = sum.p95_ms.max(p.p95_ms);
+        sum.p99_ms = sum.p99_ms.max(p.p99_ms);
+    }
+    out
+}
+
 /// A fingerprint of every endpoint and deployment: when it changes, the serving process looks
 /// again.
 pub fn fingerprint(store: &Store) -> Result<(i64, i64, i64, i64)> {

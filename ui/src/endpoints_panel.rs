@@ -157,6 +157,8 @@ impl EndpointsPanel {
         ui.separator();
         self.deployments_ui(ui, service, view);
         ui.separator();
+        health_ui(ui, view);
+        ui.separator();
         self.test_ui(ui, service, view);
     }
 
@@ -331,4 +333,74 @@ impl EndpointsPanel {
             ui.add(egui::Label::new(RichText::new(&answer.body).monospace()).wrap());
         }
     }
+}
+
+/// Each deployment's last hour: requests per second and p99 latency over time, and the totals.
+fn health_ui(ui: &mut egui::Ui, view: &EndpointView) {
+    ui.strong("Health, last hour");
+    if view.health.is_empty() {
+        ui.weak("No requests in the last hour (points are written every ten seconds while the endpoint serves).");
+        return;
+    }
+    let summary = lathe_core::endpoints::health_summary(&view.health);
+    egui::Grid::new("health")
+        .striped(true)
+        .num_columns(6)
+        .show(ui, |ui| {
+            for title in [
+                "Deployment",
+                "Requests",
+                "Per second",
+                "Errors",
+                "p50 / p95 / p99 ms (worst window)",
+                "",
+            ] {
+                ui.strong(title);
+            }
+            ui.end_row();
+            for (d, h) in &summary {
+                ui.label(d);
+                ui.label(h.requests.to_string());
+                ui.label(format!("{:.1}", h.throughput()));
+                let errors = RichText::new(h.errors.to_string());
+                ui.label(if h.errors > 0 {
+                    errors.color(ui.visuals().error_fg_color)
+                } else {
+                    errors
+                });
+                ui.label(format!(
+                    "{:.2} / {:.2} / {:.2}",
+                    h.p50_ms, h.p95_ms, h.p99_ms
+                ));
+                ui.end_row();
+            }
+        });
+    let start = view.health.first().map_or(0, |p| p.at_ms);
+    ui.columns(2, |columns| {
+        for (column, (title, value)) in columns.iter_mut().zip([
+            (
+                "requests per second",
+                (|p: &lathe_core::endpoints::HealthPoint| p.throughput()) as fn(&_) -> f64,
+            ),
+            ("p99 latency, ms", |p| p.p99_ms),
+        ]) {
+            column.weak(title);
+            egui_plot::Plot::new(("health", title))
+                .height(120.0)
+                .legend(egui_plot::Legend::default())
+                .x_axis_label("seconds ago")
+                .show(column, |plot| {
+                    let now = view.health.last().map_or(start, |p| p.at_ms);
+                    for d in summary.keys() {
+                        let points: egui_plot::PlotPoints = view
+                            .health
+                            .iter()
+                            .filter(|p| &p.deployment == d)
+                            .map(|p| [(p.at_ms - now) as f64 / 1000.0, value(p)])
+                            .collect();
+                        plot.line(egui_plot::Line::new(d.clone(), points));
+                    }
+                });
+        }
+    });
 }

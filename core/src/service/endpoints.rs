@@ -32,6 +32,8 @@ pub struct EndpointView {
     pub endpoint: Endpoint,
     /// Each deployment with the input columns its model's signature names.
     pub deployments: Vec<(Deployment, Vec<String>)>,
+    /// The last hour's health points, oldest first.
+    pub health: Vec<endpoints::HealthPoint>,
 }
 
 /// What a test request got back.
@@ -106,7 +108,12 @@ fn views(shared: &Shared) -> crate::Result<Vec<EndpointView>> {
                     (d, inputs)
                 })
                 .collect();
+            let hour_ago = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+                - 3600 * 1000;
             Ok(EndpointView {
+                health: endpoints::health(&shared.store, &endpoint.spec.name, hour_ago)?,
                 endpoint,
                 deployments,
             })

@@ -86,7 +86,8 @@ fn fingerprints(conn: &Connection) -> rusqlite::Result<Fingerprints> {
             conn,
             "SELECT (SELECT count(*) FROM endpoints), (SELECT max(updated_at_ms) FROM endpoints),
                     (SELECT count(*) FROM deployments), (SELECT max(updated_at_ms) FROM deployments),
-                    (SELECT count(*) FROM deployments WHERE state = 'ready')",
+                    (SELECT count(*) FROM deployments WHERE state = 'ready'),
+                    (SELECT max(at_ms) FROM deployment_health)",
         )?,
     })
 }
