@@ -511,6 +511,43 @@ fn a_registered_model_serves_both_protocols_and_traffic_moves_without_a_restart(
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    // Mirror traffic: blue answers everything; a copy of a fifth of the requests is scored by
+    // green in the background, counted in its health, and never returned.
+    let green_before = show(&sandbox)["health_last_5_min"]["green"]["requests"]
+        .as_i64()
+        .unwrap();
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "update",
+            "churn",
+            "--traffic",
+            "blue=100",
+            "--mirror-traffic",
+            "green=20",
+        ])
+        .ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while show(&sandbox)["mirror_traffic"]["green"] != json!(20) {
+        assert!(Instant::now() < deadline);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..500 {
+        let (status, by, _) = post(&url, &key, "application/json", &one_row, None);
+        assert_eq!((status, by.as_str()), (200, "blue"));
+    }
+    // One full health window after the last request.
+    std::thread::sleep(Duration::from_millis(11_500));
+    let mirrored = show(&sandbox)["health_last_5_min"]["green"]["requests"]
+        .as_i64()
+        .unwrap()
+        - green_before;
+    // 20% of 500: a standard deviation of 8.9; 5 of them either way.
+    assert!(
+        (55..=145).contains(&mirrored),
+        "green scored {mirrored} mirrored requests"
+    );
 }
 
 #[test]

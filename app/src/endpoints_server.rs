@@ -131,6 +131,45 @@ impl Handle {
     fn now(&self) -> Option<Arc<Served>> {
         self.served.read().ok().map(|s| Arc::clone(&s))
     }
+
+    /// An even draw in `0..below`: a SplitMix64 step per call, without a lock.
+    fn draw(&self, below: u32) -> u32 {
+        let mut z = self
+            .draws
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) % u64::from(below.max(1))) as u32
+    }
+}
+
+/// Copies a request to each mirror deployment its share picks (`mirror_traffic`): scored in
+/// the background within the mirror's own bounds, counted in its health, the answer dropped.
+/// A request that names its deployment is not mirrored.
+fn mirror<F>(handle: &Handle, served: &Served, headers: &HeaderMap, score: &F)
+where
+    F: Fn(Arc<Scorer>) -> Response + Clone + Send + 'static,
+{
+    if headers.contains_key("azureml-model-deployment") {
+        return;
+    }
+    for (name, share) in &served.endpoint.spec.mirror_traffic {
+        let Some(live) = served.deployments.get(name).cloned() else {
+            continue;
+        };
+        if handle.draw(100) >= *share {
+            continue;
+        }
+        let score = score.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let answered = with_deployment(&live, score).await;
+            let status = match &answered {
+                Ok(r) | Err(r) => r.status(),
+            };
+            live.observe(status, started.elapsed());
+        });
+    }
 }
 
 struct Listener {
@@ -440,13 +479,7 @@ fn route(handle: &Handle, served: &Served, headers: &HeaderMap) -> Result<Arc<Li
             ),
         ));
     }
-    // A SplitMix64 step per request: an even draw in 0..100 without a lock.
-    let mut z = handle
-        .draws
-        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    let mut draw = ((z ^ (z >> 31)) % u64::from(total)) as u32;
+    let mut draw = handle.draw(total);
     for (name, share) in split {
         if draw < *share {
             return served.deployments.get(name).cloned().ok_or_else(|| {
@@ -560,13 +593,13 @@ async fn invocations(State(handle): State<Handle>, request: Request) -> Response
         .unwrap_or("application/json")
         .to_owned();
     let started = std::time::Instant::now();
-    let answered = with_deployment(&live, move |scorer| {
-        match mlflow_protocol::answer(&bytes, &content_type, &scorer) {
+    let score =
+        move |scorer: Arc<Scorer>| match mlflow_protocol::answer(&bytes, &content_type, &scorer) {
             Ok(answer) => Json(answer).into_response(),
             Err(e) => (status_of(&e), Json(mlflow_protocol::error(&e))).into_response(),
-        }
-    })
-    .await;
+        };
+    mirror(&handle, &served, &parts.headers, &score);
+    let answered = with_deployment(&live, score).await;
     let response = answered.unwrap_or_else(|r| r);
     live.observe(response.status(), started.elapsed());
     let name = live.deployment.spec.name.clone();
@@ -713,29 +746,30 @@ async fn infer_on(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let started = std::time::Instant::now();
-    let answered = with_deployment(&live, move |scorer| {
-        match oip::answer(&bytes, header_length, &scorer) {
-            Ok((body, None)) => {
-                let mut r = Body::from(body).into_response();
-                r.headers_mut()
-                    .insert("content-type", HeaderValue::from_static("application/json"));
-                r
-            }
-            Ok((body, Some(header))) => {
-                let mut r = Body::from(body).into_response();
-                r.headers_mut().insert(
-                    "content-type",
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-                if let Ok(v) = HeaderValue::from_str(&header.to_string()) {
-                    r.headers_mut().insert("inference-header-content-length", v);
-                }
-                r
-            }
-            Err(e) => (status_of(&e), Json(oip::error(&e.to_string()))).into_response(),
+    let score = move |scorer: Arc<Scorer>| match oip::answer(&bytes, header_length, &scorer) {
+        Ok((body, None)) => {
+            let mut r = Body::from(body).into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            r
         }
-    })
-    .await;
+        Ok((body, Some(header))) => {
+            let mut r = Body::from(body).into_response();
+            r.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&header.to_string()) {
+                r.headers_mut().insert("inference-header-content-length", v);
+            }
+            r
+        }
+        Err(e) => (status_of(&e), Json(oip::error(&e.to_string()))).into_response(),
+    };
+    if let Some(served) = handle.now() {
+        mirror(&handle, &served, &parts.headers, &score);
+    }
+    let answered = with_deployment(&live, score).await;
     let response = answered.unwrap_or_else(|r| r);
     live.observe(response.status(), started.elapsed());
     let name = live.deployment.spec.name.clone();
