@@ -301,3 +301,36 @@ fn a_version_is_promoted_from_the_models_section_once_its_gates_pass() {
         shows(h, "History (1)")
     });
 }
+
+#[test]
+fn a_version_is_deployed_from_the_models_section() {
+    let s = Sandbox::new();
+    let mut h = demo_harness(&s);
+    h.get_by_label("Models").click();
+    run_until(&mut h, WAIT, "the registered model", |h| {
+        shows_containing(h, "churn-classifier")
+    });
+    h.get_by_label_contains("churn-classifier").click();
+    run_until(&mut h, WAIT, "the version", |h| shows(h, "Deploy…"));
+    h.get_by_label("Deploy…").click();
+    settle(&mut h);
+    h.get_by_label("Deploy churn-classifier:1").click();
+    run_until(&mut h, WAIT, "the deployment made", |h| {
+        shows_containing(h, "Deployed to churn-classifier at http://127.0.0.1:")
+    });
+    let store = lathe_core::Store::open(s.workspace()).unwrap();
+    let endpoint = lathe_core::endpoints::endpoint(&store, "churn-classifier").unwrap();
+    assert_eq!(endpoint.spec.traffic.get("blue"), Some(&100));
+    let deployments = lathe_core::endpoints::deployments(&store, "churn-classifier").unwrap();
+    assert_eq!(
+        (
+            deployments[0].model_name.as_str(),
+            deployments[0].model_version.as_str()
+        ),
+        ("churn-classifier", "1")
+    );
+    h.get_by_label("Open in Endpoints").click();
+    run_until(&mut h, WAIT, "the endpoint in its section", |h| {
+        shows_containing(h, "churn-classifier  ·  0/1 ready") && shows(h, "Test")
+    });
+}

@@ -908,6 +908,43 @@ impl HealthPoint {
 /// How long health points are kept.
 const HEALTH_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// Deploys registered version `model:version` as deployment `deployment` of endpoint
+/// `endpoint`, creating the endpoint (on loopback, a free port) when it is new — the window's
+/// **Deploy…**. A new endpoint's first deployment takes all its traffic; otherwise it takes it
+/// only with `all_traffic`.
+///
+/// # Errors
+/// As [`create_endpoint`] and [`put_deployment`]; nothing is created when the deployment is
+/// refused.
+pub fn deploy(
+    store: &Store,
+    endpoint_name: &str,
+    deployment: &str,
+    model: &str,
+    version: &str,
+    all_traffic: bool,
+) -> Result<(Endpoint, Deployment)> {
+    check_name(endpoint_name, "endpoint")?;
+    check_name(deployment, "deployment")?;
+    let yaml = format!(
+        "name: {deployment}\nendpoint_name: {endpoint_name}\nmodel: azureml:{model}:{version}\n"
+    );
+    let exists = endpoints(store)?
+        .iter()
+        .any(|e| e.spec.name == endpoint_name);
+    if !exists {
+        // The model must resolve before an endpoint is made for it.
+        let (m, v) = (model.to_owned(), version.to_owned());
+        store
+            .tracking()
+            .read(move |c| registry::get_version(c, &m, &v))
+            .map_err(|e| Error::Endpoint(format!("{model}:{version}: {e}")))?;
+        create_endpoint(store, &format!("name: {endpoint_name}\n"), None, None)?;
+    }
+    let made = put_deployment(store, &yaml, store.root(), all_traffic || !exists, false)?;
+    Ok((endpoint(store, endpoint_name)?, made))
+}
+
 /// Records health points (one write for all), dropping those older than a week.
 pub fn record_health(store: &Store, points: Vec<HealthPoint>) -> Result<()> {
     if points.is_empty() {

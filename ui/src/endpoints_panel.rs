@@ -50,12 +50,29 @@ impl EndpointsPanel {
                 });
                 self.endpoints = None;
             }
+            EndpointEvent::Deployed(reply) => {
+                if let Ok(made) = &reply {
+                    self.selected = Some(made.0.spec.name.clone());
+                    self.traffic = None;
+                    self.request = None;
+                    self.answer = None;
+                }
+                self.endpoints = None;
+            }
             EndpointEvent::Tested { endpoint, reply } => {
                 if self.selected.as_deref() == Some(endpoint.as_str()) {
                     self.answer = Some(Loadable::from_reply(reply));
                 }
             }
         }
+    }
+
+    /// Opens `name` (a link from another section).
+    pub fn select(&mut self, name: &str) {
+        self.selected = Some(name.to_owned());
+        self.traffic = None;
+        self.request = None;
+        self.answer = None;
     }
 
     /// Endpoints changed elsewhere (or their state did): read again, shown as they are meanwhile.

@@ -10,8 +10,10 @@ use lathe_core::tracking::types::{ModelVersion, RegisteredModel};
 use crate::loadable::{Loadable, ready_or_status_ui};
 use crate::vocabulary::Navigate;
 
+mod deploy;
 mod promotion;
 
+use deploy::DeployPanel;
 use promotion::PromotionPanel;
 
 type Models = Arc<Vec<(RegisteredModel, Vec<ModelVersion>)>>;
@@ -22,6 +24,7 @@ pub struct ModelsPanel {
     selected: Option<String>,
     version: Option<String>,
     promotion: PromotionPanel,
+    deploy: DeployPanel,
 }
 
 impl ModelsPanel {
@@ -31,6 +34,17 @@ impl ModelsPanel {
             other => return Some(other),
         }
         None
+    }
+
+    /// What a Deploy… from this section did.
+    pub fn deployed(
+        &mut self,
+        reply: &lathe_core::service::Reply<(
+            lathe_core::endpoints::Endpoint,
+            lathe_core::endpoints::Deployment,
+        )>,
+    ) {
+        self.deploy.deployed(reply);
     }
 
     pub fn on_promotion(&mut self, event: PromotionEvent) {
@@ -158,6 +172,10 @@ impl ModelsPanel {
         if let Some(v) = versions.iter().find(|v| Some(&v.version) == shown.as_ref()) {
             ui.separator();
             version_ui(ui, v);
+            ui.separator();
+            if let Some(link) = self.deploy.deploy_ui(ui, service, v) {
+                go = Some(link);
+            }
             ui.separator();
             self.promotion.promotion_ui(ui, service, v);
         }

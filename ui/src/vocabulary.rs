@@ -33,4 +33,5 @@ pub enum Navigate {
     Asset(String, i64),
     Run(String),
     Model(String),
+    Endpoint(String),
 }

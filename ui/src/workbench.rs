@@ -279,6 +279,10 @@ impl Workbench {
                 self.section = Section::Models;
                 self.models.select(&name);
             }
+            Some(Navigate::Endpoint(name)) => {
+                self.section = Section::Endpoints;
+                self.endpoints.select(&name);
+            }
             None => {}
         }
 
@@ -336,7 +340,13 @@ impl Workbench {
                     }
                 }
                 Event::Promotion(event) => self.models.on_promotion(event),
-                Event::Endpoints(event) => self.endpoints.on_event(event),
+                Event::Endpoints(event) => {
+                    // A deployment made from the Models section is told there too.
+                    if let lathe_core::service::EndpointEvent::Deployed(reply) = &event {
+                        self.models.deployed(reply);
+                    }
+                    self.endpoints.on_event(event);
+                }
                 Event::Changed(changes) => self.workspace_changed(changes),
                 Event::Failed { task, error } => {
                     self.messages.push(Message::Error(format!(

@@ -18,6 +18,15 @@ pub enum EndpointCommand {
         endpoint: String,
         traffic: BTreeMap<String, u32>,
     },
+    /// Deploys a registered version (the Models section's Deploy…), making the endpoint when
+    /// it is new.
+    Deploy {
+        endpoint: String,
+        deployment: String,
+        model: String,
+        version: String,
+        all_traffic: bool,
+    },
     /// Sends `body` (MLflow's scoring JSON) to the endpoint, or to `deployment` when named.
     Test {
         endpoint: String,
@@ -50,6 +59,7 @@ pub struct TestAnswer {
 pub enum EndpointEvent {
     Loaded(Reply<Vec<EndpointView>>),
     TrafficSet(Reply<Endpoint>),
+    Deployed(Reply<(Endpoint, Deployment)>),
     Tested {
         endpoint: String,
         reply: Reply<TestAnswer>,
@@ -65,6 +75,23 @@ pub(super) fn handle(service: &Service, command: EndpointCommand) {
             let set =
                 endpoints::update_endpoint(&s.store, &endpoint, |spec| spec.traffic = traffic);
             EndpointEvent::TrafficSet(set.map(Arc::new).map_err(Failure::from))
+        }),
+        EndpointCommand::Deploy {
+            endpoint,
+            deployment,
+            model,
+            version,
+            all_traffic,
+        } => service.read(move |s| {
+            let made = endpoints::deploy(
+                &s.store,
+                &endpoint,
+                &deployment,
+                &model,
+                &version,
+                all_traffic,
+            );
+            EndpointEvent::Deployed(made.map(Arc::new).map_err(Failure::from))
         }),
         EndpointCommand::Test {
             endpoint,
