@@ -308,6 +308,7 @@ fn migrations_are_append_only() {
         "a9bd52947dd5b9b037cf33bbfe0be226830218d452c7503c934be5f24be5d109",
         "1c3447a0fa302a5fb0898c48060fe159f284ef338ba4eb8e3c4879a16714cf93",
         "70ead6f0a07eab375ec30f7d6de9b7ece896f3255714ebc24ea0e7e75548be48",
+        "7b70c4db0756bd52fb03a9779a9107629694fb910ca31964795c289a9e016c32",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

@@ -764,6 +764,30 @@ fn onnx_models_serve_in_process_and_agree_with_onnxruntime() {
             .unwrap()
             .contains("Unimplemented(Imputer)")
     );
+    // Each deployment's log says what happened to it.
+    let logs = |name: &str| {
+        sandbox
+            .lathe(&[
+                "online-deployment",
+                "logs",
+                "--name",
+                name,
+                "--endpoint-name",
+                "tensors",
+            ])
+            .ok()
+            .stdout
+    };
+    assert!(
+        logs("example").contains("ready: model example1:1 loaded in"),
+        "{}",
+        logs("example")
+    );
+    assert!(
+        logs("titanic").contains("failed to load model titanic:1: "),
+        "{}",
+        logs("titanic")
+    );
 
     // The model adds a 2 × 2 constant: it takes two rows.
     let x: Vec<Vec<f64>> = (0..2)

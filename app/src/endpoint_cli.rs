@@ -112,6 +112,19 @@ pub enum DeploymentCommand {
         #[arg(long)]
         endpoint_name: String,
     },
+    /// What the serving process said of the deployment: its model loaded (or why not), failed
+    /// answers.
+    Logs {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        endpoint_name: String,
+        /// How many of the last lines.
+        #[arg(long, default_value_t = 100)]
+        lines: usize,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 fn read(file: &Path) -> Result<String> {
@@ -436,6 +449,31 @@ pub fn deployment(store: &Store, command: DeploymentCommand) -> Result<()> {
             }
             for d in &all {
                 print_deployment(d);
+            }
+            Ok(())
+        }
+        DeploymentCommand::Logs {
+            name,
+            endpoint_name,
+            lines,
+            output,
+        } => {
+            if !endpoints::deployments(store, &endpoint_name)?
+                .iter()
+                .any(|d| d.spec.name == name)
+            {
+                bail!("endpoint {endpoint_name} has no deployment named '{name}'");
+            }
+            let found = endpoints::logs(store, &endpoint_name, &name, lines)?;
+            if output.json {
+                let lines: Vec<serde_json::Value> = found
+                    .iter()
+                    .map(|(at, line)| json!({ "at_ms": at, "line": line }))
+                    .collect();
+                return print_json(&lines);
+            }
+            for (at, line) in &found {
+                println!("{}  {line}", lathe_core::format::timestamp(at / 1000));
             }
             Ok(())
         }

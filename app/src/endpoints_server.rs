@@ -45,7 +45,12 @@ struct Live {
     scorer: Result<Arc<Scorer>, String>,
     slots: Arc<Semaphore>,
     window: std::sync::Mutex<Window>,
+    /// Failed answers logged in this health window; past `LOGGED_FAILURES` they are only
+    /// counted, so a storm of them does not become a storm of writes.
+    logged: std::sync::atomic::AtomicU32,
 }
+
+const LOGGED_FAILURES: u32 = 10;
 
 /// Requests seen in one health window; latencies kept up to `LATENCIES`, later ones over
 /// the oldest (enough for the quantiles of a window).
@@ -87,8 +92,26 @@ impl Live {
         }
     }
 
+    /// Logs a failed answer (5xx), the first few of each health window.
+    fn log_failure(&self, store: &Store, id: &str, status: StatusCode) {
+        if !status.is_server_error()
+            || self.logged.fetch_add(1, Ordering::Relaxed) >= LOGGED_FAILURES
+        {
+            return;
+        }
+        let (store, endpoint, name) = (
+            store.clone(),
+            self.deployment.endpoint.clone(),
+            self.deployment.spec.name.clone(),
+        );
+        let line = format!("request {id}: answered {status}");
+        // The write waits on the writer: off the async threads.
+        tokio::task::spawn_blocking(move || endpoints::log(&store, &endpoint, &name, &line));
+    }
+
     /// The window's health point, starting a new window.
     fn take_health(&self, endpoint: &str) -> Option<endpoints::HealthPoint> {
+        self.logged.store(0, Ordering::Relaxed);
         let mut w = std::mem::take(&mut *self.window.lock().ok()?);
         if w.requests == 0 {
             return None;
@@ -125,6 +148,8 @@ struct Handle {
     served: Arc<RwLock<Arc<Served>>>,
     /// Picks deployments by the traffic split.
     draws: Arc<AtomicU64>,
+    /// For the deployments' logs.
+    store: Store,
 }
 
 impl Handle {
@@ -276,17 +301,38 @@ async fn reconcile(
             let live = match kept {
                 Some(old) => Arc::clone(old),
                 None => {
+                    let started = std::time::Instant::now();
                     let scorer = load(store, &d).await;
                     let (state, message) = match &scorer {
                         Ok(_) => ("ready", String::new()),
                         Err(why) => ("failed", why.clone()),
                     };
+                    let line = match &scorer {
+                        Ok(s) => format!(
+                            "ready: model {}:{} loaded in {} ms ({}, {} input(s))",
+                            d.model_name,
+                            d.model_version,
+                            started.elapsed().as_millis(),
+                            if s.onnx().is_some() {
+                                "ONNX, tract"
+                            } else {
+                                "Lathe native"
+                            },
+                            s.inputs.len()
+                        ),
+                        Err(why) => format!(
+                            "failed to load model {}:{}: {why}",
+                            d.model_name, d.model_version
+                        ),
+                    };
+                    let _ = endpoints::log(store, &name, &d.spec.name, &line);
                     let _ = endpoints::set_state(store, &name, &d.spec.name, state, &message);
                     Arc::new(Live {
                         slots: Arc::new(Semaphore::new(d.spec.max_concurrent() as usize)),
                         scorer,
                         deployment: d,
                         window: std::sync::Mutex::default(),
+                        logged: std::sync::atomic::AtomicU32::new(0),
                     })
                 }
             };
@@ -302,19 +348,15 @@ async fn reconcile(
                     *slot = served;
                 }
             }
-            None => match listen(served).await {
+            None => match listen(store, served).await {
                 Ok(listener) => {
                     listeners.insert(name, listener);
                 }
                 Err(e) => {
                     for d in endpoints::deployments(store, &name)? {
-                        let _ = endpoints::set_state(
-                            store,
-                            &name,
-                            &d.spec.name,
-                            "failed",
-                            &format!("{e:#}"),
-                        );
+                        let why = format!("{e:#}");
+                        let _ = endpoints::log(store, &name, &d.spec.name, &why);
+                        let _ = endpoints::set_state(store, &name, &d.spec.name, "failed", &why);
                     }
                 }
             },
@@ -336,7 +378,7 @@ async fn load(store: &Store, d: &Deployment) -> Result<Arc<Scorer>, String> {
     .unwrap_or_else(|e| Err(format!("loading the model stopped: {e}")))
 }
 
-async fn listen(served: Arc<Served>) -> anyhow::Result<Listener> {
+async fn listen(store: &Store, served: Arc<Served>) -> anyhow::Result<Listener> {
     let addr: SocketAddr = format!("{}:{}", served.endpoint.host, served.endpoint.port)
         .parse()
         .with_context(|| format!("endpoint {}: address", served.endpoint.spec.name))?;
@@ -349,6 +391,7 @@ async fn listen(served: Arc<Served>) -> anyhow::Result<Listener> {
     let handle = Handle {
         served: Arc::new(RwLock::new(served)),
         draws: Arc::new(AtomicU64::new(0x9E37_79B9_7F4A_7C15)),
+        store: store.clone(),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let app = router(handle.clone());
@@ -602,6 +645,7 @@ async fn invocations(State(handle): State<Handle>, request: Request) -> Response
     let answered = with_deployment(&live, score).await;
     let response = answered.unwrap_or_else(|r| r);
     live.observe(response.status(), started.elapsed());
+    live.log_failure(&handle.store, &id, response.status());
     let name = live.deployment.spec.name.clone();
     stamp(response, &id, Some(&name))
 }
@@ -772,6 +816,7 @@ async fn infer_on(
     let answered = with_deployment(&live, score).await;
     let response = answered.unwrap_or_else(|r| r);
     live.observe(response.status(), started.elapsed());
+    live.log_failure(&handle.store, &id, response.status());
     let name = live.deployment.spec.name.clone();
     stamp(response, &id, Some(&name))
 }

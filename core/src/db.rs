@@ -404,6 +404,16 @@ pub const MIGRATIONS: &[&str] = &[
         p99_ms REAL NOT NULL,
         PRIMARY KEY (endpoint, deployment, at_ms)
     ) WITHOUT ROWID;",
+    // 12: what the serving process says of a deployment (its model loaded or not, answers it
+    // failed), the last thousand lines kept per deployment.
+    "CREATE TABLE deployment_logs (
+        id INTEGER PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        deployment TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX deployment_logs_by_deployment ON deployment_logs (endpoint, deployment, id);",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

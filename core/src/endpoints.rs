@@ -625,6 +625,8 @@ pub fn delete_endpoint(store: &Store, name: &str) -> Result<()> {
     endpoint(store, name)?;
     let key = name.to_owned();
     store.transaction::<_, Error>(move |c| {
+        c.execute("DELETE FROM deployment_logs WHERE endpoint = ?1", [&key])?;
+        c.execute("DELETE FROM deployment_health WHERE endpoint = ?1", [&key])?;
         c.execute("DELETE FROM deployments WHERE endpoint = ?1", [&key])?;
         c.execute("DELETE FROM endpoints WHERE name = ?1", [&key])?;
         Ok(())
@@ -840,6 +842,12 @@ pub fn delete_deployment(store: &Store, endpoint_name: &str, name: &str) -> Resu
     let stored = serde_json::to_string(&spec)?;
     let row = (endpoint_name.to_owned(), name.to_owned(), stored, now_ms());
     store.transaction::<_, Error>(move |c| {
+        for table in ["deployment_logs", "deployment_health"] {
+            c.execute(
+                &format!("DELETE FROM {table} WHERE endpoint = ?1 AND deployment = ?2"),
+                params![row.0, row.1],
+            )?;
+        }
         c.execute(
             "DELETE FROM deployments WHERE endpoint = ?1 AND name = ?2",
             params![row.0, row.1],
@@ -943,6 +951,56 @@ pub fn deploy(
     }
     let made = put_deployment(store, &yaml, store.root(), all_traffic || !exists, false)?;
     Ok((endpoint(store, endpoint_name)?, made))
+}
+
+/// Lines kept per deployment in its log.
+const LOG_LINES: i64 = 1000;
+
+/// Adds a line to a deployment's log (the serving process's account of it), keeping the last
+/// thousand.
+pub fn log(store: &Store, endpoint: &str, deployment: &str, line: &str) -> Result<()> {
+    let row = (
+        endpoint.to_owned(),
+        deployment.to_owned(),
+        line.to_owned(),
+        now_ms(),
+    );
+    store.write::<_, Error>(move |c| {
+        c.execute(
+            "INSERT INTO deployment_logs (endpoint, deployment, at_ms, line) VALUES (?1, ?2, ?3, ?4)",
+            params![row.0, row.1, row.3, row.2],
+        )?;
+        c.execute(
+            "DELETE FROM deployment_logs WHERE endpoint = ?1 AND deployment = ?2 AND id <=
+                 (SELECT id FROM deployment_logs WHERE endpoint = ?1 AND deployment = ?2
+                  ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+            params![row.0, row.1, LOG_LINES],
+        )?;
+        Ok(())
+    })
+}
+
+/// The last `lines` lines of a deployment's log, oldest first, each with its time in
+/// milliseconds since the epoch.
+pub fn logs(
+    store: &Store,
+    endpoint: &str,
+    deployment: &str,
+    lines: usize,
+) -> Result<Vec<(i64, String)>> {
+    let key = (endpoint.to_owned(), deployment.to_owned());
+    let mut found = store.read::<_, Error>(move |c| {
+        let mut stmt = c.prepare(
+            "SELECT at_ms, line FROM deployment_logs WHERE endpoint = ?1 AND deployment = ?2
+             ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![key.0, key.1, lines as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<(i64, String)>>>()?)
+    })?;
+    found.reverse();
+    Ok(found)
 }
 
 /// Records health points (one write for all), dropping those older than a week.

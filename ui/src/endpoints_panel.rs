@@ -173,6 +173,7 @@ impl EndpointsPanel {
         }
         ui.separator();
         self.deployments_ui(ui, service, view);
+        logs_ui(ui, view);
         ui.separator();
         health_ui(ui, view);
         ui.separator();
@@ -420,4 +421,26 @@ fn health_ui(ui: &mut egui::Ui, view: &EndpointView) {
                 });
         }
     });
+}
+
+/// Each deployment's last log lines: its model loaded (or why not), failed answers.
+fn logs_ui(ui: &mut egui::Ui, view: &EndpointView) {
+    egui::CollapsingHeader::new("Logs")
+        .id_salt(("endpoint-logs", &view.endpoint.spec.name))
+        .show(ui, |ui| {
+            for (deployment, lines) in &view.logs {
+                ui.strong(deployment);
+                if lines.is_empty() {
+                    ui.weak(
+                        "Nothing yet: it is logged once the window or `lathe server` serves it.",
+                    );
+                }
+                for (at, line) in lines {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.weak(lathe_core::format::timestamp(at / 1000));
+                        ui.add(egui::Label::new(RichText::new(line).monospace()).wrap());
+                    });
+                }
+            }
+        });
 }

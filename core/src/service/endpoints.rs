@@ -43,6 +43,8 @@ pub struct EndpointView {
     pub deployments: Vec<(Deployment, Vec<String>)>,
     /// The last hour's health points, oldest first.
     pub health: Vec<endpoints::HealthPoint>,
+    /// Each deployment's last log lines (time in ms since the epoch, line), oldest first.
+    pub logs: Vec<(String, Vec<(i64, String)>)>,
 }
 
 /// What a test request got back.
@@ -119,27 +121,37 @@ fn views(shared: &Shared) -> crate::Result<Vec<EndpointView>> {
     endpoints::endpoints(&shared.store)?
         .into_iter()
         .map(|endpoint| {
-            let deployments = endpoints::deployments(&shared.store, &endpoint.spec.name)?
-                .into_iter()
-                .map(|d| {
-                    let (n, v) = (d.model_name.clone(), d.model_version.clone());
-                    let inputs = tracking
-                        .read(move |c| registry::get_version(c, &n, &v))
-                        .ok()
-                        .and_then(|v| v.signature)
-                        .and_then(|s| s["inputs"].as_array().cloned())
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|f| f["name"].as_str().map(str::to_owned))
-                        .collect();
-                    (d, inputs)
-                })
-                .collect();
+            let deployments: Vec<(Deployment, Vec<String>)> =
+                endpoints::deployments(&shared.store, &endpoint.spec.name)?
+                    .into_iter()
+                    .map(|d| {
+                        let (n, v) = (d.model_name.clone(), d.model_version.clone());
+                        let inputs = tracking
+                            .read(move |c| registry::get_version(c, &n, &v))
+                            .ok()
+                            .and_then(|v| v.signature)
+                            .and_then(|s| s["inputs"].as_array().cloned())
+                            .unwrap_or_default()
+                            .iter()
+                            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                            .collect();
+                        (d, inputs)
+                    })
+                    .collect();
             let hour_ago = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64)
                 - 3600 * 1000;
+            let logs = deployments
+                .iter()
+                .map(|(d, _)| {
+                    let lines =
+                        endpoints::logs(&shared.store, &endpoint.spec.name, &d.spec.name, 20)?;
+                    Ok((d.spec.name.clone(), lines))
+                })
+                .collect::<crate::Result<_>>()?;
             Ok(EndpointView {
+                logs,
                 health: endpoints::health(&shared.store, &endpoint.spec.name, hour_ago)?,
                 endpoint,
                 deployments,
