@@ -642,12 +642,26 @@ async fn invocations(State(handle): State<Handle>, request: Request) -> Response
             Err(e) => (status_of(&e), Json(mlflow_protocol::error(&e))).into_response(),
         };
     mirror(&handle, &served, &parts.headers, &score);
-    let answered = with_deployment(&live, score).await;
-    let response = answered.unwrap_or_else(|r| r);
+    answer(&handle, &live, &id, started, score).await
+}
+
+/// Scores on `live` (mirrored already), counts the answer in its health, logs a failure, and
+/// stamps the request id and the deployment that answered.
+async fn answer<F>(
+    handle: &Handle,
+    live: &Arc<Live>,
+    id: &str,
+    started: std::time::Instant,
+    score: F,
+) -> Response
+where
+    F: FnOnce(Arc<Scorer>) -> Response + Send + 'static,
+{
+    let response = with_deployment(live, score).await.unwrap_or_else(|r| r);
     live.observe(response.status(), started.elapsed());
-    live.log_failure(&handle.store, &id, response.status());
+    live.log_failure(&handle.store, id, response.status());
     let name = live.deployment.spec.name.clone();
-    stamp(response, &id, Some(&name))
+    stamp(response, id, Some(&name))
 }
 
 fn status_of(e: &ScoreError) -> StatusCode {
@@ -813,10 +827,5 @@ async fn infer_on(
     if let Some(served) = handle.now() {
         mirror(&handle, &served, &parts.headers, &score);
     }
-    let answered = with_deployment(&live, score).await;
-    let response = answered.unwrap_or_else(|r| r);
-    live.observe(response.status(), started.elapsed());
-    live.log_failure(&handle.store, &id, response.status());
-    let name = live.deployment.spec.name.clone();
-    stamp(response, &id, Some(&name))
+    answer(&handle, &live, &id, started, score).await
 }
