@@ -658,8 +658,15 @@ fn the_endpoints_section_shows_an_endpoint_and_sends_it_a_test_request() {
             "--all-traffic",
         ])
         .ok();
+    let green = sandbox.file(
+        "green.yml",
+        b"name: green\nendpoint_name: churn\nmodel: azureml:churn-pipeline-classifier:1\n",
+    );
+    sandbox
+        .lathe(&["online-deployment", "create", "-f", green.to_str().unwrap()])
+        .ok();
     let _server = Server::start(&sandbox.workspace(), &[]);
-    wait_ready(&sandbox, 1);
+    wait_ready(&sandbox, 2);
     let mut h = egui_kittest::Harness::builder()
         .with_size([1280.0, 800.0])
         .build_ui_state(
@@ -669,17 +676,40 @@ fn the_endpoints_section_shows_an_endpoint_and_sends_it_a_test_request() {
     let wait = Duration::from_secs(30);
     h.get_by_label("Endpoints").click();
     lathe_tests::run_until(&mut h, wait, "the endpoint, ready", |h| {
-        h.query_by_label_contains("churn  ·  1/1 ready").is_some()
+        h.query_by_label_contains("churn  ·  2/2 ready").is_some()
     });
-    assert!(
-        h.query_by_label_contains("churn-pipeline-classifier:1")
-            .is_some()
+    assert_eq!(
+        h.query_all_by_label("churn-pipeline-classifier:1").count(),
+        2,
+        "each deployment shows its model"
     );
     h.get_by_label("Send").click();
     lathe_tests::run_until(&mut h, wait, "the answer", |h| {
         h.query_by_label("HTTP 200").is_some() && h.query_by_label("answered by blue").is_some()
     });
     assert!(h.query_by_label_contains("\"predictions\"").is_some());
+
+    // The sliders move the split; Apply sets both shares at once.
+    let sliders: Vec<_> = h.get_all_by_role(egui::accesskit::Role::Slider).collect();
+    assert_eq!(sliders.len(), 2, "one slider per deployment");
+    sliders[0].set_value_accesskit(70.0);
+    h.run();
+    let sliders: Vec<_> = h.get_all_by_role(egui::accesskit::Role::Slider).collect();
+    sliders[1].set_value_accesskit(30.0);
+    h.run();
+    h.get_by_label("Apply traffic").click();
+    lathe_tests::run_until(&mut h, wait, "the split applied", |h| {
+        h.query_by_label("Traffic of churn applied").is_some()
+    });
+    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
+    let traffic = lathe_core::endpoints::endpoint(&store, "churn")
+        .unwrap()
+        .spec
+        .traffic;
+    assert_eq!(
+        traffic,
+        std::collections::BTreeMap::from([("blue".to_owned(), 70), ("green".to_owned(), 30)])
+    );
 }
 
 #[test]

@@ -212,7 +212,7 @@ impl EndpointsPanel {
                 }
                 ui.end_row();
                 for (d, _) in &view.deployments {
-                    ui.label(&d.spec.name);
+                    let label = ui.label(&d.spec.name);
                     ui.label(format!("{}:{}", d.model_name, d.model_version));
                     let color = match d.state.as_str() {
                         "ready" => egui::Color32::from_rgb(60, 160, 80),
@@ -226,7 +226,12 @@ impl EndpointsPanel {
                             &d.message
                         });
                     if let Some(share) = split.get_mut(&d.spec.name) {
-                        ui.add(egui::Slider::new(share, 0..=100).suffix("%"));
+                        // Named by its deployment, for screen readers (and the tests).
+                        ui.horizontal(|ui| {
+                            ui.add(egui::Slider::new(share, 0..=100).show_value(false))
+                                .labelled_by(label.id);
+                            ui.label(format!("{share}%"));
+                        });
                     }
                     ui.end_row();
                 }
@@ -291,41 +296,47 @@ impl EndpointsPanel {
         if self.request.as_ref().is_none_or(|(n, _)| *n != name) {
             self.request = Some((name.clone(), request_template(&inputs)));
         }
-        ui.horizontal(|ui| {
-            ui.label("Send to");
-            egui::ComboBox::from_id_salt("test-target")
-                .selected_text(self.target.as_deref().unwrap_or("the traffic split"))
-                .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut self.target, None, "the traffic split");
-                    for (d, _) in &view.deployments {
-                        ui.selectable_value(
-                            &mut self.target,
-                            Some(d.spec.name.clone()),
-                            &d.spec.name,
-                        );
-                    }
-                });
-            if ui.button("Send").clicked()
-                && let Some((_, body)) = &self.request
-            {
-                self.answer = Some(Loadable::Loading);
-                service.send(EndpointCommand::Test {
-                    endpoint: name.clone(),
-                    deployment: self.target.clone(),
-                    body: body.clone(),
-                });
-            }
-            if ui.button("Reset request").clicked() {
-                self.request = Some((name.clone(), request_template(&inputs)));
-            }
-        });
+        let send_to = ui
+            .horizontal(|ui| {
+                let send_to = ui.label("Send to");
+                egui::ComboBox::from_id_salt("test-target")
+                    .selected_text(self.target.as_deref().unwrap_or("the traffic split"))
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut self.target, None, "the traffic split");
+                        for (d, _) in &view.deployments {
+                            ui.selectable_value(
+                                &mut self.target,
+                                Some(d.spec.name.clone()),
+                                &d.spec.name,
+                            );
+                        }
+                    })
+                    .response
+                    .labelled_by(send_to.id);
+                if ui.button("Send").clicked()
+                    && let Some((_, body)) = &self.request
+                {
+                    self.answer = Some(Loadable::Loading);
+                    service.send(EndpointCommand::Test {
+                        endpoint: name.clone(),
+                        deployment: self.target.clone(),
+                        body: body.clone(),
+                    });
+                }
+                if ui.button("Reset request").clicked() {
+                    self.request = Some((name.clone(), request_template(&inputs)));
+                }
+                send_to.id
+            })
+            .inner;
         if let Some((_, body)) = &mut self.request {
-            ui.add(
+            let editor = ui.add(
                 egui::TextEdit::multiline(body)
                     .code_editor()
                     .desired_rows(4)
                     .desired_width(f32::INFINITY),
             );
+            editor.labelled_by(send_to);
         }
         if self.answer.is_none() {
             return;
