@@ -99,7 +99,7 @@ pub fn decode(body: &[u8], header_length: Option<usize>) -> Result<Request, Scor
     for input in &request.inputs {
         let count = element_count(&input.shape).ok_or_else(|| {
             ScoreError::bad(format!(
-                "input '{}': shape {:?} has a negative dimension",
+                "input '{}': shape {:?} has a negative dimension or more elements than fit",
                 input.name, input.shape
             ))
         })?;
@@ -206,7 +206,7 @@ pub fn answer(
 fn element_count(shape: &[i64]) -> Option<usize> {
     shape
         .iter()
-        .try_fold(1usize, |n, &d| usize::try_from(d).ok().map(|d| n * d))
+        .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
 }
 
 fn from_json(
@@ -215,7 +215,8 @@ fn from_json(
     data: &Value,
     count: usize,
 ) -> Result<Vec<Value>, ScoreError> {
-    let mut flat = Vec::with_capacity(count);
+    // Not sized by `count`: the shape is the caller's word, the data is what arrived.
+    let mut flat = Vec::new();
     fn walk(v: &Value, out: &mut Vec<Value>) {
         match v {
             Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
@@ -256,7 +257,7 @@ fn from_binary(
     count: usize,
 ) -> Result<Vec<Value>, ScoreError> {
     if datatype == "BYTES" {
-        let mut out = Vec::with_capacity(count);
+        let mut out = Vec::new();
         let mut rest = bytes;
         while rest.len() >= 4 {
             let (len, tail) = rest.split_at(4);
@@ -280,11 +281,10 @@ fn from_binary(
             "input '{name}': datatype '{datatype}' is not one of the protocol's"
         ))
     })?;
-    if bytes.len() != w * count {
+    if w.checked_mul(count) != Some(bytes.len()) {
         return Err(ScoreError::bad(format!(
-            "input '{name}': {} bytes of data for {count} {datatype} elements ({} bytes)",
-            bytes.len(),
-            w * count
+            "input '{name}': {} bytes of data for {count} {datatype} elements of {w} bytes",
+            bytes.len()
         )));
     }
     let values = bytes.chunks_exact(w).map(|b| {
@@ -499,4 +499,24 @@ fn datatype_of(kind: &str) -> &'static str {
 /// An error in the protocol's shape: `{"error": …}`.
 pub fn error(message: &str) -> Value {
     json!({ "error": message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shape_out_of_bounds_is_refused_not_allocated() {
+        for shape in ["[4611686018427387904, 4]", "[-1, 2]", "[1000000000000]"] {
+            let body = format!(
+                r#"{{"inputs": [{{"name": "x", "shape": {shape}, "datatype": "FP32", "data": [1.0, 2.0]}}]}}"#
+            );
+            let e = decode(body.as_bytes(), None).unwrap_err().to_string();
+            assert!(e.starts_with("input 'x': "), "{shape}: {e}");
+        }
+        let header = r#"{"inputs": [{"name": "x", "shape": [4611686018427387904, 4], "datatype": "FP64", "parameters": {"binary_data_size": 8}}]}"#;
+        let mut body = header.as_bytes().to_vec();
+        body.extend_from_slice(&1.0f64.to_le_bytes());
+        assert!(decode(&body, Some(header.len())).is_err());
+    }
 }
