@@ -915,3 +915,36 @@ fn oracle_shape(v: &Value) -> Vec<usize> {
     }
     shape
 }
+
+#[test]
+fn an_endpoint_on_a_host_name_listens_there() {
+    let sandbox = Sandbox::new();
+    let endpoint = sandbox.file("endpoint.yml", b"name: named\n");
+    let created = sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            endpoint.to_str().unwrap(),
+            "--host",
+            "localhost",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let ping = created["scoring_uri"]
+        .as_str()
+        .unwrap()
+        .replace("/score", "/ping");
+    assert!(ping.starts_with("http://localhost:"), "{ping}");
+    let _server = Server::start(&sandbox.workspace(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !http()
+        .get(&ping)
+        .call()
+        .is_ok_and(|r| r.status().as_u16() == 200)
+    {
+        assert!(Instant::now() < deadline, "{ping} never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

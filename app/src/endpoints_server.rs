@@ -10,7 +10,6 @@
 //! carries the request id (a caller's `x-request-id` is kept) and the deployment that answered.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -379,15 +378,16 @@ async fn load(store: &Store, d: &Deployment) -> Result<Arc<Scorer>, String> {
 }
 
 async fn listen(store: &Store, served: Arc<Served>) -> anyhow::Result<Listener> {
-    let addr: SocketAddr = format!("{}:{}", served.endpoint.host, served.endpoint.port)
-        .parse()
-        .with_context(|| format!("endpoint {}: address", served.endpoint.spec.name))?;
-    let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!(
-            "endpoint {} cannot listen on {addr}",
-            served.endpoint.spec.name
-        )
-    })?;
+    // A host name (`localhost`) is resolved as the endpoint was created with it.
+    let (host, port) = (served.endpoint.host.clone(), served.endpoint.port);
+    let tcp = tokio::net::TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| {
+            format!(
+                "endpoint {} cannot listen on {host}:{port}",
+                served.endpoint.spec.name
+            )
+        })?;
     let handle = Handle {
         served: Arc::new(RwLock::new(served)),
         draws: Arc::new(AtomicU64::new(0x9E37_79B9_7F4A_7C15)),
