@@ -279,6 +279,26 @@ fn a_registered_model_serves_both_protocols_and_traffic_moves_without_a_restart(
         );
     }
 
+    // Class probabilities on request, equal to the softmax of the model's own weights.
+    let asked = json!({ "dataframe_split": { "columns": features, "data": rows }, "params": { "probabilities": true } });
+    let (status, _, answer) = post(
+        &format!("{base}/invocations"),
+        &key,
+        "application/json",
+        &asked.to_string(),
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    for (row, (_, positive)) in answer["predictions"].as_array().unwrap().iter().zip(&truth) {
+        let p = row["probabilities"].as_object().unwrap();
+        let total: f64 = p.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-12, "{row}");
+        assert!(
+            (p[&classes[1]].as_f64().unwrap() - positive).abs() < 1e-12,
+            "{row}"
+        );
+    }
+
     // The official Triton client: binary tensors (its default), JSON, and one [N, F] tensor.
     let rows_file = sandbox.file(
         "rows.json",

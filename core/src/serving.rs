@@ -283,6 +283,87 @@ impl Scorer {
         }
     }
 
+    /// The rows of `frame` as a matrix of the model's inputs in order.
+    ///
+    /// # Errors
+    /// A column that is not an input, an input that is missing, a value that is not a number.
+    fn matrix(&self, frame: &Frame) -> Result<ndarray::Array2<f64>, ScoreError> {
+        if let Some(extra) = frame
+            .names
+            .iter()
+            .find(|n| !self.inputs.iter().any(|p| &p.name == *n))
+        {
+            return Err(ScoreError::bad(format!(
+                "column '{extra}' is not an input of the model (it takes {})",
+                self.input_names().join(", ")
+            )));
+        }
+        let by_name: BTreeMap<&str, &Vec<Value>> = frame
+            .names
+            .iter()
+            .map(String::as_str)
+            .zip(&frame.columns)
+            .collect();
+        let mut x = ndarray::Array2::zeros((frame.rows, self.inputs.len()));
+        for (j, port) in self.inputs.iter().enumerate() {
+            let column = by_name.get(port.name.as_str()).ok_or_else(|| {
+                ScoreError::bad(format!(
+                    "column '{}' is missing: the model takes {}",
+                    port.name,
+                    self.input_names().join(", ")
+                ))
+            })?;
+            for (i, cell) in column.iter().enumerate() {
+                x[[i, j]] = match cell {
+                    Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+                    Value::Bool(b) => f64::from(u8::from(*b)),
+                    other => {
+                        return Err(ScoreError::bad(format!(
+                            "column '{}', row {i}: {other} is not a number",
+                            port.name
+                        )));
+                    }
+                };
+            }
+        }
+        Ok(x)
+    }
+
+    /// Each row's probability of every class, keyed by the class's label (MLflow's
+    /// `params: {"probabilities": true}`).
+    ///
+    /// # Errors
+    /// A model that gives no probabilities (named), or as [`Scorer::score`].
+    pub fn probabilities(
+        &self,
+        frame: &Frame,
+    ) -> Result<Vec<serde_json::Map<String, Value>>, ScoreError> {
+        let Runtime::Native(model) = &self.runtime else {
+            return Err(ScoreError::bad(
+                "probabilities: an ONNX model gives what its graph outputs; read them there",
+            ));
+        };
+        let x = self.matrix(frame)?;
+        let (classes, rows) = model.probabilities(&x).ok_or_else(|| {
+            ScoreError::bad(format!(
+                "probabilities: {}:{} ({}) gives none; a logistic regression does",
+                self.model_name,
+                self.model_version,
+                model.algorithm.as_str()
+            ))
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|p| {
+                classes
+                    .iter()
+                    .cloned()
+                    .zip(p.into_iter().map(Value::from))
+                    .collect()
+            })
+            .collect())
+    }
+
     /// Whether the model gives the positive class's probability beside the label (a
     /// two-class logistic regression).
     pub fn gives_probability(&self) -> bool {
@@ -301,22 +382,6 @@ impl Scorer {
     /// [`ScoreError::BadRequest`] for a missing or extra column or a value of the wrong type,
     /// naming it; [`ScoreError::Model`] when the model itself fails.
     pub fn score(&self, frame: &Frame) -> Result<Output, ScoreError> {
-        let by_name: BTreeMap<&str, &Vec<Value>> = frame
-            .names
-            .iter()
-            .map(String::as_str)
-            .zip(&frame.columns)
-            .collect();
-        if let Some(extra) = frame
-            .names
-            .iter()
-            .find(|n| !self.inputs.iter().any(|p| &p.name == *n))
-        {
-            return Err(ScoreError::bad(format!(
-                "column '{extra}' is not an input of the model (it takes {})",
-                self.input_names().join(", ")
-            )));
-        }
         match &self.runtime {
             Runtime::Onnx(model) => Err(ScoreError::bad(format!(
                 "{}:{} is a tensor model: send its inputs ({}) as tensors — MLflow's \"inputs\" \
@@ -331,28 +396,7 @@ impl Scorer {
                     .join(", ")
             ))),
             Runtime::Native(model) => {
-                let mut x = ndarray::Array2::zeros((frame.rows, self.inputs.len()));
-                for (j, port) in self.inputs.iter().enumerate() {
-                    let column = by_name.get(port.name.as_str()).ok_or_else(|| {
-                        ScoreError::bad(format!(
-                            "column '{}' is missing: the model takes {}",
-                            port.name,
-                            self.input_names().join(", ")
-                        ))
-                    })?;
-                    for (i, cell) in column.iter().enumerate() {
-                        x[[i, j]] = match cell {
-                            Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-                            Value::Bool(b) => f64::from(u8::from(*b)),
-                            other => {
-                                return Err(ScoreError::bad(format!(
-                                    "column '{}', row {i}: {other} is not a number",
-                                    port.name
-                                )));
-                            }
-                        };
-                    }
-                }
+                let x = self.matrix(frame)?;
                 Ok(match model.predict_matrix(&x).map_err(ScoreError::Model)? {
                     Predictions::Values(v) => Output::Numbers(v),
                     Predictions::Clusters(c) => {

@@ -312,6 +312,37 @@ impl Model {
         self.predict_matrix(&features::matrix(df, &self.features)?)
     }
 
+    /// Each row's probability of every class (the classes in the model's order), for a
+    /// logistic regression: the softmax of its scores. `None` for a model that gives no
+    /// probabilities (a decision tree keeps only its leaves' classes; a regression or k-means
+    /// has no classes).
+    pub fn probabilities(&self, x: &ndarray::Array2<f64>) -> Option<(Vec<String>, Vec<Vec<f64>>)> {
+        let Body::Softmax {
+            classes,
+            weights,
+            intercepts,
+        } = &self.body
+        else {
+            return None;
+        };
+        let rows = x
+            .rows()
+            .into_iter()
+            .map(|row| {
+                let scores: Vec<f64> = weights
+                    .iter()
+                    .zip(intercepts)
+                    .map(|(w, b)| row.dot(&ArrayView1::from(w.as_slice())) + b)
+                    .collect();
+                let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let exp: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
+                let total: f64 = exp.iter().sum();
+                exp.into_iter().map(|e| e / total).collect()
+            })
+            .collect();
+        Some((classes.clone(), rows))
+    }
+
     /// Predicts every row of `x`, its columns the model's features in order.
     ///
     /// # Errors

@@ -2,8 +2,11 @@
 //! one of `dataframe_split` (`{columns, data}`), `dataframe_records` (a list of objects),
 //! `instances` or `inputs` (a list of objects, of rows, of values for a one-input model, or an
 //! object of columns), and optional `params`; or a CSV body (`text/csv`) with a header. The
-//! answer is `{"predictions": [...]}`. Source: mlflow/pyfunc/scoring_server and MLflow's
-//! "Deploy MLflow Model as a Local Inference Server" documentation.
+//! answer is `{"predictions": [...]}`; with `"params": {"probabilities": true}` a classifier
+//! answers each row as `{"prediction": label, "probabilities": {class: p, …}}` (Lathe's
+//! addition: MLflow's pyfunc server returns what the model's `predict` returns). Source:
+//! mlflow/pyfunc/scoring_server and MLflow's "Deploy MLflow Model as a Local Inference Server"
+//! documentation.
 
 use serde_json::{Map, Value, json};
 
@@ -203,7 +206,22 @@ fn cell_value(cell: &str) -> Value {
 pub fn answer(body: &[u8], content_type: &str, scorer: &Scorer) -> Result<Value, ScoreError> {
     let Some(model) = scorer.onnx() else {
         let frame = decode(body, content_type, &scorer.input_names())?;
-        return Ok(encode(&scorer.score(&frame)?));
+        let output = scorer.score(&frame)?;
+        if !wants_probabilities(body, content_type)? {
+            return Ok(encode(&output));
+        }
+        let Output::Labels { labels, .. } = &output else {
+            return Err(ScoreError::bad(
+                "params.probabilities: the model predicts numbers, not classes",
+            ));
+        };
+        let probabilities = scorer.probabilities(&frame)?;
+        let rows: Vec<Value> = labels
+            .iter()
+            .zip(probabilities)
+            .map(|(label, p)| json!({ "prediction": label, "probabilities": p }))
+            .collect();
+        return Ok(json!({ "predictions": rows }));
     };
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ScoreError::bad(format!("the body is not JSON: {e}")))?;
@@ -251,6 +269,27 @@ pub fn answer(body: &[u8], content_type: &str, scorer: &Scorer) -> Result<Value,
                 .collect::<Map<String, Value>>()
         }),
     })
+}
+
+/// Whether a JSON request asks for class probabilities: `"params": {"probabilities": true}`.
+fn wants_probabilities(body: &[u8], content_type: &str) -> Result<bool, ScoreError> {
+    if !content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+        && !content_type.trim().is_empty()
+    {
+        return Ok(false);
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ScoreError::bad(format!("the body is not JSON: {e}")))?;
+    match value.get("params").and_then(|p| p.get("probabilities")) {
+        None | Some(Value::Bool(false)) => Ok(false),
+        Some(Value::Bool(true)) => Ok(true),
+        Some(other) => Err(ScoreError::bad(format!(
+            "params.probabilities: true or false, not {other}"
+        ))),
+    }
 }
 
 /// `{"predictions": [...]}`, one value per row as MLflow's pyfunc server writes them.
