@@ -11,7 +11,7 @@ use lathe_core::profile::{TableProfile, profile_version};
 use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
-pub use crate::output::{Output, Reported, print_json, with_progress};
+pub use crate::output::{Output, Reported, print_json, read_text, with_progress};
 use crate::{endpoint_cli, label_cli, pipeline_cli, tracking_cli};
 
 fn open_store(root: &Path) -> Result<lathe_core::Store> {

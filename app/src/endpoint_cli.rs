@@ -10,7 +10,7 @@ use lathe_core::Store;
 use lathe_core::endpoints::{self, Deployment, Endpoint};
 use serde_json::json;
 
-use crate::cli::{Output, print_json};
+use crate::cli::{Output, print_json, read_text};
 
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
@@ -127,10 +127,6 @@ pub enum DeploymentCommand {
     },
 }
 
-fn read(file: &Path) -> Result<String> {
-    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
-}
-
 fn base_of(file: &Path) -> PathBuf {
     file.parent().unwrap_or(Path::new(".")).to_path_buf()
 }
@@ -140,10 +136,7 @@ fn recent_health(
     store: &Store,
     name: &str,
 ) -> std::collections::BTreeMap<String, endpoints::HealthPoint> {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-        - 5 * 60 * 1000;
+    let since = lathe_core::db::now_millis() - 5 * 60 * 1000;
     endpoints::health(store, name, since)
         .map(|points| endpoints::health_summary(&points))
         .unwrap_or_default()
@@ -240,7 +233,7 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
             port,
             output,
         } => {
-            let text = read(&file)?;
+            let text = read_text(&file)?;
             warn_ignored(
                 &endpoints::parse_endpoint(&text)
                     .map(|s| s.ignored())
@@ -265,7 +258,7 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
             output,
         } => {
             let from_file = file
-                .map(|f| read(&f))
+                .map(|f| read_text(&f))
                 .transpose()?
                 .map(|t| endpoints::parse_endpoint(&t))
                 .transpose()?;
@@ -381,30 +374,12 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
             } else {
                 "application/json"
             };
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(std::time::Duration::from_secs(60)))
-                .build()
-                .into();
-            let mut request = agent
-                .post(&e.scoring_uri())
-                .header("content-type", content_type)
-                .header("authorization", &format!("Bearer {}", e.keys[0]));
-            if let Some(d) = &deployment_name {
-                request = request.header("azureml-model-deployment", d);
+            let answer = endpoints::invoke(&e, &body, content_type, deployment_name.as_deref())?;
+            let text = answer.body.trim();
+            if !(200..300).contains(&answer.status) {
+                bail!("endpoint {name} answered {}: {text}", answer.status);
             }
-            let mut answer = request.send(&body[..]).with_context(|| {
-                format!(
-                    "endpoint {name} does not answer at {}; is `lathe server` or the window running?",
-                    e.scoring_uri()
-                )
-            })?;
-            let status = answer.status();
-            let text = answer.body_mut().read_to_string().unwrap_or_default();
-            if !status.is_success() {
-                bail!("endpoint {name} answered {status}: {}", text.trim());
-            }
-            println!("{}", text.trim());
+            println!("{text}");
             Ok(())
         }
     }
@@ -496,7 +471,7 @@ fn put(
     replace: bool,
     output: &Output,
 ) -> Result<()> {
-    let text = read(file)?;
+    let text = read_text(file)?;
     warn_ignored(
         &endpoints::parse_deployment(&text)
             .map(|s| s.ignored())

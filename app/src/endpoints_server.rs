@@ -123,9 +123,7 @@ impl Live {
         Some(endpoints::HealthPoint {
             endpoint: endpoint.to_owned(),
             deployment: self.deployment.spec.name.clone(),
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
+            at_ms: lathe_core::db::now_millis(),
             seconds: w.started.elapsed().as_secs_f64(),
             requests: w.requests as i64,
             errors: w.errors as i64,

@@ -28,6 +28,12 @@ pub struct Output {
     pub json: bool,
 }
 
+/// A text file a command was pointed at; the error names it.
+pub fn read_text(path: &std::path::Path) -> Result<String> {
+    use anyhow::Context;
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

@@ -131,8 +131,7 @@ fn open(root: &Path) -> Result<Tracking> {
 /// Reads a YAML file and checks it with `check`; its problems become one error line that
 /// names the file and each field.
 pub fn checked<T>(path: &Path, check: impl FnOnce(&str) -> Result<T, Vec<Problem>>) -> Result<T> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = crate::cli::read_text(path)?;
     check(&text).map_err(|problems| {
         let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("{}: {}", path.display(), listed.join("; "))

@@ -10,7 +10,7 @@ use lathe_core::format;
 use lathe_core::promotion::{self, Evaluation};
 use lathe_core::store::Store;
 
-use crate::cli::{Output, Reported, print_json};
+use crate::cli::{Output, Reported, print_json, read_text};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -28,20 +28,10 @@ pub enum PolicyCommand {
     },
 }
 
-/// Who is acting: `--approver`, or the login name.
-pub fn user(given: Option<String>) -> String {
-    given
-        .or_else(|| std::env::var("USER").ok())
-        .or_else(|| std::env::var("LOGNAME").ok())
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
 pub fn policy(store: &Store, command: PolicyCommand) -> Result<()> {
     match command {
         PolicyCommand::Set { file, output } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let text = read_text(&file)?;
             let policy = promotion::set_policy(store, &text)
                 .with_context(|| format!("{}", file.display()))?;
             if output.json {
@@ -97,7 +87,10 @@ pub fn promote(store: &Store, args: PromoteArgs) -> Result<()> {
     let Some((model, version)) = args.reference.split_once(':') else {
         bail!("'{}': give the version as NAME:VERSION", args.reference);
     };
-    let who = user(args.approver);
+    let who = args
+        .approver
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(promotion::current_user);
     if args.approve {
         promotion::approve(store, model, version, &args.alias, &who, &args.comment)?;
         if !args.output.json {

@@ -334,12 +334,6 @@ pub struct Deployment {
     pub updated_at_ms: i64,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// A fresh key: 256 random bits in hex.
 fn new_key() -> String {
     format!(
@@ -393,7 +387,11 @@ pub fn create_endpoint(
     };
     let key_required = spec.auth_mode == Some(AuthMode::Key) || !is_loopback(&host);
     let stored = serde_json::to_string(&spec)?;
-    let (name, keys, now) = (spec.name.clone(), [new_key(), new_key()], now_ms());
+    let (name, keys, now) = (
+        spec.name.clone(),
+        [new_key(), new_key()],
+        crate::db::now_millis(),
+    );
     let row = (name.clone(), stored, host.clone(), keys.clone());
     store.transaction::<_, Error>(move |c| {
         let taken: Option<String> = c
@@ -530,7 +528,7 @@ pub fn update_endpoint(
         .collect();
     check_traffic(&current.spec, &deployments)?;
     let stored = serde_json::to_string(&current.spec)?;
-    let (key, now) = (name.to_owned(), now_ms());
+    let (key, now) = (name.to_owned(), crate::db::now_millis());
     store.transaction::<_, Error>(move |c| {
         c.execute(
             "UPDATE endpoints SET spec = ?2, updated_at_ms = ?3 WHERE name = ?1",
@@ -607,7 +605,7 @@ pub fn parse_split(text: &str) -> Result<BTreeMap<String, u32>> {
 pub fn regenerate_keys(store: &Store, name: &str) -> Result<Endpoint> {
     let mut current = endpoint(store, name)?;
     let keys = [new_key(), new_key()];
-    let row = (name.to_owned(), keys.clone(), now_ms());
+    let row = (name.to_owned(), keys.clone(), crate::db::now_millis());
     store.transaction::<_, Error>(move |c| {
         c.execute(
             "UPDATE endpoints SET primary_key = ?2, secondary_key = ?3, updated_at_ms = ?4
@@ -723,7 +721,7 @@ pub fn put_deployment(
     }
     let (model_name, model_version) = resolve_model(store, &spec, base)?;
     let stored = serde_json::to_string(&spec)?;
-    let now = now_ms();
+    let now = crate::db::now_millis();
     let mut traffic = endpoint.spec.traffic.clone();
     if all_traffic {
         traffic = BTreeMap::from([(spec.name.clone(), 100)]);
@@ -840,7 +838,12 @@ pub fn delete_deployment(store: &Store, endpoint_name: &str, name: &str) -> Resu
     spec.traffic.remove(name);
     spec.mirror_traffic.remove(name);
     let stored = serde_json::to_string(&spec)?;
-    let row = (endpoint_name.to_owned(), name.to_owned(), stored, now_ms());
+    let row = (
+        endpoint_name.to_owned(),
+        name.to_owned(),
+        stored,
+        crate::db::now_millis(),
+    );
     store.transaction::<_, Error>(move |c| {
         for table in ["deployment_logs", "deployment_health"] {
             c.execute(
@@ -916,6 +919,64 @@ impl HealthPoint {
 /// How long health points are kept.
 const HEALTH_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
 
+/// What the endpoint answered a request (see [`invoke`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    /// From sending to the whole answer read.
+    pub latency_ms: f64,
+    /// The deployment that answered (`azureml-model-deployment`).
+    pub deployment: String,
+}
+
+/// Sends `body` (of `content_type`) to the endpoint's live scoring URI with its key — to
+/// `deployment` when named, else by the split — as `online-endpoint invoke` and the window's
+/// Test tab do.
+///
+/// # Errors
+/// An endpoint that does not answer (no process is serving it), named with its URI. An answer
+/// of any status is an [`Answer`].
+pub fn invoke(
+    endpoint: &Endpoint,
+    body: &[u8],
+    content_type: &str,
+    deployment: Option<&str>,
+) -> Result<Answer> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut request = agent
+        .post(&endpoint.scoring_uri())
+        .header("content-type", content_type)
+        .header("authorization", &format!("Bearer {}", endpoint.keys[0]));
+    if let Some(d) = deployment {
+        request = request.header("azureml-model-deployment", d);
+    }
+    let started = std::time::Instant::now();
+    let mut answer = request.send(body).map_err(|e| {
+        Error::Endpoint(format!(
+            "{} does not answer at {} ({e}); it serves while the window or `lathe server` runs",
+            endpoint.spec.name,
+            endpoint.scoring_uri()
+        ))
+    })?;
+    let text = answer.body_mut().read_to_string().unwrap_or_default();
+    Ok(Answer {
+        status: answer.status().as_u16(),
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        deployment: answer
+            .headers()
+            .get("azureml-model-deployment")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        body: text,
+    })
+}
+
 /// Deploys registered version `model:version` as deployment `deployment` of endpoint
 /// `endpoint`, creating the endpoint (on loopback, a free port) when it is new — the window's
 /// **Deploy…**. A new endpoint's first deployment takes all its traffic; otherwise it takes it
@@ -963,7 +1024,7 @@ pub fn log(store: &Store, endpoint: &str, deployment: &str, line: &str) -> Resul
         endpoint.to_owned(),
         deployment.to_owned(),
         line.to_owned(),
-        now_ms(),
+        crate::db::now_millis(),
     );
     store.write::<_, Error>(move |c| {
         c.execute(

@@ -271,10 +271,12 @@ fn asset_ref(text: &str) -> Result<AssetRef> {
     text.strip_prefix("azureml:").unwrap_or(text).parse()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+/// Who is approving or deciding: the login name (`USER`, else `LOGNAME`), or `unknown`.
+pub fn current_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|u| !u.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Sets the policy of the model its YAML names (which must be registered); returns it.
@@ -289,7 +291,7 @@ pub fn set_policy(store: &Store, text: &str) -> Result<Policy> {
         c.execute(
             "INSERT INTO promotion_policies (model, yaml, updated_at_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (model) DO UPDATE SET yaml = ?2, updated_at_ms = ?3",
-            params![model, yaml, now_ms()],
+            params![model, yaml, crate::db::now_millis()],
         )?;
         Ok(())
     })?;
@@ -343,7 +345,7 @@ pub fn approve(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (model, version, alias, approver)
              DO UPDATE SET comment = ?5, created_at_ms = ?6",
-            params![row.0, row.1, row.2, row.3, row.4, now_ms()],
+            params![row.0, row.1, row.2, row.3, row.4, crate::db::now_millis()],
         )?;
         Ok(())
     })?;
@@ -464,7 +466,7 @@ pub fn promote(
         alias.to_owned(),
         decided_by.to_owned(),
     );
-    let created_at_ms = now_ms();
+    let created_at_ms = crate::db::now_millis();
     // The alias moves and the decision is recorded in one transaction: neither without the
     // other.
     let id = store.tracking().write(move |c| {

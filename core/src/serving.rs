@@ -388,12 +388,7 @@ impl Scorer {
                  as an object of nested lists, or the Open Inference Protocol",
                 self.model_name,
                 self.model_version,
-                model
-                    .inputs
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                model.input_names()
             ))),
             Runtime::Native(model) => {
                 let x = self.matrix(frame)?;

@@ -328,17 +328,7 @@ impl Model {
         let rows = x
             .rows()
             .into_iter()
-            .map(|row| {
-                let scores: Vec<f64> = weights
-                    .iter()
-                    .zip(intercepts)
-                    .map(|(w, b)| row.dot(&ArrayView1::from(w.as_slice())) + b)
-                    .collect();
-                let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let exp: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
-                let total: f64 = exp.iter().sum();
-                exp.into_iter().map(|e| e / total).collect()
-            })
+            .map(|row| softmax(weights, intercepts, row))
             .collect();
         Some((classes.clone(), rows))
     }
@@ -376,17 +366,10 @@ impl Model {
                 let mut predicted = Vec::with_capacity(x.nrows());
                 let mut positive = Vec::with_capacity(x.nrows());
                 for row in x.rows() {
-                    let scores: Vec<f64> = weights
-                        .iter()
-                        .zip(intercepts)
-                        .map(|(w, b)| row.dot(&ArrayView1::from(w.as_slice())) + b)
-                        .collect();
-                    let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let total: f64 = scores.iter().map(|s| (s - top).exp()).sum();
-                    let best = argmax(&scores);
-                    predicted.push(classes[best].clone());
+                    let p = softmax(weights, intercepts, row);
+                    predicted.push(classes[argmax(&p)].clone());
                     if classes.len() == 2 {
-                        positive.push((scores[1] - top).exp() / total);
+                        positive.push(p[1]);
                     }
                 }
                 Predictions::Classes {
@@ -492,6 +475,20 @@ impl Model {
             outputs
         )
     }
+}
+
+/// Each class's probability for `row`: the softmax of its scores (weights · row + intercept),
+/// shifted by the largest score so no exponent overflows.
+fn softmax(weights: &[Vec<f64>], intercepts: &[f64], row: ArrayView1<'_, f64>) -> Vec<f64> {
+    let scores: Vec<f64> = weights
+        .iter()
+        .zip(intercepts)
+        .map(|(w, b)| row.dot(&ArrayView1::from(w.as_slice())) + b)
+        .collect();
+    let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exp: Vec<f64> = scores.iter().map(|s| (s - top).exp()).collect();
+    let total: f64 = exp.iter().sum();
+    exp.into_iter().map(|e| e / total).collect()
 }
 
 fn argmax(values: &[f64]) -> usize {

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::{Failure, Reply, Service, Shared};
 use crate::endpoints::{self, Deployment, Endpoint};
@@ -48,14 +47,7 @@ pub struct EndpointView {
 }
 
 /// What a test request got back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TestAnswer {
-    pub status: u16,
-    pub body: String,
-    pub latency_ms: f64,
-    /// The deployment that answered.
-    pub deployment: String,
-}
+pub type TestAnswer = endpoints::Answer;
 
 #[derive(Debug)]
 pub enum EndpointEvent {
@@ -138,10 +130,7 @@ fn views(shared: &Shared) -> crate::Result<Vec<EndpointView>> {
                         (d, inputs)
                     })
                     .collect();
-            let hour_ago = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64)
-                - 3600 * 1000;
+            let hour_ago = crate::db::now_millis() - 3600 * 1000;
             let logs = deployments
                 .iter()
                 .map(|(d, _)| {
@@ -167,37 +156,5 @@ fn test(
     body: &str,
 ) -> crate::Result<TestAnswer> {
     let endpoint = endpoints::endpoint(&shared.store, name)?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .build()
-        .into();
-    let mut request = agent
-        .post(&endpoint.scoring_uri())
-        .header("content-type", "application/json")
-        .header("authorization", &format!("Bearer {}", endpoint.keys[0]));
-    if let Some(d) = deployment {
-        request = request.header("azureml-model-deployment", d);
-    }
-    let started = Instant::now();
-    let mut answer = request.send(body).map_err(|e| {
-        crate::Error::Endpoint(format!(
-            "{name} does not answer at {} ({e}); it serves while the window or `lathe server` runs",
-            endpoint.scoring_uri()
-        ))
-    })?;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let served_by = answer
-        .headers()
-        .get("azureml-model-deployment")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let text = answer.body_mut().read_to_string().unwrap_or_default();
-    Ok(TestAnswer {
-        status: answer.status().as_u16(),
-        body: text,
-        latency_ms,
-        deployment: served_by,
-    })
+    endpoints::invoke(&endpoint, body.as_bytes(), "application/json", deployment)
 }

@@ -55,15 +55,6 @@ pub enum PromotionEvent {
     Decided(Reply<Decision>),
 }
 
-/// The user approving or deciding in the window.
-fn user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
 pub(super) fn handle(service: &Service, command: PromotionCommand) {
     match command {
         PromotionCommand::Load {
@@ -95,9 +86,16 @@ pub(super) fn handle(service: &Service, command: PromotionCommand) {
             comment,
         } => service.read(move |s| {
             PromotionEvent::Approved(
-                promotion::approve(&s.store, &model, &version, &alias, &user(), &comment)
-                    .map(Arc::new)
-                    .map_err(Failure::from),
+                promotion::approve(
+                    &s.store,
+                    &model,
+                    &version,
+                    &alias,
+                    &promotion::current_user(),
+                    &comment,
+                )
+                .map(Arc::new)
+                .map_err(Failure::from),
             )
         }),
         PromotionCommand::Promote {
@@ -106,9 +104,15 @@ pub(super) fn handle(service: &Service, command: PromotionCommand) {
             alias,
         } => service.read(move |s| {
             PromotionEvent::Decided(
-                promotion::promote(&s.store, &model, &version, &alias, &user())
-                    .map(Arc::new)
-                    .map_err(Failure::from),
+                promotion::promote(
+                    &s.store,
+                    &model,
+                    &version,
+                    &alias,
+                    &promotion::current_user(),
+                )
+                .map(Arc::new)
+                .map_err(Failure::from),
             )
         }),
     }

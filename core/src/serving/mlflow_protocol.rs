@@ -250,12 +250,7 @@ pub fn answer(body: &[u8], content_type: &str, scorer: &Scorer) -> Result<Value,
         _ => {
             return Err(ScoreError::bad(format!(
                 "inputs: an object of {} to nested lists",
-                model
-                    .inputs
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                model.input_names()
             )));
         }
     };

@@ -146,6 +146,15 @@ impl OnnxModel {
         Ok(model)
     }
 
+    /// The graph's input names, joined for a message.
+    pub fn input_names(&self) -> String {
+        self.inputs
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn plan(&self, shapes: &[Vec<usize>], types: &[DatumType]) -> Result<Plan, String> {
         if let Ok(plans) = self.plans.lock()
             && let Some((_, plan)) = plans.iter().find(|(s, _)| s == shapes)
@@ -186,11 +195,7 @@ impl OnnxModel {
             return Err(ScoreError::bad(format!(
                 "input '{}' is not one of the model's ({})",
                 extra.name,
-                self.inputs
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.input_names()
             )));
         }
         let mut tensors = TVec::new();
