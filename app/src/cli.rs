@@ -32,7 +32,7 @@ pub enum Command {
     /// Runs: list, show, search.
     #[command(subcommand)]
     Runs(tracking_cli::RunsCommand),
-    /// The model registry: list, show, register, alias.
+    /// The model registry: list, show, register, alias; promotion: policy, promote, decisions.
     #[command(subcommand)]
     Models(tracking_cli::ModelsCommand),
     /// Pipeline components (Azure ML CLI v2 YAML): validate, list, show, register.
@@ -50,7 +50,7 @@ pub enum Command {
     /// Online endpoints (Azure ML CLI v2 YAML): create, update, show, list, delete, keys, invoke.
     #[command(subcommand)]
     OnlineEndpoint(endpoint_cli::EndpointCommand),
-    /// Deployments of online endpoints: create, update, show, list, delete.
+    /// Deployments of online endpoints: create, update, show, list, delete, logs.
     #[command(subcommand)]
     OnlineDeployment(endpoint_cli::DeploymentCommand),
     /// Remove files in the blob store that nothing refers to (left by killed imports).

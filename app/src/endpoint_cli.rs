@@ -41,18 +41,19 @@ pub enum EndpointCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// An endpoint's scoring URI, traffic, deployments and last five minutes of health.
     Show {
         name: String,
         #[command(flatten)]
         output: Output,
     },
+    /// Every endpoint with its scoring URI.
     List {
         #[command(flatten)]
         output: Output,
     },
-    Delete {
-        name: String,
-    },
+    /// Delete an endpoint and its deployments.
+    Delete { name: String },
     /// The endpoint's keys (send one as `Authorization: Bearer KEY`).
     GetCredentials {
         name: String,
@@ -92,6 +93,7 @@ pub enum DeploymentCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// A deployment's model and state.
     Show {
         #[arg(long)]
         name: String,
@@ -100,12 +102,14 @@ pub enum DeploymentCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// An endpoint's deployments with their model and state.
     List {
         #[arg(long)]
         endpoint_name: String,
         #[command(flatten)]
         output: Output,
     },
+    /// Delete a deployment (move its traffic elsewhere first).
     Delete {
         #[arg(long)]
         name: String,
