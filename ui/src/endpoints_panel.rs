@@ -427,7 +427,9 @@ fn health_ui(ui: &mut egui::Ui, view: &EndpointView) {
                             .filter(|p| &p.deployment == d)
                             .map(|p| [(p.at_ms - now) as f64 / 1000.0, value(p)])
                             .collect();
-                        plot.line(egui_plot::Line::new(d.clone(), points));
+                        // Points, not a line: a window without requests writes none, and a line
+                        // would draw traffic across the gap.
+                        plot.points(egui_plot::Points::new(d.clone(), points).radius(2.5));
                     }
                 });
         }
