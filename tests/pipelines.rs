@@ -293,18 +293,22 @@ fn a_python_component_runs_in_a_virtual_environment_built_once() {
     let shown = s.lathe(&["runs", "show", run_id]).ok().stdout;
     assert!(shown.contains("environment/packages.txt"), "{shown}");
     assert!(shown.contains("outputs/report/report.json"), "{shown}");
-    let envs: Vec<_> = std::fs::read_dir(s.workspace().join("envs"))
-        .unwrap()
-        .collect();
-    assert_eq!(envs.len(), 1);
-    // Forced to run again, the step reuses the built environment (no second folder).
+    // Built once for the whole machine (shared by workspaces), not inside the workspace.
+    assert!(!s.workspace().join("envs").exists());
+    let spec = lathe_core::pipeline::environment::EnvSpec::Python {
+        requirements: Vec::new(),
+    };
+    let built = lathe_core::pipeline::environment::cache_root()
+        .join("envs")
+        .join(spec.hash());
+    let ready = built.join(".lathe-ready");
+    let stamp = std::fs::metadata(&ready).unwrap().modified().unwrap();
+    // Forced to run again, the step reuses the built environment (not built again).
     let (code, _) = run_json(&s, &pipeline, &["--force"]);
     assert_eq!(code, 0);
     assert_eq!(
-        std::fs::read_dir(s.workspace().join("envs"))
-            .unwrap()
-            .count(),
-        1
+        std::fs::metadata(&ready).unwrap().modified().unwrap(),
+        stamp
     );
 }
 

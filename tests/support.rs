@@ -329,12 +329,18 @@ pub struct Server {
 
 impl Server {
     pub fn start(workspace: &Path, extra: &[&str]) -> Self {
+        Self::start_with(workspace, extra, &[])
+    }
+
+    /// As [`Server::start`], with these variables set for the server.
+    pub fn start_with(workspace: &Path, extra: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> Self {
         use std::io::BufRead;
         let mut child = Command::new(lathe_bin())
             .arg("--workspace")
             .arg(workspace)
             .args(["server", "--port", "0"])
             .args(extra)
+            .envs(vars.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

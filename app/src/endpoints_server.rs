@@ -24,7 +24,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lathe_core::Store;
 use lathe_core::endpoints::{self, Deployment, Endpoint};
-use lathe_core::serving::{ScoreError, Scorer, mlflow_protocol, oip};
+use lathe_core::serving::python::Op;
+use lathe_core::serving::{PythonModel, ScoreError, Scorer, mlflow_protocol, oip};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -37,12 +38,14 @@ const MAX_BODY: usize = 64 << 20;
 /// The MLflow version `/version` reports (the client's pinned in the tests).
 const MLFLOW_VERSION: &str = "3.3.2";
 
-/// A deployment being served: its record, its model (or why it did not load), a bound on the
-/// requests it takes at once, and what it answered since its health was last written.
+/// A deployment being served: its record, its model (unset while it loads, or why it did not
+/// load), a bound on the requests it takes at once, and what it answered since its health was
+/// last written.
 struct Live {
     deployment: Deployment,
-    scorer: Result<Arc<Scorer>, String>,
-    slots: Arc<Semaphore>,
+    loaded: std::sync::OnceLock<Result<Arc<Scorer>, String>>,
+    /// Sized once the model has loaded (a Python worker takes fewer requests at once).
+    slots: std::sync::OnceLock<Arc<Semaphore>>,
     window: std::sync::Mutex<Window>,
     /// Failed answers logged in this health window; past `LOGGED_FAILURES` they are only
     /// counted, so a storm of them does not become a storm of writes.
@@ -50,6 +53,53 @@ struct Live {
 }
 
 const LOGGED_FAILURES: u32 = 10;
+
+impl Live {
+    fn new(deployment: Deployment) -> Self {
+        Self {
+            deployment,
+            loaded: std::sync::OnceLock::new(),
+            slots: std::sync::OnceLock::new(),
+            window: std::sync::Mutex::default(),
+            logged: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The loaded model, or why there is none (yet).
+    fn scorer(&self) -> Result<Arc<Scorer>, String> {
+        match self.loaded.get() {
+            Some(Ok(scorer)) => Ok(Arc::clone(scorer)),
+            Some(Err(why)) => Err(format!(
+                "deployment {} failed to load: {why}",
+                self.deployment.spec.name
+            )),
+            None => Err(format!(
+                "deployment {} is loading its model (building its environment or starting \
+                 its workers); try again shortly",
+                self.deployment.spec.name
+            )),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        matches!(self.loaded.get(), Some(Ok(_)))
+    }
+
+    fn slots_total(&self) -> u32 {
+        let python = self.scorer().is_ok_and(|s| s.python().is_some());
+        self.deployment.spec.max_concurrent(python)
+    }
+
+    fn slots(&self) -> Arc<Semaphore> {
+        Arc::clone(
+            self.slots
+                .get_or_init(|| Arc::new(Semaphore::new(self.slots_total() as usize))),
+        )
+    }
+}
+
+/// Deployments whose new version is loading while the one before keeps answering.
+type Loads = BTreeMap<(String, String), Arc<Live>>;
 
 /// Requests seen in one health window; latencies kept up to `LATENCIES`, later ones over
 /// the oldest (enough for the quantiles of a window).
@@ -221,6 +271,7 @@ async fn supervise(store: Store) {
         uuid::Uuid::new_v4().simple()
     );
     let mut listeners: BTreeMap<String, Listener> = BTreeMap::new();
+    let mut loads = Loads::new();
     let mut seen = None;
     let mut ticks = 0u32;
     loop {
@@ -253,9 +304,14 @@ async fn supervise(store: Store) {
             let now = endpoints::fingerprint(&store).ok();
             if now.is_some() && now != seen {
                 seen = now;
-                if let Err(e) = reconcile(&store, &mut listeners).await {
-                    eprintln!("lathe: serving endpoints: {e:#}");
-                    seen = None;
+                match reconcile(&store, &mut listeners, &mut loads).await {
+                    // Looked at again next tick until every model has loaded.
+                    Ok(pending) if pending => seen = None,
+                    Ok(_) => {}
+                    Err(e) => {
+                        eprintln!("lathe: serving endpoints: {e:#}");
+                        seen = None;
+                    }
                 }
             }
         }
@@ -264,11 +320,13 @@ async fn supervise(store: Store) {
 }
 
 /// Brings the listeners in line with the workspace: new endpoints listen, changed deployments
-/// reload their model, deleted endpoints stop.
+/// load their model in the background (the previous one serving meanwhile), deleted endpoints
+/// stop. Says whether a model is still loading.
 async fn reconcile(
     store: &Store,
     listeners: &mut BTreeMap<String, Listener>,
-) -> anyhow::Result<()> {
+    loads: &mut Loads,
+) -> anyhow::Result<bool> {
     let wanted = endpoints::endpoints(store)?;
     let names: Vec<String> = wanted.iter().map(|e| e.spec.name.clone()).collect();
     for gone in listeners
@@ -283,54 +341,49 @@ async fn reconcile(
             let _ = stop.send(());
         }
     }
+    let mut pending = false;
+    let mut current = Vec::new();
     for endpoint in wanted {
         let name = endpoint.spec.name.clone();
         let before = listeners.get(&name).and_then(|l| l.handle.now());
         let mut deployments = BTreeMap::new();
         for d in endpoints::deployments(store, &name)? {
-            let kept = before
+            let key = (name.clone(), d.spec.name.clone());
+            current.push(key.clone());
+            let old = before
                 .as_ref()
                 .and_then(|b| b.deployments.get(&d.spec.name))
-                .filter(|old| {
-                    old.deployment.updated_at_ms == d.updated_at_ms
-                        && old.deployment.model_version == d.model_version
-                });
-            let live = match kept {
-                Some(old) => Arc::clone(old),
+                .cloned();
+            let live = match old.clone().filter(|old| {
+                old.deployment.updated_at_ms == d.updated_at_ms
+                    && old.deployment.model_version == d.model_version
+            }) {
+                // Loaded, loading or failed: the same load either way.
+                Some(same) => same,
                 None => {
-                    let started = std::time::Instant::now();
-                    let scorer = load(store, &d).await;
-                    let (state, message) = match &scorer {
-                        Ok(_) => ("ready", String::new()),
-                        Err(why) => ("failed", why.clone()),
+                    let next = match loads
+                        .get(&key)
+                        .filter(|l| l.deployment.updated_at_ms == d.updated_at_ms)
+                    {
+                        Some(loading) => Arc::clone(loading),
+                        None => {
+                            let live = Arc::new(Live::new(d));
+                            start_load(store, &live);
+                            loads.insert(key.clone(), Arc::clone(&live));
+                            live
+                        }
                     };
-                    let line = match &scorer {
-                        Ok(s) => format!(
-                            "ready: model {}:{} loaded in {} ms ({}, {} input(s))",
-                            d.model_name,
-                            d.model_version,
-                            started.elapsed().as_millis(),
-                            if s.onnx().is_some() {
-                                "ONNX, tract"
-                            } else {
-                                "Lathe native"
-                            },
-                            s.inputs.len()
-                        ),
-                        Err(why) => format!(
-                            "failed to load model {}:{}: {why}",
-                            d.model_name, d.model_version
-                        ),
-                    };
-                    let _ = endpoints::log(store, &name, &d.spec.name, &line);
-                    let _ = endpoints::set_state(store, &name, &d.spec.name, state, &message);
-                    Arc::new(Live {
-                        slots: Arc::new(Semaphore::new(d.spec.max_concurrent() as usize)),
-                        scorer,
-                        deployment: d,
-                        window: std::sync::Mutex::default(),
-                        logged: std::sync::atomic::AtomicU32::new(0),
-                    })
+                    // The version before keeps answering until the new one is ready.
+                    match old.filter(|o| o.is_ready()) {
+                        Some(previous) if next.loaded.get().is_none() => {
+                            pending = true;
+                            previous
+                        }
+                        _ => {
+                            loads.remove(&key);
+                            next
+                        }
+                    }
                 }
             };
             deployments.insert(live.deployment.spec.name.clone(), live);
@@ -359,20 +412,77 @@ async fn reconcile(
             },
         }
     }
-    Ok(())
+    loads.retain(|key, _| current.contains(key));
+    Ok(pending)
 }
 
-async fn load(store: &Store, d: &Deployment) -> Result<Arc<Scorer>, String> {
-    let (store, name, version) = (store.clone(), d.model_name.clone(), d.model_version.clone());
-    tokio::task::spawn_blocking(move || {
-        let tracking = store.tracking();
-        let found = tracking
-            .read(|c| lathe_core::tracking::registry::get_version(c, &name, &version))
-            .map_err(|e| format!("model {name}:{version}: {e}"))?;
-        Scorer::load(&tracking, &found).map(Arc::new)
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("loading the model stopped: {e}")))
+/// Loads `live`'s model on a blocking thread, logging how it went and recording its state;
+/// it answers as soon as the model is set.
+fn start_load(store: &Store, live: &Arc<Live>) {
+    let (store, live) = (store.clone(), Arc::clone(live));
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let d = live.deployment.clone();
+        let scorer = tokio::task::spawn_blocking({
+            let (store, d) = (store.clone(), d.clone());
+            move || load(&store, &d)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("loading the model stopped: {e}")));
+        let (state, message, line) = match &scorer {
+            Ok(s) => (
+                "ready",
+                String::new(),
+                format!(
+                    "ready: model {}:{} loaded in {} ms ({}, {} input(s))",
+                    d.model_name,
+                    d.model_version,
+                    started.elapsed().as_millis(),
+                    s.describe(),
+                    s.inputs.len()
+                ),
+            ),
+            Err(why) => (
+                "failed",
+                why.clone(),
+                format!(
+                    "failed to load model {}:{}: {why}",
+                    d.model_name, d.model_version
+                ),
+            ),
+        };
+        let _ = live.loaded.set(scorer);
+        tokio::task::spawn_blocking(move || {
+            let _ = endpoints::log(&store, &d.endpoint, &d.spec.name, &line);
+            let _ = endpoints::set_state(&store, &d.endpoint, &d.spec.name, state, &message);
+        })
+        .await
+        .ok();
+    });
+}
+
+/// Loads a deployment's model: in process, or in Python workers in its environment.
+fn load(store: &Store, d: &Deployment) -> Result<Arc<Scorer>, String> {
+    let tracking = store.tracking();
+    let found = tracking
+        .read(|c| lathe_core::tracking::registry::get_version(c, &d.model_name, &d.model_version))
+        .map_err(|e| format!("model {}:{}: {e}", d.model_name, d.model_version))?;
+    let log = {
+        let (store, endpoint, name) = (store.clone(), d.endpoint.clone(), d.spec.name.clone());
+        Arc::new(move |line: &str| {
+            let _ = endpoints::log(&store, &endpoint, &name, line);
+        })
+    };
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let hosting = lathe_core::serving::Hosting {
+        runtime: &d.runtime,
+        instances: d.spec.instance_count.unwrap_or(1),
+        variables: d.spec.variables(),
+        timeout: Duration::from_millis(d.spec.timeout_ms()),
+        log,
+        cancel: &never,
+    };
+    Scorer::host(&tracking, &found, Some(&hosting)).map(Arc::new)
 }
 
 async fn listen(store: &Store, served: Arc<Served>) -> anyhow::Result<Listener> {
@@ -416,7 +526,7 @@ fn router(handle: Handle) -> Router {
         .route("/health", get(|| async { "\n" }))
         .route("/version", get(|| async { MLFLOW_VERSION }))
         .route("/invocations", post(invocations))
-        .route("/score", post(invocations))
+        .route("/score", post(score))
         .route("/v2", get(server_metadata))
         .route(
             "/v2/health/live",
@@ -565,29 +675,26 @@ async fn with_deployment<F>(live: &Arc<Live>, score: F) -> Result<Response, Resp
 where
     F: FnOnce(Arc<Scorer>) -> Response + Send + 'static,
 {
-    let scorer = match &live.scorer {
-        Ok(s) => Arc::clone(s),
-        Err(why) => {
-            return Err(failure(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!(
-                    "deployment {} failed to load: {why}",
-                    live.deployment.spec.name
-                ),
-            ));
-        }
-    };
-    let Ok(_slot) = Arc::clone(&live.slots).try_acquire_owned() else {
+    let scorer = live
+        .scorer()
+        .map_err(|why| failure(StatusCode::SERVICE_UNAVAILABLE, &why))?;
+    let Ok(_slot) = live.slots().try_acquire_owned() else {
         return Err(failure(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
                 "deployment {} has {} requests in hand (max_concurrent_requests_per_instance × instance_count)",
                 live.deployment.spec.name,
-                live.deployment.spec.max_concurrent()
+                live.slots_total()
             ),
         ));
     };
-    let timeout = Duration::from_millis(live.deployment.spec.timeout_ms());
+    // Python workers keep their own deadline (and stop a worker past it): theirs answers first.
+    let margin = if scorer.python().is_some() {
+        Duration::from_secs(1)
+    } else {
+        Duration::ZERO
+    };
+    let timeout = Duration::from_millis(live.deployment.spec.timeout_ms()) + margin;
     match tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || score(scorer))).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(e)) => Err(failure(
@@ -598,7 +705,7 @@ where
             StatusCode::REQUEST_TIMEOUT,
             &format!(
                 "no answer within request_timeout_ms ({} ms)",
-                timeout.as_millis()
+                live.deployment.spec.timeout_ms()
             ),
         )),
     }
@@ -614,6 +721,15 @@ async fn body_bytes(body: Body) -> Result<Bytes, Response> {
 }
 
 async fn invocations(State(handle): State<Handle>, request: Request) -> Response {
+    mlflow_or_script(handle, request, Op::Invocations).await
+}
+
+/// Azure's `/score`: a scoring script's `run()`, or MLflow's protocol for any other model.
+async fn score(State(handle): State<Handle>, request: Request) -> Response {
+    mlflow_or_script(handle, request, Op::Score).await
+}
+
+async fn mlflow_or_script(handle: Handle, request: Request, op: Op) -> Response {
     let (parts, body) = request.into_parts();
     let id = request_id(&parts.headers);
     let Some(served) = handle.now() else {
@@ -634,11 +750,15 @@ async fn invocations(State(handle): State<Handle>, request: Request) -> Response
         .unwrap_or("application/json")
         .to_owned();
     let started = std::time::Instant::now();
-    let score =
-        move |scorer: Arc<Scorer>| match mlflow_protocol::answer(&bytes, &content_type, &scorer) {
+    let score = move |scorer: Arc<Scorer>| {
+        if let Some(python) = scorer.python() {
+            return in_python(python, op, &content_type, &bytes);
+        }
+        match mlflow_protocol::answer(&bytes, &content_type, &scorer) {
             Ok(answer) => Json(answer).into_response(),
             Err(e) => (status_of(&e), Json(mlflow_protocol::error(&e))).into_response(),
-        };
+        }
+    };
     mirror(&handle, &served, &parts.headers, &score);
     answer(&handle, &live, &id, started, score).await
 }
@@ -666,6 +786,38 @@ fn status_of(e: &ScoreError) -> StatusCode {
     match e {
         ScoreError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ScoreError::Model(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ScoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ScoreError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+    }
+}
+
+/// A request's body handed to a Python worker as it came: a scoring script's `run()` for
+/// `/score`, MLflow's own scoring function for `/invocations`.
+fn in_python(python: &PythonModel, op: Op, content_type: &str, body: &Bytes) -> Response {
+    let op = match (python.script, op) {
+        (true, Op::Invocations) => {
+            return failure(
+                StatusCode::NOT_FOUND,
+                "this deployment runs a scoring script: POST to /score",
+            );
+        }
+        (true, _) => Op::Score,
+        (false, _) => Op::Invocations,
+    };
+    match python.call(op, content_type, body.to_vec()) {
+        Ok(reply) => {
+            let mut response = Body::from(reply.body).into_response();
+            *response.status_mut() =
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if let Ok(v) = HeaderValue::from_str(&reply.content_type) {
+                response.headers_mut().insert("content-type", v);
+            }
+            response
+        }
+        Err(e) => {
+            let e = ScoreError::from(e);
+            failure(status_of(&e), &e.to_string())
+        }
     }
 }
 
@@ -676,7 +828,7 @@ async fn server_metadata() -> Response {
 async fn ready(State(handle): State<Handle>) -> Response {
     let ready = handle
         .now()
-        .is_some_and(|s| s.deployments.values().any(|d| d.scorer.is_ok()));
+        .is_some_and(|s| s.deployments.values().any(|d| d.is_ready()));
     let status = if ready {
         StatusCode::OK
     } else {
@@ -714,9 +866,9 @@ fn model_deployment(
             ),
         ));
     }
-    match &live.scorer {
-        Ok(s) => Ok((Arc::clone(&live), Arc::clone(s))),
-        Err(why) => Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, why.clone())),
+    match live.scorer() {
+        Ok(s) => Ok((Arc::clone(&live), s)),
+        Err(why) => Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, why)),
     }
 }
 

@@ -414,6 +414,9 @@ pub const MIGRATIONS: &[&str] = &[
         line TEXT NOT NULL
     );
     CREATE INDEX deployment_logs_by_deployment ON deployment_logs (endpoint, deployment, id);",
+    // 13: what a deployment runs in, resolved when it is put: its environment and its scoring
+    // code's files (JSON; `{}` for a model scored in process).
+    "ALTER TABLE deployments ADD COLUMN runtime TEXT NOT NULL DEFAULT '{}';",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

@@ -13,6 +13,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value as Yaml;
 
+use crate::pipeline::environment::{self, EnvSpec};
 use crate::store::Store;
 use crate::tracking::registry;
 use crate::{Error, Result};
@@ -198,16 +199,33 @@ impl DeploymentSpec {
     }
 
     /// Requests a deployment takes at once before answering 429: Azure's
-    /// `max_concurrent_requests_per_instance` × `instance_count`. In-process models take 64 per
-    /// instance unless told otherwise (Azure's default of 1 fits a Python worker, not a model
-    /// scored in microseconds).
-    pub fn max_concurrent(&self) -> u32 {
+    /// `max_concurrent_requests_per_instance` × `instance_count`. Unless told otherwise, a
+    /// Python worker takes Azure's default of 1 per instance, and a model scored in process
+    /// 64 (Azure's 1 fits a Python worker, not a model scored in microseconds).
+    pub fn max_concurrent(&self, python: bool) -> u32 {
         let per_instance = self
             .request_settings
             .as_ref()
             .and_then(|r| r.max_concurrent_requests_per_instance)
-            .unwrap_or(64);
+            .unwrap_or(if python { 1 } else { 64 });
         per_instance.max(1) * self.instance_count.unwrap_or(1).max(1)
+    }
+
+    /// `environment_variables` as text (numbers and booleans as YAML writes them).
+    pub fn variables(&self) -> Vec<(String, String)> {
+        self.environment_variables
+            .iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Yaml::String(s) => s.clone(),
+                    other => serde_yaml_ng::to_string(other)
+                        .unwrap_or_default()
+                        .trim_end()
+                        .to_owned(),
+                };
+                (k.clone(), text)
+            })
+            .collect()
     }
 
     /// How long a request may take, in milliseconds (Azure's default, 5,000).
@@ -332,6 +350,29 @@ pub struct Deployment {
     pub message: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Its environment and scoring code, fixed when it was created or updated.
+    pub runtime: Runtime,
+}
+
+/// What a deployment runs in, resolved and kept when it is created or updated, so the serving
+/// process needs neither the YAML's folder nor the registered environment as it was then.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Runtime {
+    /// The deployment's `environment`; `None` takes the model's own (its requirements.txt or
+    /// conda.yaml).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvSpec>,
+    /// The scoring script of `code_configuration` and its code folder's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Code>,
+}
+
+/// A scoring script's code folder, kept in the blob store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Code {
+    pub scoring_script: String,
+    /// Each file's path in the folder and its blob's hash.
+    pub files: Vec<(String, String)>,
 }
 
 /// A fresh key: 256 random bits in hex.
@@ -439,7 +480,17 @@ pub fn create_endpoint(
 /// An endpoint's row: spec, host, port, key_required, keys, created, updated.
 type EndpointRow = (String, String, u16, bool, [String; 2], i64, i64);
 /// A deployment's row: endpoint, spec, model name and version, state, message, created, updated.
-type DeploymentRow = (String, String, String, String, String, String, i64, i64);
+type DeploymentRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+);
 
 fn endpoint_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EndpointRow> {
     Ok((
@@ -649,8 +700,17 @@ fn resolve_model(store: &Store, spec: &DeploymentSpec, base: &Path) -> Result<(S
             )));
         }
         let name = format!("{}-{}", spec.endpoint_name, spec.name);
-        let version =
-            tracking.register_local(&path, &name, "registered for an online deployment")?;
+        let described = "registered for an online deployment";
+        let mlflow_or_onnx = path.join("MLmodel").is_file()
+            || path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+        // A scoring script reads any files (Azure's custom_model).
+        let version = if !mlflow_or_onnx && spec.code_configuration.is_some() {
+            tracking.register_custom(&path, &name, described)?
+        } else {
+            tracking.register_local(&path, &name, described)?
+        };
         return Ok((version.name, version.version));
     }
     let rest = reference.strip_prefix("azureml:").unwrap_or(&reference);
@@ -719,7 +779,22 @@ pub fn put_deployment(
         }
         _ => {}
     }
+    // What can be refused is checked before a local model is registered.
+    let environment = resolve_environment(store, &spec, base)?;
+    let (code, puts) = match &spec.code_configuration {
+        Some(config) => {
+            let (code, puts) = snapshot_code(store, config, base)?;
+            (Some(code), puts)
+        }
+        None => (None, Vec::new()),
+    };
     let (model_name, model_version) = resolve_model(store, &spec, base)?;
+    let runtime = Runtime { environment, code };
+    let runtime_json = serde_json::to_string(&runtime)?;
+    let blobs: Vec<(String, i64)> = puts
+        .iter()
+        .map(|p| (p.hash.clone(), p.size_bytes as i64))
+        .collect();
     let stored = serde_json::to_string(&spec)?;
     let now = crate::db::now_millis();
     let mut traffic = endpoint.spec.traffic.clone();
@@ -738,13 +813,21 @@ pub fn put_deployment(
         model_version.clone(),
     );
     store.transaction::<_, Error>(move |c| {
+        // Recorded as blobs, so a clean-up of the store sees the code referenced.
+        for (hash, size) in &blobs {
+            c.execute(
+                "INSERT OR IGNORE INTO blobs (hash, size_bytes, created_at) VALUES (?1, ?2, ?3)",
+                params![hash, size, crate::db::now_secs()],
+            )?;
+        }
         c.execute(
             "INSERT INTO deployments (endpoint, name, spec, model_name, model_version, state,
-                 message, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'creating', '', ?6, ?6)
+                 message, created_at_ms, updated_at_ms, runtime)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'creating', '', ?6, ?6, ?7)
              ON CONFLICT (endpoint, name) DO UPDATE SET spec = ?3, model_name = ?4,
-                 model_version = ?5, state = 'creating', message = '', updated_at_ms = ?6",
-            params![row.0, row.1, row.2, row.3, row.4, now],
+                 model_version = ?5, state = 'creating', message = '', updated_at_ms = ?6,
+                 runtime = ?7",
+            params![row.0, row.1, row.2, row.3, row.4, now, runtime_json],
         )?;
         c.execute(
             "UPDATE endpoints SET spec = ?2, updated_at_ms = ?3 WHERE name = ?1",
@@ -761,7 +844,77 @@ pub fn put_deployment(
         message: String::new(),
         created_at_ms: now,
         updated_at_ms: now,
+        runtime,
     })
+}
+
+/// A deployment's `environment`: a registered `azureml:NAME:VERSION` or an inline definition
+/// (`conda_file` relative to `base`; an `image` alone is the system's Python). `None` when the
+/// YAML gives none.
+///
+/// # Errors
+/// An environment that is not registered or whose conda file does not read.
+fn resolve_environment(
+    store: &Store,
+    spec: &DeploymentSpec,
+    base: &Path,
+) -> Result<Option<EnvSpec>> {
+    let Some(given) = &spec.environment else {
+        return Ok(None);
+    };
+    let text = match given {
+        Yaml::String(reference) => reference.clone(),
+        inline => serde_yaml_ng::to_string(inline)
+            .map_err(|e| Error::Endpoint(format!("deployment: environment: {e}")))?,
+    };
+    environment::resolve(&store.tracking(), &text, base)
+        .map(Some)
+        .map_err(|e| Error::Endpoint(format!("deployment: environment: {e}")))
+}
+
+/// Keeps `code_configuration.code` in the blob store, checking the scoring script is in it.
+///
+/// # Errors
+/// A folder or script that does not exist, a script path that leaves the folder.
+fn snapshot_code(
+    store: &Store,
+    config: &CodeConfiguration,
+    base: &Path,
+) -> Result<(Code, Vec<crate::blobs::PutBlob>)> {
+    let dir = base.join(&config.code);
+    let script = Path::new(&config.scoring_script);
+    if script.is_absolute()
+        || script
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(Error::Endpoint(format!(
+            "deployment: code_configuration.scoring_script: '{}' must be a path inside the code \
+             folder",
+            config.scoring_script
+        )));
+    }
+    if !dir.is_dir() {
+        return Err(Error::Endpoint(format!(
+            "deployment: code_configuration.code: folder {} does not exist",
+            dir.display()
+        )));
+    }
+    if !dir.join(script).is_file() {
+        return Err(Error::Endpoint(format!(
+            "deployment: code_configuration.scoring_script: {} is not in {}",
+            config.scoring_script,
+            dir.display()
+        )));
+    }
+    let (files, puts) = crate::files::put_tree(store.blobs(), &dir)?;
+    Ok((
+        Code {
+            scoring_script: config.scoring_script.replace('\\', "/"),
+            files,
+        },
+        puts,
+    ))
 }
 
 fn deployment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeploymentRow> {
@@ -774,6 +927,7 @@ fn deployment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeploymentRow> {
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
     ))
 }
 
@@ -783,7 +937,7 @@ pub fn deployments(store: &Store, name: &str) -> Result<Vec<Deployment>> {
     let rows = store.read::<_, Error>(move |c| {
         let mut stmt = c.prepare(
             "SELECT endpoint, spec, model_name, model_version, state, message, created_at_ms,
-                 updated_at_ms
+                 updated_at_ms, runtime
              FROM deployments WHERE endpoint = ?1 ORDER BY name",
         )?;
         let rows = stmt.query_map([&key], deployment_row)?;
@@ -800,10 +954,12 @@ pub fn deployments(store: &Store, name: &str) -> Result<Vec<Deployment>> {
                 message,
                 created_at_ms,
                 updated_at_ms,
+                runtime,
             )| {
                 Ok(Deployment {
                     endpoint,
                     spec: serde_json::from_str(&spec)?,
+                    runtime: serde_json::from_str(&runtime)?,
                     model_name,
                     model_version,
                     state,

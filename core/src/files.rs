@@ -31,6 +31,69 @@ pub fn write_atomically<T>(
     Ok(written)
 }
 
+/// A folder's files as the blob store keeps them: each file's path in the folder (`/` between
+/// folders) and its blob's hash.
+pub type Listing = Vec<(String, String)>;
+
+/// Puts every file under `dir` in the blob store: each file's path relative to `dir` (with
+/// `/` between folders) and its hash, in name order, and the puts (for recording them).
+///
+/// # Errors
+/// A file that cannot be read.
+pub fn put_tree(
+    blobs: &crate::blobs::BlobStore,
+    dir: &Path,
+) -> Result<(Listing, Vec<crate::blobs::PutBlob>)> {
+    let mut files = Vec::new();
+    let mut puts = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let relative = entry
+            .path()
+            .strip_prefix(dir)
+            .unwrap_or(entry.path())
+            .to_string_lossy()
+            .replace('\\', "/");
+        let put = blobs.put_file(entry.path(), &crate::jobs::Progress::default())?;
+        files.push((relative, put.hash.clone()));
+        puts.push(put);
+    }
+    Ok((files, puts))
+}
+
+/// Copies the blobs `files` lists (path relative to `dest`, hash) to `dest`.
+///
+/// # Errors
+/// A path that leaves `dest` (`..` or absolute); a file that cannot be written.
+pub fn unpack_tree(
+    blobs: &crate::blobs::BlobStore,
+    files: &[(String, String)],
+    dest: &Path,
+) -> Result<()> {
+    for (relative, hash) in files {
+        let inside = Path::new(relative);
+        if inside.is_absolute()
+            || inside
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(Error::io(
+                inside,
+                std::io::Error::other("a path that leaves its folder"),
+            ));
+        }
+        let target = dest.join(inside);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::fs::copy(blobs.path(hash), &target).map_err(|e| Error::io(&target, e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

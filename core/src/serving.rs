@@ -4,11 +4,13 @@
 //! ([`oip`]). Pure functions over bytes: the HTTP side lives with the server.
 //!
 //! Runtimes: Lathe's native models (flavor `lathe`, `model.json`) and ONNX models (tract,
-//! [`tensors`]) are scored in process. MLflow pyfunc models are refused for now with the
-//! reason, naming the flavor.
+//! [`tensors`]) are scored in process. MLflow pyfunc models and Azure scoring scripts run in
+//! Python worker processes ([`python`]) inside the deployment's environment, built once per
+//! spec for the whole machine.
 
 pub mod mlflow_protocol;
 pub mod oip;
+pub mod python;
 pub mod tensors;
 
 use std::collections::BTreeMap;
@@ -17,7 +19,6 @@ use serde_json::Value;
 
 use crate::ml::model::{Model, Predictions};
 use crate::tracking::Tracking;
-use crate::tracking::api::ARTIFACTS_SCHEME;
 use crate::tracking::types::ModelVersion;
 
 /// Why a request could not be scored. `BadRequest` is the caller's (HTTP 400), naming the
@@ -28,6 +29,21 @@ pub enum ScoreError {
     BadRequest(String),
     #[error("the model failed: {0}")]
     Model(String),
+    /// The worker that held the request stopped (HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// No answer in time (HTTP 408).
+    #[error("{0}")]
+    Timeout(String),
+}
+
+impl From<python::WorkerError> for ScoreError {
+    fn from(e: python::WorkerError) -> Self {
+        match e {
+            python::WorkerError::Unavailable(m) => Self::Unavailable(m),
+            python::WorkerError::Timeout(m) => Self::Timeout(m),
+        }
+    }
 }
 
 impl ScoreError {
@@ -172,26 +188,80 @@ pub struct Scorer {
 enum Runtime {
     Native(Box<Model>),
     Onnx(std::sync::Arc<tensors::OnnxModel>),
+    Python(std::sync::Arc<PythonModel>),
+}
+
+/// A model served by Python workers: the workers, the folder they read the model (and code)
+/// from, and how long a request may take.
+#[derive(Debug)]
+pub struct PythonModel {
+    pub pool: python::Pool,
+    /// An Azure scoring script (`/score`), not an MLflow model (`/invocations`).
+    pub script: bool,
+    pub timeout: std::time::Duration,
+    /// The signature's output type (MLflow's name), when it gives one.
+    output: Option<String>,
+    _files: tempfile::TempDir,
+}
+
+impl PythonModel {
+    /// Sends a request's body to a worker as it came.
+    ///
+    /// # Errors
+    /// As [`python::Pool::call`].
+    pub fn call(
+        &self,
+        op: python::Op,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<python::Reply, python::WorkerError> {
+        self.pool.call(op, content_type, body, self.timeout)
+    }
+}
+
+/// What hosting a deployment's model takes beyond the model: its runtime (environment,
+/// scoring code), its instances and variables, where its workers' lines go, and a cancel for
+/// an environment build.
+pub struct Hosting<'a> {
+    pub runtime: &'a crate::endpoints::Runtime,
+    pub instances: u32,
+    pub variables: Vec<(String, String)>,
+    pub timeout: std::time::Duration,
+    pub log: std::sync::Arc<dyn Fn(&str) + Send + Sync>,
+    pub cancel: &'a std::sync::atomic::AtomicBool,
 }
 
 impl Scorer {
-    /// Loads registered version `version` from the artifact store.
+    /// Loads registered version `version` from the artifact store, for scoring in process.
     ///
     /// # Errors
     /// A version whose files are not in Lathe's artifact store, or whose flavor Lathe cannot
-    /// serve yet (named).
+    /// serve in process (named).
     pub fn load(tracking: &Tracking, version: &ModelVersion) -> Result<Self, String> {
-        let dir = version
-            .source
-            .strip_prefix(ARTIFACTS_SCHEME)
+        Self::host(tracking, version, None)
+    }
+
+    /// Loads `version` for a deployment: in process when Lathe can score it (and the
+    /// deployment has no scoring script), else in Python workers as `hosting` says.
+    ///
+    /// # Errors
+    /// As [`Scorer::load`]; an environment that does not build (pip's error); a worker that
+    /// does not start (its last line).
+    pub fn host(
+        tracking: &Tracking,
+        version: &ModelVersion,
+        hosting: Option<&Hosting<'_>>,
+    ) -> Result<Self, String> {
+        let dir = tracking
+            .artifact_dir(&version.source)
+            .map_err(|e| format!("{}:{}: {e}", version.name, version.version))?
             .ok_or_else(|| {
                 format!(
                     "{}:{}: its files are at {}, outside Lathe's artifact store",
                     version.name, version.version, version.source
                 )
-            })?
-            .trim_end_matches('/');
-        let files = tracking.artifact_tree(dir).map_err(|e| e.to_string())?;
+            })?;
+        let files = tracking.artifact_tree(&dir).map_err(|e| e.to_string())?;
         let file = |name: &str| {
             files
                 .iter()
@@ -199,7 +269,8 @@ impl Scorer {
                 .map(|(_, hash, _)| tracking.blobs().path(hash))
         };
         let reference = format!("{}:{}", version.name, version.version);
-        if let Some(json) = file("model.json") {
+        let scripted = hosting.is_some_and(|h| h.runtime.code.is_some());
+        if let Some(json) = file("model.json").filter(|_| !scripted) {
             let bytes =
                 std::fs::read(&json).map_err(|e| format!("{reference}: model.json: {e}"))?;
             let model: Model = serde_json::from_slice(&bytes)
@@ -218,7 +289,11 @@ impl Scorer {
                 runtime: Runtime::Native(Box::new(model)),
             });
         }
-        if let Some((_, hash, _)) = files.iter().find(|(p, _, _)| p.ends_with(".onnx")) {
+        if let Some((_, hash, _)) = files
+            .iter()
+            .find(|(p, _, _)| p.ends_with(".onnx"))
+            .filter(|_| !scripted)
+        {
             let model = tensors::OnnxModel::load(&tracking.blobs().path(hash))
                 .map_err(|e| format!("{reference}: {e}"))?;
             return Ok(Self {
@@ -238,23 +313,67 @@ impl Scorer {
         let flavors = file("MLmodel")
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|text| crate::mlmodel::parse("MLmodel", &text).ok())
-            .map(|m| m.flavors.join(", "))
+            .map(|m| m.flavors)
             .unwrap_or_default();
-        Err(if flavors.is_empty() {
-            format!("{reference}: no model.json or MLmodel among its files; nothing to serve")
-        } else {
-            format!(
-                "{reference}: flavor(s) {flavors} are not served yet (Python workers come next); \
-                 Lathe serves its native models and ONNX models"
-            )
-        })
+        let pyfunc = flavors.iter().any(|f| f == "python_function");
+        match hosting {
+            Some(hosting) if scripted || pyfunc => {
+                let model = hosted(tracking, version, &files, hosting)?;
+                Ok(Self {
+                    model_name: version.name.clone(),
+                    model_version: version.version.clone(),
+                    inputs: signature_ports(version.signature.as_ref()),
+                    runtime: Runtime::Python(std::sync::Arc::new(model)),
+                })
+            }
+            _ if flavors.is_empty() => Err(format!(
+                "{reference}: no model.json, .onnx file or MLmodel among its files; nothing to \
+                 serve (a scoring script serves any files: give a code_configuration)"
+            )),
+            _ => Err(format!(
+                "{reference}: flavor(s) {} have no python_function flavor, and Lathe scores only \
+                 its native models and ONNX models in process; MLflow pyfunc models and scoring \
+                 scripts are served by a deployment's Python workers",
+                flavors.join(", ")
+            )),
+        }
+    }
+
+    /// The Python workers behind the scorer, when it has them.
+    pub fn python(&self) -> Option<&PythonModel> {
+        match &self.runtime {
+            Runtime::Python(model) => Some(model),
+            _ => None,
+        }
+    }
+
+    /// What serves the model, for the deployment's log.
+    pub fn describe(&self) -> String {
+        match &self.runtime {
+            Runtime::Native(_) => "Lathe native".into(),
+            Runtime::Onnx(_) => "ONNX, tract".into(),
+            Runtime::Python(model) => format!(
+                "{}, {} Python worker(s), Python {}{}",
+                if model.script {
+                    "scoring script"
+                } else {
+                    "MLflow pyfunc"
+                },
+                model.pool.instances,
+                model.pool.versions["python"].as_str().unwrap_or("?"),
+                model.pool.versions["mlflow"]
+                    .as_str()
+                    .map(|v| format!(", mlflow {v}"))
+                    .unwrap_or_default()
+            ),
+        }
     }
 
     /// The ONNX model behind a tensor scorer.
     pub fn onnx(&self) -> Option<&tensors::OnnxModel> {
         match &self.runtime {
             Runtime::Onnx(model) => Some(model),
-            Runtime::Native(_) => None,
+            _ => None,
         }
     }
 
@@ -268,6 +387,11 @@ impl Scorer {
     pub fn output_kind(&self) -> (&'static str, &'static str) {
         match &self.runtime {
             Runtime::Onnx(_) => ("output", "FP32"),
+            Runtime::Python(model) => match model.output.as_deref() {
+                Some("long" | "integer") => ("predictions", "INT64"),
+                Some("string" | "boolean") => ("predictions", "BYTES"),
+                _ => ("predictions", "FP64"),
+            },
             Runtime::Native(model) => match &model.body {
                 crate::ml::model::Body::Linear { .. } => ("prediction", "FP64"),
                 crate::ml::model::Body::Centroids { .. } => ("cluster", "INT64"),
@@ -340,7 +464,8 @@ impl Scorer {
     ) -> Result<Vec<serde_json::Map<String, Value>>, ScoreError> {
         let Runtime::Native(model) = &self.runtime else {
             return Err(ScoreError::bad(
-                "probabilities: an ONNX model gives what its graph outputs; read them there",
+                "probabilities: Lathe computes them for its native models; an ONNX or Python \
+                 model gives what it outputs",
             ));
         };
         let x = self.matrix(frame)?;
@@ -368,7 +493,7 @@ impl Scorer {
     /// two-class logistic regression).
     pub fn gives_probability(&self) -> bool {
         match &self.runtime {
-            Runtime::Onnx(_) => false,
+            Runtime::Onnx(_) | Runtime::Python(_) => false,
             Runtime::Native(model) => matches!(
                 &model.body,
                 crate::ml::model::Body::Softmax { classes, .. } if classes.len() == 2
@@ -390,6 +515,7 @@ impl Scorer {
                 self.model_version,
                 model.input_names()
             ))),
+            Runtime::Python(model) => score_in_python(model, frame),
             Runtime::Native(model) => {
                 let x = self.matrix(frame)?;
                 Ok(match model.predict_matrix(&x).map_err(ScoreError::Model)? {
@@ -421,4 +547,176 @@ fn label_value(label: String) -> Value {
         "false" => Value::Bool(false),
         _ => Value::String(label),
     }
+}
+
+/// The inputs a signature names (MLflow column specs; a tensor spec's name when it has one).
+fn signature_ports(signature: Option<&Value>) -> Vec<Port> {
+    signature
+        .and_then(|s| s["inputs"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(Port {
+                name: p["name"].as_str()?.to_owned(),
+                kind: p["type"].as_str().unwrap_or("double").to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Puts a version's files (and the deployment's code) on disk, builds its environment and
+/// starts its workers.
+fn hosted(
+    tracking: &Tracking,
+    version: &ModelVersion,
+    files: &[(String, String, i64)],
+    hosting: &Hosting<'_>,
+) -> Result<PythonModel, String> {
+    use crate::pipeline::environment;
+    let reference = format!("{}:{}", version.name, version.version);
+    let folder = tempfile::Builder::new()
+        .prefix("lathe-deployment-")
+        .tempdir()
+        .map_err(|e| format!("a folder for the model's files: {e}"))?;
+    let model_dir = folder.path().join("model");
+    let listing: Vec<(String, String)> = files
+        .iter()
+        .map(|(path, hash, _)| (path.clone(), hash.clone()))
+        .collect();
+    crate::files::unpack_tree(tracking.blobs(), &listing, &model_dir)
+        .map_err(|e| format!("{reference}: {e}"))?;
+    let spec = match &hosting.runtime.environment {
+        Some(spec) => spec.clone(),
+        None => model_environment(&model_dir, &*hosting.log)?,
+    };
+    let built = environment::materialize(
+        &environment::cache_root(),
+        &spec,
+        &|line| (hosting.log)(line),
+        hosting.cancel,
+    )
+    .map_err(|e| e.to_string())?;
+    let program = match &hosting.runtime.code {
+        Some(code) => {
+            let code_dir = folder.path().join("code");
+            crate::files::unpack_tree(tracking.blobs(), &code.files, &code_dir)
+                .map_err(|e| format!("code_configuration: {e}"))?;
+            python::Program::Script {
+                model_dir,
+                code_dir,
+                script: code.scoring_script.clone(),
+            }
+        }
+        None => python::Program::Pyfunc { model_dir },
+    };
+    let mut variables = environment::variables(&built);
+    variables.extend(hosting.variables.iter().cloned());
+    let pool = python::Pool::start(&python::Setup {
+        python: environment::python(&built),
+        env: variables,
+        program,
+        instances: hosting.instances,
+        log: std::sync::Arc::clone(&hosting.log),
+    })
+    .map_err(|e| format!("{reference}: {e}"))?;
+    let output = version
+        .signature
+        .as_ref()
+        .and_then(|s| s["outputs"][0]["type"].as_str())
+        .map(str::to_owned);
+    Ok(PythonModel {
+        pool,
+        script: hosting.runtime.code.is_some(),
+        timeout: hosting.timeout,
+        output,
+        _files: folder,
+    })
+}
+
+/// The environment an MLflow model asks for: its requirements.txt, else its conda.yaml, else
+/// the system's Python. A pinned Python other than the one here is said in the log (only the
+/// system's Python exists to build from).
+fn model_environment(
+    model_dir: &std::path::Path,
+    log: &(dyn Fn(&str) + Send + Sync),
+) -> Result<crate::pipeline::environment::EnvSpec, String> {
+    use crate::pipeline::environment;
+    for pinned in ["python_env.yaml", "conda.yaml"] {
+        if let Ok(text) = std::fs::read_to_string(model_dir.join(pinned))
+            && let Some(version) = text.lines().find_map(|l| {
+                let l = l.trim().trim_start_matches("- ");
+                l.strip_prefix("python: ")
+                    .or_else(|| l.strip_prefix("python="))
+                    .or_else(|| l.strip_prefix("python=="))
+            })
+        {
+            log(&format!(
+                "the model's {pinned} pins Python {}; its environment is built on this \
+                 machine's Python",
+                version.trim().trim_matches('"')
+            ));
+            break;
+        }
+    }
+    for file in ["requirements.txt", "conda.yaml"] {
+        let path = model_dir.join(file);
+        if path.is_file() {
+            return environment::from_file(&path).map_err(|e| format!("the model's {file}: {e}"));
+        }
+    }
+    Ok(environment::EnvSpec::System)
+}
+
+/// Scores a frame in Python: the rows as MLflow's `dataframe_split`, the predictions read back.
+fn score_in_python(model: &PythonModel, frame: &Frame) -> Result<Output, ScoreError> {
+    if model.script {
+        return Err(ScoreError::bad(
+            "this deployment runs a scoring script: POST its own request shape to /score",
+        ));
+    }
+    let data: Vec<Value> = (0..frame.rows)
+        .map(|i| Value::Array(frame.columns.iter().map(|c| c[i].clone()).collect()))
+        .collect();
+    let body = serde_json::json!({
+        "dataframe_split": { "columns": frame.names, "data": data }
+    });
+    let reply = model.call(
+        python::Op::Invocations,
+        "application/json",
+        body.to_string().into_bytes(),
+    )?;
+    let answer: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    if reply.status != 200 {
+        let message = answer["message"].as_str().map_or_else(
+            || String::from_utf8_lossy(&reply.body).into_owned(),
+            str::to_owned,
+        );
+        return Err(if reply.status < 500 {
+            ScoreError::BadRequest(message)
+        } else {
+            ScoreError::Model(message)
+        });
+    }
+    let predictions = answer["predictions"]
+        .as_array()
+        .ok_or_else(|| ScoreError::Model("the model answered no list of predictions".into()))?;
+    if predictions.iter().all(|p| p.is_i64() || p.is_u64()) {
+        return Ok(Output::Integers(
+            predictions.iter().filter_map(Value::as_i64).collect(),
+        ));
+    }
+    if predictions.iter().all(Value::is_number) {
+        return Ok(Output::Numbers(
+            predictions.iter().filter_map(Value::as_f64).collect(),
+        ));
+    }
+    if predictions.iter().all(|p| p.is_string() || p.is_boolean()) {
+        return Ok(Output::Labels {
+            labels: predictions.clone(),
+            probability: None,
+        });
+    }
+    Err(ScoreError::bad(
+        "the model answers more than one value per row; read them from /invocations",
+    ))
 }

@@ -1,10 +1,11 @@
 """Scores rows on a Lathe online endpoint with the official Triton HTTP client, unchanged.
 
-Run by tests/endpoints.rs as `triton_client.py URL MODEL KEY ROWS.json`, ROWS.json holding
+Run by tests/endpoints.rs as `triton_client.py URL MODEL KEY ROWS.json [OUTPUT]`, ROWS.json holding
 {"columns": [...], "data": [[...], ...]}. Checks health and metadata, then infers the rows three
 ways — one FP64 tensor per column with binary data (the client's default), the same as JSON, and
 one [N, F] tensor — and prints {"metadata": ..., "binary": [...], "json": [...], "matrix": [...],
-"probability": [...]}.
+"probability": [...]} (the probability when the model's metadata lists one). OUTPUT names the
+predictions' tensor (`prediction` by default).
 """
 
 import json
@@ -16,6 +17,7 @@ import tritonclient.http as triton
 
 def main():
     url, model, key, rows_path = sys.argv[1:5]
+    output = sys.argv[5] if len(sys.argv) > 5 else "prediction"
     rows = json.load(open(rows_path))
     # A fresh dict per call: the client writes Inference-Header-Content-Length into the one it
     # is given, and a stale length would cut the next request's JSON (on Triton too).
@@ -37,7 +39,7 @@ def main():
             inputs.append(tensor)
         return inputs
 
-    def labels(result, name="prediction"):
+    def labels(result, name=output):
         values = result.as_numpy(name)
         def plain(v):
             if isinstance(v, bytes):
@@ -50,7 +52,7 @@ def main():
     as_json = client.infer(
         model,
         columns(False),
-        outputs=[triton.InferRequestedOutput("prediction", binary_data=False)],
+        outputs=[triton.InferRequestedOutput(output, binary_data=False)],
         headers=headers(),
     )
     matrix = triton.InferInput("features", list(data.shape), "FP64")
@@ -61,7 +63,9 @@ def main():
         "binary": labels(binary),
         "json": labels(as_json),
         "matrix": labels(by_matrix),
-        "probability": [float(p) for p in binary.as_numpy("probability")],
+        "probability": [float(p) for p in binary.as_numpy("probability")]
+        if any(o["name"] == "probability" for o in metadata["outputs"])
+        else None,
     }))
 
 

@@ -315,6 +315,42 @@ fn lock_across_processes(
     }
 }
 
+/// Where environments are built and kept for the whole machine, so every workspace (and every
+/// test) shares one build per spec: `LATHE_CACHE_DIR`, else `$XDG_CACHE_HOME/lathe`, else
+/// `~/.cache/lathe`.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LATHE_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("lathe");
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".cache").join("lathe")
+}
+
+/// The Python a process in `built` runs: the environment's own, or the system's
+/// (`LATHE_PYTHON`, else `python3` on PATH).
+pub fn python(built: &Built) -> PathBuf {
+    built.bin.as_ref().map_or_else(
+        || PathBuf::from(std::env::var("LATHE_PYTHON").unwrap_or_else(|_| "python3".into())),
+        |bin| bin.join("python"),
+    )
+}
+
+/// The variables that put `built`'s programs first: PATH and VIRTUAL_ENV (none for the system).
+pub fn variables(built: &Built) -> Vec<(String, String)> {
+    let Some(bin) = &built.bin else {
+        return Vec::new();
+    };
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut env = vec![("PATH".into(), format!("{}:{path}", bin.display()))];
+    if let Some(venv) = bin.parent() {
+        env.push(("VIRTUAL_ENV".into(), venv.display().to_string()));
+    }
+    env
+}
+
 /// A built environment: the folder of its programs (none for the system) and its packages.
 #[derive(Debug, Clone)]
 pub struct Built {

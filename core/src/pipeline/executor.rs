@@ -144,7 +144,6 @@ struct Produced {
 /// Everything the steps of one pipeline run share.
 struct Context<'a> {
     tracking: &'a Tracking,
-    root: &'a Path,
     base: &'a Path,
     pipeline: &'a Pipeline,
     options: &'a RunOptions,
@@ -244,7 +243,6 @@ pub fn run(
     super::builtins::log_batch(tracking, &run_id, &[], &params)?;
     let context = Context {
         tracking,
-        root,
         base,
         pipeline,
         options,

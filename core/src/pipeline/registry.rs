@@ -8,7 +8,6 @@ use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use super::component::{self, Component};
-use crate::jobs::Progress;
 use crate::tracking::Tracking;
 
 #[derive(Debug, Clone, Serialize)]
@@ -33,34 +32,20 @@ pub fn register(tracking: &Tracking, path: &Path) -> PipelineResult<Registered> 
             lines.join("\n")
         )
     })?;
-    let mut code_files = Vec::new();
-    let mut puts = Vec::new();
-    if let Some(code) = &component.code {
-        let dir = path.parent().unwrap_or(Path::new(".")).join(code);
-        if !dir.exists() {
-            return Err(PipelineError::Invalid(format!(
-                "code: {} does not exist",
-                dir.display()
-            )));
-        }
-        for entry in walkdir::WalkDir::new(&dir).sort_by_file_name() {
-            let entry = entry.map_err(|e| format!("code: {e}"))?;
-            if !entry.file_type().is_file() {
-                continue;
+    let (code_files, puts) = match &component.code {
+        Some(code) => {
+            let dir = path.parent().unwrap_or(Path::new(".")).join(code);
+            if !dir.exists() {
+                return Err(PipelineError::Invalid(format!(
+                    "code: {} does not exist",
+                    dir.display()
+                )));
             }
-            let relative = entry
-                .path()
-                .strip_prefix(&dir)
-                .unwrap_or(entry.path())
-                .to_string_lossy()
-                .into_owned();
-            let put = tracking
-                .blobs()
-                .put_file(entry.path(), &Progress::default())?;
-            code_files.push((relative, put.hash.clone()));
-            puts.push(put);
+            crate::files::put_tree(tracking.blobs(), &dir)
+                .map_err(|e| PipelineError::Invalid(format!("code: {e}")))?
         }
-    }
+        None => (Vec::new(), Vec::new()),
+    };
     let listing = serde_json::to_string(&code_files)?;
     let created_at = crate::db::now_millis();
     let (name, given) = (component.name.clone(), component.version.clone());
@@ -214,14 +199,8 @@ pub fn resolve(
     let ready = origin.join(".lathe-ready");
     if !ready.exists() {
         let _ = std::fs::remove_dir_all(&code);
-        for (relative, hash) in &found.code_files {
-            let target = code.join(relative);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| PipelineError::io(parent, e))?;
-            }
-            std::fs::copy(tracking.blobs().path(hash), &target)
-                .map_err(|e| PipelineError::io(&target, e))?;
-        }
+        crate::files::unpack_tree(tracking.blobs(), &found.code_files, &code)
+            .map_err(|e| PipelineError::Invalid(format!("code: {e}")))?;
         std::fs::write(&ready, b"").map_err(|e| PipelineError::io(&ready, e))?;
     }
     component.code = Some("code".into());

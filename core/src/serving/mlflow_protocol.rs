@@ -302,6 +302,8 @@ pub fn error(error: &ScoreError) -> Value {
     let code = match error {
         ScoreError::BadRequest(_) => "BAD_REQUEST",
         ScoreError::Model(_) => "INTERNAL_ERROR",
+        ScoreError::Unavailable(_) => "TEMPORARILY_UNAVAILABLE",
+        ScoreError::Timeout(_) => "DEADLINE_EXCEEDED",
     };
     json!({ "error_code": code, "message": error.to_string() })
 }

@@ -77,21 +77,32 @@ impl Tracking {
     /// `model-versions/get-artifact` serve it. `path` is checked as any artifact path.
     pub fn artifact_under(&self, root: &str, path: &str) -> TrackingResult<(PathBuf, u64)> {
         let path = validate_artifact_path(path)?;
-        let root = match root.strip_prefix("models:/") {
+        let dir = self.artifact_dir(root)?.ok_or_else(|| {
+            TrackingError::invalid(format!(
+                "The artifacts at '{root}' are not in this server's store"
+            ))
+        })?;
+        self.artifact_file(&format!("{dir}/{path}"))
+    }
+
+    /// The folder in this store that `uri` names: an `mlflow-artifacts:/` URI, or an MLflow 3
+    /// logged model's `models:/<id>` (its artifact URI). `None` for files elsewhere.
+    ///
+    /// # Errors
+    /// A `models:/` id that names no logged model.
+    pub fn artifact_dir(&self, uri: &str) -> TrackingResult<Option<String>> {
+        let uri = match uri.strip_prefix("models:/") {
             Some(id) => {
                 let id = id.trim_matches('/').to_owned();
                 self.read(move |c| super::logged_models::get(c, &id))?
                     .info
                     .artifact_uri
             }
-            None => root.to_owned(),
+            None => uri.to_owned(),
         };
-        let Some(dir) = root.strip_prefix(super::api::ARTIFACTS_SCHEME) else {
-            return Err(TrackingError::invalid(format!(
-                "The artifacts at '{root}' are not in this server's store"
-            )));
-        };
-        self.artifact_file(&format!("{}/{path}", dir.trim_matches('/')))
+        Ok(uri
+            .strip_prefix(super::api::ARTIFACTS_SCHEME)
+            .map(|dir| dir.trim_matches('/').to_owned()))
     }
 
     /// The files and folders directly inside `dir` ("" is the root), paths relative to it.

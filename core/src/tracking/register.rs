@@ -97,18 +97,10 @@ impl Tracking {
     /// The signature of the model at `source` when it is in Lathe's artifact store and has an
     /// MLmodel file with one.
     fn signature_of(&self, source: &str) -> TrackingResult<Option<Value>> {
-        // `models:/<id>` names an MLflow 3 logged model; its files are at its artifact URI.
-        let resolved = match source.strip_prefix("models:/") {
-            Some(id) => match self.read(|c| logged_models::get(c, id.trim_matches('/'))) {
-                Ok(model) => model.info.artifact_uri,
-                Err(_) => return Ok(None),
-            },
-            None => source.to_owned(),
-        };
-        let Some(dir) = resolved.strip_prefix(ARTIFACTS_SCHEME) else {
+        let Ok(Some(dir)) = self.artifact_dir(source) else {
             return Ok(None);
         };
-        let path = format!("{}/MLmodel", dir.trim_matches('/'));
+        let path = format!("{dir}/MLmodel");
         let Ok((file, _)) = self.artifact_file(&path) else {
             return Ok(None);
         };
@@ -124,25 +116,60 @@ impl Tracking {
         name: &str,
         description: &str,
     ) -> TrackingResult<ModelVersion> {
-        let shown = path.display().to_string();
         let files = model_files(path)?;
-        let signature = if path.is_dir() {
-            let text = std::fs::read_to_string(path.join("MLmodel"))
-                .map_err(|e| TrackingError::invalid(format!("{shown}/MLmodel: {e}")))?;
-            crate::mlmodel::parse(&format!("{shown}/MLmodel"), &text)
-                .map_err(TrackingError::invalid)?
-                .signature
+        self.register_files(name, description, &files, local_signature(path)?)
+    }
+
+    /// Registers any file or folder as a custom model (Azure's `custom_model`, read by a
+    /// scoring script): its files sit under their own name in the version's folder, so
+    /// `AZUREML_MODEL_DIR/<name>/…` finds them as in Azure.
+    ///
+    /// # Errors
+    /// A path that does not exist or cannot be read.
+    pub fn register_custom(
+        &self,
+        path: &Path,
+        name: &str,
+        description: &str,
+    ) -> TrackingResult<ModelVersion> {
+        let shown = path.display();
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| TrackingError::invalid(format!("{shown}: not a file or folder")))?;
+        let files = if path.is_dir() {
+            let mut files = Vec::new();
+            for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
+                let entry = entry.map_err(|e| TrackingError::invalid(format!("{shown}: {e}")))?;
+                if entry.file_type().is_file() {
+                    let relative = entry
+                        .path()
+                        .strip_prefix(path)
+                        .map_err(|e| TrackingError::internal(e.to_string()))?
+                        .to_string_lossy()
+                        .replace('\\', "/");
+                    files.push((format!("{base}/{relative}"), entry.path().to_path_buf()));
+                }
+            }
+            files
+        } else if path.is_file() {
+            vec![(base, path.to_path_buf())]
         } else {
-            let bytes =
-                std::fs::read(path).map_err(|e| TrackingError::invalid(format!("{shown}: {e}")))?;
-            Some(
-                crate::onnx::signature(&bytes)
-                    .map_err(|e| TrackingError::invalid(format!("{shown}: {e}")))?,
-            )
+            return Err(TrackingError::invalid(format!("{shown}: does not exist")));
         };
+        self.register_files(name, description, &files, None)
+    }
+
+    fn register_files(
+        &self,
+        name: &str,
+        description: &str,
+        files: &[(String, std::path::PathBuf)],
+        signature: Option<serde_json::Value>,
+    ) -> TrackingResult<ModelVersion> {
         let folder = format!("registry/{}/{}", name, uuid::Uuid::new_v4().simple());
         super::validate_artifact_path(&folder)?;
-        for (relative, file) in &files {
+        for (relative, file) in files {
             let mut input = std::fs::File::open(file)
                 .map_err(|e| TrackingError::invalid(format!("{}: {e}", file.display())))?;
             self.put_artifact(&format!("{folder}/{relative}"), &mut input)?;
@@ -208,4 +235,20 @@ fn model_files(path: &Path) -> TrackingResult<Vec<(String, std::path::PathBuf)>>
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model.onnx".into());
     Ok(vec![(file_name, path.to_path_buf())])
+}
+
+/// The signature of a model folder's MLmodel, or of an ONNX file's graph.
+fn local_signature(path: &Path) -> TrackingResult<Option<serde_json::Value>> {
+    let shown = path.display();
+    if path.is_dir() {
+        let text = std::fs::read_to_string(path.join("MLmodel"))
+            .map_err(|e| TrackingError::invalid(format!("{shown}/MLmodel: {e}")))?;
+        return Ok(crate::mlmodel::parse(&format!("{shown}/MLmodel"), &text)
+            .map_err(TrackingError::invalid)?
+            .signature);
+    }
+    let bytes = std::fs::read(path).map_err(|e| TrackingError::invalid(format!("{shown}: {e}")))?;
+    Ok(Some(crate::onnx::signature(&bytes).map_err(|e| {
+        TrackingError::invalid(format!("{shown}: {e}"))
+    })?))
 }

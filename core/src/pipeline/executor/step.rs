@@ -563,7 +563,7 @@ fn command(
     log: &(dyn Fn(&str) + Sync),
 ) -> PipelineResult<()> {
     let step = job.step;
-    let built = environment::materialize(cx.root, &job.env, log, cx.cancel)?;
+    let built = environment::materialize(&environment::cache_root(), &job.env, log, cx.cancel)?;
     let cwd = match &step.component.code {
         Some(code) => {
             let snapshot = work.join("code");
@@ -588,12 +588,8 @@ fn command(
         values.insert(format!("outputs.{name}"), path);
     }
     let line = render(&step.component.command, &values)?;
-    if let Some(bin) = &built.bin {
-        let path = std::env::var("PATH").unwrap_or_default();
-        env.push(("PATH".into(), format!("{}:{path}", bin.display())));
-        if let Some(venv) = bin.parent() {
-            env.push(("VIRTUAL_ENV".into(), venv.display().to_string()));
-        }
+    env.extend(environment::variables(&built));
+    if built.bin.is_some() {
         cx.tracking.put_artifact(
             &format!("{}/environment/packages.txt", job.artifacts),
             &mut built.packages.as_bytes(),
