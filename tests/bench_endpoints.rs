@@ -1,7 +1,9 @@
 //! The online-endpoint benchmark: one-row requests over 8 keep-alive connections for a few
 //! seconds against a Lathe endpoint serving a native logistic regression (the demo pipeline's),
 //! then the same load against `mlflow models serve` of a scikit-learn logistic regression on the
-//! same features, side by side in one run; prints requests/s, p50 and p99 and the ratio.
+//! same features, side by side in one run; prints requests/s, p50 and p99 and the ratio. Then
+//! the same scikit-learn model as an MLflow pyfunc model in Lathe's Python workers against
+//! `mlflow models serve`, with as many workers each (`WORKERS`).
 //!
 //!     cargo bench -p lathe-tests --bench endpoints
 //!
@@ -19,6 +21,8 @@ use lathe_tests::{Sandbox, Server, http, peer_python};
 use serde_json::json;
 
 const CONNECTIONS: usize = 8;
+/// Python workers on each side of the pyfunc comparison (MLflow's default: one per core).
+const WORKERS: u32 = 2;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -84,7 +88,7 @@ struct MlflowServe {
 }
 
 impl MlflowServe {
-    fn start(python: &Path, model: &Path) -> Self {
+    fn start(python: &Path, model: &Path, workers: u32) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -105,6 +109,7 @@ impl MlflowServe {
             .arg(model)
             .arg("-p")
             .arg(port.to_string())
+            .args(["-w", &workers.to_string()])
             .env("MLFLOW_DISABLE_TELEMETRY", "true")
             .env("DO_NOT_TRACK", "true")
             // It starts `uvicorn` by name: the venv's programs come first.
@@ -145,9 +150,9 @@ fn path_with(python: &Path) -> String {
 impl Drop for MlflowServe {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", &group]).status();
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         std::thread::sleep(Duration::from_millis(500));
-        let _ = Command::new("kill").args(["-KILL", &group]).status();
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
@@ -184,7 +189,13 @@ fn main() {
             "--all-traffic",
         ])
         .ok();
-    let _server = Server::start(&sandbox.workspace(), &[]);
+    let python = peer_python();
+    // The pyfunc deployment's workers run in the peers' Python (an `image` environment).
+    let _server = Server::start_with(
+        &sandbox.workspace(),
+        &[],
+        &[("LATHE_PYTHON", python.as_os_str())],
+    );
     let url = shown["scoring_uri"]
         .as_str()
         .unwrap()
@@ -225,7 +236,6 @@ fn main() {
         return;
     }
     // The same features, a scikit-learn logistic regression saved by MLflow, served by MLflow.
-    let python = peer_python();
     let model = sandbox.path("sklearn-model");
     let script = format!(
         "import numpy as np, pandas as pd, mlflow.sklearn\n\
@@ -247,17 +257,81 @@ fn main() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let peer = MlflowServe::start(&python, &model);
+    let peer = MlflowServe::start(&python, &model, WORKERS);
     let peer_url = format!("{}/invocations", peer.url);
     load(&peer_url, &body, 1);
     let mlflow = load(&peer_url, &body, seconds);
     report(
-        "mlflow models serve, scikit-learn (default workers)",
+        &format!("mlflow models serve, scikit-learn ({WORKERS} workers)"),
         &mlflow,
     );
     println!(
-        "Lathe / MLflow: {:.1}× the requests/s, p99 {:.1}× lower",
+        "Lathe native / MLflow: {:.1}× the requests/s, p99 {:.1}× lower",
         lathe.0 / mlflow.0,
         quantile(&mlflow.1, 0.99) / quantile(&lathe.1, 0.99)
+    );
+    // The same scikit-learn model as an MLflow pyfunc model in Lathe's Python workers.
+    sandbox
+        .lathe(&[
+            "models",
+            "register",
+            model.to_str().unwrap(),
+            "--name",
+            "churn-sklearn",
+        ])
+        .ok();
+    let endpoint = sandbox.file("endpoint-py.yml", b"name: churn-py\n");
+    let shown = sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            endpoint.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let deployment = format!(
+        "name: pyfunc\nendpoint_name: churn-py\nmodel: azureml:churn-sklearn:1\n\
+         environment:\n  image: system\ninstance_count: {WORKERS}\n\
+         request_settings:\n  max_concurrent_requests_per_instance: {CONNECTIONS}\n"
+    );
+    let deployment = sandbox.file("py.yml", deployment.as_bytes());
+    sandbox
+        .lathe(&[
+            "online-deployment",
+            "create",
+            "-f",
+            deployment.to_str().unwrap(),
+            "--all-traffic",
+        ])
+        .ok();
+    let py_url = shown["scoring_uri"]
+        .as_str()
+        .unwrap()
+        .replace("/score", "/invocations");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while http()
+        .post(&py_url)
+        .header("content-type", "application/json")
+        .send(&body)
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the pyfunc endpoint never served"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    load(&py_url, &body, 1);
+    let workers = load(&py_url, &body, seconds);
+    report(
+        &format!("Lathe endpoint, pyfunc ({WORKERS} Python workers)"),
+        &workers,
+    );
+    println!(
+        "Lathe pyfunc / MLflow: {:.1}× the requests/s, p99 {:.1}× lower",
+        workers.0 / mlflow.0,
+        quantile(&mlflow.1, 0.99) / quantile(&workers.1, 0.99)
     );
 }

@@ -527,7 +527,7 @@ impl Drop for MlflowServer {
         // The workers are in the server's process group; end them all, by force if they linger
         // (uvicorn's workers can outlive a TERM, and the benchmark would wait on them forever).
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", &group]).status();
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -535,7 +535,7 @@ impl Drop for MlflowServer {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        let _ = Command::new("kill").args(["-KILL", &group]).status();
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }

@@ -12,6 +12,7 @@ The first line written is {"ready": true, ...} once the model (or init()) has lo
 the model or the script prints goes to stderr, which Lathe keeps as the deployment's log.
 """
 
+import io
 import json
 import os
 import sys
@@ -41,9 +42,15 @@ def pyfunc(model_dir):
 
     model = mlflow.pyfunc.load_model(model_dir)
     schema = model.metadata.get_input_schema()
+    frame_of = split_reader(schema)
 
     def answer(op, content_type, body):
         try:
+            frame = frame_of(content_type, body)
+            if frame is not None:
+                out = io.StringIO()
+                scoring_server.predictions_to_json(model.predict(frame), out)
+                return 200, "application/json", out.getvalue().encode()
             found = scoring_server.invocations(body, content_type, model, schema)
             return found.status, found.mimetype, found.response.encode()
         except MlflowException as e:
@@ -51,6 +58,50 @@ def pyfunc(model_dir):
             return e.get_http_status_code(), "application/json", e.serialize_as_json().encode()
 
     return answer, {"mlflow": mlflow.__version__}
+
+
+# MLflow column types whose pandas dtype a JSON list of rows gives as is.
+DTYPES = {"double": "float64", "long": "int64", "boolean": "bool", "string": "object"}
+
+
+def split_reader(schema):
+    """A faster reading of the commonest body, `{"dataframe_split": {"columns", "data"}}` with
+    the signature's columns in order, each of the dtype its type asks for. Only the parsing is
+    skipped: model.predict still enforces the schema, as MLflow's server does. Anything else
+    (params, other shapes, another dtype, a tensor signature) returns None and takes MLflow's
+    own path, so its answers and errors stay MLflow's."""
+    import pandas as pd
+
+    if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+        return lambda content_type, body: None
+    names = schema.input_names()
+    dtypes = [DTYPES.get(getattr(spec.type, "name", None)) for spec in schema.inputs]
+    if None in dtypes or any(getattr(spec, "optional", False) for spec in schema.inputs):
+        return lambda content_type, body: None
+
+    def read(content_type, body):
+        if content_type.split(";")[0].strip() != "application/json":
+            return None
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(request, dict) or list(request) != ["dataframe_split"]:
+            return None
+        split = request["dataframe_split"]
+        if not isinstance(split, dict) or set(split) != {"columns", "data"}:
+            return None
+        if split["columns"] != names or not isinstance(split["data"], list):
+            return None
+        try:
+            frame = pd.DataFrame(split["data"], columns=names)
+        except (ValueError, TypeError):
+            return None
+        if len(frame) == 0 or [str(t) for t in frame.dtypes] != dtypes:
+            return None
+        return frame
+
+    return read
 
 
 def script(model_dir, code_dir, name):
