@@ -10,6 +10,7 @@
 
 pub mod mlflow_protocol;
 pub mod oip;
+pub mod onnx_ml;
 pub mod python;
 pub mod tensors;
 

@@ -1,7 +1,8 @@
 """Runs an ONNX model with onnxruntime, the oracle for Lathe's in-process ONNX serving.
 
 Run by tests/endpoints.rs as `onnx_run.py MODEL INPUTS.json`, INPUTS.json holding
-{input name: nested lists}; prints {output name: nested lists}.
+{input name: nested lists}; prints {output name: nested lists} (a ZipMap output as onnxruntime
+gives it: a list of {class: probability}).
 """
 
 import json
@@ -21,7 +22,7 @@ def main():
     }
     outputs = session.run(None, given)
     names = [o.name for o in session.get_outputs()]
-    print(json.dumps({n: o.tolist() for n, o in zip(names, outputs)}))
+    print(json.dumps({n: o if isinstance(o, list) else o.tolist() for n, o in zip(names, outputs)}))
 
 
 if __name__ == "__main__":

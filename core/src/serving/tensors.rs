@@ -11,6 +11,13 @@ use tract_onnx::prelude::*;
 
 use super::ScoreError;
 
+/// tract's ONNX reader with the ONNX-ML operators Lathe adds ([`super::onnx_ml`]).
+fn reader() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    super::onnx_ml::register(&mut onnx.op_register);
+    onnx
+}
+
 /// Plans kept per model, one per set of input shapes.
 const PLANS: usize = 8;
 
@@ -37,6 +44,8 @@ type Plan = Arc<TypedRunnableModel>;
 /// An ONNX model ready to run.
 pub struct OnnxModel {
     path: PathBuf,
+    /// The graph as tract reads it, scikit-learn's ZipMap outputs taken off.
+    proto: tract_onnx::pb::ModelProto,
     pub inputs: Vec<TensorPort>,
     pub outputs: Vec<TensorPort>,
     plans: Mutex<Vec<(Vec<Vec<usize>>, Plan)>>,
@@ -79,12 +88,20 @@ fn ports(signature: &Value, part: &str) -> Result<Vec<TensorPort>, String> {
         .flatten()
         .map(|p| {
             let name = p["name"].as_str().unwrap_or_default().to_owned();
-            if p["type"] != "tensor" {
-                return Err(format!(
-                    "{part} '{name}' is a {}, not a tensor (scikit-learn's ZipMap output: convert \
-                     with zipmap=False)",
-                    p["type"].as_str().unwrap_or("value")
-                ));
+            match p["type"].as_str() {
+                Some("tensor") => {}
+                Some(kind @ ("sequence" | "map")) => {
+                    return Err(format!(
+                        "{part} '{name}' is a {kind}, not a tensor, and no tensor protocol \
+                         carries one"
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "{part} '{name}' declares no type in the graph, so its tensor cannot \
+                         be described; re-export the model with the output typed"
+                    ));
+                }
             }
             Ok(TensorPort {
                 datatype: datatype_of(p["tensor-spec"]["dtype"].as_str().unwrap_or_default())
@@ -108,10 +125,14 @@ impl OnnxModel {
     /// # Errors
     /// Not an ONNX model; an input or output that is not a tensor; an operator tract lacks.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let signature = crate::onnx::signature(&bytes)?;
+        let mut proto = reader()
+            .proto_model_for_path(path)
+            .map_err(|e| format!("{}: {}", path.display(), root_cause(&e)))?;
+        without_zipmap(&mut proto);
+        let signature = crate::onnx::signature(&prost::Message::encode_to_vec(&proto))?;
         let model = Self {
             path: path.to_path_buf(),
+            proto,
             inputs: ports(&signature, "inputs")?,
             outputs: ports(&signature, "outputs")?,
             plans: Mutex::new(Vec::new()),
@@ -155,14 +176,19 @@ impl OnnxModel {
             .join(", ")
     }
 
+    /// The graph's output names, for metadata.
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|p| p.name.clone()).collect()
+    }
+
     fn plan(&self, shapes: &[Vec<usize>], types: &[DatumType]) -> Result<Plan, String> {
         if let Ok(plans) = self.plans.lock()
             && let Some((_, plan)) = plans.iter().find(|(s, _)| s == shapes)
         {
             return Ok(Arc::clone(plan));
         }
-        let mut model = tract_onnx::onnx()
-            .model_for_path(&self.path)
+        let mut model = reader()
+            .model_for_proto_model(&self.proto)
             .map_err(|e| root_cause(&e))?;
         for (i, (shape, dt)) in shapes.iter().zip(types).enumerate() {
             model = model
@@ -319,6 +345,17 @@ fn from_tract(name: &str, value: &TValue) -> Result<Tensor, ScoreError> {
             "BYTES",
             values::<String>(value)?.iter().map(|x| json!(x)).collect(),
         ),
+        // tract's symbolic integers (a class index from its own LinearClassifier) are
+        // concrete once run.
+        DatumType::TDim => {
+            let ints = value
+                .cast_to::<i64>()
+                .map_err(|e| ScoreError::Model(format!("output '{name}': {e}")))?;
+            (
+                "INT64",
+                values::<i64>(&ints)?.iter().map(|x| json!(x)).collect(),
+            )
+        }
         other => {
             return Err(ScoreError::Model(format!(
                 "output '{name}' is {other:?}, which Lathe does not send yet"
@@ -333,7 +370,7 @@ fn from_tract(name: &str, value: &TValue) -> Result<Tensor, ScoreError> {
     })
 }
 
-fn values<T: Datum + Clone>(value: &TValue) -> Result<Vec<T>, ScoreError> {
+fn values<T: Datum + Clone>(value: &tract_onnx::prelude::Tensor) -> Result<Vec<T>, ScoreError> {
     value
         .to_plain_array_view::<T>()
         .map(|view| view.iter().cloned().collect())
@@ -398,4 +435,55 @@ pub fn to_nested(t: &Tensor) -> Value {
         }
     }
     build(&t.data, &t.shape)
+}
+
+/// Takes scikit-learn's ZipMap nodes off the graph's outputs: a ZipMap turns the class
+/// probabilities `[N, C]` into a sequence of maps, which no tensor protocol carries (Triton
+/// refuses such models; skl2onnx's own `zipmap=False` does the same). The output becomes the
+/// probabilities tensor under its own name (skl2onnx calls it `probabilities`), columns in
+/// the order of the classifier's labels.
+fn without_zipmap(proto: &mut tract_onnx::pb::ModelProto) {
+    use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
+    use tract_onnx::pb::{TensorShapeProto, TypeProto, type_proto};
+    let Some(graph) = proto.graph.as_mut() else {
+        return;
+    };
+    let zipmaps: Vec<(String, String, usize)> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "ZipMap" && n.input.len() == 1 && n.output.len() == 1)
+        .map(|n| {
+            let classes = n
+                .attribute
+                .iter()
+                .find(|a| a.name.starts_with("classlabels_"))
+                .map_or(0, |a| a.ints.len().max(a.strings.len()));
+            (n.input[0].clone(), n.output[0].clone(), classes)
+        })
+        .filter(|(_, output, _)| graph.output.iter().any(|o| &o.name == output))
+        .collect();
+    for (input, output, classes) in zipmaps {
+        graph
+            .node
+            .retain(|n| !(n.op_type == "ZipMap" && n.output.first() == Some(&output)));
+        if let Some(out) = graph.output.iter_mut().find(|o| o.name == output) {
+            out.name = input;
+            let dim = |value| Dimension {
+                denotation: String::new(),
+                value: Some(value),
+            };
+            out.r#type = Some(TypeProto {
+                denotation: String::new(),
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: 1, // FLOAT
+                    shape: Some(TensorShapeProto {
+                        dim: vec![
+                            dim(dimension::Value::DimParam("N".into())),
+                            dim(dimension::Value::DimValue(classes as i64)),
+                        ],
+                    }),
+                })),
+            });
+        }
+    }
 }
