@@ -310,6 +310,7 @@ fn migrations_are_append_only() {
         "70ead6f0a07eab375ec30f7d6de9b7ece896f3255714ebc24ea0e7e75548be48",
         "7b70c4db0756bd52fb03a9779a9107629694fb910ca31964795c289a9e016c32",
         "470c2b346dcb2fdc81e1eb8afb567c79eeebb5728dc8b2195bf050e286ac862f",
+        "a4a85a447cec988fd7537027f629aa3ca248801a0bf33fc0b0c20f11b9e08f7f",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

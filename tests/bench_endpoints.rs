@@ -232,6 +232,64 @@ fn main() {
     load(&url, &body, 1);
     let lathe = load(&url, &body, seconds);
     report("Lathe endpoint, native logistic regression", &lathe);
+    // The same model with every request collected (inputs and outputs).
+    let collecting = sandbox.file("endpoint-collect.yml", b"name: churn-collect\n");
+    let shown_collect = sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            collecting.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let collected = sandbox.file(
+        "collect.yml",
+        concat!(
+            "name: collect\nendpoint_name: churn-collect\n",
+            "model: azureml:churn-pipeline-classifier:1\ndata_collector:\n  collections:\n",
+            "    model_inputs:\n      enabled: 'true'\n",
+            "    model_outputs:\n      enabled: 'true'\n",
+        )
+        .as_bytes(),
+    );
+    sandbox
+        .lathe(&[
+            "online-deployment",
+            "create",
+            "-f",
+            collected.to_str().unwrap(),
+            "--all-traffic",
+        ])
+        .ok();
+    let collect_url = shown_collect["scoring_uri"]
+        .as_str()
+        .unwrap()
+        .replace("/score", "/invocations");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http()
+        .post(&collect_url)
+        .header("content-type", "application/json")
+        .send(&body)
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the collecting endpoint never served"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    load(&collect_url, &body, 1);
+    let with_collection = load(&collect_url, &body, seconds);
+    report(
+        "Lathe endpoint, native, collecting everything",
+        &with_collection,
+    );
+    println!(
+        "data collection costs {:.1}% of the requests/s",
+        (1.0 - with_collection.0 / lathe.0) * 100.0
+    );
     if env_u64("LATHE_BENCH_PEER", 1) == 0 {
         return;
     }

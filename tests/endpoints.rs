@@ -1148,3 +1148,122 @@ fn scikit_learn_onnx_models_agree_with_onnxruntime() {
         }
     }
 }
+
+/// Data collection: every request of a deployment collecting at rate 1 is kept with its request
+/// id, rows and predictions (as answered); one sampling half its requests keeps about half.
+#[test]
+fn collected_requests_are_kept_with_their_ids_and_answers() {
+    let sandbox = Sandbox::new();
+    let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/pipelines/churn-classification.yml");
+    sandbox
+        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
+        .ok();
+    let endpoint = sandbox.file("endpoint.yml", b"name: churn\n");
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            endpoint.to_str().unwrap(),
+        ])
+        .ok();
+    for (name, rate) in [("blue", "1.0"), ("green", "0.5")] {
+        let yaml = format!(
+            "name: {name}\nendpoint_name: churn\nmodel: azureml:churn-pipeline-classifier:1\n\
+             data_collector:\n  sampling_rate: {rate}\n  collections:\n    model_inputs:\n      \
+             enabled: 'true'\n    model_outputs:\n      enabled: 'true'\n"
+        );
+        let file = sandbox.file(&format!("{name}.yml"), yaml.as_bytes());
+        sandbox
+            .lathe(&["online-deployment", "create", "-f", file.to_str().unwrap()])
+            .ok();
+    }
+    let _server = Server::start(&sandbox.workspace(), &[]);
+    let shown = wait_ready(&sandbox, 2);
+    let url = shown["scoring_uri"]
+        .as_str()
+        .unwrap()
+        .replace("/score", "/invocations");
+    let (features, ..) = weights(&sandbox);
+    let mut answered = std::collections::BTreeMap::new();
+    for (deployment, count) in [("blue", 40), ("green", 400)] {
+        for i in 0..count {
+            let row: Vec<f64> = (0..features.len())
+                .map(|j| ((i * 7 + j) as f64 * 0.31).sin())
+                .collect();
+            let body = json!({ "dataframe_split": { "columns": features, "data": [row] } });
+            let id = format!("{deployment}-{i}");
+            let request = ureq::http::Request::builder()
+                .method("POST")
+                .uri(&url)
+                .header("content-type", "application/json")
+                .header("x-request-id", &id)
+                .header("azureml-model-deployment", deployment)
+                .body(body.to_string())
+                .unwrap();
+            let mut answer = http().run(request).unwrap();
+            assert_eq!(answer.status(), 200);
+            let text = answer.body_mut().read_to_string().unwrap();
+            let predictions: Value = serde_json::from_str(&text).unwrap();
+            answered.insert(id, predictions["predictions"][0].clone());
+        }
+    }
+    // Flushed within about ten seconds.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let rows = |kind: &str, deployment: &str, shown: &Value| -> i64 {
+        shown["collected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["kind"] == kind && w["deployment"] == deployment)
+            .map(|w| w["rows"].as_i64().unwrap())
+            .sum()
+    };
+    let shown = loop {
+        let shown = show(&sandbox);
+        if rows("model_outputs", "blue", &shown) == 40 && rows("model_inputs", "green", &shown) > 0
+        {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "{}", shown["collected"]);
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(rows("model_inputs", "blue", &shown), 40);
+    let green = rows("model_inputs", "green", &shown);
+    // Binomial(400, 0.5): 200 ± 60 is past five standard deviations.
+    assert!((140..=260).contains(&green), "green kept {green} of 400");
+    assert_eq!(rows("model_outputs", "green", &shown), green);
+    // Each kept output is the answer its request got, under its request id.
+    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
+    let parts: Vec<String> = store
+        .read::<_, lathe_core::Error>(|c| {
+            let mut stmt =
+                c.prepare("SELECT blob_hash FROM collected_parts WHERE kind = 'model_outputs'")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .unwrap();
+    let mut seen = 0;
+    for hash in parts {
+        let path = store.blobs().path(&hash);
+        let df =
+            lathe_core::table::read(&path, &path, lathe_core::table::TableFormat::Parquet).unwrap();
+        let page = lathe_core::table::page(&df, 0, df.height());
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let id_at = names.iter().position(|n| n == "request_id").unwrap();
+        let prediction_at = names.iter().position(|n| n == "prediction").unwrap();
+        for row in page {
+            let id = row[id_at].clone().unwrap();
+            let expected = &answered[&id];
+            let got = row[prediction_at].clone().unwrap();
+            assert_eq!(got, expected.to_string().trim_matches('"'), "{id}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 40 + green);
+}

@@ -299,12 +299,28 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
             let found = endpoints::endpoint(store, &name)?;
             let deployments = endpoints::deployments(store, &name)?;
             let health = recent_health(store, &name);
+            let collected = lathe_core::collection::windows(store, Some(&name))?;
             if output.json {
                 let mut shown = endpoint_json(&found, &deployments);
                 shown["health_last_5_min"] = json!(health);
+                shown["collected"] = json!(collected);
                 return print_json(&shown);
             }
             print_endpoint(&found, &deployments);
+            for w in collected.iter().take(10) {
+                let when = lathe_core::collection::moment(w.start_ms);
+                println!(
+                    "  collected {} {} from {when}: {} rows in {} part(s){}",
+                    w.deployment,
+                    w.kind,
+                    w.rows,
+                    w.parts,
+                    w.asset
+                        .as_ref()
+                        .map(|a| format!(", data asset {a}"))
+                        .unwrap_or_else(|| ", window open".into())
+                );
+            }
             for (d, h) in &health {
                 println!(
                     "  {d}, last 5 min: {} requests ({:.1}/s), {} errors, p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms",

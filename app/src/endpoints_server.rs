@@ -23,9 +23,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lathe_core::Store;
+use lathe_core::collection::{self, Buffer, CollectorSpec, Sample};
 use lathe_core::endpoints::{self, Deployment, Endpoint};
 use lathe_core::serving::python::Op;
-use lathe_core::serving::{PythonModel, ScoreError, Scorer, mlflow_protocol, oip};
+use lathe_core::serving::{Frame, PythonModel, ScoreError, Scorer, mlflow_protocol, oip};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -47,6 +48,8 @@ struct Live {
     /// Sized once the model has loaded (a Python worker takes fewer requests at once).
     slots: std::sync::OnceLock<Arc<Semaphore>>,
     window: std::sync::Mutex<Window>,
+    /// Its `data_collector`, and the samples not yet flushed.
+    collector: Option<(CollectorSpec, Buffer)>,
     /// Failed answers logged in this health window; past `LOGGED_FAILURES` they are only
     /// counted, so a storm of them does not become a storm of writes.
     logged: std::sync::atomic::AtomicU32,
@@ -56,7 +59,12 @@ const LOGGED_FAILURES: u32 = 10;
 
 impl Live {
     fn new(deployment: Deployment) -> Self {
+        let collector = collection::spec(deployment.spec.data_collector.as_ref())
+            .ok()
+            .flatten()
+            .map(|spec| (spec, Buffer::default()));
         Self {
+            collector,
             deployment,
             loaded: std::sync::OnceLock::new(),
             slots: std::sync::OnceLock::new(),
@@ -81,6 +89,53 @@ impl Live {
         }
     }
 
+    /// Offers a sampled request to the collector.
+    fn collect(
+        &self,
+        id: &str,
+        started: std::time::Instant,
+        collected: Option<(Frame, Vec<Value>)>,
+    ) {
+        if let (Some((_, buffer)), Some((inputs, outputs))) = (&self.collector, collected) {
+            buffer.offer(Sample {
+                request_id: id.to_owned(),
+                at_ms: lathe_core::db::now_millis(),
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                inputs,
+                outputs,
+            });
+        }
+    }
+
+    /// Writes what the collector holds (off the async threads), saying in the log what a full
+    /// buffer dropped.
+    fn flush(&self, store: &Store) {
+        let Some((spec, buffer)) = &self.collector else {
+            return;
+        };
+        let (samples, dropped) = buffer.take();
+        if samples.is_empty() && dropped == 0 {
+            return;
+        }
+        let (store, spec) = (store.clone(), spec.clone());
+        let (endpoint, name) = (
+            self.deployment.endpoint.clone(),
+            self.deployment.spec.name.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            if dropped > 0 {
+                let line = format!(
+                    "data collection dropped {dropped} request(s): its buffer was full ({} rows)",
+                    collection::BUFFER_ROWS
+                );
+                let _ = endpoints::log(&store, &endpoint, &name, &line);
+            }
+            if let Err(e) = collection::flush(&store, &endpoint, &name, &spec, &samples) {
+                let _ = endpoints::log(&store, &endpoint, &name, &format!("data collection: {e}"));
+            }
+        });
+    }
+
     fn is_ready(&self) -> bool {
         matches!(self.loaded.get(), Some(Ok(_)))
     }
@@ -97,6 +152,10 @@ impl Live {
         )
     }
 }
+
+/// An answer, and what collection keeps of the request when it was sampled: its rows and
+/// one output per row.
+type Scored = (Response, Option<(Frame, Vec<Value>)>);
 
 /// Deployments whose new version is loading while the one before keeps answering.
 type Loads = BTreeMap<(String, String), Arc<Live>>;
@@ -218,9 +277,9 @@ impl Handle {
 /// Copies a request to each mirror deployment its share picks (`mirror_traffic`): scored in
 /// the background within the mirror's own bounds, counted in its health, the answer dropped.
 /// A request that names its deployment is not mirrored.
-fn mirror<F>(handle: &Handle, served: &Served, headers: &HeaderMap, score: &F)
+fn mirror<F>(handle: &Handle, served: &Served, headers: &HeaderMap, id: &str, score: &F)
 where
-    F: Fn(Arc<Scorer>) -> Response + Clone + Send + 'static,
+    F: Fn(Arc<Scorer>, bool) -> Scored + Clone + Send + 'static,
 {
     if headers.contains_key("azureml-model-deployment") {
         return;
@@ -232,14 +291,15 @@ where
         if handle.draw(100) >= *share {
             continue;
         }
-        let score = score.clone();
+        let (score, id, draw) = (score.clone(), id.to_owned(), handle.draw(1_000_000));
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let answered = with_deployment(&live, score).await;
-            let status = match &answered {
-                Ok(r) | Err(r) => r.status(),
+            let (status, collected) = match with_deployment(&live, draw, score).await {
+                Ok((r, collected)) => (r.status(), collected),
+                Err(r) => (r.status(), None),
             };
             live.observe(status, started.elapsed());
+            live.collect(&id, started, collected);
         });
     }
 }
@@ -291,6 +351,19 @@ async fn supervise(store: Store) {
             if let Err(e) = endpoints::record_health(&store, points) {
                 eprintln!("lathe: recording endpoint health: {e}");
             }
+            for l in listeners.values() {
+                if let Some(served) = l.handle.now() {
+                    served.deployments.values().for_each(|d| d.flush(&store));
+                }
+            }
+            // Windows that passed before the last flush become data asset versions.
+            let sealing = store.clone();
+            let before = lathe_core::db::now_millis() - 3 * i64::from(HEALTH_EVERY) * 1000;
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = collection::seal(&sealing, before) {
+                    eprintln!("lathe: collected data: {e}");
+                }
+            });
         }
         let leader = store.take_lease(LEASE, &me, TICK * 5).unwrap_or(false);
         if !leader {
@@ -670,11 +743,16 @@ fn stamp(mut response: Response, id: &str, deployment: Option<&str>) -> Response
     response
 }
 
-/// Runs `score` on the deployment within its concurrency bound and timeout.
-async fn with_deployment<F>(live: &Arc<Live>, score: F) -> Result<Response, Response>
+/// Runs `score` on the deployment within its concurrency bound and timeout; `draw` (of a
+/// million) decides whether collection samples the request.
+async fn with_deployment<F>(live: &Arc<Live>, draw: u32, score: F) -> Result<Scored, Response>
 where
-    F: FnOnce(Arc<Scorer>) -> Response + Send + 'static,
+    F: FnOnce(Arc<Scorer>, bool) -> Scored + Send + 'static,
 {
+    let sampled = live
+        .collector
+        .as_ref()
+        .is_some_and(|(spec, _)| f64::from(draw) < spec.sampling_rate * 1_000_000.0);
     let scorer = live
         .scorer()
         .map_err(|why| failure(StatusCode::SERVICE_UNAVAILABLE, &why))?;
@@ -695,8 +773,9 @@ where
         Duration::ZERO
     };
     let timeout = Duration::from_millis(live.deployment.spec.timeout_ms()) + margin;
-    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(move || score(scorer))).await {
-        Ok(Ok(response)) => Ok(response),
+    let scoring = tokio::task::spawn_blocking(move || score(scorer, sampled));
+    match tokio::time::timeout(timeout, scoring).await {
+        Ok(Ok(scored)) => Ok(scored),
         Ok(Err(e)) => Err(failure(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("scoring stopped: {e}"),
@@ -750,16 +829,25 @@ async fn mlflow_or_script(handle: Handle, request: Request, op: Op) -> Response 
         .unwrap_or("application/json")
         .to_owned();
     let started = std::time::Instant::now();
-    let score = move |scorer: Arc<Scorer>| {
+    let score = move |scorer: Arc<Scorer>, sampled: bool| -> Scored {
         if let Some(python) = scorer.python() {
-            return in_python(python, op, &content_type, &bytes);
+            return in_python(python, &scorer, op, &content_type, &bytes, sampled);
         }
         match mlflow_protocol::answer(&bytes, &content_type, &scorer) {
-            Ok(answer) => Json(answer).into_response(),
-            Err(e) => (status_of(&e), Json(mlflow_protocol::error(&e))).into_response(),
+            Ok((answer, frame)) => {
+                let collected = frame.filter(|_| sampled).and_then(|frame| {
+                    let outputs = answer["predictions"].as_array()?.clone();
+                    (outputs.len() == frame.rows).then_some((frame, outputs))
+                });
+                (Json(answer).into_response(), collected)
+            }
+            Err(e) => (
+                (status_of(&e), Json(mlflow_protocol::error(&e))).into_response(),
+                None,
+            ),
         }
     };
-    mirror(&handle, &served, &parts.headers, &score);
+    mirror(&handle, &served, &parts.headers, &id, &score);
     answer(&handle, &live, &id, started, score).await
 }
 
@@ -773,10 +861,14 @@ async fn answer<F>(
     score: F,
 ) -> Response
 where
-    F: FnOnce(Arc<Scorer>) -> Response + Send + 'static,
+    F: FnOnce(Arc<Scorer>, bool) -> Scored + Send + 'static,
 {
-    let response = with_deployment(live, score).await.unwrap_or_else(|r| r);
+    let (response, collected) = match with_deployment(live, handle.draw(1_000_000), score).await {
+        Ok(scored) => scored,
+        Err(r) => (r, None),
+    };
     live.observe(response.status(), started.elapsed());
+    live.collect(id, started, collected);
     live.log_failure(&handle.store, id, response.status());
     let name = live.deployment.spec.name.clone();
     stamp(response, id, Some(&name))
@@ -793,12 +885,22 @@ fn status_of(e: &ScoreError) -> StatusCode {
 
 /// A request's body handed to a Python worker as it came: a scoring script's `run()` for
 /// `/score`, MLflow's own scoring function for `/invocations`.
-fn in_python(python: &PythonModel, op: Op, content_type: &str, body: &Bytes) -> Response {
+fn in_python(
+    python: &PythonModel,
+    scorer: &Scorer,
+    op: Op,
+    content_type: &str,
+    body: &Bytes,
+    sampled: bool,
+) -> Scored {
     let op = match (python.script, op) {
         (true, Op::Invocations) => {
-            return failure(
-                StatusCode::NOT_FOUND,
-                "this deployment runs a scoring script: POST to /score",
+            return (
+                failure(
+                    StatusCode::NOT_FOUND,
+                    "this deployment runs a scoring script: POST to /score",
+                ),
+                None,
             );
         }
         (true, _) => Op::Score,
@@ -806,19 +908,47 @@ fn in_python(python: &PythonModel, op: Op, content_type: &str, body: &Bytes) -> 
     };
     match python.call(op, content_type, body.to_vec()) {
         Ok(reply) => {
+            let collected = (sampled && reply.status == 200)
+                .then(|| {
+                    let answer: Value = serde_json::from_slice(&reply.body).ok()?;
+                    if python.script {
+                        // A script's request and answer are its own: kept whole.
+                        let mut frame = Frame::default();
+                        let text = String::from_utf8_lossy(body).into_owned();
+                        frame
+                            .push("request".into(), vec![Value::String(text)])
+                            .ok()?;
+                        return Some((frame, vec![answer]));
+                    }
+                    mlflow_rows(body, content_type, scorer, &answer)
+                })
+                .flatten();
             let mut response = Body::from(reply.body).into_response();
             *response.status_mut() =
                 StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             if let Ok(v) = HeaderValue::from_str(&reply.content_type) {
                 response.headers_mut().insert("content-type", v);
             }
-            response
+            (response, collected)
         }
         Err(e) => {
             let e = ScoreError::from(e);
-            failure(status_of(&e), &e.to_string())
+            (failure(status_of(&e), &e.to_string()), None)
         }
     }
+}
+
+/// A sampled MLflow-protocol request's rows and its answer's predictions, one per row; `None`
+/// for a request that is not rows (tensors) or an answer of another length.
+fn mlflow_rows(
+    body: &[u8],
+    content_type: &str,
+    scorer: &Scorer,
+    answer: &Value,
+) -> Option<(Frame, Vec<Value>)> {
+    let frame = mlflow_protocol::decode(body, content_type, &scorer.input_names()).ok()?;
+    let outputs = answer["predictions"].as_array()?.clone();
+    (outputs.len() == frame.rows).then_some((frame, outputs))
 }
 
 async fn server_metadata() -> Response {
@@ -954,7 +1084,40 @@ async fn infer_on(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let started = std::time::Instant::now();
-    let score = move |scorer: Arc<Scorer>| match oip::answer(&bytes, header_length, &scorer) {
+    let score = move |scorer: Arc<Scorer>, sampled: bool| -> Scored {
+        let answered = oip::answer(&bytes, header_length, &scorer);
+        let collected = match (&answered, sampled) {
+            (Ok((body, None)), true) => oip_rows(&bytes, header_length, &scorer, body),
+            _ => None,
+        };
+        (oip_response(answered), collected)
+    };
+    if let Some(served) = handle.now() {
+        mirror(&handle, &served, &parts.headers, &id, &score);
+    }
+    answer(&handle, &live, &id, started, score).await
+}
+
+/// A sampled Open Inference Protocol request's rows (a tabular model's columns) and its first
+/// output's values, one per row.
+fn oip_rows(
+    body: &[u8],
+    header_length: Option<usize>,
+    scorer: &Scorer,
+    answered: &[u8],
+) -> Option<(Frame, Vec<Value>)> {
+    if scorer.onnx().is_some() {
+        return None;
+    }
+    let request = oip::decode(body, header_length).ok()?;
+    let frame = oip::frame_of(&request.tensors, &scorer.input_names()).ok()?;
+    let answer: Value = serde_json::from_slice(answered).ok()?;
+    let outputs = answer["outputs"][0]["data"].as_array()?.clone();
+    (outputs.len() == frame.rows).then_some((frame, outputs))
+}
+
+fn oip_response(answered: Result<(Vec<u8>, Option<usize>), ScoreError>) -> Response {
+    match answered {
         Ok((body, None)) => {
             let mut r = Body::from(body).into_response();
             r.headers_mut()
@@ -973,9 +1136,5 @@ async fn infer_on(
             r
         }
         Err(e) => (status_of(&e), Json(oip::error(&e.to_string()))).into_response(),
-    };
-    if let Some(served) = handle.now() {
-        mirror(&handle, &served, &parts.headers, &score);
     }
-    answer(&handle, &live, &id, started, score).await
 }

@@ -417,6 +417,22 @@ pub const MIGRATIONS: &[&str] = &[
     // 13: what a deployment runs in, resolved when it is put: its environment and its scoring
     // code's files (JSON; `{}` for a model scored in process).
     "ALTER TABLE deployments ADD COLUMN runtime TEXT NOT NULL DEFAULT '{}';",
+    // 14: data collected by online deployments: Parquet parts in the blob store, one row each,
+    // joined into a data asset version once their window has passed.
+    "CREATE TABLE collected_parts (
+        id INTEGER PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        deployment TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('model_inputs', 'model_outputs')),
+        window_start_ms INTEGER NOT NULL,
+        window_ms INTEGER NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        blob_hash TEXT NOT NULL REFERENCES blobs(hash),
+        asset_version_id INTEGER REFERENCES asset_versions(id)
+    );
+    CREATE INDEX collected_parts_open ON collected_parts (asset_version_id, window_start_ms);",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

@@ -301,6 +301,7 @@ pub fn parse_deployment(text: &str) -> Result<DeploymentSpec> {
                 .into(),
         ));
     }
+    crate::collection::spec(spec.data_collector.as_ref())?;
     Ok(spec)
 }
 

@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod blobs;
+pub mod collection;
 pub mod db;
 pub mod demo;
 pub mod endpoints;

@@ -201,14 +201,20 @@ fn cell_value(cell: &str) -> Value {
 /// (`inputs` or `instances` as an object of input name → nested lists, or one nested list for
 /// a one-input model), the answer in MLflow's shape.
 ///
+/// The rows a tabular model scored come back beside the answer (for data collection).
+///
 /// # Errors
 /// As [`decode`] and the scorer's.
-pub fn answer(body: &[u8], content_type: &str, scorer: &Scorer) -> Result<Value, ScoreError> {
+pub fn answer(
+    body: &[u8],
+    content_type: &str,
+    scorer: &Scorer,
+) -> Result<(Value, Option<Frame>), ScoreError> {
     let Some(model) = scorer.onnx() else {
         let frame = decode(body, content_type, &scorer.input_names())?;
         let output = scorer.score(&frame)?;
         if !wants_probabilities(body, content_type)? {
-            return Ok(encode(&output));
+            return Ok((encode(&output), Some(frame)));
         }
         let Output::Labels { labels, .. } = &output else {
             return Err(ScoreError::bad(
@@ -221,7 +227,7 @@ pub fn answer(body: &[u8], content_type: &str, scorer: &Scorer) -> Result<Value,
             .zip(probabilities)
             .map(|(label, p)| json!({ "prediction": label, "probabilities": p }))
             .collect();
-        return Ok(json!({ "predictions": rows }));
+        return Ok((json!({ "predictions": rows }), Some(frame)));
     };
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ScoreError::bad(format!("the body is not JSON: {e}")))?;
@@ -255,7 +261,7 @@ pub fn answer(body: &[u8], content_type: &str, scorer: &Scorer) -> Result<Value,
         }
     };
     let outputs = model.run(&given)?;
-    Ok(match outputs.as_slice() {
+    let answer = match outputs.as_slice() {
         [one] => json!({ "predictions": tensors::to_nested(one) }),
         many => json!({
             "predictions": many
@@ -263,7 +269,8 @@ pub fn answer(body: &[u8], content_type: &str, scorer: &Scorer) -> Result<Value,
                 .map(|t| (t.name.clone(), tensors::to_nested(t)))
                 .collect::<Map<String, Value>>()
         }),
-    })
+    };
+    Ok((answer, None))
 }
 
 /// Whether a JSON request asks for class probabilities: `"params": {"probabilities": true}`.
