@@ -1266,4 +1266,120 @@ fn collected_requests_are_kept_with_their_ids_and_answers() {
         }
     }
     assert_eq!(seen, 40 + green);
+
+    // Replay blue's requests: to green (the same model) and to the model version, every row
+    // answers the same; to a model whose weights are negated, rows flip class.
+    for to in ["green", "churn-pipeline-classifier:1"] {
+        let report = sandbox
+            .lathe(&[
+                "online-endpoint",
+                "replay",
+                "churn",
+                "--from",
+                "blue",
+                "--to",
+                to,
+                "--json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(report["requests"], 40, "{report}");
+        assert_eq!(report["rows"], 40, "{report}");
+        assert_eq!(report["identical"], 40, "{report}");
+        assert_eq!(report["flips"], json!([]), "{report}");
+        assert!(report["to_latency"]["p50_ms"].as_f64().unwrap() > 0.0);
+    }
+    let flipped = negated_model(&sandbox, &store);
+    sandbox
+        .lathe(&[
+            "models",
+            "register",
+            flipped.to_str().unwrap(),
+            "--name",
+            "flipped",
+        ])
+        .ok();
+    let report = sandbox
+        .lathe(&[
+            "online-endpoint",
+            "replay",
+            "churn",
+            "--from",
+            "blue",
+            "--to",
+            "flipped:1",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let flips: i64 = report["flips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[2].as_i64().unwrap())
+        .sum();
+    assert!(flips > 0, "{report}");
+    assert_eq!(
+        report["identical"].as_i64().unwrap() + flips,
+        40,
+        "{report}"
+    );
+    assert!(
+        report["flips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f[0] != f[1]),
+        "{report}"
+    );
+    // The replay to green was not collected: green keeps what it had at the next flush.
+    std::thread::sleep(Duration::from_secs(12));
+    assert_eq!(rows("model_inputs", "green", &show(&sandbox)), green);
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "replay",
+            "churn",
+            "--from",
+            "green",
+            "--to",
+            "nobody",
+        ])
+        .fails_with("endpoint churn has no deployment 'nobody'");
+}
+
+/// The registered classifier's files with its weights and intercepts negated: a model that
+/// disagrees with it on most rows.
+fn negated_model(sandbox: &Sandbox, store: &lathe_core::Store) -> std::path::PathBuf {
+    let tracking = store.tracking();
+    let version = tracking
+        .read(|c| lathe_core::tracking::registry::get_version(c, "churn-pipeline-classifier", "1"))
+        .unwrap();
+    let dir = version.source.strip_prefix("mlflow-artifacts:/").unwrap();
+    let out = sandbox.path("flipped");
+    for (path, hash, _) in tracking.artifact_tree(dir).unwrap() {
+        let target = out.join(&path);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let bytes = std::fs::read(tracking.blobs().path(&hash)).unwrap();
+        if path.ends_with("model.json") {
+            let mut model: Value = serde_json::from_slice(&bytes).unwrap();
+            let negate = |v: &mut Value| {
+                if let Some(x) = v.as_f64() {
+                    *v = json!(-x);
+                }
+            };
+            for row in model["body"]["weights"].as_array_mut().unwrap() {
+                row.as_array_mut().unwrap().iter_mut().for_each(negate);
+            }
+            model["body"]["intercepts"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .for_each(negate);
+            std::fs::write(&target, model.to_string()).unwrap();
+        } else {
+            std::fs::write(&target, bytes).unwrap();
+        }
+    }
+    out
 }

@@ -72,6 +72,23 @@ pub enum EndpointCommand {
         #[arg(long)]
         deployment_name: Option<String>,
     },
+    /// Send a deployment's collected requests to another deployment (or a model version,
+    /// scored here) and report how the answers differ: identical share, class flips, largest
+    /// numeric difference, latency of each. Replayed requests are not collected.
+    Replay {
+        name: String,
+        /// The deployment whose collected requests are replayed.
+        #[arg(long)]
+        from: String,
+        /// A deployment of the endpoint, or a model version NAME:VERSION.
+        #[arg(long)]
+        to: String,
+        /// The newest this many requests.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,6 +417,52 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
                 bail!("endpoint {name} answered {}: {text}", answer.status);
             }
             println!("{text}");
+            Ok(())
+        }
+        EndpointCommand::Replay {
+            name,
+            from,
+            to,
+            limit,
+            output,
+        } => {
+            let target = lathe_core::replay::Target::parse(&to);
+            let report = lathe_core::replay::replay(store, &name, &from, &target, limit)?;
+            if output.json {
+                return print_json(&json!(report));
+            }
+            println!(
+                "replayed {} request(s) ({} rows) of {} against {}",
+                report.requests, report.rows, report.from, report.to
+            );
+            println!(
+                "  identical: {} of {} rows ({:.1}%)",
+                report.identical,
+                report.rows,
+                report.identical_share * 100.0
+            );
+            for (before, after, rows) in &report.flips {
+                println!("  {before} -> {after}: {rows} row(s)");
+            }
+            if let Some(d) = report.largest_difference {
+                println!("  largest numeric difference: {d}");
+            }
+            if report.failed > 0 {
+                println!(
+                    "  failed: {} request(s); first: {}",
+                    report.failed,
+                    report.first_failure.as_deref().unwrap_or_default()
+                );
+            }
+            println!(
+                "  latency p50/p99: {} {:.2}/{:.2} ms (as served), {} {:.2}/{:.2} ms (now)",
+                report.from,
+                report.from_latency.p50_ms,
+                report.from_latency.p99_ms,
+                report.to,
+                report.to_latency.p50_ms,
+                report.to_latency.p99_ms
+            );
             Ok(())
         }
     }

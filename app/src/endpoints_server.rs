@@ -281,7 +281,9 @@ fn mirror<F>(handle: &Handle, served: &Served, headers: &HeaderMap, id: &str, sc
 where
     F: Fn(Arc<Scorer>, bool) -> Scored + Clone + Send + 'static,
 {
-    if headers.contains_key("azureml-model-deployment") {
+    if headers.contains_key("azureml-model-deployment")
+        || headers.contains_key(endpoints::REPLAY_HEADER)
+    {
         return;
     }
     for (name, share) in &served.endpoint.spec.mirror_traffic {
@@ -848,7 +850,8 @@ async fn mlflow_or_script(handle: Handle, request: Request, op: Op) -> Response 
         }
     };
     mirror(&handle, &served, &parts.headers, &id, &score);
-    answer(&handle, &live, &id, started, score).await
+    let replay = parts.headers.contains_key(endpoints::REPLAY_HEADER);
+    answer(&handle, &live, replay, &id, started, score).await
 }
 
 /// Scores on `live` (mirrored already), counts the answer in its health, logs a failure, and
@@ -856,6 +859,7 @@ async fn mlflow_or_script(handle: Handle, request: Request, op: Op) -> Response 
 async fn answer<F>(
     handle: &Handle,
     live: &Arc<Live>,
+    replay: bool,
     id: &str,
     started: std::time::Instant,
     score: F,
@@ -863,7 +867,13 @@ async fn answer<F>(
 where
     F: FnOnce(Arc<Scorer>, bool) -> Scored + Send + 'static,
 {
-    let (response, collected) = match with_deployment(live, handle.draw(1_000_000), score).await {
+    // A replayed request is never sampled.
+    let draw = if replay {
+        u32::MAX
+    } else {
+        handle.draw(1_000_000)
+    };
+    let (response, collected) = match with_deployment(live, draw, score).await {
         Ok(scored) => scored,
         Err(r) => (r, None),
     };
@@ -1095,7 +1105,8 @@ async fn infer_on(
     if let Some(served) = handle.now() {
         mirror(&handle, &served, &parts.headers, &id, &score);
     }
-    answer(&handle, &live, &id, started, score).await
+    let replay = parts.headers.contains_key(endpoints::REPLAY_HEADER);
+    answer(&handle, &live, replay, &id, started, score).await
 }
 
 /// A sampled Open Inference Protocol request's rows (a tabular model's columns) and its first

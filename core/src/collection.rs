@@ -420,6 +420,119 @@ pub fn seal(store: &Store, now_ms: i64) -> Result<Vec<String>> {
     Ok(made)
 }
 
+/// A collected request: its rows (the inputs as named columns), what was answered for each
+/// row, and how long the answer took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collected {
+    pub request_id: String,
+    pub inputs: Frame,
+    pub outputs: Vec<Value>,
+    pub latency_ms: f64,
+}
+
+/// The newest `limit` requests `deployment` of `endpoint` collected with both their inputs and
+/// outputs, oldest first.
+///
+/// # Errors
+/// A part that cannot be read.
+pub fn collected(
+    store: &Store,
+    endpoint: &str,
+    deployment: &str,
+    limit: usize,
+) -> Result<Vec<Collected>> {
+    let hashes = |kind: &'static str| {
+        let (e, d) = (endpoint.to_owned(), deployment.to_owned());
+        store.read::<_, Error>(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT blob_hash FROM collected_parts
+                 WHERE endpoint = ?1 AND deployment = ?2 AND kind = ?3 ORDER BY first_ms, id",
+            )?;
+            let rows = stmt.query_map(params![e, d, kind], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+    };
+    let inputs = joined(store, &hashes("model_inputs")?)?;
+    let outputs = joined(store, &hashes("model_outputs")?)?;
+    let text = |df: &DataFrame, name: &str, i: usize| -> Option<String> {
+        crate::table::cell_text(&df.column(name).ok()?.get(i).ok()?)
+    };
+    let mut answered: std::collections::HashMap<(String, String), Value> = Default::default();
+    for i in 0..outputs.height() {
+        if let (Some(id), Some(row), Ok(column)) = (
+            text(&outputs, "request_id", i),
+            text(&outputs, "row", i),
+            outputs.column("prediction"),
+        ) {
+            answered.insert((id, row), json_cell(column, i));
+        }
+    }
+    let features: Vec<&Column> = inputs
+        .columns()
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c.name().as_str(),
+                "request_id" | "row" | "timestamp_ms" | "latency_ms"
+            )
+        })
+        .collect();
+    let mut out: Vec<Collected> = Vec::new();
+    for i in 0..inputs.height() {
+        let (Some(id), Some(row)) = (text(&inputs, "request_id", i), text(&inputs, "row", i))
+        else {
+            continue;
+        };
+        let Some(answer) = answered.get(&(id.clone(), row)) else {
+            continue;
+        };
+        let latency = inputs
+            .column("latency_ms")
+            .ok()
+            .and_then(|c| c.get(i).ok())
+            .and_then(|v| v.extract::<f64>())
+            .unwrap_or(f64::NAN);
+        if out.last().is_none_or(|last| last.request_id != id) {
+            let mut frame = Frame::default();
+            for c in &features {
+                frame
+                    .push(c.name().to_string(), Vec::new())
+                    .map_err(|e| Error::Endpoint(format!("collected data: {e}")))?;
+            }
+            out.push(Collected {
+                request_id: id,
+                inputs: frame,
+                outputs: Vec::new(),
+                latency_ms: latency,
+            });
+        }
+        let Some(last) = out.last_mut() else {
+            continue;
+        };
+        for (column, c) in last.inputs.columns.iter_mut().zip(&features) {
+            column.push(json_cell(c, i));
+        }
+        last.inputs.rows += 1;
+        last.outputs.push(answer.clone());
+    }
+    let skip = out.len().saturating_sub(limit);
+    Ok(out.split_off(skip))
+}
+
+/// A cell as JSON: numbers, booleans and text as themselves, a missing value as null.
+fn json_cell(column: &Column, i: usize) -> Value {
+    match column.get(i) {
+        Ok(AnyValue::Null) | Err(_) => Value::Null,
+        Ok(AnyValue::Boolean(b)) => Value::Bool(b),
+        Ok(AnyValue::Float64(x)) => serde_json::json!(x),
+        Ok(AnyValue::Float32(x)) => serde_json::json!(x),
+        Ok(AnyValue::Int64(x)) => serde_json::json!(x),
+        Ok(AnyValue::Int32(x)) => serde_json::json!(x),
+        Ok(AnyValue::UInt32(x)) => serde_json::json!(x),
+        Ok(other) => crate::table::cell_text(&other).map_or(Value::Null, Value::String),
+    }
+}
+
 /// The parts `hashes` as one table: columns in order of first appearance, a column a part
 /// lacks filled with nulls.
 fn joined(store: &Store, hashes: &[String]) -> Result<DataFrame> {

@@ -1100,39 +1100,78 @@ pub fn invoke(
     content_type: &str,
     deployment: Option<&str>,
 ) -> Result<Answer> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(60)))
-        .build()
-        .into();
-    let mut request = agent
-        .post(&endpoint.scoring_uri())
-        .header("content-type", content_type)
-        .header("authorization", &format!("Bearer {}", endpoint.keys[0]));
-    if let Some(d) = deployment {
-        request = request.header("azureml-model-deployment", d);
-    }
-    let started = std::time::Instant::now();
-    let mut answer = request.send(body).map_err(|e| {
-        Error::Endpoint(format!(
-            "{} does not answer at {} ({e}); it serves while the window or `lathe server` runs",
-            endpoint.spec.name,
-            endpoint.scoring_uri()
-        ))
-    })?;
-    let text = answer.body_mut().read_to_string().unwrap_or_default();
-    Ok(Answer {
-        status: answer.status().as_u16(),
-        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        deployment: answer
-            .headers()
-            .get("azureml-model-deployment")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        body: text,
-    })
+    Caller::new().send(endpoint, body, content_type, deployment, false)
 }
+
+/// An HTTP client for an endpoint's scoring URI, kept across requests (one connection).
+pub struct Caller(ureq::Agent);
+
+impl Default for Caller {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Caller {
+    pub fn new() -> Self {
+        Self(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(std::time::Duration::from_secs(60)))
+                .build()
+                .into(),
+        )
+    }
+
+    /// Sends `body` to `endpoint` (to `deployment` when named). A `replay` request says so
+    /// (`x-lathe-replay`): it is neither collected nor mirrored.
+    ///
+    /// # Errors
+    /// As [`invoke`].
+    pub fn send(
+        &self,
+        endpoint: &Endpoint,
+        body: &[u8],
+        content_type: &str,
+        deployment: Option<&str>,
+        replay: bool,
+    ) -> Result<Answer> {
+        let mut request = self
+            .0
+            .post(&endpoint.scoring_uri())
+            .header("content-type", content_type)
+            .header("authorization", &format!("Bearer {}", endpoint.keys[0]));
+        if let Some(d) = deployment {
+            request = request.header("azureml-model-deployment", d);
+        }
+        if replay {
+            request = request.header(REPLAY_HEADER, "1");
+        }
+        let started = std::time::Instant::now();
+        let mut answer = request.send(body).map_err(|e| {
+            Error::Endpoint(format!(
+                "{} does not answer at {} ({e}); it serves while the window or `lathe server` runs",
+                endpoint.spec.name,
+                endpoint.scoring_uri()
+            ))
+        })?;
+        let text = answer.body_mut().read_to_string().unwrap_or_default();
+        Ok(Answer {
+            status: answer.status().as_u16(),
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            deployment: answer
+                .headers()
+                .get("azureml-model-deployment")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            body: text,
+        })
+    }
+}
+
+/// The header a replayed request carries, so the endpoint neither collects nor mirrors it.
+pub const REPLAY_HEADER: &str = "x-lathe-replay";
 
 /// Deploys registered version `model:version` as deployment `deployment` of endpoint
 /// `endpoint`, creating the endpoint (on loopback, a free port) when it is new — the window's

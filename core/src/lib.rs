@@ -21,6 +21,7 @@ pub mod onnx;
 pub mod pipeline;
 pub mod profile;
 pub mod promotion;
+pub mod replay;
 pub mod service;
 pub mod serving;
 pub mod store;
