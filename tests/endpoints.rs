@@ -687,8 +687,42 @@ fn the_endpoints_section_shows_an_endpoint_and_sends_it_a_test_request() {
         .ok();
     let _server = Server::start(&sandbox.workspace(), &[]);
     wait_ready(&sandbox, 2);
+    // One request blue collected (its rows and what blue answered), for Replay.
+    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
+    let (features, ..) = weights(&sandbox);
+    let row: Vec<f64> = (0..features.len())
+        .map(|j| (j as f64 * 0.4).cos())
+        .collect();
+    let body = json!({ "dataframe_split": { "columns": features, "data": [row] } });
+    let found = lathe_core::endpoints::endpoint(&store, "churn").unwrap();
+    let answer = lathe_core::endpoints::invoke(
+        &found,
+        body.to_string().as_bytes(),
+        "application/json",
+        Some("blue"),
+    )
+    .unwrap();
+    let predicted: Value = serde_json::from_str(&answer.body).unwrap();
+    let mut inputs = lathe_core::serving::Frame::default();
+    for (name, x) in features.iter().zip(&row) {
+        inputs.push(name.clone(), vec![json!(x)]).unwrap();
+    }
+    let sample = lathe_core::collection::Sample {
+        request_id: "r-1".into(),
+        at_ms: lathe_core::db::now_millis(),
+        latency_ms: 0.5,
+        inputs,
+        outputs: vec![predicted["predictions"][0].clone()],
+    };
+    let spec = lathe_core::collection::CollectorSpec {
+        sampling_rate: 1.0,
+        window_ms: 3_600_000,
+        inputs: true,
+        outputs: true,
+    };
+    lathe_core::collection::flush(&store, "churn", "blue", &spec, &[sample]).unwrap();
     let mut h = egui_kittest::Harness::builder()
-        .with_size([1280.0, 800.0])
+        .with_size([1280.0, 1800.0])
         .build_ui_state(
             |ui, wb: &mut lathe_ui::Workbench| wb.ui(ui),
             sandbox.workbench(),
@@ -721,7 +755,6 @@ fn the_endpoints_section_shows_an_endpoint_and_sends_it_a_test_request() {
     lathe_tests::run_until(&mut h, wait, "the split applied", |h| {
         h.query_by_label("Traffic of churn applied").is_some()
     });
-    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
     let traffic = lathe_core::endpoints::endpoint(&store, "churn")
         .unwrap()
         .spec
@@ -730,6 +763,22 @@ fn the_endpoints_section_shows_an_endpoint_and_sends_it_a_test_request() {
         traffic,
         std::collections::BTreeMap::from([("blue".to_owned(), 70), ("green".to_owned(), 30)])
     );
+
+    // The collected request is listed, and replays to green answering the same.
+    assert_eq!(
+        h.query_all_by_label("window open").count(),
+        2,
+        "the collected window, inputs and outputs"
+    );
+    h.get_by_label("to").click();
+    h.run();
+    h.get_all_by_label("green").last().unwrap().click();
+    h.run();
+    h.get_by_label("Replay").click();
+    lathe_tests::run_until(&mut h, wait, "the replay report", |h| {
+        h.query_by_label_contains("100.0% identical: 1 of 1 rows")
+            .is_some()
+    });
 }
 
 #[test]

@@ -427,7 +427,14 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
             output,
         } => {
             let target = lathe_core::replay::Target::parse(&to);
-            let report = lathe_core::replay::replay(store, &name, &from, &target, limit)?;
+            let report = lathe_core::replay::replay(
+                store,
+                &name,
+                &from,
+                &target,
+                limit,
+                &lathe_core::jobs::Progress::default(),
+            )?;
             if output.json {
                 return print_json(&json!(report));
             }

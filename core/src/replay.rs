@@ -89,9 +89,10 @@ pub struct Report {
 }
 
 /// Replays the newest `limit` requests `from` (a deployment of `endpoint`) collected against
-/// `to`.
+/// `to`, a request at a time, counted on `progress` (which can cancel it).
 ///
 /// # Errors
+/// Cancelled through `progress`;
 /// No collected requests (the deployment must collect inputs and outputs), an unknown
 /// deployment or model, a model that cannot be scored in process, an endpoint that is not
 /// being served.
@@ -101,6 +102,7 @@ pub fn replay(
     from: &str,
     to: &Target,
     limit: usize,
+    progress: &crate::jobs::Progress,
 ) -> Result<Report> {
     let found = endpoints::endpoint(store, endpoint)?;
     let known: Vec<String> = endpoints::deployments(store, endpoint)?
@@ -157,7 +159,10 @@ pub fn replay(
     };
     let mut flips: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut took = Vec::new();
+    progress.start_stage("replaying", requests.len() as u64);
     for request in &requests {
+        progress.check()?;
+        progress.advance(1);
         let started = Instant::now();
         let answered = match (&scorer, to) {
             (Some(scorer), _) => in_process(scorer, &request.inputs),

@@ -1,7 +1,8 @@
 //! The Endpoints section: online endpoints on the left; on the right the chosen endpoint's
 //! scoring URI and key, its deployments with their model and state, the traffic split as
 //! sliders applied at once, and a Test tab that sends a request (built from the model's
-//! signature, or written by hand) to the live endpoint and shows the answer and its latency.
+//! signature, or written by hand) to the live endpoint and shows the answer and its latency;
+//! below, the data it collected and Replay ([`replay`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use lathe_core::service::{
 };
 
 use crate::loadable::{Loadable, ready_or_status_ui};
+
+mod replay;
 
 type Views = Arc<Vec<EndpointView>>;
 
@@ -27,6 +30,7 @@ pub struct EndpointsPanel {
     answer: Option<Loadable<Arc<TestAnswer>>>,
     message: Option<Result<String, String>>,
     show_key: bool,
+    replay: replay::ReplayPanel,
 }
 
 impl EndpointsPanel {
@@ -63,6 +67,9 @@ impl EndpointsPanel {
                 if self.selected.as_deref() == Some(endpoint.as_str()) {
                     self.answer = Some(Loadable::from_reply(reply));
                 }
+            }
+            EndpointEvent::Replayed { endpoint, reply } => {
+                self.replay.on_replayed(&endpoint, reply);
             }
         }
     }
@@ -178,6 +185,8 @@ impl EndpointsPanel {
         health_ui(ui, view);
         ui.separator();
         self.test_ui(ui, service, view);
+        ui.separator();
+        self.replay.ui(ui, service, view);
     }
 
     fn deployments_ui(&mut self, ui: &mut egui::Ui, service: &Service, view: &EndpointView) {

@@ -32,6 +32,14 @@ pub enum EndpointCommand {
         deployment: Option<String>,
         body: String,
     },
+    /// Replays the newest `limit` requests `from` collected against `to` (a deployment or
+    /// `NAME:VERSION`), as a job.
+    Replay {
+        endpoint: String,
+        from: String,
+        to: String,
+        limit: usize,
+    },
 }
 
 /// An endpoint as the window shows it.
@@ -44,6 +52,8 @@ pub struct EndpointView {
     pub health: Vec<endpoints::HealthPoint>,
     /// Each deployment's last log lines (time in ms since the epoch, line), oldest first.
     pub logs: Vec<(String, Vec<(i64, String)>)>,
+    /// The data its deployments collected, newest window first.
+    pub collected: Vec<crate::collection::Window>,
 }
 
 /// What a test request got back.
@@ -57,6 +67,10 @@ pub enum EndpointEvent {
     Tested {
         endpoint: String,
         reply: Reply<TestAnswer>,
+    },
+    Replayed {
+        endpoint: String,
+        reply: Reply<crate::replay::Report>,
     },
 }
 
@@ -97,6 +111,28 @@ pub(super) fn handle(service: &Service, command: EndpointCommand) {
                 .map_err(Failure::from);
             EndpointEvent::Tested { endpoint, reply }
         }),
+        EndpointCommand::Replay {
+            endpoint,
+            from,
+            to,
+            limit,
+        } => {
+            let label = format!("Replaying {from}'s requests to {to}");
+            service.job(label, move |shared, _, progress| {
+                let target = crate::replay::Target::parse(&to);
+                let reply = crate::replay::replay(
+                    &shared.store,
+                    &endpoint,
+                    &from,
+                    &target,
+                    limit,
+                    progress,
+                )
+                .map(Arc::new)
+                .map_err(Failure::from);
+                shared.emit(EndpointEvent::Replayed { endpoint, reply });
+            });
+        }
     }
 }
 
@@ -140,6 +176,7 @@ fn views(shared: &Shared) -> crate::Result<Vec<EndpointView>> {
                 })
                 .collect::<crate::Result<_>>()?;
             Ok(EndpointView {
+                collected: crate::collection::windows(&shared.store, Some(&endpoint.spec.name))?,
                 logs,
                 health: endpoints::health(&shared.store, &endpoint.spec.name, hour_ago)?,
                 endpoint,
