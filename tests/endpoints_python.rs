@@ -446,3 +446,166 @@ fn a_scoring_script_runs_init_once_and_run_per_request_and_a_dead_worker_is_repl
         );
     }
 }
+
+#[test]
+fn a_packaged_native_model_serves_from_its_folder_and_loads_in_mlflow_pyfunc_alike() {
+    use std::io::BufRead;
+    let sandbox = Sandbox::new();
+    let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/pipelines/churn-classification.yml");
+    sandbox
+        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
+        .ok();
+    let out = sandbox.path("package");
+    let made = sandbox
+        .lathe(&[
+            "models",
+            "package",
+            "churn-pipeline-classifier:1",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let files: Vec<&str> = made["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for needed in [
+        "Dockerfile",
+        "bin/lathe",
+        "model/MLmodel",
+        "model/code/lathe_pyfunc.py",
+        "model/conda.yaml",
+        "model/python_env.yaml",
+        "model/requirements.txt",
+        "model/model.json",
+    ] {
+        assert!(files.contains(&needed), "{needed} in {files:?}");
+    }
+    // The Dockerfile, checked statically (no engine here): what it copies is in the package,
+    // and it serves what it copied on the port it exposes.
+    let dockerfile = std::fs::read_to_string(out.join("Dockerfile")).unwrap();
+    let mut copied = Vec::new();
+    for line in dockerfile.lines() {
+        if let Some(rest) = line.strip_prefix("COPY ") {
+            let (from, to) = rest.split_once(' ').unwrap();
+            assert!(out.join(from).exists(), "COPY {from}: not in the package");
+            copied.push(to.to_owned());
+        }
+    }
+    let cmd = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("CMD "))
+        .unwrap();
+    let cmd: Vec<String> = serde_json::from_str(cmd).unwrap();
+    assert_eq!(cmd[..3], ["lathe", "models", "serve"]);
+    assert!(copied.contains(&cmd[3]), "serves what it copied: {cmd:?}");
+    let exposed = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("EXPOSE "))
+        .unwrap();
+    assert_eq!(
+        cmd[cmd.iter().position(|a| a == "--port").unwrap() + 1],
+        exposed
+    );
+    assert!(copied.contains(&"/usr/local/bin/lathe".to_owned()));
+    // A folder that is not empty is refused, and left as it was.
+    sandbox
+        .lathe(&[
+            "models",
+            "package",
+            "churn-pipeline-classifier:1",
+            "--out",
+            out.join("model").to_str().unwrap(),
+        ])
+        .fails_with("is not empty");
+
+    // Served from the folder alone, by the packaged program, in a workspace of its own.
+    let empty = sandbox.path("elsewhere");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut serving = std::process::Command::new(out.join("bin/lathe"))
+        .args(["models", "serve"])
+        .arg(out.join("model"))
+        .current_dir(&empty)
+        .env("LATHE_WORKSPACE", &empty)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(serving.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in '{line}'"))
+        .to_owned();
+    let features: Vec<String> = {
+        let model: Value =
+            serde_json::from_slice(&std::fs::read(out.join("model/model.json")).unwrap()).unwrap();
+        model["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let data: Vec<Vec<f64>> = (0..25)
+        .map(|i| {
+            (0..features.len())
+                .map(|j| ((i * 5 + j) as f64 * 0.61).sin() * 2.0)
+                .collect()
+        })
+        .collect();
+    let body = json!({ "dataframe_split": { "columns": features, "data": data } }).to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The listener comes up within the serving process's first tick.
+    let served = loop {
+        let answer = http()
+            .post(format!("{base}/invocations"))
+            .header("content-type", "application/json")
+            .send(&body);
+        if let Ok(mut answer) = answer
+            && answer.status() == 200
+        {
+            let text = answer.body_mut().read_to_string().unwrap();
+            break serde_json::from_str::<Value>(&text).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the package never served");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    serving.kill().ok();
+    serving.wait().ok();
+    assert!(
+        !empty.join("lathe.db").exists() && std::fs::read_dir(&empty).unwrap().next().is_none(),
+        "serving a folder leaves the folder it ran in alone"
+    );
+
+    // The official mlflow.pyfunc loads the package's model and predicts the same.
+    let rows = sandbox.file(
+        "rows.json",
+        json!({ "columns": features, "data": data })
+            .to_string()
+            .as_bytes(),
+    );
+    let predicted = std::process::Command::new(peer_python())
+        .arg(peer_script("pyfunc_predict.py"))
+        .arg(out.join("model"))
+        .arg(&rows)
+        .output()
+        .unwrap();
+    assert!(
+        predicted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&predicted.stderr)
+    );
+    let text = String::from_utf8_lossy(&predicted.stdout);
+    let by_mlflow: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(served["predictions"], by_mlflow);
+    assert!(by_mlflow.as_array().unwrap().len() == 25, "{by_mlflow}");
+}

@@ -123,6 +123,29 @@ pub enum ModelsCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Write a version as a self-contained folder: the model in MLflow's format (a Lathe model
+    /// loadable by mlflow.pyfunc), its environment, the lathe program and a Dockerfile.
+    Package {
+        /// NAME:VERSION or NAME@ALIAS.
+        reference: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Serve one model with MLflow's scoring protocol and the Open Inference Protocol, from a
+    /// model folder (a package's `model`) or a version of this workspace, in a fresh workspace
+    /// of its own; until stopped.
+    Serve {
+        /// A model folder, or NAME:VERSION / NAME@ALIAS.
+        source: String,
+        /// 0 picks a free port.
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// Off loopback a key is required (printed at start).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+    },
 }
 
 pub fn serve(root: &Path, args: ServerArgs) -> Result<()> {
@@ -415,8 +438,42 @@ fn print_run(run: &Run) {
 }
 
 pub fn models(root: &Path, command: ModelsCommand) -> Result<()> {
+    if let ModelsCommand::Serve { source, port, host } = &command
+        && Path::new(source).is_dir()
+    {
+        return serve_model(Path::new(source), *port, host);
+    }
     let tracking = open(root)?;
     match command {
+        ModelsCommand::Package {
+            reference,
+            out,
+            output,
+        } => {
+            let version = one_version(&tracking, &reference)?;
+            let lathe = std::env::current_exe().context("cannot find this program to package")?;
+            let made = lathe_core::packaging::package(&tracking, &version, &out, &lathe)?;
+            if output.json {
+                return print_json(&made);
+            }
+            println!(
+                "packaged {}:{} in {} ({} files; flavors {})",
+                version.name,
+                version.version,
+                made.dir.display(),
+                made.files.len(),
+                made.flavors.join(", ")
+            );
+            Ok(())
+        }
+        ModelsCommand::Serve { source, port, host } => {
+            let version = one_version(&tracking, &source)?;
+            let folder = tempfile::tempdir().context("cannot make a folder for the package")?;
+            let out = folder.path().join("package");
+            let lathe = std::env::current_exe().context("cannot find this program")?;
+            lathe_core::packaging::package(&tracking, &version, &out, &lathe)?;
+            serve_model(&out.join("model"), port, &host)
+        }
         ModelsCommand::List { output } => {
             let (found, _) = tracking.read(|c| registry::search_models(c, "", &[], 50_000, 0))?;
             if output.json {
@@ -489,6 +546,59 @@ pub fn models(root: &Path, command: ModelsCommand) -> Result<()> {
 
 /// NAME (all versions, newest first), NAME:VERSION or NAME@ALIAS; an unknown model's name
 /// gets the nearest registered names suggested.
+/// The one version `reference` (NAME:VERSION or NAME@ALIAS) names.
+fn one_version(tracking: &Tracking, reference: &str) -> Result<ModelVersion> {
+    if !reference.contains([':', '@']) {
+        anyhow::bail!("'{reference}': name one version, as NAME:VERSION or NAME@ALIAS");
+    }
+    let mut found = resolve_versions(tracking, reference)?;
+    found
+        .pop()
+        .with_context(|| format!("no version matches '{reference}'"))
+}
+
+/// Serves the model folder `model` in a fresh workspace of its own (removed when it stops),
+/// as endpoint `model`, deployment `default`.
+fn serve_model(model: &Path, port: u16, host: &str) -> Result<()> {
+    let folder = tempfile::tempdir().context("cannot make a workspace to serve from")?;
+    let store = lathe_core::Store::open(folder.path().join("ws"))?;
+    let endpoint = lathe_core::endpoints::create_endpoint(
+        &store,
+        "name: model\n",
+        Some(host),
+        (port != 0).then_some(port),
+    )?;
+    let model = model
+        .canonicalize()
+        .with_context(|| format!("cannot read {}", model.display()))?;
+    let yaml = format!(
+        "name: default\nendpoint_name: model\nmodel:\n  path: {}\n",
+        serde_json::to_string(&model.display().to_string())?
+    );
+    lathe_core::endpoints::put_deployment(&store, &yaml, Path::new("."), true, false)?;
+    crate::endpoints_server::spawn(store.clone())?;
+    // Scripts read this line to find the address.
+    println!(
+        "serving {} at http://{}:{} (MLflow: /invocations; Open Inference Protocol: /v2/models/model)",
+        model.display(),
+        endpoint.host,
+        endpoint.port
+    );
+    if endpoint.key_required {
+        println!("key: {}", endpoint.keys[0]);
+    }
+    loop {
+        let state = lathe_core::endpoints::deployments(&store, "model")?
+            .into_iter()
+            .next()
+            .map(|d| (d.state, d.message));
+        if let Some((state, message)) = state.filter(|(s, _)| s == "failed") {
+            anyhow::bail!("the model does not serve ({state}): {message}");
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
 fn resolve_versions(tracking: &Tracking, reference: &str) -> Result<Vec<ModelVersion>> {
     let name = reference
         .split(['@', ':'])

@@ -18,6 +18,7 @@ pub mod labeling;
 pub mod ml;
 pub mod mlmodel;
 pub mod onnx;
+pub mod packaging;
 pub mod pipeline;
 pub mod profile;
 pub mod promotion;
