@@ -138,6 +138,51 @@ impl MlflowServe {
     }
 }
 
+/// Creates endpoint `endpoint` with the deployment `yaml` taking all its traffic, waits (up to
+/// two minutes: a Python deployment builds and starts its workers) until it answers `body`, and
+/// returns its `/invocations` URL.
+fn deploy(sandbox: &Sandbox, endpoint: &str, yaml: &str, body: &str) -> String {
+    let file = sandbox.file(
+        &format!("{endpoint}.yml"),
+        format!("name: {endpoint}\n").as_bytes(),
+    );
+    let shown = sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            file.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let deployment = sandbox.file(&format!("{endpoint}-deployment.yml"), yaml.as_bytes());
+    sandbox
+        .lathe(&[
+            "online-deployment",
+            "create",
+            "-f",
+            deployment.to_str().unwrap(),
+            "--all-traffic",
+        ])
+        .ok();
+    let url = shown["scoring_uri"]
+        .as_str()
+        .unwrap()
+        .replace("/score", "/invocations");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while http()
+        .post(&url)
+        .header("content-type", "application/json")
+        .send(body)
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(Instant::now() < deadline, "{endpoint} never served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    url
+}
+
 /// PATH with the folder of `python` (a venv's `bin`) first.
 fn path_with(python: &Path) -> String {
     let bin = python
@@ -233,53 +278,17 @@ fn main() {
     let lathe = load(&url, &body, seconds);
     report("Lathe endpoint, native logistic regression", &lathe);
     // The same model with every request collected (inputs and outputs).
-    let collecting = sandbox.file("endpoint-collect.yml", b"name: churn-collect\n");
-    let shown_collect = sandbox
-        .lathe(&[
-            "online-endpoint",
-            "create",
-            "-f",
-            collecting.to_str().unwrap(),
-            "--json",
-        ])
-        .ok()
-        .json();
-    let collected = sandbox.file(
-        "collect.yml",
+    let collect_url = deploy(
+        &sandbox,
+        "churn-collect",
         concat!(
             "name: collect\nendpoint_name: churn-collect\n",
             "model: azureml:churn-pipeline-classifier:1\ndata_collector:\n  collections:\n",
             "    model_inputs:\n      enabled: 'true'\n",
             "    model_outputs:\n      enabled: 'true'\n",
-        )
-        .as_bytes(),
+        ),
+        &body,
     );
-    sandbox
-        .lathe(&[
-            "online-deployment",
-            "create",
-            "-f",
-            collected.to_str().unwrap(),
-            "--all-traffic",
-        ])
-        .ok();
-    let collect_url = shown_collect["scoring_uri"]
-        .as_str()
-        .unwrap()
-        .replace("/score", "/invocations");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http()
-        .post(&collect_url)
-        .header("content-type", "application/json")
-        .send(&body)
-        .map_or(true, |r| r.status() != 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the collecting endpoint never served"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     load(&collect_url, &body, 1);
     let with_collection = load(&collect_url, &body, seconds);
     report(
@@ -338,49 +347,12 @@ fn main() {
             "churn-sklearn",
         ])
         .ok();
-    let endpoint = sandbox.file("endpoint-py.yml", b"name: churn-py\n");
-    let shown = sandbox
-        .lathe(&[
-            "online-endpoint",
-            "create",
-            "-f",
-            endpoint.to_str().unwrap(),
-            "--json",
-        ])
-        .ok()
-        .json();
     let deployment = format!(
         "name: pyfunc\nendpoint_name: churn-py\nmodel: azureml:churn-sklearn:1\n\
          environment:\n  image: system\ninstance_count: {WORKERS}\n\
          request_settings:\n  max_concurrent_requests_per_instance: {CONNECTIONS}\n"
     );
-    let deployment = sandbox.file("py.yml", deployment.as_bytes());
-    sandbox
-        .lathe(&[
-            "online-deployment",
-            "create",
-            "-f",
-            deployment.to_str().unwrap(),
-            "--all-traffic",
-        ])
-        .ok();
-    let py_url = shown["scoring_uri"]
-        .as_str()
-        .unwrap()
-        .replace("/score", "/invocations");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while http()
-        .post(&py_url)
-        .header("content-type", "application/json")
-        .send(&body)
-        .map_or(true, |r| r.status() != 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the pyfunc endpoint never served"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let py_url = deploy(&sandbox, "churn-py", &deployment, &body);
     load(&py_url, &body, 1);
     let workers = load(&py_url, &body, seconds);
     report(

@@ -179,7 +179,7 @@ fn column(name: &str, values: &[Option<&Value>]) -> Column {
 }
 
 /// The inputs or the outputs of `samples` as one table (see the module's columns).
-fn table(samples: &[Sample], inputs: bool) -> Result<DataFrame> {
+fn table(samples: &[&Sample], inputs: bool) -> Result<DataFrame> {
     let mut ids = Vec::new();
     let mut rows = Vec::new();
     let mut times = Vec::new();
@@ -233,9 +233,10 @@ fn table(samples: &[Sample], inputs: bool) -> Result<DataFrame> {
     DataFrame::new(height, columns).map_err(|e| Error::Endpoint(format!("collected data: {e}")))
 }
 
-fn parquet(df: &mut DataFrame) -> Result<Vec<u8>> {
+fn parquet(df: &mut DataFrame, compression: ParquetCompression) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes)
+        .with_compression(compression)
         .finish(df)
         .map_err(|e| Error::Endpoint(format!("collected data: {e}")))?;
     Ok(bytes)
@@ -252,10 +253,10 @@ pub fn flush(
     spec: &CollectorSpec,
     samples: &[Sample],
 ) -> Result<()> {
-    let mut windows: std::collections::BTreeMap<i64, Vec<Sample>> = Default::default();
+    let mut windows: std::collections::BTreeMap<i64, Vec<&Sample>> = Default::default();
     for s in samples {
         let start = s.at_ms - s.at_ms.rem_euclid(spec.window_ms);
-        windows.entry(start).or_default().push(s.clone());
+        windows.entry(start).or_default().push(s);
     }
     let mut parts = Vec::new();
     for (start, samples) in windows {
@@ -270,7 +271,10 @@ pub fn flush(
             if df.height() == 0 {
                 continue;
             }
-            let put = store.blobs().put_bytes(&parquet(&mut df)?)?;
+            // Parts are short-lived (joined when their window is sealed): fast compression.
+            let put = store
+                .blobs()
+                .put_bytes(&parquet(&mut df, ParquetCompression::Lz4Raw)?)?;
             let first = samples.iter().map(|s| s.at_ms).min().unwrap_or(start);
             let last = samples.iter().map(|s| s.at_ms).max().unwrap_or(start);
             parts.push((kind, start, first, last, df.height() as i64, put));
@@ -386,7 +390,8 @@ pub fn seal(store: &Store, now_ms: i64) -> Result<Vec<String>> {
         let mut table = joined(store, &hashes)?;
         let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let file = dir.path().join(format!("{kind}.parquet"));
-        std::fs::write(&file, parquet(&mut table)?).map_err(|e| Error::io(&file, e))?;
+        std::fs::write(&file, parquet(&mut table, ParquetCompression::default())?)
+            .map_err(|e| Error::io(&file, e))?;
         let name = format!("{endpoint}-{deployment}-{kind}");
         let mut ws = store.workspace()?;
         let outcome = crate::import::import(
