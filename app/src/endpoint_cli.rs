@@ -325,7 +325,7 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
             }
             print_endpoint(&found, &deployments);
             for w in collected.iter().take(10) {
-                let when = lathe_core::collection::moment(w.start_ms);
+                let when = lathe_core::format::timestamp(w.start_ms / 1000);
                 println!(
                     "  collected {} {} from {when}: {} rows in {} part(s){}",
                     w.deployment,

@@ -151,40 +151,7 @@ impl Live {
                 .get_or_init(|| Arc::new(Semaphore::new(self.slots_total() as usize))),
         )
     }
-}
 
-/// An answer, and what collection keeps of the request when it was sampled: its rows and
-/// one output per row.
-type Scored = (Response, Option<(Frame, Vec<Value>)>);
-
-/// Deployments whose new version is loading while the one before keeps answering.
-type Loads = BTreeMap<(String, String), Arc<Live>>;
-
-/// Requests seen in one health window; latencies kept up to `LATENCIES`, later ones over
-/// the oldest (enough for the quantiles of a window).
-struct Window {
-    started: std::time::Instant,
-    requests: u64,
-    errors: u64,
-    latencies: Vec<f32>,
-}
-
-const LATENCIES: usize = 100_000;
-/// How often health points are written, in supervisor ticks.
-const HEALTH_EVERY: u32 = 10;
-
-impl Default for Window {
-    fn default() -> Self {
-        Self {
-            started: std::time::Instant::now(),
-            requests: 0,
-            errors: 0,
-            latencies: Vec::new(),
-        }
-    }
-}
-
-impl Live {
     /// Counts an answer of `status` that took `elapsed`.
     fn observe(&self, status: StatusCode, elapsed: Duration) {
         if let Ok(mut w) = self.window.lock() {
@@ -240,6 +207,37 @@ impl Live {
             p95_ms: q(0.95),
             p99_ms: q(0.99),
         })
+    }
+}
+
+/// An answer, and what collection keeps of the request when it was sampled: its rows and
+/// one output per row.
+type Scored = (Response, Option<(Frame, Vec<Value>)>);
+
+/// Deployments whose new version is loading while the one before keeps answering.
+type Loads = BTreeMap<(String, String), Arc<Live>>;
+
+/// Requests seen in one health window; latencies kept up to `LATENCIES`, later ones over
+/// the oldest (enough for the quantiles of a window).
+struct Window {
+    started: std::time::Instant,
+    requests: u64,
+    errors: u64,
+    latencies: Vec<f32>,
+}
+
+const LATENCIES: usize = 100_000;
+/// How often health points are written, in supervisor ticks.
+const HEALTH_EVERY: u32 = 10;
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            requests: 0,
+            errors: 0,
+            latencies: Vec::new(),
+        }
     }
 }
 
@@ -311,6 +309,18 @@ struct Listener {
     stop: Option<oneshot::Sender<()>>,
 }
 
+impl Listener {
+    /// Stops listening, writing what its deployments collected.
+    fn stop(mut self, store: &Store) {
+        if let Some(served) = self.handle.now() {
+            served.deployments.values().for_each(|d| d.flush(store));
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 /// Starts the supervisor on its own runtime and thread; it lives as long as the process.
 pub fn spawn(store: Store) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -369,10 +379,8 @@ async fn supervise(store: Store) {
         }
         let leader = store.take_lease(LEASE, &me, TICK * 5).unwrap_or(false);
         if !leader {
-            for (_, mut l) in std::mem::take(&mut listeners) {
-                if let Some(stop) = l.stop.take() {
-                    let _ = stop.send(());
-                }
+            for (_, l) in std::mem::take(&mut listeners) {
+                l.stop(&store);
             }
             seen = None;
         } else {
@@ -410,10 +418,8 @@ async fn reconcile(
         .cloned()
         .collect::<Vec<_>>()
     {
-        if let Some(mut l) = listeners.remove(&gone)
-            && let Some(stop) = l.stop.take()
-        {
-            let _ = stop.send(());
+        if let Some(l) = listeners.remove(&gone) {
+            l.stop(store);
         }
     }
     let mut pending = false;
@@ -462,6 +468,12 @@ async fn reconcile(
                 }
             };
             deployments.insert(live.deployment.spec.name.clone(), live);
+        }
+        // A deployment no longer served keeps what it collected.
+        for old in before.iter().flat_map(|b| b.deployments.values()) {
+            if !deployments.values().any(|new| Arc::ptr_eq(new, old)) {
+                old.flush(store);
+            }
         }
         let served = Arc::new(Served {
             endpoint,
@@ -548,14 +560,12 @@ fn load(store: &Store, d: &Deployment) -> Result<Arc<Scorer>, String> {
             let _ = endpoints::log(&store, &endpoint, &name, line);
         })
     };
-    let never = std::sync::atomic::AtomicBool::new(false);
     let hosting = lathe_core::serving::Hosting {
         runtime: &d.runtime,
         instances: d.spec.instance_count.unwrap_or(1),
         variables: d.spec.variables(),
         timeout: Duration::from_millis(d.spec.timeout_ms()),
         log,
-        cancel: &never,
     };
     Scorer::host(&tracking, &found, Some(&hosting)).map(Arc::new)
 }
@@ -926,7 +936,7 @@ fn in_python(
                         let mut frame = Frame::default();
                         let text = String::from_utf8_lossy(body).into_owned();
                         frame
-                            .push("request".into(), vec![Value::String(text)])
+                            .push(collection::SCRIPT_REQUEST.into(), vec![Value::String(text)])
                             .ok()?;
                         return Some((frame, vec![answer]));
                     }

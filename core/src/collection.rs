@@ -25,6 +25,10 @@ use crate::serving::Frame;
 use crate::store::Store;
 use crate::{Error, Result};
 
+/// The one input column a scoring script's request is collected in, whole (its shape is the
+/// script's own).
+pub const SCRIPT_REQUEST: &str = "request";
+
 /// Rows a deployment's buffer holds between flushes; past it samples are dropped and counted.
 pub const BUFFER_ROWS: usize = 200_000;
 
@@ -301,13 +305,6 @@ pub fn flush(
     })
 }
 
-/// A time in milliseconds since the epoch as people read it: `2026-12-01 08:00 UTC`.
-pub fn moment(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_default()
-}
-
 /// A window of collected data: its parts so far, and its asset version once sealed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Window {
@@ -403,8 +400,8 @@ pub fn seal(store: &Store, now_ms: i64) -> Result<Vec<String>> {
                 text_column: None,
                 source_label: Some(format!(
                     "collected by endpoint {endpoint}, deployment {deployment}, {} to {}",
-                    moment(start),
-                    moment(start + window)
+                    crate::format::timestamp(start / 1000),
+                    crate::format::timestamp((start + window) / 1000)
                 )),
             },
             &crate::jobs::Progress::default(),
@@ -446,15 +443,30 @@ pub fn collected(
     deployment: &str,
     limit: usize,
 ) -> Result<Vec<Collected>> {
+    // The newest parts holding at least `limit` rows (a request has one row or more), read
+    // oldest first: a replay reads what it sends, not everything ever collected.
     let hashes = |kind: &'static str| {
         let (e, d) = (endpoint.to_owned(), deployment.to_owned());
         store.read::<_, Error>(move |c| {
             let mut stmt = c.prepare(
-                "SELECT blob_hash FROM collected_parts
-                 WHERE endpoint = ?1 AND deployment = ?2 AND kind = ?3 ORDER BY first_ms, id",
+                "SELECT blob_hash, rows FROM collected_parts
+                 WHERE endpoint = ?1 AND deployment = ?2 AND kind = ?3
+                 ORDER BY first_ms DESC, id DESC",
             )?;
-            let rows = stmt.query_map(params![e, d, kind], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+            let mut newest = Vec::new();
+            let mut rows = 0;
+            for part in stmt.query_map(params![e, d, kind], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })? {
+                let (hash, n) = part?;
+                newest.push(hash);
+                rows += usize::try_from(n).unwrap_or(0);
+                if rows >= limit {
+                    break;
+                }
+            }
+            newest.reverse();
+            Ok(newest)
         })
     };
     let inputs = joined(store, &hashes("model_inputs")?)?;

@@ -46,22 +46,34 @@ pub fn put_tree(
 ) -> Result<(Listing, Vec<crate::blobs::PutBlob>)> {
     let mut files = Vec::new();
     let mut puts = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let relative = entry
-            .path()
-            .strip_prefix(dir)
-            .unwrap_or(entry.path())
-            .to_string_lossy()
-            .replace('\\', "/");
-        let put = blobs.put_file(entry.path(), &crate::jobs::Progress::default())?;
+    for (relative, path) in tree(dir)? {
+        let put = blobs.put_file(&path, &crate::jobs::Progress::default())?;
         files.push((relative, put.hash.clone()));
         puts.push(put);
     }
     Ok((files, puts))
+}
+
+/// Every file under `dir` in name order: its path relative to `dir` (with `/` between
+/// folders) and its full path.
+///
+/// # Errors
+/// A folder that cannot be read.
+pub fn tree(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
+        if entry.file_type().is_file() {
+            let relative = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap_or(entry.path())
+                .to_string_lossy()
+                .replace('\\', "/");
+            files.push((relative, entry.into_path()));
+        }
+    }
+    Ok(files)
 }
 
 /// Copies the blobs `files` lists (path relative to `dest`, hash) to `dest`.

@@ -94,17 +94,9 @@ pub fn package(
         std::fs::remove_dir(out).map_err(|e| Error::io(out, e))?;
     }
     std::fs::rename(&kept, out).map_err(|e| Error::io(out, e))?;
-    let files = walkdir::WalkDir::new(out)
-        .sort_by_file_name()
+    let files = crate::files::tree(out)?
         .into_iter()
-        .filter_map(std::result::Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| {
-            e.path()
-                .strip_prefix(out)
-                .ok()
-                .map(|p| p.to_string_lossy().replace('\\', "/"))
-        })
+        .map(|(relative, _)| relative)
         .collect();
     Ok(Package {
         dir: out.to_path_buf(),

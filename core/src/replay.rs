@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::collection::{self, Collected};
 use crate::endpoints::{self, Caller};
@@ -253,28 +253,12 @@ fn over_http(
     to: &str,
     request: &Collected,
 ) -> Result<std::result::Result<Vec<Value>, String>> {
-    let script_body = (request.inputs.names == ["request"])
+    let script_body = (request.inputs.names == [collection::SCRIPT_REQUEST])
         .then(|| request.inputs.columns[0].first().and_then(Value::as_str))
         .flatten();
     let body = match script_body {
         Some(raw) => raw.as_bytes().to_vec(),
-        None => {
-            let data: Vec<Value> = (0..request.inputs.rows)
-                .map(|i| {
-                    Value::Array(
-                        request
-                            .inputs
-                            .columns
-                            .iter()
-                            .map(|c| c[i].clone())
-                            .collect(),
-                    )
-                })
-                .collect();
-            json!({ "dataframe_split": { "columns": request.inputs.names, "data": data } })
-                .to_string()
-                .into_bytes()
-        }
+        None => request.inputs.to_dataframe_split().to_string().into_bytes(),
     };
     let answer = caller.send(endpoint, &body, "application/json", Some(to), true)?;
     if !(200..300).contains(&answer.status) {

@@ -112,6 +112,14 @@ impl Frame {
         })
     }
 
+    /// The rows as MLflow's `{"dataframe_split": {"columns", "data"}}` request.
+    pub fn to_dataframe_split(&self) -> Value {
+        let data: Vec<Value> = (0..self.rows)
+            .map(|i| Value::Array(self.columns.iter().map(|c| c[i].clone()).collect()))
+            .collect();
+        serde_json::json!({ "dataframe_split": { "columns": self.names, "data": data } })
+    }
+
     /// Rows given as objects of column → value.
     ///
     /// # Errors
@@ -221,15 +229,13 @@ impl PythonModel {
 }
 
 /// What hosting a deployment's model takes beyond the model: its runtime (environment,
-/// scoring code), its instances and variables, where its workers' lines go, and a cancel for
-/// an environment build.
+/// scoring code), its instances and variables, and where its workers' lines go.
 pub struct Hosting<'a> {
     pub runtime: &'a crate::endpoints::Runtime,
     pub instances: u32,
     pub variables: Vec<(String, String)>,
     pub timeout: std::time::Duration,
     pub log: std::sync::Arc<dyn Fn(&str) + Send + Sync>,
-    pub cancel: &'a std::sync::atomic::AtomicBool,
 }
 
 impl Scorer {
@@ -594,7 +600,8 @@ fn hosted(
         &environment::cache_root(),
         &spec,
         &|line| (hosting.log)(line),
-        hosting.cancel,
+        // A build runs to its end: the next deployment of the same spec uses it.
+        &std::sync::atomic::AtomicBool::new(false),
     )
     .map_err(|e| e.to_string())?;
     let program = match &hosting.runtime.code {
@@ -675,12 +682,7 @@ fn score_in_python(model: &PythonModel, frame: &Frame) -> Result<Output, ScoreEr
             "this deployment runs a scoring script: POST its own request shape to /score",
         ));
     }
-    let data: Vec<Value> = (0..frame.rows)
-        .map(|i| Value::Array(frame.columns.iter().map(|c| c[i].clone()).collect()))
-        .collect();
-    let body = serde_json::json!({
-        "dataframe_split": { "columns": frame.names, "data": data }
-    });
+    let body = frame.to_dataframe_split();
     let reply = model.call(
         python::Op::Invocations,
         "application/json",

@@ -138,20 +138,10 @@ impl Tracking {
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| TrackingError::invalid(format!("{shown}: not a file or folder")))?;
         let files = if path.is_dir() {
-            let mut files = Vec::new();
-            for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
-                let entry = entry.map_err(|e| TrackingError::invalid(format!("{shown}: {e}")))?;
-                if entry.file_type().is_file() {
-                    let relative = entry
-                        .path()
-                        .strip_prefix(path)
-                        .map_err(|e| TrackingError::internal(e.to_string()))?
-                        .to_string_lossy()
-                        .replace('\\', "/");
-                    files.push((format!("{base}/{relative}"), entry.path().to_path_buf()));
-                }
-            }
-            files
+            folder_files(path)?
+                .into_iter()
+                .map(|(relative, file)| (format!("{base}/{relative}"), file))
+                .collect()
         } else if path.is_file() {
             vec![(base, path.to_path_buf())]
         } else {
@@ -204,20 +194,7 @@ fn model_files(path: &Path) -> TrackingResult<Vec<(String, std::path::PathBuf)>>
                 "{shown}: not a model folder (it has no MLmodel file)"
             )));
         }
-        let mut files = Vec::new();
-        for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
-            let entry = entry.map_err(|e| TrackingError::invalid(format!("{shown}: {e}")))?;
-            if entry.file_type().is_file() {
-                let relative = entry
-                    .path()
-                    .strip_prefix(path)
-                    .map_err(|e| TrackingError::internal(e.to_string()))?
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                files.push((relative, entry.path().to_path_buf()));
-            }
-        }
-        return Ok(files);
+        return folder_files(path);
     }
     if !path.is_file() {
         return Err(TrackingError::invalid(format!("{shown}: does not exist")));
@@ -235,6 +212,11 @@ fn model_files(path: &Path) -> TrackingResult<Vec<(String, std::path::PathBuf)>>
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model.onnx".into());
     Ok(vec![(file_name, path.to_path_buf())])
+}
+
+/// Every file of the folder `path`, relative to it.
+fn folder_files(path: &Path) -> TrackingResult<Vec<(String, std::path::PathBuf)>> {
+    crate::files::tree(path).map_err(|e| TrackingError::invalid(format!("{}: {e}", path.display())))
 }
 
 /// The signature of a model folder's MLmodel, or of an ONNX file's graph.

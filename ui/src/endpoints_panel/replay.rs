@@ -133,7 +133,7 @@ fn collected_ui(ui: &mut egui::Ui, view: &EndpointView) {
             for w in view.collected.iter().take(12) {
                 ui.label(&w.deployment);
                 ui.label(w.kind.trim_start_matches("model_"));
-                ui.label(lathe_core::collection::moment(w.start_ms));
+                ui.label(lathe_core::format::timestamp(w.start_ms / 1000));
                 ui.label(w.rows.to_string());
                 match &w.asset {
                     Some(asset) => ui.monospace(asset),
