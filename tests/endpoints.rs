@@ -8,74 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use lathe_tests::{Sandbox, Server, http, peer_python, peer_script};
+use lathe_tests::{Sandbox, Server, expected, http, logistic_weights, peer_python, peer_script};
 use serde_json::{Value, json};
-
-/// The registered model's weights, read from its `model.json` in the artifact store.
-fn weights(sandbox: &Sandbox) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>, Vec<f64>) {
-    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
-    let tracking = store.tracking();
-    let version = tracking
-        .read(|c| lathe_core::tracking::registry::get_version(c, "churn-pipeline-classifier", "1"))
-        .unwrap();
-    let dir = version.source.strip_prefix("mlflow-artifacts:/").unwrap();
-    let (_, hash, _) = tracking
-        .artifact_tree(dir)
-        .unwrap()
-        .into_iter()
-        .find(|(p, _, _)| p.ends_with("model.json"))
-        .unwrap();
-    let model: Value =
-        serde_json::from_slice(&std::fs::read(tracking.blobs().path(&hash)).unwrap()).unwrap();
-    let strings = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_str().unwrap().to_owned())
-            .collect()
-    };
-    let body = &model["body"];
-    assert_eq!(
-        body["kind"], "softmax",
-        "the demo registers its logistic regression"
-    );
-    (
-        strings(&model["features"]),
-        strings(&body["classes"]),
-        body["weights"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| {
-                w.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap())
-                    .collect()
-            })
-            .collect(),
-        body["intercepts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect(),
-    )
-}
-
-/// What multinomial logistic regression predicts for `row`: the class of the largest score, and
-/// the second class's softmax probability.
-fn expected(classes: &[String], w: &[Vec<f64>], b: &[f64], row: &[f64]) -> (String, f64) {
-    let scores: Vec<f64> = w
-        .iter()
-        .zip(b)
-        .map(|(w, b)| w.iter().zip(row).map(|(a, x)| a * x).sum::<f64>() + b)
-        .collect();
-    let best = (0..scores.len()).fold(0, |i, j| if scores[j] > scores[i] { j } else { i });
-    let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let total: f64 = scores.iter().map(|s| (s - top).exp()).sum();
-    (classes[best].clone(), (scores[1] - top).exp() / total)
-}
 
 fn post(
     url: &str,
@@ -206,7 +140,7 @@ fn a_registered_model_serves_both_protocols_and_traffic_moves_without_a_restart(
         .to_owned();
 
     // Rows of the model's (scaled, one-hot) features, from a fixed pseudo-random walk.
-    let (features, classes, w, b) = weights(&sandbox);
+    let (features, classes, w, b) = logistic_weights(&sandbox);
     let mut state: u64 = 7;
     let mut next = || {
         state = state
@@ -689,7 +623,7 @@ fn the_endpoints_section_shows_an_endpoint_and_sends_it_a_test_request() {
     wait_ready(&sandbox, 2);
     // One request blue collected (its rows and what blue answered), for Replay.
     let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
-    let (features, ..) = weights(&sandbox);
+    let (features, ..) = logistic_weights(&sandbox);
     let row: Vec<f64> = (0..features.len())
         .map(|j| (j as f64 * 0.4).cos())
         .collect();
@@ -1234,7 +1168,7 @@ fn collected_requests_are_kept_with_their_ids_and_answers() {
         .as_str()
         .unwrap()
         .replace("/score", "/invocations");
-    let (features, ..) = weights(&sandbox);
+    let (features, ..) = logistic_weights(&sandbox);
     let mut answered = std::collections::BTreeMap::new();
     for (deployment, count) in [("blue", 40), ("green", 400)] {
         for i in 0..count {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// The `lathe` binary beside this test executable, built (once per test process) from the code
 /// checked out: `cargo test` builds only the packages' test targets, and a binary left from an
 /// earlier build would test old code.
@@ -122,11 +124,17 @@ impl Sandbox {
     }
 
     pub fn lathe(&self, args: &[&str]) -> Run {
+        self.lathe_with(args, &[])
+    }
+
+    /// As [`Sandbox::lathe`], with these variables set for the command.
+    pub fn lathe_with(&self, args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> Run {
         let output: Output = Command::new(lathe_bin())
             .arg("--workspace")
             .arg(self.workspace())
             .args(args)
             .env_remove("LATHE_WORKSPACE")
+            .envs(vars.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("lathe runs");
         Run {
@@ -737,4 +745,71 @@ pub mod red_detector {
         }
         .encode_to_vec()
     }
+}
+
+/// The demo pipeline's registered model (`churn-pipeline-classifier:1`): its features,
+/// classes, weights and intercepts, read from its `model.json` in the artifact store.
+pub fn logistic_weights(sandbox: &Sandbox) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>, Vec<f64>) {
+    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
+    let tracking = store.tracking();
+    let version = tracking
+        .read(|c| lathe_core::tracking::registry::get_version(c, "churn-pipeline-classifier", "1"))
+        .unwrap();
+    let dir = version.source.strip_prefix("mlflow-artifacts:/").unwrap();
+    let (_, hash, _) = tracking
+        .artifact_tree(dir)
+        .unwrap()
+        .into_iter()
+        .find(|(p, _, _)| p.ends_with("model.json"))
+        .unwrap();
+    let model: Value =
+        serde_json::from_slice(&std::fs::read(tracking.blobs().path(&hash)).unwrap()).unwrap();
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let body = &model["body"];
+    assert_eq!(
+        body["kind"], "softmax",
+        "the demo registers its logistic regression"
+    );
+    (
+        strings(&model["features"]),
+        strings(&body["classes"]),
+        body["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                w.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
+            .collect(),
+        body["intercepts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect(),
+    )
+}
+
+/// What multinomial logistic regression predicts for `row`: the class of the largest score, and
+/// the second class's softmax probability.
+pub fn expected(classes: &[String], w: &[Vec<f64>], b: &[f64], row: &[f64]) -> (String, f64) {
+    let scores: Vec<f64> = w
+        .iter()
+        .zip(b)
+        .map(|(w, b)| w.iter().zip(row).map(|(a, x)| a * x).sum::<f64>() + b)
+        .collect();
+    let best = (0..scores.len()).fold(0, |i, j| if scores[j] > scores[i] { j } else { i });
+    let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = scores.iter().map(|s| (s - top).exp()).sum();
+    (classes[best].clone(), (scores[1] - top).exp() / total)
 }

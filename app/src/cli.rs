@@ -12,7 +12,7 @@ use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
 pub use crate::output::{Output, Reported, print_json, read_text, with_progress};
-use crate::{endpoint_cli, label_cli, pipeline_cli, tracking_cli};
+use crate::{batch_cli, endpoint_cli, label_cli, pipeline_cli, tracking_cli};
 
 fn open_store(root: &Path) -> Result<lathe_core::Store> {
     lathe_core::Store::open(root)
@@ -53,6 +53,15 @@ pub enum Command {
     /// Deployments of online endpoints: create, update, show, list, delete, logs.
     #[command(subcommand)]
     OnlineDeployment(endpoint_cli::DeploymentCommand),
+    /// Batch endpoints (Azure ML CLI v2 YAML): create, update, show, list, delete, invoke.
+    #[command(subcommand)]
+    BatchEndpoint(batch_cli::BatchEndpointCommand),
+    /// Deployments of batch endpoints: create, update, show, list, delete.
+    #[command(subcommand)]
+    BatchDeployment(batch_cli::BatchDeploymentCommand),
+    /// Batch jobs (started by batch-endpoint invoke): show, list, cancel.
+    #[command(subcommand)]
+    BatchJob(batch_cli::BatchJobCommand),
     /// Remove files in the blob store that nothing refers to (left by killed imports).
     Gc {
         #[command(flatten)]
@@ -121,6 +130,9 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Label(command) => label_cli::run(root, command),
         Command::OnlineEndpoint(command) => endpoint_cli::endpoint(&open_store(root)?, command),
         Command::OnlineDeployment(command) => endpoint_cli::deployment(&open_store(root)?, command),
+        Command::BatchEndpoint(command) => batch_cli::endpoint(&open_store(root)?, command),
+        Command::BatchDeployment(command) => batch_cli::deployment(&open_store(root)?, command),
+        Command::BatchJob(command) => batch_cli::batch_job(&open_store(root)?, command),
         Command::Gc { output } => gc(root, &output),
     }
 }

@@ -235,7 +235,7 @@ fn print_deployment(d: &Deployment) {
     println!("{line}");
 }
 
-fn warn_ignored(ignored: &[&str]) {
+pub fn warn_ignored(ignored: &[&str]) {
     if !ignored.is_empty() {
         eprintln!(
             "note: {} ha{} no meaning on this machine and {} ignored",

@@ -1,6 +1,7 @@
 //! The `lathe` binary: with no subcommand it opens the desktop window; with one it runs that
 //! command headless. The only crate that parses arguments and starts eframe.
 
+mod batch_cli;
 mod cli;
 mod endpoint_cli;
 mod endpoints_server;

@@ -1,6 +1,8 @@
 //! What every command shares in how it answers: `--json` (`Output`), pretty JSON, a failure
 //! already reported (`Reported`), and a progress bar on stderr for long work.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -67,4 +69,26 @@ pub fn with_progress<T: Send>(
         Ok(result) => Ok(result?),
         Err(_) => anyhow::bail!("internal error: the task panicked"),
     }
+}
+
+/// Ctrl+C sets `cancel` (the work stops itself, its children with it) instead of ending the
+/// process and orphaning them.
+pub fn on_ctrl_c(cancel: Arc<AtomicBool>) {
+    // Without the thread, Ctrl+C still stops the process, only less gently.
+    let _ = std::thread::Builder::new()
+        .name("lathe-ctrl-c".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("cancelling…");
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            });
+        });
 }

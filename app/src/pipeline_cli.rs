@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -197,7 +197,7 @@ pub fn pipeline(root: &Path, command: PipelineCommand) -> Result<()> {
                     Some(crate::server::serve_in_background(tracking.clone(), 0)?);
             }
             let cancel = Arc::new(AtomicBool::new(false));
-            stop_on_ctrl_c(cancel.clone());
+            crate::output::on_ctrl_c(cancel.clone());
             let quiet = output.json;
             let observe = move |event: Event| report(&event, logs, quiet);
             let base = path.parent().unwrap_or(Path::new("."));
@@ -319,27 +319,6 @@ fn report(event: &Event, logs: bool, quiet: bool) {
         }
         _ => {}
     }
-}
-
-/// Ctrl+C cancels the run (stopping running commands) instead of orphaning them.
-fn stop_on_ctrl_c(cancel: Arc<AtomicBool>) {
-    // Without the thread, Ctrl+C still stops the process, only less gently.
-    let _ = std::thread::Builder::new()
-        .name("lathe-ctrl-c".into())
-        .spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("cancelling…");
-                    cancel.store(true, Ordering::Relaxed);
-                }
-            });
-        });
 }
 
 fn print_pipeline(pipeline: &Pipeline) {

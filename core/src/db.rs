@@ -433,6 +433,47 @@ pub const MIGRATIONS: &[&str] = &[
         asset_version_id INTEGER REFERENCES asset_versions(id)
     );
     CREATE INDEX collected_parts_open ON collected_parts (asset_version_id, window_start_ms);",
+    // 15: batch endpoints, their deployments (the model version each resolved to and what it
+    // runs in), and their jobs: what each scores, its progress and outcome, its failed rows.
+    "CREATE TABLE batch_endpoints (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE batch_deployments (
+        endpoint TEXT NOT NULL REFERENCES batch_endpoints(name),
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        model_name TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        runtime TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (endpoint, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE batch_jobs (
+        id INTEGER PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        deployment TEXT NOT NULL,
+        input TEXT NOT NULL,
+        output TEXT NOT NULL,
+        state TEXT NOT NULL
+            CHECK (state IN ('queued', 'running', 'completed', 'failed', 'cancelled')),
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        rows_total INTEGER NOT NULL DEFAULT 0,
+        rows_done INTEGER NOT NULL DEFAULT 0,
+        rows_failed INTEGER NOT NULL DEFAULT 0,
+        failures TEXT NOT NULL DEFAULT '[]',
+        message TEXT NOT NULL DEFAULT '',
+        run_id TEXT,
+        output_version_id INTEGER REFERENCES asset_versions(id),
+        created_at_ms INTEGER NOT NULL,
+        started_at_ms INTEGER,
+        finished_at_ms INTEGER,
+        heartbeat_ms INTEGER
+    );
+    CREATE INDEX batch_jobs_by_endpoint ON batch_jobs (endpoint, id);",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

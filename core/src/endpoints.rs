@@ -213,19 +213,7 @@ impl DeploymentSpec {
 
     /// `environment_variables` as text (numbers and booleans as YAML writes them).
     pub fn variables(&self) -> Vec<(String, String)> {
-        self.environment_variables
-            .iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    Yaml::String(s) => s.clone(),
-                    other => serde_yaml_ng::to_string(other)
-                        .unwrap_or_default()
-                        .trim_end()
-                        .to_owned(),
-                };
-                (k.clone(), text)
-            })
-            .collect()
+        variables(&self.environment_variables)
     }
 
     /// How long a request may take, in milliseconds (Azure's default, 5,000).
@@ -237,7 +225,24 @@ impl DeploymentSpec {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+/// `environment_variables` as text (numbers and booleans as YAML writes them).
+pub(crate) fn variables(given: &BTreeMap<String, Yaml>) -> Vec<(String, String)> {
+    given
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Yaml::String(s) => s.clone(),
+                other => serde_yaml_ng::to_string(other)
+                    .unwrap_or_default()
+                    .trim_end()
+                    .to_owned(),
+            };
+            (k.clone(), text)
+        })
+        .collect()
+}
+
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     crate::yaml::check_bounds(text).map_err(|e| Error::Endpoint(format!("{what}: {e}")))?;
     serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e| {
         let path = e.path().to_string();
@@ -252,7 +257,7 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
 
 /// Names are what Azure allows for endpoints and deployments: 3 to 32 letters, digits and `-`,
 /// starting with a letter and not ending with `-`.
-fn check_name(name: &str, what: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str, what: &str) -> Result<()> {
     let ok = (3..=32).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && !name.ends_with('-')
@@ -684,10 +689,17 @@ pub fn delete_endpoint(store: &Store, name: &str) -> Result<()> {
 }
 
 /// Resolves a deployment's model to a registered version (a local path is registered as
-/// `<endpoint>-<deployment>`, as Azure registers an anonymous model).
-fn resolve_model(store: &Store, spec: &DeploymentSpec, base: &Path) -> Result<(String, String)> {
+/// `anonymous`, `<endpoint>-<deployment>`, as Azure registers an anonymous model; any folder is
+/// taken as a custom model when a scoring script reads it).
+pub(crate) fn resolve_model(
+    store: &Store,
+    model: Option<&ModelRef>,
+    anonymous: &str,
+    scripted: bool,
+    base: &Path,
+) -> Result<(String, String)> {
     let tracking = store.tracking();
-    let reference = match &spec.model {
+    let reference = match model {
         Some(ModelRef::Reference(r)) => r.clone(),
         Some(ModelRef::Local { path, .. }) => format!("file:{path}"),
         None => return Err(Error::Endpoint("deployment: model: missing".into())),
@@ -700,14 +712,14 @@ fn resolve_model(store: &Store, spec: &DeploymentSpec, base: &Path) -> Result<(S
                 path.display()
             )));
         }
-        let name = format!("{}-{}", spec.endpoint_name, spec.name);
-        let described = "registered for an online deployment";
+        let name = anonymous.to_owned();
+        let described = "registered for a deployment";
         let mlflow_or_onnx = path.join("MLmodel").is_file()
             || path
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
         // A scoring script reads any files (Azure's custom_model).
-        let version = if !mlflow_or_onnx && spec.code_configuration.is_some() {
+        let version = if !mlflow_or_onnx && scripted {
             tracking.register_custom(&path, &name, described)?
         } else {
             tracking.register_local(&path, &name, described)?
@@ -781,7 +793,7 @@ pub fn put_deployment(
         _ => {}
     }
     // What can be refused is checked before a local model is registered.
-    let environment = resolve_environment(store, &spec, base)?;
+    let environment = resolve_environment(store, spec.environment.as_ref(), base)?;
     let (code, puts) = match &spec.code_configuration {
         Some(config) => {
             let (code, puts) = snapshot_code(store, config, base)?;
@@ -789,7 +801,14 @@ pub fn put_deployment(
         }
         None => (None, Vec::new()),
     };
-    let (model_name, model_version) = resolve_model(store, &spec, base)?;
+    let anonymous = format!("{}-{}", spec.endpoint_name, spec.name);
+    let (model_name, model_version) = resolve_model(
+        store,
+        spec.model.as_ref(),
+        &anonymous,
+        spec.code_configuration.is_some(),
+        base,
+    )?;
     let runtime = Runtime { environment, code };
     let runtime_json = serde_json::to_string(&runtime)?;
     let blobs: Vec<(String, i64)> = puts
@@ -855,12 +874,12 @@ pub fn put_deployment(
 ///
 /// # Errors
 /// An environment that is not registered or whose conda file does not read.
-fn resolve_environment(
+pub(crate) fn resolve_environment(
     store: &Store,
-    spec: &DeploymentSpec,
+    environment: Option<&Yaml>,
     base: &Path,
 ) -> Result<Option<EnvSpec>> {
-    let Some(given) = &spec.environment else {
+    let Some(given) = environment else {
         return Ok(None);
     };
     let text = match given {
@@ -877,7 +896,7 @@ fn resolve_environment(
 ///
 /// # Errors
 /// A folder or script that does not exist, a script path that leaves the folder.
-fn snapshot_code(
+pub(crate) fn snapshot_code(
     store: &Store,
     config: &CodeConfiguration,
     base: &Path,

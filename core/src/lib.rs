@@ -2,6 +2,7 @@
 //! the GUI (through [`service`]) and the tests all drive the same functions. No GUI code.
 
 pub mod assets;
+pub mod batch;
 pub mod blobs;
 pub mod collection;
 pub mod db;

@@ -24,6 +24,7 @@ use crate::tracking::Tracking;
 use crate::workspace::Workspace;
 use crate::{Error, Result};
 
+mod batch;
 mod data;
 mod endpoints;
 mod labeling;
@@ -32,6 +33,7 @@ mod promotion;
 mod tracking;
 mod watch;
 
+pub use batch::{BatchView, BatchViews};
 pub use data::{DataCommand, DataEvent, PAGE_ROWS, Page, THUMBNAIL_SIDE};
 pub use endpoints::{EndpointCommand, EndpointEvent, EndpointView, TestAnswer, request_template};
 pub use labeling::{ItemView, LabelCommand, LabelEvent, Projects};

@@ -12,6 +12,7 @@ pub mod mlflow_protocol;
 pub mod oip;
 pub mod onnx_ml;
 pub mod python;
+pub mod table;
 pub mod tensors;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,5 @@
-//! The Endpoints section: online endpoints on the left; on the right the chosen endpoint's
+//! The Endpoints section: online and batch endpoints on the left. For a batch endpoint, see
+//! [`batch`]. For an online one, on the right the chosen endpoint's
 //! scoring URI and key, its deployments with their model and state, the traffic split as
 //! sliders applied at once, and a Test tab that sends a request (built from the model's
 //! signature, or written by hand) to the live endpoint and shows the answer and its latency;
@@ -13,7 +14,9 @@ use lathe_core::service::{
 };
 
 use crate::loadable::{Loadable, ready_or_status_ui};
+use crate::vocabulary::Navigate;
 
+mod batch;
 mod replay;
 
 type Views = Arc<Vec<EndpointView>>;
@@ -31,6 +34,9 @@ pub struct EndpointsPanel {
     message: Option<Result<String, String>>,
     show_key: bool,
     replay: replay::ReplayPanel,
+    batch: batch::BatchPanel,
+    /// The batch endpoint shown, instead of an online one.
+    batch_selected: Option<String>,
 }
 
 impl EndpointsPanel {
@@ -71,12 +77,14 @@ impl EndpointsPanel {
             EndpointEvent::Replayed { endpoint, reply } => {
                 self.replay.on_replayed(&endpoint, reply);
             }
+            batch => self.batch.on_event(batch),
         }
     }
 
     /// Opens `name` (a link from another section).
     pub fn select(&mut self, name: &str) {
         self.selected = Some(name.to_owned());
+        self.batch_selected = None;
         self.traffic = None;
         self.request = None;
         self.answer = None;
@@ -89,6 +97,11 @@ impl EndpointsPanel {
         }
     }
 
+    /// Batch endpoints or their jobs changed (a running job's counts too).
+    pub fn batch_changed(&mut self, service: &Service) {
+        self.batch.changed(service);
+    }
+
     pub fn list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
         if self.endpoints.is_none() {
             self.endpoints = Some(Loadable::Loading);
@@ -96,6 +109,26 @@ impl EndpointsPanel {
         }
         ui.add_space(4.0);
         ui.heading("Endpoints");
+        ui.strong("Online");
+        self.online_list_ui(ui);
+        ui.add_space(8.0);
+        ui.strong("Batch");
+        let Some(views) =
+            ready_or_status_ui(ui, self.batch.views(service), "batch endpoints").cloned()
+        else {
+            return;
+        };
+        if views.endpoints.is_empty() {
+            ui.weak(
+                "No batch endpoints. Create one from Azure ML YAML: `lathe batch-endpoint create -f endpoint.yml`, then `lathe batch-deployment create -f deployment.yml`.",
+            );
+        }
+        if let Some(name) = batch::list_ui(ui, &views, self.batch_selected.as_deref()) {
+            self.batch_selected = Some(name);
+        }
+    }
+
+    fn online_list_ui(&mut self, ui: &mut egui::Ui) {
         let Some(views) = ready_or_status_ui(ui, self.endpoints.as_ref(), "endpoints").cloned()
         else {
             return;
@@ -114,11 +147,10 @@ impl EndpointsPanel {
                 .filter(|(d, _)| d.state == "ready")
                 .count();
             let label = format!("{name}  ·  {ready}/{} ready", view.deployments.len());
-            if ui
-                .selectable_label(self.selected.as_ref() == Some(name), label)
-                .clicked()
-            {
+            let chosen = self.batch_selected.is_none() && self.selected.as_ref() == Some(name);
+            if ui.selectable_label(chosen, label).clicked() {
                 self.selected = Some(name.clone());
+                self.batch_selected = None;
                 self.traffic = None;
                 self.request = None;
                 self.answer = None;
@@ -127,7 +159,15 @@ impl EndpointsPanel {
         }
     }
 
-    pub fn main_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+    pub fn main_ui(&mut self, ui: &mut egui::Ui, service: &Service) -> Option<Navigate> {
+        if let Some(name) = self.batch_selected.clone() {
+            return self.batch.main_ui(ui, service, &name);
+        }
+        self.online_ui(ui, service);
+        None
+    }
+
+    fn online_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
         let Some(Loadable::Ready(views)) = &self.endpoints else {
             return;
         };

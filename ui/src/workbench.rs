@@ -243,12 +243,14 @@ impl Workbench {
                     .resizable(true)
                     .default_size(240.0)
                     .show(ui, |ui| self.endpoints.list_ui(ui, &self.service));
-                egui::CentralPanel::default().show(ui, |ui| {
-                    egui::ScrollArea::vertical()
-                        .auto_shrink(false)
-                        .show(ui, |ui| self.endpoints.main_ui(ui, &self.service));
-                });
-                None
+                egui::CentralPanel::default()
+                    .show(ui, |ui| {
+                        egui::ScrollArea::vertical()
+                            .auto_shrink(false)
+                            .show(ui, |ui| self.endpoints.main_ui(ui, &self.service))
+                            .inner
+                    })
+                    .inner
             }
             Section::Models => {
                 egui::Panel::left("model-list")
@@ -309,6 +311,9 @@ impl Workbench {
         }
         if changes.endpoints {
             self.endpoints.endpoints_changed(&self.service);
+        }
+        if changes.batch {
+            self.endpoints.batch_changed(&self.service);
         }
         if changes.pipelines || changes.assets || changes.models {
             self.designer.palette_changed(&self.service);

@@ -40,6 +40,17 @@ pub enum EndpointCommand {
         to: String,
         limit: usize,
     },
+    /// Reads the batch endpoints, their deployments and jobs.
+    LoadBatch,
+    /// Records a batch job and runs it as a job of the window.
+    InvokeBatch(crate::batch::job::Invocation),
+    /// Cancels batch job `id`, in this process or another.
+    CancelBatch(i64),
+    /// Makes `deployment` the batch endpoint's default.
+    SetBatchDefault {
+        endpoint: String,
+        deployment: String,
+    },
 }
 
 /// An endpoint as the window shows it.
@@ -72,6 +83,13 @@ pub enum EndpointEvent {
         endpoint: String,
         reply: Reply<crate::replay::Report>,
     },
+    BatchLoaded(Reply<super::batch::BatchViews>),
+    /// A batch job was recorded and began.
+    BatchStarted(Reply<crate::batch::job::BatchJob>),
+    /// A batch job run by the window ended (or was never recorded: the error says why).
+    BatchEnded(Reply<crate::batch::job::BatchJob>),
+    BatchCancelled(Reply<crate::batch::job::BatchJob>),
+    BatchDefaultSet(Reply<crate::batch::BatchEndpoint>),
 }
 
 pub(super) fn handle(service: &Service, command: EndpointCommand) {
@@ -133,6 +151,13 @@ pub(super) fn handle(service: &Service, command: EndpointCommand) {
                 shared.emit(EndpointEvent::Replayed { endpoint, reply });
             });
         }
+        EndpointCommand::LoadBatch => super::batch::load(service),
+        EndpointCommand::InvokeBatch(invocation) => super::batch::invoke(service, invocation),
+        EndpointCommand::CancelBatch(id) => super::batch::cancel(service, id),
+        EndpointCommand::SetBatchDefault {
+            endpoint,
+            deployment,
+        } => super::batch::set_default(service, endpoint, deployment),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Changes {
     pub labeling: bool,
     pub pipelines: bool,
     pub endpoints: bool,
+    /// Batch endpoints, deployments and jobs (a running job's counts too).
+    pub batch: bool,
 }
 
 impl Changes {
@@ -38,6 +40,7 @@ struct Fingerprints {
     labeling: Vec<i64>,
     pipelines: Vec<i64>,
     endpoints: Vec<i64>,
+    batch: Vec<i64>,
 }
 
 fn numbers(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<i64>> {
@@ -89,6 +92,13 @@ fn fingerprints(conn: &Connection) -> rusqlite::Result<Fingerprints> {
                     (SELECT count(*) FROM deployments WHERE state = 'ready'),
                     (SELECT max(at_ms) FROM deployment_health)",
         )?,
+        batch: numbers(
+            conn,
+            "SELECT (SELECT count(*) FROM batch_endpoints), (SELECT max(updated_at_ms) FROM batch_endpoints),
+                    (SELECT count(*) FROM batch_deployments), (SELECT max(updated_at_ms) FROM batch_deployments),
+                    (SELECT count(*) FROM batch_jobs), (SELECT max(id) FROM batch_jobs),
+                    (SELECT max(heartbeat_ms) FROM batch_jobs), (SELECT sum(cancel_requested) FROM batch_jobs)",
+        )?,
     })
 }
 
@@ -101,6 +111,7 @@ fn diff(old: &Fingerprints, new: &Fingerprints) -> Changes {
         labeling: old.labeling != new.labeling,
         pipelines: old.pipelines != new.pipelines,
         endpoints: old.endpoints != new.endpoints,
+        batch: old.batch != new.batch,
     }
 }
 

@@ -1,0 +1,636 @@
+//! Batch endpoints end to end, from Azure ML YAML with the CLI: the demo pipeline's model scores
+//! its held-out table (each answer equal to the one the model's own weights give and to the
+//! pipeline's scoring step), a folder of CSV files with a bad row (named by file and row, the
+//! error threshold deciding whether the job fails), summary-only jobs, and every job recorded
+//! as an MLflow run with the predictions as a data asset. A scikit-learn model logged by the
+//! official MLflow client scores in Python workers with scikit-learn's own answers, and a job
+//! started with `--no-wait` is cancelled from another process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::ffi::OsStr;
+use std::time::{Duration, Instant};
+
+use lathe_tests::{Sandbox, Server, expected, logistic_weights, peer_python, peer_script};
+use polars::prelude::*;
+use serde_json::Value;
+
+fn table(sandbox: &Sandbox, reference: &str) -> DataFrame {
+    let ws = lathe_core::Workspace::open(sandbox.workspace()).unwrap();
+    let version = ws.resolve(&reference.parse().unwrap()).unwrap();
+    lathe_core::profile::load_table(&ws, &version).unwrap()
+}
+
+fn numbers(df: &DataFrame, column: &str) -> Vec<Option<f64>> {
+    let cast = df.column(column).unwrap().cast(&DataType::Float64).unwrap();
+    let values = cast.f64().unwrap();
+    (0..values.len()).map(|i| values.get(i)).collect()
+}
+
+fn strings(df: &DataFrame, column: &str) -> Vec<Option<String>> {
+    let cast = df.column(column).unwrap().cast(&DataType::String).unwrap();
+    let values = cast.str().unwrap();
+    (0..values.len())
+        .map(|i| values.get(i).map(str::to_owned))
+        .collect()
+}
+
+/// The run's metric `key`, from `lathe runs show --json`.
+fn metric(run: &Value, key: &str) -> f64 {
+    run["run"]["data"]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == key)
+        .unwrap_or_else(|| panic!("no metric {key}: {run}"))["value"]
+        .as_f64()
+        .unwrap()
+}
+
+fn tag<'a>(run: &'a Value, key: &str) -> &'a str {
+    run["run"]["data"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == key)
+        .unwrap_or_else(|| panic!("no tag {key}: {run}"))["value"]
+        .as_str()
+        .unwrap()
+}
+
+fn deployment_yaml(name: &str, endpoint: &str, model: &str, settings: &str) -> String {
+    format!(
+        "$schema: https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json\n\
+         name: {name}\nendpoint_name: {endpoint}\ntype: model\nmodel: {model}\n\
+         compute: azureml:batch-cluster\nresources:\n  instance_count: 2\nsettings:\n{settings}"
+    )
+}
+
+#[test]
+fn a_batch_job_scores_a_table_and_files_as_the_model_does_and_records_its_run() {
+    let sandbox = Sandbox::new();
+    let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/pipelines/churn-classification.yml");
+    sandbox
+        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
+        .ok();
+    let endpoint = sandbox.file(
+        "endpoint.yml",
+        b"$schema: https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json\n\
+          name: churn-batch\ndescription: Scores customers overnight\nauth_mode: aad_token\n",
+    );
+    sandbox
+        .lathe(&["batch-endpoint", "create", "-f", endpoint.to_str().unwrap()])
+        .ok();
+    sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "churn-batch",
+            "--input",
+            "churn_test_scored:1",
+        ])
+        .fails_with("has no deployments");
+    let model = "azureml:churn-pipeline-classifier@latest";
+    let logistic = sandbox.file(
+        "logistic.yml",
+        deployment_yaml(
+            "logistic",
+            "churn-batch",
+            model,
+            "  mini_batch_size: 37\n  max_concurrency_per_instance: 2\n  \
+             output_action: append_row\n  output_file_name: predictions.parquet\n  \
+             retry_settings:\n    max_retries: 2\n    timeout: 60\n  error_threshold: -1\n",
+        )
+        .as_bytes(),
+    );
+    let made = sandbox
+        .lathe(&[
+            "batch-deployment",
+            "create",
+            "-f",
+            logistic.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        made.stderr.contains("compute") && made.stderr.contains("ignored"),
+        "{}",
+        made.stderr
+    );
+    let shown = sandbox
+        .lathe(&["batch-endpoint", "show", "churn-batch", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        shown["defaults"]["deployment_name"], "logistic",
+        "the first deployment is the default: {shown}"
+    );
+    assert_eq!(
+        shown["deployments"][0]["model"],
+        "azureml:churn-pipeline-classifier:1"
+    );
+
+    // The held-out table the pipeline scored, scored again by the batch endpoint.
+    let job = sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "churn-batch",
+            "--input",
+            "azureml:churn_test_scored:1",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let input = table(&sandbox, "churn_test_scored:1");
+    let rows = input.height();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["input"], "churn_test_scored:1");
+    assert_eq!(job["rows_total"], rows as u64);
+    assert_eq!(job["rows_done"], rows as u64);
+    assert_eq!(job["rows_failed"], 0);
+    assert_eq!(job["output_version"], "churn-batch-predictions:1", "{job}");
+    let predicted = table(&sandbox, "churn-batch-predictions:1");
+    assert_eq!(predicted.height(), rows);
+    // The input's own scored columns stay; the endpoint's answers come beside them.
+    assert_eq!(
+        strings(&predicted, "prediction_2"),
+        strings(&input, "prediction"),
+        "the batch answers equal the pipeline's scoring step's"
+    );
+    let (features, classes, w, b) = logistic_weights(&sandbox);
+    let labels = strings(&predicted, "prediction_2");
+    let probability = numbers(&predicted, "probability_2");
+    let feature_values: Vec<Vec<Option<f64>>> =
+        features.iter().map(|f| numbers(&predicted, f)).collect();
+    for i in 0..rows {
+        let row: Vec<f64> = feature_values.iter().map(|c| c[i].unwrap()).collect();
+        let (label, p) = expected(&classes, &w, &b, &row);
+        assert_eq!(labels[i].as_deref(), Some(label.as_str()), "row {i}");
+        assert!((probability[i].unwrap() - p).abs() < 1e-9, "row {i}");
+    }
+    let run = sandbox
+        .lathe(&["runs", "show", job["run_id"].as_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(run["run"]["info"]["status"], "FINISHED");
+    assert_eq!(metric(&run, "rows"), rows as f64);
+    assert_eq!(metric(&run, "failed_rows"), 0.0);
+    assert_eq!(tag(&run, "lathe.model"), "churn-pipeline-classifier:1");
+    assert_eq!(tag(&run, "lathe.batch.endpoint"), "churn-batch");
+    assert_eq!(
+        tag(&run, "lathe.output.predictions"),
+        "churn-batch-predictions:1"
+    );
+    assert_eq!(
+        run["run"]["inputs"]["dataset_inputs"][0]["dataset"]["name"],
+        "churn_test_scored"
+    );
+
+    // A folder of CSV files, one row missing a value: named by file and row, the others kept.
+    let header: Vec<&str> = features.iter().map(String::as_str).collect();
+    let mut lines = vec![header.join(",")];
+    for i in 0..10 {
+        lines.push(
+            feature_values
+                .iter()
+                .map(|c| c[i].unwrap().to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    let good = lines.join("\n");
+    let mut bad_lines = lines.clone();
+    let mut cells: Vec<&str> = bad_lines[3].split(',').collect();
+    cells[1] = "";
+    bad_lines[3] = cells.join(",");
+    sandbox.file("incoming/a.csv", good.as_bytes());
+    sandbox.file("incoming/b.csv", bad_lines.join("\n").as_bytes());
+    sandbox.file("incoming/notes.txt", b"not a table");
+    let folder = sandbox.path("data/incoming");
+    let job = sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "churn-batch",
+            "--input",
+            folder.to_str().unwrap(),
+            "--output-name",
+            "incoming-scored",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["rows_total"], 20);
+    assert_eq!(job["rows_failed"], 1);
+    let failure = &job["failures"][0];
+    assert_eq!(failure["file"], "b.csv", "{job}");
+    assert_eq!(failure["row"], 3, "{job}");
+    assert!(
+        failure["error"].as_str().unwrap().contains(&features[1]),
+        "the error names the column: {job}"
+    );
+    let scored = table(&sandbox, "incoming-scored:1");
+    assert_eq!(scored.height(), 20);
+    assert_eq!(
+        strings(&scored, "file")[10..],
+        vec![Some("b.csv".to_owned()); 10]
+    );
+    let mut answers = strings(&scored, "prediction");
+    assert_eq!(answers[12], None, "the bad row has no answer");
+    answers[12] = answers[2].clone();
+    assert_eq!(
+        answers[..10],
+        answers[10..],
+        "the same rows, the same answers"
+    );
+
+    // With no failed row allowed the same input fails the job, and says why.
+    let strict = sandbox.file(
+        "strict.yml",
+        deployment_yaml("strict", "churn-batch", model, "  error_threshold: 0\n").as_bytes(),
+    );
+    sandbox
+        .lathe(&["batch-deployment", "create", "-f", strict.to_str().unwrap()])
+        .ok();
+    let failed = sandbox.lathe(&[
+        "batch-endpoint",
+        "invoke",
+        "churn-batch",
+        "--deployment-name",
+        "strict",
+        "--input",
+        folder.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_ne!(failed.code, 0);
+    let job = failed.json();
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than error_threshold 0"),
+        "{job}"
+    );
+    let run = sandbox
+        .lathe(&["runs", "show", job["run_id"].as_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(run["run"]["info"]["status"], "FAILED");
+
+    // Summary only: the run's figures, no predictions asset.
+    let summary = sandbox.file(
+        "summary.yml",
+        deployment_yaml(
+            "summary",
+            "churn-batch",
+            model,
+            "  output_action: summary_only\n",
+        )
+        .as_bytes(),
+    );
+    sandbox
+        .lathe(&[
+            "batch-deployment",
+            "create",
+            "-f",
+            summary.to_str().unwrap(),
+            "--set-default",
+        ])
+        .ok();
+    let job = sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "churn-batch",
+            "--input",
+            "churn_test_scored",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(job["deployment"], "summary");
+    assert_eq!(job["output_version"], Value::Null);
+    let jobs = sandbox
+        .lathe(&[
+            "batch-job",
+            "list",
+            "--endpoint-name",
+            "churn-batch",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(jobs.as_array().unwrap().len(), 4);
+
+    // Bad invocations are refused before a job is recorded, naming what is wrong.
+    for (input, needle) in [
+        ("no-such-asset:1", "no-such-asset"),
+        ("incoming-scored:7", "incoming-scored:7"),
+        ("/no/such/folder", "/no/such/folder"),
+    ] {
+        sandbox
+            .lathe(&["batch-endpoint", "invoke", "churn-batch", "--input", input])
+            .fails_with(needle);
+    }
+    sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "churn-batch",
+            "--input",
+            "churn_test_scored",
+            "--deployment-name",
+            "nope",
+        ])
+        .fails_with("nope");
+    let jobs = sandbox.lathe(&["batch-job", "list", "--json"]).ok().json();
+    assert_eq!(jobs.as_array().unwrap().len(), 4);
+    let bad = sandbox.file(
+        "bad.yml",
+        deployment_yaml("worse", "churn-batch", model, "  mini_batch_size: 0\n").as_bytes(),
+    );
+    sandbox
+        .lathe(&["batch-deployment", "create", "-f", bad.to_str().unwrap()])
+        .fails_with("mini_batch_size");
+}
+
+/// Waits until job `id` has ended and returns it.
+fn ended(sandbox: &Sandbox, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = sandbox
+            .lathe(&["batch-job", "show", id, "--json"])
+            .ok()
+            .json();
+        if ["completed", "failed", "cancelled"].contains(&job["state"].as_str().unwrap()) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "the job never ended: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_mlflow_model_scores_in_python_workers_and_a_job_in_the_background_is_cancelled() {
+    let sandbox = Sandbox::new();
+    let python = peer_python();
+    let server = Server::start(&sandbox.workspace(), &[]);
+    let logged = std::process::Command::new(&python)
+        .arg(peer_script("sklearn_model.py"))
+        .arg("iris-classifier")
+        .env("MLFLOW_TRACKING_URI", &server.url)
+        .output()
+        .unwrap();
+    assert!(
+        logged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logged.stderr)
+    );
+    let printed = String::from_utf8_lossy(&logged.stdout);
+    let oracle: Value = serde_json::from_str(printed.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {printed}"));
+    let version = oracle["version"].as_str().unwrap();
+    let columns: Vec<&str> = oracle["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let rows: Vec<String> = oracle["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    let csv = format!("{}\n{}\n", columns.join(","), rows.join("\n"));
+    let held_out = sandbox.file("held-out.csv", csv.as_bytes());
+    sandbox
+        .lathe(&[
+            "data",
+            "import",
+            held_out.to_str().unwrap(),
+            "--name",
+            "iris-held-out",
+        ])
+        .ok();
+    let endpoint = sandbox.file("endpoint.yml", b"name: iris-batch\n");
+    sandbox
+        .lathe(&["batch-endpoint", "create", "-f", endpoint.to_str().unwrap()])
+        .ok();
+    // The system's Python (an image alone), one worker taking one row at a time.
+    let deployment = sandbox.file(
+        "deployment.yml",
+        format!(
+            "name: sklearn\nendpoint_name: iris-batch\nmodel: azureml:iris-classifier:{version}\n\
+             environment:\n  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\n\
+             resources:\n  instance_count: 1\nsettings:\n  mini_batch_size: 1\n  \
+             max_concurrency_per_instance: 1\n"
+        )
+        .as_bytes(),
+    );
+    sandbox
+        .lathe(&[
+            "batch-deployment",
+            "create",
+            "-f",
+            deployment.to_str().unwrap(),
+        ])
+        .ok();
+    let vars = [
+        ("LATHE_PYTHON", python.as_os_str()),
+        ("PIP_NO_INDEX", OsStr::new("1")),
+    ];
+    let job = sandbox
+        .lathe_with(
+            &[
+                "batch-endpoint",
+                "invoke",
+                "iris-batch",
+                "--input",
+                "iris-held-out",
+                "--json",
+            ],
+            &vars,
+        )
+        .ok()
+        .json();
+    assert_eq!(job["state"], "completed", "{job}");
+    let predicted = table(&sandbox, job["output_version"].as_str().unwrap());
+    let answers = numbers(&predicted, "prediction");
+    let oracle_answers: Vec<Option<f64>> = oracle["predict"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::as_f64)
+        .collect();
+    assert_eq!(answers, oracle_answers, "scikit-learn's own predictions");
+
+    // Thousands of one-row mini batches through one worker take seconds: cancelled from another
+    // process once it has begun, it stops without writing predictions.
+    let many = format!(
+        "{}\n{}\n",
+        columns.join(","),
+        vec![rows.join("\n"); 200].join("\n")
+    );
+    let big = sandbox.file("many.csv", many.as_bytes());
+    sandbox
+        .lathe(&[
+            "data",
+            "import",
+            big.to_str().unwrap(),
+            "--name",
+            "iris-many",
+        ])
+        .ok();
+    let started = sandbox
+        .lathe_with(
+            &[
+                "batch-endpoint",
+                "invoke",
+                "iris-batch",
+                "--input",
+                "iris-many",
+                "--no-wait",
+                "--json",
+            ],
+            &vars,
+        )
+        .ok()
+        .json();
+    let id = started["id"].to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = sandbox
+            .lathe(&["batch-job", "show", &id, "--json"])
+            .ok()
+            .json();
+        if job["rows_done"].as_u64().unwrap() > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never began: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sandbox.lathe(&["batch-job", "cancel", &id]).ok();
+    let job = ended(&sandbox, &id);
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(job["rows_done"].as_u64().unwrap() < job["rows_total"].as_u64().unwrap());
+    assert_eq!(job["output_version"], Value::Null);
+    let run = sandbox
+        .lathe(&["runs", "show", job["run_id"].as_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(run["run"]["info"]["status"], "KILLED");
+    sandbox
+        .lathe(&["batch-job", "cancel", &id])
+        .fails_with("has ended");
+}
+
+#[test]
+fn the_endpoints_section_starts_a_batch_job_and_follows_one_started_by_the_cli() {
+    use egui_kittest::kittest::Queryable;
+    let sandbox = Sandbox::new();
+    let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/pipelines/churn-classification.yml");
+    sandbox
+        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
+        .ok();
+    let endpoint = sandbox.file("endpoint.yml", b"name: churn-batch\n");
+    sandbox
+        .lathe(&["batch-endpoint", "create", "-f", endpoint.to_str().unwrap()])
+        .ok();
+    for name in ["logistic", "strict"] {
+        let file = sandbox.file(
+            &format!("{name}.yml"),
+            deployment_yaml(
+                name,
+                "churn-batch",
+                "azureml:churn-pipeline-classifier:1",
+                "  error_threshold: 0\n",
+            )
+            .as_bytes(),
+        );
+        sandbox
+            .lathe(&["batch-deployment", "create", "-f", file.to_str().unwrap()])
+            .ok();
+    }
+    let mut h = egui_kittest::Harness::builder()
+        .with_size([1280.0, 1400.0])
+        .build_ui_state(
+            |ui, wb: &mut lathe_ui::Workbench| wb.ui(ui),
+            sandbox.workbench(),
+        );
+    let wait = Duration::from_secs(30);
+    h.get_by_label("Endpoints").click();
+    lathe_tests::run_until(&mut h, wait, "the batch endpoint", |h| {
+        h.query_by_label("churn-batch  ·  0 job(s)").is_some()
+    });
+    h.get_by_label("churn-batch  ·  0 job(s)").click();
+    lathe_tests::run_until(&mut h, wait, "its deployments", |h| {
+        h.query_by_label("Start batch job").is_some()
+    });
+    assert!(
+        h.query_by_label("default").is_some(),
+        "the default is marked"
+    );
+    h.get_by_label("Make default").click();
+    lathe_tests::run_until(&mut h, wait, "the new default", |h| {
+        h.query_by_label("churn-batch now scores with strict by default")
+            .is_some()
+    });
+    // The input's list of tables is the first combo box (the deployment's the second).
+    h.get_all_by_role(egui::accesskit::Role::ComboBox)
+        .next()
+        .unwrap()
+        .click();
+    h.run();
+    h.get_by_label("churn_test_scored:1").click();
+    h.run();
+    h.get_by_label("Start batch job").click();
+    lathe_tests::run_until(&mut h, wait, "the job's end", |h| {
+        h.query_by_label_contains(
+            "Batch job 1 scored 400 rows; predictions in churn-batch-predictions:1",
+        )
+        .is_some()
+    });
+    lathe_tests::run_until(
+        &mut h,
+        wait,
+        "the job in the list, its predictions linked",
+        |h| h.query_by_label("churn-batch-predictions:1").is_some(),
+    );
+    assert_eq!(
+        table(&sandbox, "churn-batch-predictions:1").height(),
+        400,
+        "the window's job wrote the predictions"
+    );
+    // A job started from the CLI shows up, with its run, without anything clicked.
+    let started = sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "churn-batch",
+            "--input",
+            "churn_test_scored",
+            "--json",
+        ])
+        .ok()
+        .json();
+    lathe_tests::run_until(&mut h, wait, "the CLI's job", |h| {
+        h.query_by_label("churn-batch  ·  2 job(s)").is_some()
+    });
+    h.get_by_label("2").click();
+    lathe_tests::run_until(&mut h, wait, "its details", |h| {
+        h.query_by_label(started["run_id"].as_str().unwrap())
+            .is_some()
+    });
+}
