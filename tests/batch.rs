@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::ffi::OsStr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lathe_tests::{Sandbox, Server, expected, logistic_weights, peer_python, peer_script};
@@ -633,4 +634,102 @@ fn the_endpoints_section_starts_a_batch_job_and_follows_one_started_by_the_cli()
         h.query_by_label(started["run_id"].as_str().unwrap())
             .is_some()
     });
+}
+
+#[test]
+fn a_pipeline_deployment_runs_its_pipeline_component_over_the_input() {
+    let sandbox = Sandbox::new();
+    let customers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo/customers.csv");
+    sandbox
+        .lathe(&[
+            "data",
+            "import",
+            customers.to_str().unwrap(),
+            "--name",
+            "customers",
+        ])
+        .ok();
+    // A pipeline component as Azure writes one: its data input left for the invocation.
+    sandbox.file(
+        "clean/clean.yml",
+        b"$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json\n\
+          name: clean_customers\nversion: 1\ntype: pipeline\n\
+          inputs:\n  customers:\n    type: uri_file\n  strategy: median\n\
+          outputs:\n  cleaned:\n\
+          jobs:\n  clean:\n    type: command\n    component: lathe:clean_missing_data\n\
+          \x20   inputs:\n      data: ${{parent.inputs.customers}}\n\
+          \x20     strategy: ${{parent.inputs.strategy}}\n\
+          \x20   outputs:\n      data: ${{parent.outputs.cleaned}}\n",
+    );
+    let endpoint = sandbox.file("endpoint.yml", b"name: cleaning\n");
+    sandbox
+        .lathe(&["batch-endpoint", "create", "-f", endpoint.to_str().unwrap()])
+        .ok();
+    let deployment = sandbox.file(
+        "deployment.yml",
+        b"$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponentBatchDeployment.schema.json\n\
+          name: median\nendpoint_name: cleaning\ntype: pipeline\ncomponent: clean/clean.yml\n\
+          settings:\n  continue_on_step_failure: false\n  default_compute: batch-cluster\n",
+    );
+    let made = sandbox
+        .lathe(&[
+            "batch-deployment",
+            "create",
+            "-f",
+            deployment.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(made.stdout.contains("pipeline"), "{}", made.stdout);
+    assert!(
+        made.stderr.contains("settings.default_compute"),
+        "{}",
+        made.stderr
+    );
+    sandbox
+        .lathe(&["batch-endpoint", "invoke", "cleaning"])
+        .fails_with("input 'customers'");
+    let job = sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "cleaning",
+            "--input",
+            "azureml:customers:1",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["output_version"], "cleaned:1", "{job}");
+    let raw = table(&sandbox, "customers:1");
+    let cleaned = table(&sandbox, "cleaned:1");
+    assert_eq!(cleaned.height(), raw.height());
+    assert!(
+        ["age", "monthly_spend", "satisfaction"].iter().any(|c| raw
+            .column(c)
+            .unwrap()
+            .null_count()
+            > 0),
+        "the demo table has missing values to clean"
+    );
+    for column in ["age", "monthly_spend", "satisfaction"] {
+        assert_eq!(cleaned.column(column).unwrap().null_count(), 0, "{column}");
+    }
+    let run = sandbox
+        .lathe(&["runs", "show", job["run_id"].as_str().unwrap(), "--json"])
+        .ok()
+        .json();
+    assert_eq!(run["run"]["info"]["status"], "FINISHED");
+    assert_eq!(tag(&run, "lathe.batch.endpoint"), "cleaning");
+    // Azure's own example names a pipeline component registered in its workspace.
+    let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../shared/corpora/azureml/azureml-examples/cli/endpoints/batch/deploy-pipelines/hello-batch/deployment.yml",
+    );
+    let text = std::fs::read_to_string(hello)
+        .unwrap()
+        .replace("hello-pipeline-batch", "cleaning");
+    let hello = sandbox.file("hello.yml", text.as_bytes());
+    sandbox
+        .lathe(&["batch-deployment", "create", "-f", hello.to_str().unwrap()])
+        .fails_with("azureml:hello_batch@latest");
 }

@@ -55,8 +55,10 @@ pub enum BatchEndpointCommand {
     /// progress bar (Ctrl+C cancels) unless --no-wait.
     Invoke {
         name: String,
+        /// The data (a pipeline deployment whose pipeline takes none, or has its own, needs
+        /// none).
         #[arg(long)]
-        input: String,
+        input: Option<String>,
         /// Score with this deployment rather than the endpoint's default.
         #[arg(long)]
         deployment_name: Option<String>,
@@ -159,12 +161,22 @@ fn endpoint_json(e: &BatchEndpoint, deployments: &[BatchDeployment]) -> serde_js
     })
 }
 
+/// What a deployment runs: `azureml:NAME:VERSION` of its model, or its pipeline's name.
+fn runs(d: &BatchDeployment) -> String {
+    match &d.pipeline {
+        Some(p) => format!("pipeline {}", p.name),
+        None => format!("azureml:{}:{}", d.model_name, d.model_version),
+    }
+}
+
 fn deployment_json(d: &BatchDeployment) -> serde_json::Value {
     let settings = d.spec.settings();
     json!({
         "name": d.spec.name,
         "endpoint_name": d.endpoint,
-        "model": format!("azureml:{}:{}", d.model_name, d.model_version),
+        "type": if d.pipeline.is_some() { "pipeline" } else { "model" },
+        "model": d.pipeline.is_none().then(|| runs(d)),
+        "component": d.pipeline.as_ref().map(|p| &p.name),
         "runtime": d.runtime,
         "settings": settings,
         "instance_count": d.spec.instances(),
@@ -173,7 +185,7 @@ fn deployment_json(d: &BatchDeployment) -> serde_json::Value {
 
 fn print_deployment(d: &BatchDeployment, default: bool) {
     let settings = d.spec.settings();
-    let mut line = format!("  {}  {}:{}", d.spec.name, d.model_name, d.model_version);
+    let mut line = format!("  {}  {}", d.spec.name, runs(d));
     if default {
         line.push_str("  (default)");
     }
@@ -193,9 +205,13 @@ fn print_job(j: &BatchJob) {
         j.describe_state(now)
     );
     println!("  input: {}", j.input);
-    let mut rows = format!("  rows: {} of {} scored", j.rows_done, j.rows_total);
+    let mut rows = if j.state.is_final() {
+        format!("  rows: {}", j.rows_done)
+    } else {
+        format!("  rows: {} of {}", j.rows_done, j.rows_total)
+    };
     if j.rows_failed > 0 {
-        rows.push_str(&format!(", {} failed", j.rows_failed));
+        rows.push_str(&format!(", {} of them failed", j.rows_failed));
     }
     if let Some(rate) = j.rows_per_second() {
         rows.push_str(&format!(" ({rate:.0} rows/s)"));
@@ -338,7 +354,7 @@ pub fn endpoint(store: &Store, command: BatchEndpointCommand) -> Result<()> {
                 &Invocation {
                     endpoint: name,
                     deployment: deployment_name,
-                    input,
+                    input: input.unwrap_or_default(),
                     output: output_name,
                 },
             )?;
@@ -435,22 +451,18 @@ fn put(
     output: &Output,
 ) -> Result<()> {
     let text = read_text(file)?;
-    let ignored = batch::parse_deployment(&text)
-        .map(|s| s.ignored())
-        .unwrap_or_default();
-    crate::endpoint_cli::warn_ignored(&ignored);
     let base = file.parent().unwrap_or(std::path::Path::new("."));
     let put = batch::put_deployment(store, &text, base, make_default, replace)?;
+    crate::endpoint_cli::warn_ignored(&put.spec.ignored());
     if output.json {
         return print_json(&deployment_json(&put));
     }
     println!(
-        "{} batch deployment {} of {} ({}:{})",
+        "{} batch deployment {} of {} ({})",
         if replace { "updated" } else { "created" },
         put.spec.name,
         put.endpoint,
-        put.model_name,
-        put.model_version
+        runs(&put)
     );
     Ok(())
 }

@@ -74,6 +74,15 @@ pub struct BatchSettings {
     pub logging_level: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment_variables: BTreeMap<String, Yaml>,
+    // A pipeline deployment's settings.
+    /// Whether the pipeline's other steps go on after one fails (Lathe's runs skip what
+    /// depends on a failed step and run the rest either way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_on_step_failure: Option<bool>,
+    #[serde(default, skip_serializing)]
+    pub default_compute: Option<Yaml>,
+    #[serde(default, skip_serializing)]
+    pub default_datastore: Option<Yaml>,
 }
 
 /// What a job writes: every row with its predictions, or only the summary.
@@ -123,6 +132,13 @@ pub struct BatchDeploymentSpec {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     pub model: Option<ModelRef>,
+    /// A pipeline deployment's pipeline component: a YAML file (a pipeline component or a
+    /// pipeline job) or a pipeline saved in the workspace, `azureml:NAME[:VERSION|@latest]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// A pipeline job's YAML file to deploy (Azure names a job that ran; here, its file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_definition: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<Yaml>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -172,7 +188,15 @@ impl BatchDeploymentSpec {
             retry_settings: given.retry_settings.or_else(|| self.retry_settings.clone()),
             logging_level: given.logging_level.or_else(|| self.logging_level.clone()),
             environment_variables: variables,
+            continue_on_step_failure: given.continue_on_step_failure,
+            default_compute: given.default_compute,
+            default_datastore: given.default_datastore,
         }
+    }
+
+    /// Whether it deploys a pipeline rather than a model.
+    pub fn is_pipeline(&self) -> bool {
+        self.kind.as_deref() == Some("pipeline")
     }
 
     /// Python worker processes (`resources.instance_count`, default 1).
@@ -202,6 +226,14 @@ impl BatchDeploymentSpec {
             ),
             ("environment.image", image),
             ("logging_level", settings.logging_level.is_some()),
+            (
+                "settings.default_compute",
+                settings.default_compute.is_some(),
+            ),
+            (
+                "settings.default_datastore",
+                settings.default_datastore.is_some(),
+            ),
         ]
         .into_iter()
         .filter_map(|(name, given)| given.then_some(name))
@@ -219,36 +251,20 @@ pub fn parse_endpoint(text: &str) -> Result<BatchEndpointSpec> {
     Ok(spec)
 }
 
-/// What kind of batch deployment a YAML document is, read before its fields.
-#[derive(Deserialize)]
-struct Head {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    component: Option<Yaml>,
-    job_definition: Option<Yaml>,
-}
-
-/// Reads a batch deployment's YAML.
+/// Reads a batch deployment's YAML: a model deployment (modelBatchDeployment, or the older
+/// batchDeployment) or a pipeline deployment (pipelineComponentBatchDeployment).
 ///
 /// # Errors
-/// As [`parse_endpoint`]; a deployment with no model; a pipeline deployment or a scoring
-/// script (not run by Lathe's batch jobs yet, said so); a setting out of range.
+/// As [`parse_endpoint`]; a model deployment with no model, a pipeline one with neither or
+/// both of `component` and `job_definition`; a batch scoring script (not run yet, said so); a
+/// setting out of range.
 pub fn parse_deployment(text: &str) -> Result<BatchDeploymentSpec> {
     let refuse = |m: &str| Err(Error::Endpoint(format!("batch deployment: {m}")));
-    // A pipeline deployment's settings differ from a model's; name what it is before its
-    // fields are read as a model deployment's.
-    let head: Head = endpoints::parse(text, "batch deployment")?;
-    if head.kind.as_deref() == Some("pipeline")
-        || head.component.is_some()
-        || head.job_definition.is_some()
-    {
-        return refuse(
-            "type: pipeline: Lathe's batch jobs score models; run the pipeline over the input \
-             with `lathe pipeline run` and a data input instead",
-        );
-    }
     let spec: BatchDeploymentSpec = endpoints::parse(text, "batch deployment")?;
     endpoints::check_name(&spec.name, "batch deployment")?;
+    if spec.is_pipeline() || spec.component.is_some() || spec.job_definition.is_some() {
+        return check_pipeline(spec);
+    }
     if let Some(kind) = spec.kind.as_deref().filter(|k| *k != "model") {
         return refuse(&format!("type: '{kind}': write model"));
     }
@@ -285,6 +301,31 @@ pub fn parse_deployment(text: &str) -> Result<BatchDeploymentSpec> {
     Ok(spec)
 }
 
+fn check_pipeline(spec: BatchDeploymentSpec) -> Result<BatchDeploymentSpec> {
+    let refuse = |m: &str| Err(Error::Endpoint(format!("batch deployment: {m}")));
+    if !spec.is_pipeline() {
+        return refuse("type: pipeline: a deployment of a component or job_definition says so");
+    }
+    if spec.model.is_some() || spec.code_configuration.is_some() {
+        return refuse(
+            "type: pipeline: a pipeline deployment runs its component; model and \
+             code_configuration belong to a model deployment",
+        );
+    }
+    match (&spec.component, &spec.job_definition) {
+        (Some(_), Some(_)) => refuse("component and job_definition: give one of them"),
+        (None, None) => refuse(
+            "component: names the pipeline component to run (a YAML file, or a saved \
+             pipeline azureml:NAME[:VERSION])",
+        ),
+        (None, Some(job)) if job.starts_with("azureml:") => refuse(&format!(
+            "job_definition: '{job}' names a job in Azure's workspace; give the pipeline \
+             job's YAML file instead"
+        )),
+        _ => Ok(spec),
+    }
+}
+
 /// A batch endpoint as the workspace keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BatchEndpoint {
@@ -302,7 +343,19 @@ pub struct BatchDeployment {
     pub model_name: String,
     pub model_version: String,
     pub runtime: Runtime,
+    /// A pipeline deployment's pipeline, as it was when the deployment was put.
+    pub pipeline: Option<BatchPipeline>,
     pub created_at_ms: i64,
+}
+
+/// The pipeline a pipeline deployment runs: its YAML and the folder its relative paths (a
+/// component's `code`) start from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchPipeline {
+    /// The component's name (or the file's stem), with its version when saved.
+    pub name: String,
+    pub yaml: String,
+    pub base: std::path::PathBuf,
 }
 
 /// Creates a batch endpoint from its YAML.
@@ -465,14 +518,26 @@ pub fn put_deployment(
             spec.endpoint_name, spec.name
         )));
     }
-    let environment = endpoints::resolve_environment(store, spec.environment.as_ref(), base)?;
-    let anonymous = format!("{}-{}", spec.endpoint_name, spec.name);
-    let (model_name, model_version) =
-        endpoints::resolve_model(store, spec.model.as_ref(), &anonymous, false, base)?;
-    let runtime = Runtime {
-        environment,
-        code: None,
+    let (model_name, model_version, runtime, pipeline) = if spec.is_pipeline() {
+        let pipeline = resolve_pipeline(store, &spec, base)?;
+        (
+            String::new(),
+            String::new(),
+            Runtime::default(),
+            Some(pipeline),
+        )
+    } else {
+        let environment = endpoints::resolve_environment(store, spec.environment.as_ref(), base)?;
+        let anonymous = format!("{}-{}", spec.endpoint_name, spec.name);
+        let (name, version) =
+            endpoints::resolve_model(store, spec.model.as_ref(), &anonymous, false, base)?;
+        let runtime = Runtime {
+            environment,
+            code: None,
+        };
+        (name, version, runtime, None)
     };
+    let stored_pipeline = pipeline.as_ref().map(serde_json::to_string).transpose()?;
     let mut endpoint_spec = endpoint.spec.clone();
     if make_default || existing.is_empty() {
         endpoint_spec.defaults.deployment_name = Some(spec.name.clone());
@@ -486,15 +551,16 @@ pub fn put_deployment(
         model_version.clone(),
         serde_json::to_string(&runtime)?,
         serde_json::to_string(&endpoint_spec)?,
+        stored_pipeline,
     );
     store.transaction::<_, Error>(move |c| {
         c.execute(
             "INSERT INTO batch_deployments (endpoint, name, spec, model_name, model_version,
-                 runtime, created_at_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+                 runtime, pipeline, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
              ON CONFLICT (endpoint, name) DO UPDATE SET spec = ?3, model_name = ?4,
-                 model_version = ?5, runtime = ?6, updated_at_ms = ?7",
-            params![row.0, row.1, row.2, row.3, row.4, row.5, now],
+                 model_version = ?5, runtime = ?6, pipeline = ?7, updated_at_ms = ?8",
+            params![row.0, row.1, row.2, row.3, row.4, row.5, row.7, now],
         )?;
         c.execute(
             "UPDATE batch_endpoints SET spec = ?2, updated_at_ms = ?3 WHERE name = ?1",
@@ -508,7 +574,73 @@ pub fn put_deployment(
         model_name,
         model_version,
         runtime,
+        pipeline,
         created_at_ms: now,
+    })
+}
+
+/// The pipeline a pipeline deployment names, read and checked now: a YAML file (relative to
+/// `base`) or a saved pipeline.
+fn resolve_pipeline(
+    store: &Store,
+    spec: &BatchDeploymentSpec,
+    base: &Path,
+) -> Result<BatchPipeline> {
+    let given = spec
+        .component
+        .as_deref()
+        .or(spec.job_definition.as_deref())
+        .unwrap_or_default();
+    let tracking = store.tracking();
+    let root = store.root().to_path_buf();
+    let registry =
+        |reference: &str| crate::pipeline::registry::resolve(&tracking, &root, reference);
+    if let Some(saved) = given.strip_prefix("azureml:") {
+        let (name, version) = match saved.split_once([':', '@']) {
+            Some((name, v)) if v != "latest" => (name, v.parse::<i64>().ok()),
+            Some((name, _)) => (name, None),
+            None => (saved, None),
+        };
+        let newest = crate::pipeline::saved::list(&tracking)?
+            .into_iter()
+            .filter(|p| p.name == name && version.is_none_or(|v| p.version == v))
+            .map(|p| p.version)
+            .max()
+            .ok_or_else(|| {
+                Error::Endpoint(format!(
+                    "component: '{given}': no saved pipeline by that name and version (save one \
+                     in the designer, or give the pipeline component's YAML file)"
+                ))
+            })?;
+        let pipeline = crate::pipeline::saved::open(&tracking, &root, name, newest)?;
+        return Ok(BatchPipeline {
+            name: format!("{name}:{newest}"),
+            yaml: pipeline.to_yaml(),
+            base: root,
+        });
+    }
+    let file = base.join(given);
+    let yaml = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+    let folder = file.parent().unwrap_or(base);
+    let folder = std::fs::canonicalize(folder).map_err(|e| Error::io(folder, e))?;
+    let pipeline =
+        crate::pipeline::job::parse_with(&yaml, &folder, &registry).map_err(|problems| {
+            let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Error::Endpoint(format!(
+                "component: {}: {}",
+                file.display(),
+                listed.join("; ")
+            ))
+        })?;
+    crate::batch::job::data_input(&pipeline)
+        .map_err(|e| Error::Endpoint(format!("component: {}: {e}", file.display())))?;
+    Ok(BatchPipeline {
+        name: pipeline.display_name.clone().unwrap_or_else(|| {
+            file.file_stem()
+                .map_or_else(|| given.to_owned(), |s| s.to_string_lossy().into_owned())
+        }),
+        yaml,
+        base: folder,
     })
 }
 
@@ -518,10 +650,10 @@ pub fn put_deployment(
 /// A stored spec that does not read back.
 pub fn deployments(store: &Store, endpoint_name: &str) -> Result<Vec<BatchDeployment>> {
     let key = endpoint_name.to_owned();
-    type Row = (String, String, String, String, String, i64);
+    type Row = (String, String, String, String, String, Option<String>, i64);
     let rows: Vec<Row> = store.read::<_, Error>(move |c| {
         let mut stmt = c.prepare(
-            "SELECT endpoint, spec, model_name, model_version, runtime, created_at_ms
+            "SELECT endpoint, spec, model_name, model_version, runtime, pipeline, created_at_ms
              FROM batch_deployments WHERE endpoint = ?1 ORDER BY name",
         )?;
         let rows = stmt.query_map([&key], |r| {
@@ -532,19 +664,21 @@ pub fn deployments(store: &Store, endpoint_name: &str) -> Result<Vec<BatchDeploy
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
             ))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     })?;
     rows.into_iter()
         .map(
-            |(endpoint, spec, model_name, model_version, runtime, created_at_ms)| {
+            |(endpoint, spec, model_name, model_version, runtime, pipeline, created_at_ms)| {
                 Ok(BatchDeployment {
                     endpoint,
                     spec: serde_json::from_str(&spec)?,
                     model_name,
                     model_version,
                     runtime: serde_json::from_str(&runtime)?,
+                    pipeline: pipeline.as_deref().map(serde_json::from_str).transpose()?,
                     created_at_ms,
                 })
             },
@@ -658,8 +792,21 @@ mod tests {
         let pipeline =
             std::fs::read_to_string(dir.join("deploy-pipelines/hello-batch/deployment.yml"))
                 .unwrap();
-        let e = parse_deployment(&pipeline).unwrap_err().to_string();
-        assert!(e.contains("type: pipeline"), "{e}");
+        let spec = parse_deployment(&pipeline).unwrap();
+        assert_eq!(
+            spec.component.as_deref(),
+            Some("azureml:hello_batch@latest")
+        );
+        assert!(spec.ignored().contains(&"settings.default_compute"));
+        let from_job = std::fs::read_to_string(
+            dir.join("deploy-pipelines/hello-batch/deployment-from-job.yml"),
+        )
+        .unwrap();
+        let e = parse_deployment(&from_job).unwrap_err().to_string();
+        assert!(
+            e.contains("job_definition") && e.contains("YAML file"),
+            "{e}"
+        );
         for (bad, field) in [
             ("settings:\n  mini_batch_size: 0\n", "mini_batch_size"),
             ("settings:\n  error_threshold: -2\n", "error_threshold"),

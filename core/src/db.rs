@@ -448,6 +448,7 @@ pub const MIGRATIONS: &[&str] = &[
         model_name TEXT NOT NULL,
         model_version TEXT NOT NULL,
         runtime TEXT NOT NULL,
+        pipeline TEXT,
         created_at_ms INTEGER NOT NULL,
         updated_at_ms INTEGER NOT NULL,
         PRIMARY KEY (endpoint, name)

@@ -126,6 +126,14 @@ impl EndpointsPanel {
         if let Some(name) = batch::list_ui(ui, &views, self.batch_selected.as_deref()) {
             self.batch_selected = Some(name);
         }
+        // With no online endpoint to show, the first batch one is shown.
+        let no_online = matches!(&self.endpoints, Some(Loadable::Ready(v)) if v.is_empty());
+        if no_online && self.batch_selected.is_none() {
+            self.batch_selected = views
+                .endpoints
+                .first()
+                .map(|v| v.endpoint.spec.name.clone());
+        }
     }
 
     fn online_list_ui(&mut self, ui: &mut egui::Ui) {

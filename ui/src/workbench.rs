@@ -245,7 +245,8 @@ impl Workbench {
                     .show(ui, |ui| self.endpoints.list_ui(ui, &self.service));
                 egui::CentralPanel::default()
                     .show(ui, |ui| {
-                        egui::ScrollArea::vertical()
+                        // Its grids are wider than a narrow window; they scroll rather than clip.
+                        egui::ScrollArea::both()
                             .auto_shrink(false)
                             .show(ui, |ui| self.endpoints.main_ui(ui, &self.service))
                             .inner

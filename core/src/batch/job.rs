@@ -17,14 +17,17 @@ use rayon::prelude::*;
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{BatchDeployment, OutputAction};
+use super::{BatchDeployment, BatchPipeline, OutputAction};
 use crate::assets::{AssetKind, AssetRef};
 use crate::jobs::Progress;
+use crate::pipeline::executor::{Event as PipelineEvent, RunOptions, StepStatus};
+use crate::pipeline::job::{Binding, Pipeline};
 use crate::serving::table::TableScores;
 use crate::serving::{Hosting, ScoreError, Scorer};
 use crate::store::Store;
 use crate::table::TableFormat;
 use crate::tracking::registry;
+use crate::tracking::types::RunStatus;
 use crate::{Error, Result};
 
 /// Rows per mini batch of a table when the deployment does not say (Azure's 10 counts files).
@@ -185,7 +188,17 @@ pub fn submit(store: &Store, invocation: &Invocation) -> Result<BatchJob> {
             )));
         }
     };
-    let input = fix_input(store, &invocation.input)?;
+    let input = match &deployment.pipeline {
+        Some(pipeline) => pipeline_input(store, pipeline, &invocation.input)?,
+        None if invocation.input.trim().is_empty() => {
+            return Err(Error::Endpoint(
+                "input: give the table to score (a data asset NAME:VERSION, a table file or a \
+                 folder of them)"
+                    .to_owned(),
+            ));
+        }
+        None => fix_input(store, &invocation.input)?,
+    };
     let output = invocation
         .output
         .clone()
@@ -218,10 +231,75 @@ pub fn submit(store: &Store, invocation: &Invocation) -> Result<BatchJob> {
 
 /// `text` as the input a job keeps: `NAME:VERSION` of a table asset, or an absolute path.
 fn fix_input(store: &Store, text: &str) -> Result<String> {
+    let fixed = fix_data(store, text)?;
+    let path = Path::new(&fixed);
+    if path.is_absolute() {
+        table_files(path)?;
+        return Ok(fixed);
+    }
+    let version = store.workspace()?.resolve(&fixed.parse()?)?;
+    if version.kind != AssetKind::Table {
+        return Err(Error::Endpoint(format!(
+            "input: {} holds {}; a model batch deployment scores a table's rows",
+            version.reference(),
+            version.kind
+        )));
+    }
+    Ok(fixed)
+}
+
+/// The one input of `pipeline` a batch invocation binds: its data input (one left open, or
+/// one given a path), `None` when it has none.
+///
+/// # Errors
+/// More than one data input, named.
+pub(crate) fn data_input(pipeline: &Pipeline) -> std::result::Result<Option<String>, String> {
+    let data: Vec<&str> = pipeline
+        .inputs
+        .iter()
+        .filter(|(_, b)| matches!(b, Binding::Data { .. } | Binding::Unbound))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    match data.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((*one).to_owned())),
+        many => Err(format!(
+            "the pipeline has {} data inputs ({}); a batch invocation gives one",
+            many.len(),
+            many.join(", ")
+        )),
+    }
+}
+
+/// A pipeline deployment's input, fixed as a model deployment's is: none when the pipeline
+/// takes no data (or its own data input has a path and none is given).
+fn pipeline_input(store: &Store, pipeline: &BatchPipeline, given: &str) -> Result<String> {
+    let parsed = parse_pipeline(store, pipeline)?;
+    let input = data_input(&parsed).map_err(Error::Endpoint)?;
+    let open = parsed
+        .inputs
+        .iter()
+        .any(|(n, b)| Some(n) == input.as_ref() && *b == Binding::Unbound);
+    match (input, given.trim().is_empty()) {
+        (None, true) => Ok(String::new()),
+        (None, false) => Err(Error::Endpoint(format!(
+            "input: the pipeline {} takes no data input; invoke it without --input",
+            pipeline.name
+        ))),
+        (Some(name), true) if open => Err(Error::Endpoint(format!(
+            "input: give the data for the pipeline's input '{name}' (a data asset \
+             NAME:VERSION, a file or a folder)"
+        ))),
+        (Some(_), true) => Ok(String::new()),
+        (Some(_), false) => fix_data(store, given),
+    }
+}
+
+/// Any data asset version or local file or folder (a pipeline's step reads what it takes).
+fn fix_data(store: &Store, text: &str) -> Result<String> {
     let forced = text.strip_prefix("azureml:");
     if forced.is_none() && Path::new(text).exists() {
         let path = std::fs::canonicalize(text).map_err(|e| Error::io(text, e))?;
-        table_files(&path)?;
         return Ok(path.display().to_string());
     }
     let reference: AssetRef = forced.unwrap_or(text).parse().map_err(|_| {
@@ -234,14 +312,135 @@ fn fix_input(store: &Store, text: &str) -> Result<String> {
             "input: '{text}' is neither a file or folder nor a data asset version ({e})"
         ))
     })?;
-    if version.kind != AssetKind::Table {
-        return Err(Error::Endpoint(format!(
-            "input: {} holds {}; a model batch deployment scores a table's rows",
-            version.reference(),
-            version.kind
-        )));
-    }
     Ok(version.reference())
+}
+
+fn parse_pipeline(store: &Store, pipeline: &BatchPipeline) -> Result<Pipeline> {
+    let tracking = store.tracking();
+    let root = store.root().to_path_buf();
+    let registry =
+        |reference: &str| crate::pipeline::registry::resolve(&tracking, &root, reference);
+    crate::pipeline::job::parse_with(&pipeline.yaml, &pipeline.base, &registry).map_err(
+        |problems| {
+            let listed: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Error::Endpoint(format!(
+                "the pipeline {} no longer reads: {}",
+                pipeline.name,
+                listed.join("; ")
+            ))
+        },
+    )
+}
+
+/// Runs a pipeline deployment's pipeline over the job's input, as a pipeline run in the
+/// endpoint's experiment; its first output's new version is the job's output.
+fn execute_pipeline(
+    store: &Store,
+    found: &BatchJob,
+    pipeline: &BatchPipeline,
+    progress: &Progress,
+) -> Result<Ended> {
+    let tracking = store.tracking();
+    let mut parsed = parse_pipeline(store, pipeline)?;
+    if let Some(name) = data_input(&parsed).map_err(Error::Endpoint)?
+        && !found.input.is_empty()
+    {
+        let path = if Path::new(&found.input).is_absolute() {
+            found.input.clone()
+        } else {
+            format!("azureml:{}", found.input)
+        };
+        for (input, binding) in &mut parsed.inputs {
+            if *input == name {
+                *binding = Binding::Data { kind: None, path };
+                break;
+            }
+        }
+    }
+    let newest = |name: &str| -> Option<i64> {
+        let ws = store.workspace().ok()?;
+        ws.resolve(&AssetRef {
+            name: name.to_owned(),
+            version: None,
+        })
+        .ok()
+        .map(|v| v.id)
+    };
+    let output = parsed.outputs.first().cloned();
+    let before = output.as_deref().and_then(newest);
+    let mut options = RunOptions::new(&format!("batch-{}", found.endpoint));
+    options.run_name = Some(format!("{}-job-{}", found.endpoint, found.id));
+    progress.start_stage("running the pipeline", parsed.steps.len() as u64);
+    let observe = |event: PipelineEvent| {
+        if let PipelineEvent::Step { status, .. } = &event
+            && !matches!(status, StepStatus::Queued | StepStatus::Running)
+        {
+            progress.advance(1);
+        }
+    };
+    let outcome = crate::pipeline::executor::run(
+        &tracking,
+        store.root(),
+        &parsed,
+        &pipeline.base,
+        &options,
+        progress.flag(),
+        &observe,
+    )?;
+    let tag = |key: &str, value: &str| crate::tracking::types::Tag {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    };
+    tracking.log_batch(
+        &outcome.run_id,
+        crate::tracking::runs::Batch {
+            tags: vec![
+                tag("lathe.batch.endpoint", &found.endpoint),
+                tag("lathe.batch.deployment", &found.deployment),
+                tag("lathe.batch.job", &found.id.to_string()),
+                tag("lathe.pipeline.name", &pipeline.name),
+            ],
+            ..Default::default()
+        },
+    )?;
+    let failed: Vec<Failure> = outcome
+        .steps
+        .iter()
+        .filter_map(|s| match &s.status {
+            StepStatus::Failed { message } => Some(Failure {
+                file: Some(format!("step {}", s.name)),
+                row: None,
+                error: message.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let run_id = Some(outcome.run_id.clone());
+    Ok(match outcome.status {
+        RunStatus::Finished => Ended::Completed {
+            run_id: outcome.run_id,
+            output: output
+                .as_deref()
+                .and_then(newest)
+                .filter(|after| Some(*after) != before),
+            failures: failed,
+        },
+        RunStatus::Killed => Ended::Stopped {
+            state: JobState::Cancelled,
+            message: "cancelled".to_owned(),
+            run_id,
+            failures: failed,
+        },
+        _ => Ended::Stopped {
+            state: JobState::Failed,
+            message: failed.first().map_or_else(
+                || "the pipeline failed".to_owned(),
+                |f| format!("{} failed: {}", f.place(), f.error),
+            ),
+            run_id,
+            failures: failed,
+        },
+    })
 }
 
 /// The table files to score at `path`: the file itself, or the table files in the folder
@@ -463,11 +662,13 @@ pub fn run(store: &Store, id: i64, progress: &Progress) -> Result<BatchJob> {
         )));
     }
     let counts = Counts::default();
-    let done = AtomicBool::new(false);
     let ended = std::thread::scope(|scope| {
-        scope.spawn(|| heartbeat(store, id, progress, &counts, &done));
-        let ended = execute(store, &found, progress, &counts);
-        done.store(true, Ordering::Relaxed);
+        // The heartbeat stops as soon as the sender is dropped, not a beat later.
+        let (done, stop) = std::sync::mpsc::channel::<()>();
+        let counts = &counts;
+        scope.spawn(move || heartbeat(store, id, progress, counts, &stop));
+        let ended = execute(store, &found, progress, counts);
+        drop(done);
         ended
     });
     let (state, message, run_id, output, failures) = match ended {
@@ -532,11 +733,18 @@ impl Counts {
     }
 }
 
-/// Writes the job's counts every quarter second until `done`, and turns a cancel asked for
+/// Writes the job's counts every quarter second until `stop` hangs up, and turns a cancel asked for
 /// by another process into `progress`'s.
-fn heartbeat(store: &Store, id: i64, progress: &Progress, counts: &Counts, done: &AtomicBool) {
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(250));
+fn heartbeat(
+    store: &Store,
+    id: i64,
+    progress: &Progress,
+    counts: &Counts,
+    stop: &std::sync::mpsc::Receiver<()>,
+) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(Duration::from_millis(250))
+    {
         let (total, done_rows, rows_failed) = counts.stored();
         let now = crate::db::now_millis();
         let asked = store.transaction::<_, Error>(move |c| {
@@ -574,6 +782,9 @@ enum Ended {
 fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts) -> Result<Ended> {
     let tracking = store.tracking();
     let deployment = super::deployment(store, &found.endpoint, &found.deployment)?;
+    if let Some(pipeline) = &deployment.pipeline {
+        return execute_pipeline(store, found, pipeline, progress);
+    }
     progress.start_stage("reading the input", 0);
     let source = read_source(store, &found.input)?;
     let version = {
@@ -668,7 +879,7 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
     }
     if over.load(Ordering::Relaxed) {
         let message = format!(
-            "{failed_rows} rows failed, more than error_threshold {}; the first: {}",
+            "{failed_rows} row(s) failed, more than error_threshold {}; the first: {}",
             plan.error_threshold.unwrap_or_default(),
             failures.first().map_or("", |f| f.error.as_str())
         );

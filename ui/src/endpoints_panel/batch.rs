@@ -319,24 +319,37 @@ fn deployments_ui(ui: &mut egui::Ui, service: &Service, view: &BatchView) {
     let default = view.endpoint.spec.defaults.deployment_name.as_deref();
     egui::Grid::new("batch-deployments")
         .striped(true)
-        .num_columns(5)
+        .num_columns(6)
         .show(ui, |ui| {
-            for title in ["Deployment", "Model", "Mini batch", "Failures allowed", ""] {
+            for title in [
+                "Deployment",
+                "Runs",
+                "Mini batch",
+                "Failures allowed",
+                "Output",
+                "",
+            ] {
                 ui.strong(title);
             }
             ui.end_row();
             for d in &view.deployments {
                 let settings = d.spec.settings();
                 ui.label(&d.spec.name);
-                ui.label(format!("{}:{}", d.model_name, d.model_version));
-                ui.label(
-                    settings
-                        .mini_batch_size
-                        .map_or_else(|| "10,000 rows".to_owned(), |n| format!("{n}")),
-                );
+                match &d.pipeline {
+                    Some(p) => ui.label(format!("pipeline {}", p.name)),
+                    None => ui.label(format!("{}:{}", d.model_name, d.model_version)),
+                };
+                ui.label(settings.mini_batch_size.map_or_else(
+                    || "10,000 rows or 10 files".to_owned(),
+                    |n| format!("{n} rows or files"),
+                ));
                 ui.label(match settings.error_threshold {
                     None | Some(-1) => "any".to_owned(),
                     Some(n) => n.to_string(),
+                });
+                ui.label(match settings.output_action {
+                    Some(lathe_core::batch::OutputAction::SummaryOnly) => "summary only",
+                    _ => "rows and predictions",
                 });
                 if default == Some(d.spec.name.as_str()) {
                     ui.label(RichText::new("default").strong());
@@ -391,7 +404,7 @@ fn job_ui(ui: &mut egui::Ui, job: &BatchJob) -> Option<Navigate> {
     ui.strong(format!("Job {}", job.id));
     ui.label(format!("Input: {}", job.input));
     if let Some(rate) = job.rows_per_second() {
-        ui.label(format!("{} rows scored, {rate:.0} rows/s", job.rows_done));
+        ui.label(format!("{} rows, {rate:.0} rows/s", job.rows_done));
     }
     if !job.message.is_empty() && job.state == JobState::Failed {
         ui.colored_label(ui.visuals().error_fg_color, &job.message);
