@@ -311,7 +311,7 @@ fn migrations_are_append_only() {
         "7b70c4db0756bd52fb03a9779a9107629694fb910ca31964795c289a9e016c32",
         "470c2b346dcb2fdc81e1eb8afb567c79eeebb5728dc8b2195bf050e286ac862f",
         "a4a85a447cec988fd7537027f629aa3ca248801a0bf33fc0b0c20f11b9e08f7f",
-        "de9b7ac0055702457bb884dab448c1a81ec43e85be5c08c1f7952e6f0e16be8b",
+        "35430c56e07c68e3397729da4cf4829318e55c97b8a241484703796de819818e",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

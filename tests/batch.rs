@@ -356,6 +356,144 @@ fn a_batch_job_scores_a_table_and_files_as_the_model_does_and_records_its_run() 
     sandbox
         .lathe(&["batch-deployment", "create", "-f", bad.to_str().unwrap()])
         .fails_with("mini_batch_size");
+
+    // Files that differ: a cell of text and an infinity fail their rows; a file without an
+    // input fails once, its rows counted and left out; columns in another order, or one more,
+    // line up by name.
+    let row = |i: usize| -> Vec<String> {
+        feature_values
+            .iter()
+            .map(|c| c[i].unwrap().to_string())
+            .collect()
+    };
+    let mut odd = vec![header.join(","), row(0).join(",")];
+    let mut text = row(1);
+    text[0] = "high".into();
+    odd.push(text.join(","));
+    let mut infinite = row(2);
+    infinite[0] = "inf".into();
+    odd.push(infinite.join(","));
+    sandbox.file("odd/c.csv", odd.join("\n").as_bytes());
+    let lacking: Vec<String> = [features.clone(), row(3), row(4)]
+        .iter()
+        .map(|cells| {
+            cells[..1]
+                .iter()
+                .chain(&cells[2..])
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    sandbox.file("odd/d.csv", lacking.join("\n").as_bytes());
+    let reordered: Vec<String> = [features.clone(), row(5), row(6)]
+        .iter()
+        .enumerate()
+        .map(|(i, cells)| {
+            let mut cells: Vec<String> = cells.iter().rev().map(ToString::to_string).collect();
+            cells.push(if i == 0 {
+                "note".into()
+            } else {
+                format!("n{i}")
+            });
+            cells.join(",")
+        })
+        .collect();
+    sandbox.file("odd/e.csv", reordered.join("\n").as_bytes());
+    let job = sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "churn-batch",
+            "--deployment-name",
+            "logistic",
+            "--input",
+            sandbox.path("data/odd").to_str().unwrap(),
+            "--output-name",
+            "odd-scored",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["rows_total"], 7, "{job}");
+    assert_eq!(job["rows_failed"], 4, "{job}");
+    let failures: Vec<(String, Value, String)> = job["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["file"].as_str().unwrap().to_owned(),
+                f["row"].clone(),
+                f["error"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let first = &features[0];
+    assert_eq!(failures.len(), 3, "{job}");
+    assert!(failures.contains(&(
+        "c.csv".into(),
+        Value::from(2),
+        format!("column '{first}' holds 'high', not a number")
+    )));
+    assert!(
+        failures.contains(&(
+            "c.csv".into(),
+            Value::from(3),
+            format!("column '{first}' holds 'inf', not a number")
+        )) || failures.contains(&(
+            "c.csv".into(),
+            Value::from(3),
+            format!("column '{first}' is inf, not a finite number")
+        )),
+        "{job}"
+    );
+    assert!(
+        failures.iter().any(|(file, row, error)| file == "d.csv"
+            && row.is_null()
+            && error.contains(&features[1])),
+        "{job}"
+    );
+    let scored = table(&sandbox, "odd-scored:1");
+    assert_eq!(scored.height(), 5, "d.csv's rows are left out");
+    assert_eq!(
+        strings(&scored, "note"),
+        vec![None, None, None, Some("n1".into()), Some("n2".into())]
+    );
+    assert_eq!(
+        strings(&scored, "prediction")[3..],
+        labels[5..7],
+        "reordered columns are read by name"
+    );
+
+    // A job id is never given twice, even once its endpoint is gone.
+    sandbox
+        .lathe(&["batch-endpoint", "delete", "churn-batch"])
+        .ok();
+    sandbox
+        .lathe(&["batch-endpoint", "create", "-f", endpoint.to_str().unwrap()])
+        .ok();
+    sandbox
+        .lathe(&[
+            "batch-deployment",
+            "create",
+            "-f",
+            logistic.to_str().unwrap(),
+        ])
+        .ok();
+    let again = sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "churn-batch",
+            "--input",
+            "churn_test_scored:1",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(again["id"], 6, "{again}");
 }
 
 /// Waits until job `id` has ended and returns it.

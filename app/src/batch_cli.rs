@@ -50,9 +50,9 @@ pub enum BatchEndpointCommand {
     /// prediction assets stay).
     Delete { name: String },
     /// Score a table data asset (NAME:VERSION, NAME for its newest) or table files (a CSV,
-    /// Parquet or JSONL file or a folder of them) with the endpoint's model. The predictions
-    /// become a version of a data asset, and an MLflow run records the job. Waits with a
-    /// progress bar (Ctrl+C cancels) unless --no-wait.
+    /// Parquet or JSONL file or a folder of them) with the deployment's model, or run its
+    /// pipeline over the input. The predictions become a version of a data asset, and an
+    /// MLflow run records the job. Waits with a progress bar (Ctrl+C cancels) unless --no-wait.
     Invoke {
         name: String,
         /// The data (a pipeline deployment whose pipeline takes none, or has its own, needs
@@ -155,6 +155,7 @@ fn endpoint_json(e: &BatchEndpoint, deployments: &[BatchDeployment]) -> serde_js
     json!({
         "name": e.spec.name,
         "description": e.spec.description,
+        "tags": e.spec.tags,
         "defaults": { "deployment_name": e.spec.defaults.deployment_name },
         "deployments": deployments.iter().map(deployment_json).collect::<Vec<_>>(),
         "created_at_ms": e.created_at_ms,
@@ -204,7 +205,9 @@ fn print_job(j: &BatchJob) {
         j.deployment,
         j.describe_state(now)
     );
-    println!("  input: {}", j.input);
+    if !j.input.is_empty() {
+        println!("  input: {}", j.input);
+    }
     let mut rows = if j.state.is_final() {
         format!("  rows: {}", j.rows_done)
     } else {
@@ -259,7 +262,9 @@ fn print_jobs(jobs: &[BatchJob]) {
 pub fn endpoint(store: &Store, command: BatchEndpointCommand) -> Result<()> {
     match command {
         BatchEndpointCommand::Create { file, output } => {
-            let created = batch::create_endpoint(store, &read_text(&file)?)?;
+            let created = batch::create_endpoint(store, &read_text(&file)?)
+                .with_context(|| file.display().to_string())?;
+            crate::endpoint_cli::warn_ignored(&created.spec.ignored());
             if output.json {
                 return print_json(&endpoint_json(&created, &[]));
             }
@@ -452,7 +457,8 @@ fn put(
 ) -> Result<()> {
     let text = read_text(file)?;
     let base = file.parent().unwrap_or(std::path::Path::new("."));
-    let put = batch::put_deployment(store, &text, base, make_default, replace)?;
+    let put = batch::put_deployment(store, &text, base, make_default, replace)
+        .with_context(|| file.display().to_string())?;
     crate::endpoint_cli::warn_ignored(&put.spec.ignored());
     if output.json {
         return print_json(&deployment_json(&put));
@@ -481,6 +487,9 @@ pub fn batch_job(store: &Store, command: BatchJobCommand) -> Result<()> {
             endpoint_name,
             output,
         } => {
+            if let Some(name) = &endpoint_name {
+                batch::endpoint(store, name)?;
+            }
             let jobs = job::jobs(store, endpoint_name.as_deref())?;
             if output.json {
                 return print_json(&jobs);

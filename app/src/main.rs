@@ -39,6 +39,18 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
+    // Output piped into `head` and the like ends when the reader stops reading, as other
+    // command-line tools do, instead of panicking over the closed pipe.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info
+            .payload_as_str()
+            .is_some_and(|m| m.contains("Broken pipe"))
+        {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
     // A script that asked for JSON gets its errors as JSON too, on stdout where it reads.
     let json = std::env::args_os().any(|a| a == "--json");
     let args = match Args::try_parse() {

@@ -41,6 +41,18 @@ pub struct BatchEndpointSpec {
     pub auth_mode: Option<Yaml>,
 }
 
+impl BatchEndpointSpec {
+    /// The Azure fields given that have no meaning here: jobs start from the CLI or the
+    /// window, so Azure's token modes guard nothing.
+    pub fn ignored(&self) -> Vec<&'static str> {
+        if self.auth_mode.is_some() {
+            vec!["auth_mode"]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
@@ -284,6 +296,9 @@ pub fn parse_deployment(text: &str) -> Result<BatchDeploymentSpec> {
     let settings = spec.settings();
     if settings.mini_batch_size == Some(0) {
         return refuse("settings.mini_batch_size: at least 1");
+    }
+    if spec.resources.as_ref().and_then(|r| r.instance_count) == Some(0) {
+        return refuse("resources.instance_count: at least 1");
     }
     if settings.max_concurrency_per_instance == Some(0) {
         return refuse("settings.max_concurrency_per_instance: at least 1");
@@ -714,7 +729,7 @@ pub fn delete_deployment(store: &Store, endpoint_name: &str, name: &str) -> Resu
     if others && found.spec.defaults.deployment_name.as_deref() == Some(name) {
         return Err(Error::Endpoint(format!(
             "{name} is {endpoint_name}'s default deployment; make another the default first \
-             (`lathe batch-deployment create -f … --set-default`)"
+             (`lathe batch-endpoint update {endpoint_name} --default-deployment OTHER`)"
         )));
     }
     if let Some(running) = job::jobs(store, Some(endpoint_name))?

@@ -454,7 +454,8 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (endpoint, name)
     ) WITHOUT ROWID;
     CREATE TABLE batch_jobs (
-        id INTEGER PRIMARY KEY,
+        -- Never reused: an asset's source names its job by id.
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         endpoint TEXT NOT NULL,
         deployment TEXT NOT NULL,
         input TEXT NOT NULL,

@@ -247,7 +247,8 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> R
     serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        Error::Endpoint(if path == "." {
+        // The YAML reader's own message often starts with the path already.
+        Error::Endpoint(if path == "." || inner.starts_with(&format!("{path}:")) {
             format!("{what}: {inner}")
         } else {
             format!("{what}: {path}: {inner}")
@@ -749,8 +750,8 @@ pub(crate) fn resolve_model(
         tracking.read(move |c| registry::get_version(c, &n, &v))
     } else {
         return Err(Error::Endpoint(format!(
-            "deployment: model: '{reference}': write azureml:NAME:VERSION, azureml:NAME@ALIAS or \
-             a local path"
+            "deployment: model: '{reference}': write azureml:NAME:VERSION or azureml:NAME@ALIAS \
+             (a local folder is written `model: {{path: {reference}}}`)"
         )));
     };
     found

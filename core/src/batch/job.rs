@@ -553,6 +553,12 @@ pub fn cancel(store: &Store, id: i64) -> Result<BatchJob> {
     }
     let now = crate::db::now_millis();
     let stop_now = found.state == JobState::Queued || found.is_lost(now);
+    if !stop_now && found.rows_total > 0 && found.rows_done == found.rows_total {
+        return Err(Error::Endpoint(format!(
+            "batch job {id} has scored every row and is writing its predictions; it can no \
+             longer be cancelled"
+        )));
+    }
     store.transaction::<_, Error>(move |c| {
         if stop_now {
             c.execute(
@@ -588,6 +594,8 @@ struct Piece {
 struct Scored {
     rows: Vec<DataFrame>,
     failures: Vec<Failure>,
+    /// Rows not scored: those of the failures, and every row of a piece that failed whole.
+    failed_rows: u64,
 }
 
 /// The settings of a job, Azure's defaults filled in.
@@ -815,18 +823,22 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
         ))
     })?;
     let python = scorer.python().is_some();
-    let plan = Plan::of(&deployment, matches!(source, Source::Files(_)), python);
+    let files = matches!(source, Source::Files(_));
+    let plan = Plan::of(&deployment, files, python);
     let run_id = start_run(store, found, &deployment, &version, &plan)?;
     let units = units(source, plan.mini_batch);
     let total: u64 = units.iter().flatten().map(|p| p.rows.height() as u64).sum();
     counts.total.store(total, Ordering::Relaxed);
     progress.start_stage("scoring", total);
-    if !python && let Some(first) = units.first().and_then(|u| u.first()) {
-        // What fails for one mini batch fails for all: said once, before any work.
-        if let Err(e) = scorer.score_table(&first.rows.head(Some(0))) {
-            let message = format!("the input does not fit the model: {e}");
-            return stopped(store, &run_id, JobState::Failed, message, Vec::new());
-        }
+    // A table's mini batches share its columns: what fails for one fails for all, said once
+    // before any work (files are judged each on its own).
+    if !python
+        && !files
+        && let Some(first) = units.first().and_then(|u| u.first())
+        && let Err(e) = scorer.score_table(&first.rows.head(Some(0)))
+    {
+        let message = format!("the input does not fit the model: {e}");
+        return stopped(store, &run_id, JobState::Failed, message, Vec::new());
     }
     let over = AtomicBool::new(false);
     let started = Instant::now();
@@ -835,7 +847,7 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
             return None;
         }
         let scored = score_unit(&scorer, unit, plan.attempts);
-        let count = scored.failures.len() as u64;
+        let count = scored.failed_rows;
         let now_failed = counts.failed.fetch_add(count, Ordering::Relaxed) + count;
         if plan.error_threshold.is_some_and(|t| now_failed > t) {
             over.store(true, Ordering::Relaxed);
@@ -996,11 +1008,13 @@ fn units(source: Source, size: usize) -> Vec<Vec<Piece>> {
 }
 
 /// Scores a mini batch piece by piece; a piece that fails as a whole is tried again up to
-/// `attempts` times (not when the data itself is refused), then counted row by row.
+/// `attempts` times (not when the data itself is refused), then reported once, all its rows
+/// counted as failed and left out of the output.
 fn score_unit(scorer: &Scorer, unit: &[Piece], attempts: u32) -> Scored {
     let mut scored = Scored {
         rows: Vec::with_capacity(unit.len()),
         failures: Vec::new(),
+        failed_rows: 0,
     };
     for piece in unit {
         let mut answer = scorer.score_table(&piece.rows);
@@ -1021,6 +1035,7 @@ fn score_unit(scorer: &Scorer, unit: &[Piece], attempts: u32) -> Scored {
         };
         match answer.and_then(|answers| joined(piece, answers)) {
             Ok((rows, failed)) => {
+                scored.failed_rows += failed.len() as u64;
                 scored.failures.extend(
                     failed
                         .into_iter()
@@ -1029,20 +1044,62 @@ fn score_unit(scorer: &Scorer, unit: &[Piece], attempts: u32) -> Scored {
                 scored.rows.push(rows);
             }
             Err(e) => {
-                let error = e.to_string();
-                scored.failures.extend(
-                    (0..piece.rows.height())
-                        .map(|i| failure(Some(piece.first_row + i as u64), error.clone())),
-                );
-                let mut rows = piece.rows.clone();
-                if let Some(file) = &piece.file {
-                    let _ = rows.insert_column(0, file_column(file, rows.height()));
-                }
-                scored.rows.push(rows);
+                let count = piece.rows.height() as u64;
+                scored.failed_rows += count;
+                let error = match &piece.file {
+                    Some(_) => e.to_string(),
+                    None => format!(
+                        "rows {}–{}: {e}",
+                        piece.first_row,
+                        piece.first_row + count.saturating_sub(1)
+                    ),
+                };
+                scored.failures.push(failure(None, error));
             }
         }
     }
     scored
+}
+
+/// The scored pieces as one table. Files whose columns differ (in order, in which, or in
+/// type) line up by name, in the order first seen: a column a file lacks is empty there, and
+/// a value is read as the type its column first had (empty if it cannot be).
+fn stack(pieces: Vec<DataFrame>) -> Result<DataFrame> {
+    let mut schema: Vec<(PlSmallStr, DataType)> = Vec::new();
+    for piece in &pieces {
+        for column in piece.columns() {
+            if !schema.iter().any(|(n, _)| n == column.name()) {
+                schema.push((column.name().clone(), column.dtype().clone()));
+            }
+        }
+    }
+    let align = |piece: DataFrame| -> PolarsResult<DataFrame> {
+        let height = piece.height();
+        let columns = schema
+            .iter()
+            .map(|(name, dtype)| match piece.column(name) {
+                Ok(c) if c.dtype() == dtype => Ok(c.clone()),
+                Ok(c) => c.cast(dtype),
+                Err(_) => Ok(Column::full_null(name.clone(), height, dtype)),
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        DataFrame::new(height, columns)
+    };
+    let mut table: Option<DataFrame> = None;
+    for piece in pieces {
+        let piece = align(piece).map_err(|e| Error::Endpoint(format!("the output: {e}")))?;
+        match &mut table {
+            None => table = Some(piece),
+            Some(table) => {
+                table
+                    .vstack_mut_owned(piece)
+                    .map_err(|e| Error::Endpoint(format!("the output: {e}")))?;
+            }
+        }
+    }
+    let mut table = table.unwrap_or_default();
+    table.rechunk_mut();
+    Ok(table)
 }
 
 fn file_column(file: &str, rows: usize) -> Column {
@@ -1215,16 +1272,7 @@ fn write_output(
     file: &str,
     version: &crate::tracking::types::ModelVersion,
 ) -> Result<i64> {
-    let mut pieces = rows.into_iter();
-    let mut table = pieces.next().unwrap_or_default();
-    for piece in pieces {
-        table.vstack_mut_owned(piece).map_err(|e| {
-            Error::Endpoint(format!(
-                "the input's files do not share their columns ({e})"
-            ))
-        })?;
-    }
-    table.rechunk_mut();
+    let mut table = stack(rows)?;
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let path = dir.path().join(file);
     let format = match TableFormat::from_path(&path) {

@@ -27,12 +27,13 @@ struct Numbers {
 
 impl Scorer {
     /// Scores every row of `df`, which holds at least the model's inputs (other columns are
-    /// passed over). A native model scores the rows it can and reports the others (a missing
-    /// value in an input names its column); a Python model scores the table as one request.
+    /// passed over). A native model scores the rows it can and reports the others, naming the
+    /// column: a missing value, text that is not a number, NaN or infinity; a Python model
+    /// scores the table as one request.
     ///
     /// # Errors
     /// [`ScoreError::BadRequest`] when the table cannot be scored at all (an input column
-    /// missing or not numbers, a tensor model); a Python model's failure as
+    /// missing or neither numbers nor text, a tensor model); a Python model's failure as
     /// [`Scorer::score`] gives it, so the caller can retry it or count its rows as failed.
     pub fn score_table(&self, df: &DataFrame) -> Result<TableScores, ScoreError> {
         match &self.runtime {
@@ -77,34 +78,66 @@ impl Scorer {
 
     /// The model's inputs as a matrix, see [`Numbers`].
     fn numbers(&self, df: &DataFrame) -> Result<Numbers, ScoreError> {
-        let mut columns = Vec::with_capacity(self.inputs.len());
+        // Each input as numbers, and as text when it was text (to say which cell was not a
+        // number).
+        let mut columns: Vec<(Float64Chunked, Option<StringChunked>)> =
+            Vec::with_capacity(self.inputs.len());
         for port in &self.inputs {
             let column = self.input(df, &port.name)?;
-            if !features::is_numeric(column.dtype()) {
-                return Err(ScoreError::bad(format!(
-                    "column '{}' holds {}; the model takes numbers",
-                    port.name,
-                    column.dtype()
-                )));
-            }
+            let text = match column.dtype() {
+                DataType::String => Some(
+                    column
+                        .str()
+                        .map_err(|e| ScoreError::Model(e.to_string()))?
+                        .clone(),
+                ),
+                dtype if features::is_numeric(dtype) => None,
+                dtype => {
+                    return Err(ScoreError::bad(format!(
+                        "column '{}' holds {dtype}; the model takes numbers",
+                        port.name
+                    )));
+                }
+            };
+            // Text that does not read as a number becomes null, and its row fails below.
             let cast = column
                 .cast(&DataType::Float64)
                 .map_err(|e| ScoreError::bad(format!("column '{}': {e}", port.name)))?;
-            columns.push(cast);
+            let values = cast
+                .f64()
+                .map_err(|e| ScoreError::Model(e.to_string()))?
+                .clone();
+            columns.push((values, text));
         }
-        let values: Vec<&Float64Chunked> = columns
+        let clean = columns
             .iter()
-            .map(|c| c.f64())
-            .collect::<PolarsResult<_>>()
-            .map_err(|e| ScoreError::Model(e.to_string()))?;
+            .all(|(v, _)| v.null_count() == 0 && v.into_no_null_iter().all(f64::is_finite));
+        // Why row `i` cannot be scored, if it cannot.
+        let problem = |i: usize| -> Option<String> {
+            columns
+                .iter()
+                .zip(&self.inputs)
+                .find_map(|((v, text), port)| {
+                    let name = &port.name;
+                    match v.get(i) {
+                        Some(x) if x.is_finite() => None,
+                        Some(x) => Some(format!("column '{name}' is {x}, not a finite number")),
+                        None => Some(match text.as_ref().and_then(|t| t.get(i)) {
+                            Some(cell) => format!("column '{name}' holds '{cell}', not a number"),
+                            None => format!("column '{name}' has no value"),
+                        }),
+                    }
+                })
+        };
+        let values: Vec<&Float64Chunked> = columns.iter().map(|(v, _)| v).collect();
         let mut failed = Vec::new();
-        let kept: Vec<usize> = if values.iter().all(|v| v.null_count() == 0) {
+        let kept: Vec<usize> = if clean {
             (0..df.height()).collect()
         } else {
             (0..df.height())
-                .filter(|&i| match values.iter().position(|v| v.get(i).is_none()) {
-                    Some(j) => {
-                        failed.push((i, format!("column '{}' has no value", self.inputs[j].name)));
+                .filter(|&i| match problem(i) {
+                    Some(why) => {
+                        failed.push((i, why));
                         false
                     }
                     None => true,
