@@ -170,6 +170,40 @@ fn a_batch_job_scores_a_table_and_files_as_the_model_does_and_records_its_run() 
         assert_eq!(labels[i].as_deref(), Some(label.as_str()), "row {i}");
         assert!((probability[i].unwrap() - p).abs() < 1e-9, "row {i}");
     }
+    // And to what an online deployment answers: the same rows as one request, scored the way
+    // the endpoint server scores it.
+    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
+    let tracking = store.tracking();
+    let version = tracking
+        .read(|c| lathe_core::tracking::registry::get_version(c, "churn-pipeline-classifier", "1"))
+        .unwrap();
+    let scorer = lathe_core::serving::Scorer::load(&tracking, &version).unwrap();
+    let mut request = lathe_core::serving::Frame::default();
+    for (name, column) in features.iter().zip(&feature_values) {
+        request
+            .push(
+                name.clone(),
+                column.iter().map(|x| Value::from(x.unwrap())).collect(),
+            )
+            .unwrap();
+    }
+    let lathe_core::serving::Output::Labels {
+        labels: online,
+        probability: Some(online_probability),
+    } = scorer.score(&request).unwrap()
+    else {
+        panic!("a two-class classifier answers labels and probabilities");
+    };
+    let online: Vec<Option<String>> = online
+        .iter()
+        .map(|v| Some(v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .collect();
+    assert_eq!(
+        labels, online,
+        "batch answers equal the online ones, row for row"
+    );
+    let probability: Vec<f64> = probability.iter().map(|p| p.unwrap()).collect();
+    assert_eq!(probability, online_probability);
     let run = sandbox
         .lathe(&["runs", "show", job["run_id"].as_str().unwrap(), "--json"])
         .ok()
@@ -823,6 +857,19 @@ fn a_pipeline_deployment_runs_its_pipeline_component_over_the_input() {
         "{}",
         made.stderr
     );
+    // Given by a bare file name, from its own folder, its component path starts there.
+    let updated = std::process::Command::new(lathe_tests::lathe_bin())
+        .current_dir(deployment.parent().unwrap())
+        .arg("--workspace")
+        .arg(sandbox.workspace())
+        .args(["batch-deployment", "update", "-f", "deployment.yml"])
+        .output()
+        .unwrap();
+    assert!(
+        updated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&updated.stderr)
+    );
     sandbox
         .lathe(&["batch-endpoint", "invoke", "cleaning"])
         .fails_with("input 'customers'");
@@ -839,6 +886,7 @@ fn a_pipeline_deployment_runs_its_pipeline_component_over_the_input() {
         .json();
     assert_eq!(job["state"], "completed", "{job}");
     assert_eq!(job["output_version"], "cleaned:1", "{job}");
+    assert_eq!(job["rows_done"], 2000, "the output's rows: {job}");
     let raw = table(&sandbox, "customers:1");
     let cleaned = table(&sandbox, "cleaned:1");
     assert_eq!(cleaned.height(), raw.height());

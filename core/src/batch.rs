@@ -636,7 +636,11 @@ fn resolve_pipeline(
     }
     let file = base.join(given);
     let yaml = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
-    let folder = file.parent().unwrap_or(base);
+    // A bare file name's parent is the empty path, which names no folder.
+    let folder = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let folder = std::fs::canonicalize(folder).map_err(|e| Error::io(folder, e))?;
     let pipeline =
         crate::pipeline::job::parse_with(&yaml, &folder, &registry).map_err(|problems| {

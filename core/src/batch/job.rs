@@ -333,12 +333,14 @@ fn parse_pipeline(store: &Store, pipeline: &BatchPipeline) -> Result<Pipeline> {
 }
 
 /// Runs a pipeline deployment's pipeline over the job's input, as a pipeline run in the
-/// endpoint's experiment; its first output's new version is the job's output.
+/// endpoint's experiment; its first output's new version is the job's output, and its rows
+/// the job's.
 fn execute_pipeline(
     store: &Store,
     found: &BatchJob,
     pipeline: &BatchPipeline,
     progress: &Progress,
+    counts: &Counts,
 ) -> Result<Ended> {
     let tracking = store.tracking();
     let mut parsed = parse_pipeline(store, pipeline)?;
@@ -357,14 +359,15 @@ fn execute_pipeline(
             }
         }
     }
-    let newest = |name: &str| -> Option<i64> {
+    // An output's newest version: its id, and its rows (the job's count).
+    let newest = |name: &str| -> Option<(i64, i64)> {
         let ws = store.workspace().ok()?;
         ws.resolve(&AssetRef {
             name: name.to_owned(),
             version: None,
         })
         .ok()
-        .map(|v| v.id)
+        .map(|v| (v.id, v.item_count))
     };
     let output = parsed.outputs.first().cloned();
     let before = output.as_deref().and_then(newest);
@@ -417,14 +420,20 @@ fn execute_pipeline(
         .collect();
     let run_id = Some(outcome.run_id.clone());
     Ok(match outcome.status {
-        RunStatus::Finished => Ended::Completed {
-            run_id: outcome.run_id,
-            output: output
+        RunStatus::Finished => {
+            let made = output
                 .as_deref()
                 .and_then(newest)
-                .filter(|after| Some(*after) != before),
-            failures: failed,
-        },
+                .filter(|after| Some(*after) != before);
+            let rows = made.map_or(0, |(_, rows)| u64::try_from(rows).unwrap_or(0));
+            counts.total.store(rows, Ordering::Relaxed);
+            counts.done.store(rows, Ordering::Relaxed);
+            Ended::Completed {
+                run_id: outcome.run_id,
+                output: made.map(|(id, _)| id),
+                failures: failed,
+            }
+        }
         RunStatus::Killed => Ended::Stopped {
             state: JobState::Cancelled,
             message: "cancelled".to_owned(),
@@ -791,7 +800,7 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
     let tracking = store.tracking();
     let deployment = super::deployment(store, &found.endpoint, &found.deployment)?;
     if let Some(pipeline) = &deployment.pipeline {
-        return execute_pipeline(store, found, pipeline, progress);
+        return execute_pipeline(store, found, pipeline, progress, counts);
     }
     progress.start_stage("reading the input", 0);
     let source = read_source(store, &found.input)?;
@@ -842,7 +851,7 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
     }
     let over = AtomicBool::new(false);
     let started = Instant::now();
-    let score_unit = |unit: &Vec<Piece>| -> Option<Scored> {
+    let score = |unit: &Vec<Piece>| -> Option<Scored> {
         if progress.is_cancelled() || over.load(Ordering::Relaxed) {
             return None;
         }
@@ -862,7 +871,7 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
         .thread_name(|i| format!("batch-{i}"))
         .build()
     {
-        Ok(pool) => pool.install(|| units.par_iter().map(score_unit).collect()),
+        Ok(pool) => pool.install(|| units.par_iter().map(score).collect()),
         Err(e) => return Err(Error::Endpoint(format!("no threads to score with: {e}"))),
     };
     let seconds = started.elapsed().as_secs_f64();

@@ -152,6 +152,11 @@ impl BatchPanel {
             return;
         }
         let default = view.endpoint.spec.defaults.deployment_name.clone();
+        let chosen = self.form.deployment.clone().or_else(|| default.clone());
+        let pipeline = view
+            .deployments
+            .iter()
+            .any(|d| Some(&d.spec.name) == chosen.as_ref() && d.pipeline.is_some());
         egui::Grid::new("batch-score").num_columns(2).show(ui, |ui| {
             let label = ui.label("Input");
             ui.horizontal(|ui| {
@@ -194,17 +199,26 @@ impl BatchPanel {
                 .response
                 .labelled_by(label.id);
             ui.end_row();
-            ui.label("Predictions asset");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.form.output)
-                    .hint_text(format!("{}-predictions", view.endpoint.spec.name))
-                    .desired_width(220.0),
-            );
+            if pipeline {
+                ui.label("Output");
+                ui.weak("the pipeline's outputs, as data assets");
+            } else {
+                ui.label("Predictions asset");
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.form.output)
+                        .hint_text(format!("{}-predictions", view.endpoint.spec.name))
+                        .desired_width(220.0),
+                );
+            }
             ui.end_row();
         });
         let input = self.form.input.trim().to_owned();
         let start = ui
-            .add_enabled(!input.is_empty(), egui::Button::new("Start batch job"))
+            // A pipeline may take no data, or have its own: the job says if it needs some.
+            .add_enabled(
+                !input.is_empty() || pipeline,
+                egui::Button::new("Start batch job"),
+            )
             .on_disabled_hover_text("Choose a table or write a path first");
         if start.clicked() {
             let output = self.form.output.trim();
@@ -335,10 +349,18 @@ fn deployments_ui(ui: &mut egui::Ui, service: &Service, view: &BatchView) {
             for d in &view.deployments {
                 let settings = d.spec.settings();
                 ui.label(&d.spec.name);
-                match &d.pipeline {
-                    Some(p) => ui.label(format!("pipeline {}", p.name)),
-                    None => ui.label(format!("{}:{}", d.model_name, d.model_version)),
-                };
+                if let Some(p) = &d.pipeline {
+                    // A pipeline's steps decide how it splits its work and what it writes.
+                    ui.label(format!("pipeline {}", p.name));
+                    for _ in 0..2 {
+                        ui.weak("—");
+                    }
+                    ui.label("the pipeline's outputs");
+                    default_ui(ui, service, view, d, default);
+                    ui.end_row();
+                    continue;
+                }
+                ui.label(format!("{}:{}", d.model_name, d.model_version));
                 ui.label(settings.mini_batch_size.map_or_else(
                     || "10,000 rows or 10 files".to_owned(),
                     |n| format!("{n} rows or files"),
@@ -351,17 +373,28 @@ fn deployments_ui(ui: &mut egui::Ui, service: &Service, view: &BatchView) {
                     Some(lathe_core::batch::OutputAction::SummaryOnly) => "summary only",
                     _ => "rows and predictions",
                 });
-                if default == Some(d.spec.name.as_str()) {
-                    ui.label(RichText::new("default").strong());
-                } else if ui.small_button("Make default").clicked() {
-                    service.send(EndpointCommand::SetBatchDefault {
-                        endpoint: view.endpoint.spec.name.clone(),
-                        deployment: d.spec.name.clone(),
-                    });
-                }
+                default_ui(ui, service, view, d, default);
                 ui.end_row();
             }
         });
+}
+
+/// The default's mark, or the button that makes `d` the default.
+fn default_ui(
+    ui: &mut egui::Ui,
+    service: &Service,
+    view: &BatchView,
+    d: &lathe_core::batch::BatchDeployment,
+    default: Option<&str>,
+) {
+    if default == Some(d.spec.name.as_str()) {
+        ui.label(RichText::new("default").strong());
+    } else if ui.small_button("Make default").clicked() {
+        service.send(EndpointCommand::SetBatchDefault {
+            endpoint: view.endpoint.spec.name.clone(),
+            deployment: d.spec.name.clone(),
+        });
+    }
 }
 
 fn state_ui(ui: &mut egui::Ui, job: &BatchJob, now: i64) {
