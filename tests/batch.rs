@@ -12,7 +12,9 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lathe_tests::{Sandbox, Server, expected, logistic_weights, peer_python, peer_script};
+use lathe_tests::{
+    Sandbox, Server, expected, log_sklearn_model, logistic_weights, peer_python, run_metric,
+};
 use polars::prelude::*;
 use serde_json::Value;
 
@@ -34,18 +36,6 @@ fn strings(df: &DataFrame, column: &str) -> Vec<Option<String>> {
     (0..values.len())
         .map(|i| values.get(i).map(str::to_owned))
         .collect()
-}
-
-/// The run's metric `key`, from `lathe runs show --json`.
-fn metric(run: &Value, key: &str) -> f64 {
-    run["run"]["data"]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["key"] == key)
-        .unwrap_or_else(|| panic!("no metric {key}: {run}"))["value"]
-        .as_f64()
-        .unwrap()
 }
 
 fn tag<'a>(run: &'a Value, key: &str) -> &'a str {
@@ -70,11 +60,7 @@ fn deployment_yaml(name: &str, endpoint: &str, model: &str, settings: &str) -> S
 #[test]
 fn a_batch_job_scores_a_table_and_files_as_the_model_does_and_records_its_run() {
     let sandbox = Sandbox::new();
-    let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../assets/pipelines/churn-classification.yml");
-    sandbox
-        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
-        .ok();
+    sandbox.run_churn_pipeline();
     let endpoint = sandbox.file(
         "endpoint.yml",
         b"$schema: https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json\n\
@@ -209,8 +195,8 @@ fn a_batch_job_scores_a_table_and_files_as_the_model_does_and_records_its_run() 
         .ok()
         .json();
     assert_eq!(run["run"]["info"]["status"], "FINISHED");
-    assert_eq!(metric(&run, "rows"), rows as f64);
-    assert_eq!(metric(&run, "failed_rows"), 0.0);
+    assert_eq!(run_metric(&run, "rows"), rows as f64);
+    assert_eq!(run_metric(&run, "failed_rows"), 0.0);
     assert_eq!(tag(&run, "lathe.model"), "churn-pipeline-classifier:1");
     assert_eq!(tag(&run, "lathe.batch.endpoint"), "churn-batch");
     assert_eq!(
@@ -551,20 +537,7 @@ fn an_mlflow_model_scores_in_python_workers_and_a_job_in_the_background_is_cance
     let sandbox = Sandbox::new();
     let python = peer_python();
     let server = Server::start(&sandbox.workspace(), &[]);
-    let logged = std::process::Command::new(&python)
-        .arg(peer_script("sklearn_model.py"))
-        .arg("iris-classifier")
-        .env("MLFLOW_TRACKING_URI", &server.url)
-        .output()
-        .unwrap();
-    assert!(
-        logged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&logged.stderr)
-    );
-    let printed = String::from_utf8_lossy(&logged.stdout);
-    let oracle: Value = serde_json::from_str(printed.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}: {printed}"));
+    let oracle = log_sklearn_model(&server.url, "iris-classifier");
     let version = oracle["version"].as_str().unwrap();
     let columns: Vec<&str> = oracle["columns"]
         .as_array()
@@ -712,11 +685,7 @@ fn an_mlflow_model_scores_in_python_workers_and_a_job_in_the_background_is_cance
 fn the_endpoints_section_starts_a_batch_job_and_follows_one_started_by_the_cli() {
     use egui_kittest::kittest::Queryable;
     let sandbox = Sandbox::new();
-    let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../assets/pipelines/churn-classification.yml");
-    sandbox
-        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
-        .ok();
+    sandbox.run_churn_pipeline();
     let endpoint = sandbox.file("endpoint.yml", b"name: churn-batch\n");
     sandbox
         .lathe(&["batch-endpoint", "create", "-f", endpoint.to_str().unwrap()])

@@ -12,11 +12,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use lathe_tests::{Sandbox, peer_python};
+use lathe_tests::{Sandbox, peer_python, run_metric, save_sklearn_logistic};
 
 const FEATURES: [&str; 12] = [
     "region_east",
@@ -64,14 +63,7 @@ fn invoke(sandbox: &Sandbox, deployment: &str, rows: u64) -> f64 {
         .lathe(&["runs", "show", job["run_id"].as_str().unwrap(), "--json"])
         .ok()
         .json();
-    let scoring = run["run"]["data"]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["key"] == "rows_per_second")
-        .unwrap()["value"]
-        .as_f64()
-        .unwrap();
+    let scoring = run_metric(&run, "rows_per_second");
     let job_seconds =
         (job["finished_at_ms"].as_f64().unwrap() - job["started_at_ms"].as_f64().unwrap()) / 1000.0;
     println!(
@@ -91,11 +83,7 @@ fn invoke(sandbox: &Sandbox, deployment: &str, rows: u64) -> f64 {
 fn main() {
     let rows = env_u64("LATHE_BENCH_ROWS", 1_000_000);
     let sandbox = Sandbox::new();
-    let pipeline =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/pipelines/churn-classification.yml");
-    sandbox
-        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
-        .ok();
+    sandbox.run_churn_pipeline();
     let endpoint = sandbox.file("endpoint.yml", b"name: churn\n");
     sandbox
         .lathe(&["batch-endpoint", "create", "-f", endpoint.to_str().unwrap()])
@@ -146,26 +134,7 @@ fn main() {
     }
     let python = peer_python();
     let model = sandbox.path("sklearn-model");
-    let script = format!(
-        "import numpy as np, pandas as pd, mlflow.sklearn\n\
-         from sklearn.linear_model import LogisticRegression\n\
-         cols = {FEATURES:?}\n\
-         rng = np.random.default_rng(0)\n\
-         x = pd.DataFrame(rng.normal(size=(500, len(cols))), columns=cols)\n\
-         y = (x.sum(axis=1) > 0).astype(int)\n\
-         m = LogisticRegression().fit(x, y)\n\
-         mlflow.sklearn.save_model(m, {:?}, input_example=x.head(1))\n",
-        model.display().to_string()
-    );
-    let made = Command::new(&python)
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    save_sklearn_logistic(&FEATURES, &model);
     let mlflow = python.with_file_name("mlflow");
     let out = sandbox.path("mlflow-predictions.csv");
     let started = Instant::now();

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lathe_tests::{Sandbox, Server, http, peer_python};
+use lathe_tests::{Sandbox, Server, http, peer_python, save_sklearn_logistic};
 use serde_json::json;
 
 const CONNECTIONS: usize = 8;
@@ -304,26 +304,7 @@ fn main() {
     }
     // The same features, a scikit-learn logistic regression saved by MLflow, served by MLflow.
     let model = sandbox.path("sklearn-model");
-    let script = format!(
-        "import numpy as np, pandas as pd, mlflow.sklearn\n\
-         from sklearn.linear_model import LogisticRegression\n\
-         cols = {features:?}\n\
-         rng = np.random.default_rng(0)\n\
-         x = pd.DataFrame(rng.normal(size=(500, len(cols))), columns=cols)\n\
-         y = (x.sum(axis=1) > 0).astype(int)\n\
-         m = LogisticRegression().fit(x, y)\n\
-         mlflow.sklearn.save_model(m, {:?}, input_example=x.head(1))\n",
-        model.display().to_string()
-    );
-    let made = Command::new(&python)
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    save_sklearn_logistic(&features, &model);
     let peer = MlflowServe::start(&python, &model, WORKERS);
     let peer_url = format!("{}/invocations", peer.url);
     load(&peer_url, &body, 1);

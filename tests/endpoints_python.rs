@@ -14,7 +14,7 @@
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
-use lathe_tests::{Sandbox, Server, http, peer_python, peer_script};
+use lathe_tests::{Sandbox, Server, http, log_sklearn_model, peer_python, peer_script};
 use serde_json::{Value, json};
 
 fn post(url: &str, content_type: &str, body: &str, deployment: Option<&str>) -> (u16, Value) {
@@ -95,21 +95,7 @@ fn an_mlflow_scikit_learn_model_serves_in_python_workers_with_scikit_learns_pred
             ("PIP_NO_INDEX", OsStr::new("1")),
         ],
     );
-    let logged = std::process::Command::new(&python)
-        .arg(peer_script("sklearn_model.py"))
-        .arg("iris-classifier")
-        .env("MLFLOW_TRACKING_URI", &server.url)
-        .output()
-        .unwrap();
-    assert!(
-        logged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&logged.stderr)
-    );
-    // The last line: the client may print its own (a link to the run) before it.
-    let printed = String::from_utf8_lossy(&logged.stdout);
-    let oracle: Value = serde_json::from_str(printed.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}: {printed}"));
+    let oracle = log_sklearn_model(&server.url, "iris-classifier");
     let version = oracle["version"].as_str().unwrap();
 
     let endpoint = sandbox.file("endpoint.yml", b"name: iris\nauth_mode: key\n");

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lathe_tests::{Sandbox, peer_python};
+use lathe_tests::{Sandbox, peer_python, run_metric};
 use serde_json::Value;
 
 fn sample(name: &str) -> PathBuf {
@@ -43,17 +43,6 @@ fn run_detail(s: &Sandbox, run_id: &str) -> Value {
     s.lathe(&["runs", "show", run_id, "--json"]).ok().json()
 }
 
-fn metric(run: &Value, key: &str) -> f64 {
-    run["run"]["data"]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["key"] == key)
-        .unwrap_or_else(|| panic!("no metric {key} in {run}"))["value"]
-        .as_f64()
-        .unwrap()
-}
-
 fn step_run<'a>(outcome: &'a Value, step: &str) -> &'a str {
     outcome["steps"]
         .as_array()
@@ -79,13 +68,13 @@ fn the_churn_sample_trains_evaluates_registers_and_is_fully_reused_on_a_rerun() 
         "{states_first:?}"
     );
     let evaluation = run_detail(&s, step_run(&first, "evaluate_logistic"));
-    let accuracy = metric(&evaluation, "accuracy");
-    let auc = metric(&evaluation, "roc_auc");
+    let accuracy = run_metric(&evaluation, "accuracy");
+    let auc = run_metric(&evaluation, "roc_auc");
     assert!(
         accuracy > 0.7 && auc > 0.6,
         "accuracy {accuracy}, auc {auc}"
     );
-    assert!(metric(&run_detail(&s, step_run(&first, "evaluate_tree")), "f1") > 0.0);
+    assert!(run_metric(&run_detail(&s, step_run(&first, "evaluate_tree")), "f1") > 0.0);
     // Each step is a child run of the pipeline's run.
     let train = run_detail(&s, step_run(&first, "train_logistic"));
     let tags = train["run"]["data"]["tags"].as_array().unwrap();
@@ -154,8 +143,8 @@ fn the_regression_sample_reads_a_data_asset_and_sweeps_with_trial_runs() {
     let (code, outcome) = run_json(&s, &sample("spend-regression.yml"), &[]);
     assert_eq!(code, 0, "{outcome}");
     let evaluation = run_detail(&s, step_run(&outcome, "evaluate"));
-    assert!(metric(&evaluation, "r2") > 0.5);
-    assert!(metric(&evaluation, "rmse") > 0.0);
+    assert!(run_metric(&evaluation, "r2") > 0.5);
+    assert!(run_metric(&evaluation, "rmse") > 0.0);
     // The step that read the asset records it as an input (lineage).
     let select = run_detail(&s, step_run(&outcome, "select"));
     assert_eq!(
@@ -194,7 +183,7 @@ fn the_regression_sample_reads_a_data_asset_and_sweeps_with_trial_runs() {
         .ok()
         .json();
     assert_eq!(runs.as_array().unwrap().len(), 5, "{runs}");
-    assert!(metric(&run_detail(&s, sweep), "best_rmse") > 0.0);
+    assert!(run_metric(&run_detail(&s, sweep), "best_rmse") > 0.0);
 }
 
 /// A pipeline of command steps in a folder of its own.
@@ -229,7 +218,7 @@ fn a_command_step_logs_to_its_own_run_with_the_mlflow_client() {
     let (code, outcome) = run_json(&s, &pipeline, &[]);
     assert_eq!(code, 0, "{outcome}");
     let run = run_detail(&s, step_run(&outcome, "log"));
-    assert_eq!(metric(&run, "score"), 0.75);
+    assert_eq!(run_metric(&run, "score"), 0.75);
     let artifacts = s
         .lathe(&["runs", "show", step_run(&outcome, "log")])
         .ok()

@@ -127,6 +127,16 @@ impl Sandbox {
         self.lathe_with(args, &[])
     }
 
+    /// Runs the demo churn pipeline here: it registers `churn-pipeline-classifier:1` (a
+    /// logistic regression over 12 scaled, one-hot features) and the table
+    /// `churn_test_scored:1` (its held-out rows, scored).
+    pub fn run_churn_pipeline(&self) {
+        let pipeline = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../assets/pipelines/churn-classification.yml");
+        let path = pipeline.to_str().expect("a UTF-8 path");
+        self.lathe(&["pipeline", "run", path, "--json"]).ok();
+    }
+
     /// As [`Sandbox::lathe`], with these variables set for the command.
     pub fn lathe_with(&self, args: &[&str], vars: &[(&str, &std::ffi::OsStr)]) -> Run {
         let output: Output = Command::new(lathe_bin())
@@ -812,4 +822,62 @@ pub fn expected(classes: &[String], w: &[Vec<f64>], b: &[f64], row: &[f64]) -> (
     let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let total: f64 = scores.iter().map(|s| (s - top).exp()).sum();
     (classes[best].clone(), (scores[1] - top).exp() / total)
+}
+
+/// Metric `key` of a run as `lathe runs show --json` prints it.
+pub fn run_metric(run: &Value, key: &str) -> f64 {
+    run["run"]["data"]["metrics"]
+        .as_array()
+        .expect("the run's metrics")
+        .iter()
+        .find(|m| m["key"] == key)
+        .unwrap_or_else(|| panic!("no metric {key} in {run}"))["value"]
+        .as_f64()
+        .expect("a number")
+}
+
+/// Logs and registers `tests/peers/sklearn_model.py`'s iris classifier as `name` into the
+/// tracking server at `url` with the official MLflow client, and returns what it printed: the
+/// held-out rows (`columns`, `data`), scikit-learn's own `predict` of them, and the `version`.
+pub fn log_sklearn_model(url: &str, name: &str) -> Value {
+    let logged = Command::new(peer_python())
+        .arg(peer_script("sklearn_model.py"))
+        .arg(name)
+        .env("MLFLOW_TRACKING_URI", url)
+        .output()
+        .expect("python runs");
+    assert!(
+        logged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logged.stderr)
+    );
+    // The last line: the client may print its own (a link to the run) before it.
+    let printed = String::from_utf8_lossy(&logged.stdout);
+    serde_json::from_str(printed.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {printed}"))
+}
+
+/// Saves, with MLflow, a scikit-learn logistic regression over `features` (fitted on random
+/// rows) into the folder `dir`: the peer's side of the benchmarks.
+pub fn save_sklearn_logistic(features: &[&str], dir: &Path) {
+    let script = format!(
+        "import numpy as np, pandas as pd, mlflow.sklearn\n\
+         from sklearn.linear_model import LogisticRegression\n\
+         cols = {features:?}\n\
+         rng = np.random.default_rng(0)\n\
+         x = pd.DataFrame(rng.normal(size=(500, len(cols))), columns=cols)\n\
+         y = (x.sum(axis=1) > 0).astype(int)\n\
+         m = LogisticRegression().fit(x, y)\n\
+         mlflow.sklearn.save_model(m, {:?}, input_example=x.head(1))\n",
+        dir.display().to_string()
+    );
+    let made = Command::new(peer_python())
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
 }
