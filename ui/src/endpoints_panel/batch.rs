@@ -255,7 +255,7 @@ impl BatchPanel {
                     "Input",
                     "State",
                     "Rows",
-                    "Predictions",
+                    "Output",
                     "",
                 ] {
                     ui.strong(title);
