@@ -249,15 +249,7 @@ impl BatchPanel {
             .striped(true)
             .num_columns(7)
             .show(ui, |ui| {
-                for title in [
-                    "Job",
-                    "Deployment",
-                    "Input",
-                    "State",
-                    "Rows",
-                    "Output",
-                    "",
-                ] {
+                for title in ["Job", "Deployment", "Input", "State", "Rows", "Output", ""] {
                     ui.strong(title);
                 }
                 ui.end_row();
