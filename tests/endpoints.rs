@@ -8,7 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use lathe_tests::{Sandbox, Server, expected, http, logistic_weights, peer_python, peer_script};
+use lathe_tests::{
+    Sandbox, Server, expected, http, logistic_weights, peer_python, peer_script,
+    register_feature_model,
+};
 use serde_json::{Value, json};
 
 fn post(
@@ -78,10 +81,13 @@ fn a_registered_model_serves_both_protocols_and_traffic_moves_without_a_restart(
     sandbox
         .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
         .ok();
+    // The protocols in feature space: the pipeline's weights without its preprocessing (the
+    // demo's own test serves raw rows).
+    register_feature_model(&sandbox);
     let endpoint = sandbox.file("endpoint.yml", b"$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineEndpoint.schema.json\nname: churn\nauth_mode: key\n");
     let deployment = |name: &str| {
         format!(
-            "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\nname: {name}\nendpoint_name: churn\nmodel: azureml:churn-pipeline-classifier@latest\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n"
+            "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\nname: {name}\nendpoint_name: churn\nmodel: azureml:churn-features@latest\ninstance_type: Standard_DS3_v2\ninstance_count: 1\n"
         )
     };
     let blue = sandbox.file("blue.yml", deployment("blue").as_bytes());

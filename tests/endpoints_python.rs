@@ -531,21 +531,46 @@ fn a_packaged_native_model_serves_from_its_folder_and_loads_in_mlflow_pyfunc_ali
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in '{line}'"))
         .to_owned();
-    let features: Vec<String> = {
-        let model: Value =
-            serde_json::from_slice(&std::fs::read(out.join("model/model.json")).unwrap()).unwrap();
-        model["features"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f.as_str().unwrap().to_owned())
-            .collect()
-    };
-    let data: Vec<Vec<f64>> = (0..25)
-        .map(|i| {
-            (0..features.len())
-                .map(|j| ((i * 5 + j) as f64 * 0.61).sin() * 2.0)
-                .collect()
+    // Raw customer rows, as a caller has them: the model prepares them itself (its fills,
+    // categories and scales travel in the package). Row 1 lacks its age, row 2's region is one
+    // the model never saw.
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo/customers.csv"),
+    )
+    .unwrap();
+    let features = [
+        "region",
+        "plan",
+        "age",
+        "monthly_spend",
+        "tenure_months",
+        "support_tickets",
+        "satisfaction",
+    ];
+    let data: Vec<Value> = text
+        .lines()
+        .skip(1)
+        .take(25)
+        .enumerate()
+        .map(|(i, line)| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let number = |c: &str| match c.parse::<i64>() {
+                Ok(n) => json!(n),
+                Err(_) => c.parse::<f64>().map_or(Value::Null, |v| json!(v)),
+            };
+            json!([
+                if i == 2 { "mars" } else { cells[2] },
+                cells[3],
+                if i == 1 {
+                    Value::Null
+                } else {
+                    number(cells[4])
+                },
+                number(cells[5]),
+                number(cells[6]),
+                number(cells[7]),
+                number(cells[8]),
+            ])
         })
         .collect();
     let body = json!({ "dataframe_split": { "columns": features, "data": data } }).to_string();

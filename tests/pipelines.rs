@@ -129,6 +129,99 @@ fn the_churn_sample_trains_evaluates_registers_and_is_fully_reused_on_a_rerun() 
 }
 
 #[test]
+fn a_model_trained_behind_preparation_scores_raw_rows_as_it_scored_prepared_ones() {
+    let s = Sandbox::new();
+    let customers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo/customers.csv");
+    let step = |name: &str, component: &str, inputs: &str| {
+        format!(
+            "  {name}:\n    type: command\n    component: lathe:{component}\n    inputs:\n{inputs}"
+        )
+    };
+    let jobs = [
+        step(
+            "clean",
+            "clean_missing_data",
+            "      data: ${{parent.inputs.customers}}\n      strategy: median\n",
+        ),
+        step(
+            "encode",
+            "one_hot_encode",
+            "      data: ${{parent.jobs.clean.outputs.data}}\n      exclude: churned,customer_id,signup_date\n",
+        ),
+        step(
+            "scale",
+            "normalize",
+            "      data: ${{parent.jobs.encode.outputs.data}}\n      exclude: churned\n",
+        ),
+        step(
+            "train",
+            "train_logistic_regression",
+            "      data: ${{parent.jobs.scale.outputs.data}}\n      label: churned\n",
+        ),
+        // The same rows, prepared by the pipeline, and raw: the model prepares those itself.
+        step(
+            "score_prepared",
+            "score_model",
+            "      model: ${{parent.jobs.train.outputs.model}}\n      data: ${{parent.jobs.scale.outputs.data}}\n",
+        ) + "    outputs:\n      scored: ${{parent.outputs.prepared}}\n",
+        step(
+            "score_raw",
+            "score_model",
+            "      model: ${{parent.jobs.train.outputs.model}}\n      data: ${{parent.inputs.customers}}\n",
+        ) + "    outputs:\n      scored: ${{parent.outputs.raw}}\n",
+        // Rows prepared by other steps (not scaled) are refused, not scored wrongly.
+        step(
+            "score_half",
+            "score_model",
+            "      model: ${{parent.jobs.train.outputs.model}}\n      data: ${{parent.jobs.encode.outputs.data}}\n",
+        ),
+    ];
+    let yaml = format!(
+        "type: pipeline\nexperiment_name: raw-rows\ninputs:\n  customers:\n    type: uri_file\n    \
+         path: {}\noutputs:\n  prepared:\n  raw:\njobs:\n{}",
+        customers.display(),
+        jobs.concat()
+    );
+    let file = s.file("raw.yml", yaml.as_bytes());
+    let (code, outcome) = run_json(&s, &file, &[]);
+    assert_ne!(code, 0, "score_half fails: {outcome}");
+    let states = states(&outcome);
+    let state = |name: &str| states.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    assert_eq!(state("score_raw"), "done", "{outcome}");
+    assert_eq!(state("score_prepared"), "done", "{outcome}");
+    assert_eq!(state("score_half"), "failed", "{outcome}");
+    let half = outcome["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "score_half")
+        .unwrap()["status"]["message"]
+        .to_string();
+    assert!(
+        half.contains("other preparation than the model was trained"),
+        "{half}"
+    );
+    let probability = |asset: &str| -> Vec<f64> {
+        let ws = lathe_core::Workspace::open(s.workspace()).unwrap();
+        let version = ws.resolve(&asset.parse().unwrap()).unwrap();
+        let df = lathe_core::profile::load_table(&ws, &version).unwrap();
+        let column = df
+            .column("probability")
+            .unwrap()
+            .cast(&polars::prelude::DataType::Float64)
+            .unwrap();
+        column.f64().unwrap().into_no_null_iter().collect()
+    };
+    let (prepared, raw) = (probability("prepared:1"), probability("raw:1"));
+    assert_eq!(prepared.len(), 2000);
+    assert_eq!(raw.len(), 2000);
+    for (i, (a, b)) in prepared.iter().zip(&raw).enumerate() {
+        // The prepared table travelled between steps as CSV text.
+        assert!((a - b).abs() < 1e-12, "row {i}: prepared {a}, raw {b}");
+    }
+}
+
+#[test]
 fn the_regression_sample_reads_a_data_asset_and_sweeps_with_trial_runs() {
     let s = Sandbox::new();
     let customers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo/customers.csv");

@@ -757,6 +757,42 @@ pub mod red_detector {
     }
 }
 
+/// Registers the churn pipeline's logistic regression (`churn-pipeline-classifier:1`, which
+/// takes raw rows) without its preprocessing as `churn-features:1`: the same weights over the
+/// prepared (one-hot, scaled) features, for tests of the protocols in feature space.
+pub fn register_feature_model(sandbox: &Sandbox) {
+    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
+    let tracking = store.tracking();
+    let version = tracking
+        .read(|c| lathe_core::tracking::registry::get_version(c, "churn-pipeline-classifier", "1"))
+        .unwrap();
+    let dir = version.source.strip_prefix("mlflow-artifacts:/").unwrap();
+    let (_, hash, _) = tracking
+        .artifact_tree(dir)
+        .unwrap()
+        .into_iter()
+        .find(|(p, _, _)| p.ends_with("model.json"))
+        .unwrap();
+    let mut model: lathe_core::ml::Model =
+        serde_json::from_slice(&std::fs::read(tracking.blobs().path(&hash)).unwrap()).unwrap();
+    assert!(
+        model.preprocessing.is_some(),
+        "the pipeline's model prepares raw rows"
+    );
+    model.preprocessing = None;
+    let folder = sandbox.path("churn-features");
+    model.save(&folder).unwrap();
+    sandbox
+        .lathe(&[
+            "models",
+            "register",
+            folder.to_str().unwrap(),
+            "--name",
+            "churn-features",
+        ])
+        .ok();
+}
+
 /// The demo pipeline's registered model (`churn-pipeline-classifier:1`): its features,
 /// classes, weights and intercepts, read from its `model.json` in the artifact store.
 pub fn logistic_weights(sandbox: &Sandbox) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>, Vec<f64>) {

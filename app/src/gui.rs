@@ -21,8 +21,9 @@ pub fn run(root: &Path, is_default: bool) -> Result<()> {
     if is_default && ws.list_assets()?.is_empty() {
         lathe_core::demo::seed(&mut ws).context("cannot seed the demo workspace")?;
         lathe_core::demo::seed_labeling(&mut ws).context("cannot seed the demo labeling")?;
-        lathe_core::demo::seed_tracking(&store).context("cannot seed the demo experiments")?;
         lathe_core::demo::seed_pipelines(&store).context("cannot seed the demo pipeline")?;
+        lathe_core::demo::seed_tracking(&store).context("cannot train the demo models")?;
+        lathe_core::demo::seed_endpoints(&store).context("cannot seed the demo endpoint")?;
     }
     drop(ws);
     // The app id is the window class (X11 WM_CLASS, Wayland app_id) desktops group windows

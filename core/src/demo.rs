@@ -103,11 +103,21 @@ pub fn seed_labeling(ws: &mut Workspace) -> Result<()> {
     Ok(())
 }
 
-/// Logs a demo experiment into the workspace's tracking store: twelve churn-model runs with
-/// params, metric histories, tags, a training log, the customers table as their input, and the
-/// best run's model registered as `churn-classifier@champion`. Values come from a fixed
-/// pseudo-random sequence, so every demo is the same.
+/// The registered model the demo pipeline trains and the demo endpoint serves.
+pub const MODEL: &str = "churn-classifier";
+
+/// Trains the demo's models for real. Runs the demo pipeline (the churn sample over the demo's
+/// `customers` asset), which registers its logistic regression — with the preprocessing it was
+/// trained behind, so it takes raw customer rows — as `churn-classifier`, aliased `champion`.
+/// Then tunes two algorithms on that run's prepared split in the `churn-demo` experiment: six
+/// runs, each with its hyperparameters, a learning curve (`val_accuracy` and `val_f1` by the
+/// number of training rows), its test metrics, a training log and its model. The same data
+/// and seeds give the same demo every time.
+///
+/// # Errors
+/// The pipeline fails (its failed step named), or the tracking store refuses a write.
 pub fn seed_tracking(store: &crate::Store) -> Result<()> {
+    use crate::pipeline::executor::{self, RunOptions};
     use serde_json::json;
 
     let tracking = store.tracking();
@@ -116,80 +126,211 @@ pub fn seed_tracking(store: &crate::Store) -> Result<()> {
             .handle(method, endpoint, body)
             .map_err(crate::Error::from)
     };
-    let experiment = call(
-        "POST",
-        "experiments/create",
-        json!({ "name": "churn-demo",
-        "tags": [{ "key": "mlflow.note.content", "value": "Demo: churn classifiers on the customers table" }] }),
-    )?;
-    let experiment_id = experiment["experiment_id"].as_str().ok_or_else(|| {
-        crate::Error::Tracking(crate::tracking::TrackingError::internal(
-            "experiments/create answered without an id",
-        ))
-    })?;
-    let mut seed = 0x2545_f491_u64;
-    let mut random = move || {
-        seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (seed >> 11) as f64 / (1u64 << 53) as f64
+    let failed = |why: String| {
+        crate::Error::Pipeline(crate::pipeline::PipelineError::Invalid(format!(
+            "the demo pipeline: {why}"
+        )))
     };
-    let start = crate::db::now_millis() - 12 * 3_600_000;
-    // The best run so far: (auc, run id, artifact root).
-    let mut best: Option<(f64, String, String)> = None;
-    for i in 0..12 {
-        let model = ["gradient_boosting", "logistic_regression", "random_forest"][i % 3];
-        let learning_rate = [0.3, 0.1, 0.03, 0.01][i % 4];
-        let depth = 3 + (i % 5) as i64;
-        let started = start + i as i64 * 3_600_000;
-        let tag = |key: &str, value: &str| crate::tracking::types::Tag {
-            key: key.to_owned(),
-            value: value.to_owned(),
-        };
+    let pipeline = demo_pipeline(store.root())?;
+    let mut options = RunOptions::new("churn-pipeline");
+    options.run_name = Some("churn-classification (demo)".into());
+    let outcome = executor::run(
+        &tracking,
+        store.root(),
+        &pipeline,
+        store.root(),
+        &options,
+        &std::sync::atomic::AtomicBool::new(false),
+        &|_| {},
+    )
+    .map_err(crate::Error::Pipeline)?;
+    let step_run = |name: &str| {
+        outcome
+            .steps
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.run_id.clone())
+            .ok_or_else(|| failed(format!("step '{name}' did not run")))
+    };
+    if !outcome.succeeded() {
+        let broken: Vec<&str> = outcome
+            .steps
+            .iter()
+            .filter(|s| {
+                use crate::pipeline::executor::StepStatus;
+                matches!(
+                    s.status,
+                    StepStatus::Failed { .. } | StepStatus::Cancelled | StepStatus::Skipped { .. }
+                )
+            })
+            .map(|s| s.name.as_str())
+            .collect();
+        return Err(failed(format!("did not finish ({})", broken.join(", "))));
+    }
+    let register = call(
+        "GET",
+        "runs/get",
+        json!({ "run_id": step_run("register")? }),
+    )?;
+    let registered = register["run"]["data"]["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["key"] == "lathe.registered_model")
+        .and_then(|t| t["value"].as_str())
+        .and_then(|v| v.rsplit_once(':'))
+        .map(|(_, version)| version.to_owned())
+        .ok_or_else(|| failed("its register step registered nothing".into()))?;
+    call(
+        "PATCH",
+        "registered-models/update",
+        json!({ "name": MODEL,
+        "description": "Predicts which customers will churn next month. Trained by the demo \
+                        pipeline churn-classification; takes raw customer rows." }),
+    )?;
+    call(
+        "POST",
+        "registered-models/alias",
+        json!({ "name": MODEL, "alias": "champion", "version": registered }),
+    )?;
+    tune(store, &step_run("split")?)
+}
+
+/// The `churn-demo` experiment: real runs over the demo pipeline's prepared split (the
+/// outputs of its `split` step, run `split_run`).
+fn tune(store: &crate::Store, split_run: &str) -> Result<()> {
+    use crate::ml::preprocessing::Chain;
+    use crate::ml::{Algorithm, Model, features, metrics};
+    use crate::tracking::types::{Metric, Param, Tag};
+    use serde_json::json;
+
+    let tracking = store.tracking();
+    let staging = tempfile::tempdir().map_err(|e| crate::Error::io(std::env::temp_dir(), e))?;
+    let run = tracking.handle("GET", "runs/get", json!({ "run_id": split_run }))?;
+    let uri = run["run"]["info"]["artifact_uri"]
+        .as_str()
+        .unwrap_or_default();
+    let dir = tracking.artifact_dir(uri)?.unwrap_or_default();
+    let read = |part: &str| -> Result<(polars::prelude::DataFrame, Option<Chain>)> {
+        let local = staging.path().join(part);
+        crate::pipeline::executor::files::unpack(
+            &tracking,
+            &format!("{dir}/outputs/{part}"),
+            &local,
+        )
+        .map_err(crate::Error::Pipeline)?;
+        let df = crate::pipeline::builtins::read_table(&local).map_err(crate::Error::Pipeline)?;
+        let chain = Chain::read(&local).map_err(invalid)?;
+        Ok((df, chain))
+    };
+    let (train, chain) = read("train")?;
+    let (test, _) = read("test")?;
+    let label = "churned";
+    let experiment_id = tracking.experiment_named("churn-demo")?;
+    tracking.handle(
+        "POST",
+        "experiments/set-experiment-tag",
+        json!({ "experiment_id": experiment_id, "key": "mlflow.note.content",
+        "value": "Demo: logistic regressions and decision trees on the churn pipeline's prepared split" }),
+    )?;
+    let candidates = [
+        (Algorithm::LogisticRegression, "alpha", 0.1),
+        (Algorithm::DecisionTree, "max_depth", 3.0),
+        (Algorithm::LogisticRegression, "alpha", 10.0),
+        (Algorithm::DecisionTree, "max_depth", 5.0),
+        (Algorithm::LogisticRegression, "alpha", 100.0),
+        (Algorithm::DecisionTree, "max_depth", 8.0),
+    ];
+    let tag = |key: &str, value: &str| Tag {
+        key: key.to_owned(),
+        value: value.to_owned(),
+    };
+    for (i, (algorithm, knob, value)) in candidates.into_iter().enumerate() {
+        let name = format!("{}-{i:02}", algorithm.as_str());
+        let started = crate::db::now_millis();
         let run = tracking.create_run(crate::tracking::runs::NewRun {
-            experiment_id: experiment_id.to_owned(),
+            experiment_id: experiment_id.clone(),
             user_id: "demo".to_owned(),
             start_time: Some(started),
-            run_name: Some(format!("{model}-{i:02}")),
-            tags: vec![
-                tag("mlflow.source.name", "train.py"),
-                tag(
-                    "mlflow.source.git.commit",
-                    "3f9c2a1d8e7b6a5c4d3e2f1a0b9c8d7e6f5a4b3c",
-                ),
-            ],
+            run_name: Some(name.clone()),
+            tags: vec![tag("mlflow.source.name", "lathe demo (churn-demo)")],
         })?;
         let run_id = run.info.run_id.clone();
-        let quality = 0.6
-            + 0.3 * random()
-            + if model == "gradient_boosting" {
-                0.05
-            } else {
-                0.0
-            };
-        let mut metrics = Vec::new();
-        for epoch in 0..30_i64 {
-            let progress = 1.0 - (-(epoch as f64) * learning_rate * 2.0).exp();
-            let noise = (random() - 0.5) * 0.04;
-            let timestamp = started + epoch * 20_000;
-            metrics.push(json!({ "key": "train_loss", "value": 0.7 - 0.5 * progress * quality + noise, "timestamp": timestamp, "step": epoch }));
-            metrics.push(json!({ "key": "val_loss", "value": 0.72 - 0.45 * progress * quality + noise * 1.5, "timestamp": timestamp, "step": epoch }));
+        let settings = [(knob.to_owned(), value)].into();
+        let mut log = format!("{name}: {} with {knob} = {value}\n", algorithm.as_str());
+        let mut metrics_out = Vec::new();
+        let mut metric = |key: &str, value: f64, step: i64| {
+            metrics_out.push(Metric {
+                key: key.to_owned(),
+                value,
+                timestamp: crate::db::now_millis(),
+                step,
+                ..Metric::default()
+            });
+        };
+        // A learning curve: the same model fitted on a growing share of the training rows.
+        let mut model = None;
+        for fifth in 1..=5 {
+            let rows = train.height() * fifth / 5;
+            let fitted = Model::fit(
+                &train.head(Some(rows)),
+                algorithm,
+                Some(label),
+                &[],
+                &settings,
+            )
+            .map_err(invalid)?;
+            let scored = fitted.score_prepared(&test).map_err(invalid)?;
+            let probability = features::numbers(&scored, "probability").ok();
+            let m = metrics::classification(
+                &features::texts(&scored, label).map_err(invalid)?,
+                &features::texts(&scored, "prediction").map_err(invalid)?,
+                probability.as_deref(),
+            );
+            let step = rows as i64;
+            metric("val_accuracy", m.accuracy, step);
+            metric("val_f1", m.f1, step);
+            log.push_str(&format!(
+                "fitted on {rows:>5} rows: accuracy {:.4}, f1 {:.4}\n",
+                m.accuracy, m.f1
+            ));
+            if fifth == 5 {
+                for (key, v) in [
+                    ("accuracy", m.accuracy),
+                    ("precision", m.precision),
+                    ("recall", m.recall),
+                    ("f1", m.f1),
+                ] {
+                    metric(key, v, step);
+                }
+                if let Some(auc) = m.roc_auc {
+                    metric("roc_auc", auc, step);
+                }
+                model = Some(fitted);
+            }
         }
-        let auc = (quality + (random() - 0.5) * 0.02).min(0.99);
-        metrics.push(
-            json!({ "key": "auc", "value": auc, "timestamp": started + 600_000, "step": 29 }),
-        );
-        metrics.push(json!({ "key": "f1", "value": auc - 0.12 + random() * 0.03, "timestamp": started + 600_000, "step": 29 }));
-        call(
-            "POST",
-            "runs/log-batch",
-            json!({ "run_id": run_id, "metrics": metrics,
-            "params": [{ "key": "model", "value": model },
-                       { "key": "learning_rate", "value": learning_rate.to_string() },
-                       { "key": "max_depth", "value": depth.to_string() }],
-            "tags": [{ "key": "stage", "value": "tuning" }] }),
+        tracking.log_batch(
+            &run_id,
+            crate::tracking::runs::Batch {
+                metrics: metrics_out,
+                params: vec![
+                    Param {
+                        key: "algorithm".into(),
+                        value: algorithm.as_str().into(),
+                    },
+                    Param {
+                        key: knob.into(),
+                        value: value.to_string(),
+                    },
+                    Param {
+                        key: "training_rows".into(),
+                        value: train.height().to_string(),
+                    },
+                ],
+                tags: vec![tag("stage", "tuning")],
+            },
         )?;
-        call(
+        tracking.handle(
             "POST",
             "runs/log-inputs",
             json!({ "run_id": run_id, "datasets": [{
@@ -201,72 +342,83 @@ pub fn seed_tracking(store: &crate::Store) -> Result<()> {
             .artifact_uri
             .trim_start_matches(crate::tracking::api::ARTIFACTS_SCHEME)
             .to_owned();
-        let log: String = (0..30)
-            .map(|e| format!("epoch {e:>2}  training…\n"))
-            .collect();
         tracking.put_artifact(&format!("{artifacts}/logs/train.log"), &mut log.as_bytes())?;
-        tracking.put_artifact(
-            &format!("{artifacts}/model/MLmodel"),
-            &mut DEMO_MLMODEL.as_bytes(),
-        )?;
-        call(
-            "POST",
-            "runs/update",
-            json!({ "run_id": run_id, "status": "FINISHED", "end_time": started + 600_000 }),
-        )?;
-        if best.as_ref().is_none_or(|(b, _, _)| auc > *b) {
-            best = Some((auc, run_id, artifacts));
+        if let Some(mut model) = model {
+            if let Some(chain) = &chain {
+                model.preprocessing = Some(chain.compile(&model.features).map_err(invalid)?);
+            }
+            let folder = staging.path().join(&name);
+            model
+                .save(&folder)
+                .map_err(|e| crate::Error::io(&folder, e))?;
+            for file in ["MLmodel", "model.json"] {
+                let path = folder.join(file);
+                let mut reader =
+                    std::fs::File::open(&path).map_err(|e| crate::Error::io(&path, e))?;
+                tracking.put_artifact(&format!("{artifacts}/model/{file}"), &mut reader)?;
+            }
         }
-    }
-    if let Some((_, run_id, path)) = best {
-        call(
-            "POST",
-            "registered-models/create",
-            json!({ "name": "churn-classifier",
-            "description": "Predicts which customers will churn next month." }),
-        )?;
-        let version = call(
-            "POST",
-            "model-versions/create",
-            json!({ "name": "churn-classifier",
-            "source": format!("{}{path}/model", crate::tracking::api::ARTIFACTS_SCHEME), "run_id": run_id }),
-        )?;
-        call(
-            "POST",
-            "registered-models/alias",
-            json!({ "name": "churn-classifier", "alias": "champion",
-            "version": version["model_version"]["version"] }),
+        tracking.update_run(
+            &run_id,
+            crate::tracking::runs::RunUpdate {
+                status: Some(crate::tracking::types::RunStatus::Finished),
+                end_time: Some(crate::db::now_millis()),
+                run_name: None,
+            },
         )?;
     }
     Ok(())
 }
 
-const DEMO_MLMODEL: &str = "artifact_path: model
-flavors:
-  python_function:
-    loader_module: mlflow.sklearn
-  sklearn:
-    pickled_model: model.pkl
-signature:
-  inputs: '[{\"type\": \"long\", \"name\": \"tenure_months\"}, {\"type\": \"double\", \"name\": \"monthly_spend\"}, {\"type\": \"string\", \"name\": \"plan\"}, {\"type\": \"long\", \"name\": \"support_tickets\"}]'
-  outputs: '[{\"type\": \"tensor\", \"tensor-spec\": {\"dtype\": \"int64\", \"shape\": [-1]}}]'
-";
+fn invalid(why: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Pipeline(crate::pipeline::PipelineError::Invalid(format!(
+        "the demo experiment: {why}"
+    )))
+}
 
-/// Saves the sample churn pipeline (`assets/pipelines/churn-classification.yml`, reading the
-/// demo's `customers` asset) as `churn-classification:1`, for the designer to open.
-pub fn seed_pipelines(store: &crate::Store) -> Result<()> {
-    let root = store.root();
+/// The demo pipeline: the churn sample (`assets/pipelines/churn-classification.yml`) reading
+/// the demo's `customers` asset and registering its model as [`MODEL`].
+fn demo_pipeline(root: &std::path::Path) -> Result<crate::pipeline::job::Pipeline> {
     const CHURN: &str = include_str!("../../assets/pipelines/churn-classification.yml");
-    let yaml = CHURN.replace(
-        "type: uri_file\n    path: ../demo/customers.csv",
-        "type: uri_folder\n    path: azureml:customers@latest",
-    );
-    let pipeline = crate::pipeline::job::parse(&yaml, root).map_err(|problems| {
+    let yaml = CHURN
+        .replace(
+            "type: uri_file\n    path: ../demo/customers.csv",
+            "type: uri_folder\n    path: azureml:customers@latest",
+        )
+        .replace("name: churn-pipeline-classifier", &format!("name: {MODEL}"));
+    crate::pipeline::job::parse(&yaml, root).map_err(|problems| {
         crate::Error::Pipeline(crate::pipeline::PipelineError::Invalid(format!(
             "the demo pipeline does not import: {problems:?}"
         )))
-    })?;
+    })
+}
+
+/// Saves the demo pipeline as `churn-classification:1`, for the designer to open.
+pub fn seed_pipelines(store: &crate::Store) -> Result<()> {
+    let pipeline = demo_pipeline(store.root())?;
     crate::pipeline::saved::save(&store.tracking(), "churn-classification", &pipeline)
         .map_err(crate::Error::Pipeline)?;
+    Ok(())
+}
+
+/// The demo's online endpoint `churn` (loopback, a free port): deployment `blue` serves
+/// `churn-classifier@champion` with all the traffic and collects its inputs and outputs.
+/// Needs [`seed_tracking`] first.
+///
+/// # Errors
+/// As [`crate::endpoints::create_endpoint`] and [`crate::endpoints::put_deployment`].
+pub fn seed_endpoints(store: &crate::Store) -> Result<()> {
+    crate::endpoints::create_endpoint(
+        store,
+        "name: churn\ndescription: \"The demo's churn classifier: raw customer rows in, churn out\"\n",
+        None,
+        None,
+    )?;
+    let deployment = format!(
+        "name: blue\nendpoint_name: churn\nmodel: azureml:{MODEL}@champion\n\
+         data_collector:\n  collections:\n    model_inputs:\n      enabled: 'True'\n    \
+         model_outputs:\n      enabled: 'True'\n"
+    );
+    crate::endpoints::put_deployment(store, &deployment, store.root(), true, false)?;
     Ok(())
 }

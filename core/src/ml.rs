@@ -5,5 +5,6 @@
 pub mod features;
 pub mod metrics;
 pub mod model;
+pub mod preprocessing;
 
 pub use model::{Algorithm, Model, Predictions};

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::ml::model::{Model, Predictions};
+use crate::ml::preprocessing::Cell;
 use crate::tracking::Tracking;
 use crate::tracking::types::ModelVersion;
 
@@ -287,11 +288,11 @@ impl Scorer {
                 model_name: version.name.clone(),
                 model_version: version.version.clone(),
                 inputs: model
-                    .features
-                    .iter()
-                    .map(|f| Port {
-                        name: f.clone(),
-                        kind: "double".into(),
+                    .inputs()
+                    .into_iter()
+                    .map(|i| Port {
+                        name: i.name,
+                        kind: i.kind,
                     })
                     .collect(),
                 runtime: Runtime::Native(Box::new(model)),
@@ -415,15 +416,17 @@ impl Scorer {
         }
     }
 
-    /// The rows of `frame` as a matrix of the model's inputs in order.
+    /// The rows of `frame` as the native `model`'s feature matrix: each feature read from its
+    /// input through the model's preprocessing.
     ///
     /// # Errors
-    /// A column that is not an input, an input that is missing, a value that is not a number.
-    fn matrix(&self, frame: &Frame) -> Result<ndarray::Array2<f64>, ScoreError> {
+    /// A column that is not an input, an input that is missing, a value that gives no number.
+    fn matrix(&self, model: &Model, frame: &Frame) -> Result<ndarray::Array2<f64>, ScoreError> {
+        let plans = model.plans_for(|name| frame.names.iter().any(|n| n == name));
         if let Some(extra) = frame
             .names
             .iter()
-            .find(|n| !self.inputs.iter().any(|p| &p.name == *n))
+            .find(|n| !plans.iter().any(|p| &p.source == *n))
         {
             return Err(ScoreError::bad(format!(
                 "column '{extra}' is not an input of the model (it takes {})",
@@ -436,26 +439,31 @@ impl Scorer {
             .map(String::as_str)
             .zip(&frame.columns)
             .collect();
-        let mut x = ndarray::Array2::zeros((frame.rows, self.inputs.len()));
-        for (j, port) in self.inputs.iter().enumerate() {
-            let column = by_name.get(port.name.as_str()).ok_or_else(|| {
+        let mut x = ndarray::Array2::zeros((frame.rows, plans.len()));
+        for (j, plan) in plans.iter().enumerate() {
+            let name = &plan.source;
+            let column = by_name.get(name.as_str()).ok_or_else(|| {
                 ScoreError::bad(format!(
-                    "column '{}' is missing: the model takes {}",
-                    port.name,
+                    "column '{name}' is missing: the model takes {}",
                     self.input_names().join(", ")
                 ))
             })?;
-            for (i, cell) in column.iter().enumerate() {
-                x[[i, j]] = match cell {
-                    Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-                    Value::Bool(b) => f64::from(u8::from(*b)),
+            for (i, value) in column.iter().enumerate() {
+                let cell = match value {
+                    Value::Number(n) => Cell::Number(n.as_f64().unwrap_or(f64::NAN)),
+                    Value::Bool(b) => Cell::Number(f64::from(u8::from(*b))),
+                    // Text is a category, or a number as text, where the model prepares it.
+                    Value::String(t) if !plan.ops.is_empty() => Cell::Text(t),
+                    Value::Null if !plan.ops.is_empty() => Cell::Null,
                     other => {
                         return Err(ScoreError::bad(format!(
-                            "column '{}', row {i}: {other} is not a number",
-                            port.name
+                            "column '{name}', row {i}: {other} is not a number"
                         )));
                     }
                 };
+                x[[i, j]] = plan.value(cell).map_err(|problem| {
+                    ScoreError::bad(format!("row {i}: {}", problem.describe(name)))
+                })?;
             }
         }
         Ok(x)
@@ -476,7 +484,7 @@ impl Scorer {
                  model gives what it outputs",
             ));
         };
-        let x = self.matrix(frame)?;
+        let x = self.matrix(model, frame)?;
         let (classes, rows) = model.probabilities(&x).ok_or_else(|| {
             ScoreError::bad(format!(
                 "probabilities: {}:{} ({}) gives none; a logistic regression does",
@@ -525,7 +533,7 @@ impl Scorer {
             ))),
             Runtime::Python(model) => score_in_python(model, frame),
             Runtime::Native(model) => {
-                let x = self.matrix(frame)?;
+                let x = self.matrix(model, frame)?;
                 Ok(match model.predict_matrix(&x).map_err(ScoreError::Model)? {
                     Predictions::Values(v) => Output::Numbers(v),
                     Predictions::Clusters(c) => {

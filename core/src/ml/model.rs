@@ -13,6 +13,7 @@ use rand_xoshiro::rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::features;
+use super::preprocessing::{self, FeaturePlan, Input, Preprocessing};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,6 +165,10 @@ pub struct Model {
     pub label: Option<String>,
     pub settings: BTreeMap<String, f64>,
     pub body: Body,
+    /// The fitted preparation the model was trained behind, when its training table had been
+    /// through Lathe's preparation built-ins: the model then takes the raw columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocessing: Option<Preprocessing>,
 }
 
 /// What a model says about each row.
@@ -304,11 +309,73 @@ impl Model {
             label,
             settings,
             body,
+            preprocessing: None,
         })
     }
 
-    /// Predicts every row of `df`, which must hold the model's feature columns.
+    /// How each feature is read from the columns a caller gives: through the model's
+    /// preprocessing, or as the column of the feature's name.
+    pub fn plans(&self) -> std::borrow::Cow<'_, [FeaturePlan]> {
+        match &self.preprocessing {
+            Some(p) => std::borrow::Cow::Borrowed(p.features.as_slice()),
+            None => self
+                .features
+                .iter()
+                .map(|f| FeaturePlan::identity(f))
+                .collect(),
+        }
+    }
+
+    /// How each feature is read from a table with columns `has`: through the preprocessing
+    /// ([`Model::plans`]), except that rows already prepared as the training table was — they
+    /// hold a feature that is no raw input, such as a one-hot flag — are read as they are.
+    pub fn plans_for(&self, has: impl Fn(&str) -> bool) -> std::borrow::Cow<'_, [FeaturePlan]> {
+        let prepared = self.preprocessing.as_ref().is_some_and(|p| {
+            self.features
+                .iter()
+                .any(|f| has(f) && !p.inputs.iter().any(|i| &i.name == f))
+        });
+        if prepared {
+            self.features
+                .iter()
+                .map(|f| FeaturePlan::identity(f))
+                .collect()
+        } else {
+            self.plans()
+        }
+    }
+
+    /// The columns the model takes from a caller, with their MLflow types (its signature).
+    pub fn inputs(&self) -> Vec<Input> {
+        match &self.preprocessing {
+            Some(p) => p.inputs.clone(),
+            None => self
+                .features
+                .iter()
+                .map(|f| Input {
+                    name: f.clone(),
+                    kind: "double".into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Predicts every row of `df`, raw rows holding the model's inputs: its preprocessing,
+    /// if it has one, runs first.
+    ///
+    /// # Errors
+    /// A missing input column; the first row that gives no value, named with its column.
     pub fn predict(&self, df: &DataFrame) -> Result<Predictions, String> {
+        let (x, failed) = preprocessing::matrix(df, &self.plans())?;
+        if let Some((row, why)) = failed.first_key_value() {
+            return Err(format!("row {row}: {why}"));
+        }
+        self.predict_matrix(&x)
+    }
+
+    /// Predicts every row of `df`, a table already prepared as the model's training table
+    /// was: it holds the feature columns themselves.
+    pub fn predict_prepared(&self, df: &DataFrame) -> Result<Predictions, String> {
         self.predict_matrix(&features::matrix(df, &self.features)?)
     }
 
@@ -405,16 +472,26 @@ impl Model {
         })
     }
 
-    /// The model's predictions as columns to add to the table: `prediction`, and for two
-    /// classes `probability` (of the second class); k-means gives `cluster`.
+    /// The model's predictions for raw rows (see [`Model::predict`]) as columns added to the
+    /// table: `prediction`, and for two classes `probability` (of the second class); k-means
+    /// gives `cluster`.
     pub fn score(&self, df: &DataFrame) -> Result<DataFrame, String> {
+        Self::scored(df, self.predict(df)?)
+    }
+
+    /// As [`Model::score`], for a table prepared as the training table was.
+    pub fn score_prepared(&self, df: &DataFrame) -> Result<DataFrame, String> {
+        Self::scored(df, self.predict_prepared(df)?)
+    }
+
+    fn scored(df: &DataFrame, predictions: Predictions) -> Result<DataFrame, String> {
         let mut out = df.clone();
         let mut add = |s: Series| {
             out.with_column(s.into_column())
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
-        match self.predict(df)? {
+        match predictions {
             Predictions::Values(values) => add(Series::new("prediction".into(), values))?,
             Predictions::Classes {
                 predicted,
@@ -451,9 +528,9 @@ impl Model {
 
     fn mlmodel(&self) -> String {
         let inputs: Vec<serde_json::Value> = self
-            .features
+            .inputs()
             .iter()
-            .map(|f| serde_json::json!({ "type": "double", "name": f }))
+            .map(|i| serde_json::json!({ "type": i.kind, "name": i.name }))
             .collect();
         let output = match &self.body {
             Body::Linear { .. } => "double",

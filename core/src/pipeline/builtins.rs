@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use polars::prelude::DataFrame;
 
+use crate::ml::preprocessing::Chain;
 use crate::table::{self, TableFormat};
 use crate::tracking::Tracking;
 
@@ -110,6 +111,18 @@ impl StepIo<'_> {
             df.width()
         ));
         Ok(())
+    }
+
+    /// The preparation input `name`'s table has been through, or a new chain starting at it.
+    fn chain(&self, name: &str, df: &DataFrame) -> PipelineResult<Chain> {
+        Ok(Chain::read(&self.data(name)?.path)?.unwrap_or_else(|| Chain::start(df)))
+    }
+
+    /// Writes a prepared table with the chain of preparation that made it beside it.
+    fn write_prepared(&self, name: &str, df: &mut DataFrame, chain: &Chain) -> PipelineResult<()> {
+        self.write_table(name, df)?;
+        let dir = self.output(name)?;
+        chain.write(dir).map_err(|e| PipelineError::io(dir, e))
     }
 
     fn say(&self, line: &str) {

@@ -5,7 +5,7 @@
 //! is not deterministic). A failed step skips the steps that depend on it; the others go on.
 //! Outputs are stored as the step run's artifacts (`outputs/<name>/…`), content-addressed.
 
-mod files;
+pub(crate) mod files;
 pub(crate) mod process;
 mod step;
 

@@ -57,8 +57,8 @@ pub enum EndpointCommand {
 #[derive(Debug, Clone)]
 pub struct EndpointView {
     pub endpoint: Endpoint,
-    /// Each deployment with the input columns its model's signature names.
-    pub deployments: Vec<(Deployment, Vec<String>)>,
+    /// Each deployment with its model's inputs (name, MLflow type).
+    pub deployments: Vec<(Deployment, Vec<(String, String)>)>,
     /// The last hour's health points, oldest first.
     pub health: Vec<endpoints::HealthPoint>,
     /// Each deployment's last log lines (time in ms since the epoch, line), oldest first.
@@ -161,11 +161,22 @@ pub(super) fn handle(service: &Service, command: EndpointCommand) {
     }
 }
 
-/// A request for a model taking `inputs`: one row of zeros in MLflow's `dataframe_split` shape,
+/// A request for a model taking `inputs` (name, MLflow type): one row in MLflow's
+/// `dataframe_split` shape — zero for a number, `false` for a boolean, empty text for text —
 /// for the Test tab to start from.
-pub fn request_template(inputs: &[String]) -> String {
-    let columns = serde_json::to_string(inputs).unwrap_or_default();
-    let row = serde_json::to_string(&vec![0.0; inputs.len()]).unwrap_or_default();
+pub fn request_template(inputs: &[(String, String)]) -> String {
+    let names: Vec<&str> = inputs.iter().map(|(name, _)| name.as_str()).collect();
+    let columns = serde_json::to_string(&names).unwrap_or_default();
+    let row: Vec<serde_json::Value> = inputs
+        .iter()
+        .map(|(_, kind)| match kind.as_str() {
+            "string" | "binary" | "datetime" => serde_json::json!(""),
+            "boolean" => serde_json::json!(false),
+            "integer" | "long" => serde_json::json!(0),
+            _ => serde_json::json!(0.0),
+        })
+        .collect();
+    let row = serde_json::to_string(&row).unwrap_or_default();
     format!("{{\"dataframe_split\": {{\n  \"columns\": {columns},\n  \"data\": [{row}]\n}}}}")
 }
 
@@ -174,7 +185,7 @@ fn views(shared: &Shared) -> crate::Result<Vec<EndpointView>> {
     endpoints::endpoints(&shared.store)?
         .into_iter()
         .map(|endpoint| {
-            let deployments: Vec<(Deployment, Vec<String>)> =
+            let deployments: Vec<(Deployment, Vec<(String, String)>)> =
                 endpoints::deployments(&shared.store, &endpoint.spec.name)?
                     .into_iter()
                     .map(|d| {
@@ -186,7 +197,10 @@ fn views(shared: &Shared) -> crate::Result<Vec<EndpointView>> {
                             .and_then(|s| s["inputs"].as_array().cloned())
                             .unwrap_or_default()
                             .iter()
-                            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+                            .filter_map(|f| {
+                                let kind = f["type"].as_str().unwrap_or("double");
+                                Some((f["name"].as_str()?.to_owned(), kind.to_owned()))
+                            })
                             .collect();
                         (d, inputs)
                     })

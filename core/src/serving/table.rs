@@ -6,8 +6,8 @@ use polars::prelude::*;
 use serde_json::Value;
 
 use super::{Frame, Output, Runtime, ScoreError, Scorer, score_in_python};
-use crate::ml::features;
-use crate::ml::model::Predictions;
+use crate::ml::model::{Model, Predictions};
+use crate::ml::preprocessing;
 
 /// What a table's rows were given: the answer columns (as long as the table, null where a row
 /// failed) and the rows that failed, each with why (indices into the table).
@@ -27,7 +27,8 @@ struct Numbers {
 
 impl Scorer {
     /// Scores every row of `df`, which holds at least the model's inputs (other columns are
-    /// passed over). A native model scores the rows it can and reports the others, naming the
+    /// passed over; a native model with preprocessing also takes rows already prepared as its
+    /// training table was, see [`Model::plans_for`]). A native model scores the rows it can and reports the others, naming the
     /// column: a missing value, text that is not a number, NaN or infinity; a Python model
     /// scores the table as one request.
     ///
@@ -53,7 +54,7 @@ impl Scorer {
                 })
             }
             Runtime::Native(model) => {
-                let Numbers { x, kept, failed } = self.numbers(df)?;
+                let Numbers { x, kept, failed } = self.numbers(model, df)?;
                 let output = match model.predict_matrix(&x).map_err(ScoreError::Model)? {
                     Predictions::Values(v) => Output::Numbers(v),
                     Predictions::Clusters(c) => {
@@ -76,88 +77,29 @@ impl Scorer {
         }
     }
 
-    /// The model's inputs as a matrix, see [`Numbers`].
-    fn numbers(&self, df: &DataFrame) -> Result<Numbers, ScoreError> {
-        // Each input as numbers, and as text when it was text (to say which cell was not a
-        // number).
-        let mut columns: Vec<(Float64Chunked, Option<StringChunked>)> =
-            Vec::with_capacity(self.inputs.len());
-        for port in &self.inputs {
-            let column = self.input(df, &port.name)?;
-            let text = match column.dtype() {
-                DataType::String => Some(
-                    column
-                        .str()
-                        .map_err(|e| ScoreError::Model(e.to_string()))?
-                        .clone(),
-                ),
-                dtype if features::is_numeric(dtype) => None,
-                dtype => {
-                    return Err(ScoreError::bad(format!(
-                        "column '{}' holds {dtype}; the model takes numbers",
-                        port.name
-                    )));
-                }
-            };
-            // Text that does not read as a number becomes null, and its row fails below.
-            let cast = column
-                .cast(&DataType::Float64)
-                .map_err(|e| ScoreError::bad(format!("column '{}': {e}", port.name)))?;
-            let values = cast
-                .f64()
-                .map_err(|e| ScoreError::Model(e.to_string()))?
-                .clone();
-            columns.push((values, text));
+    /// The native `model`'s feature matrix over `df`'s rows (through its preprocessing), see
+    /// [`Numbers`].
+    fn numbers(&self, model: &Model, df: &DataFrame) -> Result<Numbers, ScoreError> {
+        let plans = model.plans_for(|name| df.column(name).is_ok());
+        for plan in plans.iter() {
+            self.input(df, &plan.source)?;
         }
-        let clean = columns
-            .iter()
-            .all(|(v, _)| v.null_count() == 0 && v.into_no_null_iter().all(f64::is_finite));
-        // Why row `i` cannot be scored, if it cannot.
-        let problem = |i: usize| -> Option<String> {
-            columns
-                .iter()
-                .zip(&self.inputs)
-                .find_map(|((v, text), port)| {
-                    let name = &port.name;
-                    match v.get(i) {
-                        Some(x) if x.is_finite() => None,
-                        Some(x) => Some(format!("column '{name}' is {x}, not a finite number")),
-                        None => Some(match text.as_ref().and_then(|t| t.get(i)) {
-                            Some(cell) => format!("column '{name}' holds '{cell}', not a number"),
-                            None => format!("column '{name}' has no value"),
-                        }),
-                    }
-                })
-        };
-        let values: Vec<&Float64Chunked> = columns.iter().map(|(v, _)| v).collect();
-        let mut failed = Vec::new();
-        let kept: Vec<usize> = if clean {
-            (0..df.height()).collect()
-        } else {
-            (0..df.height())
-                .filter(|&i| match problem(i) {
-                    Some(why) => {
-                        failed.push((i, why));
-                        false
-                    }
-                    None => true,
-                })
-                .collect()
-        };
-        let mut x = ndarray::Array2::zeros((kept.len(), self.inputs.len()));
-        for (j, column) in values.iter().enumerate() {
-            let mut target = x.column_mut(j);
-            if failed.is_empty() {
-                for (cell, v) in target.iter_mut().zip(column.into_no_null_iter()) {
-                    *cell = v;
-                }
-            } else {
-                for (cell, &i) in target.iter_mut().zip(&kept) {
-                    *cell = column.get(i).unwrap_or(f64::NAN);
-                }
-            }
+        let (x, failed) = preprocessing::matrix(df, &plans).map_err(ScoreError::bad)?;
+        if failed.is_empty() {
+            return Ok(Numbers {
+                x,
+                kept: (0..df.height()).collect(),
+                failed: Vec::new(),
+            });
         }
-        Ok(Numbers { x, kept, failed })
+        let kept: Vec<usize> = (0..df.height())
+            .filter(|i| !failed.contains_key(i))
+            .collect();
+        Ok(Numbers {
+            x: x.select(ndarray::Axis(0), &kept),
+            kept,
+            failed: failed.into_iter().collect(),
+        })
     }
 
     fn input<'a>(&self, df: &'a DataFrame, name: &str) -> Result<&'a Column, ScoreError> {

@@ -116,10 +116,17 @@ impl ReplayPanel {
 fn collected_ui(ui: &mut egui::Ui, view: &EndpointView) {
     ui.strong("Collected data");
     if view.collected.is_empty() {
-        ui.weak(
+        let collecting = view
+            .deployments
+            .iter()
+            .any(|(d, _)| d.spec.data_collector.is_some());
+        ui.weak(if collecting {
+            "Nothing collected yet: each window of requests becomes a data asset version once \
+             it has passed (an hour unless the data_collector's rolling_rate says otherwise)."
+        } else {
             "Nothing collected. A deployment collects its requests when its YAML has a \
-             data_collector with model_inputs and model_outputs enabled.",
-        );
+             data_collector with model_inputs and model_outputs enabled."
+        });
         return;
     }
     egui::Grid::new(("collected", &view.endpoint.spec.name))

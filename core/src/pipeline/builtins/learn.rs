@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::{StepIo, log_batch, prep};
 use crate::ml::model::Task;
+use crate::ml::preprocessing::{self, Chain};
 use crate::ml::{Algorithm, Model, features, metrics};
 use crate::tracking::VersionRequest;
 
@@ -40,7 +41,7 @@ pub fn train(algorithm: &str, io: &StepIo<'_>) -> PipelineResult<()> {
             skipped.join(", ")
         ));
     }
-    let model = Model::fit(&df, algorithm, label, &given, &settings(io, algorithm)?)?;
+    let mut model = Model::fit(&df, algorithm, label, &given, &settings(io, algorithm)?)?;
     io.say(&format!(
         "{} on {} rows, features: {}",
         algorithm.as_str(),
@@ -48,7 +49,12 @@ pub fn train(algorithm: &str, io: &StepIo<'_>) -> PipelineResult<()> {
         model.features.join(", ")
     ));
     // How well the model fits its own training data: a first sanity check.
-    let mut fit_metrics = evaluate(&model.score(&df)?, label.unwrap_or_default(), &model)?;
+    let mut fit_metrics = evaluate(
+        &model.score_prepared(&df)?,
+        label.unwrap_or_default(),
+        &model,
+    )?;
+    attach_preprocessing(io, &mut model)?;
     for (key, _) in &mut fit_metrics {
         *key = format!("training_{key}");
     }
@@ -59,10 +65,48 @@ pub fn train(algorithm: &str, io: &StepIo<'_>) -> PipelineResult<()> {
         .map_err(|e| PipelineError::Invalid(format!("{}: {e}", dir.display())))
 }
 
+/// Registers with `model` the preparation its training table went through (the chain beside
+/// input `data`), so the model takes raw rows.
+fn attach_preprocessing(io: &StepIo<'_>, model: &mut Model) -> PipelineResult<()> {
+    let Some(chain) = Chain::read(&io.data("data")?.path)? else {
+        return Ok(());
+    };
+    let preprocessing = chain.compile(&model.features)?;
+    io.say(&format!(
+        "with its preprocessing ({} step(s)) the model takes the raw columns {}",
+        chain.steps.len(),
+        preprocessing::sources(&preprocessing.features).join(", ")
+    ));
+    model.preprocessing = Some(preprocessing);
+    Ok(())
+}
+
+/// Scores input `data`: a table prepared as the model's training table was is scored as it
+/// is; raw rows go through the model's preprocessing first.
 pub fn score_model(io: &StepIo<'_>) -> PipelineResult<()> {
     let model = Model::load(&io.data("model")?.path)?;
+    let data = io.data("data")?;
     let df = io.table("data")?;
-    let mut scored = model.score(&df)?;
+    let chain = Chain::read(&data.path)?;
+    let prepared = match (&model.preprocessing, &chain) {
+        (None, _) => true,
+        (Some(p), Some(chain)) if &p.chain == chain => true,
+        (Some(_), None) => false,
+        (Some(_), Some(_)) => {
+            return Err(
+                "input 'data' went through other preparation than the model was trained \
+                 behind: give it the raw rows (the model prepares them itself) or a table \
+                 prepared by the same steps"
+                    .into(),
+            );
+        }
+    };
+    let mut scored = if prepared {
+        model.score_prepared(&df)?
+    } else {
+        io.say("raw rows: the model's preprocessing runs first");
+        model.score(&df)?
+    };
     io.write_table("scored", &mut scored)
 }
 
@@ -296,7 +340,7 @@ pub fn sweep(io: &StepIo<'_>) -> PipelineResult<()> {
     for (i, settings) in candidates.iter().enumerate() {
         io.cancelled()?;
         let model = Model::fit(&train, algorithm, Some(label), &[], settings)?;
-        let found = evaluate(&model.score(&valid)?, label, &model)?;
+        let found = evaluate(&model.score_prepared(&valid)?, label, &model)?;
         let score = found
             .iter()
             .find(|(k, _)| *k == metric)
@@ -329,7 +373,8 @@ pub fn sweep(io: &StepIo<'_>) -> PipelineResult<()> {
     io.say(&format!(
         "best: trial {best} {best_settings:?} with {metric} {best_score:.4}; refitting on all rows"
     ));
-    let model = Model::fit(&df, algorithm, Some(label), &[], &best_settings)?;
+    let mut model = Model::fit(&df, algorithm, Some(label), &[], &best_settings)?;
+    attach_preprocessing(io, &mut model)?;
     let dir = io.output("model")?;
     model.save(dir).map_err(|e| PipelineError::io(dir, e))?;
     let params: Vec<(String, String)> = best_settings

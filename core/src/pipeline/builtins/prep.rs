@@ -1,7 +1,7 @@
 //! Data preparation: select columns, clean missing data, normalize, one-hot encode, split.
 
 use crate::pipeline::{PipelineError, PipelineResult};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use polars::prelude::*;
 use rand_xoshiro::Xoshiro256Plus;
@@ -9,6 +9,7 @@ use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 
 use super::StepIo;
 use crate::ml::features;
+use crate::ml::preprocessing::{Chain, Fill, Step};
 
 fn err(e: impl std::fmt::Display) -> PipelineError {
     PipelineError::Invalid(e.to_string())
@@ -47,19 +48,25 @@ pub fn select_columns(io: &StepIo<'_>) -> PipelineResult<()> {
     let df = io.table("data")?;
     let columns = named_columns(io, &df, "columns")?
         .ok_or("input 'columns' is required: the column names, separated by commas")?;
-    let mut out = df.select(columns).map_err(err)?;
-    io.write_table("data", &mut out)
+    let mut out = df.select(columns.clone()).map_err(err)?;
+    let mut chain = io.chain("data", &df)?;
+    chain.steps.push(Step::SelectColumns { columns });
+    io.write_prepared("data", &mut out, &chain)
 }
 
-/// What a missing value becomes.
-enum Fill {
-    Number(f64),
-    Text(String),
-}
+const STRATEGIES: [&str; 5] = ["mean", "median", "mode", "constant", "drop_rows"];
 
 pub fn clean_missing_data(io: &StepIo<'_>) -> PipelineResult<()> {
     let mut df = io.table("data")?;
+    let mut chain = io.chain("data", &df)?;
     let strategy = io.value("strategy").unwrap_or("mean");
+    if !STRATEGIES.contains(&strategy) {
+        return Err(format!(
+            "input 'strategy': '{strategy}' is not one of {}",
+            STRATEGIES.join(", ")
+        )
+        .into());
+    }
     let columns = named_columns(io, &df, "columns")?.unwrap_or_else(|| {
         df.get_column_names()
             .iter()
@@ -73,58 +80,29 @@ pub fn clean_missing_data(io: &StepIo<'_>) -> PipelineResult<()> {
             "dropped {} of {before} rows with missing values",
             before - out.height()
         ));
-        return io.write_table("data", &mut out);
+        chain.steps.push(Step::CleanMissingData {
+            fill: BTreeMap::new(),
+            required: columns,
+        });
+        return io.write_prepared("data", &mut out, &chain);
     }
+    // Every column's fill is kept, not only where this table lacks values: a row scored
+    // later may lack any of them.
+    let mut fills = BTreeMap::new();
     for name in &columns {
         let s = series(&df, name);
         let missing = s.null_count();
+        let fill = match fill_for(io, strategy, name, s) {
+            Ok(Some(fill)) => fill,
+            Ok(None) => continue,
+            // A constant that does not suit a column only matters where it is used.
+            Err(_) if missing == 0 => continue,
+            Err(e) => return Err(e),
+        };
+        fills.insert(name.clone(), fill.clone());
         if missing == 0 {
             continue;
         }
-        let numeric = s.dtype().is_primitive_numeric();
-        let fill = match strategy {
-            "constant" => {
-                let value = io
-                    .required("value")
-                    .map_err(|_| "the constant strategy needs input 'value'".to_owned())?;
-                match (numeric, value.parse::<f64>()) {
-                    (true, Ok(v)) => Fill::Number(v),
-                    (true, Err(_)) => {
-                        return Err(format!(
-                            "column '{name}' holds numbers; '{value}' is not a number"
-                        )
-                        .into());
-                    }
-                    (false, _) => Fill::Text(value.to_owned()),
-                }
-            }
-            "mean" | "median" if numeric => {
-                let values = s.cast(&DataType::Float64).map_err(err)?;
-                let values = values.f64().map_err(err)?;
-                let centre = if strategy == "mean" {
-                    values.mean()
-                } else {
-                    values.median()
-                };
-                match centre {
-                    Some(v) => Fill::Number(v),
-                    None => {
-                        io.say(&format!("{name}: every value is missing; left as it is"));
-                        continue;
-                    }
-                }
-            }
-            "mean" | "median" | "mode" => match mode(s)? {
-                Some(m) if numeric => Fill::Number(m.parse().map_err(err)?),
-                Some(m) => Fill::Text(m),
-                None => continue,
-            },
-            other => {
-                return Err(format!(
-                    "input 'strategy': '{other}' is not one of mean, median, mode, constant, drop_rows"
-                ).into());
-            }
-        };
         let filled = fill_nulls(s, &fill)?;
         io.say(&format!(
             "{name}: filled {missing} missing with {}",
@@ -135,7 +113,60 @@ pub fn clean_missing_data(io: &StepIo<'_>) -> PipelineResult<()> {
         ));
         df.with_column(filled.into_column()).map_err(err)?;
     }
-    io.write_table("data", &mut df)
+    chain.steps.push(Step::CleanMissingData {
+        fill: fills,
+        required: Vec::new(),
+    });
+    io.write_prepared("data", &mut df, &chain)
+}
+
+/// What a missing value of column `name` becomes under `strategy` (not `drop_rows`); `None`
+/// when there is nothing to fill with (every value missing).
+fn fill_for(
+    io: &StepIo<'_>,
+    strategy: &str,
+    name: &str,
+    s: &Series,
+) -> PipelineResult<Option<Fill>> {
+    let numeric = s.dtype().is_primitive_numeric();
+    Ok(Some(match strategy {
+        "constant" => {
+            let value = io
+                .required("value")
+                .map_err(|_| "the constant strategy needs input 'value'".to_owned())?;
+            match (numeric, value.parse::<f64>()) {
+                (true, Ok(v)) => Fill::Number(v),
+                (true, Err(_)) => {
+                    return Err(format!(
+                        "column '{name}' holds numbers; '{value}' is not a number"
+                    )
+                    .into());
+                }
+                (false, _) => Fill::Text(value.to_owned()),
+            }
+        }
+        "mean" | "median" if numeric => {
+            let values = s.cast(&DataType::Float64).map_err(err)?;
+            let values = values.f64().map_err(err)?;
+            let centre = if strategy == "mean" {
+                values.mean()
+            } else {
+                values.median()
+            };
+            match centre {
+                Some(v) => Fill::Number(v),
+                None => {
+                    io.say(&format!("{name}: every value is missing; left as it is"));
+                    return Ok(None);
+                }
+            }
+        }
+        _ => match mode(s)? {
+            Some(m) if numeric => Fill::Number(m.parse().map_err(err)?),
+            Some(m) => Fill::Text(m),
+            None => return Ok(None),
+        },
+    }))
 }
 
 /// The most common value, as text.
@@ -203,6 +234,8 @@ fn numeric_columns(io: &StepIo<'_>, df: &DataFrame) -> PipelineResult<Vec<String
 
 pub fn normalize(io: &StepIo<'_>) -> PipelineResult<()> {
     let mut df = io.table("data")?;
+    let mut chain = io.chain("data", &df)?;
+    let mut scales = BTreeMap::new();
     let method = io.value("method").unwrap_or("zscore");
     for name in numeric_columns(io, &df)? {
         let s = series(&df, &name);
@@ -235,8 +268,10 @@ pub fn normalize(io: &StepIo<'_>) -> PipelineResult<()> {
         io.say(&format!("{name}: (x − {shift:.4}) / {scale:.4}"));
         df.with_column(scaled.with_name(name.as_str().into()).into_column())
             .map_err(err)?;
+        scales.insert(name, [shift, scale]);
     }
-    io.write_table("data", &mut df)
+    chain.steps.push(Step::Normalize { scales });
+    io.write_prepared("data", &mut df, &chain)
 }
 
 /// At most this many distinct values for a column to be encoded unless named.
@@ -244,6 +279,8 @@ const MAX_CATEGORIES: usize = 50;
 
 pub fn one_hot_encode(io: &StepIo<'_>) -> PipelineResult<()> {
     let df = io.table("data")?;
+    let mut chain = io.chain("data", &df)?;
+    let mut encoded = BTreeMap::new();
     let exclude = io.list("exclude");
     let named = named_columns(io, &df, "columns")?;
     let mut out: Vec<Column> = Vec::new();
@@ -271,16 +308,20 @@ pub fn one_hot_encode(io: &StepIo<'_>) -> PipelineResult<()> {
             continue;
         }
         io.say(&format!("{name}: {} columns", categories.len()));
-        for category in categories {
+        for category in &categories {
             let flags: Vec<i32> = values
                 .iter()
-                .map(|v| i32::from(v.as_deref() == Some(category)))
+                .map(|v| i32::from(v.as_deref() == Some(*category)))
                 .collect();
             out.push(Column::new(format!("{name}_{category}").into(), flags));
         }
+        encoded.insert(name, categories.into_iter().map(str::to_owned).collect());
     }
     let mut out = DataFrame::new(df.height(), out).map_err(err)?;
-    io.write_table("data", &mut out)
+    chain.steps.push(Step::OneHotEncode {
+        categories: encoded,
+    });
+    io.write_prepared("data", &mut out, &chain)
 }
 
 pub fn split_data(io: &StepIo<'_>) -> PipelineResult<()> {
@@ -291,8 +332,17 @@ pub fn split_data(io: &StepIo<'_>) -> PipelineResult<()> {
     let (train, test) = split_rows(&df, fraction, seed, stratify)?;
     let mut train = df.take(&train).map_err(err)?;
     let mut test = df.take(&test).map_err(err)?;
-    io.write_table("train", &mut train)?;
-    io.write_table("test", &mut test)
+    // Both parts were prepared as the whole table was.
+    match Chain::read(&io.data("data")?.path)? {
+        Some(chain) => {
+            io.write_prepared("train", &mut train, &chain)?;
+            io.write_prepared("test", &mut test, &chain)
+        }
+        None => {
+            io.write_table("train", &mut train)?;
+            io.write_table("test", &mut test)
+        }
+    }
 }
 
 /// Row indices for a random split (by class of `stratify` when given), each part in row order.
