@@ -312,6 +312,7 @@ fn migrations_are_append_only() {
         "470c2b346dcb2fdc81e1eb8afb567c79eeebb5728dc8b2195bf050e286ac862f",
         "a4a85a447cec988fd7537027f629aa3ca248801a0bf33fc0b0c20f11b9e08f7f",
         "35430c56e07c68e3397729da4cf4829318e55c97b8a241484703796de819818e",
+        "3ffe0fcb684c8545a3d1b08114b90376b12058aa4795411d34a1e64f8257fc56",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

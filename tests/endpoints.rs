@@ -719,6 +719,62 @@ fn the_endpoints_section_shows_an_endpoint_and_sends_it_a_test_request() {
         h.query_by_label_contains("100.0% identical: 1 of 1 rows")
             .is_some()
     });
+
+    // How much collected data is kept: set in the window, read and changed by the CLI.
+    for (label, text) in [("Keep windows", "30"), ("days, at most", "64")] {
+        let role = egui::accesskit::Role::TextInput;
+        h.get_by_role_and_label(role, label).focus();
+        h.run();
+        h.get_by_role_and_label(role, label).type_text(text);
+        h.run();
+    }
+    h.get_by_label("Apply limits").click();
+    lathe_tests::run_until(&mut h, wait, "the limits set", |h| {
+        h.query_by_label("Collected data: kept 30 day(s), at most 64.0 MiB")
+            .is_some()
+    });
+    let shown = show(&sandbox);
+    assert_eq!(
+        shown["collection_limits"],
+        json!({ "retention_days": 30, "max_bytes": 64 << 20 })
+    );
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "update",
+            "churn",
+            "--collection-retention-days",
+            "0",
+        ])
+        .fails_with("at least 1 day");
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "update",
+            "churn",
+            "--collection-max-mib",
+            "lots",
+        ])
+        .fails_with("--collection-max-mib: 'lots' is not a whole number or 'none'");
+    let text = sandbox
+        .lathe(&[
+            "online-endpoint",
+            "update",
+            "churn",
+            "--collection-retention-days",
+            "none",
+        ])
+        .ok();
+    assert!(
+        text.stdout.contains("collected data: at most 64.0 MiB"),
+        "{}",
+        text.stdout
+    );
+    assert_eq!(
+        show(&sandbox)["traffic"],
+        json!({ "blue": 70, "green": 30 }),
+        "limits alone leave the split as it was"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use lathe_core::Store;
+use lathe_core::collection::{self, Limits};
 use lathe_core::endpoints::{self, Deployment, Endpoint};
 use serde_json::json;
 
@@ -36,6 +37,13 @@ pub enum EndpointCommand {
         /// "green=10": a copy of that share of requests goes to green; its answers are recorded.
         #[arg(long)]
         mirror_traffic: Option<String>,
+        /// Remove collected windows this many days after they end ("none": keep them).
+        #[arg(long, value_name = "DAYS|none")]
+        collection_retention_days: Option<String>,
+        /// Keep at most this many MiB of collected data, removing the oldest windows first
+        /// ("none": no cap). The newest window of each asset is always kept.
+        #[arg(long, value_name = "MIB|none")]
+        collection_max_mib: Option<String>,
         #[arg(short = 'f', long = "file")]
         file: Option<PathBuf>,
         #[command(flatten)]
@@ -148,6 +156,17 @@ pub enum DeploymentCommand {
     },
 }
 
+/// A collection limit given on the command line: a positive whole number, or `none`.
+fn limit<T: std::str::FromStr>(flag: &str, given: &str) -> Result<Option<T>> {
+    if given.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    given
+        .parse()
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("{flag}: '{given}' is not a whole number or 'none'"))
+}
+
 fn base_of(file: &Path) -> PathBuf {
     file.parent().unwrap_or(Path::new(".")).to_path_buf()
 }
@@ -163,7 +182,7 @@ fn recent_health(
         .unwrap_or_default()
 }
 
-fn endpoint_json(e: &Endpoint, deployments: &[Deployment]) -> serde_json::Value {
+fn endpoint_json(e: &Endpoint, deployments: &[Deployment], limits: &Limits) -> serde_json::Value {
     json!({
         "name": e.spec.name,
         "description": e.spec.description,
@@ -172,6 +191,7 @@ fn endpoint_json(e: &Endpoint, deployments: &[Deployment]) -> serde_json::Value 
         "auth_mode": if e.key_required { "key" } else { "none on loopback" },
         "traffic": e.spec.traffic,
         "mirror_traffic": e.spec.mirror_traffic,
+        "collection_limits": limits,
         "deployments": deployments.iter().map(deployment_json).collect::<Vec<_>>(),
         "created_at_ms": e.created_at_ms,
     })
@@ -188,7 +208,7 @@ fn deployment_json(d: &Deployment) -> serde_json::Value {
     })
 }
 
-fn print_endpoint(e: &Endpoint, deployments: &[Deployment]) {
+fn print_endpoint(e: &Endpoint, deployments: &[Deployment], limits: &Limits) {
     println!("{}  {}", e.spec.name, e.scoring_uri());
     if e.key_required {
         println!(
@@ -218,6 +238,9 @@ fn print_endpoint(e: &Endpoint, deployments: &[Deployment]) {
             .map(|(d, s)| format!("{d}={s}"))
             .collect();
         println!("  mirror: {}", mirror.join(" "));
+    }
+    if *limits != Limits::default() {
+        println!("  collected data: {}", limits.describe());
     }
     for d in deployments {
         print_deployment(d);
@@ -262,7 +285,7 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
             );
             let created = endpoints::create_endpoint(store, &text, Some(&host), port)?;
             if output.json {
-                return print_json(&endpoint_json(&created, &[]));
+                return print_json(&endpoint_json(&created, &[], &Limits::default()));
             }
             println!(
                 "created endpoint {} at {}",
@@ -275,55 +298,75 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
             name,
             traffic,
             mirror_traffic,
+            collection_retention_days,
+            collection_max_mib,
             file,
             output,
         } => {
+            if collection_retention_days.is_some() || collection_max_mib.is_some() {
+                let mut limits = collection::limits(store, &name)?;
+                if let Some(days) = collection_retention_days {
+                    limits.retention_days = limit("--collection-retention-days", &days)?;
+                }
+                if let Some(mib) = collection_max_mib {
+                    limits.max_bytes = limit::<u64>("--collection-max-mib", &mib)?
+                        .map(|m| m.saturating_mul(1 << 20));
+                }
+                collection::set_limits(store, &name, limits)?;
+            }
             let from_file = file
                 .map(|f| read_text(&f))
                 .transpose()?
                 .map(|t| endpoints::parse_endpoint(&t))
                 .transpose()?;
             let traffic = traffic.map(|t| endpoints::parse_split(&t)).transpose()?;
+            let unchanged = from_file.is_none() && traffic.is_none() && mirror_traffic.is_none();
             let mirror = mirror_traffic
                 .map(|t| endpoints::parse_split(&t))
                 .transpose()?;
-            let updated = endpoints::update_endpoint(store, &name, |spec| {
-                if let Some(new) = from_file {
-                    spec.description = new.description;
-                    spec.tags = new.tags;
-                    if !new.traffic.is_empty() {
-                        spec.traffic = new.traffic;
+            let updated = if unchanged {
+                endpoints::endpoint(store, &name)?
+            } else {
+                endpoints::update_endpoint(store, &name, |spec| {
+                    if let Some(new) = from_file {
+                        spec.description = new.description;
+                        spec.tags = new.tags;
+                        if !new.traffic.is_empty() {
+                            spec.traffic = new.traffic;
+                        }
+                        if !new.mirror_traffic.is_empty() {
+                            spec.mirror_traffic = new.mirror_traffic;
+                        }
                     }
-                    if !new.mirror_traffic.is_empty() {
-                        spec.mirror_traffic = new.mirror_traffic;
+                    if let Some(t) = traffic {
+                        spec.traffic = t;
                     }
-                }
-                if let Some(t) = traffic {
-                    spec.traffic = t;
-                }
-                if let Some(m) = mirror {
-                    spec.mirror_traffic = m;
-                }
-            })?;
+                    if let Some(m) = mirror {
+                        spec.mirror_traffic = m;
+                    }
+                })?
+            };
             let deployments = endpoints::deployments(store, &name)?;
+            let limits = collection::limits(store, &name)?;
             if output.json {
-                return print_json(&endpoint_json(&updated, &deployments));
+                return print_json(&endpoint_json(&updated, &deployments, &limits));
             }
-            print_endpoint(&updated, &deployments);
+            print_endpoint(&updated, &deployments, &limits);
             Ok(())
         }
         EndpointCommand::Show { name, output } => {
             let found = endpoints::endpoint(store, &name)?;
             let deployments = endpoints::deployments(store, &name)?;
             let health = recent_health(store, &name);
-            let collected = lathe_core::collection::windows(store, Some(&name))?;
+            let collected = collection::windows(store, Some(&name))?;
+            let limits = collection::limits(store, &name)?;
             if output.json {
-                let mut shown = endpoint_json(&found, &deployments);
+                let mut shown = endpoint_json(&found, &deployments, &limits);
                 shown["health_last_5_min"] = json!(health);
                 shown["collected"] = json!(collected);
                 return print_json(&shown);
             }
-            print_endpoint(&found, &deployments);
+            print_endpoint(&found, &deployments, &limits);
             for w in collected.iter().take(10) {
                 let when = lathe_core::format::timestamp(w.start_ms / 1000);
                 println!(
@@ -360,6 +403,7 @@ pub fn endpoint(store: &Store, command: EndpointCommand) -> Result<()> {
                         endpoint_json(
                             e,
                             &endpoints::deployments(store, &e.spec.name).unwrap_or_default(),
+                            &collection::limits(store, &e.spec.name).unwrap_or_default(),
                         )
                     })
                     .collect();

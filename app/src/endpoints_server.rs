@@ -375,6 +375,21 @@ async fn supervise(store: Store) {
                 if let Err(e) = collection::seal(&sealing, before) {
                     eprintln!("lathe: collected data: {e}");
                 }
+                // Then what each endpoint's collection limits no longer allow goes.
+                match collection::enforce(&sealing, lathe_core::db::now_millis()) {
+                    Ok(removed) => {
+                        for r in removed {
+                            let line = format!(
+                                "collected data: removed {} ({}, {})",
+                                r.asset,
+                                lathe_core::format::bytes(r.bytes as i64),
+                                r.why
+                            );
+                            let _ = endpoints::log(&sealing, &r.endpoint, &r.deployment, &line);
+                        }
+                    }
+                    Err(e) => eprintln!("lathe: collected data limits: {e}"),
+                }
             });
         }
         let leader = store.take_lease(LEASE, &me, TICK * 5).unwrap_or(false);

@@ -21,6 +21,10 @@ use rusqlite::params;
 use serde_json::Value;
 use serde_yaml_ng::Value as Yaml;
 
+mod retention;
+
+pub use retention::{Limits, Removed, enforce, limits, set_limits};
+
 use crate::serving::Frame;
 use crate::store::Store;
 use crate::{Error, Result};
@@ -742,5 +746,107 @@ mod tests {
             seal(&store, 120_000).unwrap(),
             ["churn-blue-model_inputs:2", "churn-blue-model_outputs:2"]
         );
+    }
+
+    #[test]
+    fn limits_remove_old_and_oversized_windows_but_keep_the_newest_and_the_referenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("ws")).unwrap();
+        crate::endpoints::create_endpoint(&store, "name: churn\n", None, None).unwrap();
+        let spec = CollectorSpec {
+            sampling_rate: 1.0,
+            window_ms: 60_000,
+            inputs: true,
+            outputs: false,
+        };
+        let minutes = |from: i64, to: i64| {
+            for m in from..to {
+                let s = sample(
+                    &format!("r{m}"),
+                    m * 60_000 + 1_000,
+                    &[(30.0, "basic")],
+                    &[1],
+                );
+                flush(&store, "churn", "blue", &spec, &[s]).unwrap();
+            }
+            seal(&store, to * 60_000).unwrap();
+        };
+        minutes(0, 4);
+        let exists = |v: u32| {
+            let ws = store.workspace().unwrap();
+            ws.resolve(&format!("churn-blue-model_inputs:{v}").parse().unwrap())
+                .is_ok()
+        };
+        assert!((1..=4).all(exists));
+        assert!(
+            set_limits(&store, "nope", Limits::default()).is_err(),
+            "an unknown endpoint is named"
+        );
+        let none = Limits {
+            retention_days: Some(0),
+            max_bytes: None,
+        };
+        assert!(set_limits(&store, "churn", none).is_err());
+        let day = Limits {
+            retention_days: Some(1),
+            max_bytes: None,
+        };
+        set_limits(&store, "churn", day).unwrap();
+        assert_eq!(limits(&store, "churn").unwrap(), day);
+        // Within the day nothing goes; two days on, all but the newest window.
+        assert!(enforce(&store, 5 * 60_000).unwrap().is_empty());
+        let gone = enforce(&store, 2 * 86_400_000).unwrap();
+        let assets: Vec<&str> = gone.iter().map(|r| r.asset.as_str()).collect();
+        assert_eq!(
+            assets,
+            [
+                "churn-blue-model_inputs:1",
+                "churn-blue-model_inputs:2",
+                "churn-blue-model_inputs:3"
+            ]
+        );
+        assert!(
+            gone.iter()
+                .all(|r| r.why == "older than 1 day(s)" && r.bytes > 0)
+        );
+        assert!(!exists(1) && !exists(3) && exists(4));
+        assert_eq!(windows(&store, Some("churn")).unwrap().len(), 1);
+
+        // A size cap takes the oldest first; a version a batch job wrote into stays.
+        minutes(4, 7);
+        let ws = store.workspace().unwrap();
+        let five = ws
+            .resolve(&"churn-blue-model_inputs:5".parse().unwrap())
+            .unwrap()
+            .id;
+        drop(ws);
+        store
+            .transaction::<_, Error>(|c| {
+                c.execute(
+                    "INSERT INTO batch_jobs (endpoint, deployment, input, output, state,
+                         output_version_id, created_at_ms)
+                     VALUES ('b', 'd', 'x', 'y', 'completed', ?1, 0)",
+                    [five],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let cap = Limits {
+            retention_days: None,
+            max_bytes: Some(1),
+        };
+        set_limits(&store, "churn", cap).unwrap();
+        let gone = enforce(&store, 8 * 60_000).unwrap();
+        let assets: Vec<&str> = gone.iter().map(|r| r.asset.as_str()).collect();
+        assert_eq!(
+            assets,
+            ["churn-blue-model_inputs:4", "churn-blue-model_inputs:6"]
+        );
+        assert!(exists(5) && exists(7));
+        // A new window gets a new number.
+        minutes(7, 8);
+        assert!(exists(8));
+        set_limits(&store, "churn", Limits::default()).unwrap();
+        assert_eq!(limits(&store, "churn").unwrap(), Limits::default());
     }
 }

@@ -476,6 +476,12 @@ pub const MIGRATIONS: &[&str] = &[
         heartbeat_ms INTEGER
     );
     CREATE INDEX batch_jobs_by_endpoint ON batch_jobs (endpoint, id);",
+    // 16: how much of an endpoint's collected data is kept (collection/retention.rs).
+    "CREATE TABLE collection_limits (
+        endpoint TEXT PRIMARY KEY,
+        retention_days INTEGER,
+        max_bytes INTEGER
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

@@ -684,6 +684,7 @@ pub fn delete_endpoint(store: &Store, name: &str) -> Result<()> {
         c.execute("DELETE FROM deployment_logs WHERE endpoint = ?1", [&key])?;
         c.execute("DELETE FROM deployment_health WHERE endpoint = ?1", [&key])?;
         c.execute("DELETE FROM deployments WHERE endpoint = ?1", [&key])?;
+        c.execute("DELETE FROM collection_limits WHERE endpoint = ?1", [&key])?;
         c.execute("DELETE FROM endpoints WHERE name = ?1", [&key])?;
         Ok(())
     })

@@ -77,6 +77,10 @@ impl EndpointsPanel {
             EndpointEvent::Replayed { endpoint, reply } => {
                 self.replay.on_replayed(&endpoint, reply);
             }
+            EndpointEvent::CollectionLimitsSet { endpoint, reply } => {
+                self.replay.on_limits_set(&endpoint, reply);
+                self.endpoints = None;
+            }
             batch => self.batch.on_event(batch),
         }
     }

@@ -40,6 +40,11 @@ pub enum EndpointCommand {
         to: String,
         limit: usize,
     },
+    /// Sets how much of the endpoint's collected data is kept.
+    SetCollectionLimits {
+        endpoint: String,
+        limits: crate::collection::Limits,
+    },
     /// Reads the batch endpoints, their deployments and jobs.
     LoadBatch,
     /// Records a batch job and runs it as a job of the window.
@@ -65,6 +70,8 @@ pub struct EndpointView {
     pub logs: Vec<(String, Vec<(i64, String)>)>,
     /// The data its deployments collected, newest window first.
     pub collected: Vec<crate::collection::Window>,
+    /// How much of it is kept.
+    pub limits: crate::collection::Limits,
 }
 
 /// What a test request got back.
@@ -82,6 +89,10 @@ pub enum EndpointEvent {
     Replayed {
         endpoint: String,
         reply: Reply<crate::replay::Report>,
+    },
+    CollectionLimitsSet {
+        endpoint: String,
+        reply: Reply<crate::collection::Limits>,
     },
     BatchLoaded(Reply<super::batch::BatchViews>),
     /// A batch job was recorded and began.
@@ -151,6 +162,12 @@ pub(super) fn handle(service: &Service, command: EndpointCommand) {
                 shared.emit(EndpointEvent::Replayed { endpoint, reply });
             });
         }
+        EndpointCommand::SetCollectionLimits { endpoint, limits } => service.read(move |s| {
+            let reply = crate::collection::set_limits(&s.store, &endpoint, limits)
+                .map(|()| Arc::new(limits))
+                .map_err(Failure::from);
+            EndpointEvent::CollectionLimitsSet { endpoint, reply }
+        }),
         EndpointCommand::LoadBatch => super::batch::load(service),
         EndpointCommand::InvokeBatch(invocation) => super::batch::invoke(service, invocation),
         EndpointCommand::CancelBatch(id) => super::batch::cancel(service, id),
@@ -216,6 +233,7 @@ fn views(shared: &Shared) -> crate::Result<Vec<EndpointView>> {
                 .collect::<crate::Result<_>>()?;
             Ok(EndpointView {
                 collected: crate::collection::windows(&shared.store, Some(&endpoint.spec.name))?,
+                limits: crate::collection::limits(&shared.store, &endpoint.spec.name)?,
                 logs,
                 health: endpoints::health(&shared.store, &endpoint.spec.name, hour_ago)?,
                 endpoint,

@@ -1,10 +1,12 @@
 //! The Endpoints section's collected data and Replay: the windows each deployment collected
-//! (rows, and the data asset version a passed window became), and a deployment's collected
-//! requests replayed against another deployment or a model version, with the report.
+//! (rows, and the data asset version a passed window became) and how much of it is kept, and
+//! a deployment's collected requests replayed against another deployment or a model version,
+//! with the report.
 
 use std::sync::Arc;
 
 use egui::RichText;
+use lathe_core::collection::Limits;
 use lathe_core::replay::Report;
 use lathe_core::service::{EndpointCommand, EndpointView, Reply, Service};
 
@@ -21,6 +23,11 @@ pub struct ReplayPanel {
     /// A deployment's name, or a model version `NAME:VERSION`.
     to: String,
     report: Option<Loadable<Arc<Report>>>,
+    /// The collection limits being edited: days and MiB as typed (empty: no limit).
+    days: String,
+    mib: String,
+    /// What became of the last change of limits.
+    limits_message: Option<Result<String, String>>,
 }
 
 impl ReplayPanel {
@@ -30,15 +37,35 @@ impl ReplayPanel {
         }
     }
 
+    pub fn on_limits_set(&mut self, endpoint: &str, reply: Reply<Limits>) {
+        if endpoint == self.endpoint {
+            self.limits_message = Some(match reply {
+                Ok(limits) => Ok(format!("Collected data: {}", limits.describe())),
+                Err(e) => Err(format!("Limits not changed: {e}")),
+            });
+        }
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui, service: &Service, view: &EndpointView) {
         let name = &view.endpoint.spec.name;
         if self.endpoint != *name {
             *self = Self {
                 endpoint: name.clone(),
+                days: view
+                    .limits
+                    .retention_days
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                mib: view
+                    .limits
+                    .max_bytes
+                    .map(|b| (b >> 20).to_string())
+                    .unwrap_or_default(),
                 ..Self::default()
             };
         }
         collected_ui(ui, view);
+        self.limits_ui(ui, service, view);
         ui.separator();
         ui.strong("Replay collected requests");
         let names: Vec<&String> = view.deployments.iter().map(|(d, _)| &d.spec.name).collect();
@@ -110,6 +137,73 @@ impl ReplayPanel {
         {
             report_ui(ui, report);
         }
+    }
+}
+
+impl ReplayPanel {
+    /// Retention and size cap of the endpoint's collected data, applied together.
+    fn limits_ui(&mut self, ui: &mut egui::Ui, service: &Service, view: &EndpointView) {
+        ui.horizontal_wrapped(|ui| {
+            let keep = ui.label("Keep windows");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.days)
+                    .desired_width(48.0)
+                    .hint_text("all"),
+            )
+            .labelled_by(keep.id);
+            let days = ui.label("days, at most");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.mib)
+                    .desired_width(64.0)
+                    .hint_text("any"),
+            )
+            .labelled_by(days.id);
+            ui.label("MiB");
+            if ui.button("Apply limits").clicked() {
+                match self.limits() {
+                    Ok(limits) => service.send(EndpointCommand::SetCollectionLimits {
+                        endpoint: view.endpoint.spec.name.clone(),
+                        limits,
+                    }),
+                    Err(e) => self.limits_message = Some(Err(e)),
+                }
+            }
+        })
+        .response
+        .on_hover_text(
+            "Windows that ended longer ago than this, then the oldest past the size, are \
+             removed with their data asset versions; the newest window of each asset stays. \
+             Empty keeps everything.",
+        );
+        match &self.limits_message {
+            Some(Ok(m)) => {
+                ui.label(m);
+            }
+            Some(Err(e)) => {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+            None => {}
+        }
+    }
+
+    /// The limits as typed; a field that is not a whole number is named.
+    fn limits(&self) -> Result<Limits, String> {
+        let whole = |what: &str, text: &str| -> Result<Option<u64>, String> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse()
+                .map(Some)
+                .map_err(|_| format!("{what}: '{text}' is not a whole number"))
+        };
+        let days = whole("Days", &self.days)?;
+        Ok(Limits {
+            retention_days: days
+                .map(|d| u32::try_from(d).map_err(|_| format!("Days: {d} is too many")))
+                .transpose()?,
+            max_bytes: whole("MiB", &self.mib)?.map(|m| m.saturating_mul(1 << 20)),
+        })
     }
 }
 
