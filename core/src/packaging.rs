@@ -83,8 +83,21 @@ pub fn package(
         .iter()
         .find(|(p, _)| p == "model.json" || p.ends_with("/model.json"))
         .map(|(p, _)| p.clone());
-    let flavors = prepare_mlmodel(&model, native.as_deref(), &reference)?;
-    write_environment(&model, native.is_some())?;
+    let onnx = listing
+        .iter()
+        .find(|(p, _)| p.ends_with(".onnx"))
+        .map(|(p, _)| p.clone())
+        .filter(|_| native.is_none() && !model.join("MLmodel").exists());
+    let flavors = match &onnx {
+        Some(file) => onnx_mlmodel(&model, file, version.signature.as_ref())?,
+        None => prepare_mlmodel(&model, native.as_deref(), &reference)?,
+    };
+    let requirements = match (&native, &onnx) {
+        (Some(_), _) => Some("mlflow\nnumpy\npandas\n"),
+        (None, Some(_)) => Some("mlflow\nonnx\nonnxruntime\n"),
+        (None, None) => None,
+    };
+    write_environment(&model, requirements)?;
     let bin = staging.path().join("bin");
     std::fs::create_dir_all(&bin).map_err(|e| Error::io(&bin, e))?;
     std::fs::copy(lathe, bin.join("lathe")).map_err(|e| Error::io(lathe, e))?;
@@ -152,19 +165,47 @@ fn prepare_mlmodel(model: &Path, native: Option<&str>, reference: &str) -> Resul
     })
 }
 
-/// The model's environment files: kept when the model has them, written for a native model
-/// (numpy and pandas for its loader, mlflow to load it).
-fn write_environment(model: &Path, native: bool) -> Result<()> {
+/// An MLmodel for an ONNX file registered as it is: MLflow's `onnx` flavor and its
+/// python_function (`mlflow.onnx`), with the signature read from the graph at registration
+/// (MLflow's `mlflow.onnx.save_model` writes the same); returns the flavors.
+fn onnx_mlmodel(
+    model: &Path,
+    file: &str,
+    signature: Option<&serde_json::Value>,
+) -> Result<Vec<String>> {
+    let mut text = format!(
+        "artifact_path: model\nflavors:\n  onnx:\n    data: {file}\n    providers:\n    - \
+         CPUExecutionProvider\n  python_function:\n    data: {file}\n    env:\n      conda: \
+         conda.yaml\n      virtualenv: python_env.yaml\n    loader_module: mlflow.onnx\n"
+    );
+    if let Some(signature) = signature {
+        // MLflow keeps each side of a signature as a JSON string.
+        let side = |key: &str| serde_json::to_string(&signature[key]).unwrap_or_default();
+        let quoted = |json: String| serde_yaml_ng::to_string(&json).unwrap_or_default();
+        text.push_str(&format!(
+            "signature:\n  inputs: {}  outputs: {}",
+            quoted(side("inputs")),
+            quoted(side("outputs"))
+        ));
+    }
+    write(&model.join("MLmodel"), &text)?;
+    Ok(vec!["onnx".into(), "python_function".into()])
+}
+
+/// The model's environment files: kept when the model has them; written with `requirements`
+/// when given (a native model: numpy and pandas for its loader, mlflow to load it; an ONNX
+/// file: onnx and onnxruntime).
+fn write_environment(model: &Path, requirements: Option<&str>) -> Result<()> {
     let python = "3.11";
-    let requirements = if native {
-        "mlflow\nnumpy\npandas\n".to_owned()
-    } else {
-        std::fs::read_to_string(model.join("requirements.txt")).unwrap_or_default()
+    let written = requirements.is_some();
+    let requirements = match requirements {
+        Some(given) => given.to_owned(),
+        None => std::fs::read_to_string(model.join("requirements.txt")).unwrap_or_default(),
     };
-    if !model.join("requirements.txt").exists() || native {
+    if !model.join("requirements.txt").exists() || written {
         write(&model.join("requirements.txt"), &requirements)?;
     }
-    if !model.join("conda.yaml").exists() || native {
+    if !model.join("conda.yaml").exists() || written {
         let pip: String = requirements
             .lines()
             .filter(|l| !l.trim().is_empty())
@@ -177,7 +218,7 @@ fn write_environment(model: &Path, native: bool) -> Result<()> {
             ),
         )?;
     }
-    if !model.join("python_env.yaml").exists() || native {
+    if !model.join("python_env.yaml").exists() || written {
         write(
             &model.join("python_env.yaml"),
             &format!(
