@@ -1669,3 +1669,157 @@ fn a_registered_onnx_file_packages_and_serves_from_its_folder() {
         "{answer}"
     );
 }
+
+/// A tensor model's requests are collected too: each row of its tensors (the first axis) with
+/// a column per value, and its outputs' rows — from MLflow's protocol and the Open Inference
+/// Protocol alike.
+#[test]
+fn an_onnx_deployment_collects_its_tensor_rows_and_outputs() {
+    let sandbox = Sandbox::new();
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpora/onnx/sklearn-onnx/docs/examples/logreg_iris.onnx");
+    sandbox
+        .lathe(&[
+            "models",
+            "register",
+            model.to_str().unwrap(),
+            "--name",
+            "iris",
+        ])
+        .ok();
+    let endpoint = sandbox.file("endpoint.yml", b"name: churn\n");
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            endpoint.to_str().unwrap(),
+        ])
+        .ok();
+    let deployment = sandbox.file(
+        "blue.yml",
+        b"name: blue\nendpoint_name: churn\nmodel: azureml:iris:1\ndata_collector:\n  \
+          collections:\n    model_inputs:\n      enabled: 'True'\n    model_outputs:\n      \
+          enabled: 'True'\n",
+    );
+    sandbox
+        .lathe(&[
+            "online-deployment",
+            "create",
+            "-f",
+            deployment.to_str().unwrap(),
+            "--all-traffic",
+        ])
+        .ok();
+    let _server = Server::start(&sandbox.workspace(), &[]);
+    let shown = wait_ready(&sandbox, 1);
+    let base = shown["scoring_uri"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("/score")
+        .to_owned();
+    let rows = [[5.1, 3.5], [6.2, 2.9], [7.7, 3.0]];
+    let (status, _, mlflow) = post(
+        &format!("{base}/invocations"),
+        "",
+        "application/json",
+        &json!({ "inputs": { "X": rows } }).to_string(),
+        None,
+    );
+    assert_eq!(status, 200, "{mlflow}");
+    let (status, _, oip) = post(
+        &format!("{base}/v2/models/churn/infer"),
+        "",
+        "application/json",
+        &json!({ "inputs": [{ "name": "X", "datatype": "FP32", "shape": [2, 2], "data": [1.0, 2.0, 3.0, 4.0] }] })
+            .to_string(),
+        None,
+    );
+    assert_eq!(status, 200, "{oip}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let collected = loop {
+        let shown = show(&sandbox);
+        let kept: i64 = shown["collected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["kind"] == "model_outputs")
+            .map(|w| w["rows"].as_i64().unwrap())
+            .sum();
+        if kept == 5 {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "{}", shown["collected"]);
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        collected["collected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["kind"] == "model_inputs" && w["rows"] == 5)
+    );
+    let store = lathe_core::Store::open(sandbox.workspace()).unwrap();
+    let read = |kind: &str| -> Vec<polars::prelude::DataFrame> {
+        let hashes: Vec<String> = store
+            .read::<_, lathe_core::Error>(|c| {
+                let mut stmt = c.prepare(
+                    "SELECT blob_hash FROM collected_parts WHERE kind = ?1 ORDER BY first_ms, id",
+                )?;
+                let rows = stmt.query_map([kind], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+            })
+            .unwrap();
+        hashes
+            .iter()
+            .map(|h| {
+                let path = store.blobs().path(h);
+                lathe_core::table::read(&path, &path, lathe_core::table::TableFormat::Parquet)
+                    .unwrap()
+            })
+            .collect()
+    };
+    let stacked = |parts: Vec<polars::prelude::DataFrame>| {
+        parts
+            .into_iter()
+            .reduce(|a, b| a.vstack(&b).unwrap())
+            .unwrap()
+    };
+    let inputs = stacked(read("model_inputs"));
+    let outputs = stacked(read("model_outputs"));
+    let column = |df: &polars::prelude::DataFrame, name: &str| -> Vec<f64> {
+        df.column(name)
+            .unwrap()
+            .cast(&polars::prelude::DataType::Float64)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    };
+    // The two requests' rows, each value of X a column, as sent.
+    let mut first = column(&inputs, "X[0]");
+    first.sort_by(f64::total_cmp);
+    assert_eq!(first, [1.0, 3.0, 5.1, 6.2, 7.7]);
+    // Each output row holds the label and the probabilities the caller got.
+    let predictions: Vec<Value> = outputs
+        .column("prediction")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|t| serde_json::from_str(t.unwrap()).unwrap())
+        .collect();
+    let labels: Vec<&Value> = predictions.iter().map(|p| &p["output_label"]).collect();
+    let answered = mlflow["predictions"]["output_label"].as_array().unwrap();
+    assert!(
+        answered.iter().all(|l| labels.contains(&l)),
+        "{predictions:?} vs {mlflow}"
+    );
+    assert!(
+        predictions
+            .iter()
+            .all(|p| p["probabilities"].as_array().is_some_and(|p| p.len() == 3)),
+        "{predictions:?}"
+    );
+}

@@ -26,7 +26,7 @@ use lathe_core::Store;
 use lathe_core::collection::{self, Buffer, CollectorSpec, Sample};
 use lathe_core::endpoints::{self, Deployment, Endpoint};
 use lathe_core::serving::python::Op;
-use lathe_core::serving::{Frame, PythonModel, ScoreError, Scorer, mlflow_protocol, oip};
+use lathe_core::serving::{Frame, PythonModel, ScoreError, Scorer, mlflow_protocol, oip, tensors};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -862,10 +862,15 @@ async fn mlflow_or_script(handle: Handle, request: Request, op: Op) -> Response 
         }
         match mlflow_protocol::answer(&bytes, &content_type, &scorer) {
             Ok((answer, frame)) => {
-                let collected = frame.filter(|_| sampled).and_then(|frame| {
-                    let outputs = answer["predictions"].as_array()?.clone();
-                    (outputs.len() == frame.rows).then_some((frame, outputs))
-                });
+                let collected = match frame.filter(|_| sampled) {
+                    Some(frame) => answer["predictions"]
+                        .as_array()
+                        .filter(|outputs| outputs.len() == frame.rows)
+                        .map(|outputs| (frame, outputs.clone())),
+                    // A tensor model's request is read again only when sampled.
+                    None if sampled => mlflow_protocol::tensor_rows(&bytes, &scorer, &answer),
+                    None => None,
+                };
                 (Json(answer).into_response(), collected)
             }
             Err(e) => (
@@ -1134,20 +1139,39 @@ async fn infer_on(
     answer(&handle, &live, replay, &id, started, score).await
 }
 
-/// A sampled Open Inference Protocol request's rows (a tabular model's columns) and its first
-/// output's values, one per row.
+/// A sampled Open Inference Protocol request's rows (a tabular model's columns, or a tensor
+/// model's tensors by their first axis) and what was answered for each: the first output's
+/// value, or a tensor model's outputs (see `tensors::output_rows`).
 fn oip_rows(
     body: &[u8],
     header_length: Option<usize>,
     scorer: &Scorer,
     answered: &[u8],
 ) -> Option<(Frame, Vec<Value>)> {
-    if scorer.onnx().is_some() {
-        return None;
-    }
     let request = oip::decode(body, header_length).ok()?;
-    let frame = oip::frame_of(&request.tensors, &scorer.input_names()).ok()?;
     let answer: Value = serde_json::from_slice(answered).ok()?;
+    if scorer.onnx().is_some() {
+        let frame = tensors::row_frame(&request.tensors)?;
+        let outputs: Vec<tensors::Tensor> = answer["outputs"]
+            .as_array()?
+            .iter()
+            .map(|o| {
+                Some(tensors::Tensor {
+                    name: o["name"].as_str()?.to_owned(),
+                    datatype: o["datatype"].as_str()?.to_owned(),
+                    shape: o["shape"]
+                        .as_array()?
+                        .iter()
+                        .map(|d| d.as_u64().map(|d| d as usize))
+                        .collect::<Option<_>>()?,
+                    data: o["data"].as_array()?.clone(),
+                })
+            })
+            .collect::<Option<_>>()?;
+        let answers = tensors::output_rows(&outputs, frame.rows)?;
+        return Some((frame, answers));
+    }
+    let frame = oip::frame_of(&request.tensors, &scorer.input_names()).ok()?;
     let outputs = answer["outputs"][0]["data"].as_array()?.clone();
     (outputs.len() == frame.rows).then_some((frame, outputs))
 }

@@ -11,7 +11,8 @@
 //!
 //! Columns: `request_id`, `row` (within the request), `timestamp_ms` (UTC, when the answer
 //! left), `latency_ms`, then the inputs as the caller named them (numbers as Float64, booleans
-//! as Boolean, anything else as its text) — or, for outputs, `prediction`.
+//! as Boolean, anything else as its text; a tensor model's tensors by rows, see
+//! `serving::tensors::row_frame`) — or, for outputs, `prediction`.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -273,6 +273,55 @@ pub fn answer(
     Ok((answer, None))
 }
 
+/// A sampled tensor request's rows and what `answer` (its answer) gave each, for data
+/// collection (see [`tensors::row_frame`]); `None` for a request that is not tensors of a
+/// tensor model, or whose tensors or outputs share no first axis.
+pub fn tensor_rows(body: &[u8], scorer: &Scorer, answer: &Value) -> Option<(Frame, Vec<Value>)> {
+    let model = scorer.onnx()?;
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let data = ["inputs", "instances"].iter().find_map(|k| value.get(*k))?;
+    let given: Vec<Tensor> = match data {
+        Value::Object(named) => named
+            .iter()
+            .map(|(name, v)| {
+                let port = model.inputs.iter().find(|p| &p.name == name);
+                tensors::from_nested(name, port.map_or("FP32", |p| p.datatype.as_str()), v).ok()
+            })
+            .collect::<Option<_>>()?,
+        list @ Value::Array(_) if model.inputs.len() == 1 => {
+            let port = &model.inputs[0];
+            vec![tensors::from_nested(&port.name, &port.datatype, list).ok()?]
+        }
+        _ => return None,
+    };
+    let frame = tensors::row_frame(&given)?;
+    // One output answers a list of rows; several, an object of them.
+    let answers = match &answer["predictions"] {
+        Value::Array(rows) => (rows.len() == frame.rows).then(|| rows.clone())?,
+        Value::Object(outputs) => {
+            let columns: Vec<(&String, &Vec<Value>)> = outputs
+                .iter()
+                .map(|(name, rows)| Some((name, rows.as_array()?)))
+                .collect::<Option<_>>()?;
+            if columns.iter().any(|(_, rows)| rows.len() != frame.rows) {
+                return None;
+            }
+            (0..frame.rows)
+                .map(|i| {
+                    Value::Object(
+                        columns
+                            .iter()
+                            .map(|(name, rows)| ((*name).clone(), rows[i].clone()))
+                            .collect(),
+                    )
+                })
+                .collect()
+        }
+        _ => return None,
+    };
+    Some((frame, answers))
+}
+
 /// Whether a JSON request asks for class probabilities: `"params": {"probabilities": true}`.
 fn wants_probabilities(body: &[u8], content_type: &str) -> Result<bool, ScoreError> {
     if !content_type

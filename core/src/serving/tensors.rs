@@ -419,6 +419,72 @@ pub fn from_nested(name: &str, datatype: &str, value: &Value) -> Result<Tensor, 
 }
 
 /// A tensor as nested JSON lists, for MLflow's answer.
+/// Rows of a tensor request for data collection: the first axis of every tensor is the row
+/// (they must agree). A tensor with one value per row is a column of its name; with up to
+/// [`WIDE`] values, one column each (`name[j]`); wider (an image, say), one column holding the
+/// row's values as a JSON list. `None` when the tensors have no common first axis.
+pub fn row_frame(tensors: &[Tensor]) -> Option<super::Frame> {
+    let rows = *tensors.first()?.shape.first()?;
+    let mut frame = super::Frame::default();
+    for t in tensors {
+        let values = per_row(t, rows)?;
+        let width = values.first().map_or(0, Vec::len);
+        if width == 1 {
+            frame
+                .push(t.name.clone(), values.into_iter().flatten().collect())
+                .ok()?;
+        } else if width <= WIDE {
+            for j in 0..width {
+                let column = values.iter().map(|row| row[j].clone()).collect();
+                frame.push(format!("{}[{j}]", t.name), column).ok()?;
+            }
+        } else {
+            let column = values.into_iter().map(Value::Array).collect();
+            frame.push(t.name.clone(), column).ok()?;
+        }
+    }
+    Some(frame)
+}
+
+/// The widest tensor row collected as a column per value.
+pub const WIDE: usize = 32;
+
+/// Each of `rows` rows' values of `t` (its first axis), flat.
+fn per_row(t: &Tensor, rows: usize) -> Option<Vec<Vec<Value>>> {
+    if t.shape.first() != Some(&rows) || rows == 0 {
+        return None;
+    }
+    let step = t.data.len() / rows;
+    (step * rows == t.data.len())
+        .then(|| t.data.chunks(step.max(1)).map(<[Value]>::to_vec).collect())
+}
+
+/// What a tensor model answered for each of `rows` rows: its output's row (a value, or the
+/// row's values as a list), or for several outputs an object of each output's row. `None`
+/// when an output has no row per input row.
+pub fn output_rows(outputs: &[Tensor], rows: usize) -> Option<Vec<Value>> {
+    let per: Vec<(String, Vec<Vec<Value>>)> = outputs
+        .iter()
+        .map(|t| Some((t.name.clone(), per_row(t, rows)?)))
+        .collect::<Option<_>>()?;
+    let cell = |row: &[Value]| match row {
+        [one] => one.clone(),
+        many => Value::Array(many.to_vec()),
+    };
+    Some(
+        (0..rows)
+            .map(|i| match per.as_slice() {
+                [(_, only)] => cell(&only[i]),
+                many => Value::Object(
+                    many.iter()
+                        .map(|(name, values)| (name.clone(), cell(&values[i])))
+                        .collect(),
+                ),
+            })
+            .collect(),
+    )
+}
+
 pub fn to_nested(t: &Tensor) -> Value {
     fn build(data: &[Value], shape: &[usize]) -> Value {
         match shape {
