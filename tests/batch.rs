@@ -888,3 +888,145 @@ fn a_pipeline_deployment_runs_its_pipeline_component_over_the_input() {
         .lathe(&["batch-deployment", "create", "-f", hello.to_str().unwrap()])
         .fails_with("azureml:hello_batch@latest");
 }
+
+/// A batch scoring script as Azure's batch endpoints run it: `init()` once per worker, then
+/// `run(mini_batch)`: a list of file paths for a folder of any files, a DataFrame for a
+/// table asset's rows. What it returns becomes the output table; a mini batch that raises is
+/// counted against the threshold with the script's error.
+const BATCH_SCRIPT: &str = r#"
+import json
+import os
+
+import pandas as pd
+
+
+def init():
+    global scale
+    # A model folder sits under its own name in AZUREML_MODEL_DIR, as in Azure.
+    with open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "weights.json")) as f:
+        scale = json.load(f)["scale"]
+
+
+def run(mini_batch):
+    if isinstance(mini_batch, pd.DataFrame):
+        if (mini_batch["x"] < 0).any():
+            raise ValueError("a negative x")
+        return pd.DataFrame({"x": mini_batch["x"], "scaled": mini_batch["x"] * scale})
+    out = []
+    for path in mini_batch:
+        with open(path) as f:
+            out.append(f"{os.path.basename(path)} {len(f.read().split()) * scale}")
+    return out
+"#;
+
+#[test]
+fn a_batch_scoring_script_runs_over_files_and_table_rows() {
+    let sandbox = Sandbox::new();
+    let python = peer_python();
+    let vars = [("LATHE_PYTHON", python.as_os_str())];
+    sandbox.file("deploy/model/weights.json", br#"{"scale": 3}"#);
+    sandbox.file("deploy/code/batch_driver.py", BATCH_SCRIPT.as_bytes());
+    let endpoint = sandbox.file("deploy/endpoint.yml", b"name: words\n");
+    sandbox
+        .lathe(&["batch-endpoint", "create", "-f", endpoint.to_str().unwrap()])
+        .ok();
+    // As the corpus' custom batch deployment writes it.
+    let deployment = sandbox.file(
+        "deploy/deployment.yml",
+        b"name: driver\nendpoint_name: words\ntype: model\nmodel:\n  path: model/\n\
+          code_configuration:\n  code: code\n  scoring_script: batch_driver.py\n\
+          environment:\n  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest\n\
+          resources:\n  instance_count: 1\nsettings:\n  max_concurrency_per_instance: 2\n  \
+          mini_batch_size: 2\n  error_threshold: -1\n",
+    );
+    sandbox
+        .lathe(&[
+            "batch-deployment",
+            "create",
+            "-f",
+            deployment.to_str().unwrap(),
+        ])
+        .ok();
+
+    // A folder of text files: the script reads each path it is given.
+    for (name, text) in [
+        ("a.txt", "one"),
+        ("b.txt", "one two"),
+        ("c.txt", "one two three"),
+        ("sub/d.txt", "four words in here"),
+        ("e.md", ""),
+    ] {
+        sandbox.file(&format!("texts/{name}"), text.as_bytes());
+    }
+    let folder = sandbox.path("data").join("texts");
+    let job = sandbox
+        .lathe_with(
+            &[
+                "batch-endpoint",
+                "invoke",
+                "words",
+                "--input",
+                folder.to_str().unwrap(),
+                "--json",
+            ],
+            &vars,
+        )
+        .ok()
+        .json();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(
+        (job["rows_total"].as_u64(), job["rows_failed"].as_u64()),
+        (Some(5), Some(0))
+    );
+    let out = table(&sandbox, job["output_version"].as_str().unwrap());
+    let mut results: Vec<String> = strings(&out, "result").into_iter().flatten().collect();
+    results.sort();
+    assert_eq!(
+        results,
+        ["a.txt 3", "b.txt 6", "c.txt 9", "d.txt 12", "e.md 0"]
+    );
+
+    // A table asset: each mini batch a DataFrame; the one holding a negative x fails whole.
+    let csv = sandbox.file("nums.csv", b"x\n1\n2\n3\n4\n-5\n6\n7\n");
+    sandbox
+        .lathe(&["data", "import", csv.to_str().unwrap(), "--name", "nums"])
+        .ok();
+    let job = sandbox
+        .lathe_with(
+            &[
+                "batch-endpoint",
+                "invoke",
+                "words",
+                "--input",
+                "nums:1",
+                "--json",
+            ],
+            &vars,
+        )
+        .ok()
+        .json();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(
+        (job["rows_total"].as_u64(), job["rows_failed"].as_u64()),
+        (Some(7), Some(2))
+    );
+    let failure = job["failures"][0]["error"].as_str().unwrap();
+    assert!(
+        failure.starts_with("rows 5–6: ValueError: a negative x"),
+        "{failure}"
+    );
+    let out = table(&sandbox, job["output_version"].as_str().unwrap());
+    let pairs: Vec<(Option<f64>, Option<f64>)> = numbers(&out, "x")
+        .into_iter()
+        .zip(numbers(&out, "scaled"))
+        .collect();
+    let mut pairs: Vec<(f64, f64)> = pairs
+        .into_iter()
+        .map(|(a, b)| (a.unwrap(), b.unwrap()))
+        .collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(
+        pairs,
+        [(1.0, 3.0), (2.0, 6.0), (3.0, 9.0), (4.0, 12.0), (7.0, 21.0)]
+    );
+}

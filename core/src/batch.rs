@@ -286,13 +286,6 @@ pub fn parse_deployment(text: &str) -> Result<BatchDeploymentSpec> {
              a local path)",
         );
     }
-    if spec.code_configuration.is_some() {
-        return refuse(
-            "code_configuration: Lathe's batch jobs score an MLflow or Lathe model over a \
-             table's rows; a batch scoring script (run(mini_batch) over file paths) is not run \
-             yet — leave code_configuration out to score the model itself",
-        );
-    }
     let settings = spec.settings();
     if settings.mini_batch_size == Some(0) {
         return refuse("settings.mini_batch_size: at least 1");
@@ -533,6 +526,7 @@ pub fn put_deployment(
             spec.endpoint_name, spec.name
         )));
     }
+    let mut puts = Vec::new();
     let (model_name, model_version, runtime, pipeline) = if spec.is_pipeline() {
         let pipeline = resolve_pipeline(store, &spec, base)?;
         (
@@ -543,15 +537,24 @@ pub fn put_deployment(
         )
     } else {
         let environment = endpoints::resolve_environment(store, spec.environment.as_ref(), base)?;
+        // A batch scoring script's folder is kept as an online deployment's is.
+        let code = match &spec.code_configuration {
+            Some(config) => {
+                let (code, put) = endpoints::snapshot_code(store, config, base)?;
+                puts = put;
+                Some(code)
+            }
+            None => None,
+        };
         let anonymous = format!("{}-{}", spec.endpoint_name, spec.name);
         let (name, version) =
-            endpoints::resolve_model(store, spec.model.as_ref(), &anonymous, false, base)?;
-        let runtime = Runtime {
-            environment,
-            code: None,
-        };
-        (name, version, runtime, None)
+            endpoints::resolve_model(store, spec.model.as_ref(), &anonymous, code.is_some(), base)?;
+        (name, version, Runtime { environment, code }, None)
     };
+    let blobs: Vec<(String, i64)> = puts
+        .iter()
+        .map(|p| (p.hash.clone(), p.size_bytes as i64))
+        .collect();
     let stored_pipeline = pipeline.as_ref().map(serde_json::to_string).transpose()?;
     let mut endpoint_spec = endpoint.spec.clone();
     if make_default || existing.is_empty() {
@@ -569,6 +572,12 @@ pub fn put_deployment(
         stored_pipeline,
     );
     store.transaction::<_, Error>(move |c| {
+        for (hash, size) in &blobs {
+            c.execute(
+                "INSERT OR IGNORE INTO blobs (hash, size_bytes, created_at) VALUES (?1, ?2, ?3)",
+                params![hash, size, crate::db::now_secs()],
+            )?;
+        }
         c.execute(
             "INSERT INTO batch_deployments (endpoint, name, spec, model_name, model_version,
                  runtime, pipeline, created_at_ms, updated_at_ms)
@@ -806,8 +815,11 @@ mod tests {
             dir.join("deploy-models/heart-classifier-mlflow/deployment-custom/deployment.yml"),
         )
         .unwrap();
-        let e = parse_deployment(&custom).unwrap_err().to_string();
-        assert!(e.contains("code_configuration"), "{e}");
+        let scripted = parse_deployment(&custom).unwrap();
+        assert_eq!(
+            scripted.code_configuration.unwrap().scoring_script,
+            "batch_driver.py"
+        );
         let pipeline =
             std::fs::read_to_string(dir.join("deploy-pipelines/hello-batch/deployment.yml"))
                 .unwrap();

@@ -165,7 +165,7 @@ impl Buffer {
 
 /// A column of JSON values as polars keeps it: numbers as Float64, booleans as Boolean,
 /// anything else as text; missing values null.
-fn column(name: &str, values: &[Option<&Value>]) -> Column {
+pub(crate) fn column(name: &str, values: &[Option<&Value>]) -> Column {
     let present = || values.iter().flatten().filter(|v| !v.is_null());
     if present().all(|v| v.is_number()) {
         let data: Vec<Option<f64>> = values.iter().map(|v| v.and_then(Value::as_f64)).collect();

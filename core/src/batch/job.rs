@@ -30,6 +30,8 @@ use crate::tracking::registry;
 use crate::tracking::types::RunStatus;
 use crate::{Error, Result};
 
+mod script;
+
 /// Rows per mini batch of a table when the deployment does not say (Azure's 10 counts files).
 pub const DEFAULT_ROWS_PER_MINI_BATCH: u64 = 10_000;
 /// Failures a job keeps by row; past this only the count grows.
@@ -197,7 +199,7 @@ pub fn submit(store: &Store, invocation: &Invocation) -> Result<BatchJob> {
                     .to_owned(),
             ));
         }
-        None => fix_input(store, &invocation.input)?,
+        None => fix_input(store, &invocation.input, deployment.runtime.code.is_some())?,
     };
     let output = invocation
         .output
@@ -229,16 +231,26 @@ pub fn submit(store: &Store, invocation: &Invocation) -> Result<BatchJob> {
     job(store, id)
 }
 
-/// `text` as the input a job keeps: `NAME:VERSION` of a table asset, or an absolute path.
-fn fix_input(store: &Store, text: &str) -> Result<String> {
+/// `text` as the input a job keeps: `NAME:VERSION` of a table asset, or an absolute path (of
+/// table files; of any files, and any asset, for a scoring script).
+fn fix_input(store: &Store, text: &str, scripted: bool) -> Result<String> {
     let fixed = fix_data(store, text)?;
     let path = Path::new(&fixed);
     if path.is_absolute() {
-        table_files(path)?;
+        if scripted {
+            if !path.exists() {
+                return Err(Error::Endpoint(format!(
+                    "input: {} does not exist",
+                    path.display()
+                )));
+            }
+        } else {
+            table_files(path)?;
+        }
         return Ok(fixed);
     }
     let version = store.workspace()?.resolve(&fixed.parse()?)?;
-    if version.kind != AssetKind::Table {
+    if version.kind != AssetKind::Table && !scripted {
         return Err(Error::Endpoint(format!(
             "input: {} holds {}; a model batch deployment scores a table's rows",
             version.reference(),
@@ -797,40 +809,17 @@ enum Ended {
 }
 
 fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts) -> Result<Ended> {
-    let tracking = store.tracking();
     let deployment = super::deployment(store, &found.endpoint, &found.deployment)?;
     if let Some(pipeline) = &deployment.pipeline {
         return execute_pipeline(store, found, pipeline, progress, counts);
     }
+    if deployment.runtime.code.is_some() {
+        return script::execute(store, found, &deployment, progress, counts);
+    }
     progress.start_stage("reading the input", 0);
     let source = read_source(store, &found.input)?;
-    let version = {
-        let (n, v) = (
-            deployment.model_name.clone(),
-            deployment.model_version.clone(),
-        );
-        tracking.read(move |c| registry::get_version(c, &n, &v))?
-    };
     progress.start_stage("loading the model", 0);
-    let settings = deployment.spec.settings();
-    let timeout = settings
-        .retry_settings
-        .as_ref()
-        .and_then(|r| r.timeout)
-        .unwrap_or(30);
-    let hosting = Hosting {
-        runtime: &deployment.runtime,
-        instances: deployment.spec.instances(),
-        variables: crate::endpoints::variables(&settings.environment_variables),
-        timeout: Duration::from_secs(timeout),
-        log: std::sync::Arc::new(|_line: &str| {}),
-    };
-    let scorer = Scorer::host(&tracking, &version, Some(&hosting)).map_err(|e| {
-        Error::Endpoint(format!(
-            "model {}:{} did not load: {e}",
-            version.name, version.version
-        ))
-    })?;
+    let (version, scorer) = host(store, &deployment)?;
     let python = scorer.python().is_some();
     let files = matches!(source, Source::Files(_));
     let plan = Plan::of(&deployment, files, python);
@@ -875,6 +864,48 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
         Err(e) => return Err(Error::Endpoint(format!("no threads to score with: {e}"))),
     };
     let seconds = started.elapsed().as_secs_f64();
+    let ending = Ending {
+        run_id,
+        plan: &plan,
+        version: &version,
+        total,
+        seconds,
+        over: over.load(Ordering::Relaxed),
+    };
+    finish(store, found, ending, results, progress, counts)
+}
+
+/// How a job's scoring went, for [`finish`].
+struct Ending<'a> {
+    run_id: String,
+    plan: &'a Plan,
+    version: &'a crate::tracking::types::ModelVersion,
+    /// Rows (or files) in the input, and the seconds scoring them took.
+    total: u64,
+    seconds: f64,
+    /// Whether the failures passed the error threshold.
+    over: bool,
+}
+
+/// Ends a job whose mini batches were scored (`results`, `None` for one never started): its
+/// failures kept, cancelled or over the threshold, else its metrics logged and its output
+/// written as the plan's output action says.
+fn finish(
+    store: &Store,
+    found: &BatchJob,
+    ending: Ending<'_>,
+    results: Vec<Option<Scored>>,
+    progress: &Progress,
+    counts: &Counts,
+) -> Result<Ended> {
+    let Ending {
+        run_id,
+        plan,
+        version,
+        total,
+        seconds,
+        over,
+    } = ending;
     let mut failures: Vec<Failure> = Vec::new();
     let mut rows = Vec::new();
     for scored in results.into_iter().flatten() {
@@ -898,7 +929,7 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
             failures,
         );
     }
-    if over.load(Ordering::Relaxed) {
+    if over {
         let message = format!(
             "{failed_rows} row(s) failed, more than error_threshold {}; the first: {}",
             plan.error_threshold.unwrap_or_default(),
@@ -917,7 +948,7 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
         OutputAction::SummaryOnly => None,
         OutputAction::AppendRow => {
             progress.start_stage("writing the predictions", 0);
-            match write_output(store, found, &run_id, rows, &plan.output_file, &version) {
+            match write_output(store, found, &run_id, rows, &plan.output_file, version) {
                 Ok(id) => Some(id),
                 Err(e) => {
                     let message = format!("the predictions were not written: {e}");
@@ -932,6 +963,42 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
         output,
         failures,
     })
+}
+
+/// The deployment's model version, loaded as the deployment runs it (in process, or in its
+/// Python workers with its scoring script).
+fn host(
+    store: &Store,
+    deployment: &BatchDeployment,
+) -> Result<(crate::tracking::types::ModelVersion, Scorer)> {
+    let tracking = store.tracking();
+    let version = {
+        let (n, v) = (
+            deployment.model_name.clone(),
+            deployment.model_version.clone(),
+        );
+        tracking.read(move |c| registry::get_version(c, &n, &v))?
+    };
+    let settings = deployment.spec.settings();
+    let timeout = settings
+        .retry_settings
+        .as_ref()
+        .and_then(|r| r.timeout)
+        .unwrap_or(30);
+    let hosting = Hosting {
+        runtime: &deployment.runtime,
+        instances: deployment.spec.instances(),
+        variables: crate::endpoints::variables(&settings.environment_variables),
+        timeout: Duration::from_secs(timeout),
+        log: std::sync::Arc::new(|_line: &str| {}),
+    };
+    let scorer = Scorer::host(&tracking, &version, Some(&hosting)).map_err(|e| {
+        Error::Endpoint(format!(
+            "model {}:{} did not load: {e}",
+            version.name, version.version
+        ))
+    })?;
+    Ok((version, scorer))
 }
 
 fn stopped(

@@ -59,6 +59,8 @@ pub enum Op {
     Invocations,
     /// Azure's `/score`.
     Score,
+    /// A batch job's mini batch for a scoring script's `run(mini_batch)` (see `worker.py`).
+    Batch,
 }
 
 /// A worker's answer: an HTTP status, a content type and the body.
@@ -299,7 +301,11 @@ impl Process {
 
     fn ask(&mut self, job: &Job) -> Result<Reply, Ask> {
         let header = json!({
-            "op": match job.op { Op::Invocations => "invocations", Op::Score => "score" },
+            "op": match job.op {
+                Op::Invocations => "invocations",
+                Op::Score => "score",
+                Op::Batch => "batch",
+            },
             "content_type": job.content_type,
             "length": job.body.len(),
         });

@@ -3,10 +3,14 @@
 Started by Lathe (core/src/serving/python.rs) as `python -c <this file> MODE MODEL_DIR [CODE_DIR
 SCRIPT]` inside the deployment's environment. MODE is `pyfunc` (an MLflow model, scored by
 MLflow's own scoring function, so every body shape and error is MLflow's) or `script` (an Azure
-ML scoring script: `init()` once, `run(raw_data)` per request, AZUREML_MODEL_DIR set).
+ML scoring script: `init()` once, `run(raw_data)` per request, AZUREML_MODEL_DIR set; for a
+batch deployment `run(mini_batch)`, as Azure's batch endpoints call it).
 
 Frames on stdin and stdout: a JSON header line, then `length` bytes of body.
-  request:  {"op": "invocations" | "score", "content_type": "...", "length": N}
+  request:  {"op": "invocations" | "score" | "batch", "content_type": "...", "length": N}
+A batch request's body is {"files": [path, ...]} (run() gets the list of paths) or
+{"table": path of a CSV file} (run() gets its rows as a pandas DataFrame); the answer is
+{"rows": [...]}: one element per row run() returned (a DataFrame's rows as objects).
   answer:   {"status": 200, "content_type": "...", "length": N}
 The first line written is {"ready": true, ...} once the model (or init()) has loaded. Anything
 the model or the script prints goes to stderr, which Lathe keeps as the deployment's log.
@@ -116,6 +120,8 @@ def script(model_dir, code_dir, name):
         module.init()
 
     def answer(op, content_type, body):
+        if op == "batch":
+            return batch(body)
         try:
             result = module.run(body.decode("utf-8", errors="replace"))
         except Exception as e:
@@ -124,6 +130,28 @@ def script(model_dir, code_dir, name):
             return 500, "application/json", json.dumps(message).encode()
         # Azure's inference server answers the returned value as JSON.
         return 200, "application/json", json.dumps(result, default=str).encode()
+
+    def batch(body):
+        request = json.loads(body)
+        try:
+            if "table" in request:
+                import pandas as pd
+
+                mini_batch = pd.read_csv(request["table"])
+            else:
+                mini_batch = request["files"]
+            result = module.run(mini_batch)
+        except Exception as e:
+            traceback.print_exc()
+            message = {"error": last_line(e), "message": "the scoring script's run() raised"}
+            return 500, "application/json", json.dumps(message).encode()
+        if hasattr(result, "to_dict") and hasattr(result, "columns"):
+            rows = result.to_dict(orient="records")
+        elif hasattr(result, "tolist"):
+            rows = result.tolist()
+        else:
+            rows = list(result)
+        return 200, "application/json", json.dumps({"rows": rows}, default=str).encode()
 
     return answer, {}
 

@@ -118,7 +118,10 @@ impl BatchPanel {
             self.message = None;
         }
         ui.heading(name);
-        ui.weak("Batch endpoint: scores a table data asset or table files as a job.");
+        ui.weak(
+            "Batch endpoint: scores a table data asset or table files as a job (a scoring \
+             script also takes any folder of files or data asset).",
+        );
         if !view.endpoint.spec.description.is_empty() {
             ui.label(&view.endpoint.spec.description);
         }
@@ -352,7 +355,13 @@ fn deployments_ui(ui: &mut egui::Ui, service: &Service, view: &BatchView) {
                     ui.end_row();
                     continue;
                 }
-                ui.label(format!("{}:{}", d.model_name, d.model_version));
+                match &d.runtime.code {
+                    Some(code) => ui.label(format!(
+                        "{}:{} · script {}",
+                        d.model_name, d.model_version, code.scoring_script
+                    )),
+                    None => ui.label(format!("{}:{}", d.model_name, d.model_version)),
+                };
                 ui.label(settings.mini_batch_size.map_or_else(
                     || "10,000 rows or 10 files".to_owned(),
                     |n| format!("{n} rows or files"),
