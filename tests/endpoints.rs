@@ -888,21 +888,12 @@ fn onnx_models_serve_in_process_and_agree_with_onnxruntime() {
     let x: Vec<Vec<f64>> = (0..2)
         .map(|i| vec![i as f64 * 0.5 - 1.0, 2.0 - i as f64 * 0.25])
         .collect();
-    let inputs = sandbox.file("x.json", json!({ "X": x }).to_string().as_bytes());
-    let out = std::process::Command::new(peer_python())
-        .arg(peer_script("onnx_run.py"))
-        .args([
-            corpus.join("example1.onnx").to_str().unwrap(),
-            inputs.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let oracle = onnxruntime(
+        &sandbox,
+        "x.json",
+        &corpus.join("example1.onnx"),
+        &json!({ "X": x }),
     );
-    let oracle: Value = serde_json::from_slice(&out.stdout).unwrap();
     let flat = |v: &Value| -> Vec<f64> {
         let mut out = Vec::new();
         fn walk(v: &Value, out: &mut Vec<f64>) {
@@ -1131,21 +1122,7 @@ fn scikit_learn_onnx_models_agree_with_onnxruntime() {
     let rows: Vec<Vec<f64>> = (0..4)
         .map(|i| (0..3).map(|j| f64::from(i * 3 + j) * 1.5 - 4.0).collect())
         .collect();
-    let inputs = sandbox.file(
-        "scaler.json",
-        json!({ "input": rows }).to_string().as_bytes(),
-    );
-    let out = std::process::Command::new(peer_python())
-        .arg(peer_script("onnx_run.py"))
-        .args([scaler.to_str().unwrap(), inputs.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let oracle: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let oracle = onnxruntime(&sandbox, "scaler.json", &scaler, &json!({ "input": rows }));
     let (status, _, scaled) = post(
         &format!("{base}/invocations"),
         "",
@@ -1175,24 +1152,12 @@ fn scikit_learn_onnx_models_agree_with_onnxruntime() {
                     .collect()
             })
             .collect();
-        let inputs = sandbox.file(
+        let oracle = onnxruntime(
+            &sandbox,
             &format!("{name}.json"),
-            json!({ input: rows }).to_string().as_bytes(),
+            &corpus.join(file),
+            &json!({ input: rows }),
         );
-        let out = std::process::Command::new(peer_python())
-            .arg(peer_script("onnx_run.py"))
-            .args([
-                corpus.join(file).to_str().unwrap(),
-                inputs.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let oracle: Value = serde_json::from_slice(&out.stdout).unwrap();
         let (status, _, answer) = post(
             &format!("{base}/v2/models/sklearn/infer"),
             "",
@@ -1255,21 +1220,12 @@ fn scikit_learn_onnx_models_agree_with_onnxruntime() {
                     (t["name"].as_str().unwrap().to_owned(), Value::Array(rows))
                 })
                 .collect();
-            let inputs = sandbox.file(
+            let oracle = onnxruntime(
+                &sandbox,
                 &format!("{name}.json"),
-                Value::Object(given).to_string().as_bytes(),
+                path,
+                &Value::Object(given),
             );
-            let out = std::process::Command::new(peer_python())
-                .arg(peer_script("onnx_run.py"))
-                .args([path.to_str().unwrap(), inputs.to_str().unwrap()])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let oracle: Value = serde_json::from_slice(&out.stdout).unwrap();
             let (status, _, answer) = post(
                 &format!("{base}/v2/models/sklearn/infer"),
                 "",
@@ -1314,6 +1270,24 @@ fn scikit_learn_onnx_models_agree_with_onnxruntime() {
             }
         }
     }
+}
+
+/// What onnxruntime (the peer) answers for `model` given `inputs` ({input name: nested
+/// lists}), by `tests/peers/onnx_run.py`; the request is kept as `file` in the sandbox.
+fn onnxruntime(sandbox: &Sandbox, file: &str, model: &std::path::Path, inputs: &Value) -> Value {
+    let inputs = sandbox.file(file, inputs.to_string().as_bytes());
+    let out = std::process::Command::new(peer_python())
+        .arg(peer_script("onnx_run.py"))
+        .arg(model)
+        .arg(&inputs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Every number in a nested JSON list, in order.
@@ -1567,7 +1541,6 @@ fn negated_model(sandbox: &Sandbox, store: &lathe_core::Store) -> std::path::Pat
 /// signature, and the package serves from its folder, agreeing with onnxruntime.
 #[test]
 fn a_registered_onnx_file_packages_and_serves_from_its_folder() {
-    use std::io::BufRead;
     let sandbox = Sandbox::new();
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
         "../../shared/corpora/onnx/sklearn-onnx/tests/tests/SklearnOneHotEncoderInt64-SkipDim1.model.onnx",
@@ -1610,42 +1583,10 @@ fn a_registered_onnx_file_packages_and_serves_from_its_folder() {
     assert!(requirements.contains("onnxruntime"), "{requirements}");
 
     let empty = sandbox.path("elsewhere");
-    std::fs::create_dir_all(&empty).unwrap();
-    let mut serving = std::process::Command::new(out.join("bin/lathe"))
-        .args(["models", "serve"])
-        .arg(out.join("model"))
-        .current_dir(&empty)
-        .env("LATHE_WORKSPACE", &empty)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(serving.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in '{line}'"))
-        .to_owned();
+    let (mut serving, base) = lathe_tests::serve_package(&out, &empty);
     // 7 is in none of the encoder's categories.
     let row = json!([[4, 1, 7]]);
-    let inputs = sandbox.file(
-        "onehot.json",
-        json!({ "input": row }).to_string().as_bytes(),
-    );
-    let oracle = std::process::Command::new(peer_python())
-        .arg(peer_script("onnx_run.py"))
-        .args([model.to_str().unwrap(), inputs.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        oracle.status.success(),
-        "{}",
-        String::from_utf8_lossy(&oracle.stderr)
-    );
-    let oracle: Value = serde_json::from_slice(&oracle.stdout).unwrap();
+    let oracle = onnxruntime(&sandbox, "onehot.json", &model, &json!({ "input": row }));
     let deadline = Instant::now() + Duration::from_secs(30);
     let answer = loop {
         let answer = http()

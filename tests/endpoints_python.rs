@@ -435,7 +435,6 @@ fn a_scoring_script_runs_init_once_and_run_per_request_and_a_dead_worker_is_repl
 
 #[test]
 fn a_packaged_native_model_serves_from_its_folder_and_loads_in_mlflow_pyfunc_alike() {
-    use std::io::BufRead;
     let sandbox = Sandbox::new();
     let pipeline = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../assets/pipelines/churn-classification.yml");
@@ -512,25 +511,7 @@ fn a_packaged_native_model_serves_from_its_folder_and_loads_in_mlflow_pyfunc_ali
 
     // Served from the folder alone, by the packaged program, in a workspace of its own.
     let empty = sandbox.path("elsewhere");
-    std::fs::create_dir_all(&empty).unwrap();
-    let mut serving = std::process::Command::new(out.join("bin/lathe"))
-        .args(["models", "serve"])
-        .arg(out.join("model"))
-        .current_dir(&empty)
-        .env("LATHE_WORKSPACE", &empty)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(serving.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in '{line}'"))
-        .to_owned();
+    let (mut serving, base) = lathe_tests::serve_package(&out, &empty);
     // Raw customer rows, as a caller has them: the model prepares them itself (its fills,
     // categories and scales travel in the package). Row 1 lacks its age, row 2's region is one
     // the model never saw.

@@ -757,6 +757,32 @@ pub mod red_detector {
     }
 }
 
+/// Serves a package's model folder (`OUT/model`) with the package's own `bin/lathe`, run in
+/// `empty` as a workspace of its own; the process and its base URL (from its first line).
+pub fn serve_package(out: &Path, empty: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    std::fs::create_dir_all(empty).unwrap();
+    let mut serving = Command::new(out.join("bin/lathe"))
+        .args(["models", "serve"])
+        .arg(out.join("model"))
+        .current_dir(empty)
+        .env("LATHE_WORKSPACE", empty)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(serving.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in '{line}'"))
+        .to_owned();
+    (serving, base)
+}
+
 /// Registers the churn pipeline's logistic regression (`churn-pipeline-classifier:1`, which
 /// takes raw rows) without its preprocessing as `churn-features:1`: the same weights over the
 /// prepared (one-hot, scaled) features, for tests of the protocols in feature space.
