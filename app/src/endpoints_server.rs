@@ -113,8 +113,9 @@ impl Live {
         let Some((spec, buffer)) = &self.collector else {
             return;
         };
-        let (samples, dropped) = buffer.take();
-        if samples.is_empty() && dropped == 0 {
+        let taken = buffer.take();
+        let dropped = taken.dropped;
+        if taken.kept.is_empty() && dropped == 0 {
             return;
         }
         let (store, spec) = (store.clone(), spec.clone());
@@ -130,7 +131,7 @@ impl Live {
                 );
                 let _ = endpoints::log(&store, &endpoint, &name, &line);
             }
-            if let Err(e) = collection::flush(&store, &endpoint, &name, &spec, &samples) {
+            if let Err(e) = collection::flush_taken(&store, &endpoint, &name, &spec, &taken) {
                 let _ = endpoints::log(&store, &endpoint, &name, &format!("data collection: {e}"));
             }
         });

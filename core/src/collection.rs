@@ -129,10 +129,79 @@ pub struct Sample {
     pub outputs: Vec<Value>,
 }
 
+/// A sample as a buffer keeps it until the flush: in three allocations, its column names
+/// shared with the buffer when they are the ones it has (a busy deployment buffers a few
+/// hundred thousand requests between flushes; fresh memory for each request's names and
+/// per-column vectors cost more than the rest of collection).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    request_id: String,
+    at_ms: i64,
+    latency_ms: f64,
+    /// `None`: the buffer's names.
+    names: Option<Vec<String>>,
+    rows: usize,
+    /// The inputs column after column, `rows` values each.
+    values: Vec<Value>,
+    outputs: Vec<Value>,
+}
+
+impl Kept {
+    fn new(sample: Sample, shared: &[String]) -> (Self, Option<Vec<String>>) {
+        let Sample {
+            request_id,
+            at_ms,
+            latency_ms,
+            inputs,
+            outputs,
+        } = sample;
+        let Frame {
+            names,
+            columns,
+            rows,
+        } = inputs;
+        let values = columns.into_iter().flatten().collect();
+        let (names, spare) = if names == shared {
+            (None, Some(names))
+        } else {
+            (Some(names), None)
+        };
+        let kept = Self {
+            request_id,
+            at_ms,
+            latency_ms,
+            names,
+            rows,
+            values,
+            outputs,
+        };
+        (kept, spare)
+    }
+
+    fn names<'a>(&'a self, shared: &'a [String]) -> &'a [String] {
+        self.names.as_deref().unwrap_or(shared)
+    }
+
+    /// Input column `j`'s values.
+    fn column(&self, j: usize) -> &[Value] {
+        self.values
+            .get(j * self.rows..(j + 1) * self.rows)
+            .unwrap_or_default()
+    }
+}
+
+/// What a buffer held: its samples, the names they share, and the requests it dropped.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub kept: Vec<Kept>,
+    pub names: Vec<String>,
+    pub dropped: u64,
+}
+
 /// A deployment's samples between flushes, bounded by [`BUFFER_ROWS`].
 #[derive(Debug, Default)]
 pub struct Buffer {
-    samples: Mutex<Vec<Sample>>,
+    held: Mutex<(Vec<String>, Vec<Kept>)>,
     rows: AtomicUsize,
     dropped: AtomicU64,
 }
@@ -146,20 +215,33 @@ impl Buffer {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if let Ok(mut samples) = self.samples.lock() {
-            samples.push(sample);
-        }
+        // The names a sample shares are freed after the lock is let go.
+        let _spare = match self.held.lock() {
+            Ok(mut held) => {
+                if held.0.is_empty() {
+                    held.0 = sample.inputs.names.clone();
+                }
+                let (kept, spare) = Kept::new(sample, &held.0);
+                held.1.push(kept);
+                spare
+            }
+            Err(_) => None,
+        };
     }
 
     /// Everything buffered, and the requests dropped since the last take.
-    pub fn take(&self) -> (Vec<Sample>, u64) {
-        let samples = self
-            .samples
+    pub fn take(&self) -> Taken {
+        let (names, kept) = self
+            .held
             .lock()
-            .map(|mut s| std::mem::take(&mut *s))
+            .map(|mut held| (held.0.clone(), std::mem::take(&mut held.1)))
             .unwrap_or_default();
         self.rows.store(0, Ordering::Relaxed);
-        (samples, self.dropped.swap(0, Ordering::Relaxed))
+        Taken {
+            kept,
+            names,
+            dropped: self.dropped.swap(0, Ordering::Relaxed),
+        }
     }
 }
 
@@ -187,29 +269,26 @@ pub(crate) fn column(name: &str, values: &[Option<&Value>]) -> Column {
     Column::new(name.into(), data)
 }
 
-/// The inputs or the outputs of `samples` as one table (see the module's columns).
-fn table(samples: &[&Sample], inputs: bool) -> Result<DataFrame> {
+/// The inputs or the outputs of `samples` as one table (see the module's columns); `shared`
+/// are the names of samples that keep none of their own.
+fn table(samples: &[&Kept], inputs: bool, shared: &[String]) -> Result<DataFrame> {
     let mut ids = Vec::new();
     let mut rows = Vec::new();
     let mut times = Vec::new();
     let mut latencies = Vec::new();
-    let mut names: Vec<String> = Vec::new();
+    let mut names: Vec<&String> = Vec::new();
     for s in samples {
-        let n = if inputs {
-            s.inputs.rows
-        } else {
-            s.outputs.len()
-        };
+        let n = if inputs { s.rows } else { s.outputs.len() };
         for row in 0..n {
-            ids.push(s.request_id.clone());
+            ids.push(s.request_id.as_str());
             rows.push(row as u32);
             times.push(s.at_ms);
             latencies.push(s.latency_ms);
         }
         if inputs {
-            for name in &s.inputs.names {
-                if !names.contains(name) {
-                    names.push(name.clone());
+            for name in s.names(shared) {
+                if !names.contains(&name) {
+                    names.push(name);
                 }
             }
         }
@@ -225,8 +304,8 @@ fn table(samples: &[&Sample], inputs: bool) -> Result<DataFrame> {
             let values: Vec<Option<&Value>> = samples
                 .iter()
                 .flat_map(|s| {
-                    let found = s.inputs.names.iter().position(|n| n == name);
-                    (0..s.inputs.rows).map(move |row| found.map(|j| &s.inputs.columns[j][row]))
+                    let found = s.names(shared).iter().position(|n| n == *name);
+                    (0..s.rows).map(move |row| found.map(|j| &s.column(j)[row]))
                 })
                 .collect();
             columns.push(column(name, &values));
@@ -262,8 +341,29 @@ pub fn flush(
     spec: &CollectorSpec,
     samples: &[Sample],
 ) -> Result<()> {
-    let mut windows: std::collections::BTreeMap<i64, Vec<&Sample>> = Default::default();
-    for s in samples {
+    let taken = Taken {
+        kept: samples
+            .iter()
+            .map(|s| Kept::new(s.clone(), &[]).0)
+            .collect(),
+        ..Taken::default()
+    };
+    flush_taken(store, endpoint, deployment, spec, &taken)
+}
+
+/// As [`flush`], for what a [`Buffer`] held.
+///
+/// # Errors
+/// A part that cannot be written or recorded.
+pub fn flush_taken(
+    store: &Store,
+    endpoint: &str,
+    deployment: &str,
+    spec: &CollectorSpec,
+    taken: &Taken,
+) -> Result<()> {
+    let mut windows: std::collections::BTreeMap<i64, Vec<&Kept>> = Default::default();
+    for s in &taken.kept {
         let start = s.at_ms - s.at_ms.rem_euclid(spec.window_ms);
         windows.entry(start).or_default().push(s);
     }
@@ -276,7 +376,7 @@ pub fn flush(
             if !wanted {
                 continue;
             }
-            let mut df = table(&samples, kind == "model_inputs")?;
+            let mut df = table(&samples, kind == "model_inputs", &taken.names)?;
             if df.height() == 0 {
                 continue;
             }
