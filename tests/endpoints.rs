@@ -1046,6 +1046,12 @@ fn scikit_learn_onnx_models_agree_with_onnxruntime() {
             "titanic",
             vec![titanic(("BYTES", text(&["1", "3", "2", "3", "9"])))],
         ),
+        // Its output is untyped in the graph: served as the type tract works out.
+        (
+            corpus.join("pipeline_titanic_numerical.onnx"),
+            "titanic-numbers",
+            vec![titanic(("BYTES", text(&["1", "3", "2", "3", "9"])))],
+        ),
         (
             corpus.join("pipeline_titanic_nozipmap.onnx"),
             "titanic-ints",
@@ -1582,33 +1588,40 @@ fn a_registered_onnx_file_packages_and_serves_from_its_folder() {
     let requirements = std::fs::read_to_string(out.join("model/requirements.txt")).unwrap();
     assert!(requirements.contains("onnxruntime"), "{requirements}");
 
-    let empty = sandbox.path("elsewhere");
-    let (mut serving, base) = lathe_tests::serve_package(&out, &empty);
     // 7 is in none of the encoder's categories.
     let row = json!([[4, 1, 7]]);
     let oracle = onnxruntime(&sandbox, "onehot.json", &model, &json!({ "input": row }));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let answer = loop {
-        let answer = http()
-            .post(format!("{base}/invocations"))
-            .header("content-type", "application/json")
-            .send(json!({ "inputs": { "input": row } }).to_string());
-        if let Ok(mut answer) = answer
-            && answer.status() == 200
-        {
-            break serde_json::from_str::<Value>(&answer.body_mut().read_to_string().unwrap())
-                .unwrap();
-        }
-        assert!(Instant::now() < deadline, "the package never served");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    serving.kill().ok();
-    serving.wait().ok();
-    assert_eq!(
-        flatten(&answer["predictions"]),
-        flatten(&oracle["variable"]),
-        "{answer}"
-    );
+    // Served from the package's folder, and from the bare file, each in a workspace of its own.
+    for (n, (mut serving, base)) in [
+        lathe_tests::serve_package(&out, &sandbox.path("elsewhere")),
+        lathe_tests::serve_model(&lathe_tests::lathe_bin(), &model, &sandbox.path("bare")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let answer = loop {
+            let answer = http()
+                .post(format!("{base}/invocations"))
+                .header("content-type", "application/json")
+                .send(json!({ "inputs": { "input": row } }).to_string());
+            if let Ok(mut answer) = answer
+                && answer.status() == 200
+            {
+                break serde_json::from_str::<Value>(&answer.body_mut().read_to_string().unwrap())
+                    .unwrap();
+            }
+            assert!(Instant::now() < deadline, "way {n} never served");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        serving.kill().ok();
+        serving.wait().ok();
+        assert_eq!(
+            flatten(&answer["predictions"]),
+            flatten(&oracle["variable"]),
+            "way {n}: {answer}"
+        );
+    }
 }
 
 /// A tensor model's requests are collected too: each row of its tensors (the first axis) with

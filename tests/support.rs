@@ -760,11 +760,16 @@ pub mod red_detector {
 /// Serves a package's model folder (`OUT/model`) with the package's own `bin/lathe`, run in
 /// `empty` as a workspace of its own; the process and its base URL (from its first line).
 pub fn serve_package(out: &Path, empty: &Path) -> (std::process::Child, String) {
+    serve_model(&out.join("bin/lathe"), &out.join("model"), empty)
+}
+
+/// `program models serve source` run in `empty`; the process and its base URL.
+pub fn serve_model(program: &Path, source: &Path, empty: &Path) -> (std::process::Child, String) {
     use std::io::BufRead;
     std::fs::create_dir_all(empty).unwrap();
-    let mut serving = Command::new(out.join("bin/lathe"))
+    let mut serving = Command::new(program)
         .args(["models", "serve"])
-        .arg(out.join("model"))
+        .arg(source)
         .current_dir(empty)
         .env("LATHE_WORKSPACE", empty)
         .stdout(std::process::Stdio::piped())

@@ -134,8 +134,8 @@ pub enum ModelsCommand {
         output: Output,
     },
     /// Serve one model with MLflow's scoring protocol and the Open Inference Protocol, from a
-    /// model folder (a package's `model`) or a version of this workspace, in a fresh workspace
-    /// of its own; until stopped.
+    /// model folder (a package's `model`), an ONNX file or a version of this workspace, in a
+    /// fresh workspace of its own; until stopped.
     Serve {
         /// A model folder, or NAME:VERSION / NAME@ALIAS.
         source: String,
@@ -438,8 +438,13 @@ fn print_run(run: &Run) {
 }
 
 pub fn models(root: &Path, command: ModelsCommand) -> Result<()> {
+    // A model folder, or an ONNX file, is served as it is, without a workspace.
     if let ModelsCommand::Serve { source, port, host } = &command
-        && Path::new(source).is_dir()
+        && (Path::new(source).is_dir()
+            || Path::new(source).is_file()
+                && Path::new(source)
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("onnx")))
     {
         return serve_model(Path::new(source), *port, host);
     }

@@ -81,6 +81,26 @@ fn datatype_of(dtype: &str) -> &'static str {
     }
 }
 
+/// The protocol's datatype for a tensor element type tract works out.
+fn protocol_type(dt: DatumType) -> &'static str {
+    match dt {
+        DatumType::F32 => "FP32",
+        DatumType::F64 => "FP64",
+        DatumType::F16 => "FP16",
+        DatumType::I8 => "INT8",
+        DatumType::I16 => "INT16",
+        DatumType::I32 => "INT32",
+        DatumType::I64 => "INT64",
+        DatumType::U8 => "UINT8",
+        DatumType::U16 => "UINT16",
+        DatumType::U32 => "UINT32",
+        DatumType::U64 => "UINT64",
+        DatumType::Bool => "BOOL",
+        DatumType::String => "BYTES",
+        _ => "UNKNOWN",
+    }
+}
+
 fn ports(signature: &Value, part: &str) -> Result<Vec<TensorPort>, String> {
     signature[part]
         .as_array()
@@ -96,10 +116,19 @@ fn ports(signature: &Value, part: &str) -> Result<Vec<TensorPort>, String> {
                          carries one"
                     ));
                 }
+                // An output the graph leaves untyped takes the type tract works out for it
+                // (`OnnxModel::load`).
+                _ if part == "outputs" => {
+                    return Ok(TensorPort {
+                        name,
+                        datatype: String::new(),
+                        shape: Vec::new(),
+                    });
+                }
                 _ => {
                     return Err(format!(
                         "{part} '{name}' declares no type in the graph, so its tensor cannot \
-                         be described; re-export the model with the output typed"
+                         be described; re-export the model with the input typed"
                     ));
                 }
             }
@@ -130,7 +159,7 @@ impl OnnxModel {
             .map_err(|e| format!("{}: {}", path.display(), root_cause(&e)))?;
         without_zipmap(&mut proto);
         let signature = crate::onnx::signature(&prost::Message::encode_to_vec(&proto))?;
-        let model = Self {
+        let mut model = Self {
             path: path.to_path_buf(),
             proto,
             inputs: ports(&signature, "inputs")?,
@@ -161,9 +190,30 @@ impl OnnxModel {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        model
+        let plan = model
             .plan(&shapes, &types)
             .map_err(|e| format!("tract cannot run this model: {e}"))?;
+        for (i, port) in model.outputs.iter_mut().enumerate() {
+            if !port.datatype.is_empty() {
+                continue;
+            }
+            let fact = plan
+                .model()
+                .output_fact(i)
+                .map_err(|e| format!("output '{}': {}", port.name, root_cause(&e)))?;
+            port.datatype = protocol_type(fact.datum_type).to_owned();
+            // Planned for one row: the first axis is the batch.
+            port.shape = fact
+                .shape
+                .as_concrete()
+                .map(|dims| {
+                    dims.iter()
+                        .enumerate()
+                        .map(|(j, d)| if j == 0 { -1 } else { *d as i64 })
+                        .collect()
+                })
+                .unwrap_or_default();
+        }
         Ok(model)
     }
 
