@@ -1030,3 +1030,110 @@ fn a_batch_scoring_script_runs_over_files_and_table_rows() {
         [(1.0, 3.0), (2.0, 6.0), (3.0, 9.0), (4.0, 12.0), (7.0, 21.0)]
     );
 }
+
+/// A tensor model whose inputs are the table's columns (scikit-learn's Titanic pipeline, one
+/// `[N, 1]` tensor per column) scores a batch job's rows as onnxruntime does.
+#[test]
+fn an_onnx_model_scores_a_tables_columns_as_onnxruntime_does() {
+    let sandbox = Sandbox::new();
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../shared/corpora/onnx/sklearn-onnx/docs/examples/pipeline_titanic_nozipmap.onnx",
+    );
+    sandbox
+        .lathe(&[
+            "models",
+            "register",
+            model.to_str().unwrap(),
+            "--name",
+            "titanic",
+        ])
+        .ok();
+    let endpoint = sandbox.file("endpoint.yml", b"name: titanic\n");
+    sandbox
+        .lathe(&["batch-endpoint", "create", "-f", endpoint.to_str().unwrap()])
+        .ok();
+    let deployment = sandbox.file(
+        "deployment.yml",
+        b"name: onnx\nendpoint_name: titanic\nmodel: azureml:titanic:1\nsettings:\n  mini_batch_size: 2\n",
+    );
+    sandbox
+        .lathe(&[
+            "batch-deployment",
+            "create",
+            "-f",
+            deployment.to_str().unwrap(),
+        ])
+        .ok();
+    let csv = sandbox.file(
+        "people.csv",
+        b"pclass,sex,age,fare,embarked\n1,female,29,211.3375,S\n3,male,2,8.05,Q\n2,male,40,13.0,C\n\
+          3,female,2,21.075,missing\n9,other,60,0.0,X\n",
+    );
+    sandbox
+        .lathe(&["data", "import", csv.to_str().unwrap(), "--name", "people"])
+        .ok();
+    let job = sandbox
+        .lathe(&[
+            "batch-endpoint",
+            "invoke",
+            "titanic",
+            "--input",
+            "people:1",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["rows_failed"], 0, "{job}");
+    let out = table(&sandbox, job["output_version"].as_str().unwrap());
+    let inputs = sandbox.file(
+        "people.json",
+        serde_json::json!({
+            "pclass": [[1], [3], [2], [3], [9]],
+            "sex": [["female"], ["male"], ["male"], ["female"], ["other"]],
+            "age": [[29.0], [2.0], [40.0], [2.0], [60.0]],
+            "fare": [[211.3375], [8.05], [13.0], [21.075], [0.0]],
+            "embarked": [["S"], ["Q"], ["C"], ["missing"], ["X"]],
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let oracle = std::process::Command::new(peer_python())
+        .arg(lathe_tests::peer_script("onnx_run.py"))
+        .arg(&model)
+        .arg(&inputs)
+        .output()
+        .unwrap();
+    assert!(
+        oracle.status.success(),
+        "{}",
+        String::from_utf8_lossy(&oracle.stderr)
+    );
+    let oracle: Value = serde_json::from_slice(&oracle.stdout).unwrap();
+    let labels: Vec<f64> = oracle["label"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let served: Vec<f64> = numbers(&out, "label")
+        .into_iter()
+        .map(Option::unwrap)
+        .collect();
+    assert_eq!(served, labels);
+    for j in 0..2 {
+        let want: Vec<f64> = oracle["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row[j].as_f64().unwrap())
+            .collect();
+        let got = numbers(&out, &format!("probabilities[{j}]"));
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a.unwrap() - b).abs() < 1e-6,
+                "probabilities[{j}]: {got:?} vs {want:?}"
+            );
+        }
+    }
+}

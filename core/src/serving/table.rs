@@ -38,13 +38,7 @@ impl Scorer {
     /// [`Scorer::score`] gives it, so the caller can retry it or count its rows as failed.
     pub fn score_table(&self, df: &DataFrame) -> Result<TableScores, ScoreError> {
         match &self.runtime {
-            Runtime::Onnx(model) => Err(ScoreError::bad(format!(
-                "{}:{} is a tensor model (inputs {}); batch scoring reads a table's columns, \
-                 which needs a model whose signature names them",
-                self.model_name,
-                self.model_version,
-                model.input_names()
-            ))),
+            Runtime::Onnx(model) => self.score_tensors(model, df),
             Runtime::Python(model) => {
                 let frame = self.frame(df)?;
                 let output = score_in_python(model, &frame)?;
@@ -75,6 +69,78 @@ impl Scorer {
                 })
             }
         }
+    }
+
+    /// A tensor model over a table whose columns are its inputs, one `[N, 1]` (or `[N]`)
+    /// tensor each, as scikit-learn's converted pipelines take them; each output becomes a
+    /// column of its name (`name[j]` for each value of a wider row). The rows stand or fall
+    /// together: a tensor model reports no row on its own.
+    fn score_tensors(
+        &self,
+        model: &super::tensors::OnnxModel,
+        df: &DataFrame,
+    ) -> Result<TableScores, ScoreError> {
+        let rows = df.height();
+        let mut given = Vec::with_capacity(model.inputs.len());
+        for port in &model.inputs {
+            let column = df.column(&port.name).map_err(|_| {
+                ScoreError::bad(format!(
+                    "{}:{} is a tensor model: a batch job gives each of its inputs ({}) the \
+                     table's column of that name, and the table has no column '{}'",
+                    self.model_name,
+                    self.model_version,
+                    model.input_names(),
+                    port.name
+                ))
+            })?;
+            let data: Vec<Value> = column
+                .as_materialized_series()
+                .iter()
+                .map(|v| json_cell(&v))
+                .collect();
+            let shape = if port.shape.len() >= 2 {
+                vec![rows, 1]
+            } else {
+                vec![rows]
+            };
+            given.push(super::tensors::Tensor {
+                name: port.name.clone(),
+                datatype: port.datatype.clone(),
+                shape,
+                data,
+            });
+        }
+        if rows == 0 {
+            return Ok(TableScores {
+                columns: Vec::new(),
+                failed: Vec::new(),
+            });
+        }
+        let outputs = model.run(&given)?;
+        let mut columns = Vec::new();
+        for t in &outputs {
+            let width = t.data.len() / rows;
+            if width * rows != t.data.len() || t.shape.first() != Some(&rows) {
+                return Err(ScoreError::Model(format!(
+                    "output '{}' has shape {:?}, not a row per input row",
+                    t.name, t.shape
+                )));
+            }
+            for j in 0..width {
+                let name = if width == 1 {
+                    t.name.clone()
+                } else {
+                    format!("{}[{j}]", t.name)
+                };
+                let cells: Vec<Option<&Value>> =
+                    (0..rows).map(|i| t.data.get(i * width + j)).collect();
+                columns.push(crate::collection::column(&name, &cells));
+            }
+        }
+        Ok(TableScores {
+            columns,
+            failed: Vec::new(),
+        })
     }
 
     /// The native `model`'s feature matrix over `df`'s rows (through its preprocessing), see
