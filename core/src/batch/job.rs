@@ -838,41 +838,58 @@ fn execute(store: &Store, found: &BatchJob, progress: &Progress, counts: &Counts
         let message = format!("the input does not fit the model: {e}");
         return stopped(store, &run_id, JobState::Failed, message, Vec::new());
     }
-    let over = AtomicBool::new(false);
     let started = Instant::now();
-    let score = |unit: &Vec<Piece>| -> Option<Scored> {
-        if progress.is_cancelled() || over.load(Ordering::Relaxed) {
-            return None;
-        }
-        let scored = score_unit(&scorer, unit, plan.attempts);
-        let count = scored.failed_rows;
-        let now_failed = counts.failed.fetch_add(count, Ordering::Relaxed) + count;
-        if plan.error_threshold.is_some_and(|t| now_failed > t) {
-            over.store(true, Ordering::Relaxed);
-        }
+    let (results, over) = score_all(&units, &plan, progress, counts, |unit| {
         let rows = unit.iter().map(|p| p.rows.height() as u64).sum();
-        counts.done.fetch_add(rows, Ordering::Relaxed);
-        progress.advance(rows);
-        Some(scored)
-    };
-    let results: Vec<Option<Scored>> = match rayon::ThreadPoolBuilder::new()
-        .num_threads(plan.threads.max(1))
-        .thread_name(|i| format!("batch-{i}"))
-        .build()
-    {
-        Ok(pool) => pool.install(|| units.par_iter().map(score).collect()),
-        Err(e) => return Err(Error::Endpoint(format!("no threads to score with: {e}"))),
-    };
-    let seconds = started.elapsed().as_secs_f64();
+        (score_unit(&scorer, unit, plan.attempts), rows)
+    })?;
     let ending = Ending {
         run_id,
         plan: &plan,
         version: &version,
         total,
-        seconds,
-        over: over.load(Ordering::Relaxed),
+        seconds: started.elapsed().as_secs_f64(),
+        over,
     };
     finish(store, found, ending, results, progress, counts)
+}
+
+/// Scores `units` on a pool of the plan's threads, each by `score` (what it gave, and how
+/// many rows or files it held), counting progress and failures as they come; once the job is
+/// cancelled or its failures pass the error threshold no further unit starts. Returns each
+/// unit's result (`None` for one never started) and whether the threshold was passed.
+///
+/// # Errors
+/// No threads to score with.
+fn score_all<U: Sync>(
+    units: &[U],
+    plan: &Plan,
+    progress: &Progress,
+    counts: &Counts,
+    score: impl Fn(&U) -> (Scored, u64) + Sync,
+) -> Result<(Vec<Option<Scored>>, bool)> {
+    let over = AtomicBool::new(false);
+    let one = |unit: &U| -> Option<Scored> {
+        if progress.is_cancelled() || over.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (scored, items) = score(unit);
+        let count = scored.failed_rows;
+        let now_failed = counts.failed.fetch_add(count, Ordering::Relaxed) + count;
+        if plan.error_threshold.is_some_and(|t| now_failed > t) {
+            over.store(true, Ordering::Relaxed);
+        }
+        counts.done.fetch_add(items, Ordering::Relaxed);
+        progress.advance(items);
+        Some(scored)
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(plan.threads.max(1))
+        .thread_name(|i| format!("batch-{i}"))
+        .build()
+        .map_err(|e| Error::Endpoint(format!("no threads to score with: {e}")))?;
+    let results = pool.install(|| units.par_iter().map(one).collect());
+    Ok((results, over.load(Ordering::Relaxed)))
 }
 
 /// How a job's scoring went, for [`finish`].

@@ -318,12 +318,16 @@ impl Model {
     pub fn plans(&self) -> std::borrow::Cow<'_, [FeaturePlan]> {
         match &self.preprocessing {
             Some(p) => std::borrow::Cow::Borrowed(p.features.as_slice()),
-            None => self
-                .features
-                .iter()
-                .map(|f| FeaturePlan::identity(f))
-                .collect(),
+            None => self.identity_plans(),
         }
+    }
+
+    /// Each feature read as it is from the column of its name.
+    fn identity_plans(&self) -> std::borrow::Cow<'_, [FeaturePlan]> {
+        self.features
+            .iter()
+            .map(|f| FeaturePlan::identity(f))
+            .collect()
     }
 
     /// How each feature is read from a table with columns `has`: through the preprocessing
@@ -336,10 +340,7 @@ impl Model {
                 .any(|f| has(f) && !p.inputs.iter().any(|i| &i.name == f))
         });
         if prepared {
-            self.features
-                .iter()
-                .map(|f| FeaturePlan::identity(f))
-                .collect()
+            self.identity_plans()
         } else {
             self.plans()
         }

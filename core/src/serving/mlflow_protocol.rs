@@ -240,26 +240,7 @@ pub fn answer(
                  nested lists",
             )
         })?;
-    let given: Vec<Tensor> = match data {
-        Value::Object(named) => named
-            .iter()
-            .map(|(name, v)| {
-                let port = model.inputs.iter().find(|p| &p.name == name);
-                let datatype = port.map_or("FP32", |p| p.datatype.as_str());
-                tensors::from_nested(name, datatype, v)
-            })
-            .collect::<Result<_, _>>()?,
-        list @ Value::Array(_) if model.inputs.len() == 1 => {
-            let port = &model.inputs[0];
-            vec![tensors::from_nested(&port.name, &port.datatype, list)?]
-        }
-        _ => {
-            return Err(ScoreError::bad(format!(
-                "inputs: an object of {} to nested lists",
-                model.input_names()
-            )));
-        }
-    };
+    let given = given_tensors(model, data)?;
     let outputs = model.run(&given)?;
     let answer = match outputs.as_slice() {
         [one] => json!({ "predictions": tensors::to_nested(one) }),
@@ -273,6 +254,36 @@ pub fn answer(
     Ok((answer, None))
 }
 
+/// The tensors of MLflow's `"inputs"` (or `"instances"`) for a tensor model: an object of
+/// input names to nested lists, or one nested list for a model of one input.
+///
+/// # Errors
+/// Another shape, or ragged lists, naming the input.
+fn given_tensors(model: &tensors::OnnxModel, data: &Value) -> Result<Vec<Tensor>, ScoreError> {
+    match data {
+        Value::Object(named) => named
+            .iter()
+            .map(|(name, v)| {
+                let port = model.inputs.iter().find(|p| &p.name == name);
+                let datatype = port.map_or("FP32", |p| p.datatype.as_str());
+                tensors::from_nested(name, datatype, v)
+            })
+            .collect(),
+        list @ Value::Array(_) if model.inputs.len() == 1 => {
+            let port = &model.inputs[0];
+            Ok(vec![tensors::from_nested(
+                &port.name,
+                &port.datatype,
+                list,
+            )?])
+        }
+        _ => Err(ScoreError::bad(format!(
+            "inputs: an object of {} to nested lists",
+            model.input_names()
+        ))),
+    }
+}
+
 /// A sampled tensor request's rows and what `answer` (its answer) gave each, for data
 /// collection (see [`tensors::row_frame`]); `None` for a request that is not tensors of a
 /// tensor model, or whose tensors or outputs share no first axis.
@@ -280,20 +291,7 @@ pub fn tensor_rows(body: &[u8], scorer: &Scorer, answer: &Value) -> Option<(Fram
     let model = scorer.onnx()?;
     let value: Value = serde_json::from_slice(body).ok()?;
     let data = ["inputs", "instances"].iter().find_map(|k| value.get(*k))?;
-    let given: Vec<Tensor> = match data {
-        Value::Object(named) => named
-            .iter()
-            .map(|(name, v)| {
-                let port = model.inputs.iter().find(|p| &p.name == name);
-                tensors::from_nested(name, port.map_or("FP32", |p| p.datatype.as_str()), v).ok()
-            })
-            .collect::<Option<_>>()?,
-        list @ Value::Array(_) if model.inputs.len() == 1 => {
-            let port = &model.inputs[0];
-            vec![tensors::from_nested(&port.name, &port.datatype, list).ok()?]
-        }
-        _ => return None,
-    };
+    let given = given_tensors(model, data).ok()?;
     let frame = tensors::row_frame(&given)?;
     // One output answers a list of rows; several, an object of them.
     let answers = match &answer["predictions"] {

@@ -8,16 +8,15 @@
 //! against `error_threshold`, named with the script's error line.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use polars::prelude::*;
-use rayon::prelude::*;
 use serde_json::Value;
 
 use super::{
-    BatchJob, Counts, Ended, Ending, Failure, JobState, Plan, Scored, finish, host, start_run,
-    stopped,
+    BatchJob, Counts, Ended, Ending, Failure, JobState, Plan, Scored, finish, host, score_all,
+    start_run, stopped,
 };
 use crate::assets::AssetKind;
 use crate::batch::BatchDeployment;
@@ -104,12 +103,8 @@ pub(super) fn execute(
         );
     }
     let units = units(items, plan.mini_batch);
-    let over = AtomicBool::new(false);
     let started = Instant::now();
-    let score = |unit: &Unit| -> Option<Scored> {
-        if progress.is_cancelled() || over.load(Ordering::Relaxed) {
-            return None;
-        }
+    let (results, over) = score_all(&units, &plan, progress, counts, |unit| {
         let scored = match run(python, unit, plan.attempts, staging.path()) {
             Ok(rows) => Scored {
                 rows: vec![rows],
@@ -126,32 +121,15 @@ pub(super) fn execute(
                 failed_rows: unit.len(),
             },
         };
-        let now_failed = counts
-            .failed
-            .fetch_add(scored.failed_rows, Ordering::Relaxed)
-            + scored.failed_rows;
-        if plan.error_threshold.is_some_and(|t| now_failed > t) {
-            over.store(true, Ordering::Relaxed);
-        }
-        counts.done.fetch_add(unit.len(), Ordering::Relaxed);
-        progress.advance(unit.len());
-        Some(scored)
-    };
-    let results: Vec<Option<Scored>> = match rayon::ThreadPoolBuilder::new()
-        .num_threads(plan.threads.max(1))
-        .thread_name(|i| format!("batch-script-{i}"))
-        .build()
-    {
-        Ok(pool) => pool.install(|| units.par_iter().map(score).collect()),
-        Err(e) => return Err(Error::Endpoint(format!("no threads to score with: {e}"))),
-    };
+        (scored, unit.len())
+    })?;
     let ending = Ending {
         run_id,
         plan: &plan,
         version: &version,
         total,
         seconds: started.elapsed().as_secs_f64(),
-        over: over.load(Ordering::Relaxed),
+        over,
     };
     finish(store, found, ending, results, progress, counts)
 }
