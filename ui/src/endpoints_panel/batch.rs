@@ -372,6 +372,7 @@ fn deployments_ui(ui: &mut egui::Ui, service: &Service, view: &BatchView) {
                 });
                 ui.label(match settings.output_action {
                     Some(lathe_core::batch::OutputAction::SummaryOnly) => "summary only",
+                    _ if d.runtime.code.is_some() => "what run() returns",
                     _ => "rows and predictions",
                 });
                 default_ui(ui, service, view, d, default);
