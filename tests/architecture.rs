@@ -313,6 +313,7 @@ fn migrations_are_append_only() {
         "a4a85a447cec988fd7537027f629aa3ca248801a0bf33fc0b0c20f11b9e08f7f",
         "35430c56e07c68e3397729da4cf4829318e55c97b8a241484703796de819818e",
         "3ffe0fcb684c8545a3d1b08114b90376b12058aa4795411d34a1e64f8257fc56",
+        "787b0037081c38a08066367b957eb449402a06d390b245ef2650fd090d05c950",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

@@ -12,7 +12,7 @@ use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
 pub use crate::output::{Output, Reported, print_json, read_text, with_progress};
-use crate::{batch_cli, endpoint_cli, label_cli, pipeline_cli, tracking_cli};
+use crate::{batch_cli, endpoint_cli, label_cli, monitor_cli, pipeline_cli, tracking_cli};
 
 fn open_store(root: &Path) -> Result<lathe_core::Store> {
     lathe_core::Store::open(root)
@@ -62,6 +62,9 @@ pub enum Command {
     /// Batch jobs (started by batch-endpoint invoke): show, list, cancel.
     #[command(subcommand)]
     BatchJob(batch_cli::BatchJobCommand),
+    /// Compare two tables for drift and data quality (files or data assets); a CI gate with
+    /// --fail-on-drift.
+    Drift(monitor_cli::DriftArgs),
     /// Remove files in the blob store that nothing refers to (left by killed imports).
     Gc {
         #[command(flatten)]
@@ -133,6 +136,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::BatchEndpoint(command) => batch_cli::endpoint(&open_store(root)?, command),
         Command::BatchDeployment(command) => batch_cli::deployment(&open_store(root)?, command),
         Command::BatchJob(command) => batch_cli::batch_job(&open_store(root)?, command),
+        Command::Drift(args) => monitor_cli::drift(root, &args),
         Command::Gc { output } => gc(root, &output),
     }
 }

@@ -7,6 +7,7 @@ mod endpoint_cli;
 mod endpoints_server;
 mod gui;
 mod label_cli;
+mod monitor_cli;
 mod output;
 mod pipeline_cli;
 mod promotion_cli;
@@ -66,6 +67,10 @@ fn main() -> std::process::ExitCode {
     };
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<monitor_cli::Drifted>().is_some() => {
+            eprintln!("drift: {e}");
+            std::process::ExitCode::from(3)
+        }
         Err(e) if json && e.downcast_ref::<cli::Reported>().is_none() => {
             println!("{}", serde_json::json!({ "error": one_line(&e) }));
             std::process::ExitCode::FAILURE

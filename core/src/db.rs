@@ -482,6 +482,82 @@ pub const MIGRATIONS: &[&str] = &[
         retention_days INTEGER,
         max_bytes INTEGER
     ) WITHOUT ROWID;",
+    // 17: monitors, their runs, alerts and the actions alerts start (monitoring/). Lineage
+    // is in the rows: a run's inputs name asset versions, an alert its first and last runs,
+    // an action run its alert and the pipeline run it started.
+    "CREATE TABLE monitors (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        spec TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        cooldown_ms INTEGER NOT NULL,
+        last_due_ms INTEGER,
+        created_at_ms INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE monitor_runs (
+        id INTEGER PRIMARY KEY,
+        monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+        window_start_ms INTEGER NOT NULL,
+        window_end_ms INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        run_id TEXT,
+        results TEXT,
+        backtest INTEGER NOT NULL DEFAULT 0,
+        started_at_ms INTEGER NOT NULL,
+        finished_at_ms INTEGER
+    );
+    CREATE INDEX monitor_runs_by_monitor ON monitor_runs (monitor_id, window_end_ms);
+    CREATE TABLE monitor_run_inputs (
+        monitor_run_id INTEGER NOT NULL REFERENCES monitor_runs(id) ON DELETE CASCADE,
+        signal TEXT NOT NULL,
+        role TEXT NOT NULL,
+        asset_version_id INTEGER NOT NULL REFERENCES asset_versions(id),
+        PRIMARY KEY (monitor_run_id, signal, role, asset_version_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY,
+        monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+        signal TEXT NOT NULL,
+        feature TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value REAL NOT NULL,
+        threshold REAL NOT NULL,
+        window_start_ms INTEGER NOT NULL,
+        window_end_ms INTEGER NOT NULL,
+        first_run_id INTEGER NOT NULL REFERENCES monitor_runs(id),
+        last_run_id INTEGER NOT NULL REFERENCES monitor_runs(id),
+        occurrences INTEGER NOT NULL DEFAULT 1,
+        opened_at_ms INTEGER NOT NULL,
+        last_seen_at_ms INTEGER NOT NULL,
+        acknowledged_by TEXT,
+        acknowledged_at_ms INTEGER
+    );
+    CREATE INDEX alerts_by_monitor ON alerts (monitor_id, signal, feature, metric, last_seen_at_ms);
+    CREATE TABLE monitor_actions (
+        id INTEGER PRIMARY KEY,
+        monitor_id INTEGER NOT NULL REFERENCES monitors(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        config TEXT NOT NULL
+    );
+    CREATE TABLE action_runs (
+        id INTEGER PRIMARY KEY,
+        action_id INTEGER REFERENCES monitor_actions(id) ON DELETE SET NULL,
+        monitor_run_id INTEGER NOT NULL REFERENCES monitor_runs(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        pipeline_run_id TEXT,
+        labeling_project TEXT,
+        started_at_ms INTEGER NOT NULL,
+        finished_at_ms INTEGER
+    );
+    CREATE TABLE alert_action_runs (
+        alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+        action_run_id INTEGER NOT NULL REFERENCES action_runs(id) ON DELETE CASCADE,
+        PRIMARY KEY (alert_id, action_run_id)
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

@@ -76,6 +76,9 @@ pub enum Error {
     /// A pipeline, component, environment or step problem.
     #[error("{0}")]
     Pipeline(crate::pipeline::PipelineError),
+    /// A monitoring problem: a column, a window, a monitor's field.
+    #[error("{0}")]
+    Monitoring(crate::monitoring::MonitorError),
     /// A labeling problem: a project, an item, a shape, a label file.
     #[error("{0}")]
     Label(#[from] crate::labeling::LabelError),

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod labeling;
 pub mod ml;
 pub mod mlmodel;
+pub mod monitoring;
 pub mod onnx;
 pub mod packaging;
 pub mod pipeline;

@@ -11,6 +11,21 @@ pub const MAX_BYTES: usize = 4 << 20;
 /// compact `- - ` sequences) on the way to any value.
 pub const MAX_DEPTH: usize = 64;
 
+/// A YAML scalar as text (`3`, `true`, `north`); other values as compact YAML.
+pub fn text(value: &serde_yaml_ng::Value) -> String {
+    use serde_yaml_ng::Value;
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => String::new(),
+        other => serde_yaml_ng::to_string(other)
+            .unwrap_or_default()
+            .trim_end()
+            .to_owned(),
+    }
+}
+
 /// Parses `text` after checking its bounds; the error says which bound and where.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     check_bounds(text)?;

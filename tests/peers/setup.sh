@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# Installs the peers the tests check Lathe against — the official MLflow client, pycocotools,
-# Fairlearn (the fairness gate), Triton's HTTP client and onnxruntime (online endpoints),
-# pinned — into one venv outside the checkout (PyPI). Idempotent: a venv that already has the
-# right versions is left alone. Run by tests/run.sh (the README's test command) and .ci/run.
+# Installs the peers the tests check Lathe against, pinned, into venvs outside the checkout
+# (PyPI): the official MLflow client, pycocotools, Fairlearn (the fairness gate), Triton's HTTP
+# client and onnxruntime (online endpoints) in one; scipy and Evidently (drift values) in
+# another, since Evidently 0.7.23 needs pandas 2 and MLflow's venv has pandas 3. Idempotent: a
+# venv that already has the right versions is left alone. Run by tests/run.sh (the README's
+# test command) and .ci/run.
 set -euo pipefail
-venv="${LATHE_PEER_VENV:-$HOME/.cache/lathe/venv}"
-pins=("mlflow==3.17.2" "pycocotools==2.0.10" "fairlearn==0.15.0" "tritonclient[http]==2.73.0" "onnxruntime==1.31.1")
 check='
 import sys, importlib.metadata as m
 wanted = {p.split("==")[0].split("[")[0]: p.split("==")[1] for p in sys.argv[1:]}
 sys.exit(any(m.version(n) != v for n, v in wanted.items()))
 '
-if "$venv/bin/python" -c "$check" "${pins[@]}" 2>/dev/null; then
-    exit 0
-fi
-echo "installing ${pins[*]} into $venv" >&2
-python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check "${pins[@]}"
-"$venv/bin/python" -c "$check" "${pins[@]}"
-echo "peers ready: ${pins[*]}" >&2
+install() {
+    local venv="$1"
+    shift
+    if "$venv/bin/python" -c "$check" "$@" 2>/dev/null; then
+        return 0
+    fi
+    echo "installing $* into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+    "$venv/bin/python" -c "$check" "$@"
+    echo "peers ready: $*" >&2
+}
+install "${LATHE_PEER_VENV:-$HOME/.cache/lathe/venv}" \
+    "mlflow==3.17.2" "pycocotools==2.0.10" "fairlearn==0.15.0" "tritonclient[http]==2.73.0" \
+    "onnxruntime==1.31.1"
+install "${LATHE_DRIFT_VENV:-$HOME/.cache/lathe/venv-drift}" \
+    "evidently==0.7.23" "pandas==2.3.3" "scipy==1.17.1" "numpy==2.4.6"

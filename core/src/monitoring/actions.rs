@@ -1,0 +1,441 @@
+//! What a monitor does when it alerts: start a pipeline (retraining) with inputs bound to the
+//! alert's window, or POST the alerts as JSON to a webhook. Each is run once per monitor run
+//! that opened new alerts (not again for an alert seen within its cooldown), and recorded on
+//! those alerts: its state, and the pipeline run it started.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::MonitorError;
+use super::monitors::{self, ActionRun, Monitor};
+use crate::pipeline::job::Binding;
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// An action a monitor runs when it alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Runs a saved pipeline (`NAME:VERSION`) or a pipeline file. `inputs` bind its inputs:
+    /// text with `{window_start}`, `{window_end}` (ISO 8601), `{monitor}` and
+    /// `{production_data}` (the newest data asset version the run read as production data)
+    /// replaced; a value naming a data asset version binds a data input to it.
+    Pipeline {
+        pipeline: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        experiment: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        inputs: BTreeMap<String, String>,
+    },
+    /// POSTs `{"monitor", "run", "window_start", "window_end", "alerts": […]}` to `url`
+    /// (http). `secret_env` names the environment variable whose value is sent as
+    /// `Authorization: Bearer …`; the workspace never stores the secret, and messages never
+    /// show it or the URL's path and query. `timeout_s` per attempt (default 10), `retries`
+    /// after the first attempt (default 2, waiting 1 s, then 2 s, …).
+    Webhook {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_env: Option<String>,
+        #[serde(default = "ten")]
+        timeout_s: u64,
+        #[serde(default = "two")]
+        retries: u32,
+    },
+}
+
+fn ten() -> u64 {
+    10
+}
+
+fn two() -> u32 {
+    2
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Pipeline { .. } => "pipeline",
+            Self::Webhook { .. } => "webhook",
+        }
+    }
+
+    /// One line saying what it does (no secret in it).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Pipeline {
+                pipeline, inputs, ..
+            } if inputs.is_empty() => {
+                format!("run pipeline {pipeline}")
+            }
+            Self::Pipeline {
+                pipeline, inputs, ..
+            } => format!(
+                "run pipeline {pipeline} with {}",
+                inputs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Self::Webhook {
+                url, secret_env, ..
+            } => format!(
+                "POST to {}{}",
+                host(url),
+                secret_env
+                    .as_ref()
+                    .map(|v| format!(" with the token in ${v}"))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+
+    fn check(&self, store: &Store) -> Result<()> {
+        match self {
+            Self::Pipeline { pipeline, .. } => {
+                crate::pipeline::schedule::load(&store.tracking(), store.root(), pipeline)?;
+                Ok(())
+            }
+            Self::Webhook { url, .. } => {
+                if url.starts_with("https://") {
+                    return Err(MonitorError::Spec(
+                        "webhook: https is not built into this Lathe yet; point it at an http relay on this machine"
+                            .into(),
+                    )
+                    .into());
+                }
+                if !url.starts_with("http://") {
+                    return Err(MonitorError::Spec(format!(
+                        "webhook: '{}' is not an http:// URL",
+                        host(url)
+                    ))
+                    .into());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A URL's scheme and host only: paths and queries of webhook URLs often hold secrets.
+fn host(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    if scheme.is_empty() {
+        authority.to_owned()
+    } else {
+        format!("{scheme}://{authority}")
+    }
+}
+
+/// Adds an action to a monitor after checking it can run (its pipeline loads; an http URL).
+///
+/// # Errors
+/// An unknown monitor; an action that cannot run.
+pub fn add(store: &Store, monitor: &str, action: &Action) -> Result<i64> {
+    let m = monitors::get(store, monitor)?;
+    action.check(store)?;
+    let (kind, config) = (action.kind(), serde_json::to_string(action)?);
+    store.write::<_, Error>(move |c| {
+        c.execute(
+            "INSERT INTO monitor_actions (monitor_id, kind, config) VALUES (?1, ?2, ?3)",
+            params![m.id, kind, config],
+        )?;
+        Ok(c.last_insert_rowid())
+    })
+}
+
+/// A monitor's actions: `(id, action)`.
+pub fn list(store: &Store, monitor: &Monitor) -> Result<Vec<(i64, Action)>> {
+    let id = monitor.id;
+    let rows: Vec<(i64, String)> = store.read::<_, Error>(move |c| {
+        let mut stmt =
+            c.prepare("SELECT id, config FROM monitor_actions WHERE monitor_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })?;
+    rows.into_iter()
+        .map(|(id, config)| Ok((id, serde_json::from_str(&config)?)))
+        .collect()
+}
+
+/// Removes an action (the runs it made stay recorded on their alerts).
+///
+/// # Errors
+/// No such action.
+pub fn remove(store: &Store, id: i64) -> Result<()> {
+    let removed = store.write::<_, Error>(move |c| {
+        Ok(c.execute("DELETE FROM monitor_actions WHERE id = ?1", [id])?)
+    })?;
+    if removed == 0 {
+        return Err(MonitorError::Spec(format!("there is no action {id}")).into());
+    }
+    Ok(())
+}
+
+/// Runs `monitor`'s actions for the alerts `opened` by monitor run `run`, recording each on
+/// them. An action that fails is recorded failed with its reason; the others still run.
+///
+/// # Errors
+/// The store cannot be written.
+pub fn start(
+    store: &Store,
+    monitor: &Monitor,
+    run: i64,
+    opened: &[i64],
+    window_start: i64,
+    window_end: i64,
+) -> Result<Vec<ActionRun>> {
+    let mut done = Vec::new();
+    for (action_id, action) in list(store, monitor)? {
+        let kind = action.kind();
+        let alerts = opened.to_vec();
+        let id = store.write::<_, Error>(move |c| {
+            c.execute(
+                "INSERT INTO action_runs (action_id, monitor_run_id, kind, state, started_at_ms)
+                 VALUES (?1, ?2, ?3, 'running', ?4)",
+                params![action_id, run, kind, crate::db::now_millis()],
+            )?;
+            let id = c.last_insert_rowid();
+            for alert in alerts {
+                c.execute(
+                    "INSERT INTO alert_action_runs (alert_id, action_run_id) VALUES (?1, ?2)",
+                    params![alert, id],
+                )?;
+            }
+            Ok(id)
+        })?;
+        let outcome = match &action {
+            Action::Pipeline {
+                pipeline,
+                experiment,
+                inputs,
+            } => run_pipeline(
+                store,
+                monitor,
+                run,
+                pipeline,
+                experiment.as_deref(),
+                inputs,
+                window_start,
+                window_end,
+            ),
+            Action::Webhook {
+                url,
+                secret_env,
+                timeout_s,
+                retries,
+            } => post(
+                store,
+                monitor,
+                run,
+                opened,
+                url,
+                secret_env.as_deref(),
+                *timeout_s,
+                *retries,
+                window_start,
+                window_end,
+            )
+            .map(|m| (m, None)),
+        };
+        let (state, message, pipeline_run) = match outcome {
+            Ok((message, pipeline_run)) => ("completed", message, pipeline_run),
+            Err(e) => ("failed", e.to_string(), None),
+        };
+        let (m, p) = (message.clone(), pipeline_run.clone());
+        store.write::<_, Error>(move |c| {
+            c.execute(
+                "UPDATE action_runs SET state = ?1, message = ?2, pipeline_run_id = ?3, finished_at_ms = ?4
+                 WHERE id = ?5",
+                params![state, m, p, crate::db::now_millis(), id],
+            )?;
+            Ok(())
+        })?;
+        done.push(ActionRun {
+            id,
+            kind: kind.to_owned(),
+            state: state.to_owned(),
+            message,
+            pipeline_run_id: pipeline_run,
+            labeling_project: None,
+        });
+    }
+    Ok(done)
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+/// The newest asset version monitor run `run` read as production data (`name:version`).
+fn production_data(store: &Store, run: i64) -> Result<Option<String>> {
+    store.read::<_, Error>(move |c| {
+        use rusqlite::OptionalExtension;
+        Ok(c.query_row(
+            "SELECT a.name || ':' || v.version FROM monitor_run_inputs i
+             JOIN asset_versions v ON v.id = i.asset_version_id JOIN assets a ON a.id = v.asset_id
+             WHERE i.monitor_run_id = ?1 AND i.role = 'production'
+             ORDER BY v.created_at DESC, v.id DESC LIMIT 1",
+            [run],
+            |r| r.get(0),
+        )
+        .optional()?)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_pipeline(
+    store: &Store,
+    monitor: &Monitor,
+    run: i64,
+    reference: &str,
+    experiment: Option<&str>,
+    inputs: &BTreeMap<String, String>,
+    window_start: i64,
+    window_end: i64,
+) -> Result<(String, Option<String>)> {
+    let tracking = store.tracking();
+    let (mut pipeline, base) = crate::pipeline::schedule::load(&tracking, store.root(), reference)?;
+    let production = production_data(store, run)?.unwrap_or_default();
+    let expand = |template: &str| {
+        template
+            .replace("{window_start}", &iso(window_start))
+            .replace("{window_end}", &iso(window_end))
+            .replace("{monitor}", &monitor.spec.name)
+            .replace("{production_data}", &production)
+    };
+    for (name, template) in inputs {
+        let value = expand(template);
+        let Some((_, binding)) = pipeline.inputs.iter_mut().find(|(n, _)| n == name) else {
+            let known: Vec<&str> = pipeline.inputs.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(MonitorError::Spec(format!(
+                "the pipeline has no input '{name}'{}",
+                crate::suggest::did_you_mean(name, known.iter().copied())
+            ))
+            .into());
+        };
+        let is_data = matches!(binding, Binding::Data { .. } | Binding::Unbound);
+        *binding = if is_data {
+            let path =
+                if value.starts_with("azureml:") || std::path::Path::new(&value).is_absolute() {
+                    value
+                } else {
+                    format!("azureml:{value}")
+                };
+            Binding::Data { kind: None, path }
+        } else {
+            Binding::Literal(value)
+        };
+    }
+    let experiment = experiment
+        .map(str::to_owned)
+        .or_else(|| pipeline.experiment_name.clone())
+        .unwrap_or_else(|| format!("{}-actions", monitor.experiment()));
+    let mut options = crate::pipeline::executor::RunOptions::new(&experiment);
+    options.run_name = Some(format!("{} alert, run {run}", monitor.spec.name));
+    let cancel = AtomicBool::new(false);
+    let outcome = crate::pipeline::executor::run(
+        &tracking,
+        store.root(),
+        &pipeline,
+        &base,
+        &options,
+        &cancel,
+        &|_| {},
+    )?;
+    let message = if outcome.succeeded() {
+        format!("pipeline {reference} ran")
+    } else {
+        format!("pipeline {reference} ended {:?}", outcome.status)
+    };
+    Ok((message, Some(outcome.run_id)))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn post(
+    store: &Store,
+    monitor: &Monitor,
+    run: i64,
+    opened: &[i64],
+    url: &str,
+    secret_env: Option<&str>,
+    timeout_s: u64,
+    retries: u32,
+    window_start: i64,
+    window_end: i64,
+) -> Result<String> {
+    let action = Action::Webhook {
+        url: url.to_owned(),
+        secret_env: secret_env.map(str::to_owned),
+        timeout_s,
+        retries,
+    };
+    action.check(store)?;
+    let token = match secret_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| {
+            MonitorError::Spec(format!(
+                "webhook: the environment variable {var} (its token) is not set"
+            ))
+        })?),
+        None => None,
+    };
+    let alerts: Vec<monitors::Alert> = monitors::alerts(
+        store,
+        &monitors::AlertFilter {
+            monitor: Some(monitor.spec.name.clone()),
+            ..Default::default()
+        },
+    )?
+    .into_iter()
+    .filter(|a| opened.contains(&a.id))
+    .collect();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "monitor": monitor.spec.name,
+        "run": run,
+        "window_start": iso(window_start),
+        "window_end": iso(window_end),
+        "alerts": alerts,
+    }))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(timeout_s.max(1))))
+        .build()
+        .into();
+    let shown = host(url);
+    let mut last = String::new();
+    for attempt in 0..=retries {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(u64::from(attempt)));
+        }
+        let mut request = agent.post(url).header("content-type", "application/json");
+        if let Some(t) = &token {
+            request = request.header("authorization", &format!("Bearer {t}"));
+        }
+        match request.send(&body[..]) {
+            Ok(answer) if answer.status().is_success() => {
+                return Ok(format!("{shown} answered {}", answer.status().as_u16()));
+            }
+            Ok(answer) => last = format!("{shown} answered {}", answer.status().as_u16()),
+            // ureq's error may hold the URL: name only the kind of failure.
+            Err(e) => last = format!("{shown} did not answer ({})", error_kind(&e)),
+        }
+    }
+    Err(MonitorError::Spec(format!("webhook: {last} after {} attempt(s)", retries + 1)).into())
+}
+
+fn error_kind(e: &ureq::Error) -> &'static str {
+    match e {
+        ureq::Error::Timeout(_) => "timed out",
+        ureq::Error::Io(_) => "connection failed",
+        ureq::Error::HostNotFound => "host not found",
+        _ => "request failed",
+    }
+}
