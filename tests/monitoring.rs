@@ -484,3 +484,545 @@ fn known_shifts_are_found_and_steady_data_is_not() {
     run("steady-large", &["--threshold", "accuracy=0.5"])
         .fails_with("accuracy is not a drift or data quality metric");
 }
+
+/// Waits until `churn`'s deployments serve and its collected `kind` rows reach `rows`.
+fn wait_for(sandbox: &Sandbox, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let shown = sandbox
+            .lathe(&["online-endpoint", "show", "churn", "--json"])
+            .ok()
+            .json();
+        if done(&shown) {
+            return shown;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {shown}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+fn collected_rows(shown: &Value, kind: &str) -> i64 {
+    shown["collected"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter(|w| w["kind"] == kind)
+                .map(|w| w["rows"].as_i64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// One HTTP request received by [`Hook`].
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A webhook receiver on loopback: keeps each request's Authorization header and body.
+fn hook() -> (String, Received) {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/hooks/secret-path?token=in-the-url",
+        listener.local_addr().unwrap()
+    );
+    let got: Received = Default::default();
+    let keep = std::sync::Arc::clone(&got);
+    #[allow(clippy::disallowed_methods)] // a test's receiver, ended with the process
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let (mut auth, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if lower.starts_with("authorization:") {
+                    auth = line["authorization:".len()..].trim().to_owned();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            keep.lock()
+                .unwrap()
+                .push((auth, String::from_utf8(body).unwrap()));
+            std::io::Write::write_all(
+                &mut &stream,
+                b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n",
+            )
+            .unwrap();
+        }
+    });
+    (url, got)
+}
+
+/// A monitor from YAML over an endpoint's collected data: drift against the training data,
+/// prediction drift against its labels, data quality, and performance against ground truth
+/// that arrives later; alerts grouped across runs, acknowledged; a retraining pipeline and a
+/// webhook started once per new alert; a backtest alerting in the windows runs do.
+#[test]
+fn a_monitor_watches_collected_data_and_its_alerts_act() {
+    let sandbox = Sandbox::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let pipeline = root.join("assets/pipelines/churn-classification.yml");
+    sandbox
+        .lathe(&["pipeline", "run", pipeline.to_str().unwrap(), "--json"])
+        .ok();
+    let customers = root.join("assets/demo/customers.csv");
+    sandbox
+        .lathe(&[
+            "data",
+            "import",
+            customers.to_str().unwrap(),
+            "--name",
+            "customers",
+        ])
+        .ok();
+    let endpoint = sandbox.file("endpoint.yml", b"name: churn\n");
+    sandbox
+        .lathe(&[
+            "online-endpoint",
+            "create",
+            "-f",
+            endpoint.to_str().unwrap(),
+        ])
+        .ok();
+    let deployment = sandbox.file(
+        "blue.yml",
+        b"name: blue\nendpoint_name: churn\nmodel: azureml:churn-pipeline-classifier:1\n\
+          data_collector:\n  collections:\n    model_inputs:\n      enabled: 'true'\n    \
+          model_outputs:\n      enabled: 'true'\n",
+    );
+    sandbox
+        .lathe(&[
+            "online-deployment",
+            "create",
+            "-f",
+            deployment.to_str().unwrap(),
+        ])
+        .ok();
+
+    // Unknown names are refused by field before anything is kept.
+    let bad = sandbox.file(
+        "bad.yml",
+        b"name: m\ntrigger: {type: recurrence, frequency: minute, interval: 1}\ncreate_monitor:\n  \
+          monitoring_target: {endpoint_deployment_id: 'azureml:churn:bleu'}\n  monitoring_signals:\n    \
+          d:\n      type: data_drift\n      reference_data: {input_data: {path: 'azureml:custmers:1'}}\n",
+    );
+    sandbox
+        .lathe(&["monitor", "create", "-f", bad.to_str().unwrap()])
+        .fails_with("endpoint 'churn' has no deployment 'bleu'; did you mean 'blue'?");
+    let e = sandbox.lathe(&["monitor", "create", "-f", bad.to_str().unwrap()]);
+    assert!(
+        e.stderr
+            .contains("reference_data.input_data.path: no data asset named 'custmers'"),
+        "{}",
+        e.stderr
+    );
+
+    let server = lathe_tests::Server::start(&sandbox.workspace(), &[]);
+    let shown = wait_for(&sandbox, "the deployment never served", |s| {
+        s["deployments"][0]["provisioning_state"] == "ready"
+    });
+    let url = shown["scoring_uri"]
+        .as_str()
+        .unwrap()
+        .replace("/score", "/invocations");
+    let text = std::fs::read_to_string(&customers).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.take(120).map(|l| l.split(',').collect()).collect();
+    let features = [
+        "region",
+        "plan",
+        "age",
+        "monthly_spend",
+        "tenure_months",
+        "support_tickets",
+        "satisfaction",
+    ];
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let agent = lathe_tests::http();
+    let send = |id: &str, row: &[&str], drifted: bool| {
+        let values: Vec<Value> = features
+            .iter()
+            .map(|f| {
+                let v = row[at(f)];
+                match (*f, drifted) {
+                    _ if v.is_empty() => Value::Null,
+                    ("plan", true) => json!("platinum"),
+                    ("age", true) => json!(v.parse::<f64>().unwrap() + 40.0),
+                    ("region" | "plan", _) => json!(v),
+                    _ => json!(v.parse::<f64>().unwrap()),
+                }
+            })
+            .collect();
+        let body = json!({"dataframe_split": {"columns": features, "data": [values]}});
+        let request = ureq::http::Request::builder()
+            .method("POST")
+            .uri(&url)
+            .header("content-type", "application/json")
+            .header("x-request-id", id)
+            .header("azureml-model-deployment", "blue")
+            .body(body.to_string())
+            .unwrap();
+        let mut answer = agent.run(request).unwrap();
+        let status = answer.status().as_u16();
+        let text = answer.body_mut().read_to_string().unwrap();
+        assert_eq!(status, 200, "{text}");
+    };
+    let start = lathe_core::db::now_millis() - 1;
+    for (i, row) in rows.iter().enumerate() {
+        send(&format!("r{i}"), row, true);
+    }
+    let end = lathe_core::db::now_millis() + 1;
+    wait_for(&sandbox, "the requests were never collected", |s| {
+        collected_rows(s, "model_outputs") == rows.len() as i64
+    });
+    // Ground truth arrives for the first 100 requests.
+    let mut truth = String::from("request,churned\n");
+    for (i, row) in rows.iter().take(100).enumerate() {
+        writeln!(truth, "r{i},{}", row[at("churned")]).unwrap();
+    }
+    let truth = sandbox.file("truth.csv", truth.as_bytes());
+    sandbox
+        .lathe(&[
+            "data",
+            "import",
+            truth.to_str().unwrap(),
+            "--name",
+            "churn-truth",
+        ])
+        .ok();
+
+    let monitor = sandbox.file(
+        "monitor.yml",
+        br"$schema: http://azureml/sdk-2-0/Schedule.json
+name: churn-watch
+trigger:
+  type: recurrence
+  frequency: minute
+  interval: 1
+create_monitor:
+  compute: {instance_type: standard_e4s_v3, runtime_version: '3.4'}
+  monitoring_target:
+    ml_task: classification
+    endpoint_deployment_id: azureml:churn:blue
+  monitoring_signals:
+    inputs-drift:
+      type: data_drift
+      reference_data:
+        input_data: {path: 'azureml:customers:1', type: mltable}
+        data_context: training
+        data_column_names: {target_column: churned}
+      features: [region, plan, age, monthly_spend]
+      feature_type_override: {age: numerical}
+      alert_enabled: true
+      metric_thresholds:
+        numerical: {normalized_wasserstein_distance: 0.1, two_sample_kolmogorov_smirnov_test: 0.01}
+        categorical: {jensen_shannon_distance: 0.1}
+    outputs-drift:
+      type: prediction_drift
+      reference_data:
+        input_data: {path: 'azureml:customers:1', type: mltable}
+        data_column_names: {target_column: churned}
+      metric_thresholds:
+        categorical: {pearsons_chi_squared_test: 0.05}
+    quality:
+      type: data_quality
+      reference_data:
+        input_data: {path: 'azureml:customers:1', type: mltable}
+      features: [age, plan]
+      feature_type_override: {age: numerical}
+      alert_enabled: true
+      metric_thresholds:
+        numerical: {out_of_bounds_rate: 0.1}
+        categorical: {out_of_bounds_rate: 0.1}
+    performance:
+      type: model_performance
+      reference_data:
+        input_data: {path: 'azureml:churn-truth:1', type: mltable}
+        data_context: ground_truth
+        data_column_names: {actual: churned, correlation_id: request}
+      alert_enabled: true
+      metric_thresholds:
+        classification: {accuracy: 0.99, precision: 0.0}
+    attribution:
+      type: feature_attribution_drift
+      metric_thresholds: {normalized_discounted_cumulative_gain: 0.9}
+  alert_notification:
+    emails: [someone@example.com]
+",
+    );
+    let created = sandbox
+        .lathe(&["monitor", "create", "-f", monitor.to_str().unwrap()])
+        .ok();
+    assert!(
+        created.stdout.contains("attribution: kept but disabled"),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        created
+            .stdout
+            .contains("alert_notification: kept, not used"),
+        "{}",
+        created.stdout
+    );
+    // Exported, it reads back the same.
+    let exported = sandbox
+        .lathe(&["monitor", "show", "churn-watch", "--yaml"])
+        .ok()
+        .stdout;
+    assert!(
+        exported.contains("normalized_discounted_cumulative_gain: 0.9"),
+        "{exported}"
+    );
+
+    let (hook_url, received) = hook();
+    let secret = std::ffi::OsStr::new("s3cret-value");
+    sandbox
+        .lathe(&[
+            "monitor",
+            "action",
+            "add",
+            "churn-watch",
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--input",
+            "label=churned",
+        ])
+        .ok();
+    sandbox
+        .lathe(&[
+            "monitor",
+            "action",
+            "add",
+            "churn-watch",
+            "--webhook",
+            &hook_url,
+            "--secret-env",
+            "HOOK_TOKEN",
+        ])
+        .ok();
+    let window = format!("{}/{}", iso(start), iso(end));
+    let first = sandbox
+        .lathe_with(
+            &[
+                "monitor",
+                "run",
+                "churn-watch",
+                "--window",
+                &window,
+                "--json",
+            ],
+            &[("HOOK_TOKEN", secret)],
+        )
+        .ok()
+        .json();
+    assert_eq!(first["state"], "completed", "{first}");
+    let signal = |run: &Value, name: &str| -> Value {
+        run["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["signal"] == name)
+            .unwrap()
+            .clone()
+    };
+    let crossed = |run: &Value, name: &str| -> Vec<String> {
+        signal(run, name)["crossings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["feature"].as_str().unwrap(),
+                    c["metric"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // Ages 40 years older and an unseen plan drift; region and spend do not.
+    let drift = crossed(&first, "inputs-drift");
+    for expected in [
+        "age normalized_wasserstein_distance",
+        "age two_sample_kolmogorov_smirnov_test",
+        "plan jensen_shannon_distance",
+    ] {
+        assert!(drift.contains(&expected.to_owned()), "{drift:?}");
+    }
+    assert!(!drift.iter().any(|c| c.starts_with("region")), "{drift:?}");
+    assert_eq!(
+        signal(&first, "inputs-drift")["values"]["plan"]["out_of_bounds_rate"],
+        Value::Null,
+        "drift reports drift metrics only"
+    );
+    assert_eq!(
+        crossed(&first, "quality"),
+        ["age out_of_bounds_rate", "plan out_of_bounds_rate"]
+    );
+    assert_eq!(
+        signal(&first, "quality")["values"]["plan"]["out_of_bounds_rate"],
+        json!(1.0)
+    );
+    // The performance signal scored the 100 requests with ground truth.
+    let accuracy = signal(&first, "performance")["values"][""]["accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!((0.3..0.99).contains(&accuracy), "{accuracy}");
+    assert_eq!(crossed(&first, "performance"), [" accuracy"]);
+    // Prediction drift is computed but does not alert (alert_enabled left out).
+    assert!(
+        signal(&first, "outputs-drift")["values"]["prediction"]["pearsons_chi_squared_test"]
+            .is_number()
+    );
+    let opened = first["opened"].as_array().unwrap().len();
+    assert_eq!(opened, drift.len() + 3, "{first}");
+    // Each action ran once for the run's new alerts.
+    let actions = first["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 2, "{first}");
+    assert!(
+        actions.iter().all(|a| a["state"] == "completed"),
+        "{actions:?}"
+    );
+    let retraining = actions.iter().find(|a| a["kind"] == "pipeline").unwrap();
+    let retrain_run = retraining["pipeline_run_id"].as_str().unwrap();
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "Bearer s3cret-value");
+    let posted: Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(posted["monitor"], "churn-watch");
+    assert_eq!(posted["alerts"].as_array().unwrap().len(), opened);
+    // The values are a tracked run in the monitor's experiment.
+    let run_id = first["run_id"].as_str().unwrap();
+    let tracked = sandbox
+        .lathe(&["runs", "show", run_id, "--json"])
+        .ok()
+        .json();
+    assert!(
+        tracked
+            .to_string()
+            .contains("inputs-drift.age.normalized_wasserstein_distance"),
+        "{tracked}"
+    );
+
+    // The same window again: the same alerts seen again, no action repeated.
+    let second = sandbox
+        .lathe_with(
+            &[
+                "monitor",
+                "run",
+                "churn-watch",
+                "--window",
+                &window,
+                "--json",
+            ],
+            &[("HOOK_TOKEN", secret)],
+        )
+        .ok()
+        .json();
+    assert_eq!(second["opened"].as_array().unwrap().len(), 0, "{second}");
+    assert_eq!(second["seen_again"].as_array().unwrap().len(), opened);
+    assert!(second["actions"].as_array().unwrap().is_empty());
+    assert_eq!(received.lock().unwrap().len(), 1);
+    let alerts = sandbox
+        .lathe(&["alert", "list", "--monitor", "churn-watch", "--json"])
+        .ok()
+        .json();
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), opened);
+    assert!(alerts.iter().all(|a| a["occurrences"] == 2));
+    let age = alerts
+        .iter()
+        .find(|a| a["feature"] == "age" && a["signal"] == "quality")
+        .unwrap();
+    assert_eq!(
+        age["actions"][0]["pipeline_run_id"].as_str(),
+        Some(retrain_run)
+    );
+    let id = age["id"].to_string();
+    sandbox.lathe(&["alert", "ack", &id, "--by", "ana"]).ok();
+    let open = sandbox
+        .lathe(&["alert", "list", "--open", "--json"])
+        .ok()
+        .json();
+    assert_eq!(open.as_array().unwrap().len(), opened - 1);
+    let all = sandbox.lathe(&["alert", "list", "--json"]).ok().json();
+    let acked = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == age["id"])
+        .unwrap();
+    assert_eq!(acked["acknowledged_by"], "ana");
+
+    // A window with nothing collected fails, naming it, and raises nothing.
+    let empty = format!("{}/{}", iso(start - 7_200_000), iso(start - 3_600_000));
+    let failed = sandbox.lathe(&[
+        "monitor",
+        "run",
+        "churn-watch",
+        "--window",
+        &empty,
+        "--json",
+    ]);
+    assert_ne!(failed.code, 0);
+    let failed = failed.json();
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was collected in churn-blue-model_inputs"),
+        "{failed}"
+    );
+    assert!(failed["opened"].as_array().unwrap().is_empty());
+
+    // A backtest alerts in exactly the windows that running the monitor does.
+    let backtest = sandbox
+        .lathe(&[
+            "monitor",
+            "backtest",
+            "churn-watch",
+            "--windows",
+            "3",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let windows = backtest.as_array().unwrap();
+    assert_eq!(windows.len(), 3);
+    for w in windows {
+        let due = w["due_ms"].as_i64().unwrap();
+        let ran = sandbox
+            .lathe(&["monitor", "run", "churn-watch", "--at", &iso(due), "--json"])
+            .json();
+        for s in w["signals"].as_array().unwrap() {
+            let name = s["signal"].as_str().unwrap();
+            assert_eq!(
+                s["crossings"],
+                signal(&ran, name)["crossings"],
+                "window {due}, signal {name}"
+            );
+            assert_eq!(
+                s["problem"],
+                signal(&ran, name)["problem"],
+                "window {due}, signal {name}"
+            );
+        }
+    }
+    drop(server);
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

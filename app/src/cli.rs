@@ -12,7 +12,9 @@ use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
 pub use crate::output::{Output, Reported, print_json, read_text, with_progress};
-use crate::{batch_cli, endpoint_cli, label_cli, monitor_cli, pipeline_cli, tracking_cli};
+use crate::{
+    batch_cli, drift_cli, endpoint_cli, label_cli, monitor_cli, pipeline_cli, tracking_cli,
+};
 
 fn open_store(root: &Path) -> Result<lathe_core::Store> {
     lathe_core::Store::open(root)
@@ -64,7 +66,14 @@ pub enum Command {
     BatchJob(batch_cli::BatchJobCommand),
     /// Compare two tables for drift and data quality (files or data assets); a CI gate with
     /// --fail-on-drift.
-    Drift(monitor_cli::DriftArgs),
+    Drift(drift_cli::DriftArgs),
+    /// Monitors (Azure ML monitoring schedule YAML): create, update, show, list, delete, run,
+    /// backtest, actions.
+    #[command(subcommand)]
+    Monitor(monitor_cli::MonitorCommand),
+    /// Alerts raised by monitors: list, ack.
+    #[command(subcommand)]
+    Alert(monitor_cli::AlertCommand),
     /// Remove files in the blob store that nothing refers to (left by killed imports).
     Gc {
         #[command(flatten)]
@@ -136,7 +145,9 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::BatchEndpoint(command) => batch_cli::endpoint(&open_store(root)?, command),
         Command::BatchDeployment(command) => batch_cli::deployment(&open_store(root)?, command),
         Command::BatchJob(command) => batch_cli::batch_job(&open_store(root)?, command),
-        Command::Drift(args) => monitor_cli::drift(root, &args),
+        Command::Drift(args) => drift_cli::drift(root, &args),
+        Command::Monitor(command) => monitor_cli::monitor(&open_store(root)?, command),
+        Command::Alert(command) => monitor_cli::alert(&open_store(root)?, command),
         Command::Gc { output } => gc(root, &output),
     }
 }

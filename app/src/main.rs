@@ -3,6 +3,7 @@
 
 mod batch_cli;
 mod cli;
+mod drift_cli;
 mod endpoint_cli;
 mod endpoints_server;
 mod gui;
@@ -67,7 +68,7 @@ fn main() -> std::process::ExitCode {
     };
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<monitor_cli::Drifted>().is_some() => {
+        Err(e) if e.downcast_ref::<drift_cli::Drifted>().is_some() => {
             eprintln!("drift: {e}");
             std::process::ExitCode::from(3)
         }

@@ -1,265 +1,606 @@
-//! `lathe drift`: two tables compared, feature by feature, with an exit code for CI gates.
+//! `lathe monitor` (monitoring schedules in Azure ML's YAML: create, update, show, list,
+//! delete, run, backtest, actions) and `lathe alert` (list, ack).
 
-use std::path::Path;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use clap::Args;
-use lathe_core::Workspace;
-use lathe_core::assets::AssetRef;
-use lathe_core::monitoring::compare::{self, Comparison, Feature, Options};
-use lathe_core::monitoring::tables::Table;
-use lathe_core::monitoring::thresholds::{self, Thresholds, Verdict};
-use lathe_core::monitoring::{FeatureType, Metric};
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use lathe_core::Store;
+use lathe_core::format;
+use lathe_core::monitoring::actions::{self, Action};
+use lathe_core::monitoring::monitors::{self, AlertFilter, Monitor};
+use lathe_core::monitoring::run::{self, RunOutcome, SignalResult};
+use lathe_core::monitoring::trigger::{parse_duration, parse_time};
 use serde_json::json;
 
-use crate::cli::{Output, print_json};
+use crate::cli::{Output, print_json, read_text};
 
-/// `lathe drift REFERENCE CURRENT`.
-#[derive(Debug, Args)]
-pub struct DriftArgs {
-    /// The reference: a table file (.csv, .tsv, .parquet, .jsonl) or a data asset NAME[:VERSION].
-    reference: String,
-    /// The data to compare with it, named the same ways.
-    current: String,
-    /// The features to compare (default: every column both have).
-    #[arg(long, value_delimiter = ',')]
-    columns: Vec<String>,
-    /// The metrics to report (default: all that apply), e.g.
-    /// jensen_shannon_distance,two_sample_kolmogorov_smirnov_test,null_value_rate.
-    #[arg(long, value_delimiter = ',', value_parser = parse_metric)]
-    metrics: Vec<Metric>,
-    /// METRIC=VALUE, for every feature type it applies to; repeatable. Without any: Azure ML's
-    /// out-of-box normalized_wasserstein_distance=0.1 (numerical) and
-    /// jensen_shannon_distance=0.1 (categorical). P-values alert below their threshold.
-    #[arg(long = "threshold", value_parser = parse_threshold)]
-    thresholds: Vec<(Metric, f64)>,
-    /// Compare these columns as categories (overrides the inferred type).
-    #[arg(long, value_delimiter = ',')]
-    categorical: Vec<String>,
-    /// Compare these columns as numbers (overrides the inferred type).
-    #[arg(long, value_delimiter = ',')]
-    numerical: Vec<String>,
-    /// Exit with status 3 when any threshold is crossed (1 stays for errors).
-    #[arg(long)]
-    fail_on_drift: bool,
-    #[command(flatten)]
-    output: Output,
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    /// Create a monitor from a monitoring schedule's YAML (Azure ML `create_monitor`).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Replace a monitor's YAML (-f), or change its cooldown or whether it runs.
+    Update {
+        /// The monitor (not needed with -f: the YAML names it).
+        name: Option<String>,
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// How long an alert seen again counts as the same alert (ISO 8601, e.g. PT6H).
+        #[arg(long)]
+        cooldown: Option<String>,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// A monitor: its signals, next run, recent runs and actions (--yaml: its YAML).
+    Show {
+        name: String,
+        #[arg(long, conflicts_with = "json")]
+        yaml: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    Delete {
+        name: String,
+    },
+    /// Run a monitor now: for the window ending now (or --at), or a given --window.
+    Run {
+        name: String,
+        /// The run's due time (ISO 8601, e.g. 2026-12-06T05:00:00Z); default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// START/END (ISO 8601 times) replacing every signal's production window.
+        #[arg(long)]
+        window: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Compute the monitor over its past windows and show which would have alerted.
+    Backtest {
+        name: String,
+        /// How many past windows.
+        #[arg(long, default_value_t = 10)]
+        windows: usize,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// What a monitor does when it alerts.
+    #[command(subcommand)]
+    Action(ActionCommand),
 }
 
-/// Drift was found and `--fail-on-drift` asked for a failing exit (status 3); the answer is
-/// already printed.
-#[derive(Debug)]
-pub struct Drifted(pub String);
-
-impl std::fmt::Display for Drifted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, Subcommand)]
+pub enum ActionCommand {
+    /// Add an action: --pipeline (a retraining run) or --webhook.
+    Add {
+        monitor: String,
+        /// A saved pipeline NAME:VERSION or a pipeline file.
+        #[arg(long, conflicts_with = "webhook")]
+        pipeline: Option<String>,
+        /// INPUT=VALUE for the pipeline; {window_start}, {window_end}, {monitor} and
+        /// {production_data} are replaced when it runs. Repeatable.
+        #[arg(long = "input", requires = "pipeline")]
+        inputs: Vec<String>,
+        #[arg(long, requires = "pipeline")]
+        experiment: Option<String>,
+        /// An http:// URL to POST the alerts to.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// The environment variable holding the webhook's bearer token (never stored).
+        #[arg(long, requires = "webhook")]
+        secret_env: Option<String>,
+        #[arg(long, requires = "webhook", default_value_t = 10)]
+        timeout: u64,
+        #[arg(long, requires = "webhook", default_value_t = 2)]
+        retries: u32,
+        #[command(flatten)]
+        output: Output,
+    },
+    List {
+        monitor: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    Remove {
+        id: i64,
+    },
 }
 
-impl std::error::Error for Drifted {}
-
-fn parse_metric(s: &str) -> std::result::Result<Metric, String> {
-    Metric::parse(s).ok_or_else(|| {
-        let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-        format!("unknown metric '{s}' (metrics: {})", names.join(", "))
-    })
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Alerts, newest first.
+    List {
+        #[arg(long)]
+        monitor: Option<String>,
+        #[arg(long)]
+        signal: Option<String>,
+        /// Only those not acknowledged.
+        #[arg(long)]
+        open: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Acknowledge alerts (who and when are recorded).
+    Ack {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        /// Who acknowledges (default: the user).
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
-fn parse_threshold(s: &str) -> std::result::Result<(Metric, f64), String> {
-    let (name, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("'{s}' is not METRIC=VALUE"))?;
-    let value: f64 = value
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{value}' is not a number"))?;
-    if !value.is_finite() {
-        return Err(format!("'{value}' is not a finite number"));
-    }
-    Ok((parse_metric(name.trim())?, value))
+fn time(text: &str) -> Result<i64> {
+    parse_time(text).map_err(anyhow::Error::msg)
 }
 
-/// A table named on the command line: a file when one is there, else a data asset version.
-fn table(root: &Path, arg: &str, ws: &mut Option<Workspace>) -> Result<Table> {
-    let path = Path::new(arg);
-    if path.is_file() {
-        return Ok(Table::file(path)?);
-    }
-    let reference: AssetRef = arg
-        .parse()
-        .with_context(|| format!("'{arg}' is neither a table file nor a data asset"))?;
-    if ws.is_none() {
-        *ws = Some(
-            Workspace::open(root)
-                .with_context(|| format!("cannot open workspace {}", root.display()))?,
-        );
-    }
-    let Some(ws) = ws.as_ref() else {
-        anyhow::bail!("cannot open workspace {}", root.display());
-    };
-    let version = ws.resolve(&reference)?;
-    Ok(Table::versions(
-        ws,
-        std::slice::from_ref(&version),
-        version.reference(),
-    )?)
+fn when(ms: i64) -> String {
+    format::timestamp(ms / 1000)
 }
 
-pub fn drift(root: &Path, args: &DriftArgs) -> Result<()> {
-    let mut ws = None;
-    let reference = table(root, &args.reference, &mut ws)?;
-    let current = table(root, &args.current, &mut ws)?;
-    let mut options = Options {
-        features: (!args.columns.is_empty()).then(|| args.columns.clone()),
-        ..Options::default()
-    };
-    for (names, kind) in [
-        (&args.categorical, FeatureType::Categorical),
-        (&args.numerical, FeatureType::Numerical),
-    ] {
-        for name in names {
-            options.types.insert(name.clone(), kind);
+pub fn monitor(store: &Store, command: MonitorCommand) -> Result<()> {
+    match command {
+        MonitorCommand::Create { file, output } => {
+            let saved = monitors::put(store, &read_text(&file)?, false)?;
+            report_saved(&saved, "created", &output)?;
         }
-    }
-    let mut comparison = compare::compare(&reference, &current, &options)?;
-    let thresholds = if args.thresholds.is_empty() {
-        Thresholds::drift_defaults()
-    } else {
-        let mut t = Thresholds::default();
-        for &(metric, value) in &args.thresholds {
-            t.set(metric, value)?;
+        MonitorCommand::Update {
+            name,
+            file,
+            cooldown,
+            enable,
+            disable,
+            output,
+        } => {
+            let mut saved = None;
+            if let Some(file) = file {
+                let s = monitors::put(store, &read_text(&file)?, true)?;
+                if name.as_ref().is_some_and(|n| *n != s.monitor.spec.name) {
+                    bail!(
+                        "{} names monitor '{}', not '{}'",
+                        file.display(),
+                        s.monitor.spec.name,
+                        name.unwrap_or_default()
+                    );
+                }
+                saved = Some(s);
+            }
+            let name = match (&saved, name) {
+                (Some(s), _) => s.monitor.spec.name.clone(),
+                (None, Some(n)) => n,
+                (None, None) => bail!("name the monitor, or give its YAML with -f"),
+            };
+            let cooldown = cooldown
+                .map(|c| parse_duration(&c).map_err(anyhow::Error::msg))
+                .transpose()?;
+            let enabled = match (enable, disable) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
+            let monitor = if cooldown.is_some() || enabled.is_some() {
+                monitors::set_settings(store, &name, enabled, cooldown)?
+            } else if let Some(s) = &saved {
+                s.monitor.clone()
+            } else {
+                bail!("nothing to change: give -f, --cooldown, --enable or --disable");
+            };
+            let notices = saved.map(|s| s.notices).unwrap_or_default();
+            report_saved(&monitors::Saved { monitor, notices }, "updated", &output)?;
         }
-        t
-    };
-    if !args.metrics.is_empty() {
-        for f in &mut comparison.features {
-            f.drift.retain(|m, _| args.metrics.contains(m));
-            f.quality.retain(|m, _| args.metrics.contains(m));
+        MonitorCommand::Show { name, yaml, output } => {
+            let m = monitors::get(store, &name)?;
+            if yaml {
+                print!("{}", m.spec.to_yaml());
+                return Ok(());
+            }
+            let runs = run::runs(store, &m, 10)?;
+            let actions = actions::list(store, &m)?;
+            if output.json {
+                let actions: Vec<_> = actions
+                    .iter()
+                    .map(|(id, a)| json!({"id": id, "action": a}))
+                    .collect();
+                print_json(&json!({ "monitor": m, "runs": runs, "actions": actions }))?;
+            } else {
+                print_monitor(&m);
+                for (id, a) in &actions {
+                    println!("  action {id}: {}", a.describe());
+                }
+                if !runs.is_empty() {
+                    println!("recent runs:");
+                }
+                for r in &runs {
+                    println!(
+                        "  run {} {} to {}: {}{}",
+                        r.id,
+                        when(r.window_start_ms),
+                        when(r.window_end_ms),
+                        r.state,
+                        if r.message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", r.message)
+                        }
+                    );
+                }
+            }
         }
-    }
-    let verdict = thresholds::evaluate(&comparison, &thresholds);
-    if args.output.json {
-        print_json(&json!({
-            "comparison": comparison,
-            "thresholds": thresholds,
-            "verdict": verdict,
-        }))?;
-    } else {
-        print_comparison(&comparison, &thresholds, &verdict, &args.metrics);
-    }
-    if args.fail_on_drift && !verdict.crossings.is_empty() {
-        return Err(Drifted(format!(
-            "{} threshold(s) crossed in {} feature(s)",
-            verdict.crossings.len(),
-            verdict
-                .crossings
-                .iter()
-                .map(|c| c.feature.as_str())
-                .collect::<std::collections::BTreeSet<_>>()
-                .len()
-        ))
-        .into());
+        MonitorCommand::List { output } => {
+            let all = monitors::list(store)?;
+            if output.json {
+                print_json(&all)?;
+            } else if all.is_empty() {
+                println!("no monitors");
+            } else {
+                println!(
+                    "{:<32} {:<8} {:<9} {:<20} TARGET",
+                    "NAME", "SIGNALS", "STATE", "NEXT RUN"
+                );
+                for m in &all {
+                    println!(
+                        "{:<32} {:<8} {:<9} {:<20} {}",
+                        m.spec.name,
+                        m.spec.signals.iter().filter(|s| s.enabled).count(),
+                        if m.enabled { "enabled" } else { "disabled" },
+                        m.next_due_ms.map_or_else(|| "-".to_owned(), when),
+                        m.spec.target.as_ref().map_or_else(
+                            || "-".to_owned(),
+                            |t| format!("{}:{}", t.endpoint, t.deployment)
+                        )
+                    );
+                }
+            }
+        }
+        MonitorCommand::Delete { name } => {
+            monitors::delete(store, &name)?;
+            println!("deleted monitor {name}");
+        }
+        MonitorCommand::Run {
+            name,
+            at,
+            window,
+            output,
+        } => {
+            let m = monitors::get(store, &name)?;
+            let due = at
+                .as_deref()
+                .map(time)
+                .transpose()?
+                .unwrap_or_else(lathe_core::db::now_millis);
+            let window = match window {
+                Some(w) => {
+                    let (s, e) = w.split_once('/').context("--window is START/END")?;
+                    let (s, e) = (time(s)?, time(e)?);
+                    if s >= e {
+                        bail!("--window: END comes before START");
+                    }
+                    Some((s, e))
+                }
+                None => None,
+            };
+            let outcome = run::run(store, &m, due, window)?;
+            if output.json {
+                print_json(&outcome)?;
+            } else {
+                print_outcome(&outcome);
+            }
+            if outcome.state != "completed" {
+                return Err(crate::cli::Reported(format!(
+                    "monitor run {} failed: {}",
+                    outcome.id.unwrap_or_default(),
+                    outcome.message
+                ))
+                .into());
+            }
+        }
+        MonitorCommand::Backtest {
+            name,
+            windows,
+            output,
+        } => {
+            let m = monitors::get(store, &name)?;
+            let result = run::backtest(store, &m, windows, lathe_core::db::now_millis())?;
+            if output.json {
+                print_json(&result)?;
+            } else {
+                for w in &result {
+                    let crossed: Vec<String> = w.signals.iter().flat_map(crossings).collect();
+                    let failed: Vec<String> = w
+                        .signals
+                        .iter()
+                        .filter_map(|s| s.problem.as_ref().map(|p| format!("{}: {p}", s.signal)))
+                        .collect();
+                    println!(
+                        "window ending {}: {}",
+                        when(w.due_ms),
+                        if !failed.is_empty() {
+                            format!("not computed ({})", failed.join("; "))
+                        } else if crossed.is_empty() {
+                            "no alert".to_owned()
+                        } else {
+                            format!("would alert: {}", crossed.join(", "))
+                        }
+                    );
+                }
+            }
+        }
+        MonitorCommand::Action(command) => action(store, command)?,
     }
     Ok(())
 }
 
-/// The columns of the text table: each metric's short heading.
-const SHOWN: [(Metric, &str); 8] = [
-    (Metric::JensenShannonDistance, "JS"),
-    (Metric::PopulationStabilityIndex, "PSI"),
-    (Metric::NormalizedWassersteinDistance, "WASSERSTEIN"),
-    (Metric::TwoSampleKolmogorovSmirnovTest, "KS P"),
-    (Metric::PearsonsChiSquaredTest, "CHI2 P"),
-    (Metric::NullValueRate, "NULLS"),
-    (Metric::DataTypeErrorRate, "TYPE ERR"),
-    (Metric::OutOfBoundsRate, "OUT OF RANGE"),
-];
+fn crossings(s: &SignalResult) -> Vec<String> {
+    s.crossings
+        .iter()
+        .map(|c| {
+            let feature = if c.feature.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", c.feature)
+            };
+            format!(
+                "{}{feature} {} {}",
+                s.signal,
+                c.metric.name(),
+                format::number(c.value)
+            )
+        })
+        .collect()
+}
 
-fn print_comparison(c: &Comparison, t: &Thresholds, v: &Verdict, metrics: &[Metric]) {
-    let fmt = lathe_core::format::count;
+fn report_saved(saved: &monitors::Saved, verb: &str, output: &Output) -> Result<()> {
+    if output.json {
+        print_json(&json!({ "monitor": saved.monitor, "notices": saved.notices }))?;
+    } else {
+        println!("{verb} monitor {}", saved.monitor.spec.name);
+        for n in &saved.notices {
+            println!("  note: {n}");
+        }
+        print_monitor(&saved.monitor);
+    }
+    Ok(())
+}
+
+fn print_monitor(m: &Monitor) {
     println!(
-        "reference {} ({} rows)  vs  current {} ({} rows)",
-        c.reference,
-        fmt(c.reference_rows as i64),
-        c.current,
-        fmt(c.current_rows as i64)
+        "{}: {}, next run {}, alerts grouped within {}",
+        m.spec.name,
+        if m.enabled { "enabled" } else { "disabled" },
+        m.next_due_ms.map_or_else(|| "never".to_owned(), when),
+        lathe_core::monitoring::trigger::format_duration(m.cooldown_ms)
     );
-    let shown: Vec<(Metric, &str)> = SHOWN
-        .iter()
-        .copied()
-        .filter(|(m, _)| metrics.is_empty() || metrics.contains(m))
-        .collect();
-    let width = c
-        .features
-        .iter()
-        .map(|f| f.name.chars().count())
-        .max()
-        .unwrap_or(7)
-        .max(7);
-    let mut header = format!("{:<width$}  {:<11}", "FEATURE", "TYPE");
-    for (_, h) in &shown {
-        header.push_str(&format!("  {h:>12}"));
+    if let Some(t) = &m.spec.target {
+        println!("  watches {}:{}", t.endpoint, t.deployment);
     }
-    println!("\n{header}");
-    for f in &c.features {
-        println!("{}", feature_line(f, &shown, v, width));
+    for s in &m.spec.signals {
+        let thresholds: Vec<String> = s
+            .thresholds
+            .numerical
+            .iter()
+            .map(|(k, v)| format!("numerical {} {v}", k.name()))
+            .chain(
+                s.thresholds
+                    .categorical
+                    .iter()
+                    .map(|(k, v)| format!("categorical {} {v}", k.name())),
+            )
+            .chain(
+                s.performance
+                    .iter()
+                    .map(|(k, v)| format!("{} {v}", k.name())),
+            )
+            .collect();
+        println!(
+            "  signal {} ({}){}{}",
+            s.name,
+            s.type_name,
+            if !s.enabled {
+                " — disabled: not computed by Lathe".to_owned()
+            } else if s.alert_enabled {
+                ", alerts".to_owned()
+            } else {
+                ", no alerts".to_owned()
+            },
+            if thresholds.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", thresholds.join(", "))
+            }
+        );
     }
-    for (side, names) in [
-        ("reference", &c.only_in_reference),
-        ("current", &c.only_in_current),
-    ] {
-        if !names.is_empty() {
-            println!("only in the {side}: {}", names.join(", "));
+}
+
+fn print_outcome(o: &RunOutcome) {
+    println!(
+        "monitor {} run {}: {} to {}, {}",
+        o.monitor,
+        o.id.unwrap_or_default(),
+        when(o.window_start_ms),
+        when(o.window_end_ms),
+        o.state
+    );
+    for s in &o.signals {
+        match &s.problem {
+            Some(p) => println!("  {}: not computed: {p}", s.signal),
+            None => {
+                let crossed = crossings(s);
+                println!(
+                    "  {} ({} vs {}): {}",
+                    s.signal,
+                    s.production,
+                    s.reference,
+                    if crossed.is_empty() {
+                        "within thresholds".to_owned()
+                    } else {
+                        crossed.join(", ")
+                    }
+                );
+            }
         }
     }
-    let rule = |map: &std::collections::BTreeMap<Metric, f64>| {
-        map.iter()
-            .map(|(m, x)| {
-                format!(
-                    "{} {} {x}",
-                    m.name(),
-                    if m.alerts_below() { "<" } else { ">" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!(
-        "\n{} of {} features drifted (share {:.2}); alerting when numerical {}; categorical {}",
-        v.drifted_features,
-        v.features,
-        v.share_of_drifted_features,
-        rule(&t.numerical),
-        rule(&t.categorical)
-    );
+    if !o.opened.is_empty() || !o.seen_again.is_empty() {
+        println!(
+            "  alerts: {} opened, {} seen again",
+            o.opened.len(),
+            o.seen_again.len()
+        );
+    }
+    for a in &o.actions {
+        println!("  action {}: {} {}", a.kind, a.state, a.message);
+    }
+    if let Some(id) = &o.run_id {
+        println!("  recorded as run {id}");
+    }
 }
 
-fn feature_line(f: &Feature, shown: &[(Metric, &str)], v: &Verdict, width: usize) -> String {
-    let mut line = format!("{:<width$}  {:<11}", f.name, f.feature_type.name());
-    for (m, _) in shown {
-        let value = f.drift.get(m).or_else(|| f.quality.get(m));
-        let crossed = v
-            .crossings
-            .iter()
-            .any(|c| c.feature == f.name && c.metric == *m);
-        let text = match value {
-            Some(x) => format!("{}{}", short(*x), if crossed { "*" } else { "" }),
-            None => "-".to_owned(),
-        };
-        line.push_str(&format!("  {text:>12}"));
+fn action(store: &Store, command: ActionCommand) -> Result<()> {
+    match command {
+        ActionCommand::Add {
+            monitor,
+            pipeline,
+            inputs,
+            experiment,
+            webhook,
+            secret_env,
+            timeout,
+            retries,
+            output,
+        } => {
+            let action = match (pipeline, webhook) {
+                (Some(pipeline), None) => {
+                    let mut bound = std::collections::BTreeMap::new();
+                    for i in &inputs {
+                        let (k, v) = i
+                            .split_once('=')
+                            .with_context(|| format!("--input '{i}' is not NAME=VALUE"))?;
+                        bound.insert(k.to_owned(), v.to_owned());
+                    }
+                    Action::Pipeline {
+                        pipeline,
+                        experiment,
+                        inputs: bound,
+                    }
+                }
+                (None, Some(url)) => Action::Webhook {
+                    url,
+                    secret_env,
+                    timeout_s: timeout,
+                    retries,
+                },
+                _ => bail!("give --pipeline or --webhook"),
+            };
+            let id = actions::add(store, &monitor, &action)?;
+            if output.json {
+                print_json(&json!({ "id": id, "action": action }))?;
+            } else {
+                println!("action {id} on monitor {monitor}: {}", action.describe());
+            }
+        }
+        ActionCommand::List { monitor, output } => {
+            let m = monitors::get(store, &monitor)?;
+            let all = actions::list(store, &m)?;
+            if output.json {
+                let all: Vec<_> = all
+                    .iter()
+                    .map(|(id, a)| json!({"id": id, "action": a}))
+                    .collect();
+                print_json(&all)?;
+            } else if all.is_empty() {
+                println!("monitor {monitor} has no actions");
+            } else {
+                for (id, a) in &all {
+                    println!("{id}: {}", a.describe());
+                }
+            }
+        }
+        ActionCommand::Remove { id } => {
+            actions::remove(store, id)?;
+            println!("removed action {id}");
+        }
     }
-    if let Some(problem) = &f.problem {
-        line.push_str(&format!("  ({problem})"));
-    }
-    line
+    Ok(())
 }
 
-/// A value in at most 10 characters: fixed for ordinary sizes, scientific for tiny p-values.
-fn short(x: f64) -> String {
-    if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
-        format!("{x:.4}")
-    } else {
-        format!("{x:.2e}")
+pub fn alert(store: &Store, command: AlertCommand) -> Result<()> {
+    match command {
+        AlertCommand::List {
+            monitor,
+            signal,
+            open,
+            output,
+        } => {
+            let all = monitors::alerts(
+                store,
+                &AlertFilter {
+                    monitor,
+                    signal,
+                    open,
+                },
+            )?;
+            if output.json {
+                print_json(&all)?;
+            } else if all.is_empty() {
+                println!("no alerts");
+            } else {
+                for a in &all {
+                    let feature = if a.feature.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {}", a.feature)
+                    };
+                    println!(
+                        "{:>5}  {}  {} {}{feature} {} = {} (threshold {}), {} window(s), last {}{}",
+                        a.id,
+                        if a.acknowledged_at_ms.is_some() {
+                            "ack "
+                        } else {
+                            "OPEN"
+                        },
+                        a.monitor,
+                        a.signal,
+                        a.metric,
+                        format::number(a.value),
+                        format::number(a.threshold),
+                        a.occurrences,
+                        when(a.window_end_ms),
+                        a.acknowledged_by
+                            .as_ref()
+                            .map(|b| format!(", acknowledged by {b}"))
+                            .unwrap_or_default()
+                    );
+                    for r in &a.actions {
+                        println!(
+                            "         {} {}: {}{}",
+                            r.kind,
+                            r.state,
+                            r.message,
+                            r.pipeline_run_id
+                                .as_ref()
+                                .map(|id| format!(" (run {id})"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+        AlertCommand::Ack { ids, by } => {
+            let by = by.unwrap_or_else(lathe_core::promotion::current_user);
+            let n = monitors::acknowledge(store, &ids, &by)?;
+            println!("acknowledged {n} alert(s) as {by}");
+        }
     }
+    Ok(())
 }

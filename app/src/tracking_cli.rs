@@ -187,6 +187,21 @@ pub fn serve(root: &Path, args: ServerArgs) -> Result<()> {
             },
         )
         .context("cannot start the schedule runner")?;
+        // So do monitors.
+        let _monitors = lathe_core::monitoring::runner::spawn(
+            tracking.store().clone(),
+            std::time::Duration::from_secs(5),
+            |monitor, outcome| match outcome {
+                Ok(o) => eprintln!(
+                    "monitor {monitor}: run {} {}, {} alert(s) opened",
+                    o.id.unwrap_or_default(),
+                    o.state,
+                    o.opened.len()
+                ),
+                Err(e) => eprintln!("monitor {monitor}: did not run: {e}"),
+            },
+        )
+        .context("cannot start the monitor runner")?;
         bound
             .serve(async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -13,7 +13,8 @@
 //! - `monitors.rs` — monitors kept in the workspace, due times claimed, alerts listed and
 //!   acknowledged;
 //! - `run.rs` — one monitor run (signals over windows, a tracked run, alerts) and backtests;
-//! - `actions.rs` — what an alert starts: a pipeline, a webhook.
+//! - `actions.rs` — what an alert starts: a pipeline, a webhook;
+//! - `runner.rs` — monitors run when due, by one process of those holding the workspace.
 //! - `trigger.rs` — when a monitor runs (recurrence or cron, in UTC), ISO 8601 windows.
 
 pub mod actions;
@@ -22,6 +23,7 @@ pub mod ks;
 pub mod monitors;
 pub mod performance;
 pub mod run;
+pub mod runner;
 pub mod spec;
 pub mod stats;
 pub mod tables;

@@ -204,6 +204,7 @@ pub struct Service {
     job_threads: SyncSender<Task>,
     /// The schedule runner, stopped when the service is dropped.
     schedules: Mutex<Option<schedule::Runner>>,
+    monitors: Mutex<Option<crate::monitoring::runner::Runner>>,
 }
 
 /// `count` threads named `name-N` taking tasks from one bounded queue until its sender, the
@@ -260,6 +261,7 @@ impl Service {
             readers: workers("lathe-reader", READER_THREADS, READ_QUEUE)?,
             job_threads: workers("lathe-job", JOB_THREADS, JOB_QUEUE)?,
             schedules: Mutex::new(None),
+            monitors: Mutex::new(None),
         })
     }
 
@@ -280,7 +282,8 @@ impl Service {
     }
 
     /// Runs due schedules until the service is dropped, checking every half minute; each run's
-    /// end arrives as [`PipelineEvent::ScheduledRun`].
+    /// end arrives as [`PipelineEvent::ScheduledRun`]. Due monitors run too (checked every five
+    /// seconds).
     pub fn start_schedules(&self, tracking_uri: Option<String>) -> Result<()> {
         let shared = Arc::clone(&self.shared);
         let runner = schedule::spawn_runner(
@@ -298,6 +301,17 @@ impl Service {
         if let Ok(mut slot) = self.schedules.lock() {
             // A runner started earlier stops as it is replaced.
             *slot = Some(runner);
+        }
+        // Monitors come due too; their runs and alerts reach the window through the
+        // workspace watcher.
+        let monitors = crate::monitoring::runner::spawn(
+            self.shared.store.clone(),
+            std::time::Duration::from_secs(5),
+            |_, _| {},
+        )
+        .map_err(|e| Error::io("<threads>", e))?;
+        if let Ok(mut slot) = self.monitors.lock() {
+            *slot = Some(monitors);
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::compare::{self, Comparison, Options};
-use super::monitors::{self, Monitor};
+use super::monitors::Monitor;
 use super::performance::{self, Performance};
 use super::spec::{DataSpec, Features, Signal, SignalKind};
 use super::tables::Table;
@@ -196,10 +196,11 @@ fn compute(
     monitor: &Monitor,
     signal: &Signal,
     due_ms: i64,
+    given: Option<(i64, i64)>,
     lineage: &mut Vec<(String, &'static str, i64)>,
 ) -> SignalResult {
     let kind = signal.kind.unwrap_or(SignalKind::DataDrift);
-    let (start, end) = window(monitor, signal.production.as_ref(), due_ms);
+    let (start, end) = given.unwrap_or_else(|| window(monitor, signal.production.as_ref(), due_ms));
     let mut result = SignalResult {
         signal: signal.name.clone(),
         kind,
@@ -312,7 +313,7 @@ pub fn evaluate(store: &Store, monitor: &Monitor, due_ms: i64) -> Vec<SignalResu
         .signals
         .iter()
         .filter(|s| s.enabled)
-        .map(|s| compute(store, monitor, s, due_ms, &mut lineage))
+        .map(|s| compute(store, monitor, s, due_ms, None, &mut lineage))
         .collect()
 }
 
@@ -340,11 +341,17 @@ fn metric_key(signal: &str, feature: &str, metric: &str) -> String {
 /// tracked run in the monitor's experiment (one metric series per signal, feature and
 /// metric, stepped by the run's number), raises alerts for the alerting signals' crossings,
 /// and starts the monitor's actions when an alert is new. A signal that cannot be computed
-/// makes the run `failed`, with its reason, and raises nothing.
+/// makes the run `failed`, with its reason, and raises nothing. `window` replaces every
+/// signal's production window (`lathe monitor run --window START/END`).
 ///
 /// # Errors
 /// The store cannot be written.
-pub fn run(store: &Store, monitor: &Monitor, due_ms: i64) -> Result<RunOutcome> {
+pub fn run(
+    store: &Store,
+    monitor: &Monitor,
+    due_ms: i64,
+    window: Option<(i64, i64)>,
+) -> Result<RunOutcome> {
     let started = crate::db::now_millis();
     let mut lineage = Vec::new();
     let signals: Vec<SignalResult> = monitor
@@ -352,7 +359,7 @@ pub fn run(store: &Store, monitor: &Monitor, due_ms: i64) -> Result<RunOutcome> 
         .signals
         .iter()
         .filter(|s| s.enabled)
-        .map(|s| compute(store, monitor, s, due_ms, &mut lineage))
+        .map(|s| compute(store, monitor, s, due_ms, window, &mut lineage))
         .collect();
     let window_start = signals
         .iter()
@@ -694,15 +701,4 @@ pub fn runs(store: &Store, monitor: &Monitor, limit: usize) -> Result<Vec<Record
             })
         })
         .collect()
-}
-
-/// Runs every monitor due at `now_ms` once (claimed, so one process runs it).
-///
-/// # Errors
-/// The store cannot be read; each monitor's own failure is in its outcome.
-pub fn run_due(store: &Store, now_ms: i64) -> Result<Vec<Result<RunOutcome>>> {
-    Ok(monitors::claim_due(store, now_ms)?
-        .into_iter()
-        .map(|(m, due)| run(store, &m, due))
-        .collect())
 }

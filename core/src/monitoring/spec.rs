@@ -348,26 +348,10 @@ impl Reader {
     }
 
     fn time(&mut self, path: &str, v: &Yaml) -> Option<i64> {
-        let text = v.as_str().unwrap_or_default();
-        let parsed = chrono::DateTime::parse_from_rfc3339(text)
-            .map(|t| t.timestamp_millis())
-            .or_else(|_| {
-                chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
-                    .map(|t| t.and_utc().timestamp_millis())
-            })
-            .or_else(|_| {
-                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map(|d| {
-                    d.and_hms_opt(0, 0, 0)
-                        .map_or(0, |t| t.and_utc().timestamp_millis())
-                })
-            });
-        match parsed {
+        match super::trigger::parse_time(&crate::yaml::text(v)) {
             Ok(t) => Some(t),
-            Err(_) => {
-                self.problem(
-                    path,
-                    format!("'{text}' is not a date and time (2026-01-31T00:00:00Z)"),
-                );
+            Err(e) => {
+                self.problem(path, e);
                 None
             }
         }

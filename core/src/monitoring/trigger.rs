@@ -246,6 +246,26 @@ fn day_fires(
     }
 }
 
+/// A date and time as ISO 8601 writes it (`2026-12-06T05:00:00Z`, with an offset, without
+/// one meaning UTC, or a date alone meaning its midnight UTC), in milliseconds.
+///
+/// # Errors
+/// The text is none of those.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .or_else(|_| {
+            chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+                .map(|t| t.and_utc().timestamp_millis())
+        })
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(|d| d.and_time(NaiveTime::MIN).and_utc().timestamp_millis())
+        })
+        .map_err(|_| format!("'{text}' is not a date and time (2026-01-31T00:00:00Z)"))
+}
+
 /// An ISO 8601 duration (`P7D`, `PT1H30M`, `P1W`, `PT90S`) in milliseconds. Years and months
 /// are refused: their length depends on the date (Azure ML writes windows in days).
 ///
