@@ -243,3 +243,79 @@ fn the_demo_model_scores_raw_rows_online_and_in_batch_as_its_pipeline_did() {
         "online equals batch, row for row, to the last bit: (row, online, batch) {differ:?}"
     );
 }
+
+/// The demo's monitor watches the simulated traffic the window sends, and the traffic drifts
+/// enough for its thresholds: the drifted part alerts, the part before does not.
+#[test]
+fn the_demo_monitor_alerts_on_the_simulated_drift() {
+    let s = Sandbox::new();
+    let store = lathe_core::Store::open(s.workspace()).unwrap();
+    {
+        let mut ws = lathe_core::Workspace::open(s.workspace()).unwrap();
+        lathe_core::demo::seed(&mut ws).unwrap();
+        lathe_core::demo::seed_pipelines(&store).unwrap();
+        lathe_core::demo::seed_tracking(&store).unwrap();
+        lathe_core::demo::seed_endpoints(&store).unwrap();
+        lathe_core::demo::seed_monitoring(&store).unwrap();
+    }
+    assert!(lathe_core::demo::simulates_traffic(&store));
+    let _server = lathe_tests::Server::start(&s.workspace(), &[]);
+    let start = lathe_core::db::now_millis();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let secs = std::time::Duration::from_secs;
+    lathe_core::demo::simulate_traffic(&store, secs(24), secs(12), &stop);
+    let end = lathe_core::db::now_millis();
+    // Collected within about ten seconds of the last request.
+    let deadline = std::time::Instant::now() + secs(40);
+    loop {
+        let shown = s
+            .lathe(&["online-endpoint", "show", "churn", "--json"])
+            .ok()
+            .json();
+        let rows: i64 = shown["collected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["kind"] == "model_inputs")
+            .map(|w| w["rows"].as_i64().unwrap())
+            .sum();
+        if rows >= 60 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{shown}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let run = |from: i64, to: i64| {
+        s.lathe(&[
+            "monitor",
+            "run",
+            "churn-drift",
+            "--window",
+            &format!("{}/{}", iso(from), iso(to)),
+            "--json",
+        ])
+        .ok()
+        .json()
+    };
+    let drift = |outcome: &Value| -> Vec<String> {
+        outcome["signals"][0]["crossings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["feature"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let steady = run(start, start + 11_000);
+    assert_eq!(drift(&steady), Vec::<String>::new(), "{steady}");
+    let drifted = run(start + 13_000, end);
+    let moved = drift(&drifted);
+    for feature in ["age", "monthly_spend", "plan"] {
+        assert!(moved.contains(&feature.to_owned()), "{moved:?}");
+    }
+    assert!(!drifted["opened"].as_array().unwrap().is_empty());
+}

@@ -261,7 +261,14 @@ fn every_section_fits_a_1024_by_700_window() {
     let mut h = Harness::builder()
         .with_size([1024.0, 700.0])
         .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
-    let sections = ["Data", "Experiments", "Models", "Labeling", "Pipelines"];
+    let sections = [
+        "Data",
+        "Experiments",
+        "Models",
+        "Labeling",
+        "Pipelines",
+        "Monitoring",
+    ];
     // The top bar's item of a label (a section's own heading may repeat its name lower down).
     let top = |h: &Harness<'_, Workbench>, label: &str| {
         h.query_all_by_label(label)

@@ -24,8 +24,24 @@ pub fn run(root: &Path, is_default: bool) -> Result<()> {
         lathe_core::demo::seed_pipelines(&store).context("cannot seed the demo pipeline")?;
         lathe_core::demo::seed_tracking(&store).context("cannot train the demo models")?;
         lathe_core::demo::seed_endpoints(&store).context("cannot seed the demo endpoint")?;
+        lathe_core::demo::seed_monitoring(&store).context("cannot seed the demo monitor")?;
     }
     drop(ws);
+    // The demo's monitor watches simulated traffic, sent while the window is open (for a
+    // quarter of an hour), beside the window so its start does not wait.
+    if lathe_core::demo::simulates_traffic(&store) {
+        let store = store.clone();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        if let Err(e) = std::thread::Builder::new()
+            .name("lathe-demo-traffic".into())
+            .spawn(move || {
+                let minutes = |m: u64| std::time::Duration::from_secs(60 * m);
+                lathe_core::demo::simulate_traffic(&store, minutes(15), minutes(2), &stop);
+            })
+        {
+            eprintln!("lathe: the demo's simulated traffic will not run: {e}");
+        }
+    }
     // The app id is the window class (X11 WM_CLASS, Wayland app_id) desktops group windows
     // and find the launcher's icon by.
     let mut viewport = egui::ViewportBuilder::default()

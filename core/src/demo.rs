@@ -422,3 +422,174 @@ pub fn seed_endpoints(store: &crate::Store) -> Result<()> {
     crate::endpoints::put_deployment(store, &deployment, store.root(), true, false)?;
     Ok(())
 }
+
+/// The demo's monitor: it watches the `churn` endpoint's inputs, minute by minute, against the
+/// training data. The traffic it sees is simulated ([`simulate_traffic`]), and says so.
+pub const MONITOR: &str = "churn-drift";
+
+const MONITOR_YAML: &str = "$schema: http://azureml/sdk-2-0/Schedule.json
+name: churn-drift
+display_name: Churn inputs drift (simulated traffic)
+description: >-
+  Watches the demo endpoint churn:blue minute by minute against the customers training data.
+  Its traffic is simulated: while the window is open Lathe sends customer rows to the real
+  endpoint, and after two minutes the customers it sends get older and spend more, so the
+  monitor alerts.
+tags:
+  traffic: simulated
+trigger:
+  type: recurrence
+  frequency: minute
+  interval: 1
+create_monitor:
+  monitoring_target:
+    ml_task: classification
+    endpoint_deployment_id: azureml:churn:blue
+  monitoring_signals:
+    inputs-drift:
+      type: data_drift
+      production_data:
+        data_context: model_inputs
+        data_window:
+          lookback_window_size: PT1M
+      reference_data:
+        input_data:
+          path: azureml:customers:1
+          type: mltable
+        data_context: training
+        data_column_names:
+          target_column: churned
+      features: [region, plan, age, monthly_spend, tenure_months, satisfaction]
+      feature_type_override:
+        age: numerical
+        tenure_months: numerical
+      alert_enabled: true
+      metric_thresholds:
+        numerical:
+          normalized_wasserstein_distance: 0.3
+        categorical:
+          jensen_shannon_distance: 0.2
+    inputs-quality:
+      type: data_quality
+      production_data:
+        data_window:
+          lookback_window_size: PT1M
+      reference_data:
+        input_data:
+          path: azureml:customers:1
+          type: mltable
+        data_context: training
+      features: [age, plan, monthly_spend]
+      feature_type_override:
+        age: numerical
+      alert_enabled: true
+      metric_thresholds:
+        numerical:
+          out_of_bounds_rate: 0.05
+        categorical:
+          out_of_bounds_rate: 0.05
+";
+
+/// Creates the demo's monitor on the `churn` endpoint, with alerts grouped over ten minutes.
+///
+/// # Errors
+/// The endpoint or the `customers` asset is missing.
+pub fn seed_monitoring(store: &crate::Store) -> Result<()> {
+    crate::monitoring::monitors::put(store, MONITOR_YAML, false)?;
+    crate::monitoring::monitors::set_settings(store, MONITOR, None, Some(600_000))?;
+    Ok(())
+}
+
+/// Whether this workspace has the demo's monitor of simulated traffic.
+pub fn simulates_traffic(store: &crate::Store) -> bool {
+    crate::monitoring::monitors::get(store, MONITOR)
+        .is_ok_and(|m| m.spec.tags.get("traffic").is_some_and(|t| t == "simulated"))
+}
+
+/// Sends the demo endpoint simulated traffic for `run_for`, until `stop`: a customer row of the
+/// demo table every quarter second, through the real endpoint (so it is scored, collected and
+/// monitored as any request). After `drift_after` (two minutes in the window) the customers
+/// drift: 18 years older, spending 60% more, two in three on the pro plan. Logged in the
+/// deployment's log as simulated.
+pub fn simulate_traffic(
+    store: &crate::Store,
+    run_for: std::time::Duration,
+    drift_after: std::time::Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    use std::sync::atomic::Ordering;
+    let Some((_, customers)) = FILES.iter().find(|(p, _)| *p == "customers.csv") else {
+        return;
+    };
+    let text = String::from_utf8_lossy(customers);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    const COLUMNS: [&str; 7] = [
+        "region",
+        "plan",
+        "age",
+        "monthly_spend",
+        "tenure_months",
+        "support_tickets",
+        "satisfaction",
+    ];
+    let at: Vec<Option<usize>> = COLUMNS
+        .iter()
+        .map(|c| header.iter().position(|h| h == c))
+        .collect();
+    let caller = crate::endpoints::Caller::new();
+    let started = std::time::Instant::now();
+    let _ = crate::endpoints::log(
+        store,
+        "churn",
+        "blue",
+        "simulated demo traffic: Lathe sends customer rows for the churn-drift monitor",
+    );
+    let mut seed = 0x5EED_u64;
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < run_for {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let Some(row) = rows.get((seed >> 33) as usize % rows.len().max(1)) else {
+            return;
+        };
+        let drifted = started.elapsed() >= drift_after;
+        let values: Vec<serde_json::Value> = COLUMNS
+            .iter()
+            .zip(&at)
+            .map(|(column, i)| {
+                let raw = i.and_then(|i| row.get(i)).copied().unwrap_or_default();
+                if raw.is_empty() {
+                    return serde_json::Value::Null;
+                }
+                match (*column, drifted) {
+                    ("region", _) => raw.into(),
+                    ("plan", true) if !seed.is_multiple_of(3) => "pro".into(),
+                    ("plan", _) => raw.into(),
+                    (c, _) => {
+                        let x: f64 = raw.parse().unwrap_or(0.0);
+                        match (c, drifted) {
+                            ("age", true) => (x + 18.0).into(),
+                            ("monthly_spend", true) => ((x * 1.6 * 100.0).round() / 100.0).into(),
+                            _ => x.into(),
+                        }
+                    }
+                }
+            })
+            .collect();
+        let body = serde_json::json!({
+            "dataframe_split": { "columns": COLUMNS, "data": [values] }
+        });
+        let sent = crate::endpoints::endpoint(store, "churn").and_then(|e| {
+            caller.send(
+                &e,
+                body.to_string().as_bytes(),
+                "application/json",
+                None,
+                false,
+            )
+        });
+        // Until the endpoint serves (the window starts it), wait a little longer.
+        let pause = if sent.is_ok() { 250 } else { 1000 };
+        std::thread::sleep(std::time::Duration::from_millis(pause));
+    }
+}

@@ -28,6 +28,7 @@ mod batch;
 mod data;
 mod endpoints;
 mod labeling;
+mod monitoring;
 mod pipelines;
 mod promotion;
 mod tracking;
@@ -37,6 +38,7 @@ pub use batch::{BatchView, BatchViews};
 pub use data::{DataCommand, DataEvent, PAGE_ROWS, Page, THUMBNAIL_SIDE};
 pub use endpoints::{EndpointCommand, EndpointEvent, EndpointView, TestAnswer, request_template};
 pub use labeling::{ItemView, LabelCommand, LabelEvent, Projects};
+pub use monitoring::{MonitorCommand, MonitorEvent, MonitorList, MonitorSummary, MonitorView};
 pub use pipelines::{Opened, Palette, PipelineCommand, PipelineEvent, PipelineSource};
 pub use promotion::{PromotionCommand, PromotionEvent, PromotionView};
 pub use tracking::{TrackingCommand, TrackingEvent};
@@ -121,6 +123,7 @@ pub enum Command {
     Pipelines(PipelineCommand),
     Promotion(PromotionCommand),
     Endpoints(EndpointCommand),
+    Monitoring(MonitorCommand),
 }
 
 /// What finished work tells the window, by domain, and what concerns every domain.
@@ -132,6 +135,7 @@ pub enum Event {
     Pipelines(PipelineEvent),
     Promotion(PromotionEvent),
     Endpoints(EndpointEvent),
+    Monitoring(MonitorEvent),
     /// Someone (this window, the CLI, another window, a script) changed these kinds of thing:
     /// lists showing them should be read again.
     Changed(Changes),
@@ -166,6 +170,7 @@ by_domain! {
     Pipelines: PipelineCommand, PipelineEvent;
     Promotion: PromotionCommand, PromotionEvent;
     Endpoints: EndpointCommand, EndpointEvent;
+    Monitoring: MonitorCommand, MonitorEvent;
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -278,6 +283,7 @@ impl Service {
             Command::Pipelines(command) => pipelines::handle(self, command),
             Command::Promotion(command) => promotion::handle(self, command),
             Command::Endpoints(command) => endpoints::handle(self, command),
+            Command::Monitoring(command) => monitoring::handle(self, command),
         }
     }
 

@@ -1,14 +1,18 @@
 //! The Data section: the list of data assets on the left; on the right the selected asset's
-//! versions and, for the chosen version, a table preview and profile, an image grid or a text list.
+//! versions and, for the chosen version, a table preview, profile and comparison with another
+//! version (Compare data), an image grid or a text list.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use lathe_core::assets::{Asset, AssetKind, AssetVersion, VersionFile};
 use lathe_core::format;
+use lathe_core::monitoring::compare::Comparison;
+use lathe_core::monitoring::thresholds::{Thresholds, evaluate};
 use lathe_core::profile::TableProfile;
-use lathe_core::service::{DataCommand, DataEvent, Service};
+use lathe_core::service::{DataCommand, DataEvent, MonitorCommand, Reply, Service};
 
+use crate::drift_view;
 use crate::image_grid::{Thumbnails, image_grid_ui};
 use crate::loadable::{Loadable, loaded_ui, ready_or_status_ui};
 use crate::profile_view::profile_ui;
@@ -20,7 +24,12 @@ pub enum TableTab {
     #[default]
     Preview,
     Profile,
+    /// Drift between this version and another of the asset.
+    Compare,
 }
+
+/// A comparison asked for: `(reference, current)` as `NAME:VERSION`.
+type ComparisonKey = (String, String);
 
 #[derive(Default)]
 pub struct DataPanel {
@@ -38,6 +47,10 @@ pub struct DataPanel {
     files: HashMap<i64, Loadable<Arc<Vec<VersionFile>>>>,
     texts: HashMap<i64, Loadable<Arc<Vec<String>>>>,
     thumbnails: Thumbnails,
+    /// The reference version number chosen per compared version id.
+    compare_with: HashMap<i64, i64>,
+    comparisons: HashMap<ComparisonKey, Loadable<Arc<Comparison>>>,
+    compare_feature: Option<String>,
 }
 
 impl DataPanel {
@@ -65,6 +78,12 @@ impl DataPanel {
     pub fn select_number(&mut self, name: &str, number: i64) {
         self.select(name, None);
         self.wanted_number = Some((name.to_owned(), number));
+    }
+
+    /// A comparison of two versions arrived (Compare data).
+    pub fn on_compared(&mut self, reference: String, current: String, reply: Reply<Comparison>) {
+        self.comparisons
+            .insert((reference, current), Loadable::from_reply(reply));
     }
 
     /// Takes the events this panel cares about; hands back the rest.
@@ -189,7 +208,7 @@ impl DataPanel {
         self.header_ui(ui, &name, &versions, &version);
         ui.separator();
         match version.kind {
-            AssetKind::Table => self.table_tabs_ui(ui, &version, service),
+            AssetKind::Table => self.table_tabs_ui(ui, &version, &versions, service),
             AssetKind::Images => {
                 let request = || {
                     service.send(DataCommand::LoadFiles {
@@ -279,10 +298,18 @@ impl DataPanel {
         );
     }
 
-    fn table_tabs_ui(&mut self, ui: &mut egui::Ui, version: &AssetVersion, service: &Service) {
+    fn table_tabs_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        version: &AssetVersion,
+        versions: &[AssetVersion],
+        service: &Service,
+    ) {
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.tab, TableTab::Preview, "Preview");
             ui.selectable_value(&mut self.tab, TableTab::Profile, "Profile");
+            ui.selectable_value(&mut self.tab, TableTab::Compare, "Compare data")
+                .on_hover_text("Drift and data quality of this version against another one");
         });
         ui.add_space(4.0);
         match self.tab {
@@ -305,7 +332,92 @@ impl DataPanel {
                     profile_ui(ui, &profile);
                 }
             }
+            TableTab::Compare => self.compare_ui(ui, version, versions, service),
         }
+    }
+
+    /// This version against another of the asset (the one before it, unless chosen): every
+    /// column's drift and quality, and one column's distributions.
+    fn compare_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        version: &AssetVersion,
+        versions: &[AssetVersion],
+        service: &Service,
+    ) {
+        let others: Vec<&AssetVersion> = versions.iter().filter(|v| v.id != version.id).collect();
+        if others.is_empty() {
+            ui.weak("This asset has one version: import another to compare them.");
+            return;
+        }
+        let default = others
+            .iter()
+            .find(|v| v.version < version.version)
+            .or(others.first())
+            .map_or(0, |v| v.version);
+        let reference = *self.compare_with.entry(version.id).or_insert(default);
+        ui.horizontal(|ui| {
+            ui.label(format!("Version {} against", version.version));
+            egui::ComboBox::from_id_salt("compare-with")
+                .selected_text(format!("version {reference}"))
+                .show_ui(ui, |ui| {
+                    for v in &others {
+                        if ui
+                            .selectable_label(
+                                v.version == reference,
+                                format!("version {}", v.version),
+                            )
+                            .clicked()
+                        {
+                            self.compare_with.insert(version.id, v.version);
+                        }
+                    }
+                });
+            ui.weak("as the reference");
+        });
+        let key = (
+            format!("{}:{reference}", version.asset_name),
+            version.reference(),
+        );
+        let state = self.comparisons.entry(key.clone()).or_insert_with(|| {
+            service.send(MonitorCommand::Compare {
+                reference: key.0.clone(),
+                current: key.1.clone(),
+            });
+            Loadable::Loading
+        });
+        let Some(comparison) = ready_or_status_ui(ui, Some(state), "the comparison").cloned()
+        else {
+            if matches!(state, Loadable::Failed(_)) && ui.button("Retry").clicked() {
+                self.comparisons.remove(&key);
+            }
+            return;
+        };
+        let verdict = evaluate(&comparison, &Thresholds::drift_defaults());
+        ui.label(format!(
+            "{} of {} columns drifted (Azure ML's default thresholds: normalized Wasserstein \
+             distance 0.1 for numbers, Jensen-Shannon distance 0.1 for categories)",
+            verdict.drifted_features, verdict.features
+        ));
+        egui::ScrollArea::vertical()
+            .id_salt("compare-data")
+            .show(ui, |ui| {
+                drift_view::feature_table_ui(
+                    ui,
+                    &comparison,
+                    &verdict.crossings,
+                    &mut self.compare_feature,
+                    "compare-data",
+                );
+                if let Some(f) = self
+                    .compare_feature
+                    .as_ref()
+                    .and_then(|n| comparison.features.iter().find(|f| &f.name == n))
+                {
+                    ui.add_space(6.0);
+                    drift_view::distribution_ui(ui, f, "compare-data");
+                }
+            });
     }
 }
 

@@ -5,6 +5,7 @@
 mod compare_view;
 mod data_panel;
 mod designer;
+mod drift_view;
 mod endpoints_panel;
 mod experiments_panel;
 mod history;
@@ -15,6 +16,7 @@ mod lineage_view;
 mod loadable;
 mod metric_chart;
 mod models_panel;
+mod monitoring_panel;
 mod profile_view;
 mod run_view;
 mod runs_table;

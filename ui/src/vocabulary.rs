@@ -25,6 +25,7 @@ pub enum Section {
     Labeling,
     Pipelines,
     Endpoints,
+    Monitoring,
 }
 
 /// A link from one view to something shown in another section.

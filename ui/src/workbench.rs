@@ -15,6 +15,7 @@ use crate::experiments_panel::ExperimentsPanel;
 use crate::import_dialog::ImportDialog;
 use crate::labeling_panel::LabelingPanel;
 use crate::models_panel::ModelsPanel;
+use crate::monitoring_panel::MonitoringPanel;
 use crate::status_bar::{Message, status_bar_ui};
 use crate::vocabulary::{Navigate, Section, ShellRequest};
 
@@ -28,6 +29,7 @@ pub struct Workbench {
     designer: DesignerPanel,
     labeling: LabelingPanel,
     endpoints: EndpointsPanel,
+    monitoring: MonitoringPanel,
     imports: ImportDialog,
     messages: Vec<Message>,
     requests: Vec<ShellRequest>,
@@ -47,6 +49,7 @@ impl Workbench {
             designer,
             labeling: LabelingPanel::default(),
             endpoints: EndpointsPanel::default(),
+            monitoring: MonitoringPanel::default(),
             imports: ImportDialog::default(),
             messages: Vec::new(),
             requests: Vec::new(),
@@ -133,6 +136,7 @@ impl Workbench {
                     (Section::Labeling, "Labeling"),
                     (Section::Pipelines, "Pipelines"),
                     (Section::Endpoints, "Endpoints"),
+                    (Section::Monitoring, "Monitoring"),
                 ] {
                     if ui
                         .selectable_value(&mut self.section, section, label)
@@ -253,6 +257,20 @@ impl Workbench {
                     })
                     .inner
             }
+            Section::Monitoring => {
+                egui::Panel::left("monitor-list")
+                    .resizable(true)
+                    .default_size(240.0)
+                    .show(ui, |ui| self.monitoring.list_ui(ui, &self.service));
+                egui::CentralPanel::default()
+                    .show(ui, |ui| {
+                        egui::ScrollArea::vertical()
+                            .auto_shrink(false)
+                            .show(ui, |ui| self.monitoring.main_ui(ui, &self.service))
+                            .inner
+                    })
+                    .inner
+            }
             Section::Models => {
                 egui::Panel::left("model-list")
                     .resizable(true)
@@ -316,6 +334,9 @@ impl Workbench {
         if changes.batch {
             self.endpoints.batch_changed(&self.service);
         }
+        if changes.monitoring {
+            self.monitoring.changed(&self.service);
+        }
         if changes.pipelines || changes.assets || changes.models {
             self.designer.palette_changed(&self.service);
         }
@@ -353,6 +374,12 @@ impl Workbench {
                     }
                     self.endpoints.on_event(event);
                 }
+                Event::Monitoring(lathe_core::service::MonitorEvent::Compared {
+                    reference,
+                    current,
+                    reply,
+                }) => self.data.on_compared(reference, current, reply),
+                Event::Monitoring(event) => self.monitoring.on_event(event),
                 Event::Changed(changes) => self.workspace_changed(changes),
                 Event::Failed { task, error } => {
                     self.messages.push(Message::Error(format!(

@@ -22,6 +22,8 @@ pub struct Changes {
     pub endpoints: bool,
     /// Batch endpoints, deployments and jobs (a running job's counts too).
     pub batch: bool,
+    /// Monitors, their runs, alerts and actions.
+    pub monitoring: bool,
 }
 
 impl Changes {
@@ -41,6 +43,7 @@ struct Fingerprints {
     pipelines: Vec<i64>,
     endpoints: Vec<i64>,
     batch: Vec<i64>,
+    monitoring: Vec<i64>,
 }
 
 fn numbers(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<i64>> {
@@ -99,6 +102,13 @@ fn fingerprints(conn: &Connection) -> rusqlite::Result<Fingerprints> {
                     (SELECT count(*) FROM batch_jobs), (SELECT max(id) FROM batch_jobs),
                     (SELECT max(heartbeat_ms) FROM batch_jobs), (SELECT sum(cancel_requested) FROM batch_jobs)",
         )?,
+        monitoring: numbers(
+            conn,
+            "SELECT (SELECT count(*) FROM monitors), (SELECT max(updated_at_ms) FROM monitors),
+                    (SELECT max(last_due_ms) FROM monitors), (SELECT max(id) FROM monitor_runs),
+                    (SELECT count(*) FROM alerts), (SELECT max(last_seen_at_ms) FROM alerts),
+                    (SELECT count(acknowledged_at_ms) FROM alerts), (SELECT max(finished_at_ms) FROM action_runs)",
+        )?,
     })
 }
 
@@ -112,6 +122,7 @@ fn diff(old: &Fingerprints, new: &Fingerprints) -> Changes {
         pipelines: old.pipelines != new.pipelines,
         endpoints: old.endpoints != new.endpoints,
         batch: old.batch != new.batch,
+        monitoring: old.monitoring != new.monitoring,
     }
 }
 

@@ -1,0 +1,125 @@
+//! The Monitoring section and Compare data, driven headless with egui_kittest over a real
+//! workspace: a monitor's drift chart with its threshold and alerted windows, clicking a
+//! feature to see its distributions, acknowledging an alert; two versions of a table compared.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use lathe_core::import::{ImportRequest, import};
+use lathe_core::jobs::Progress;
+use lathe_tests::{Sandbox, painted_texts, run_until};
+use lathe_ui::{Section, Workbench};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn shows(h: &Harness<'_, Workbench>, label: &str) -> bool {
+    h.query_all_by_label(label).next().is_some()
+}
+
+/// Two versions of `sales`: the second's prices moved up and a region appeared.
+fn sales(s: &Sandbox) {
+    let mut ws = lathe_core::Workspace::open(s.workspace()).unwrap();
+    for (shift, regions) in [(0.0, ["north", "south"]), (30.0, ["north", "west"])] {
+        let mut text = String::from("price,region\n");
+        for i in 0..300 {
+            writeln!(
+                text,
+                "{},{}",
+                10.0 + (i % 50) as f64 + shift,
+                regions[i % 2]
+            )
+            .unwrap();
+        }
+        let path = s.file("sales.csv", text.as_bytes());
+        let request = ImportRequest {
+            path,
+            name: "sales".into(),
+            ..Default::default()
+        };
+        import(&mut ws, &request, &Progress::default()).unwrap();
+    }
+}
+
+#[test]
+fn a_monitor_charts_its_windows_and_its_alerts_are_acknowledged() {
+    let s = Sandbox::new();
+    sales(&s);
+    let store = lathe_core::Store::open(s.workspace()).unwrap();
+    let yaml = "name: sales-watch
+trigger: {type: recurrence, frequency: hour, interval: 1}
+create_monitor:
+  monitoring_signals:
+    prices:
+      type: data_drift
+      production_data: {input_data: {path: 'azureml:sales:2'}}
+      reference_data: {input_data: {path: 'azureml:sales:1'}}
+      alert_enabled: true
+      metric_thresholds:
+        numerical: {normalized_wasserstein_distance: 0.1}
+        categorical: {jensen_shannon_distance: 0.1}
+";
+    let monitor = lathe_core::monitoring::monitors::put(&store, yaml, false)
+        .unwrap()
+        .monitor;
+    let now = lathe_core::db::now_millis();
+    for hours in [2, 1] {
+        lathe_core::monitoring::run::run(&store, &monitor, now - hours * 3_600_000, None).unwrap();
+    }
+    drop(store);
+    let mut workbench = s.workbench();
+    workbench.show_section(Section::Monitoring);
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), workbench);
+    run_until(&mut h, WAIT, "the monitor", |h| {
+        shows(h, "sales-watch") && shows(h, "2 open")
+    });
+    run_until(&mut h, WAIT, "the drift chart", |h| {
+        painted_texts(h)
+            .iter()
+            .any(|t| t.starts_with("threshold 0.1"))
+    });
+    // The features of the newest window, most drifted first; price is chosen and drawn.
+    assert!(shows(&h, "price") && shows(&h, "region"));
+    let painted = painted_texts(&h);
+    assert!(
+        painted.iter().any(|t| t == "crossed"),
+        "alerted windows are marked: {painted:?}"
+    );
+    h.get_by_label("region").click();
+    run_until(&mut h, WAIT, "region's distributions", |h| {
+        painted_texts(h).iter().any(|t| t == "west") && shows(h, "out of range 50.00%")
+    });
+    h.get_by_label("Alerts").click();
+    run_until(&mut h, WAIT, "the alerts", |h| {
+        shows(h, "Acknowledge all 2 open")
+    });
+    h.get_by_label("Acknowledge all 2 open").click();
+    run_until(&mut h, WAIT, "acknowledged alerts", |h| {
+        h.query_all_by_label_contains("acknowledged by").count() == 2
+    });
+}
+
+#[test]
+fn compare_data_shows_two_versions_drift() {
+    let s = Sandbox::new();
+    sales(&s);
+    let mut h = Harness::builder()
+        .with_size([1200.0, 800.0])
+        .build_ui_state(|ui, wb: &mut Workbench| wb.ui(ui), s.workbench());
+    run_until(&mut h, WAIT, "the asset list", |h| shows(h, "⊞ sales"));
+    h.get_by_label("⊞ sales").click();
+    run_until(&mut h, WAIT, "the version", |h| shows(h, "Compare data"));
+    h.get_by_label("Compare data").click();
+    run_until(&mut h, WAIT, "the comparison", |h| {
+        h.query_by_label_contains("2 of 2 columns drifted")
+            .is_some()
+    });
+    run_until(&mut h, WAIT, "price's distributions", |h| {
+        painted_texts(h).iter().any(|t| t == "reference")
+    });
+}
