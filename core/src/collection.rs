@@ -389,8 +389,21 @@ pub fn flush_taken(
             parts.push((kind, start, first, last, df.height() as i64, put));
         }
     }
-    let (endpoint, deployment, window) =
-        (endpoint.to_owned(), deployment.to_owned(), spec.window_ms);
+    index_parts(store, endpoint, deployment, spec.window_ms, parts)
+}
+
+/// A written part: its kind, window start, first and last request times, rows and blob.
+type Part = (&'static str, i64, i64, i64, i64, crate::blobs::PutBlob);
+
+/// Records written parts in `collected_parts`, in one transaction.
+fn index_parts(
+    store: &Store,
+    endpoint: &str,
+    deployment: &str,
+    window: i64,
+    parts: Vec<Part>,
+) -> Result<()> {
+    let (endpoint, deployment) = (endpoint.to_owned(), deployment.to_owned());
     store.transaction::<_, Error>(move |c| {
         for (kind, start, first, last, rows, put) in &parts {
             c.execute(
@@ -408,6 +421,45 @@ pub fn flush_taken(
         }
         Ok(())
     })
+}
+
+/// Records rows collected elsewhere (a table with collection's columns: `request_id`, `row`,
+/// `timestamp_ms`, `latency_ms`, then the inputs or `prediction`) as one part of `kind`
+/// (`model_inputs` or `model_outputs`) in the window of `window_ms` starting at
+/// `window_start_ms`, as if the deployment had collected them.
+///
+/// # Errors
+/// The table lacks `timestamp_ms`; the part cannot be written or recorded.
+pub fn add_part(
+    store: &Store,
+    endpoint: &str,
+    deployment: &str,
+    kind: &'static str,
+    (window_start_ms, window_ms): (i64, i64),
+    df: &mut DataFrame,
+) -> Result<()> {
+    let times = df
+        .column("timestamp_ms")
+        .and_then(|c| c.cast(&DataType::Int64))
+        .map_err(|e| Error::Endpoint(format!("collected data: {e}")))?;
+    let times = times
+        .i64()
+        .map_err(|e| Error::Endpoint(format!("collected data: {e}")))?;
+    let (first, last) = (
+        times.min().unwrap_or(window_start_ms),
+        times.max().unwrap_or(window_start_ms),
+    );
+    let put = store
+        .blobs()
+        .put_bytes(&parquet(df, ParquetCompression::Lz4Raw)?)?;
+    let rows = df.height() as i64;
+    index_parts(
+        store,
+        endpoint,
+        deployment,
+        window_ms,
+        vec![(kind, window_start_ms, first, last, rows, put)],
+    )
 }
 
 /// A window of collected data: its parts so far, and its asset version once sealed.

@@ -88,8 +88,14 @@ pub fn profile_version(
     Ok(profile)
 }
 
-/// Reads a table version back from its blob.
-pub fn load_table(ws: &Workspace, version: &AssetVersion) -> Result<DataFrame> {
+/// Where a table version's file is, and its format.
+///
+/// # Errors
+/// The version is not a table, or its blob is missing.
+pub fn table_file(
+    ws: &Workspace,
+    version: &AssetVersion,
+) -> Result<(std::path::PathBuf, table::TableFormat)> {
     let (Some(blob), Some(format)) = (&version.meta.blob, version.meta.format) else {
         return Err(Error::WrongKind {
             name: version.asset_name.clone(),
@@ -100,7 +106,13 @@ pub fn load_table(ws: &Workspace, version: &AssetVersion) -> Result<DataFrame> {
     if !ws.blobs().contains(blob) {
         return Err(Error::MissingBlob { hash: blob.clone() });
     }
-    table::read(&ws.blobs().path(blob), Path::new(&version.source), format)
+    Ok((ws.blobs().path(blob), format))
+}
+
+/// Reads a table version back from its blob.
+pub fn load_table(ws: &Workspace, version: &AssetVersion) -> Result<DataFrame> {
+    let (path, format) = table_file(ws, version)?;
+    table::read(&path, Path::new(&version.source), format)
 }
 
 pub fn profile_frame(df: &DataFrame, progress: &Progress) -> Result<TableProfile> {

@@ -46,6 +46,40 @@ pub struct Options {
     pub reference_columns: BTreeMap<String, String>,
     /// Columns never compared (the reference's label, when features are not named).
     pub exclude: Vec<String>,
+    /// Reference columns already prepared (sorted, counted) by earlier comparisons against
+    /// the same reference: a backtest compares many windows with one reference.
+    pub cache: Option<std::sync::Arc<ReferenceCache>>,
+}
+
+/// What a comparison needs of a reference column: its type, its finite values sorted (a
+/// numerical feature) or its categories counted (a categorical one).
+#[derive(Debug)]
+pub struct Prepared {
+    dtype: DataType,
+    feature_type: FeatureType,
+    rows: u64,
+    sorted: Vec<f64>,
+    counts: PlHashMap<String, u64>,
+}
+
+/// A prepared column's key: the reference table's [`Table::key`], the column, the type
+/// override.
+type PreparedKey = (String, String, Option<FeatureType>);
+
+/// Prepared reference columns.
+#[derive(Debug, Default)]
+pub struct ReferenceCache(std::sync::Mutex<PlHashMap<PreparedKey, std::sync::Arc<Prepared>>>);
+
+impl ReferenceCache {
+    fn get(&self, key: &PreparedKey) -> Option<std::sync::Arc<Prepared>> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+
+    fn put(&self, key: PreparedKey, prepared: std::sync::Arc<Prepared>) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(key, prepared);
+        }
+    }
 }
 
 /// Both sides' distribution of one feature, in counts.
@@ -222,21 +256,46 @@ pub fn compare(reference: &Table, current: &Table, options: &Options) -> Result<
     while start < features.len() {
         let names = &features[start..(start + group).min(features.len())];
         let mapped: Vec<String> = names.iter().map(in_reference).collect();
-        let (r, c) = (reference.columns(&mapped)?, current.columns(names)?);
-        rows = (r.height() as u64, c.height() as u64);
+        let keys: Vec<_> = names
+            .iter()
+            .zip(&mapped)
+            .map(|(n, m)| (reference.key(), m.clone(), options.types.get(n).copied()))
+            .collect();
+        let cached: Option<Vec<_>> = options
+            .cache
+            .as_ref()
+            .and_then(|cache| keys.iter().map(|k| cache.get(k)).collect());
+        let c = current.columns(names)?;
+        let prepared = match cached {
+            Some(prepared) => prepared,
+            None => {
+                let r = reference.columns(&mapped)?;
+                let prepared: Vec<std::sync::Arc<Prepared>> = r
+                    .columns()
+                    .par_iter()
+                    .zip(&keys)
+                    .map(|(column, key)| std::sync::Arc::new(prepare(column, key.2)))
+                    .collect();
+                if let Some(cache) = &options.cache {
+                    for (key, p) in keys.iter().zip(&prepared) {
+                        cache.put(key.clone(), std::sync::Arc::clone(p));
+                    }
+                }
+                prepared
+            }
+        };
+        rows = (prepared.first().map_or(0, |p| p.rows), c.height() as u64);
         for (side, n) in [("reference", rows.0), ("current", rows.1)] {
             if n == 0 {
                 return Err(MonitorError::Empty { side }.into());
             }
         }
-        let pairs: Vec<(&Column, &Column)> = r.columns().iter().zip(c.columns()).collect();
-        let mut done: Vec<Feature> = pairs
-            .into_par_iter()
-            .map(|(r, c)| feature(r, c, options.types.get(c.name().as_str()).copied()))
-            .collect();
+        let pairs: Vec<(&std::sync::Arc<Prepared>, &Column)> =
+            prepared.iter().zip(c.columns()).collect();
+        let mut done: Vec<Feature> = pairs.into_par_iter().map(|(r, c)| feature(r, c)).collect();
         compared.append(&mut done);
         start += names.len();
-        group = (VALUES_IN_FLIGHT / (r.height() + c.height()).max(1)).clamp(1, 64);
+        group = (VALUES_IN_FLIGHT / (rows.0 as usize + c.height()).max(1)).clamp(1, 64);
     }
     Ok(Comparison {
         reference: reference.label.clone(),
@@ -267,12 +326,29 @@ fn infer_type(reference: &Column) -> FeatureType {
     }
 }
 
-fn feature(reference: &Column, current: &Column, typed: Option<FeatureType>) -> Feature {
+/// Prepares a reference column for comparisons: its type (`typed`, else inferred), and its
+/// sorted values or counted categories.
+fn prepare(reference: &Column, typed: Option<FeatureType>) -> Prepared {
     let feature_type = typed.unwrap_or_else(|| infer_type(reference));
+    let (sorted, counts) = match feature_type {
+        FeatureType::Numerical => (sorted_finite(&as_numbers(reference).0), PlHashMap::new()),
+        FeatureType::Categorical => (Vec::new(), category_counts(reference)),
+    };
+    Prepared {
+        dtype: reference.dtype().clone(),
+        feature_type,
+        rows: reference.len() as u64,
+        sorted,
+        counts,
+    }
+}
+
+fn feature(reference: &Prepared, current: &Column) -> Feature {
+    let feature_type = reference.feature_type;
     let mut out = Feature {
         name: current.name().to_string(),
         feature_type,
-        reference_type: reference.dtype().to_string(),
+        reference_type: reference.dtype.to_string(),
         current_type: current.dtype().to_string(),
         reference_values: 0,
         current_values: 0,
@@ -341,14 +417,13 @@ fn sorted_finite(values: &Float64Chunked) -> Vec<f64> {
 }
 
 fn numerical(
-    reference: &Column,
+    reference: &Prepared,
     current: &Column,
     out: &mut Feature,
 ) -> std::result::Result<(), String> {
     let rows = current.len().max(1) as f64;
-    let (ref_values, _) = as_numbers(reference);
     let (cur_values, type_errors) = as_numbers(current);
-    let r = sorted_finite(&ref_values);
+    let r = &reference.sorted;
     let c = sorted_finite(&cur_values);
     out.reference_values = r.len() as u64;
     out.current_values = c.len() as u64;
@@ -370,21 +445,13 @@ fn numerical(
     if c.is_empty() {
         return Err("the current data has no values (all null)".to_owned());
     }
-    let edges = stats::bin_edges(&r, &c).ok_or("no values")?;
-    let (rc, cc) = (stats::bin_counts(&r, &edges), stats::bin_counts(&c, &edges));
-    let floats = |v: &[u64]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    out.drift.insert(
-        Metric::JensenShannonDistance,
-        stats::jensen_shannon(&floats(&rc), &floats(&cc)),
-    );
-    out.drift.insert(
-        Metric::PopulationStabilityIndex,
-        stats::population_stability_index(&rc, &cc),
-    );
-    let (d, w) = stats::ecdf_distances(&r, &c);
+    let edges = stats::bin_edges(r, &c).ok_or("no values")?;
+    let (rc, cc) = (stats::bin_counts(r, &edges), stats::bin_counts(&c, &edges));
+    shares(out, &rc, &cc);
+    let (d, w) = stats::ecdf_distances(r, &c);
     out.drift.insert(
         Metric::NormalizedWassersteinDistance,
-        stats::normalized_wasserstein(w, &r),
+        stats::normalized_wasserstein(w, r),
     );
     // scipy's exact path reports D on the lattice of h / lcm(n1, n2), as the p-value reads it.
     let (d, p) = ks::statistic_and_p_value(r.len(), c.len(), d);
@@ -396,6 +463,20 @@ fn numerical(
         current: cc,
     });
     Ok(())
+}
+
+/// The metrics of two distributions given as counts per bin or category: Jensen-Shannon
+/// distance and PSI.
+fn shares(out: &mut Feature, reference: &[u64], current: &[u64]) {
+    let floats = |v: &[u64]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    out.drift.insert(
+        Metric::JensenShannonDistance,
+        stats::jensen_shannon(&floats(reference), &floats(current)),
+    );
+    out.drift.insert(
+        Metric::PopulationStabilityIndex,
+        stats::population_stability_index(reference, current),
+    );
 }
 
 /// Counts of each value's text, nulls left out.
@@ -413,25 +494,25 @@ fn category_counts(column: &Column) -> PlHashMap<String, u64> {
 }
 
 fn categorical(
-    reference: &Column,
+    reference: &Prepared,
     current: &Column,
     out: &mut Feature,
 ) -> std::result::Result<(), String> {
     let rows = current.len().max(1) as f64;
     // A value that does not read as the reference's type is a type error (and is left out).
     let (current, type_errors) =
-        if reference.dtype() == current.dtype() || reference.dtype() == &DataType::String {
+        if &reference.dtype == current.dtype() || reference.dtype == DataType::String {
             (current.clone(), 0)
         } else {
-            let cast = current.cast(reference.dtype()).unwrap_or_else(|_| {
-                Column::full_null(current.name().clone(), current.len(), reference.dtype())
+            let cast = current.cast(&reference.dtype).unwrap_or_else(|_| {
+                Column::full_null(current.name().clone(), current.len(), &reference.dtype)
             });
             let lost = cast.null_count().saturating_sub(current.null_count());
             (cast, lost)
         };
     out.quality
         .insert(Metric::DataTypeErrorRate, type_errors as f64 / rows);
-    let (ref_counts, cur_counts) = (category_counts(reference), category_counts(&current));
+    let (ref_counts, cur_counts) = (&reference.counts, category_counts(&current));
     out.reference_values = ref_counts.values().sum();
     out.current_values = cur_counts.values().sum();
     if !ref_counts.is_empty() {
@@ -454,7 +535,7 @@ fn categorical(
         v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
         v.into_iter().map(|(k, _)| k.clone()).collect::<Vec<_>>()
     };
-    let mut categories = by_count(&ref_counts);
+    let mut categories = by_count(ref_counts);
     categories.extend(
         by_count(&cur_counts)
             .into_iter()
@@ -466,16 +547,8 @@ fn categorical(
             .map(|k| m.get(k).copied().unwrap_or(0))
             .collect::<Vec<_>>()
     };
-    let (rc, cc) = (count(&ref_counts), count(&cur_counts));
-    let floats = |v: &[u64]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    out.drift.insert(
-        Metric::JensenShannonDistance,
-        stats::jensen_shannon(&floats(&rc), &floats(&cc)),
-    );
-    out.drift.insert(
-        Metric::PopulationStabilityIndex,
-        stats::population_stability_index(&rc, &cc),
-    );
+    let (rc, cc) = (count(ref_counts), count(&cur_counts));
+    shares(out, &rc, &cc);
     let (chi, p) = stats::chi_squared(&rc, &cc);
     out.drift.insert(Metric::ChiSquaredStatistic, chi);
     out.drift.insert(Metric::PearsonsChiSquaredTest, p);

@@ -197,6 +197,7 @@ fn compute(
     signal: &Signal,
     due_ms: i64,
     given: Option<(i64, i64)>,
+    cache: Option<&std::sync::Arc<compare::ReferenceCache>>,
     lineage: &mut Vec<(String, &'static str, i64)>,
 ) -> SignalResult {
     let kind = signal.kind.unwrap_or(SignalKind::DataDrift);
@@ -254,6 +255,7 @@ fn compute(
         }
         let mut options = Options {
             types: signal.type_overrides.clone(),
+            cache: cache.cloned(),
             ..Options::default()
         };
         match &signal.features {
@@ -305,15 +307,21 @@ fn compute(
     result
 }
 
-/// Computes every enabled signal for the window ending at `due_ms`, recording nothing.
-pub fn evaluate(store: &Store, monitor: &Monitor, due_ms: i64) -> Vec<SignalResult> {
+/// Computes every enabled signal for the window ending at `due_ms`, recording nothing;
+/// reference columns prepared once in `cache` serve every window compared with them.
+fn evaluate(
+    store: &Store,
+    monitor: &Monitor,
+    due_ms: i64,
+    cache: &std::sync::Arc<compare::ReferenceCache>,
+) -> Vec<SignalResult> {
     let mut lineage = Vec::new();
     monitor
         .spec
         .signals
         .iter()
         .filter(|s| s.enabled)
-        .map(|s| compute(store, monitor, s, due_ms, None, &mut lineage))
+        .map(|s| compute(store, monitor, s, due_ms, None, Some(cache), &mut lineage))
         .collect()
 }
 
@@ -359,7 +367,7 @@ pub fn run(
         .signals
         .iter()
         .filter(|s| s.enabled)
-        .map(|s| compute(store, monitor, s, due_ms, window, &mut lineage))
+        .map(|s| compute(store, monitor, s, due_ms, window, None, &mut lineage))
         .collect();
     let window_start = signals
         .iter()
@@ -609,11 +617,12 @@ pub fn backtest(
         ))
         .into());
     }
+    let cache = std::sync::Arc::default();
     Ok(dues
         .into_iter()
         .map(|due| BacktestWindow {
             due_ms: due,
-            signals: evaluate(store, monitor, due),
+            signals: evaluate(store, monitor, due, &cache),
         })
         .collect())
 }

@@ -68,21 +68,8 @@ impl Table {
     pub fn versions(ws: &Workspace, versions: &[AssetVersion], label: String) -> Result<Self> {
         let mut parts = Vec::with_capacity(versions.len());
         for version in versions {
-            let (Some(blob), Some(format)) = (&version.meta.blob, version.meta.format) else {
-                return Err(Error::WrongKind {
-                    name: version.asset_name.clone(),
-                    actual: version.kind.to_string(),
-                    expected: "table".to_owned(),
-                });
-            };
-            if !ws.blobs().contains(blob) {
-                return Err(Error::MissingBlob { hash: blob.clone() });
-            }
-            parts.push(Part::new(
-                ws.blobs().path(blob),
-                PathBuf::from(version.reference()),
-                format,
-            ));
+            let (path, format) = crate::profile::table_file(ws, version)?;
+            parts.push(Part::new(path, PathBuf::from(version.reference()), format));
         }
         Ok(Self {
             label,
@@ -107,6 +94,17 @@ impl Table {
     pub fn between(mut self, start_ms: i64, end_ms: i64) -> Self {
         self.between = Some((start_ms, end_ms));
         self
+    }
+
+    /// What identifies the table's content for caching: its label and the files it reads, with
+    /// the window it keeps.
+    pub fn key(&self) -> String {
+        let files: Vec<String> = self
+            .parts
+            .iter()
+            .map(|p| p.path.display().to_string())
+            .collect();
+        format!("{} [{}] {:?}", self.label, files.join(", "), self.between)
     }
 
     /// The columns and their types, from the first file (the others must agree; see
