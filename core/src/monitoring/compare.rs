@@ -251,7 +251,8 @@ pub fn compare(reference: &Table, current: &Table, options: &Options) -> Result<
 
     let mut compared = Vec::with_capacity(features.len());
     let mut rows = (0u64, 0u64);
-    let mut group = 1;
+    // One column per thread to start with, until the row counts size the groups.
+    let mut group = rayon::current_num_threads().max(1);
     let mut start = 0;
     while start < features.len() {
         let names = &features[start..(start + group).min(features.len())];
