@@ -83,6 +83,8 @@ create_monitor:
             .iter()
             .any(|t| t.starts_with("threshold 0.1"))
     });
+    // Every widget shown has an accessible name (the harness checks as it runs).
+    h.run();
     // The features of the newest window, most drifted first; price is chosen and drawn.
     assert!(shows(&h, "price") && shows(&h, "region"));
     let painted = painted_texts(&h);
@@ -122,4 +124,5 @@ fn compare_data_shows_two_versions_drift() {
     run_until(&mut h, WAIT, "price's distributions", |h| {
         painted_texts(h).iter().any(|t| t == "reference")
     });
+    h.run();
 }

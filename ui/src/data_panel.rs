@@ -243,7 +243,7 @@ impl DataPanel {
         version: &AssetVersion,
     ) {
         ui.horizontal(|ui| {
-            ui.heading(format!("{} {name}", kind_icon(version.kind)));
+            let heading = ui.heading(format!("{} {name}", kind_icon(version.kind)));
             ui.weak(version.kind.as_str());
             ui.add_space(12.0);
             let latest = versions.first().map(|v| v.version);
@@ -262,7 +262,9 @@ impl DataPanel {
                             self.chosen.insert(name.to_owned(), v.id);
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(heading.id);
         });
         let items = match version.kind {
             AssetKind::Table => format!(
@@ -357,7 +359,7 @@ impl DataPanel {
             .map_or(0, |v| v.version);
         let reference = *self.compare_with.entry(version.id).or_insert(default);
         ui.horizontal(|ui| {
-            ui.label(format!("Version {} against", version.version));
+            let label = ui.label(format!("Version {} against", version.version));
             egui::ComboBox::from_id_salt("compare-with")
                 .selected_text(format!("version {reference}"))
                 .show_ui(ui, |ui| {
@@ -372,7 +374,9 @@ impl DataPanel {
                             self.compare_with.insert(version.id, v.version);
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
             ui.weak("as the reference");
         });
         let key = (

@@ -333,7 +333,7 @@ impl MonitoringPanel {
             return;
         };
         ui.horizontal(|ui| {
-            ui.label("Metric");
+            let label = ui.label("Metric");
             egui::ComboBox::from_id_salt("monitor-metric")
                 .selected_text(metric.name())
                 .show_ui(ui, |ui| {
@@ -342,7 +342,9 @@ impl MonitoringPanel {
                             self.metric = Some(m);
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
             if !feature.is_empty() {
                 ui.label(format!("of {feature}"));
             }
