@@ -263,7 +263,14 @@ fn the_demo_monitor_alerts_on_the_simulated_drift() {
     let start = lathe_core::db::now_millis();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let secs = std::time::Duration::from_secs;
-    lathe_core::demo::simulate_traffic(&store, secs(24), secs(12), &stop);
+    // Faster than the window's pace, so that each part has a few hundred rows.
+    lathe_core::demo::simulate_traffic(
+        &store,
+        secs(24),
+        secs(12),
+        std::time::Duration::from_millis(40),
+        &stop,
+    );
     let end = lathe_core::db::now_millis();
     // Collected within about ten seconds of the last request.
     let deadline = std::time::Instant::now() + secs(40);
@@ -279,7 +286,7 @@ fn the_demo_monitor_alerts_on_the_simulated_drift() {
             .filter(|w| w["kind"] == "model_inputs")
             .map(|w| w["rows"].as_i64().unwrap())
             .sum();
-        if rows >= 60 {
+        if rows >= 300 {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "{shown}");

@@ -36,7 +36,13 @@ pub fn run(root: &Path, is_default: bool) -> Result<()> {
             .name("lathe-demo-traffic".into())
             .spawn(move || {
                 let minutes = |m: u64| std::time::Duration::from_secs(60 * m);
-                lathe_core::demo::simulate_traffic(&store, minutes(15), minutes(2), &stop);
+                lathe_core::demo::simulate_traffic(
+                    &store,
+                    minutes(15),
+                    minutes(2),
+                    std::time::Duration::from_millis(250),
+                    &stop,
+                );
             })
         {
             eprintln!("lathe: the demo's simulated traffic will not run: {e}");

@@ -468,7 +468,7 @@ create_monitor:
         numerical:
           normalized_wasserstein_distance: 0.3
         categorical:
-          jensen_shannon_distance: 0.2
+          jensen_shannon_distance: 0.25
     inputs-quality:
       type: data_quality
       production_data:
@@ -507,7 +507,7 @@ pub fn simulates_traffic(store: &crate::Store) -> bool {
 }
 
 /// Sends the demo endpoint simulated traffic for `run_for`, until `stop`: a customer row of the
-/// demo table every quarter second, through the real endpoint (so it is scored, collected and
+/// demo table every `pace` (a quarter second in the window), through the real endpoint (so it is scored, collected and
 /// monitored as any request). After `drift_after` (two minutes in the window) the customers
 /// drift: 18 years older, spending 60% more, two in three on the pro plan. Logged in the
 /// deployment's log as simulated.
@@ -515,6 +515,7 @@ pub fn simulate_traffic(
     store: &crate::Store,
     run_for: std::time::Duration,
     drift_after: std::time::Duration,
+    pace: std::time::Duration,
     stop: &std::sync::atomic::AtomicBool,
 ) {
     use std::sync::atomic::Ordering;
@@ -589,7 +590,11 @@ pub fn simulate_traffic(
             )
         });
         // Until the endpoint serves (the window starts it), wait a little longer.
-        let pause = if sent.is_ok() { 250 } else { 1000 };
-        std::thread::sleep(std::time::Duration::from_millis(pause));
+        let pause = if sent.is_ok() {
+            pace
+        } else {
+            std::time::Duration::from_secs(1)
+        };
+        std::thread::sleep(pause);
     }
 }
