@@ -273,30 +273,10 @@ fn the_demo_monitor_alerts_on_the_simulated_drift() {
     );
     let end = lathe_core::db::now_millis();
     // Collected within about ten seconds of the last request.
-    let deadline = std::time::Instant::now() + secs(40);
-    loop {
-        let shown = s
-            .lathe(&["online-endpoint", "show", "churn", "--json"])
-            .ok()
-            .json();
-        let rows: i64 = shown["collected"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|w| w["kind"] == "model_inputs")
-            .map(|w| w["rows"].as_i64().unwrap())
-            .sum();
-        if rows >= 300 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{shown}");
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
-    let iso = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .unwrap()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    };
+    lathe_tests::endpoint_until(&s, "churn", "the traffic was never collected", |shown| {
+        lathe_tests::collected_rows(shown, "model_inputs") >= 300
+    });
+    let iso = lathe_tests::iso;
     let run = |from: i64, to: i64| {
         s.lathe(&[
             "monitor",

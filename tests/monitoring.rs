@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use lathe_tests::{Sandbox, peer_script};
+use lathe_tests::{Sandbox, collected_rows, endpoint_until, iso, peer_script};
 use serde_json::{Value, json};
 
 /// The Python with scipy and Evidently: LATHE_DRIFT_PYTHON, else the venv
@@ -485,34 +485,6 @@ fn known_shifts_are_found_and_steady_data_is_not() {
         .fails_with("accuracy is not a drift or data quality metric");
 }
 
-/// Waits until `churn`'s deployments serve and its collected `kind` rows reach `rows`.
-fn wait_for(sandbox: &Sandbox, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let shown = sandbox
-            .lathe(&["online-endpoint", "show", "churn", "--json"])
-            .ok()
-            .json();
-        if done(&shown) {
-            return shown;
-        }
-        assert!(std::time::Instant::now() < deadline, "{what}: {shown}");
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-}
-
-fn collected_rows(shown: &Value, kind: &str) -> i64 {
-    shown["collected"]
-        .as_array()
-        .map(|w| {
-            w.iter()
-                .filter(|w| w["kind"] == kind)
-                .map(|w| w["rows"].as_i64().unwrap_or(0))
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// One HTTP request received by [`Hook`].
 type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
@@ -626,7 +598,7 @@ fn a_monitor_watches_collected_data_and_its_alerts_act() {
     );
 
     let server = lathe_tests::Server::start(&sandbox.workspace(), &[]);
-    let shown = wait_for(&sandbox, "the deployment never served", |s| {
+    let shown = endpoint_until(&sandbox, "churn", "the deployment never served", |s| {
         s["deployments"][0]["provisioning_state"] == "ready"
     });
     let url = shown["scoring_uri"]
@@ -681,9 +653,12 @@ fn a_monitor_watches_collected_data_and_its_alerts_act() {
         send(&format!("r{i}"), row, true);
     }
     let end = lathe_core::db::now_millis() + 1;
-    wait_for(&sandbox, "the requests were never collected", |s| {
-        collected_rows(s, "model_outputs") == rows.len() as i64
-    });
+    endpoint_until(
+        &sandbox,
+        "churn",
+        "the requests were never collected",
+        |s| collected_rows(s, "model_outputs") == rows.len() as i64,
+    );
     // Ground truth arrives for the first 100 requests.
     let mut truth = String::from("request,churned\n");
     for (i, row) in rows.iter().take(100).enumerate() {
@@ -1019,10 +994,4 @@ create_monitor:
         }
     }
     drop(server);
-}
-
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

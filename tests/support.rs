@@ -948,3 +948,46 @@ pub fn save_sklearn_logistic(features: &[&str], dir: &Path) {
         String::from_utf8_lossy(&made.stderr)
     );
 }
+
+/// Reads `lathe online-endpoint show ENDPOINT --json` until `done` holds, failing the test
+/// after a minute with `what` and the last answer.
+pub fn endpoint_until(
+    sandbox: &Sandbox,
+    endpoint: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let shown = sandbox
+            .lathe(&["online-endpoint", "show", endpoint, "--json"])
+            .ok()
+            .json();
+        if done(&shown) {
+            return shown;
+        }
+        assert!(Instant::now() < deadline, "{what}: {shown}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The rows an endpoint's `show --json` says it collected of `kind` (`model_inputs`,
+/// `model_outputs`).
+pub fn collected_rows(shown: &serde_json::Value, kind: &str) -> i64 {
+    shown["collected"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter(|w| w["kind"] == kind)
+                .map(|w| w["rows"].as_i64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Milliseconds since the epoch as RFC 3339 in UTC, as `--at` and `--window` take them.
+pub fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("a time in range")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -244,7 +244,11 @@ fn feature_line(f: &Feature, shown: &[(Metric, &str)], v: &Verdict, width: usize
             .iter()
             .any(|c| c.feature == f.name && c.metric == *m);
         let text = match value {
-            Some(x) => format!("{}{}", short(*x), if crossed { "*" } else { "" }),
+            Some(x) => format!(
+                "{}{}",
+                lathe_core::format::metric(*x, 4),
+                if crossed { "*" } else { "" }
+            ),
             None => "-".to_owned(),
         };
         line.push_str(&format!("  {text:>12}"));
@@ -253,13 +257,4 @@ fn feature_line(f: &Feature, shown: &[(Metric, &str)], v: &Verdict, width: usize
         line.push_str(&format!("  ({problem})"));
     }
     line
-}
-
-/// A value in at most 10 characters: fixed for ordinary sizes, scientific for tiny p-values.
-fn short(x: f64) -> String {
-    if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
-        format!("{x:.4}")
-    } else {
-        format!("{x:.2e}")
-    }
 }

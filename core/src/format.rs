@@ -51,9 +51,31 @@ pub fn number(value: f64) -> String {
     }
 }
 
+/// A metric's value in a column of values: `digits` decimals for ordinary sizes (so the
+/// column lines up, 0 included), scientific notation for p-values and other tiny or huge
+/// values, `inf` and `NaN` as such.
+pub fn metric(value: f64, digits: usize) -> String {
+    if value == 0.0 || (1e-3..1e6).contains(&value.abs()) {
+        format!("{value:.digits$}")
+    } else if value.is_finite() {
+        format!("{value:.*e}", digits.saturating_sub(2).max(1))
+    } else {
+        value.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_line_up_and_p_values_stay_readable() {
+        assert_eq!(metric(0.0, 3), "0.000");
+        assert_eq!(metric(0.30419, 3), "0.304");
+        assert_eq!(metric(2.886e-5, 4), "2.89e-5");
+        assert_eq!(metric(2.886e-5, 3), "2.9e-5");
+        assert_eq!(metric(f64::INFINITY, 3), "inf");
+    }
 
     #[test]
     fn formats() {

@@ -20,15 +20,9 @@ const COLUMNS: [(Metric, &str); 7] = [
     (Metric::OutOfBoundsRate, "Out of range"),
 ];
 
-/// A value in a table cell: p-values and tiny numbers in scientific form.
+/// A value in a table cell: three decimals, p-values and tiny numbers in scientific form.
 pub fn short(x: f64) -> String {
-    if x == 0.0 || (1e-3..1e6).contains(&x.abs()) {
-        format!("{x:.3}")
-    } else if x.is_finite() {
-        format!("{x:.1e}")
-    } else {
-        x.to_string()
-    }
+    format::metric(x, 3)
 }
 
 fn value(f: &Feature, m: Metric) -> Option<f64> {

@@ -667,6 +667,20 @@ pub struct RecordedRun {
     pub started_at_ms: i64,
 }
 
+/// The state and window end of a monitor's newest run (without its results).
+pub fn last_run(store: &Store, monitor: &Monitor) -> Result<Option<(String, i64)>> {
+    let id = monitor.id;
+    store.read::<_, Error>(move |c| {
+        Ok(c.query_row(
+            "SELECT state, window_end_ms FROM monitor_runs WHERE monitor_id = ?1 AND backtest = 0
+             ORDER BY window_end_ms DESC, id DESC LIMIT 1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+    })
+}
+
 /// A `monitor_runs` row: id, window start and end, state, message, run id, results, start.
 type RunRow = (
     i64,

@@ -100,9 +100,7 @@ fn list(store: &crate::Store) -> crate::Result<MonitorList> {
     let alerts = monitors::alerts(store, &AlertFilter::default())?;
     let mut out = Vec::new();
     for monitor in monitors::list(store)? {
-        let last_run = run::runs(store, &monitor, 1)?
-            .first()
-            .map(|r| (r.state.clone(), r.window_end_ms));
+        let last_run = run::last_run(store, &monitor)?;
         let open_alerts = alerts
             .iter()
             .filter(|a| a.monitor == monitor.spec.name && a.acknowledged_at_ms.is_none())
