@@ -305,4 +305,13 @@ fn the_demo_monitor_alerts_on_the_simulated_drift() {
         assert!(moved.contains(&feature.to_owned()), "{moved:?}");
     }
     assert!(!drifted["opened"].as_array().unwrap().is_empty());
+    // The alert sent the 20 rows the model was least sure of to the review project.
+    let sent = &drifted["actions"][0];
+    assert_eq!(sent["state"], "completed", "{drifted}");
+    assert_eq!(sent["labeling_project"], "churn-review", "{drifted}");
+    let status = s
+        .lathe(&["label", "status", "churn-review", "--json"])
+        .ok()
+        .json();
+    assert_eq!(status[0]["stats"]["items"], 20, "{status}");
 }

@@ -688,3 +688,146 @@ so so,
         shows_containing(h, "Saved item 3: positive")
     });
 }
+
+/// A row project: the row's fields are shown; a value is typed and Enter keeps it; a class is
+/// picked with its hotkey.
+#[test]
+fn rows_are_labeled_with_a_value_or_a_class() {
+    let s = Sandbox::new();
+    let table = s.file("houses.csv", b"house,rooms,city\nh1,3,Lyon\nh2,5,Nantes\n");
+    s.lathe(&[
+        "data",
+        "import",
+        table.to_str().unwrap(),
+        "--name",
+        "houses",
+    ])
+    .ok();
+    s.lathe(&[
+        "label",
+        "create",
+        "bad",
+        "--task",
+        "row_value",
+        "--asset",
+        "houses",
+        "--labels",
+        "price,rent",
+    ])
+    .fails_with("a row_value project has one label, the quantity it asks for");
+    s.lathe(&[
+        "label",
+        "create",
+        "bad",
+        "--task",
+        "row_value",
+        "--asset",
+        "houses",
+        "--labels",
+        "price",
+        "--key",
+        "id",
+    ])
+    .fails_with("there is no column 'id' to key the rows by; the table has house, rooms, city");
+    s.lathe(&[
+        "label",
+        "create",
+        "prices",
+        "--task",
+        "row_value",
+        "--asset",
+        "houses",
+        "--labels",
+        "price",
+        "--key",
+        "house",
+    ])
+    .ok();
+    let mut h = open_project(&s, "prices", |h| {
+        shows_containing(h, "Nantes") || shows_containing(h, "Lyon")
+    });
+    assert!(shows_containing(&h, "rooms"), "{}", visible_text(&h));
+    let field = h
+        .query_all_by_role(egui::Role::TextInput)
+        .find(|n| n.rect().left() > 900.0)
+        .unwrap();
+    field.focus();
+    field.type_text("5x");
+    h.run();
+    assert!(
+        shows_containing(&h, "'5x' is not a number"),
+        "{}",
+        visible_text(&h)
+    );
+    h.key_press(egui::Key::Backspace);
+    h.step();
+    let field = h
+        .query_all_by_role(egui::Role::TextInput)
+        .find(|n| n.rect().left() > 900.0)
+        .unwrap();
+    field.type_text("0000.5");
+    h.step();
+    field_enter(&mut h);
+    let ws = Workspace::open(s.workspace()).unwrap();
+    let p = project::open(&ws, "prices").unwrap();
+    run_until(&mut h, WAIT, "the saved value", |_| {
+        project::latest(&ws, &p, 0).unwrap().is_some()
+    });
+    let saved = project::latest(&ws, &p, 0).unwrap().unwrap();
+    assert!(
+        matches!(&saved.shapes[..], [Shape::Value { label, value, .. }] if label == "price" && *value == 50_000.5),
+        "{saved:?}"
+    );
+    assert_eq!(
+        project::items(&ws, &p, &Default::default()).unwrap()[0].name,
+        "h1"
+    );
+
+    s.lathe(&[
+        "label",
+        "create",
+        "movers",
+        "--task",
+        "row_classification",
+        "--asset",
+        "houses",
+        "--labels",
+        "stays,moves",
+    ])
+    .ok();
+    let mut h = open_project(&s, "movers", |h| shows_containing(h, "Lyon"));
+    h.key_press(egui::Key::Num2);
+    h.step();
+    h.key_press(egui::Key::Enter);
+    let p = project::open(&ws, "movers").unwrap();
+    run_until(&mut h, WAIT, "the saved class", |_| {
+        project::latest(&ws, &p, 0).unwrap().is_some()
+    });
+    let saved = project::latest(&ws, &p, 0).unwrap().unwrap();
+    assert_eq!(saved.shapes[0].label(), "moves");
+    assert_eq!(
+        project::items(&ws, &p, &Default::default()).unwrap()[0].name,
+        "row 1"
+    );
+    assert_eq!(Task::RowClassification, p.task);
+}
+
+/// Enter in the focused value field.
+fn field_enter(h: &mut Harness<'_, Workbench>) {
+    h.event(egui::Event::Key {
+        key: egui::Key::Enter,
+        physical_key: None,
+        pressed: true,
+        repeat: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+    h.event(egui::Event::Key {
+        key: egui::Key::Enter,
+        physical_key: None,
+        pressed: false,
+        repeat: false,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.step();
+}

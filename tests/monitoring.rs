@@ -620,7 +620,8 @@ fn a_monitor_watches_collected_data_and_its_alerts_act() {
     ];
     let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let agent = lathe_tests::http();
-    let send = |id: &str, row: &[&str], drifted: bool| {
+    // Sends one row; with `probabilities` the answer carries the class probabilities.
+    let send = |id: &str, row: &[&str], drifted: bool, probabilities: bool| -> Value {
         let values: Vec<Value> = features
             .iter()
             .map(|f| {
@@ -634,7 +635,10 @@ fn a_monitor_watches_collected_data_and_its_alerts_act() {
                 }
             })
             .collect();
-        let body = json!({"dataframe_split": {"columns": features, "data": [values]}});
+        let mut body = json!({"dataframe_split": {"columns": features, "data": [values]}});
+        if probabilities {
+            body["params"] = json!({"probabilities": true});
+        }
         let request = ureq::http::Request::builder()
             .method("POST")
             .uri(&url)
@@ -647,10 +651,11 @@ fn a_monitor_watches_collected_data_and_its_alerts_act() {
         let status = answer.status().as_u16();
         let text = answer.body_mut().read_to_string().unwrap();
         assert_eq!(status, 200, "{text}");
+        serde_json::from_str(&text).unwrap()
     };
     let start = lathe_core::db::now_millis() - 1;
     for (i, row) in rows.iter().enumerate() {
-        send(&format!("r{i}"), row, true);
+        send(&format!("r{i}"), row, true, false);
     }
     let end = lathe_core::db::now_millis() + 1;
     endpoint_until(
@@ -785,6 +790,51 @@ create_monitor:
             "HOOK_TOKEN",
         ])
         .ok();
+    // Alerts send rows to labeling: the least confident to one project, the most drifted to
+    // another (both start empty).
+    for (project, rank, top) in [
+        ("churn-review", "confidence", "10"),
+        ("churn-drifted", "drift", "5"),
+    ] {
+        sandbox
+            .lathe(&[
+                "label",
+                "create",
+                project,
+                "--task",
+                "row_classification",
+                "--asset",
+                "customers:1",
+                "--labels",
+                "true,false",
+                "--empty",
+            ])
+            .ok();
+        sandbox
+            .lathe(&[
+                "monitor",
+                "action",
+                "add",
+                "churn-watch",
+                "--label",
+                project,
+                "--rank",
+                rank,
+                "--top",
+                top,
+            ])
+            .ok();
+    }
+    sandbox
+        .lathe(&[
+            "monitor",
+            "action",
+            "add",
+            "churn-watch",
+            "--label",
+            "customers-typo",
+        ])
+        .fails_with("there is no labeling project 'customers-typo'");
     let window = format!("{}/{}", iso(start), iso(end));
     let first = sandbox
         .lathe_with(
@@ -862,7 +912,7 @@ create_monitor:
     assert_eq!(opened, drift.len() + 3, "{first}");
     // Each action ran once for the run's new alerts.
     let actions = first["actions"].as_array().unwrap();
-    assert_eq!(actions.len(), 2, "{first}");
+    assert_eq!(actions.len(), 4, "{first}");
     assert!(
         actions.iter().all(|a| a["state"] == "completed"),
         "{actions:?}"
@@ -875,6 +925,8 @@ create_monitor:
     let posted: Value = serde_json::from_str(&got[0].1).unwrap();
     assert_eq!(posted["monitor"], "churn-watch");
     assert_eq!(posted["alerts"].as_array().unwrap().len(), opened);
+    check_rows_sent_to_labeling(&sandbox, &rows, &send, &window);
+
     // The values are a tracked run in the monitor's experiment.
     let run_id = first["run_id"].as_str().unwrap();
     let tracked = sandbox
@@ -994,4 +1046,135 @@ create_monitor:
         }
     }
     drop(server);
+}
+
+/// The label actions of `a_monitor_watches_collected_data_and_its_alerts_act`: the review
+/// project holds the window's ten least confident rows, least first — as the endpoint's own
+/// probabilities for the same rows order them —; the drift project the five most drifted,
+/// highest score first; and the review project's accepted labels are ground truth a
+/// model_performance signal scores exactly.
+fn check_rows_sent_to_labeling(
+    sandbox: &Sandbox,
+    rows: &[Vec<&str>],
+    send: &dyn Fn(&str, &[&str], bool, bool) -> Value,
+    window: &str,
+) {
+    use lathe_core::labeling::project::{self, Filter};
+    use lathe_core::labeling::{Shape, rows as row_items};
+    // The same rows again, asking for probabilities (outside the window, under other ids).
+    let mut answers: Vec<(f64, String, String)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let answer = send(&format!("again-{i}"), row, true, true);
+            let p = &answer["predictions"][0];
+            let top = p["probabilities"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_f64().unwrap())
+                .fold(f64::MIN, f64::max);
+            let class = match &p["prediction"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (top, format!("r{i}"), class)
+        })
+        .collect();
+    answers.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ws = lathe_core::Workspace::open(sandbox.workspace()).unwrap();
+    let review = project::open(&ws, "churn-review").unwrap();
+    let items = project::items(&ws, &review, &Filter::default()).unwrap();
+    let keys: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
+    let expected: Vec<&str> = answers[..10].iter().map(|a| a.1.as_str()).collect();
+    assert_eq!(keys, expected, "the least confident rows, least first");
+    let first = row_items::row(&ws, &review, 0).unwrap();
+    assert!(
+        first
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains(&format!("{:.3}", answers[0].0)),
+        "{first:?}"
+    );
+    assert!(
+        first
+            .fields
+            .iter()
+            .any(|(n, v)| n == "plan" && v.as_deref() == Some("platinum"))
+    );
+    let drifted = project::open(&ws, "churn-drifted").unwrap();
+    let scores: Vec<f64> = (0..5)
+        .map(|i| {
+            let reason = row_items::row(&ws, &drifted, i).unwrap().reason.unwrap();
+            assert!(
+                reason.contains("age") || reason.contains("plan"),
+                "{reason}"
+            );
+            reason
+                .split("drift score ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert_eq!(
+        project::items(&ws, &drifted, &Filter::default())
+            .unwrap()
+            .len(),
+        5
+    );
+
+    // People label the ten: the model's own answer, but for three; all accepted.
+    for (position, (_, _, class)) in answers[..10].iter().enumerate() {
+        let other = if class == "true" { "false" } else { "true" };
+        let label = if position < 3 { other } else { class.as_str() };
+        let shape = Shape::Class {
+            label: label.to_owned(),
+            confidence: None,
+            attributes: Default::default(),
+        };
+        project::submit(&ws, &review, position as i64, "ana", &[shape], "human").unwrap();
+        project::review(&ws, &review, position as i64, "bo", true, "").unwrap();
+    }
+    let truth = sandbox
+        .lathe(&["label", "ground-truth", "churn-review", "--json"])
+        .ok()
+        .json();
+    assert_eq!(truth.as_array().unwrap().len(), 10, "{truth}");
+    let monitor = sandbox.file(
+        "labeled.yml",
+        b"name: churn-labeled\ntrigger: {type: recurrence, frequency: day, interval: 1}\n\
+          create_monitor:\n  monitoring_target: {endpoint_deployment_id: 'azureml:churn:blue'}\n  \
+          monitoring_signals:\n    performance:\n      type: model_performance\n      \
+          reference_data:\n        input_data: {path: 'labeling:churn-review'}\n      \
+          metric_thresholds:\n        classification: {accuracy: 0.9}\n",
+    );
+    sandbox
+        .lathe(&["monitor", "create", "-f", monitor.to_str().unwrap()])
+        .ok();
+    let shown = sandbox
+        .lathe(&["monitor", "show", "churn-labeled", "--yaml"])
+        .ok()
+        .stdout;
+    assert!(shown.contains("path: labeling:churn-review"), "{shown}");
+    let ran = sandbox
+        .lathe(&[
+            "monitor",
+            "run",
+            "churn-labeled",
+            "--window",
+            window,
+            "--json",
+        ])
+        .ok()
+        .json();
+    let performance = &ran["signals"][0];
+    assert_eq!(performance["values"][""]["accuracy"], json!(0.7), "{ran}");
+    assert_eq!(performance["crossings"][0]["metric"], "accuracy", "{ran}");
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use lathe_core::Workspace;
 use lathe_core::assets::AssetRef;
@@ -42,19 +42,29 @@ impl From<Format> for labeling::LabelFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum LabelCommand {
-    /// Create a project over an image or text data asset version.
+    /// Create a project over an image, text or table data asset version (a table's items are
+    /// its rows).
     Create {
         name: String,
         /// NAME or NAME:VERSION of the data asset to label.
         #[arg(long)]
         asset: String,
         /// image_classification, image_multi_label, bounding_boxes, polygons,
-        /// text_classification, text_multi_label or entity_spans.
+        /// text_classification, text_multi_label, entity_spans, row_classification or
+        /// row_value.
         #[arg(long)]
         task: String,
-        /// The labels, separated by commas (hotkeys 1–9 in this order).
+        /// The labels, separated by commas (hotkeys 1–9 in this order); for row_value, the
+        /// one quantity asked for (such as price).
         #[arg(long)]
         labels: String,
+        /// For rows: the column whose value keys each row (default: the collected
+        /// request_id, else `row N`).
+        #[arg(long, value_name = "COLUMN")]
+        key: Option<String>,
+        /// For rows: start with no items; a monitor's label action sends them.
+        #[arg(long)]
+        empty: bool,
         /// Annotators wanted per item.
         #[arg(long, default_value_t = 1)]
         consensus: u32,
@@ -127,6 +137,16 @@ pub enum LabelCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Every accepted item's answer by key (the ground truth a monitor's model_performance
+    /// signal reads as labeling:NAME): CSV of correlation_id,actual, or JSON.
+    GroundTruth {
+        name: String,
+        /// Write the CSV here instead of standard output.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        output: Output,
+    },
     /// A project's progress, label distribution and annotators; all projects without a name.
     Status {
         name: Option<String>,
@@ -152,6 +172,8 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
             asset: reference,
             task,
             labels,
+            key,
+            empty,
             consensus,
             output,
         } => {
@@ -161,14 +183,29 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                 .map(|l| l.trim().to_owned())
                 .filter(|l| !l.is_empty())
                 .collect();
-            let created = project::create(
-                &mut ws,
-                &name,
-                task,
-                &asset(&reference)?,
-                labels_from_names(&names),
-                consensus,
-            )?;
+            if !task.rows() && (key.is_some() || empty) {
+                bail!("--key and --empty are for row_classification and row_value projects");
+            }
+            let created = if task.rows() {
+                labeling::rows::create(
+                    &mut ws,
+                    &name,
+                    task,
+                    &asset(&reference)?,
+                    labels_from_names(&names),
+                    key.as_deref(),
+                    empty,
+                )?
+            } else {
+                project::create(
+                    &mut ws,
+                    &name,
+                    task,
+                    &asset(&reference)?,
+                    labels_from_names(&names),
+                    consensus,
+                )?
+            };
             if output.json {
                 return print_json(&created);
             }
@@ -180,6 +217,33 @@ pub fn run(root: &Path, command: LabelCommand) -> Result<()> {
                 created.asset,
                 names.join(", ")
             );
+            Ok(())
+        }
+        LabelCommand::GroundTruth { name, out, output } => {
+            let p = project::open(&ws, &name)?;
+            if output.json {
+                let truth = labeling::rows::ground_truth(&ws, &p)?;
+                let rows: Vec<_> = truth
+                    .iter()
+                    .map(|(k, a)| serde_json::json!({"correlation_id": k, "actual": a}))
+                    .collect();
+                return print_json(&rows);
+            }
+            match out {
+                Some(path) => {
+                    let mut file = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    let n = labeling::rows::write_ground_truth(&ws, &p, &mut file)?;
+                    eprintln!(
+                        "wrote {n} accepted answer(s) of {} to {}",
+                        p.name,
+                        path.display()
+                    );
+                }
+                None => {
+                    labeling::rows::write_ground_truth(&ws, &p, &mut std::io::stdout().lock())?;
+                }
+            }
             Ok(())
         }
         LabelCommand::Import {

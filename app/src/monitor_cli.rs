@@ -83,12 +83,23 @@ pub enum MonitorCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ActionCommand {
-    /// Add an action: --pipeline (a retraining run) or --webhook.
+    /// Add an action: --pipeline (a retraining run), --label (rows to a labeling project) or
+    /// --webhook.
     Add {
         monitor: String,
         /// A saved pipeline NAME:VERSION or a pipeline file.
-        #[arg(long, conflicts_with = "webhook")]
+        #[arg(long, conflicts_with_all = ["webhook", "label"])]
         pipeline: Option<String>,
+        /// A row_classification or row_value labeling project to send the window's rows to.
+        #[arg(long, conflicts_with = "webhook")]
+        label: Option<String>,
+        /// How rows are ranked for --label: drift (the rows that explain the drift) or
+        /// confidence (the rows the model was least sure of).
+        #[arg(long, requires = "label", default_value = "drift")]
+        rank: String,
+        /// How many rows --label sends per alerting run.
+        #[arg(long, requires = "label", default_value_t = 50)]
+        top: usize,
         /// INPUT=VALUE for the pipeline; {window_start}, {window_end}, {monitor} and
         /// {production_data} are replaced when it runs. Repeatable.
         #[arg(long = "input", requires = "pipeline")]
@@ -471,6 +482,9 @@ fn action(store: &Store, command: ActionCommand) -> Result<()> {
         ActionCommand::Add {
             monitor,
             pipeline,
+            label,
+            rank,
+            top,
             inputs,
             experiment,
             webhook,
@@ -480,6 +494,11 @@ fn action(store: &Store, command: ActionCommand) -> Result<()> {
             output,
         } => {
             let action = match (pipeline, webhook) {
+                _ if label.is_some() => Action::Label {
+                    project: label.unwrap_or_default(),
+                    rank: lathe_core::monitoring::ranking::Rank::parse(&rank)?,
+                    top,
+                },
                 (Some(pipeline), None) => {
                     let mut bound = std::collections::BTreeMap::new();
                     for i in &inputs {
@@ -500,7 +519,7 @@ fn action(store: &Store, command: ActionCommand) -> Result<()> {
                     timeout_s: timeout,
                     retries,
                 },
-                _ => bail!("give --pipeline or --webhook"),
+                _ => bail!("give --pipeline, --label or --webhook"),
             };
             let id = actions::add(store, &monitor, &action)?;
             if output.json {

@@ -694,7 +694,7 @@ pub fn collected(
 }
 
 /// A cell as JSON: numbers, booleans and text as themselves, a missing value as null.
-fn json_cell(column: &Column, i: usize) -> Value {
+pub(crate) fn json_cell(column: &Column, i: usize) -> Value {
     match column.get(i) {
         Ok(AnyValue::Null) | Err(_) => Value::Null,
         Ok(AnyValue::Boolean(b)) => Value::Bool(b),

@@ -558,6 +558,13 @@ pub const MIGRATIONS: &[&str] = &[
         action_run_id INTEGER NOT NULL REFERENCES action_runs(id) ON DELETE CASCADE,
         PRIMARY KEY (alert_id, action_run_id)
     ) WITHOUT ROWID;",
+    // 18: table rows as labeling items — a row's fields (JSON `[[column, text or null], …]`)
+    // kept with its item, why it was sent, and the monitor action run that sent it (lineage
+    // from an alert to the items people label).
+    "ALTER TABLE label_items ADD COLUMN data TEXT;
+    ALTER TABLE label_items ADD COLUMN reason TEXT;
+    ALTER TABLE label_items ADD COLUMN action_run_id INTEGER REFERENCES action_runs(id) ON DELETE SET NULL;
+    CREATE INDEX label_items_by_name ON label_items(project_id, name);",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

@@ -497,8 +497,31 @@ create_monitor:
 pub fn seed_monitoring(store: &crate::Store) -> Result<()> {
     crate::monitoring::monitors::put(store, MONITOR_YAML, false)?;
     crate::monitoring::monitors::set_settings(store, MONITOR, None, Some(600_000))?;
+    // When it alerts, the rows the model was least sure of go to people for labels.
+    let mut ws = store.workspace()?;
+    crate::labeling::rows::create(
+        &mut ws,
+        REVIEW_PROJECT,
+        crate::labeling::Task::RowClassification,
+        &"customers:1".parse()?,
+        crate::labeling::labels_from_names(&["true".into(), "false".into()]),
+        None,
+        true,
+    )?;
+    crate::monitoring::actions::add(
+        store,
+        MONITOR,
+        &crate::monitoring::actions::Action::Label {
+            project: REVIEW_PROJECT.into(),
+            rank: crate::monitoring::ranking::Rank::Confidence,
+            top: 20,
+        },
+    )?;
     Ok(())
 }
+
+/// The demo's row project the monitor sends its least confident rows to.
+pub const REVIEW_PROJECT: &str = "churn-review";
 
 /// Whether this workspace has the demo's monitor of simulated traffic.
 pub fn simulates_traffic(store: &crate::Store) -> bool {

@@ -1,4 +1,5 @@
-//! Labeling: projects that annotate one image or text data asset version under a label schema.
+//! Labeling: projects that annotate one image, text or table data asset version under a label
+//! schema (a table's items are its rows, or rows a monitor sends later: `rows.rs`).
 //! Every submission of shapes is kept with who made it, when and from where (a person, an
 //! import, a model's pre-label); reviews accept or reject; an item's status is kept on the item
 //! for filtering. Formats in and out live beside (`coco.rs`).
@@ -11,6 +12,7 @@ pub mod label_studio;
 pub mod onnx_assist;
 pub mod project;
 pub mod regions;
+pub mod rows;
 pub mod text_formats;
 pub mod voc;
 pub mod yolo;
@@ -30,10 +32,14 @@ pub enum Task {
     TextClassification,
     TextMultiLabel,
     EntitySpans,
+    /// A class for each row of a table (the ground truth of a classifier's predictions).
+    RowClassification,
+    /// A number for each row of a table (the ground truth of a regressor's predictions).
+    RowValue,
 }
 
 impl Task {
-    pub const ALL: [Task; 7] = [
+    pub const ALL: [Task; 9] = [
         Task::ImageClassification,
         Task::ImageMultiLabel,
         Task::BoundingBoxes,
@@ -41,6 +47,8 @@ impl Task {
         Task::TextClassification,
         Task::TextMultiLabel,
         Task::EntitySpans,
+        Task::RowClassification,
+        Task::RowValue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +60,8 @@ impl Task {
             Task::TextClassification => "text_classification",
             Task::TextMultiLabel => "text_multi_label",
             Task::EntitySpans => "entity_spans",
+            Task::RowClassification => "row_classification",
+            Task::RowValue => "row_value",
         }
     }
 
@@ -75,6 +85,7 @@ impl Task {
             | Task::ImageMultiLabel
             | Task::BoundingBoxes
             | Task::Polygons => AssetKind::Images,
+            Task::RowClassification | Task::RowValue => AssetKind::Table,
             _ => AssetKind::Text,
         }
     }
@@ -93,11 +104,17 @@ impl Task {
                 | Task::ImageMultiLabel
                 | Task::TextClassification
                 | Task::TextMultiLabel
+                | Task::RowClassification
         )
+    }
+
+    /// Whether items are table rows.
+    pub fn rows(self) -> bool {
+        matches!(self, Task::RowClassification | Task::RowValue)
     }
 }
 
-/// A class in a project's schema.
+/// A class in a project's schema (for [`Task::RowValue`], its one label names the quantity).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Label {
     pub name: String,
@@ -197,6 +214,15 @@ pub enum Shape {
         #[serde(default, skip_serializing_if = "Attributes::is_empty")]
         attributes: Attributes,
     },
+    /// A number given to a row; `label` is the quantity (the project's one label, `price`).
+    Value {
+        label: String,
+        value: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confidence: Option<f64>,
+        #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+        attributes: Attributes,
+    },
 }
 
 impl Shape {
@@ -205,7 +231,8 @@ impl Shape {
             Shape::Class { label, .. }
             | Shape::Box { label, .. }
             | Shape::Polygon { label, .. }
-            | Shape::Span { label, .. } => label,
+            | Shape::Span { label, .. }
+            | Shape::Value { label, .. } => label,
         }
     }
 
@@ -253,7 +280,7 @@ impl Shape {
                 }
                 inside
             }
-            Shape::Class { .. } | Shape::Span { .. } => false,
+            Shape::Class { .. } | Shape::Span { .. } | Shape::Value { .. } => false,
         }
     }
 
@@ -271,7 +298,7 @@ impl Shape {
                     p[1] += dy;
                 }
             }
-            Shape::Class { .. } | Shape::Span { .. } => {}
+            Shape::Class { .. } | Shape::Span { .. } | Shape::Value { .. } => {}
         }
         moved
     }
@@ -294,7 +321,8 @@ impl Shape {
             Shape::Class { attributes, .. }
             | Shape::Box { attributes, .. }
             | Shape::Polygon { attributes, .. }
-            | Shape::Span { attributes, .. } => attributes,
+            | Shape::Span { attributes, .. }
+            | Shape::Value { attributes, .. } => attributes,
         }
     }
 
@@ -303,7 +331,8 @@ impl Shape {
             Shape::Class { attributes, .. }
             | Shape::Box { attributes, .. }
             | Shape::Polygon { attributes, .. }
-            | Shape::Span { attributes, .. } => attributes,
+            | Shape::Span { attributes, .. }
+            | Shape::Value { attributes, .. } => attributes,
         }
     }
 
@@ -322,7 +351,8 @@ impl Shape {
             Shape::Class { confidence, .. }
             | Shape::Box { confidence, .. }
             | Shape::Polygon { confidence, .. }
-            | Shape::Span { confidence, .. } => *confidence,
+            | Shape::Span { confidence, .. }
+            | Shape::Value { confidence, .. } => *confidence,
         }
     }
 
@@ -332,16 +362,18 @@ impl Shape {
             Shape::Box { .. } => "box",
             Shape::Polygon { .. } => "polygon",
             Shape::Span { .. } => "span",
+            Shape::Value { .. } => "value",
         }
     }
 }
 
-/// What an item is, for checking shapes against it: an image's size, or a text's length in
-/// characters.
+/// What an item is, for checking shapes against it: an image's size, a text's length in
+/// characters, or a table row.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Extent {
     Image { width: u32, height: u32 },
     Text { chars: usize },
+    Row,
 }
 
 /// How far outside its image a coordinate may lie and still be taken as on the edge, in
@@ -406,7 +438,7 @@ impl Shape {
                     *py = onto_edge(*py, hf);
                 }
             }
-            Shape::Class { .. } | Shape::Span { .. } => {}
+            Shape::Class { .. } | Shape::Span { .. } | Shape::Value { .. } => {}
         }
         self
     }
@@ -443,6 +475,16 @@ pub fn check_shapes(
             task.as_str()
         ));
     }
+    let values = shapes
+        .iter()
+        .filter(|s| matches!(s, Shape::Value { .. }))
+        .count();
+    if task == Task::RowValue && values != 1 {
+        return Err(format!(
+            "row_value takes one value per row, not {values}; type the number, or move on \
+             without saving (N)"
+        ));
+    }
     if classes == 0 && task.classifies() {
         return Err(format!(
             "{} needs a label on every labeled item, and none is chosen; pick one (keys 1-9) \
@@ -470,6 +512,8 @@ pub fn check_shapes(
             ) | (Task::BoundingBoxes, Shape::Box { .. })
                 | (Task::Polygons, Shape::Polygon { .. } | Shape::Box { .. })
                 | (Task::EntitySpans, Shape::Span { .. })
+                | (Task::RowClassification, Shape::Class { .. })
+                | (Task::RowValue, Shape::Value { .. })
         );
         if !fits {
             return Err(format!(
@@ -510,6 +554,9 @@ pub fn check_shapes(
                         p + 1
                     ));
                 }
+            }
+            (Shape::Value { value, .. }, _) if !value.is_finite() => {
+                return Err(format!("{at}: {value} is not a number"));
             }
             (Shape::Span { start, end, .. }, Extent::Text { chars })
                 if start >= end || *end > chars =>
@@ -749,6 +796,7 @@ pub fn default_format(task: Task) -> LabelFormat {
         Task::ImageClassification | Task::ImageMultiLabel => LabelFormat::LabelStudio,
         Task::TextClassification | Task::TextMultiLabel => LabelFormat::Csv,
         Task::EntitySpans => LabelFormat::Conll,
+        Task::RowClassification | Task::RowValue => LabelFormat::Csv,
     }
 }
 
@@ -791,6 +839,15 @@ pub fn export(
         LabelFormat::Yolo | LabelFormat::Voc => Some("boxes"),
         _ => None,
     };
+    if project.task.rows() {
+        if format != LabelFormat::Csv {
+            return Err(invalid(format!(
+                "{format} does not hold table rows; export a {} project as csv",
+                project.task.as_str()
+            )));
+        }
+        return rows::export_csv(ws, project, dest);
+    }
     if let Some(holds) = holds
         && !shapes_only
     {

@@ -13,7 +13,8 @@
 //! - `monitors.rs` — monitors kept in the workspace, due times claimed, alerts listed and
 //!   acknowledged;
 //! - `run.rs` — one monitor run (signals over windows, a tracked run, alerts) and backtests;
-//! - `actions.rs` — what an alert starts: a pipeline, a webhook;
+//! - `actions.rs` — what an alert starts: a pipeline, a labeling project's new rows, a webhook;
+//! - `ranking.rs` — which rows go to labeling: the most drifted, the least confident;
 //! - `runner.rs` — monitors run when due, by one process of those holding the workspace.
 //! - `trigger.rs` — when a monitor runs (recurrence or cron, in UTC), ISO 8601 windows.
 
@@ -22,6 +23,7 @@ pub mod compare;
 pub mod ks;
 pub mod monitors;
 pub mod performance;
+pub mod ranking;
 pub mod run;
 pub mod runner;
 pub mod spec;

@@ -61,6 +61,8 @@ pub struct LabelingPanel {
     onnx_models: Option<Loadable<Arc<Vec<String>>>>,
     /// The label schema being edited, until applied.
     schema: Option<Vec<lathe_core::labeling::Label>>,
+    /// A row_value item's number as typed.
+    value: String,
 }
 
 /// The confidence a pre-label needs to be offered.
@@ -82,6 +84,8 @@ struct NewProject {
     /// A label file (or folder) to start from, and its format.
     file: Option<std::path::PathBuf>,
     format: LabelFormat,
+    /// A row project with no items yet (a monitor sends them).
+    empty: bool,
 }
 
 impl Default for NewProject {
@@ -94,6 +98,7 @@ impl Default for NewProject {
             error: None,
             file: None,
             format: LabelFormat::Coco,
+            empty: false,
         }
     }
 }
@@ -565,9 +570,16 @@ impl LabelingPanel {
                         ui.selectable_value(&mut form.asset, name.clone(), name);
                     }
                 });
-            ui.add(
-                egui::TextEdit::singleline(&mut form.labels).hint_text("labels, comma-separated"),
-            );
+            let hint = if form.task == Task::RowValue {
+                "the quantity asked for (such as price)"
+            } else {
+                "labels, comma-separated"
+            };
+            ui.add(egui::TextEdit::singleline(&mut form.labels).hint_text(hint));
+            if form.task.rows() {
+                ui.checkbox(&mut form.empty, "Start empty")
+                    .on_hover_text("No rows yet: a monitor's label action sends the rows that drifted most, or that the model was least sure of");
+            }
             if ui.button("Create").clicked() {
                 let labels: Vec<String> = form
                     .labels
@@ -581,6 +593,7 @@ impl LabelingPanel {
                     task: form.task,
                     asset: form.asset.clone(),
                     labels,
+                    empty: form.task.rows() && form.empty,
                 });
             }
             if let Some(e) = &form.error {
@@ -640,6 +653,14 @@ impl LabelingPanel {
             self.marking = None;
             self.accepted = None;
             self.image.reset();
+            self.value = self
+                .shapes
+                .iter()
+                .find_map(|s| match s {
+                    Shape::Value { value, .. } => Some(value.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_default();
         }
         self.keys(ui, service, &project, &item);
         egui::Panel::right("label-side")
@@ -648,6 +669,10 @@ impl LabelingPanel {
                 self.side_ui(ui, service, &project, &item, &view);
             });
         egui::CentralPanel::default().show(ui, |ui| {
+            if let Some(row) = &view.row {
+                row_ui(ui, row);
+                return;
+            }
             match (&view.text, self.textures.get(&item.position)) {
                 (Some(text), _) => self.text_ui(ui, &project, text),
                 (None, Some(texture)) => {
@@ -732,6 +757,7 @@ impl LabelingPanel {
                     .selectable_value(&mut self.filter.status, status, label)
                     .changed();
             }
+            let with = ui.label("with");
             egui::ComboBox::from_id_salt("label-filter")
                 .selected_text(
                     self.filter
@@ -748,7 +774,9 @@ impl LabelingPanel {
                             .selectable_value(&mut self.filter.label, Some(l.name.clone()), &l.name)
                             .changed();
                     }
-                });
+                })
+                .response
+                .labelled_by(with.id);
             if changed {
                 self.items = None;
                 self.cursor = 0;
@@ -905,7 +933,7 @@ impl LabelingPanel {
         self.active = index;
         let name = project.labels[index].name.clone();
         match project.task {
-            Task::ImageClassification | Task::TextClassification => {
+            Task::ImageClassification | Task::TextClassification | Task::RowClassification => {
                 self.change(|shapes| {
                     *shapes = vec![Shape::Class {
                         label: name,
@@ -952,6 +980,97 @@ impl LabelingPanel {
             ));
         }
         ui.separator();
+        if project.task == Task::RowValue {
+            self.value_ui(ui, service, project, item);
+        } else {
+            self.labels_ui(ui, project, view);
+        }
+        ui.separator();
+        ui.horizontal(|ui| {
+            if ui.button("Submit").on_hover_text("Enter").clicked() {
+                self.submit(service, project, item);
+            }
+            ui.add_enabled_ui(self.history.can_undo(), |ui| {
+                if ui.button("Undo").on_hover_text("Ctrl+Z").clicked() {
+                    self.history.undo(&mut self.shapes);
+                }
+            });
+            ui.add_enabled_ui(self.history.can_redo(), |ui| {
+                if ui.button("Redo").on_hover_text("Ctrl+Shift+Z").clicked() {
+                    self.history.redo(&mut self.shapes);
+                }
+            });
+        });
+        if !project.task.rows() {
+            self.assist_ui(ui, service, project, view);
+        }
+        if item.status != Status::Unlabeled {
+            ui.separator();
+            ui.strong("Review");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.comment)
+                    .hint_text("comment (needed to reject)"),
+            );
+            ui.horizontal(|ui| {
+                for (accepted, text) in [(true, "Accept"), (false, "Reject")] {
+                    if ui.button(text).clicked() {
+                        service.send(LabelCommand::Review {
+                            project: project.name.clone(),
+                            position: item.position,
+                            accepted,
+                            comment: std::mem::take(&mut self.comment),
+                        });
+                    }
+                }
+            });
+        }
+        ui.separator();
+        ui.weak(shortcuts(project.task));
+    }
+
+    /// A row_value item's number: typed, kept as the item's one value; Enter submits.
+    fn value_ui(&mut self, ui: &mut egui::Ui, service: &Service, project: &Project, item: &Item) {
+        let quantity = project
+            .labels
+            .first()
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        let named = ui.strong(&quantity);
+        let edit = ui
+            .add(
+                egui::TextEdit::singleline(&mut self.value)
+                    .hint_text("a number")
+                    .desired_width(120.0),
+            )
+            .labelled_by(named.id);
+        let typed = self.value.trim().to_owned();
+        let parsed = typed.parse::<f64>().ok().filter(|v| v.is_finite());
+        if edit.changed() {
+            let shapes = parsed
+                .map(|value| {
+                    vec![Shape::Value {
+                        label: quantity.clone(),
+                        value,
+                        confidence: None,
+                        attributes: Default::default(),
+                    }]
+                })
+                .unwrap_or_default();
+            self.change(|s| *s = shapes);
+        }
+        if !typed.is_empty() && parsed.is_none() {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("'{typed}' is not a number"),
+            );
+        }
+        if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+            self.submit(service, project, item);
+        }
+    }
+
+    /// The label schema as buttons: a class task's chosen class, a drawing task's active label.
+    fn labels_ui(&mut self, ui: &mut egui::Ui, project: &Project, view: &ItemView) {
         ui.strong("Labels");
         let mut picked = None;
         let classifies = project.task.classifies();
@@ -980,45 +1099,6 @@ impl LabelingPanel {
         } else {
             self.shapes_ui(ui, project, view);
         }
-        ui.separator();
-        ui.horizontal(|ui| {
-            if ui.button("Submit").on_hover_text("Enter").clicked() {
-                self.submit(service, project, item);
-            }
-            ui.add_enabled_ui(self.history.can_undo(), |ui| {
-                if ui.button("Undo").on_hover_text("Ctrl+Z").clicked() {
-                    self.history.undo(&mut self.shapes);
-                }
-            });
-            ui.add_enabled_ui(self.history.can_redo(), |ui| {
-                if ui.button("Redo").on_hover_text("Ctrl+Shift+Z").clicked() {
-                    self.history.redo(&mut self.shapes);
-                }
-            });
-        });
-        self.assist_ui(ui, service, project, view);
-        if item.status != Status::Unlabeled {
-            ui.separator();
-            ui.strong("Review");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.comment)
-                    .hint_text("comment (needed to reject)"),
-            );
-            ui.horizontal(|ui| {
-                for (accepted, text) in [(true, "Accept"), (false, "Reject")] {
-                    if ui.button(text).clicked() {
-                        service.send(LabelCommand::Review {
-                            project: project.name.clone(),
-                            position: item.position,
-                            accepted,
-                            comment: std::mem::take(&mut self.comment),
-                        });
-                    }
-                }
-            });
-        }
-        ui.separator();
-        ui.weak(shortcuts(project.task));
     }
 
     /// The drawn shapes or marked spans of the item, to select or remove.
@@ -1300,6 +1380,7 @@ fn shortcuts(task: Task) -> String {
             " · click to add vertices, C or the first vertex to close; drag to draw a box; click a shape to select it (Shift+click starts a polygon inside), drag its vertices or inside · Ctrl+scroll zoom"
         }
         Task::EntitySpans => " · drag across words (or click the first and the last) to mark",
+        Task::RowValue => " · type the value, Enter to submit",
         _ => "",
     };
     format!(
@@ -1352,7 +1433,8 @@ fn relabel(shape: &mut Shape, name: &str) {
         Shape::Class { label, .. }
         | Shape::Box { label, .. }
         | Shape::Polygon { label, .. }
-        | Shape::Span { label, .. } => {
+        | Shape::Span { label, .. }
+        | Shape::Value { label, .. } => {
             *label = name.to_owned();
         }
     }
@@ -1390,5 +1472,32 @@ fn describe(shape: &Shape) -> String {
         Shape::Span {
             label, start, end, ..
         } => format!("{label}  {start}..{end}"),
+        Shape::Value { label, value, .. } => format!("{label} = {value}"),
     }
+}
+
+/// A table row to label: why it was sent, then its fields, one a line.
+fn row_ui(ui: &mut egui::Ui, row: &lathe_core::labeling::rows::RowItem) {
+    if let Some(reason) = &row.reason {
+        ui.label(RichText::new(format!("Sent by a monitor — {reason}")).italics());
+        ui.add_space(4.0);
+    }
+    egui::ScrollArea::vertical()
+        .id_salt("row-fields")
+        .show(ui, |ui| {
+            egui::Grid::new("row-fields-grid")
+                .num_columns(2)
+                .striped(true)
+                .spacing([24.0, 6.0])
+                .show(ui, |ui| {
+                    for (name, value) in &row.fields {
+                        ui.strong(name);
+                        match value {
+                            Some(v) => ui.monospace(v),
+                            None => ui.weak("(missing)"),
+                        };
+                        ui.end_row();
+                    }
+                });
+        });
 }

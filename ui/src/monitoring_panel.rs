@@ -2,14 +2,17 @@
 //! right the chosen monitor — per signal a chart of a metric over its windows with the
 //! threshold and the windows that alerted, the features of a window sorted by drift, one
 //! feature's distributions; its alerts to acknowledge with the actions they started; a
-//! backtest with a threshold slider; its YAML, edited in place.
+//! backtest with a threshold slider; what it does when it alerts (actions added and removed);
+//! its YAML, edited in place.
 
 use std::sync::Arc;
 
 use egui::RichText;
 use egui_plot::{HLine, Line, Plot, PlotPoints, Points};
 use lathe_core::format;
+use lathe_core::monitoring::actions::Action;
 use lathe_core::monitoring::monitors::Alert;
+use lathe_core::monitoring::ranking::Rank;
 use lathe_core::monitoring::run::{BacktestWindow, SignalResult};
 use lathe_core::monitoring::spec::{Signal, SignalKind};
 use lathe_core::monitoring::{FeatureType, Metric};
@@ -28,7 +31,45 @@ enum Tab {
     Signals,
     Alerts,
     Backtest,
+    Actions,
     Yaml,
+}
+
+/// What the Actions tab's form adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum ActionKind {
+    #[default]
+    Label,
+    Pipeline,
+    Webhook,
+}
+
+/// The Actions tab's form.
+struct ActionForm {
+    kind: ActionKind,
+    project: String,
+    rank: Rank,
+    top: usize,
+    pipeline: String,
+    /// `INPUT=VALUE`, one a line.
+    inputs: String,
+    url: String,
+    secret_env: String,
+}
+
+impl Default for ActionForm {
+    fn default() -> Self {
+        Self {
+            kind: ActionKind::default(),
+            project: String::new(),
+            rank: Rank::Drift,
+            top: 50,
+            pipeline: String::new(),
+            inputs: String::new(),
+            url: String::new(),
+            secret_env: String::new(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -49,6 +90,7 @@ pub struct MonitoringPanel {
     trial: Option<f64>,
     yaml: Option<(String, String)>,
     message: Option<Result<String, String>>,
+    action: ActionForm,
 }
 
 impl MonitoringPanel {
@@ -104,6 +146,13 @@ impl MonitoringPanel {
                     Err(e) => Err(e.to_string()),
                 });
                 self.reload();
+            }
+            MonitorEvent::ActionsChanged { monitor, reply } => {
+                self.message = Some(match reply {
+                    Ok(done) => Ok(format!("{monitor}: {done}")),
+                    Err(e) => Err(format!("{monitor}: {e}")),
+                });
+                self.view = None;
             }
             // Compare data answers the Data section.
             MonitorEvent::Compared { .. } => {}
@@ -225,6 +274,7 @@ impl MonitoringPanel {
                 (Tab::Signals, "Signals"),
                 (Tab::Alerts, "Alerts"),
                 (Tab::Backtest, "Backtest"),
+                (Tab::Actions, "Actions"),
                 (Tab::Yaml, "YAML"),
             ] {
                 ui.selectable_value(&mut self.tab, tab, label);
@@ -235,6 +285,7 @@ impl MonitoringPanel {
             Tab::Signals => self.signals_ui(ui, &view),
             Tab::Alerts => return self.alerts_ui(ui, service, &name),
             Tab::Backtest => self.backtest_ui(ui, service, &view),
+            Tab::Actions => self.actions_ui(ui, service, &view),
             Tab::Yaml => self.yaml_ui(ui, service, Some(&view)),
         }
         None
@@ -461,12 +512,127 @@ impl MonitoringPanel {
                                 {
                                     navigate = Some(Navigate::Run(run.clone()));
                                 }
+                                if let Some(project) = &action.labeling_project
+                                    && action.state == "completed"
+                                    && ui.link(format!("label them in {project}")).clicked()
+                                {
+                                    navigate = Some(Navigate::LabelingProject(project.clone()));
+                                }
                             });
                         }
                     });
                 }
             });
         navigate
+    }
+
+    /// What the monitor does when it alerts: its actions to remove, and a form to add one.
+    fn actions_ui(&mut self, ui: &mut egui::Ui, service: &Service, view: &MonitorView) {
+        let name = view.monitor.spec.name.clone();
+        ui.strong("When it alerts");
+        if view.actions.is_empty() {
+            ui.weak("Nothing yet: alerts are only listed. Add an action below.");
+        }
+        for (id, what) in &view.actions {
+            ui.horizontal(|ui| {
+                ui.label(what);
+                if ui.small_button("Remove").clicked() {
+                    service.send(MonitorCommand::RemoveAction {
+                        monitor: name.clone(),
+                        id: *id,
+                    });
+                }
+            });
+        }
+        ui.add_space(8.0);
+        ui.separator();
+        ui.strong("Add an action");
+        let form = &mut self.action;
+        ui.horizontal(|ui| {
+            for (kind, label) in [
+                (ActionKind::Label, "Send rows to labeling"),
+                (ActionKind::Pipeline, "Run a pipeline"),
+                (ActionKind::Webhook, "Call a webhook"),
+            ] {
+                ui.selectable_value(&mut form.kind, kind, label);
+            }
+        });
+        let field = |ui: &mut egui::Ui, label: &str, text: &mut String, hint: &str| {
+            ui.horizontal(|ui| {
+                let l = ui.label(label);
+                ui.add(egui::TextEdit::singleline(text).hint_text(hint))
+                    .labelled_by(l.id);
+            });
+        };
+        let action = match form.kind {
+            ActionKind::Label => {
+                field(
+                    ui,
+                    "Project",
+                    &mut form.project,
+                    "a row_classification or row_value project",
+                );
+                ui.horizontal(|ui| {
+                    let l = ui.label("Rank by");
+                    egui::ComboBox::from_id_salt("action-rank")
+                        .selected_text(form.rank.as_str())
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(&mut form.rank, Rank::Drift, "drift");
+                            ui.selectable_value(&mut form.rank, Rank::Confidence, "confidence");
+                        })
+                        .response
+                        .labelled_by(l.id);
+                    let l = ui.label("Top");
+                    ui.add(egui::DragValue::new(&mut form.top).range(1..=10_000))
+                        .labelled_by(l.id);
+                });
+                ui.weak(match form.rank {
+                    Rank::Drift => "The window's rows in the bins that drifted most, first.",
+                    Rank::Confidence => "The window's rows the model was least sure of, first.",
+                });
+                Action::Label {
+                    project: form.project.trim().to_owned(),
+                    rank: form.rank,
+                    top: form.top,
+                }
+            }
+            ActionKind::Pipeline => {
+                field(ui, "Pipeline", &mut form.pipeline, "NAME:VERSION or a file");
+                ui.label("Inputs, INPUT=VALUE a line ({window_start}, {window_end}, {monitor}, {production_data} are replaced)");
+                ui.add(egui::TextEdit::multiline(&mut form.inputs).desired_rows(3));
+                Action::Pipeline {
+                    pipeline: form.pipeline.trim().to_owned(),
+                    experiment: None,
+                    inputs: form
+                        .inputs
+                        .lines()
+                        .filter_map(|l| l.split_once('='))
+                        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                        .collect(),
+                }
+            }
+            ActionKind::Webhook => {
+                field(ui, "URL", &mut form.url, "http://127.0.0.1:9000/alerts");
+                field(
+                    ui,
+                    "Token variable",
+                    &mut form.secret_env,
+                    "an environment variable (optional)",
+                );
+                Action::Webhook {
+                    url: form.url.trim().to_owned(),
+                    secret_env: Some(form.secret_env.trim().to_owned()).filter(|v| !v.is_empty()),
+                    timeout_s: 10,
+                    retries: 2,
+                }
+            }
+        };
+        if ui.button("Add action").clicked() {
+            service.send(MonitorCommand::AddAction {
+                monitor: name,
+                action,
+            });
+        }
     }
 
     fn backtest_ui(&mut self, ui: &mut egui::Ui, service: &Service, view: &MonitorView) {
@@ -618,7 +784,8 @@ impl MonitoringPanel {
         if let Some(v) = view
             && !v.actions.is_empty()
         {
-            ui.weak(format!("When it alerts: {}", v.actions.join("; ")));
+            let what: Vec<&str> = v.actions.iter().map(|(_, a)| a.as_str()).collect();
+            ui.weak(format!("When it alerts: {} (see Actions)", what.join("; ")));
         }
         let save = ui.button("Save").clicked();
         egui::ScrollArea::vertical()

@@ -35,4 +35,6 @@ pub enum Navigate {
     Run(String),
     Model(String),
     Endpoint(String),
+    /// A labeling project, by name.
+    LabelingProject(String),
 }

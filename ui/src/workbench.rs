@@ -304,6 +304,10 @@ impl Workbench {
                 self.section = Section::Endpoints;
                 self.endpoints.select(&name);
             }
+            Some(Navigate::LabelingProject(name)) => {
+                self.section = Section::Labeling;
+                self.labeling.select(&name);
+            }
             None => {}
         }
 

@@ -23,6 +23,7 @@ pub fn baseline_name(task: Task) -> &'static str {
         Task::ImageClassification | Task::ImageMultiLabel => "baseline:nearest-centroid",
         Task::EntitySpans => "baseline:dictionary",
         Task::BoundingBoxes | Task::Polygons => "baseline:colour-regions",
+        Task::RowClassification | Task::RowValue => "baseline:none",
     }
 }
 
@@ -44,6 +45,12 @@ pub fn prelabel(
     progress: &Progress,
 ) -> Result<Prelabeled> {
     let model = baseline_name(project.task);
+    if project.task.rows() {
+        return Err(super::invalid(
+            "rows have no baseline to pre-label with: the rows a monitor sends carry the \
+             model's own answer and why they were sent",
+        ));
+    }
     let labeled = project::latest_all(ws, project)?;
     if labeled.is_empty() {
         return Err(super::invalid(
@@ -52,6 +59,7 @@ pub fn prelabel(
     }
     let unlabeled = project::items(ws, project, &Filter::unlabeled())?;
     let predictions: Vec<(i64, Vec<Shape>)> = match project.task {
+        Task::RowClassification | Task::RowValue => Vec::new(),
         Task::TextClassification | Task::TextMultiLabel => {
             let texts = texts(ws, project)?;
             let train: Vec<(&str, &str)> = labeled

@@ -14,7 +14,7 @@ use crate::workspace::Workspace;
 use crate::{Error, Result};
 
 /// Writes the label table as CSV: item, name, label, kind, x, y, w, h, start, end, annotator,
-/// source.
+/// source (a row's value is its `label`, of kind `value`).
 pub fn write_table(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Result<usize> {
     let mut writer = csv::Writer::from_writer(out);
     let failed = |e: csv::Error| super::invalid(format!("writing the label table: {e}"));
@@ -70,6 +70,7 @@ pub fn write_table(ws: &Workspace, project: &Project, out: &mut dyn Write) -> Re
         for shape in &s.shapes {
             match shape {
                 Shape::Class { label, .. } => row(label, "class", none())?,
+                Shape::Value { value, .. } => row(&value.to_string(), "value", none())?,
                 Shape::Box {
                     label, x, y, w, h, ..
                 } => {

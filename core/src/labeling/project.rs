@@ -147,7 +147,7 @@ pub struct Stats {
 }
 
 /// Creates a project over `asset` (latest version when none is named); its items are the
-/// version's images or text items, in order.
+/// version's images, text items or table rows (see [`super::rows::create`]), in order.
 pub fn create(
     ws: &mut Workspace,
     name: &str,
@@ -156,11 +156,15 @@ pub fn create(
     labels: Vec<Label>,
     consensus: u32,
 ) -> Result<Project> {
+    if task.rows() {
+        return super::rows::create(ws, name, task, asset, labels, None, false);
+    }
     create_with(ws, name, task, asset, labels, consensus, |_, _| Ok(()))
 }
 
 /// Creates a project and, in the same transaction, lets `fill` add to it (an import's
-/// submissions): all of it is stored, or none.
+/// submissions, a table's rows): all of it is stored, or none. Image and text items are made
+/// here; a table's rows are `fill`'s to add.
 pub fn create_with(
     ws: &mut Workspace,
     name: &str,
@@ -196,7 +200,8 @@ pub fn create_with(
             .into_iter()
             .map(|f| f.path)
             .collect(),
-        _ => (1..=version.item_count)
+        crate::assets::AssetKind::Table => Vec::new(),
+        crate::assets::AssetKind::Text => (1..=version.item_count)
             .map(|i| format!("item {i}"))
             .collect(),
     };
@@ -531,7 +536,11 @@ pub fn extent(ws: &Workspace, project: &Project, position: i64) -> Result<Extent
                 .ok_or_else(|| super::no_item(&project.name, position))?;
             Ok(Extent::of_image(file))
         }
-        _ => {
+        crate::assets::AssetKind::Table => {
+            item(ws, project, position)?;
+            Ok(Extent::Row)
+        }
+        crate::assets::AssetKind::Text => {
             let version: AssetVersion = ws.version_by_id(project.version_id)?;
             let texts = crate::text::items(ws, &version)?;
             let text = texts

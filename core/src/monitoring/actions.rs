@@ -1,7 +1,9 @@
 //! What a monitor does when it alerts: start a pipeline (retraining) with inputs bound to the
-//! alert's window, or POST the alerts as JSON to a webhook. Each is run once per monitor run
-//! that opened new alerts (not again for an alert seen within its cooldown), and recorded on
-//! those alerts: its state, and the pipeline run it started.
+//! alert's window, send the window's most drifted or least confident rows to a labeling
+//! project (`ranking.rs`), or POST the alerts as JSON to a webhook. Each is run once per
+//! monitor run that opened new alerts (not again for an alert seen within its cooldown), and
+//! recorded on those alerts: its state, the pipeline run it started, the project it filled
+//! (each item sent keeps the action run that sent it).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -31,6 +33,15 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         inputs: BTreeMap<String, String>,
     },
+    /// Appends the window's `top` production rows, ranked by `rank`, to the row labeling
+    /// project `project` (a row already there is not sent again), so people label them and
+    /// their accepted labels become ground truth.
+    Label {
+        project: String,
+        rank: super::ranking::Rank,
+        #[serde(default = "fifty")]
+        top: usize,
+    },
     /// POSTs `{"monitor", "run", "window_start", "window_end", "alerts": […]}` to `url`
     /// (http). `secret_env` names the environment variable whose value is sent as
     /// `Authorization: Bearer …`; the workspace never stores the secret, and messages never
@@ -55,10 +66,15 @@ fn two() -> u32 {
     2
 }
 
+fn fifty() -> usize {
+    50
+}
+
 impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Pipeline { .. } => "pipeline",
+            Self::Label { .. } => "label",
             Self::Webhook { .. } => "webhook",
         }
     }
@@ -81,6 +97,13 @@ impl Action {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            Self::Label { project, rank, top } => format!(
+                "send the {top} {} rows to labeling project {project}",
+                match rank {
+                    super::ranking::Rank::Drift => "most drifted",
+                    super::ranking::Rank::Confidence => "least confident",
+                }
+            ),
             Self::Webhook {
                 url, secret_env, ..
             } => format!(
@@ -98,6 +121,22 @@ impl Action {
         match self {
             Self::Pipeline { pipeline, .. } => {
                 crate::pipeline::schedule::load(&store.tracking(), store.root(), pipeline)?;
+                Ok(())
+            }
+            Self::Label { project, top, .. } => {
+                let ws = store.workspace()?;
+                let p = crate::labeling::project::open(&ws, project)?;
+                if !p.task.rows() {
+                    return Err(MonitorError::Spec(format!(
+                        "label: {project} is a {} project; a monitor sends table rows, to a \
+                         row_classification or row_value project",
+                        p.task.as_str()
+                    ))
+                    .into());
+                }
+                if *top == 0 {
+                    return Err(MonitorError::Spec("label: --top must be at least 1".into()).into());
+                }
                 Ok(())
             }
             Self::Webhook { url, .. } => {
@@ -178,8 +217,9 @@ pub fn remove(store: &Store, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Runs `monitor`'s actions for the alerts `opened` by monitor run `run`, recording each on
-/// them. An action that fails is recorded failed with its reason; the others still run.
+/// Runs `monitor`'s actions for the alerts `opened` by monitor run `run` (whose results are
+/// `signals`), recording each on them. An action that fails is recorded failed with its
+/// reason; the others still run.
 ///
 /// # Errors
 /// The store cannot be written.
@@ -188,6 +228,7 @@ pub fn start(
     monitor: &Monitor,
     run: i64,
     opened: &[i64],
+    signals: &[super::run::SignalResult],
     window_start: i64,
     window_end: i64,
 ) -> Result<Vec<ActionRun>> {
@@ -210,7 +251,26 @@ pub fn start(
             }
             Ok(id)
         })?;
+        let mut project = None;
         let outcome = match &action {
+            Action::Label {
+                project: name,
+                rank,
+                top,
+            } => {
+                project = Some(name.clone());
+                send_to_labeling(
+                    store,
+                    monitor,
+                    id,
+                    name,
+                    *rank,
+                    *top,
+                    signals,
+                    (window_start, window_end),
+                )
+                .map(|m| (m, None))
+            }
             Action::Pipeline {
                 pipeline,
                 experiment,
@@ -248,12 +308,13 @@ pub fn start(
             Ok((message, pipeline_run)) => ("completed", message, pipeline_run),
             Err(e) => ("failed", e.to_string(), None),
         };
-        let (m, p) = (message.clone(), pipeline_run.clone());
+        let (m, p, l) = (message.clone(), pipeline_run.clone(), project.clone());
         store.write::<_, Error>(move |c| {
             c.execute(
-                "UPDATE action_runs SET state = ?1, message = ?2, pipeline_run_id = ?3, finished_at_ms = ?4
-                 WHERE id = ?5",
-                params![state, m, p, crate::db::now_millis(), id],
+                "UPDATE action_runs SET state = ?1, message = ?2, pipeline_run_id = ?3,
+                     labeling_project = ?4, finished_at_ms = ?5
+                 WHERE id = ?6",
+                params![state, m, p, l, crate::db::now_millis(), id],
             )?;
             Ok(())
         })?;
@@ -263,10 +324,109 @@ pub fn start(
             state: state.to_owned(),
             message,
             pipeline_run_id: pipeline_run,
-            labeling_project: None,
+            labeling_project: project,
         });
     }
     Ok(done)
+}
+
+/// The label action: ranks the window's production rows and appends the top ones to
+/// `project`, credited to action run `action_run`.
+#[allow(clippy::too_many_arguments)]
+fn send_to_labeling(
+    store: &Store,
+    monitor: &Monitor,
+    action_run: i64,
+    project: &str,
+    rank: super::ranking::Rank,
+    top: usize,
+    signals: &[super::run::SignalResult],
+    (start, end): (i64, i64),
+) -> Result<String> {
+    use super::ranking::{self, Rank};
+    use super::spec::SignalKind;
+    let everything = |t: &super::tables::Table| -> Result<polars::prelude::DataFrame> {
+        let names: Vec<String> = t
+            .schema()?
+            .iter_names()
+            .map(polars::prelude::PlSmallStr::to_string)
+            .collect();
+        t.columns(&names)
+    };
+    let (rows, scores) = match rank {
+        Rank::Drift => {
+            // The drift signal that alerted, and its features that crossed a threshold.
+            let drifted = signals.iter().find_map(|r| {
+                let kind = matches!(r.kind, SignalKind::DataDrift | SignalKind::PredictionDrift);
+                let names: Vec<&str> = r
+                    .crossings
+                    .iter()
+                    .filter(|c| !c.feature.is_empty())
+                    .map(|c| c.feature.as_str())
+                    .collect();
+                let features: Vec<&super::compare::Feature> = r
+                    .comparison
+                    .as_ref()?
+                    .features
+                    .iter()
+                    .filter(|f| names.contains(&f.name.as_str()))
+                    .collect();
+                (kind && !features.is_empty()).then_some((r, features))
+            });
+            let Some((result, features)) = drifted else {
+                return Err(MonitorError::Spec(
+                    "rank by drift: no feature drifted past a threshold in this run".into(),
+                )
+                .into());
+            };
+            let signal = monitor
+                .spec
+                .signals
+                .iter()
+                .find(|s| s.name == result.signal)
+                .ok_or_else(|| MonitorError::Spec(format!("no signal {}", result.signal)))?;
+            let (production, _, _) = super::run::tables(store, monitor, signal, start, end)?;
+            let rows = everything(&production)?;
+            let scores = ranking::drift_scores(&rows, &features)
+                .into_iter()
+                .map(|(s, why)| (s, why.join(", ")))
+                .collect::<Vec<_>>();
+            (rows, scores)
+        }
+        Rank::Confidence => {
+            let target = monitor.spec.target.as_ref().ok_or_else(|| {
+                MonitorError::Spec(
+                    "rank by confidence: the monitor has no deployment whose answers to rank"
+                        .into(),
+                )
+            })?;
+            let (inputs, _) = super::run::collected(store, monitor, "model_inputs", start, end)?;
+            let inputs = everything(&inputs)?;
+            let outputs = match super::run::collected(store, monitor, "model_outputs", start, end) {
+                Ok((t, _)) => everything(&t)?,
+                Err(_) => polars::prelude::DataFrame::default(),
+            };
+            let scorer = ranking::deployed_model(store, &target.endpoint, &target.deployment).ok();
+            let scores = ranking::confidences(&inputs, &outputs, scorer.as_ref())?;
+            (inputs, scores)
+        }
+    };
+    let items = ranking::pick(&rows, rank, &scores, top)?;
+    let ws = store.workspace()?;
+    let p = crate::labeling::project::open(&ws, project)?;
+    let added = crate::labeling::rows::add(&ws, &p, &items, Some(action_run))?;
+    let again = items.len() - added.len();
+    Ok(format!(
+        "sent {} row(s) of {} to labeling project {project}, ranked by {}{}",
+        added.len(),
+        rows.height(),
+        rank.as_str(),
+        if again > 0 {
+            format!(" ({again} already there)")
+        } else {
+            String::new()
+        }
+    ))
 }
 
 fn iso(ms: i64) -> String {

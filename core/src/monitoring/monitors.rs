@@ -76,6 +76,14 @@ fn check_references(store: &Store, spec: &MonitorSpec) -> Result<()> {
             ("production_data", &s.production),
             ("reference_data", &s.reference),
         ] {
+            if let Some(project) = data.as_ref().and_then(|d| d.labeling.as_ref())
+                && let Err(e) = crate::labeling::project::open(&ws, project)
+            {
+                problems.push(format!(
+                    "create_monitor.monitoring_signals.{}.{role}.input_data.path: {e}",
+                    s.name
+                ));
+            }
             let Some(asset) = data.as_ref().and_then(|d| d.asset.as_ref()) else {
                 continue;
             };

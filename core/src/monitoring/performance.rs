@@ -30,7 +30,8 @@ pub struct Columns {
 
 impl Columns {
     /// The columns a model performance signal names (`data_column_names`), else collection's
-    /// `prediction` and the ground truth's `correlation_id` and `actual`.
+    /// `prediction` and the ground truth's `correlation_id` and `actual` (always these for a
+    /// labeling project's answers).
     pub fn of(signal: &Signal, task: Option<&str>) -> Self {
         let p = |k: &str| {
             signal
@@ -44,6 +45,20 @@ impl Columns {
                 .as_ref()
                 .and_then(|d| d.column_names.get(k).cloned())
         };
+        if signal
+            .reference
+            .as_ref()
+            .is_some_and(|r| r.labeling.is_some())
+        {
+            // A labeling project's answers come in these columns, whatever the YAML says.
+            return Self {
+                prediction: p("prediction").unwrap_or_else(|| "prediction".into()),
+                probability: p("prediction_probability"),
+                ground_truth_id: "correlation_id".into(),
+                actual: "actual".into(),
+                task: task.map(str::to_owned),
+            };
+        }
         Self {
             prediction: p("prediction").unwrap_or_else(|| "prediction".into()),
             probability: p("prediction_probability"),

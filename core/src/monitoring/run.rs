@@ -90,7 +90,7 @@ fn asset_table(store: &Store, asset: &str) -> Result<(Table, Vec<i64>)> {
 
 /// The monitored deployment's collected `kind` rows of `[start, end)`, with the asset
 /// versions of the sealed windows they come from.
-fn collected(
+pub(super) fn collected(
     store: &Store,
     monitor: &Monitor,
     kind: &str,
@@ -146,11 +146,19 @@ fn collected(
     ))
 }
 
+/// A labeling project's accepted answers as ground truth (`correlation_id`, `actual`).
+fn labeled(store: &Store, project: &str) -> Result<Table> {
+    let ws = store.workspace()?;
+    let p = crate::labeling::project::open(&ws, project)?;
+    let df = crate::labeling::rows::ground_truth_frame(&ws, &p)?;
+    Ok(Table::frame(df, format!("accepted labels of {project}")))
+}
+
 /// The asset versions a signal read: `(role, version id)`.
 type Lineage = Vec<(&'static str, i64)>;
 
 /// The tables a signal compares, with lineage: `(production, reference, versions read)`.
-fn tables(
+pub(super) fn tables(
     store: &Store,
     monitor: &Monitor,
     signal: &Signal,
@@ -169,9 +177,14 @@ fn tables(
         Some(asset) => asset_table(store, asset)?,
         None => collected(store, monitor, &production_kind, start, end)?,
     };
-    let (reference, r_versions) = match signal.reference.as_ref().and_then(|r| r.asset.as_ref()) {
-        Some(asset) => asset_table(store, asset)?,
-        None => {
+    let reference_data = signal.reference.as_ref();
+    let (reference, r_versions) = match (
+        reference_data.and_then(|r| r.asset.as_ref()),
+        reference_data.and_then(|r| r.labeling.as_ref()),
+    ) {
+        (Some(asset), _) => asset_table(store, asset)?,
+        (None, Some(project)) => (labeled(store, project)?, Vec::new()),
+        (None, None) => {
             // Azure ML's default reference: the deployment's own data of the two windows
             // before the production window.
             let size = end - start;
@@ -470,7 +483,15 @@ pub fn run(
     let actions = if opened.is_empty() {
         Vec::new()
     } else {
-        super::actions::start(store, monitor, id, &opened, window_start, window_end)?
+        super::actions::start(
+            store,
+            monitor,
+            id,
+            &opened,
+            &signals,
+            window_start,
+            window_end,
+        )?
     };
     Ok(RunOutcome {
         id: Some(id),

@@ -107,6 +107,10 @@ pub struct DataSpec {
     /// `azureml:NAME:VERSION`, `NAME:VERSION` or `NAME` (the latest) of a table data asset;
     /// `None` for the monitored deployment's collected data.
     pub asset: Option<String>,
+    /// A labeling project whose accepted answers are the ground truth (`path:
+    /// labeling:NAME`, Lathe's own): `correlation_id` is each item's key, `actual` its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labeling: Option<String>,
     /// Azure's `input_data.type` (`mltable`, `uri_folder`, `uri_file`), written back.
     pub input_type: Option<String>,
     /// `training`, `validation`, `model_inputs`, `model_outputs`, `ground_truth`, …
@@ -826,10 +830,20 @@ impl Reader {
             .get("reference_data")
             .and_then(|v| self.data(&f.at("reference_data"), v, true));
         if kind == SignalKind::ModelPerformance {
-            let ground_truth = reference.as_ref().and_then(|r| r.asset.as_ref());
-            if ground_truth.is_none() {
-                self.problem(&f.at("reference_data"), "missing: model_performance needs the ground truth (a table asset with the actual values and the correlation id)");
+            let ground_truth = reference
+                .as_ref()
+                .is_some_and(|r| r.asset.is_some() || r.labeling.is_some());
+            if !ground_truth {
+                self.problem(&f.at("reference_data"), "missing: model_performance needs the ground truth (a table asset with the actual values and the correlation id, or labeling:PROJECT)");
             }
+        } else if let Some(r) = reference.as_ref().filter(|r| r.labeling.is_some()) {
+            self.problem(
+                &format!("{}.reference_data.input_data.path", f.path),
+                format!(
+                    "labeling:{}: a labeling project is ground truth, for a model_performance signal only",
+                    r.labeling.as_deref().unwrap_or_default()
+                ),
+            );
         }
         let (thresholds, performance) = self.thresholds(&f, kind);
         Some(Signal {
@@ -920,6 +934,14 @@ impl Reader {
         {
             spec.input_type = self.text(&i, "type");
             match self.text(&i, "path") {
+                Some(p) if p.starts_with("labeling:") => {
+                    let name = p["labeling:".len()..].trim();
+                    if !reference || name.is_empty() {
+                        self.problem(&i.at("path"), format!("'{p}': a labeling project is ground truth: name it (labeling:NAME) as a model_performance signal's reference_data"));
+                    } else {
+                        spec.labeling = Some(name.to_owned());
+                    }
+                }
                 Some(p) => {
                     let bare = p.strip_prefix("azureml:").unwrap_or(&p).to_owned();
                     if bare.contains('/') || bare.contains("://") {
@@ -1338,9 +1360,14 @@ impl Signal {
 impl DataSpec {
     fn to_yaml(&self) -> Yaml {
         let mut m = Mapping::new();
-        if let Some(a) = &self.asset {
+        let path = match (&self.asset, &self.labeling) {
+            (Some(a), _) => Some(format!("azureml:{a}")),
+            (None, Some(p)) => Some(format!("labeling:{p}")),
+            (None, None) => None,
+        };
+        if let Some(path) = path {
             let mut input = Mapping::new();
-            input.insert(y("path"), y(&format!("azureml:{a}")));
+            input.insert(y("path"), y(&path));
             input.insert(
                 y("type"),
                 y(self.input_type.as_deref().unwrap_or("mltable")),

@@ -21,7 +21,7 @@ struct Part {
     path: PathBuf,
     shown: PathBuf,
     format: TableFormat,
-    /// A text file, read whole on first use.
+    /// A text file, read whole on first use (or a table given in memory).
     whole: OnceLock<std::result::Result<DataFrame, String>>,
 }
 
@@ -86,6 +86,21 @@ impl Table {
                 .into_iter()
                 .map(|(path, shown)| Part::new(path, PathBuf::from(shown), TableFormat::Parquet))
                 .collect(),
+            between: None,
+        }
+    }
+
+    /// A table already in memory (a labeling project's accepted answers), named `label`.
+    pub fn frame(df: DataFrame, label: String) -> Self {
+        let part = Part {
+            path: PathBuf::from(&label),
+            shown: PathBuf::from(&label),
+            format: TableFormat::Csv,
+            whole: OnceLock::from(Ok(df)),
+        };
+        Self {
+            label,
+            parts: vec![part],
             between: None,
         }
     }

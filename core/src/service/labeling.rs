@@ -1,12 +1,12 @@
 //! The annotator's background work: projects with their counts, item lists by filter, an item
-//! with its image (decoded at up to 4096 px a side) or text and its latest shapes, and
-//! submitting and reviewing.
+//! with its image (decoded at up to 4096 px a side), text or table row and its latest shapes,
+//! and submitting and reviewing.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Failure, Reply, Service, Shared};
-use crate::assets::{Asset, AssetKind};
+use crate::assets::Asset;
 use crate::images::{self, Thumbnail};
 use crate::jobs::Progress;
 use crate::labeling::assist::Prelabeled;
@@ -25,6 +25,8 @@ pub enum LabelCommand {
         task: Task,
         asset: String,
         labels: Vec<String>,
+        /// A row project that starts with no items (a monitor's label action fills it).
+        empty: bool,
     },
     LoadItems {
         project: String,
@@ -129,7 +131,8 @@ pub(super) fn handle(service: &Service, command: LabelCommand) {
             task,
             asset,
             labels,
-        } => service.read(move |s| create(s, &name, task, &asset, &labels)),
+            empty,
+        } => service.read(move |s| create(s, &name, task, &asset, &labels, empty)),
         LabelCommand::LoadItems { project, filter } => {
             service.read(move |s| items(s, &project, &filter));
         }
@@ -211,6 +214,8 @@ pub struct ItemView {
     pub extent: Extent,
     pub image: Option<Arc<Thumbnail>>,
     pub text: Option<String>,
+    /// A table row's fields and why it was sent.
+    pub row: Option<crate::labeling::rows::RowItem>,
     pub latest: Option<Submission>,
     /// A model's pre-label for the item: the model and its shapes (with confidences).
     pub prediction: Option<(String, Vec<Shape>)>,
@@ -220,7 +225,7 @@ fn reply<T>(result: crate::Result<T>) -> Reply<T> {
     result.map(Arc::new).map_err(Failure::from)
 }
 
-/// The projects with their counts, and the image and text assets a new one could label.
+/// The projects with their counts, and the assets a new one could label.
 #[derive(Debug, Clone)]
 pub struct Projects {
     pub projects: Vec<(Project, Stats)>,
@@ -236,19 +241,27 @@ fn projects(shared: &Shared) -> LabelEvent {
                 Ok((p, stats))
             })
             .collect::<crate::Result<Vec<(Project, Stats)>>>()?;
-        let assets = ws
-            .list_assets()?
-            .into_iter()
-            .filter(|a| a.kind != AssetKind::Table)
-            .collect();
+        let assets = ws.list_assets()?;
         Ok(Projects { projects, assets })
     })))
 }
 
-fn create(shared: &Shared, name: &str, task: Task, asset: &str, labels: &[String]) -> LabelEvent {
+fn create(
+    shared: &Shared,
+    name: &str,
+    task: Task,
+    asset: &str,
+    labels: &[String],
+    empty: bool,
+) -> LabelEvent {
     let result = shared.store.workspace().and_then(|mut ws| {
         let asset = asset.parse()?;
-        project::create(&mut ws, name, task, &asset, labels_from_names(labels), 1)
+        let labels = labels_from_names(labels);
+        if task.rows() {
+            crate::labeling::rows::create(&mut ws, name, task, &asset, labels, None, empty)
+        } else {
+            project::create(&mut ws, name, task, &asset, labels, 1)
+        }
     });
     LabelEvent::ProjectCreated(reply(result))
 }
@@ -273,19 +286,21 @@ fn item(shared: &Shared, name: &str, position: i64) -> LabelEvent {
             .find(|i| i.position == position)
             .ok_or_else(|| crate::labeling::no_item(name, position))?;
         let extent = project::extent(&ws, &p, position)?;
-        let (image, text) = match extent {
+        let (mut image, mut text, mut row) = (None, None, None);
+        match extent {
             Extent::Image { .. } => {
                 let files = ws.version_files(p.version_id)?;
                 let file = &files[position as usize];
                 let decoded = images::thumbnail(&ws.blobs().path(&file.blob_hash), MAX_SIDE)?;
-                (Some(Arc::new(decoded)), None)
+                image = Some(Arc::new(decoded));
             }
             Extent::Text { .. } => {
                 let version = ws.version_by_id(p.version_id)?;
                 let texts = crate::text::items(&ws, &version)?;
-                (None, texts.into_iter().nth(position as usize))
+                text = texts.into_iter().nth(position as usize);
             }
-        };
+            Extent::Row => row = Some(crate::labeling::rows::row(&ws, &p, position)?),
+        }
         Ok(ItemView {
             prediction: crate::labeling::assist::prediction(&ws, &p, position)?,
             latest: project::latest(&ws, &p, position)?,
@@ -293,6 +308,7 @@ fn item(shared: &Shared, name: &str, position: i64) -> LabelEvent {
             extent,
             image,
             text,
+            row,
         })
     });
     LabelEvent::Item {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{Failure, Reply, Service};
 use crate::assets::AssetRef;
+use crate::monitoring::actions::{self, Action};
 use crate::monitoring::compare::{self, Comparison, Options};
 use crate::monitoring::monitors::{self, Alert, AlertFilter, Monitor, Saved};
 use crate::monitoring::run::{self, BacktestWindow, RecordedRun, RunOutcome};
@@ -43,6 +44,15 @@ pub enum MonitorCommand {
         reference: String,
         current: String,
     },
+    /// Adds an action to a monitor (checked first: its pipeline loads, its project labels rows).
+    AddAction {
+        monitor: String,
+        action: Action,
+    },
+    RemoveAction {
+        monitor: String,
+        id: i64,
+    },
 }
 
 /// A monitor in the list.
@@ -68,8 +78,8 @@ pub struct MonitorView {
     pub monitor: Monitor,
     /// Oldest first.
     pub runs: Vec<RecordedRun>,
-    /// What it does when it alerts, in words.
-    pub actions: Vec<String>,
+    /// What it does when it alerts: each action's id and what it does, in words.
+    pub actions: Vec<(i64, String)>,
 }
 
 #[derive(Debug)]
@@ -89,6 +99,11 @@ pub enum MonitorEvent {
         reply: Reply<Vec<BacktestWindow>>,
     },
     Saved(Reply<Saved>),
+    /// An action added or removed: what was done, in words.
+    ActionsChanged {
+        monitor: String,
+        reply: Reply<String>,
+    },
     Compared {
         reference: String,
         current: String,
@@ -123,7 +138,7 @@ fn open(store: &crate::Store, name: &str, runs: usize) -> crate::Result<MonitorV
     recorded.reverse();
     let actions = crate::monitoring::actions::list(store, &monitor)?
         .into_iter()
-        .map(|(_, a)| a.describe())
+        .map(|(id, a)| (id, a.describe()))
         .collect();
     Ok(MonitorView {
         monitor,
@@ -188,6 +203,18 @@ pub(super) fn handle(service: &Service, command: MonitorCommand) {
                     .map(Arc::new)
                     .map_err(Failure::from),
             )
+        }),
+        MonitorCommand::AddAction { monitor, action } => service.read(move |s| {
+            let reply = actions::add(&s.store, &monitor, &action)
+                .map(|id| Arc::new(format!("Added action {id}: {}", action.describe())))
+                .map_err(Failure::from);
+            MonitorEvent::ActionsChanged { monitor, reply }
+        }),
+        MonitorCommand::RemoveAction { monitor, id } => service.read(move |s| {
+            let reply = actions::remove(&s.store, id)
+                .map(|()| Arc::new(format!("Removed action {id}")))
+                .map_err(Failure::from);
+            MonitorEvent::ActionsChanged { monitor, reply }
         }),
         MonitorCommand::Compare { reference, current } => {
             let label = format!("Comparing {current} with {reference}");

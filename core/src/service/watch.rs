@@ -81,7 +81,8 @@ fn fingerprints(conn: &Connection) -> rusqlite::Result<Fingerprints> {
         labeling: numbers(
             conn,
             "SELECT (SELECT count(*) FROM label_projects), (SELECT max(id) FROM label_submissions),
-                    (SELECT max(id) FROM label_reviews), (SELECT count(*) FROM label_predictions)",
+                    (SELECT max(id) FROM label_reviews), (SELECT count(*) FROM label_predictions),
+                    (SELECT max(id) FROM action_runs WHERE labeling_project IS NOT NULL)",
         )?,
         pipelines: numbers(
             conn,

@@ -65,7 +65,7 @@ fn handles(shape: &Shape) -> Vec<[f64; 2]> {
     match shape {
         Shape::Box { x, y, w, h, .. } => corners(*x, *y, *w, *h).to_vec(),
         Shape::Polygon { points, .. } => points.clone(),
-        Shape::Class { .. } | Shape::Span { .. } => Vec::new(),
+        Shape::Class { .. } | Shape::Span { .. } | Shape::Value { .. } => Vec::new(),
     }
 }
 
@@ -109,7 +109,7 @@ fn moved(shape: &Shape, handle: usize, to: [f64; 2]) -> Option<Shape> {
                 attributes: attributes.clone(),
             })
         }
-        Shape::Class { .. } | Shape::Span { .. } => None,
+        Shape::Class { .. } | Shape::Span { .. } | Shape::Value { .. } => None,
     }
 }
 
