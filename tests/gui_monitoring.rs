@@ -104,6 +104,53 @@ create_monitor:
     run_until(&mut h, WAIT, "acknowledged alerts", |h| {
         h.query_all_by_label_contains("acknowledged by").count() == 2
     });
+
+    // Actions: one that names no project is refused, saying so; one added is listed, then
+    // removed.
+    {
+        let mut ws = lathe_core::Workspace::open(s.workspace()).unwrap();
+        lathe_core::labeling::rows::create(
+            &mut ws,
+            "sales-review",
+            lathe_core::labeling::Task::RowValue,
+            &"sales:2".parse().unwrap(),
+            lathe_core::labeling::labels_from_names(&["price".into()]),
+            None,
+            true,
+        )
+        .unwrap();
+    }
+    h.get_by_label("Actions").click();
+    run_until(&mut h, WAIT, "the actions", |h| shows(h, "Add action"));
+    h.run();
+    let project = project_field(&h);
+    project.focus();
+    project.type_text("sales-reveiw");
+    h.step();
+    h.get_by_label("Add action").click();
+    run_until(&mut h, WAIT, "the refusal", |h| {
+        h.query_by_label_contains("did you mean 'sales-review'")
+            .is_some()
+            && shows(h, "Add action")
+    });
+    let project = project_field(&h);
+    project.focus();
+    for _ in 0..5 {
+        h.key_press(egui::Key::Backspace);
+    }
+    let project = project_field(&h);
+    project.type_text("eview");
+    h.step();
+    h.get_by_label("Add action").click();
+    let listed = "send the 50 most drifted rows to labeling project sales-review";
+    run_until(&mut h, WAIT, "the action listed", |h| shows(h, listed));
+    h.get_by_label("Remove").click();
+    run_until(&mut h, WAIT, "the action removed", |h| {
+        shows(
+            h,
+            "Nothing yet: alerts are only listed. Add an action below.",
+        )
+    });
 }
 
 #[test]
@@ -125,4 +172,14 @@ fn compare_data_shows_two_versions_drift() {
         painted_texts(h).iter().any(|t| t == "reference")
     });
     h.run();
+}
+
+/// The Actions tab's one text field: the project to send rows to.
+fn project_field<'a>(h: &'a Harness<'_, Workbench>) -> egui_kittest::Node<'a> {
+    let mut fields = h.query_all_by_role(egui::Role::TextInput);
+    let field = fields
+        .next()
+        .unwrap_or_else(|| panic!("the project field: {}", lathe_tests::visible_text(h)));
+    assert!(fields.next().is_none(), "one text field");
+    field
 }

@@ -1048,6 +1048,9 @@ create_monitor:
     drop(server);
 }
 
+/// Sends one row `(id, row, drifted, with probabilities)` to the endpoint; its answer.
+type Send<'a> = dyn Fn(&str, &[&str], bool, bool) -> Value + 'a;
+
 /// The label actions of `a_monitor_watches_collected_data_and_its_alerts_act`: the review
 /// project holds the window's ten least confident rows, least first — as the endpoint's own
 /// probabilities for the same rows order them —; the drift project the five most drifted,
@@ -1056,7 +1059,7 @@ create_monitor:
 fn check_rows_sent_to_labeling(
     sandbox: &Sandbox,
     rows: &[Vec<&str>],
-    send: &dyn Fn(&str, &[&str], bool, bool) -> Value,
+    send: &Send<'_>,
     window: &str,
 ) {
     use lathe_core::labeling::project::{self, Filter};
