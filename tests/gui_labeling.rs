@@ -694,7 +694,10 @@ so so,
 #[test]
 fn rows_are_labeled_with_a_value_or_a_class() {
     let s = Sandbox::new();
-    let table = s.file("houses.csv", b"house,rooms,city\nh1,3,Lyon\nh2,5,Nantes\n");
+    let table = s.file(
+        "houses.csv",
+        b"house,rooms,city\nh1,3.0,Lyon\nh2,5.5,Nantes\n",
+    );
     s.lathe(&[
         "data",
         "import",
@@ -747,6 +750,8 @@ fn rows_are_labeled_with_a_value_or_a_class() {
         shows_containing(h, "Nantes") || shows_containing(h, "Lyon")
     });
     assert!(shows_containing(&h, "rooms"), "{}", visible_text(&h));
+    // A Float64 3.0 (as collection keeps numbers) reads as the 3 rooms it is.
+    assert!(h.query_by_label("3").is_some(), "{}", visible_text(&h));
     let field = h
         .query_all_by_role(egui::Role::TextInput)
         .find(|n| n.rect().left() > 900.0)

@@ -1476,6 +1476,15 @@ fn describe(shape: &Shape) -> String {
     }
 }
 
+/// A number as a person reads it: collection keeps numbers as Float64, so an age of 36 is
+/// stored `36.0` and shown `36`; anything else as it is.
+fn whole(text: &str) -> &str {
+    match text.strip_suffix(".0") {
+        Some(int) if int.parse::<i64>().is_ok() => int,
+        _ => text,
+    }
+}
+
 /// A table row to label: why it was sent, then its fields, one a line.
 fn row_ui(ui: &mut egui::Ui, row: &lathe_core::labeling::rows::RowItem) {
     if let Some(reason) = &row.reason {
@@ -1493,7 +1502,7 @@ fn row_ui(ui: &mut egui::Ui, row: &lathe_core::labeling::rows::RowItem) {
                     for (name, value) in &row.fields {
                         ui.strong(name);
                         match value {
-                            Some(v) => ui.monospace(v),
+                            Some(v) => ui.monospace(whole(v)),
                             None => ui.weak("(missing)"),
                         };
                         ui.end_row();
