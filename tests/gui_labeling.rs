@@ -787,6 +787,22 @@ fn rows_are_labeled_with_a_value_or_a_class() {
         project::items(&ws, &p, &Default::default()).unwrap()[0].name,
         "h1"
     );
+    // Exported as CSV: the key, the row's fields, the answer and the status.
+    let out = s.file("prices.csv", b"");
+    s.lathe(&[
+        "label",
+        "export",
+        "prices",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "key,rooms,city,label,status\nh1,3.0,Lyon,50000.5,labeled\nh2,5.5,Nantes,,unlabeled\n"
+    );
 
     s.lathe(&[
         "label",

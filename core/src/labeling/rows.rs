@@ -32,7 +32,7 @@ const BOOKKEEPING: [&str; 4] = ["request_id", "row", "timestamp_ms", "latency_ms
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RowItem {
     pub key: String,
-    pub fields: Vec<(String, Option<String>)>,
+    pub fields: Fields,
     pub reason: Option<String>,
 }
 
@@ -90,12 +90,16 @@ pub fn keys(df: &DataFrame, key_column: Option<&str>) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The rows of `df` as items, keyed by [`keys`], their fields every column but collection's
-/// bookkeeping and the key column.
+/// Rows `wanted` of `df` (all when `None`), in that order, as items keyed by [`keys`], their
+/// fields every column but collection's bookkeeping and the key column.
 ///
 /// # Errors
 /// As [`keys`].
-pub fn items_of(df: &DataFrame, key_column: Option<&str>) -> Result<Vec<RowItem>> {
+pub fn items_of(
+    df: &DataFrame,
+    key_column: Option<&str>,
+    wanted: Option<&[usize]>,
+) -> Result<Vec<RowItem>> {
     let keys = keys(df, key_column)?;
     let columns: Vec<&Column> = df
         .columns()
@@ -104,23 +108,23 @@ pub fn items_of(df: &DataFrame, key_column: Option<&str>) -> Result<Vec<RowItem>
             !BOOKKEEPING.contains(&c.name().as_str()) && Some(c.name().as_str()) != key_column
         })
         .collect();
-    Ok(keys
-        .into_iter()
-        .enumerate()
-        .map(|(i, key)| RowItem {
-            key,
-            fields: columns
-                .iter()
-                .map(|c| {
-                    (
-                        c.name().to_string(),
-                        c.get(i).ok().and_then(|v| crate::table::cell_text(&v)),
-                    )
-                })
-                .collect(),
-            reason: None,
-        })
-        .collect())
+    let item = |i: usize| RowItem {
+        key: keys[i].clone(),
+        fields: columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name().to_string(),
+                    c.get(i).ok().and_then(|v| crate::table::cell_text(&v)),
+                )
+            })
+            .collect(),
+        reason: None,
+    };
+    Ok(match wanted {
+        Some(rows) => rows.iter().map(|&i| item(i)).collect(),
+        None => (0..df.height()).map(item).collect(),
+    })
 }
 
 /// Creates a row project over the table `asset`: its rows as items (keyed by `key_column`,
@@ -166,7 +170,7 @@ pub fn create(
                 df.height()
             )));
         }
-        items_of(&df, key_column)?
+        items_of(&df, key_column, None)?
     };
     project::create_with(ws, name, task, asset, labels, 1, |tx, project| {
         insert(tx, project, &items, None)?;
@@ -254,12 +258,20 @@ pub fn row(ws: &Workspace, project: &Project, position: i64) -> Result<RowItem> 
     let (key, data, reason) = found.ok_or_else(|| super::no_item(&project.name, position))?;
     Ok(RowItem {
         key,
-        fields: data
-            .map(|d| serde_json::from_str(&d))
-            .transpose()?
-            .unwrap_or_default(),
+        fields: fields(data)?,
         reason,
     })
+}
+
+/// A row's fields: `(column, text or None)`.
+pub type Fields = Vec<(String, Option<String>)>;
+
+/// An item's stored fields (none for an item that is not a row).
+fn fields(data: Option<String>) -> Result<Fields> {
+    Ok(data
+        .map(|d| serde_json::from_str(&d))
+        .transpose()?
+        .unwrap_or_default())
 }
 
 /// An accepted answer as ground truth: a class (the first, for multi-label items) or a
@@ -363,13 +375,16 @@ pub fn export_csv(ws: &Workspace, project: &Project, dest: &std::path::Path) -> 
             answers.insert(s.position, s.shapes);
             Ok(())
         })?;
-        let rows: Vec<RowItem> = items
-            .iter()
-            .map(|i| row(ws, project, i.position))
+        // Every item's fields in one read, in item order as `items`.
+        let rows: Vec<Fields> = ws
+            .conn()
+            .prepare("SELECT data FROM label_items WHERE project_id = ?1 ORDER BY position")?
+            .query_map([project.id], |r| r.get::<_, Option<String>>(0))?
+            .map(|data| fields(data?))
             .collect::<Result<_>>()?;
         let mut columns: Vec<&str> = Vec::new();
         for r in &rows {
-            for (name, _) in &r.fields {
+            for (name, _) in r {
                 if !columns.contains(&name.as_str()) {
                     columns.push(name);
                 }
@@ -386,8 +401,7 @@ pub fn export_csv(ws: &Workspace, project: &Project, dest: &std::path::Path) -> 
             let mut record = vec![item.name.clone()];
             for c in &columns {
                 record.push(
-                    r.fields
-                        .iter()
+                    r.iter()
                         .find(|(n, _)| n == c)
                         .and_then(|(_, v)| v.clone())
                         .unwrap_or_default(),

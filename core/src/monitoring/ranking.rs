@@ -263,34 +263,22 @@ pub fn pick(
         Rank::Drift => order.sort_by(|&a, &b| scores[b].0.total_cmp(&scores[a].0)),
         Rank::Confidence => order.sort_by(|&a, &b| scores[a].0.total_cmp(&scores[b].0)),
     }
-    let mut items = rows::items_of(rows, None)?;
-    Ok(order
-        .into_iter()
-        .take(top)
-        .enumerate()
-        .map(|(n, i)| {
-            let mut item = std::mem::replace(
-                &mut items[i],
-                RowItem {
-                    key: String::new(),
-                    fields: Vec::new(),
-                    reason: None,
-                },
-            );
-            let (score, why) = &scores[i];
-            item.reason = Some(match rank {
-                Rank::Drift if why.is_empty() => format!("#{}: drift score {score:.3}", n + 1),
-                Rank::Drift => format!("#{}: drift score {score:.3} ({why})", n + 1),
-                Rank::Confidence => {
-                    format!(
-                        "#{}: the model said {why} with confidence {score:.3}",
-                        n + 1
-                    )
-                }
-            });
-            item
-        })
-        .collect())
+    order.truncate(top);
+    let mut items = rows::items_of(rows, None, Some(&order))?;
+    for (n, (item, &i)) in items.iter_mut().zip(&order).enumerate() {
+        let (score, why) = &scores[i];
+        item.reason = Some(match rank {
+            Rank::Drift if why.is_empty() => format!("#{}: drift score {score:.3}", n + 1),
+            Rank::Drift => format!("#{}: drift score {score:.3} ({why})", n + 1),
+            Rank::Confidence => {
+                format!(
+                    "#{}: the model said {why} with confidence {score:.3}",
+                    n + 1
+                )
+            }
+        });
+    }
+    Ok(items)
 }
 
 #[cfg(test)]
