@@ -571,7 +571,7 @@ impl LabelingPanel {
                     }
                 });
             let hint = if form.task == Task::RowValue {
-                "the quantity asked for (such as price)"
+                "the quantity, e.g. price"
             } else {
                 "labels, comma-separated"
             };
