@@ -137,14 +137,13 @@ enum Staged {
 /// One file read for import: its bytes and hashes, unless the asset already holds its content.
 enum Single {
     Existing(AssetVersion),
-    /// Boxed: the staged blob's hasher is large.
-    New(Box<NewContent>),
+    New(NewContent),
 }
 
 struct NewContent {
     bytes: Vec<u8>,
-    /// The same bytes, written to the blob store as they were read.
-    staged: crate::blobs::Staged,
+    /// The bytes' [`crate::blobs::hash_bytes`]: their blob's name.
+    blob_hash: String,
     content_hash: String,
 }
 
@@ -164,26 +163,27 @@ fn read_single(
             reason: "is a folder, not a file".to_owned(),
         });
     }
-    let (bytes, staged) = read_and_stage(ws, path, progress)?;
+    let (bytes, blob_hash) = read_and_hash(path, progress)?;
     if bytes.is_empty() {
         return Err(Error::EmptyFile { path: path.clone() });
     }
-    let content_hash = content_hash(&staged.hash());
+    let content_hash = content_hash(&blob_hash);
     Ok(match ws.find_by_content(&request.name, &content_hash)? {
         Some(version) => Single::Existing(version),
-        None => Single::New(Box::new(NewContent {
+        None => Single::New(NewContent {
             bytes,
-            staged,
+            blob_hash,
             content_hash,
-        })),
+        }),
     })
 }
 
-/// Makes the staged blob durable while `check` reads its bytes: the fsync waits on the disk,
-/// checking works the CPU, so side by side they take little longer than the check alone.
+/// Stores the bytes as a blob while `check` reads them: the write and the fsync wait on the
+/// memory bus and the disk, checking works the CPU, so side by side they take little longer
+/// than the slower of the two.
 fn store_while_checking<T>(
     ws: &Workspace,
-    new: Box<NewContent>,
+    new: NewContent,
     puts: &mut Vec<PutBlob>,
     progress: &Progress,
     check: impl FnOnce(&[u8]) -> Result<T>,
@@ -192,11 +192,11 @@ fn store_while_checking<T>(
     let blobs = ws.blobs();
     let NewContent {
         bytes,
-        staged,
+        blob_hash,
         content_hash,
-    } = *new;
+    } = new;
     let (stored, checked) = std::thread::scope(|scope| {
-        let store = scope.spawn(|| blobs.keep(staged));
+        let store = scope.spawn(|| blobs.put_hashed(&bytes, &blob_hash));
         let checked = check(&bytes);
         (store.join(), checked)
     });
@@ -211,19 +211,17 @@ fn store_while_checking<T>(
     Ok((put, content_hash, checked?))
 }
 
-/// Reads the file at `path` into memory and into a staged blob, chunk by chunk.
-fn read_and_stage(
-    ws: &Workspace,
-    path: &Path,
-    progress: &Progress,
-) -> Result<(Vec<u8>, crate::blobs::Staged)> {
+/// Reads the file at `path` into memory chunk by chunk, hashing as it goes: its bytes and
+/// their [`crate::blobs::hash_bytes`]. Nothing is written yet, so a re-import of content
+/// the asset holds writes nothing.
+fn read_and_hash(path: &Path, progress: &Progress) -> Result<(Vec<u8>, String)> {
     use std::io::Read;
     const CHUNK_BYTES: usize = 8 << 20;
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     progress.start_stage("reading", size);
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    let mut staged = ws.blobs().stage()?;
+    let mut hasher = blake3::Hasher::new();
     loop {
         progress.check()?;
         let start = bytes.len();
@@ -232,9 +230,9 @@ fn read_and_stage(
             .read_to_end(&mut bytes)
             .map_err(|e| Error::io(path, e))?;
         if read == 0 {
-            return Ok((bytes, staged));
+            return Ok((bytes, hasher.finalize().to_hex().to_string()));
         }
-        staged.write(&bytes[start..])?;
+        hasher.update_rayon(&bytes[start..]);
         progress.advance(read as u64);
     }
 }

@@ -379,15 +379,24 @@ fn null_or_nan(column: &Column) -> usize {
         DataType::Float64 | DataType::Float32 => column
             .cast(&DataType::Float64)
             .ok()
-            .and_then(|c| {
-                c.f64()
-                    .ok()
-                    .map(|ca| ca.iter().flatten().filter(|v| v.is_nan()).count())
-            })
+            .and_then(|c| c.f64().ok().map(|ca| count_values(ca, f64::is_nan)))
             .unwrap_or(0),
         _ => 0,
     };
     column.null_count() + nan
+}
+
+/// The non-null values for which `test` holds.
+fn count_values(values: &Float64Chunked, test: impl Fn(f64) -> bool) -> usize {
+    values
+        .downcast_iter()
+        .map(
+            |chunk| match chunk.validity().filter(|v| v.unset_bits() > 0) {
+                None => chunk.values().iter().filter(|&&v| test(v)).count(),
+                Some(_) => chunk.iter().flatten().filter(|&&v| test(v)).count(),
+            },
+        )
+        .sum()
 }
 
 /// A column's values as numbers (nulls where a value is not one), and how many non-null
@@ -412,8 +421,9 @@ fn sorted_finite(values: &Float64Chunked) -> Vec<f64> {
             Some(_) => out.extend(chunk.iter().flatten().filter(|v| v.is_finite())),
         }
     }
-    // pdqsort beat radix sorts (radsort, an 11-bit LSD) on a million normal values here.
-    out.sort_unstable_by(f64::total_cmp);
+    // On a million normal values here: voracious 17 ms, pdqsort with `<` 27 ms, with
+    // `total_cmp` 37 ms, radsort (an 11-bit LSD) slower still.
+    voracious_radix_sort::RadixSort::voracious_sort(&mut out);
     out
 }
 
@@ -431,11 +441,7 @@ fn numerical(
     out.quality
         .insert(Metric::DataTypeErrorRate, type_errors as f64 / rows);
     if let (Some(&lo), Some(&hi)) = (r.first(), r.last()) {
-        let infinite = cur_values
-            .iter()
-            .flatten()
-            .filter(|v| v.is_infinite())
-            .count();
+        let infinite = count_values(&cur_values, f64::is_infinite);
         let outside = c.partition_point(|&v| v < lo) + (c.len() - c.partition_point(|&v| v <= hi));
         out.quality
             .insert(Metric::OutOfBoundsRate, (outside + infinite) as f64 / rows);
@@ -571,6 +577,50 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         Table::file(&path).unwrap()
+    }
+
+    /// The radix sort orders every kind of finite double as `<` does, and drops the rest.
+    #[test]
+    fn finite_values_are_sorted_as_numbers() {
+        let mut state = 7u64;
+        let mut values: Vec<Option<f64>> = (0..100_000)
+            .map(|i| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let bits = state >> 11;
+                Some(match i % 5 {
+                    0 => f64::from_bits(state),
+                    1 => (bits % 17) as f64 - 8.0,
+                    2 => (bits as f64 / (1u64 << 53) as f64 - 0.5) * 1e-300,
+                    _ => (bits as f64 / (1u64 << 53) as f64 - 0.5) * 10.0,
+                })
+            })
+            .collect();
+        values.extend([
+            None,
+            Some(f64::NAN),
+            Some(f64::INFINITY),
+            Some(f64::NEG_INFINITY),
+            Some(-0.0),
+            Some(0.0),
+            Some(f64::MIN_POSITIVE / 4.0),
+            Some(f64::MAX),
+            Some(f64::MIN),
+        ]);
+        let sorted = sorted_finite(&Float64Chunked::from_iter_options(
+            "v".into(),
+            values.iter().copied(),
+        ));
+        let mut expected: Vec<f64> = values
+            .into_iter()
+            .flatten()
+            .filter(|v| v.is_finite())
+            .collect();
+        expected.sort_unstable_by(f64::total_cmp);
+        assert_eq!(sorted.len(), expected.len());
+        assert!(sorted.windows(2).all(|w| w[0] <= w[1]));
+        assert!(sorted.iter().zip(&expected).all(|(a, b)| a == b));
     }
 
     #[test]
