@@ -388,15 +388,19 @@ fn null_or_nan(column: &Column) -> usize {
 
 /// The non-null values for which `test` holds.
 fn count_values(values: &Float64Chunked, test: impl Fn(f64) -> bool) -> usize {
-    values
-        .downcast_iter()
-        .map(
-            |chunk| match chunk.validity().filter(|v| v.unset_bits() > 0) {
-                None => chunk.values().iter().filter(|&&v| test(v)).count(),
-                Some(_) => chunk.iter().flatten().filter(|&&v| test(v)).count(),
-            },
-        )
-        .sum()
+    let mut count = 0;
+    each_value(values, |v| count += usize::from(test(v)));
+    count
+}
+
+/// Calls `f` with each non-null value, reading a chunk without nulls as a plain slice.
+fn each_value(values: &Float64Chunked, mut f: impl FnMut(f64)) {
+    for chunk in values.downcast_iter() {
+        match chunk.validity().filter(|v| v.unset_bits() > 0) {
+            None => chunk.values().iter().for_each(|&v| f(v)),
+            Some(_) => chunk.iter().flatten().for_each(|&v| f(v)),
+        }
+    }
 }
 
 /// A column's values as numbers (nulls where a value is not one), and how many non-null
@@ -415,12 +419,11 @@ fn as_numbers(column: &Column) -> (Float64Chunked, usize) {
 /// The finite values, sorted ascending.
 fn sorted_finite(values: &Float64Chunked) -> Vec<f64> {
     let mut out: Vec<f64> = Vec::with_capacity(values.len() - values.null_count());
-    for chunk in values.downcast_iter() {
-        match chunk.validity().filter(|v| v.unset_bits() > 0) {
-            None => out.extend(chunk.values().iter().filter(|v| v.is_finite())),
-            Some(_) => out.extend(chunk.iter().flatten().filter(|v| v.is_finite())),
+    each_value(values, |v| {
+        if v.is_finite() {
+            out.push(v);
         }
-    }
+    });
     // On a million normal values here: voracious 17 ms, pdqsort with `<` 27 ms, with
     // `total_cmp` 37 ms, radsort (an 11-bit LSD) slower still.
     voracious_radix_sort::RadixSort::voracious_sort(&mut out);

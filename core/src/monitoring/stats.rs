@@ -159,12 +159,12 @@ pub fn ecdf_distances(u: &[f64], v: &[f64]) -> (f64, f64) {
     // equal, without a branch on which (the two samples interleave at random, so such a
     // branch mispredicts half the time); a gap counts once a run of equal values is past.
     let at = |s: &[f64], k: usize| s.get(k).copied().unwrap_or(f64::INFINITY);
-    let (mut i, mut j) = (0, 0);
-    let (mut d, mut area) = (0.0f64, 0.0);
-    let mut x = at(u, 0).min(at(v, 0));
     if u.is_empty() || v.is_empty() {
         return (f64::NAN, f64::NAN);
     }
+    let (mut i, mut j) = (0, 0);
+    let (mut d, mut area) = (0.0f64, 0.0);
+    let mut x = at(u, 0).min(at(v, 0));
     loop {
         i += usize::from(at(u, i) <= x);
         j += usize::from(at(v, j) <= x);
