@@ -485,52 +485,100 @@ fn known_shifts_are_found_and_steady_data_is_not() {
         .fails_with("accuracy is not a drift or data quality metric");
 }
 
-/// One HTTP request received by [`Hook`].
+/// The requests [`hook`] received: each one's Authorization header and body.
 type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
-/// A webhook receiver on loopback: keeps each request's Authorization header and body.
-fn hook() -> (String, Received) {
+/// A webhook receiver: https on loopback with a certificate from a private CA, as a team's
+/// internal service has. Returns its URL (a secret in the path and query, as webhook URLs
+/// carry), what it received, and the CA's certificate in PEM for `SSL_CERT_FILE`.
+fn hook() -> (String, Received, String) {
     use std::io::{BufRead, BufReader, Read};
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Lathe test CA");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap(),
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
-        "http://{}/hooks/secret-path?token=in-the-url",
+        "https://{}/hooks/secret-path?token=in-the-url",
         listener.local_addr().unwrap()
     );
     let got: Received = Default::default();
     let keep = std::sync::Arc::clone(&got);
+    // One request per connection; a client that refuses the certificate ends its connection
+    // without one.
+    let serve = move |stream| -> std::io::Result<(String, String)> {
+        let tls = rustls::ServerConnection::new(std::sync::Arc::clone(&config))
+            .map_err(std::io::Error::other)?;
+        let mut reader = BufReader::new(rustls::StreamOwned::new(tls, stream));
+        let (mut auth, mut length) = (String::new(), 0usize);
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().map_err(std::io::Error::other)?;
+            }
+            if lower.starts_with("authorization:") {
+                auth = line["authorization:".len()..].trim().to_owned();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        let stream = reader.get_mut();
+        stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")?;
+        stream.conn.send_close_notify();
+        stream.flush()?;
+        Ok((auth, String::from_utf8_lossy(&body).into_owned()))
+    };
     #[allow(clippy::disallowed_methods)] // a test's receiver, ended with the process
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut auth, mut length) = (String::new(), 0usize);
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let line = line.trim_end();
-                if line.is_empty() {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-                if lower.starts_with("authorization:") {
-                    auth = line["authorization:".len()..].trim().to_owned();
-                }
+            if let Ok(request) = serve(stream) {
+                keep.lock().unwrap().push(request);
             }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            keep.lock()
-                .unwrap()
-                .push((auth, String::from_utf8(body).unwrap()));
-            std::io::Write::write_all(
-                &mut &stream,
-                b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n",
-            )
-            .unwrap();
         }
     });
-    (url, got)
+    (url, got, ca_pem)
+}
+
+/// https trusts the system's roots (or SSL_CERT_FILE's), not any certificate: a webhook
+/// behind a private CA is refused with rustls' reason and the fix, naming neither the
+/// URL's path nor its query.
+#[test]
+fn an_untrusted_certificate_is_refused_by_name() {
+    let (url, received, _) = hook();
+    let agent = lathe_core::http::agent(std::time::Duration::from_secs(10));
+    let err = agent.post(&url).send(&b"{}"[..]).unwrap_err();
+    let why = lathe_core::http::failure(&err);
+    assert!(why.contains("UnknownIssuer"), "{why}");
+    assert!(why.contains("SSL_CERT_FILE"), "{why}");
+    assert!(!why.contains("secret") && !why.contains("token="), "{why}");
+    assert!(received.lock().unwrap().is_empty());
 }
 
 /// A monitor from YAML over an endpoint's collected data: drift against the training data,
@@ -764,7 +812,9 @@ create_monitor:
         "{exported}"
     );
 
-    let (hook_url, received) = hook();
+    let (hook_url, received, ca_pem) = hook();
+    let ca_file = sandbox.path("private-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
     let secret = std::ffi::OsStr::new("s3cret-value");
     sandbox
         .lathe(&[
@@ -846,7 +896,10 @@ create_monitor:
                 &window,
                 "--json",
             ],
-            &[("HOOK_TOKEN", secret)],
+            &[
+                ("HOOK_TOKEN", secret),
+                ("SSL_CERT_FILE", ca_file.as_os_str()),
+            ],
         )
         .ok()
         .json();
@@ -951,7 +1004,10 @@ create_monitor:
                 &window,
                 "--json",
             ],
-            &[("HOOK_TOKEN", secret)],
+            &[
+                ("HOOK_TOKEN", secret),
+                ("SSL_CERT_FILE", ca_file.as_os_str()),
+            ],
         )
         .ok()
         .json();

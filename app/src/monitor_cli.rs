@@ -106,7 +106,8 @@ pub enum ActionCommand {
         inputs: Vec<String>,
         #[arg(long, requires = "pipeline")]
         experiment: Option<String>,
-        /// An http:// URL to POST the alerts to.
+        /// An https:// (or http://) URL to POST the alerts to; https trusts the system's roots,
+        /// or those in SSL_CERT_FILE.
         #[arg(long)]
         webhook: Option<String>,
         /// The environment variable holding the webhook's bearer token (never stored).

@@ -12,6 +12,7 @@ pub mod error;
 pub mod export;
 pub mod files;
 pub mod format;
+pub mod http;
 pub mod images;
 pub mod import;
 pub mod jobs;

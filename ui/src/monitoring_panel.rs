@@ -612,7 +612,7 @@ impl MonitoringPanel {
                 }
             }
             ActionKind::Webhook => {
-                field(ui, "URL", &mut form.url, "http://127.0.0.1:9000/alerts");
+                field(ui, "URL", &mut form.url, "https://hooks.example.com/alerts");
                 field(
                     ui,
                     "Token variable",

@@ -140,16 +140,9 @@ impl Action {
                 Ok(())
             }
             Self::Webhook { url, .. } => {
-                if url.starts_with("https://") {
-                    return Err(MonitorError::Spec(
-                        "webhook: https is not built into this Lathe yet; point it at an http relay on this machine"
-                            .into(),
-                    )
-                    .into());
-                }
-                if !url.starts_with("http://") {
+                if !url.starts_with("https://") && !url.starts_with("http://") {
                     return Err(MonitorError::Spec(format!(
-                        "webhook: '{}' is not an http:// URL",
+                        "webhook: '{}' is not an http:// or https:// URL",
                         host(url)
                     ))
                     .into());
@@ -172,7 +165,7 @@ fn host(url: &str) -> String {
     }
 }
 
-/// Adds an action to a monitor after checking it can run (its pipeline loads; an http URL).
+/// Adds an action to a monitor after checking it can run (its pipeline loads; an http or https URL).
 ///
 /// # Errors
 /// An unknown monitor; an action that cannot run.
@@ -564,11 +557,7 @@ fn post(
         "window_end": iso(window_end),
         "alerts": alerts,
     }))?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(timeout_s.max(1))))
-        .build()
-        .into();
+    let agent = crate::http::agent(Duration::from_secs(timeout_s.max(1)));
     let shown = host(url);
     let mut last = String::new();
     for attempt in 0..=retries {
@@ -585,17 +574,8 @@ fn post(
             }
             Ok(answer) => last = format!("{shown} answered {}", answer.status().as_u16()),
             // ureq's error may hold the URL: name only the kind of failure.
-            Err(e) => last = format!("{shown} did not answer ({})", error_kind(&e)),
+            Err(e) => last = format!("{shown} did not answer ({})", crate::http::failure(&e)),
         }
     }
     Err(MonitorError::Spec(format!("webhook: {last} after {} attempt(s)", retries + 1)).into())
-}
-
-fn error_kind(e: &ureq::Error) -> &'static str {
-    match e {
-        ureq::Error::Timeout(_) => "timed out",
-        ureq::Error::Io(_) => "connection failed",
-        ureq::Error::HostNotFound => "host not found",
-        _ => "request failed",
-    }
 }

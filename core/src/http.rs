@@ -1,0 +1,60 @@
+//! Outbound HTTP: one client setup for every call that leaves Lathe (webhooks today), so https
+//! trusts the same roots everywhere and failures are named without leaking URLs.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+
+/// An agent that returns every status to its caller (none is an error), gives up after
+/// `timeout` in all, and speaks https (rustls) trusting [`roots`].
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .tls_config(TlsConfig::builder().root_certs(roots().clone()).build())
+        .build()
+        .into()
+}
+
+/// The roots https trusts: the platform's — on Linux the system bundle, or the PEM files named
+/// by `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, as OpenSSL, curl and Python read them
+/// (rustls-native-certs) — else Mozilla's roots built in (webpki-roots), for a system with
+/// none. Read once per process.
+pub fn roots() -> &'static RootCerts {
+    static ROOTS: OnceLock<RootCerts> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        if found.certs.is_empty() {
+            RootCerts::WebPki
+        } else {
+            found
+                .certs
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+                .collect::<Vec<_>>()
+                .into()
+        }
+    })
+}
+
+/// Why a request got no answer, in words that never hold its URL (paths and queries of
+/// webhook URLs often carry secrets; ureq's own messages may quote them).
+pub fn failure(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Timeout(_) => "timed out".into(),
+        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::Rustls(tls) => tls_failure(tls),
+        // A handshake that fails inside the stream comes back as an io error around rustls'.
+        ureq::Error::Io(io) => match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            Some(tls) => tls_failure(tls),
+            None => "connection failed".into(),
+        },
+        _ => "request failed".into(),
+    }
+}
+
+/// rustls' reason (it names the certificate problem, never the URL) and where roots come from.
+fn tls_failure(reason: &rustls::Error) -> String {
+    format!("TLS failed: {reason}; a private CA's certificate can be trusted with SSL_CERT_FILE")
+}
