@@ -195,6 +195,13 @@ fn breakdown(csv: &Path, scratch: &Path) {
     blobs.put_hashed(&bytes, &hash).unwrap();
     step("store the blob (write, fsync, rename)", start);
     let start = Instant::now();
+    let copied = blobs.copy_in(csv, &Progress::default()).unwrap();
+    step("copy into the store and hash (import)", start);
+    let start = Instant::now();
+    copied.sync().unwrap();
+    step("fsync the copy", start);
+    drop(copied);
+    let start = Instant::now();
     let (_, rows) =
         lathe_core::table::inspect_bytes(&bytes, csv, lathe_core::table::TableFormat::Csv).unwrap();
     step("check and parse (inspect)", start);

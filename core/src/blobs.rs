@@ -159,6 +159,70 @@ impl BlobStore {
         self.keep(staged)
     }
 
+    /// Copies the file at `source` into this process's temporary folder — by the kernel
+    /// (`copy_file_range`, no trip through user memory), in chunks so `progress` can show and
+    /// cancel it — then maps the copy and hashes it. The bytes a caller reads from the
+    /// [`Copied`] are the blob's own, whatever happens to `source` meanwhile. Neither durable
+    /// nor named until [`BlobStore::keep_copied`]; dropped instead, the copy goes.
+    ///
+    /// # Errors
+    /// `source` cannot be read, or the store's folder written.
+    pub fn copy_in(&self, source: &Path, progress: &Progress) -> Result<Copied> {
+        const COPY_CHUNK: u64 = 16 << 20;
+        let input = File::open(source).map_err(|e| Error::io(source, e))?;
+        let size = input.metadata().map_err(|e| Error::io(source, e))?.len();
+        progress.start_stage("copying", size);
+        let mut tmp = self.temp_file()?;
+        let mut size_bytes = 0;
+        loop {
+            progress.check()?;
+            let n = io::copy(&mut (&input).take(COPY_CHUNK), tmp.as_file_mut())
+                .map_err(|e| Error::io(source, e))?;
+            if n == 0 {
+                break;
+            }
+            size_bytes += n;
+            progress.advance(n);
+        }
+        // An empty file cannot be mapped; it has no bytes to show anyway.
+        let map = if size_bytes == 0 {
+            None
+        } else {
+            Some(
+                polars_utils::mmap::MMapSemaphore::new_from_file(tmp.as_file()).map_err(|e| {
+                    Error::Unreadable {
+                        path: tmp.path().to_owned(),
+                        reason: e.to_string(),
+                    }
+                })?,
+            )
+        };
+        let bytes = map.as_ref().map_or(&[][..], AsRef::as_ref);
+        let hash = if bytes.len() >= 128 << 10 {
+            blake3::Hasher::new().update_rayon(bytes).finalize()
+        } else {
+            blake3::hash(bytes)
+        };
+        Ok(Copied {
+            hash: hash.to_hex().to_string(),
+            map,
+            tmp,
+            size_bytes,
+        })
+    }
+
+    /// Makes a [`Copied`] file durable under its hash (see [`BlobStore::keep`]).
+    pub fn keep_copied(&self, copied: Copied) -> Result<PutBlob> {
+        let Copied {
+            tmp,
+            map,
+            hash,
+            size_bytes,
+        } = copied;
+        drop(map);
+        self.persist(tmp, hash, size_bytes)
+    }
+
     /// Starts a blob whose bytes arrive in pieces ([`Staged::write`]); [`BlobStore::keep`]
     /// makes it durable under its hash. Dropped instead, its temporary file goes.
     pub fn stage(&self) -> Result<Staged> {
@@ -368,6 +432,37 @@ impl Staged {
     /// The [`hash_bytes`] of everything written so far.
     pub fn hash(&self) -> String {
         self.hasher.finalize().to_hex().to_string()
+    }
+}
+
+/// A file copied into the store and hashed, not yet kept: see [`BlobStore::copy_in`]. Its
+/// bytes are a read-only map of a file only this process writes, so they cannot change
+/// under a reader.
+pub struct Copied {
+    tmp: tempfile::NamedTempFile,
+    map: Option<polars_utils::mmap::MMapSemaphore>,
+    hash: String,
+    size_bytes: u64,
+}
+
+impl Copied {
+    /// The copied bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.as_ref().map_or(&[], AsRef::as_ref)
+    }
+
+    /// Their [`hash_bytes`].
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// Flushes the copy to disk; [`BlobStore::keep_copied`] does it if this has not. Takes
+    /// `&self`, so it can run beside a reader of [`Copied::bytes`].
+    pub fn sync(&self) -> Result<()> {
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(self.tmp.path(), e))
     }
 }
 

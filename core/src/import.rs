@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::assets::{AssetKind, AssetVersion, VersionFile, VersionMeta, validate_name};
-use crate::blobs::PutBlob;
+use crate::blobs::{Copied, PutBlob};
 use crate::images;
 use crate::jobs::Progress;
 use crate::table::{self, TableFormat};
@@ -134,22 +134,21 @@ enum Staged {
     New(Box<NewVersion>),
 }
 
-/// One file read for import: its bytes and hashes, unless the asset already holds its content.
+/// One file read for import: its copy and hashes, unless the asset already holds its content.
 enum Single {
     Existing(AssetVersion),
     New(NewContent),
 }
 
 struct NewContent {
-    bytes: Vec<u8>,
-    /// The bytes' [`crate::blobs::hash_bytes`]: their blob's name.
-    blob_hash: String,
+    /// The file copied into the blob store, hashed: its hash is the blob's name.
+    copied: Copied,
     content_hash: String,
 }
 
-/// Reads one file into memory, writing it to the blob store and hashing it as it goes;
-/// `content_hash` turns the blob's hash into the version's (they differ when more than the
-/// bytes defines the content).
+/// Copies one file into the blob store and hashes the copy; `content_hash` turns the blob's
+/// hash into the version's (they differ when more than the bytes defines the content). Content
+/// the asset already holds is dropped before anything is made durable.
 fn read_single(
     ws: &Workspace,
     request: &ImportRequest,
@@ -163,24 +162,23 @@ fn read_single(
             reason: "is a folder, not a file".to_owned(),
         });
     }
-    let (bytes, blob_hash) = read_and_hash(path, progress)?;
-    if bytes.is_empty() {
+    let copied = ws.blobs().copy_in(path, progress)?;
+    if copied.bytes().is_empty() {
         return Err(Error::EmptyFile { path: path.clone() });
     }
-    let content_hash = content_hash(&blob_hash);
+    let content_hash = content_hash(copied.hash());
     Ok(match ws.find_by_content(&request.name, &content_hash)? {
         Some(version) => Single::Existing(version),
         None => Single::New(NewContent {
-            bytes,
-            blob_hash,
+            copied,
             content_hash,
         }),
     })
 }
 
-/// Stores the bytes as a blob while `check` reads them: the write and the fsync wait on the
-/// memory bus and the disk, checking works the CPU, so side by side they take little longer
-/// than the slower of the two.
+/// Makes the copy durable while `check` reads it: the fsync waits on the disk, checking works
+/// the CPU, so side by side they take little longer than the slower of the two. `check` reads
+/// the blob's own bytes, so what is checked is what is stored.
 fn store_while_checking<T>(
     ws: &Workspace,
     new: NewContent,
@@ -189,52 +187,26 @@ fn store_while_checking<T>(
     check: impl FnOnce(&[u8]) -> Result<T>,
 ) -> Result<(PutBlob, String, T)> {
     progress.start_stage("checking", 1);
-    let blobs = ws.blobs();
     let NewContent {
-        bytes,
-        blob_hash,
+        copied,
         content_hash,
     } = new;
-    let (stored, checked) = std::thread::scope(|scope| {
-        let store = scope.spawn(|| blobs.put_hashed(&bytes, &blob_hash));
-        let checked = check(&bytes);
-        (store.join(), checked)
+    let (synced, checked) = std::thread::scope(|scope| {
+        let sync = scope.spawn(|| copied.sync());
+        let checked = check(copied.bytes());
+        (sync.join(), checked)
     });
-    let put = stored.unwrap_or_else(|_| {
+    let checked = checked?;
+    synced.unwrap_or_else(|_| {
         Err(Error::Unreadable {
             path: ws.root().join("blobs"),
             reason: "storing the blob failed unexpectedly".to_owned(),
         })
     })?;
+    let put = ws.blobs().keep_copied(copied)?;
     puts.push(put.clone());
     progress.advance(1);
-    Ok((put, content_hash, checked?))
-}
-
-/// Reads the file at `path` into memory chunk by chunk, hashing as it goes: its bytes and
-/// their [`crate::blobs::hash_bytes`]. Nothing is written yet, so a re-import of content
-/// the asset holds writes nothing.
-fn read_and_hash(path: &Path, progress: &Progress) -> Result<(Vec<u8>, String)> {
-    use std::io::Read;
-    const CHUNK_BYTES: usize = 8 << 20;
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    progress.start_stage("reading", size);
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    let mut hasher = blake3::Hasher::new();
-    loop {
-        progress.check()?;
-        let start = bytes.len();
-        let read = (&mut file)
-            .take(CHUNK_BYTES as u64)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(path, e))?;
-        if read == 0 {
-            return Ok((bytes, hasher.finalize().to_hex().to_string()));
-        }
-        hasher.update_rayon(&bytes[start..]);
-        progress.advance(read as u64);
-    }
+    Ok((put, content_hash, checked))
 }
 
 fn stage_table(
