@@ -144,6 +144,12 @@ create_monitor:
     h.get_by_label("Add action").click();
     let listed = "send the 50 most drifted rows to labeling project sales-review";
     run_until(&mut h, WAIT, "the action listed", |h| shows(h, listed));
+    h.run();
+    assert_eq!(
+        project_field(&h).value().unwrap_or_default(),
+        "",
+        "the form starts empty again"
+    );
     h.get_by_label("Remove").click();
     run_until(&mut h, WAIT, "the action removed", |h| {
         shows(
@@ -151,6 +157,26 @@ create_monitor:
             "Nothing yet: alerts are only listed. Add an action below.",
         )
     });
+
+    // An https webhook, listed without the secret part of its path.
+    h.get_by_label("Call a webhook").click();
+    h.run();
+    let url = h
+        .query_all_by_role(egui::Role::TextInput)
+        .next()
+        .expect("the URL field");
+    url.focus();
+    url.type_text("https://hooks.example.com/lathe/s3cret-part");
+    h.step();
+    h.get_by_label("Add action").click();
+    run_until(&mut h, WAIT, "the webhook listed", |h| {
+        shows(h, "POST to https://hooks.example.com/lathe/…")
+    });
+    assert!(
+        !lathe_tests::visible_text(&h).contains("s3cret-part"),
+        "{}",
+        lathe_tests::visible_text(&h)
+    );
 }
 
 #[test]

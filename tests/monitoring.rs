@@ -574,7 +574,9 @@ fn an_untrusted_certificate_is_refused_by_name() {
     let (url, received, _) = hook();
     let agent = lathe_core::http::agent(std::time::Duration::from_secs(10));
     let err = agent.post(&url).send(&b"{}"[..]).unwrap_err();
-    let why = lathe_core::http::failure(&err);
+    let failure = lathe_core::http::failure(&err);
+    assert!(failure.lasting, "{failure:?}");
+    let why = failure.reason;
     assert!(why.contains("UnknownIssuer"), "{why}");
     assert!(why.contains("SSL_CERT_FILE"), "{why}");
     assert!(!why.contains("secret") && !why.contains("token="), "{why}");
@@ -840,6 +842,19 @@ create_monitor:
             "HOOK_TOKEN",
         ])
         .ok();
+    // The same hook twice would post every alert twice.
+    sandbox
+        .lathe(&[
+            "monitor",
+            "action",
+            "add",
+            "churn-watch",
+            "--webhook",
+            &hook_url,
+            "--secret-env",
+            "HOOK_TOKEN",
+        ])
+        .fails_with("churn-watch already has this action");
     // Alerts send rows to labeling: the least confident to one project, the most drifted to
     // another (both start empty).
     for (project, rank, top) in [

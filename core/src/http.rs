@@ -39,22 +39,39 @@ pub fn roots() -> &'static RootCerts {
 }
 
 /// Why a request got no answer, in words that never hold its URL (paths and queries of
-/// webhook URLs often carry secrets; ureq's own messages may quote them).
-pub fn failure(e: &ureq::Error) -> String {
+/// webhook URLs often carry secrets; ureq's own messages may quote them), and whether asking
+/// again could help: a certificate refused now is refused on every retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: String,
+    pub lasting: bool,
+}
+
+/// The [`Failure`] behind a ureq error.
+pub fn failure(e: &ureq::Error) -> Failure {
+    let passing = |reason: &str| Failure {
+        reason: reason.to_owned(),
+        lasting: false,
+    };
     match e {
-        ureq::Error::Timeout(_) => "timed out".into(),
-        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::Timeout(_) => passing("timed out"),
+        ureq::Error::HostNotFound => passing("host not found"),
         ureq::Error::Rustls(tls) => tls_failure(tls),
         // A handshake that fails inside the stream comes back as an io error around rustls'.
         ureq::Error::Io(io) => match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
             Some(tls) => tls_failure(tls),
-            None => "connection failed".into(),
+            None => passing("connection failed"),
         },
-        _ => "request failed".into(),
+        _ => passing("request failed"),
     }
 }
 
-/// rustls' reason (it names the certificate problem, never the URL) and where roots come from.
-fn tls_failure(reason: &rustls::Error) -> String {
-    format!("TLS failed: {reason}; a private CA's certificate can be trusted with SSL_CERT_FILE")
+/// rustls' reason (it names the certificate problem, never the URL) and how to trust a CA.
+fn tls_failure(reason: &rustls::Error) -> Failure {
+    Failure {
+        reason: format!(
+            "TLS failed: {reason}; a private CA's certificate can be trusted with SSL_CERT_FILE"
+        ),
+        lasting: true,
+    }
 }

@@ -149,7 +149,14 @@ impl MonitoringPanel {
             }
             MonitorEvent::ActionsChanged { monitor, reply } => {
                 self.message = Some(match reply {
-                    Ok(done) => Ok(format!("{monitor}: {done}")),
+                    Ok(done) => {
+                        // The next action starts from an empty form of the same kind.
+                        self.action = ActionForm {
+                            kind: self.action.kind,
+                            ..ActionForm::default()
+                        };
+                        Ok(format!("{monitor}: {done}"))
+                    }
                     Err(e) => Err(format!("{monitor}: {e}")),
                 });
                 self.view = None;
@@ -503,10 +510,13 @@ impl MonitoringPanel {
                         }
                         for action in &a.actions {
                             ui.horizontal_wrapped(|ui| {
-                                ui.label(format!(
-                                    "{} {}: {}",
-                                    action.kind, action.state, action.message
-                                ));
+                                let text =
+                                    format!("{} {}: {}", action.kind, action.state, action.message);
+                                if action.state == "failed" {
+                                    ui.colored_label(ui.visuals().error_fg_color, text);
+                                } else {
+                                    ui.label(text);
+                                }
                                 if let Some(run) = &action.pipeline_run_id
                                     && ui.link("open the pipeline run").clicked()
                                 {
@@ -618,6 +628,11 @@ impl MonitoringPanel {
                     "Token variable",
                     &mut form.secret_env,
                     "an environment variable (optional)",
+                );
+                ui.weak(
+                    "POSTs the new alerts as JSON (monitor, run, window, alerts); the variable's \
+                     value goes as a bearer token and is never stored. https trusts the system's \
+                     certificates, or those in SSL_CERT_FILE.",
                 );
                 Action::Webhook {
                     url: form.url.trim().to_owned(),

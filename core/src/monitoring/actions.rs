@@ -43,10 +43,12 @@ pub enum Action {
         top: usize,
     },
     /// POSTs `{"monitor", "run", "window_start", "window_end", "alerts": […]}` to `url`
-    /// (http). `secret_env` names the environment variable whose value is sent as
-    /// `Authorization: Bearer …`; the workspace never stores the secret, and messages never
-    /// show it or the URL's path and query. `timeout_s` per attempt (default 10), `retries`
-    /// after the first attempt (default 2, waiting 1 s, then 2 s, …).
+    /// (http, or https through [`crate::http::agent`]). `secret_env` names the environment
+    /// variable whose value is sent as `Authorization: Bearer …`; the workspace never stores
+    /// the secret, and messages never show it or the URL's query and last path segments.
+    /// `timeout_s` per attempt (default 10), `retries` after the first attempt (default 2,
+    /// waiting 1 s, then 2 s, …) while the failure may pass (not a refused certificate, not a
+    /// 4xx other than 408 and 429).
     Webhook {
         url: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,7 +110,7 @@ impl Action {
                 url, secret_env, ..
             } => format!(
                 "POST to {}{}",
-                host(url),
+                shown(url),
                 secret_env
                     .as_ref()
                     .map(|v| format!(" with the token in ${v}"))
@@ -139,11 +141,16 @@ impl Action {
                 }
                 Ok(())
             }
-            Self::Webhook { url, .. } => {
-                if !url.starts_with("https://") && !url.starts_with("http://") {
+            Self::Webhook {
+                url, secret_env, ..
+            } => {
+                check_url(url)?;
+                if let Some(var) = secret_env
+                    && !is_variable_name(var)
+                {
                     return Err(MonitorError::Spec(format!(
-                        "webhook: '{}' is not an http:// or https:// URL",
-                        host(url)
+                        "webhook: '{var}' is not an environment variable's name (letters, \
+                         digits and _, not starting with a digit)"
                     ))
                     .into());
                 }
@@ -153,15 +160,60 @@ impl Action {
     }
 }
 
-/// A URL's scheme and host only: paths and queries of webhook URLs often hold secrets.
-fn host(url: &str) -> String {
+/// A webhook URL Lathe can POST to: http or https (any case, RFC 3986 §3.1), a host, no
+/// spaces, and no user or password in it (a token goes in `secret_env`, not in the store).
+fn check_url(url: &str) -> Result<()> {
+    let refuse = |why: &str| -> Result<()> {
+        Err(MonitorError::Spec(format!("webhook: '{}' {why}", shown(url))).into())
+    };
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+        return refuse("is not a URL (is there a space in it?)");
+    };
+    if !matches!(
+        uri.scheme_str().map(str::to_ascii_lowercase).as_deref(),
+        Some("http" | "https")
+    ) {
+        return refuse("is not an http:// or https:// URL");
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return refuse("names no host");
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return refuse(
+            "holds a user or password, which would be stored in the workspace; give the token \
+             with --secret-env (the GUI's Token variable) instead",
+        );
+    }
+    Ok(())
+}
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A webhook URL as messages show it: scheme and host, then its first path segment when
+/// more follow, the rest elided — paths and queries of webhook URLs often hold secrets, yet
+/// two hooks on one host should look different.
+fn shown(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority.rsplit('@').next().unwrap_or_default();
-    if scheme.is_empty() {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = rest[..end].rsplit('@').next().unwrap_or_default();
+    let tail = &rest[end..];
+    let path = tail.split(['?', '#']).next().unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let site = if scheme.is_empty() {
         authority.to_owned()
     } else {
         format!("{scheme}://{authority}")
+    };
+    match segments.as_slice() {
+        [] if tail.len() <= 1 => format!("{site}{tail}"),
+        [first, _, ..] => format!("{site}/{first}/…"),
+        _ => format!("{site}/…"),
     }
 }
 
@@ -172,6 +224,11 @@ fn host(url: &str) -> String {
 pub fn add(store: &Store, monitor: &str, action: &Action) -> Result<i64> {
     let m = monitors::get(store, monitor)?;
     action.check(store)?;
+    if let Some((id, _)) = list(store, &m)?.into_iter().find(|(_, a)| a == action) {
+        return Err(
+            MonitorError::Spec(format!("{monitor} already has this action (action {id})")).into(),
+        );
+    }
     let (kind, config) = (action.kind(), serde_json::to_string(action)?);
     store.write::<_, Error>(move |c| {
         c.execute(
@@ -558,24 +615,88 @@ fn post(
         "alerts": alerts,
     }))?;
     let agent = crate::http::agent(Duration::from_secs(timeout_s.max(1)));
-    let shown = host(url);
+    let shown = shown(url);
     let mut last = String::new();
+    let mut attempts = 0;
     for attempt in 0..=retries {
         if attempt > 0 {
             std::thread::sleep(Duration::from_secs(u64::from(attempt)));
         }
+        attempts += 1;
         let mut request = agent.post(url).header("content-type", "application/json");
         if let Some(t) = &token {
             request = request.header("authorization", &format!("Bearer {t}"));
         }
-        match request.send(&body[..]) {
+        // Asking again helps only when the failure may pass: a timeout, a refused connection,
+        // a 5xx, 408 or 429 — not a refused certificate or another 4xx.
+        let lasting = match request.send(&body[..]) {
             Ok(answer) if answer.status().is_success() => {
                 return Ok(format!("{shown} answered {}", answer.status().as_u16()));
             }
-            Ok(answer) => last = format!("{shown} answered {}", answer.status().as_u16()),
-            // ureq's error may hold the URL: name only the kind of failure.
-            Err(e) => last = format!("{shown} did not answer ({})", crate::http::failure(&e)),
+            Ok(answer) => {
+                let status = answer.status().as_u16();
+                last = format!("{shown} answered {status}");
+                (400..500).contains(&status) && status != 408 && status != 429
+            }
+            Err(e) => {
+                let failure = crate::http::failure(&e);
+                last = if failure.lasting {
+                    format!("{shown}: {}", failure.reason)
+                } else {
+                    format!("{shown} did not answer ({})", failure.reason)
+                };
+                failure.lasting
+            }
+        };
+        if lasting {
+            break;
         }
     }
-    Err(MonitorError::Spec(format!("webhook: {last} after {} attempt(s)", retries + 1)).into())
+    Err(MonitorError::Spec(format!("{last} (after {attempts} attempt(s))")).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls_are_shown_without_what_may_be_secret() {
+        for (url, expected) in [
+            ("https://h.example:9443", "https://h.example:9443"),
+            ("https://h.example/", "https://h.example/"),
+            ("https://h.example/x", "https://h.example/…"),
+            ("https://h.example/hooks/abc", "https://h.example/hooks/…"),
+            ("https://h.example/?token=s", "https://h.example/…"),
+            ("https://user:pw@h.example/a/b/c", "https://h.example/a/…"),
+            ("hooks.example.com", "hooks.example.com"),
+        ] {
+            assert_eq!(shown(url), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn webhook_urls_are_checked_by_their_parts() {
+        for good in [
+            "https://h.example/hooks/abc?token=x",
+            "HTTPS://127.0.0.1:9443/x",
+            "http://127.0.0.1/",
+        ] {
+            assert!(check_url(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("ftp://x/y", "is not an http:// or https:// URL"),
+            ("hooks.example.com", "is not an http:// or https:// URL"),
+            ("https://", "is not a URL"),
+            ("https://exa mple.com/x", "is not a URL"),
+            ("https://user:pw@h.example/x", "holds a user or password"),
+        ] {
+            let message = check_url(bad).unwrap_err().to_string();
+            assert!(message.contains(why), "{bad}: {message}");
+            assert!(!message.contains("pw"), "{message}");
+        }
+        assert!(is_variable_name("HOOK_TOKEN") && is_variable_name("_t1"));
+        assert!(
+            !is_variable_name("HOOK TOKEN") && !is_variable_name("1A") && !is_variable_name("$X")
+        );
+    }
 }
