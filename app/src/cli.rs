@@ -13,7 +13,8 @@ use serde_json::json;
 
 pub use crate::output::{Output, Reported, print_json, read_text, with_progress};
 use crate::{
-    batch_cli, drift_cli, endpoint_cli, label_cli, monitor_cli, pipeline_cli, tracking_cli,
+    batch_cli, datastore_cli, drift_cli, endpoint_cli, label_cli, monitor_cli, pipeline_cli,
+    tracking_cli,
 };
 
 fn open_store(root: &Path) -> Result<lathe_core::Store> {
@@ -74,6 +75,9 @@ pub enum Command {
     /// Alerts raised by monitors: list, ack.
     #[command(subcommand)]
     Alert(monitor_cli::AlertCommand),
+    /// Datastores (S3-compatible object stores): create, update, show, list, check, delete.
+    #[command(subcommand)]
+    Datastore(datastore_cli::DatastoreCommand),
     /// Remove files in the blob store that nothing refers to (left by killed imports).
     Gc {
         #[command(flatten)]
@@ -148,6 +152,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Drift(args) => drift_cli::drift(root, &args),
         Command::Monitor(command) => monitor_cli::monitor(&open_store(root)?, command),
         Command::Alert(command) => monitor_cli::alert(&open_store(root)?, command),
+        Command::Datastore(command) => datastore_cli::datastore(&open_store(root)?, command),
         Command::Gc { output } => gc(root, &output),
     }
 }

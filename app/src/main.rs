@@ -3,6 +3,7 @@
 
 mod batch_cli;
 mod cli;
+mod datastore_cli;
 mod drift_cli;
 mod endpoint_cli;
 mod endpoints_server;

@@ -565,6 +565,13 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE label_items ADD COLUMN reason TEXT;
     ALTER TABLE label_items ADD COLUMN action_run_id INTEGER REFERENCES action_runs(id) ON DELETE SET NULL;
     CREATE INDEX label_items_by_name ON label_items(project_id, name);",
+    // 19: datastores (S3-compatible object stores): the YAML's fields as JSON; credentials are
+    // names of environment variables or profiles, never secrets.
+    "CREATE TABLE datastores (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

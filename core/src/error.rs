@@ -79,6 +79,10 @@ pub enum Error {
     /// A monitoring problem: a column, a window, a monitor's field.
     #[error("{0}")]
     Monitoring(crate::monitoring::MonitorError),
+    /// A datastore that does not read, cannot be reached, or refuses: naming the field, the
+    /// bucket, the endpoint or where the credentials came from.
+    #[error("{0}")]
+    Datastore(String),
     /// A labeling problem: a project, an item, a shape, a label file.
     #[error("{0}")]
     Label(#[from] crate::labeling::LabelError),

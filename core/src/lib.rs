@@ -5,6 +5,7 @@ pub mod assets;
 pub mod batch;
 pub mod blobs;
 pub mod collection;
+pub mod datastores;
 pub mod db;
 pub mod demo;
 pub mod endpoints;

@@ -1,0 +1,363 @@
+//! Datastores: where data and artifacts live outside the workspace — S3-compatible object
+//! stores (AWS S3, MinIO, Ceph, moto). A datastore is YAML in the shape of Azure ML's datastore
+//! YAML (`name`, `type`, `description`) with S3's own fields:
+//!
+//! ```yaml
+//! name: team-bucket
+//! type: s3
+//! endpoint_url: https://minio.internal:9000   # left out: AWS, https://s3.<region>.amazonaws.com
+//! bucket: ml-data
+//! prefix: lathe/            # optional
+//! region: eu-west-1         # default us-east-1
+//! credentials:              # optional; each form names where the secret is, never the secret
+//!   access_key_id_env: TEAM_S3_KEY
+//!   secret_access_key_env: TEAM_S3_SECRET
+//!   # or: profile: team     (a section of ~/.aws/credentials)
+//! ```
+//!
+//! Without `credentials`, AWS's default chain as its SDKs read it: `AWS_ACCESS_KEY_ID` and
+//! `AWS_SECRET_ACCESS_KEY` (with `AWS_SESSION_TOKEN`), else the `AWS_PROFILE` (or `default`)
+//! profile of the shared credentials file. Requests are signed with SigV4 by rusty-s3 and sent
+//! with [`crate::http::agent`].
+
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::store::Store;
+use crate::{Error, Result};
+
+/// A datastore as its YAML says it (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatastoreSpec {
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    pub name: String,
+    /// `s3`, the one type Lathe speaks.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The service's URL; left out, AWS's regional endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    pub bucket: String,
+    /// Keys under this prefix only; `/` added when missing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// `path` (`endpoint/bucket/key`, what MinIO and moto expect) or `virtual_host`
+    /// (`bucket.endpoint/key`, AWS's); default: virtual_host for AWS, path for an endpoint_url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_style: Option<String>,
+    #[serde(default, skip_serializing_if = "CredentialSource::is_default")]
+    pub credentials: CredentialSource,
+}
+
+/// Where a datastore's credentials are: names of environment variables, or a profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+impl CredentialSource {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+fn problem(message: impl Into<String>) -> Error {
+    Error::Datastore(message.into())
+}
+
+/// Fields that would put a secret in the workspace, and the field to use instead.
+const SECRET_FIELDS: &[(&str, &str)] = &[
+    ("access_key_id", "access_key_id_env"),
+    ("secret_access_key", "secret_access_key_env"),
+    ("session_token", "session_token_env"),
+    ("account_key", "secret_access_key_env"),
+    ("sas_token", "session_token_env"),
+];
+
+impl DatastoreSpec {
+    /// Reads a datastore's YAML, naming the field of every problem.
+    ///
+    /// # Errors
+    /// Not YAML, an unknown field, a secret written into the file, a type other than `s3`, a
+    /// bad name, URL, bucket or style.
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        let value: serde_yaml_ng::Value = crate::yaml::from_str(text).map_err(problem)?;
+        if let Some(credentials) = value.get("credentials") {
+            for (secret, instead) in SECRET_FIELDS {
+                if credentials.get(*secret).is_some() {
+                    return Err(problem(format!(
+                        "credentials.{secret}: a secret is never stored in the workspace; put it \
+                         in an environment variable and name that with credentials.{instead}, \
+                         or use credentials.profile"
+                    )));
+                }
+            }
+        }
+        let spec: Self = serde_yaml_ng::from_value(value).map_err(|e| problem(e.to_string()))?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    /// The spec as YAML, as `datastore show --yaml` writes it.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).unwrap_or_default()
+    }
+
+    fn check(&self) -> Result<()> {
+        if let Err(Error::InvalidName { reason, .. }) = crate::assets::validate_name(&self.name) {
+            return Err(problem(format!("name: '{}': {reason}", self.name)));
+        }
+        if self.kind != "s3" {
+            return Err(problem(format!(
+                "type: '{}' is not a type Lathe speaks; it speaks s3 (S3-compatible stores)",
+                self.kind
+            )));
+        }
+        let bucket_ok = (3..=63).contains(&self.bucket.len())
+            && self
+                .bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !bucket_ok {
+            return Err(problem(format!(
+                "bucket: '{}' is not a bucket name (3 to 63 lowercase letters, digits, '.' and '-')",
+                self.bucket
+            )));
+        }
+        if self.prefix.split('/').any(|s| s == ".." || s == ".") || self.prefix.starts_with('/') {
+            return Err(problem(format!(
+                "prefix: '{}' must be a relative key prefix, without '.' or '..' segments",
+                self.prefix
+            )));
+        }
+        if let Some(url) = &self.endpoint_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| problem(format!("endpoint_url: '{url}' is not a URL ({e})")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(problem(format!(
+                    "endpoint_url: '{url}' must be an http:// or https:// URL with a host"
+                )));
+            }
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(problem(
+                    "endpoint_url: holds a user or password; name credentials instead",
+                ));
+            }
+        }
+        match self.url_style.as_deref() {
+            None | Some("path" | "virtual_host") => {}
+            Some(other) => {
+                return Err(problem(format!(
+                    "url_style: '{other}' is not path or virtual_host"
+                )));
+            }
+        }
+        let c = &self.credentials;
+        if c.access_key_id_env.is_some() != c.secret_access_key_env.is_some() {
+            return Err(problem(
+                "credentials: access_key_id_env and secret_access_key_env go together",
+            ));
+        }
+        if c.profile.is_some() && c.access_key_id_env.is_some() {
+            return Err(problem(
+                "credentials: name environment variables or a profile, not both",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `s3://bucket/prefix`, as messages name the datastore's place.
+    pub fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    /// The service's URL: `endpoint_url`, else AWS's endpoint for the region.
+    pub fn endpoint(&self) -> String {
+        self.endpoint_url
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region))
+    }
+}
+
+/// A datastore as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Datastore {
+    #[serde(flatten)]
+    pub spec: DatastoreSpec,
+    pub created_at_ms: i64,
+}
+
+/// Stores a datastore (`replace`: over one of the same name).
+///
+/// # Errors
+/// The name is taken and `replace` is false; the store cannot be written.
+pub fn put(store: &Store, spec: &DatastoreSpec, replace: bool) -> Result<Datastore> {
+    let name = spec.name.clone();
+    let json = serde_json::to_string(spec)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let created = store.transaction::<_, Error>(move |c| {
+        let existing: Option<i64> = c
+            .query_row(
+                "SELECT created_at_ms FROM datastores WHERE name = ?1",
+                [&name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match existing {
+            Some(_) if !replace => Err(problem(format!(
+                "datastore '{name}' exists; `lathe datastore update -f` replaces it"
+            ))),
+            Some(created) => {
+                c.execute(
+                    "UPDATE datastores SET spec = ?2 WHERE name = ?1",
+                    params![name, json],
+                )?;
+                Ok(created)
+            }
+            None if replace => Err(no_such(c, &name)),
+            None => {
+                c.execute(
+                    "INSERT INTO datastores (name, spec, created_at_ms) VALUES (?1, ?2, ?3)",
+                    params![name, json, now],
+                )?;
+                Ok(now)
+            }
+        }
+    })?;
+    Ok(Datastore {
+        spec: spec.clone(),
+        created_at_ms: created,
+    })
+}
+
+/// The datastores, by name.
+///
+/// # Errors
+/// The store cannot be read.
+pub fn list(store: &Store) -> Result<Vec<Datastore>> {
+    let rows: Vec<(String, i64)> = store.read::<_, Error>(|c| {
+        let mut stmt = c.prepare("SELECT spec, created_at_ms FROM datastores ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })?;
+    rows.into_iter()
+        .map(|(spec, created_at_ms)| {
+            Ok(Datastore {
+                spec: serde_json::from_str(&spec)?,
+                created_at_ms,
+            })
+        })
+        .collect()
+}
+
+/// One datastore.
+///
+/// # Errors
+/// No datastore of that name (the nearest names suggested).
+pub fn get(store: &Store, name: &str) -> Result<Datastore> {
+    let name = name.to_owned();
+    let row: Option<(String, i64)> = store.read::<_, Error>({
+        let name = name.clone();
+        move |c| {
+            Ok(c.query_row(
+                "SELECT spec, created_at_ms FROM datastores WHERE name = ?1",
+                [&name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        }
+    })?;
+    match row {
+        Some((spec, created_at_ms)) => Ok(Datastore {
+            spec: serde_json::from_str(&spec)?,
+            created_at_ms,
+        }),
+        None => Err(store.read::<_, Error>(move |c| Ok(no_such(c, &name)))?),
+    }
+}
+
+/// Removes a datastore (nothing in its bucket is touched).
+///
+/// # Errors
+/// No datastore of that name.
+pub fn delete(store: &Store, name: &str) -> Result<()> {
+    let name = name.to_owned();
+    store.transaction::<_, Error>(move |c| {
+        if c.execute("DELETE FROM datastores WHERE name = ?1", [&name])? == 0 {
+            return Err(no_such(c, &name));
+        }
+        Ok(())
+    })
+}
+
+fn no_such(c: &rusqlite::Connection, name: &str) -> Error {
+    let names: Vec<String> = c
+        .prepare("SELECT name FROM datastores")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .unwrap_or_default();
+    let hint = crate::suggest::did_you_mean(name, names.iter().map(String::as_str));
+    problem(format!("there is no datastore '{name}'{hint}"))
+}
+
+/// What [`check`] found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub name: String,
+    pub endpoint: String,
+    pub location: String,
+    /// Where the credentials came from (a variable's or a profile's name, never a secret).
+    pub credentials: String,
+    /// Whether any object is under the prefix.
+    pub has_objects: bool,
+    /// The round trip of the listing, in milliseconds.
+    pub latency_ms: u64,
+}
+
+/// Checks that a datastore can be used: its credentials resolve, its endpoint answers within
+/// seconds, its bucket exists and the credentials may list the prefix.
+///
+/// # Errors
+/// Each of those, by name: the variable or profile missing, the endpoint unreachable, the
+/// bucket missing, the credentials refused.
+pub fn check(store: &Store, name: &str) -> Result<CheckReport> {
+    let datastore = get(store, name)?;
+    let client = s3::Client::new(&datastore.spec)?;
+    let started = std::time::Instant::now();
+    let listed = client.list(&datastore.spec.prefix, None, 1)?;
+    Ok(CheckReport {
+        name: datastore.spec.name.clone(),
+        endpoint: datastore.spec.endpoint(),
+        location: datastore.spec.location(),
+        credentials: client.credentials_source().to_owned(),
+        has_objects: !listed.keys.is_empty(),
+        latency_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// How long a request to an object store may take before it is named unreachable.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub mod s3;

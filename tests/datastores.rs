@@ -1,0 +1,180 @@
+//! Datastores against a real S3-compatible server (moto's, `peers/s3_server.py`, started once
+//! for this test binary and ended with it): create, list, show, check, update, delete from
+//! the CLI, and every way a datastore can be wrong named by its field, bucket, endpoint or
+//! variable.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use lathe_tests::{Sandbox, peer_python, peer_script};
+
+/// The server's endpoint URL. Its process holds our pipe as stdin and ends when this test
+/// binary does.
+fn s3() -> &'static str {
+    static SERVER: OnceLock<(String, Child)> = OnceLock::new();
+    &SERVER
+        .get_or_init(|| {
+            let mut child = Command::new(peer_python())
+                .arg(peer_script("s3_server.py"))
+                .args(["lathe-test", "lathe-other"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the S3 server starts (tests/peers/setup.sh installs moto)");
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert!(line.starts_with("http://127.0.0.1:"), "moto said: {line:?}");
+            (line.trim().to_owned(), child)
+        })
+        .0
+}
+
+fn spec(name: &str, endpoint: &str, bucket: &str, rest: &str) -> String {
+    format!(
+        "name: {name}\ntype: s3\nendpoint_url: {endpoint}\nbucket: {bucket}\nprefix: team/\n\
+         credentials:\n  access_key_id_env: TEAM_KEY\n  secret_access_key_env: TEAM_SECRET\n{rest}"
+    )
+}
+
+const KEYS: [(&str, &str); 2] = [("TEAM_KEY", "AKIATEST"), ("TEAM_SECRET", "s3cret-value")];
+
+fn with_keys(sandbox: &Sandbox, args: &[&str]) -> lathe_tests::Run {
+    let vars: Vec<(&str, &std::ffi::OsStr)> = KEYS
+        .iter()
+        .map(|(k, v)| (*k, std::ffi::OsStr::new(*v)))
+        .collect();
+    sandbox.lathe_with(args, &vars)
+}
+
+#[test]
+fn a_datastore_is_created_checked_and_deleted() {
+    let s = Sandbox::new();
+    let file = s.file("team.yml", spec("team", s3(), "lathe-test", "").as_bytes());
+    let file = file.to_str().unwrap();
+    let created = s.lathe(&["datastore", "create", "-f", file]).ok().stdout;
+    assert!(
+        created.contains("created datastore team: s3://lathe-test/team/"),
+        "{created}"
+    );
+    s.lathe(&["datastore", "create", "-f", file])
+        .fails_with("datastore 'team' exists");
+
+    let listed = s.lathe(&["datastore", "list", "--json"]).ok().json();
+    assert_eq!(listed[0]["name"], "team");
+    assert_eq!(listed[0]["bucket"], "lathe-test");
+    let yaml = s
+        .lathe(&["datastore", "show", "team", "--yaml"])
+        .ok()
+        .stdout;
+    assert!(yaml.contains("access_key_id_env: TEAM_KEY"), "{yaml}");
+    // The workspace holds the variables' names, never their values.
+    for file in ["lathe.db", "lathe.db-wal"] {
+        let bytes = std::fs::read(s.workspace().join(file)).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&bytes).contains("s3cret-value"));
+    }
+
+    let checked = with_keys(&s, &["datastore", "check", "team", "--json"])
+        .ok()
+        .json();
+    assert_eq!(checked["credentials"], "$TEAM_KEY");
+    assert_eq!(checked["has_objects"], false);
+    assert_eq!(checked["endpoint"], s3());
+
+    // Without the variables set: the one missing is named.
+    s.lathe(&["datastore", "check", "team"])
+        .fails_with("the environment variable TEAM_KEY (named by its credentials) is not set");
+
+    // Another bucket, by update; then one that does not exist.
+    let other = s.file(
+        "other.yml",
+        spec("team", s3(), "lathe-other", "").as_bytes(),
+    );
+    s.lathe(&["datastore", "update", "-f", other.to_str().unwrap()])
+        .ok();
+    with_keys(&s, &["datastore", "check", "team"]).ok();
+    let missing = s.file(
+        "missing.yml",
+        spec("team", s3(), "no-such-bucket", "").as_bytes(),
+    );
+    s.lathe(&["datastore", "update", "-f", missing.to_str().unwrap()])
+        .ok();
+    with_keys(&s, &["datastore", "check", "team"])
+        .fails_with("bucket 'no-such-bucket' does not exist at http://127.0.0.1:");
+
+    s.lathe(&["datastore", "delete", "team"]).ok();
+    s.lathe(&["datastore", "check", "team"])
+        .fails_with("there is no datastore 'team'");
+}
+
+#[test]
+fn an_unreachable_store_is_named_within_seconds() {
+    let s = Sandbox::new();
+    // A port nothing listens on: refused at once, not a hang.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let file = s.file(
+        "down.yml",
+        spec("down", &endpoint, "lathe-test", "").as_bytes(),
+    );
+    s.lathe(&["datastore", "create", "-f", file.to_str().unwrap()])
+        .ok();
+    let started = std::time::Instant::now();
+    with_keys(&s, &["datastore", "check", "down"])
+        .fails_with(&format!("cannot reach {endpoint} (connection failed)"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
+
+#[test]
+fn bad_datastore_yaml_is_refused_by_field() {
+    let s = Sandbox::new();
+    for (name, yaml, expected) in [
+        (
+            "secret",
+            "name: x\ntype: s3\nbucket: lathe-test\ncredentials:\n  secret_access_key: abc\n",
+            "credentials.secret_access_key: a secret is never stored in the workspace",
+        ),
+        (
+            "type",
+            "name: x\ntype: azure_blob\nbucket: lathe-test\n",
+            "type: 'azure_blob' is not a type Lathe speaks",
+        ),
+        (
+            "bucket",
+            "name: x\ntype: s3\nbucket: Bad_Bucket\n",
+            "bucket: 'Bad_Bucket' is not a bucket name",
+        ),
+        (
+            "prefix",
+            "name: x\ntype: s3\nbucket: lathe-test\nprefix: a/../b\n",
+            "prefix: 'a/../b' must be a relative key prefix",
+        ),
+        (
+            "endpoint",
+            "name: x\ntype: s3\nbucket: lathe-test\nendpoint_url: ftp://h\n",
+            "endpoint_url: 'ftp://h' must be an http:// or https:// URL",
+        ),
+        (
+            "half",
+            "name: x\ntype: s3\nbucket: lathe-test\ncredentials:\n  access_key_id_env: K\n",
+            "access_key_id_env and secret_access_key_env go together",
+        ),
+        (
+            "unknown",
+            "name: x\ntype: s3\nbucket: lathe-test\nbukcet: y\n",
+            "unknown field `bukcet`",
+        ),
+    ] {
+        let file = s.file(&format!("{name}.yml"), yaml.as_bytes());
+        s.lathe(&["datastore", "create", "-f", file.to_str().unwrap()])
+            .fails_with(expected);
+    }
+    let listed = s.lathe(&["datastore", "list", "--json"]).ok().json();
+    assert_eq!(listed, serde_json::json!([]), "nothing half-made");
+}
