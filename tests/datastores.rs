@@ -153,7 +153,7 @@ fn bad_datastore_yaml_is_refused_by_field() {
         (
             "prefix",
             "name: x\ntype: s3\nbucket: lathe-test\nprefix: a/../b\n",
-            "prefix: 'a/../b' must be a relative key prefix",
+            "prefix: must be a relative key prefix",
         ),
         (
             "endpoint",
@@ -166,14 +166,40 @@ fn bad_datastore_yaml_is_refused_by_field() {
             "access_key_id_env and secret_access_key_env go together",
         ),
         (
+            "pasted",
+            "name: x\ntype: s3\nbucket: lathe-test\ncredentials:\n  access_key_id_env: K\n  \
+             secret_access_key_env: wJalrXUtnFEMI/K7MDENG\n",
+            "credentials.secret_access_key_env: not an environment variable's name",
+        ),
+        (
+            "typed",
+            "name: x\ntype: s3\nbucket: lathe-test\ncredentials: AKIAEXAMPLE:wJalrXUtnFEMI\n",
+            "credentials: a mapping of access_key_id_env",
+        ),
+        (
+            "reserved",
+            "name: x\ntype: s3\nbucket: lathe..test\n",
+            "bucket: 'lathe..test' has two periods in a row",
+        ),
+        (
+            "path",
+            "name: x\ntype: s3\nbucket: lathe-test\nendpoint_url: http://127.0.0.1:9/lathe-test\n",
+            "endpoint_url: 'http://127.0.0.1:9' must be the service's address alone",
+        ),
+        (
             "unknown",
             "name: x\ntype: s3\nbucket: lathe-test\nbukcet: y\n",
             "unknown field `bukcet`",
         ),
     ] {
         let file = s.file(&format!("{name}.yml"), yaml.as_bytes());
-        s.lathe(&["datastore", "create", "-f", file.to_str().unwrap()])
-            .fails_with(expected);
+        let run = s.lathe(&["datastore", "create", "-f", file.to_str().unwrap()]);
+        assert!(
+            !run.stderr.contains("wJalr"),
+            "a secret echoed: {}",
+            run.stderr
+        );
+        run.fails_with(expected);
     }
     let listed = s.lathe(&["datastore", "list", "--json"]).ok().json();
     assert_eq!(listed, serde_json::json!([]), "nothing half-made");

@@ -830,30 +830,20 @@ create_monitor:
             "label=churned",
         ])
         .ok();
-    sandbox
-        .lathe(&[
-            "monitor",
-            "action",
-            "add",
-            "churn-watch",
-            "--webhook",
-            &hook_url,
-            "--secret-env",
-            "HOOK_TOKEN",
-        ])
-        .ok();
+    let add_hook = [
+        "monitor",
+        "action",
+        "add",
+        "churn-watch",
+        "--webhook",
+        &hook_url,
+        "--secret-env",
+        "HOOK_TOKEN",
+    ];
+    sandbox.lathe(&add_hook).ok();
     // The same hook twice would post every alert twice.
     sandbox
-        .lathe(&[
-            "monitor",
-            "action",
-            "add",
-            "churn-watch",
-            "--webhook",
-            &hook_url,
-            "--secret-env",
-            "HOOK_TOKEN",
-        ])
+        .lathe(&add_hook)
         .fails_with("churn-watch already has this action");
     // Alerts send rows to labeling: the least confident to one project, the most drifted to
     // another (both start empty).

@@ -44,7 +44,8 @@ pub struct DatastoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
     pub bucket: String,
-    /// Keys under this prefix only; `/` added when missing.
+    /// Keys under this prefix only; `/` is added when missing, so `team` does not take in
+    /// `teamX/`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prefix: String,
     #[serde(default = "default_region")]
@@ -113,7 +114,25 @@ impl DatastoreSpec {
                 }
             }
         }
-        let spec: Self = serde_yaml_ng::from_value(value).map_err(|e| problem(e.to_string()))?;
+        if value
+            .get("credentials")
+            .is_some_and(|c| !c.is_mapping() && !c.is_null())
+        {
+            return Err(problem(
+                "credentials: a mapping of access_key_id_env and secret_access_key_env (with \
+                 session_token_env), or of profile",
+            ));
+        }
+        // Read again from the text, for errors with their line; a value in an error is
+        // redacted, since a misplaced secret is the likeliest wrong value here.
+        let mut spec: Self =
+            serde_yaml_ng::from_str(text).map_err(|e| problem(redact(&e.to_string())))?;
+        if let Some(url) = &mut spec.endpoint_url {
+            *url = url.trim().to_owned();
+        }
+        if !spec.prefix.is_empty() && !spec.prefix.ends_with('/') {
+            spec.prefix.push('/');
+        }
         spec.check()?;
         Ok(spec)
     }
@@ -133,21 +152,29 @@ impl DatastoreSpec {
                 self.kind
             )));
         }
-        let bucket_ok = (3..=63).contains(&self.bucket.len())
-            && self
-                .bucket
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-        if !bucket_ok {
-            return Err(problem(format!(
-                "bucket: '{}' is not a bucket name (3 to 63 lowercase letters, digits, '.' and '-')",
-                self.bucket
-            )));
+        if let Some(why) = bucket_problem(&self.bucket) {
+            return Err(problem(format!("bucket: '{}' {why}", self.bucket)));
         }
-        if self.prefix.split('/').any(|s| s == ".." || s == ".") || self.prefix.starts_with('/') {
+        if self.prefix.len() > 1024
+            || self.prefix.chars().any(char::is_control)
+            || self.prefix.starts_with('/')
+            || self.prefix.split('/').any(|s| s == ".." || s == ".")
+            || self.prefix.trim_end_matches('/').contains("//")
+        {
+            return Err(problem(
+                "prefix: must be a relative key prefix of at most 1024 bytes, without control \
+                 characters, empty, '.' or '..' segments",
+            ));
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return Err(problem(format!(
-                "prefix: '{}' must be a relative key prefix, without '.' or '..' segments",
-                self.prefix
+                "region: '{}' is not a region name (e.g. us-east-1)",
+                self.region
             )));
         }
         if let Some(url) = &self.endpoint_url {
@@ -163,6 +190,24 @@ impl DatastoreSpec {
                     "endpoint_url: holds a user or password; name credentials instead",
                 ));
             }
+            if !matches!(parsed.path(), "" | "/")
+                || parsed.query().is_some()
+                || parsed.fragment().is_some()
+            {
+                return Err(problem(format!(
+                    "endpoint_url: '{}' must be the service's address alone; the bucket and \
+                     prefix go in bucket and prefix",
+                    parsed.origin().ascii_serialization()
+                )));
+            }
+            if self.url_style.as_deref() == Some("virtual_host")
+                && matches!(parsed.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)))
+            {
+                return Err(problem(
+                    "url_style: virtual_host puts the bucket in the host name, which an IP \
+                     address endpoint_url cannot have; use path",
+                ));
+            }
         }
         match self.url_style.as_deref() {
             None | Some("path" | "virtual_host") => {}
@@ -173,6 +218,32 @@ impl DatastoreSpec {
             }
         }
         let c = &self.credentials;
+        for (field, name) in [
+            ("access_key_id_env", &c.access_key_id_env),
+            ("secret_access_key_env", &c.secret_access_key_env),
+            ("session_token_env", &c.session_token_env),
+        ] {
+            // Not echoed: a value here that is no variable's name is likely the secret itself.
+            if name
+                .as_deref()
+                .is_some_and(|n| !crate::http::is_variable_name(n))
+            {
+                return Err(problem(format!(
+                    "credentials.{field}: not an environment variable's name (letters, digits \
+                     and _, not starting with a digit); it names the variable that holds the \
+                     secret, not the secret"
+                )));
+            }
+        }
+        if c.profile.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            return Err(problem("credentials.profile: empty"));
+        }
+        if c.session_token_env.is_some() && c.access_key_id_env.is_none() {
+            return Err(problem(
+                "credentials.session_token_env: goes with access_key_id_env and \
+                 secret_access_key_env (a profile holds its own aws_session_token)",
+            ));
+        }
         if c.access_key_id_env.is_some() != c.secret_access_key_env.is_some() {
             return Err(problem(
                 "credentials: access_key_id_env and secret_access_key_env go together",
@@ -197,6 +268,48 @@ impl DatastoreSpec {
             .clone()
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region))
     }
+}
+
+/// Why `name` is not an S3 bucket name, per AWS's general purpose bucket naming rules.
+fn bucket_problem(name: &str) -> Option<&'static str> {
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !(3..=63).contains(&name.len())
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        Some("is not a bucket name (3 to 63 lowercase letters, digits, '.' and '-')")
+    } else if !edge_ok(name.chars().next()) || !edge_ok(name.chars().last()) {
+        Some("must begin and end with a letter or digit")
+    } else if name.contains("..") {
+        Some("has two periods in a row")
+    } else if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        Some("is an IP address, which S3 does not take as a bucket name")
+    } else if ["xn--", "sthree-", "amzn-s3-demo-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"]
+            .iter()
+            .any(|s| name.ends_with(s))
+    {
+        Some("uses a prefix or suffix S3 reserves")
+    } else {
+        None
+    }
+}
+
+/// A serde message with its quoted values taken out (`invalid type: string "…"`).
+fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+        let after = &rest[start + "string \"".len()..];
+        rest = after.find('"').map_or("", |end| &after[end + 1..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A datastore as stored.
@@ -361,3 +474,49 @@ pub fn check(store: &Store, name: &str) -> Result<CheckReport> {
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub mod s3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_redacted_from_type_errors() {
+        assert_eq!(
+            redact(
+                r#"credentials: invalid type: string "AKIA:wJalr", expected struct X at line 3"#
+            ),
+            "credentials: invalid type: a string, expected struct X at line 3"
+        );
+        assert_eq!(redact("missing field `name`"), "missing field `name`");
+    }
+
+    #[test]
+    fn bucket_names_follow_s3s_rules() {
+        for good in ["lathe-test", "a.b.c", "123", "my-bucket-2"] {
+            assert_eq!(bucket_problem(good), None, "{good}");
+        }
+        for bad in [
+            "ab",
+            "-lathe",
+            "lathe-",
+            "lathe..test",
+            "192.168.1.1",
+            "xn--lathe",
+            "lathe-s3alias",
+            "sthree-x",
+            "Upper",
+        ] {
+            assert!(bucket_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_gets_its_slash_and_an_endpoint_is_trimmed() {
+        let spec = DatastoreSpec::from_yaml(
+            "name: t\ntype: s3\nbucket: lathe-test\nprefix: team\nendpoint_url: 'http://h:9 '\n",
+        )
+        .unwrap();
+        assert_eq!(spec.prefix, "team/");
+        assert_eq!(spec.endpoint_url.as_deref(), Some("http://h:9"));
+    }
+}

@@ -7,10 +7,13 @@ use std::time::Duration;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 /// An agent that returns every status to its caller (none is an error), gives up after
-/// `timeout` in all, and speaks https (rustls) trusting [`roots`].
+/// `timeout` in all, speaks https (rustls) trusting [`roots`], and follows no redirect: a
+/// redirect is answered to the caller (S3 names the bucket's region in one), and a token is
+/// never carried to another host.
 pub fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .max_redirects(0)
         .timeout_global(Some(timeout))
         .tls_config(TlsConfig::builder().root_certs(roots().clone()).build())
         .build()
@@ -60,18 +63,38 @@ pub fn failure(e: &ureq::Error) -> Failure {
         // A handshake that fails inside the stream comes back as an io error around rustls'.
         ureq::Error::Io(io) => match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
             Some(tls) => tls_failure(tls),
+            // The system resolver's failure reaches ureq as a plain io error.
+            None if io.to_string().contains("failed to lookup address") => {
+                passing("host not found")
+            }
             None => passing("connection failed"),
         },
         _ => passing("request failed"),
     }
 }
 
-/// rustls' reason (it names the certificate problem, never the URL) and how to trust a CA.
+/// rustls' reason (it names the certificate problem, never the URL) and what to do about it.
 fn tls_failure(reason: &rustls::Error) -> Failure {
+    let text = reason.to_string();
+    let reason = if text.contains("CaUsedAsEndEntity") {
+        "TLS failed: the server's certificate is a CA's (self-signed with CA:true); sign a server \
+         certificate with that CA and trust the CA with SSL_CERT_FILE"
+            .to_owned()
+    } else {
+        format!("TLS failed: {text}; a private CA's certificate can be trusted with SSL_CERT_FILE")
+    };
     Failure {
-        reason: format!(
-            "TLS failed: {reason}; a private CA's certificate can be trusted with SSL_CERT_FILE"
-        ),
+        reason,
         lasting: true,
     }
+}
+
+/// Whether `name` can name an environment variable holding a token or key (letters, digits
+/// and `_`, not starting with a digit): what a pasted secret usually is not.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

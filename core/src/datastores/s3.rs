@@ -77,7 +77,7 @@ impl Client {
         let body = self.send(self.agent.get(url.as_str()).call(), "list")?;
         let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&body).map_err(|e| {
             problem(format!(
-                "{}: the listing of bucket '{}' did not read: {e}",
+                "{}: the listing of bucket '{}' did not read ({e}); is endpoint_url an S3 API?",
                 self.endpoint,
                 self.bucket.name()
             ))
@@ -106,6 +106,11 @@ impl Client {
             ))
         })?;
         let status = response.status().as_u16();
+        let region = response
+            .headers()
+            .get("x-amz-bucket-region")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = response
             .body_mut()
             .with_config()
@@ -114,6 +119,12 @@ impl Client {
             .unwrap_or_default();
         if (200..300).contains(&status) {
             return Ok(body);
+        }
+        if let Some(region) = region.filter(|_| (300..400).contains(&status)) {
+            return Err(problem(format!(
+                "bucket '{}' is in region {region}; set region: {region}",
+                self.bucket.name()
+            )));
         }
         Err(self.failed(status, &body, doing))
     }
@@ -143,14 +154,14 @@ impl Client {
                     format!(": {message}")
                 }
             )),
+            "" => problem(format!(
+                "{} answered {status} to {doing} bucket '{bucket}', without an S3 error; is \
+                 endpoint_url an S3 API?",
+                self.endpoint
+            )),
             _ => problem(format!(
-                "{} answered {status} to {doing} bucket '{bucket}'{}",
-                self.endpoint,
-                if code.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({code}: {message})")
-                }
+                "{} answered {status} to {doing} bucket '{bucket}' ({code}: {message})",
+                self.endpoint
             )),
         }
     }
@@ -168,7 +179,14 @@ fn element(xml: &str, name: &str) -> Option<String> {
     let open = format!("<{name}>");
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find(&format!("</{name}>"))? + start;
-    Some(xml[start..end].trim().to_owned())
+    // Control characters out: the text is the server's, and goes to a terminal.
+    Some(
+        xml[start..end]
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect(),
+    )
 }
 
 /// The datastore's credentials and where they came from (see the module docs of
@@ -198,6 +216,17 @@ fn resolve(spec: &DatastoreSpec) -> Result<(Credentials, String)> {
     if let Some(credentials) = Credentials::from_env() {
         return Ok((credentials, "$AWS_ACCESS_KEY_ID".into()));
     }
+    for (set, unset) in [
+        ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+        ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+    ] {
+        if var(set).is_some() && var(unset).is_none() {
+            return Err(problem(format!(
+                "datastore '{}': {set} is set but {unset} is not",
+                spec.name
+            )));
+        }
+    }
     let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".into());
     from_profile(&profile).map_err(|why| {
         problem(format!(
@@ -226,21 +255,21 @@ fn from_profile(profile: &str) -> std::result::Result<(Credentials, String), Str
             path.display()
         )
     })?;
-    let mut section = None;
+    let mut sections: Vec<String> = Vec::new();
     let (mut key, mut secret, mut token) = (None, None, None);
     for line in text.lines().map(str::trim) {
         if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
             continue;
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            section = Some(name.trim().to_owned());
+            sections.push(name.trim().to_owned());
             continue;
         }
-        if section.as_deref() != Some(profile) {
+        if sections.last().map(String::as_str) != Some(profile) {
             continue;
         }
         if let Some((k, v)) = line.split_once('=') {
-            let v = Some(v.trim().to_owned());
+            let v = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
             match k.trim() {
                 "aws_access_key_id" => key = v,
                 "aws_secret_access_key" => secret = v,
@@ -248,6 +277,17 @@ fn from_profile(profile: &str) -> std::result::Result<(Credentials, String), Str
                 _ => {}
             }
         }
+    }
+    if !sections.iter().any(|s| s == profile) {
+        return Err(format!(
+            "there is no profile '{profile}' in {} (it has: {})",
+            path.display(),
+            if sections.is_empty() {
+                "none".to_owned()
+            } else {
+                sections.join(", ")
+            }
+        ));
     }
     match (key, secret) {
         (Some(key), Some(secret)) => Ok((

@@ -48,7 +48,7 @@ pub enum Action {
     /// the secret, and messages never show it or the URL's query and last path segments.
     /// `timeout_s` per attempt (default 10), `retries` after the first attempt (default 2,
     /// waiting 1 s, then 2 s, …) while the failure may pass (not a refused certificate, not a
-    /// 4xx other than 408 and 429).
+    /// redirect, not a 4xx other than 408 and 429).
     Webhook {
         url: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,7 +146,7 @@ impl Action {
             } => {
                 check_url(url)?;
                 if let Some(var) = secret_env
-                    && !is_variable_name(var)
+                    && !crate::http::is_variable_name(var)
                 {
                     return Err(MonitorError::Spec(format!(
                         "webhook: '{var}' is not an environment variable's name (letters, \
@@ -185,14 +185,6 @@ fn check_url(url: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn is_variable_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A webhook URL as messages show it: scheme and host, then its first path segment when
@@ -628,7 +620,7 @@ fn post(
             request = request.header("authorization", &format!("Bearer {t}"));
         }
         // Asking again helps only when the failure may pass: a timeout, a refused connection,
-        // a 5xx, 408 or 429 — not a refused certificate or another 4xx.
+        // a 5xx, 408 or 429 — not a refused certificate, a redirect or another 4xx.
         let lasting = match request.send(&body[..]) {
             Ok(answer) if answer.status().is_success() => {
                 return Ok(format!("{shown} answered {}", answer.status().as_u16()));
@@ -636,7 +628,7 @@ fn post(
             Ok(answer) => {
                 let status = answer.status().as_u16();
                 last = format!("{shown} answered {status}");
-                (400..500).contains(&status) && status != 408 && status != 429
+                status < 500 && status != 408 && status != 429
             }
             Err(e) => {
                 let failure = crate::http::failure(&e);
@@ -694,6 +686,7 @@ mod tests {
             assert!(message.contains(why), "{bad}: {message}");
             assert!(!message.contains("pw"), "{message}");
         }
+        use crate::http::is_variable_name;
         assert!(is_variable_name("HOOK_TOKEN") && is_variable_name("_t1"));
         assert!(
             !is_variable_name("HOOK TOKEN") && !is_variable_name("1A") && !is_variable_name("$X")
