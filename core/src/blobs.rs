@@ -197,28 +197,21 @@ impl BlobStore {
                 })?,
             )
         };
-        let bytes = map.as_ref().map_or(&[][..], AsRef::as_ref);
-        let hash = if bytes.len() >= 128 << 10 {
-            blake3::Hasher::new().update_rayon(bytes).finalize()
-        } else {
-            blake3::hash(bytes)
-        };
-        Ok(Copied {
-            hash: hash.to_hex().to_string(),
-            map,
+        let mut copied = Copied {
             tmp,
-            size_bytes,
-        })
+            map,
+            hash: String::new(),
+        };
+        let mut hasher = blake3::Hasher::new();
+        hash_into(&mut hasher, copied.bytes());
+        copied.hash = hasher.finalize().to_hex().to_string();
+        Ok(copied)
     }
 
     /// Makes a [`Copied`] file durable under its hash (see [`BlobStore::keep`]).
     pub fn keep_copied(&self, copied: Copied) -> Result<PutBlob> {
-        let Copied {
-            tmp,
-            map,
-            hash,
-            size_bytes,
-        } = copied;
+        let size_bytes = copied.bytes().len() as u64;
+        let Copied { tmp, map, hash } = copied;
         drop(map);
         self.persist(tmp, hash, size_bytes)
     }
@@ -416,13 +409,7 @@ pub struct Staged {
 impl Staged {
     /// Appends `bytes` to the blob.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        // Hashing on several threads pays off from about 128 KiB (blake3's documentation);
-        // below that, the hand-off costs more than it saves (an image folder's small files).
-        if bytes.len() >= 128 << 10 {
-            self.hasher.update_rayon(bytes);
-        } else {
-            self.hasher.update(bytes);
-        }
+        hash_into(&mut self.hasher, bytes);
         self.size_bytes += bytes.len() as u64;
         self.tmp
             .write_all(bytes)
@@ -442,7 +429,6 @@ pub struct Copied {
     tmp: tempfile::NamedTempFile,
     map: Option<polars_utils::mmap::MMapSemaphore>,
     hash: String,
-    size_bytes: u64,
 }
 
 impl Copied {
@@ -463,6 +449,17 @@ impl Copied {
             .as_file()
             .sync_all()
             .map_err(|e| Error::io(self.tmp.path(), e))
+    }
+}
+
+/// Feeds `bytes` to `hasher`: on several threads from about 128 KiB, where that pays off
+/// (blake3's documentation); below it the hand-off costs more than it saves (an image
+/// folder's small files).
+fn hash_into(hasher: &mut blake3::Hasher, bytes: &[u8]) {
+    if bytes.len() >= 128 << 10 {
+        hasher.update_rayon(bytes);
+    } else {
+        hasher.update(bytes);
     }
 }
 
