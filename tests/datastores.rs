@@ -1,39 +1,11 @@
 //! Datastores against a real S3-compatible server (moto's, `peers/s3_server.py`, started once
-//! for this test binary and ended with it): create, list, show, check, update, delete from
+//! for this test binary and ended with it: [`lathe_tests::s3_server`]): create, list, show, check, update, delete from
 //! the CLI, and every way a datastore can be wrong named by its field, bucket, endpoint or
 //! variable.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-
-use lathe_tests::{Sandbox, peer_python, peer_script};
-
-/// The server's endpoint URL. Its process holds our pipe as stdin and ends when this test
-/// binary does.
-fn s3() -> &'static str {
-    static SERVER: OnceLock<(String, Child)> = OnceLock::new();
-    &SERVER
-        .get_or_init(|| {
-            let mut child = Command::new(peer_python())
-                .arg(peer_script("s3_server.py"))
-                .args(["lathe-test", "lathe-other"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("the S3 server starts (tests/peers/setup.sh installs moto)");
-            let mut line = String::new();
-            std::io::BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            assert!(line.starts_with("http://127.0.0.1:"), "moto said: {line:?}");
-            (line.trim().to_owned(), child)
-        })
-        .0
-}
+use lathe_tests::{Sandbox, s3_server as s3};
 
 fn spec(name: &str, endpoint: &str, bucket: &str, rest: &str) -> String {
     format!(

@@ -454,6 +454,32 @@ fn find_peer_python() -> PathBuf {
 }
 
 /// A script under tests/peers.
+/// The endpoint URL of an S3-compatible server (moto's, `peers/s3_server.py`, with the buckets
+/// `lathe-test` and `lathe-other`), started once per test binary. Its process holds our pipe as
+/// stdin and ends when the test binary does.
+pub fn s3_server() -> &'static str {
+    use std::io::BufRead;
+    static SERVER: std::sync::OnceLock<(String, std::process::Child)> = std::sync::OnceLock::new();
+    &SERVER
+        .get_or_init(|| {
+            let mut child = Command::new(peer_python())
+                .arg(peer_script("s3_server.py"))
+                .args(["lathe-test", "lathe-other"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("the S3 server starts (tests/peers/setup.sh installs moto)");
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+                .read_line(&mut line)
+                .expect("it names its endpoint");
+            assert!(line.starts_with("http://127.0.0.1:"), "moto said: {line:?}");
+            (line.trim().to_owned(), child)
+        })
+        .0
+}
+
 pub fn peer_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("peers")

@@ -14,7 +14,7 @@ use serde_json::json;
 pub use crate::output::{Output, Reported, print_json, read_text, with_progress};
 use crate::{
     batch_cli, datastore_cli, drift_cli, endpoint_cli, label_cli, monitor_cli, pipeline_cli,
-    tracking_cli,
+    sync_cli, tracking_cli,
 };
 
 fn open_store(root: &Path) -> Result<lathe_core::Store> {
@@ -78,6 +78,10 @@ pub enum Command {
     /// Datastores (S3-compatible object stores): create, update, show, list, check, delete.
     #[command(subcommand)]
     Datastore(datastore_cli::DatastoreCommand),
+    /// Copy data assets, runs and models to a datastore and from it into a workspace: push,
+    /// pull.
+    #[command(subcommand)]
+    Sync(sync_cli::SyncCommand),
     /// Remove files in the blob store that nothing refers to (left by killed imports).
     Gc {
         #[command(flatten)]
@@ -153,6 +157,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Monitor(command) => monitor_cli::monitor(&open_store(root)?, command),
         Command::Alert(command) => monitor_cli::alert(&open_store(root)?, command),
         Command::Datastore(command) => datastore_cli::datastore(&open_store(root)?, command),
+        Command::Sync(command) => sync_cli::sync(&open_store(root)?, command),
         Command::Gc { output } => gc(root, &output),
     }
 }

@@ -14,6 +14,7 @@ mod output;
 mod pipeline_cli;
 mod promotion_cli;
 mod server;
+mod sync_cli;
 mod tracking_cli;
 
 use std::path::PathBuf;

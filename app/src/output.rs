@@ -47,15 +47,27 @@ pub fn with_progress<T: Send>(
     ws: &mut Workspace,
     work: impl FnOnce(&mut Workspace, &Progress) -> lathe_core::Result<T> + Send,
 ) -> Result<T> {
-    let progress = Progress::default();
+    with_bar(&Progress::default(), None, |progress| work(ws, progress))
+}
+
+/// Runs `work` on a scoped thread while this one draws `progress` on stderr (when it is a
+/// terminal) as a bar and the stage's name; `interrupted` (see [`on_ctrl_c`]) cancels it.
+pub fn with_bar<T: Send>(
+    progress: &Progress,
+    interrupted: Option<&AtomicBool>,
+    work: impl FnOnce(&Progress) -> lathe_core::Result<T> + Send,
+) -> Result<T> {
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{msg:>16} [{bar:40}] {percent:>3}% {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
     let result = std::thread::scope(|scope| {
-        let handle = scope.spawn(|| work(ws, &progress));
+        let handle = scope.spawn(|| work(progress));
         while !handle.is_finished() {
+            if interrupted.is_some_and(|i| i.load(Ordering::Relaxed)) {
+                progress.cancel();
+            }
             let snap = progress.snapshot();
             bar.set_length(snap.total.max(1));
             bar.set_position(snap.done);

@@ -216,6 +216,50 @@ impl BlobStore {
         self.persist(tmp, hash, size_bytes)
     }
 
+    /// Starts a blob of `size` bytes that arrives in ranges, in any order and from several
+    /// threads ([`Receiving::write_at`]); [`BlobStore::keep_received`] checks and keeps it.
+    ///
+    /// # Errors
+    /// The store's folder cannot be written.
+    pub fn receive(&self, size: u64) -> Result<Receiving> {
+        let tmp = self.temp_file()?;
+        tmp.as_file()
+            .set_len(size)
+            .map_err(|e| Error::io(tmp.path(), e))?;
+        Ok(Receiving { tmp })
+    }
+
+    /// Keeps a received blob if its bytes hash to `expected` (see [`BlobStore::keep`]).
+    ///
+    /// # Errors
+    /// The bytes hash to something else (named with both hashes); the file cannot be read or
+    /// made durable.
+    pub fn keep_received(&self, received: Receiving, expected: &str) -> Result<PutBlob> {
+        let file = received.tmp.as_file();
+        let size_bytes = file
+            .metadata()
+            .map_err(|e| Error::io(received.tmp.path(), e))?
+            .len();
+        let hash = if size_bytes == 0 {
+            hash_bytes(&[])
+        } else {
+            let map = polars_utils::mmap::MMapSemaphore::new_from_file(file).map_err(|e| {
+                Error::Unreadable {
+                    path: received.tmp.path().to_owned(),
+                    reason: e.to_string(),
+                }
+            })?;
+            hash_bytes(map.as_ref())
+        };
+        if hash != expected {
+            return Err(Error::Datastore(format!(
+                "the bytes received for blob {expected} hash to {hash}; the object is corrupt \
+                 or was changed"
+            )));
+        }
+        self.persist(received.tmp, hash, size_bytes)
+    }
+
     /// Starts a blob whose bytes arrive in pieces ([`Staged::write`]); [`BlobStore::keep`]
     /// makes it durable under its hash. Dropped instead, its temporary file goes.
     pub fn stage(&self) -> Result<Staged> {
@@ -419,6 +463,27 @@ impl Staged {
     /// The [`hash_bytes`] of everything written so far.
     pub fn hash(&self) -> String {
         self.hasher.finalize().to_hex().to_string()
+    }
+}
+
+/// A blob arriving in ranges: see [`BlobStore::receive`].
+pub struct Receiving {
+    tmp: tempfile::NamedTempFile,
+}
+
+impl Receiving {
+    /// A handle of its own that writes from `offset` on, so threads write ranges side by side.
+    ///
+    /// # Errors
+    /// The temporary file cannot be opened.
+    pub fn writer_at(&self, offset: u64) -> Result<File> {
+        let path = self.tmp.path();
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(offset)).map_err(|e| Error::io(path, e))?;
+        Ok(file)
     }
 }
 

@@ -572,6 +572,26 @@ pub const MIGRATIONS: &[&str] = &[
         spec TEXT NOT NULL,
         created_at_ms INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 20: `lathe sync`: which manifest in a datastore is which thing here, with the hash of
+    // the manifest as last written or read (push: unchanged ones are not written again); and
+    // the multipart uploads a push has under way, so the next one resumes them.
+    "CREATE TABLE sync_map (
+        datastore TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('push', 'pull')),
+        remote TEXT NOT NULL,
+        local TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        synced_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (datastore, direction, remote)
+    ) WITHOUT ROWID;
+    CREATE TABLE sync_uploads (
+        datastore TEXT NOT NULL,
+        key TEXT NOT NULL,
+        upload_id TEXT NOT NULL,
+        part_bytes INTEGER NOT NULL,
+        started_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (datastore, key)
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

@@ -20,6 +20,23 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
+/// An agent for transfers of any size: `connect` to reach the server, then only a stall — no
+/// byte read or written for a minute — is a failure, so a large upload is never cut off for
+/// taking long, and a dead connection is named within a minute rather than hanging.
+pub fn transfer_agent(connect: Duration) -> ureq::Agent {
+    const STALL: Duration = Duration::from_secs(60);
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_connect(Some(connect))
+        .timeout_resolve(Some(connect))
+        .timeout_per_read(Some(STALL))
+        .timeout_per_write(Some(STALL))
+        .tls_config(TlsConfig::builder().root_certs(roots().clone()).build())
+        .build()
+        .into()
+}
+
 /// The roots https trusts: the platform's — on Linux the system bundle, or the PEM files named
 /// by `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, as OpenSSL, curl and Python read them
 /// (rustls-native-certs) — else Mozilla's roots built in (webpki-roots), for a system with

@@ -31,6 +31,7 @@ pub mod service;
 pub mod serving;
 pub mod store;
 pub mod suggest;
+pub mod sync;
 pub mod table;
 pub mod text;
 pub mod tracking;

@@ -5,7 +5,7 @@
 //! API as JSON in and out) for the HTTP server in `app` and the CLI.
 
 pub mod api;
-mod artifacts;
+pub(crate) mod artifacts;
 pub mod browse;
 pub mod experiments;
 pub mod filter;

@@ -2,6 +2,9 @@
 //! [`crate::http::agent`]; S3's XML errors (`<Error><Code>…`) turned into messages that name
 //! the bucket, the endpoint and where the credentials came from — never a secret.
 
+use std::io::{Read, Seek};
+use std::path::Path;
+
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use super::{DatastoreSpec, TIMEOUT, problem};
@@ -17,7 +20,18 @@ pub struct Client {
     /// Where the credentials came from, for messages.
     source: String,
     endpoint: String,
+    /// For small requests: an answer within [`TIMEOUT`] or a failure.
     agent: ureq::Agent,
+    /// For objects' bytes, which may take minutes: only a stall is a failure.
+    transfer: ureq::Agent,
+}
+
+/// A part of a multipart upload that the store holds.
+pub struct Part {
+    /// From 1.
+    pub number: u16,
+    pub etag: String,
+    pub size: u64,
 }
 
 /// One page of a listing.
@@ -52,6 +66,7 @@ impl Client {
             source,
             endpoint,
             agent: crate::http::agent(TIMEOUT),
+            transfer: crate::http::transfer_agent(TIMEOUT),
         })
     }
 
@@ -92,20 +107,307 @@ impl Client {
         })
     }
 
+    /// Every key under `prefix`, with its size, page by page.
+    ///
+    /// # Errors
+    /// See [`Client::failed`].
+    pub fn list_all(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let mut keys = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list(prefix, after.as_deref(), 1000)?;
+            keys.extend(page.keys);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    /// Writes `bytes` as the object `key` (PutObject), replacing what was there; S3 makes the
+    /// object appear whole or not at all.
+    ///
+    /// # Errors
+    /// See [`Client::failed`].
+    pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let url = self
+            .bucket
+            .put_object(Some(&self.credentials), key)
+            .sign(SIGNED_FOR);
+        self.send(self.transfer.put(url.as_str()).send(bytes), "write to")
+            .map(drop)
+    }
+
+    /// Writes `len` bytes of the file at `path` from `offset` as the object `key`.
+    ///
+    /// # Errors
+    /// The file cannot be read; see [`Client::failed`].
+    pub fn put_file(&self, key: &str, path: &Path, offset: u64, len: u64) -> Result<()> {
+        let url = self
+            .bucket
+            .put_object(Some(&self.credentials), key)
+            .sign(SIGNED_FOR);
+        let body = section(path, offset, len)?;
+        let request = self
+            .transfer
+            .put(url.as_str())
+            .header("content-length", len)
+            .send(body);
+        self.send(request, "write to").map(drop)
+    }
+
+    /// Streams the object `key` (its bytes from `range`, when given) into `out`; the number of
+    /// bytes written.
+    ///
+    /// # Errors
+    /// No such object (named); see [`Client::failed`]; `out` refused a write.
+    pub fn get_into(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
+        let url = self
+            .bucket
+            .get_object(Some(&self.credentials), key)
+            .sign(SIGNED_FOR);
+        let mut request = self.transfer.get(url.as_str());
+        if let Some((start, len)) = range {
+            request = request.header("range", format!("bytes={start}-{}", start + len - 1));
+        }
+        let mut response = self.answer(request.call(), "read from")?;
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut reader, out).map_err(|e| {
+            problem(format!(
+                "reading s3://{}/{key} from {} broke off ({e})",
+                self.bucket.name(),
+                self.endpoint
+            ))
+        })
+    }
+
+    /// The object `key` in memory, up to `limit` bytes.
+    ///
+    /// # Errors
+    /// As [`Client::get_into`]; an object over `limit`.
+    pub fn get_bytes(&self, key: &str, limit: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut capped = Capped {
+            out: &mut out,
+            left: limit,
+        };
+        self.get_into(key, None, &mut capped).map_err(|e| {
+            if capped.left == 0 {
+                problem(format!(
+                    "s3://{}/{key} is over {} bytes",
+                    self.bucket.name(),
+                    limit
+                ))
+            } else {
+                e
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Starts a multipart upload of `key`; its upload id.
+    ///
+    /// # Errors
+    /// See [`Client::failed`].
+    pub fn start_multipart(&self, key: &str) -> Result<String> {
+        // rusty-s3's CreateMultipartUpload sends `?uploads=1`; S3's documented form is
+        // `?uploads` (empty), which moto requires, so the URL is signed here with that query.
+        let c = &self.credentials;
+        let url = rusty_s3::signing::sign(
+            &jiff::Timestamp::now(),
+            rusty_s3::Method::Post,
+            self.bucket.object_url(key),
+            c.key(),
+            c.secret(),
+            c.token(),
+            self.bucket.region(),
+            SIGNED_FOR.as_secs(),
+            std::iter::once(("uploads", "")),
+            std::iter::empty(),
+        );
+        let body = self.send(self.agent.post(url.as_str()).send_empty(), "write to")?;
+        let parsed = rusty_s3::actions::CreateMultipartUpload::parse_response(&body)
+            .map_err(|e| self.unreadable("a multipart upload's start", e))?;
+        Ok(parsed.upload_id().to_owned())
+    }
+
+    /// Uploads part `number` (from 1) of an upload: `len` bytes of `path` from `offset`. The
+    /// part's ETag, which [`Client::finish_multipart`] needs.
+    ///
+    /// # Errors
+    /// The file cannot be read; see [`Client::failed`].
+    pub fn put_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        (path, offset, len): (&Path, u64, u64),
+    ) -> Result<String> {
+        let url = self
+            .bucket
+            .upload_part(Some(&self.credentials), key, number, upload_id)
+            .sign(SIGNED_FOR);
+        let body = section(path, offset, len)?;
+        let request = self
+            .transfer
+            .put(url.as_str())
+            .header("content-length", len)
+            .send(body);
+        let response = self.answer(request, "write to")?;
+        response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                problem(format!(
+                    "{} gave no ETag for part {number} of s3://{}/{key}",
+                    self.endpoint,
+                    self.bucket.name()
+                ))
+            })
+    }
+
+    /// The parts an upload already holds; `None` when the upload is gone (finished, aborted
+    /// or expired), so it is started again.
+    ///
+    /// # Errors
+    /// See [`Client::failed`].
+    pub fn uploaded_parts(&self, key: &str, upload_id: &str) -> Result<Option<Vec<Part>>> {
+        let mut parts = Vec::new();
+        let mut marker = None;
+        loop {
+            let mut action = self
+                .bucket
+                .list_parts(Some(&self.credentials), key, upload_id);
+            if let Some(marker) = marker {
+                action.set_part_number_marker(marker);
+            }
+            let url = action.sign(SIGNED_FOR);
+            let body = match self.send(self.agent.get(url.as_str()).call(), "list") {
+                Err(crate::Error::Datastore(m)) if m.contains("NoSuchUpload") => return Ok(None),
+                other => other?,
+            };
+            let page = rusty_s3::actions::ListParts::parse_response(&body)
+                .map_err(|e| self.unreadable("a listing of parts", e))?;
+            parts.extend(page.parts.into_iter().map(|p| Part {
+                number: p.number,
+                etag: p.etag,
+                size: p.size,
+            }));
+            // rusty-s3 gives a marker only when the listing is truncated.
+            match page.next_part_number_marker {
+                Some(next) => marker = Some(next),
+                None => return Ok(Some(parts)),
+            }
+        }
+    }
+
+    /// Finishes an upload from its parts' ETags in order: the object appears whole.
+    ///
+    /// # Errors
+    /// See [`Client::failed`].
+    pub fn finish_multipart(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<()> {
+        let action = self.bucket.complete_multipart_upload(
+            Some(&self.credentials),
+            key,
+            upload_id,
+            etags.iter().map(String::as_str),
+        );
+        let url = action.sign(SIGNED_FOR);
+        let body = action.body();
+        let answer = self.send(self.transfer.post(url.as_str()).send(body), "write to")?;
+        // S3 may answer 200 with an error inside, when it fails after starting to answer.
+        if answer.contains("<Error>") {
+            return Err(self.failed(200, &answer, "write to"));
+        }
+        Ok(())
+    }
+
+    /// Removes the object `key` (a missing one is no error, as in S3).
+    ///
+    /// # Errors
+    /// See [`Client::failed`].
+    pub fn delete(&self, key: &str) -> Result<()> {
+        let url = self
+            .bucket
+            .delete_object(Some(&self.credentials), key)
+            .sign(SIGNED_FOR);
+        self.send(self.agent.delete(url.as_str()).call(), "delete from")
+            .map(drop)
+    }
+
+    fn unreadable(&self, what: &str, e: impl std::fmt::Display) -> crate::Error {
+        problem(format!(
+            "{}: {what} in bucket '{}' did not read ({e}); is endpoint_url an S3 API?",
+            self.endpoint,
+            self.bucket.name()
+        ))
+    }
+
     /// A response's body when it succeeded; else what went wrong, in words.
     fn send(
         &self,
         response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         doing: &str,
     ) -> Result<String> {
+        let mut response = self.answer(response, doing)?;
+        Ok(response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .unwrap_or_default())
+    }
+
+    /// A response that succeeded, its body unread; else what went wrong, in words.
+    fn answer(
+        &self,
+        response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        doing: &str,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let mut response = response.map_err(|e| {
+            use std::io::ErrorKind::{
+                BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof,
+            };
+            let broke = match &e {
+                ureq::Error::Io(io) => {
+                    matches!(
+                        io.kind(),
+                        BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
+                    )
+                }
+                ureq::Error::Timeout(_) => true,
+                _ => false,
+            };
             let failure = crate::http::failure(&e);
-            problem(format!(
-                "cannot reach {} ({}); is the endpoint_url right and the service running?",
-                self.endpoint, failure.reason
-            ))
+            if broke {
+                let reason = match &e {
+                    ureq::Error::Io(io) => io.kind().to_string(),
+                    _ => failure.reason,
+                };
+                problem(format!(
+                    "the connection to {} broke off while asking to {doing} bucket '{}' \
+                     ({reason}); run the command again to go on from where it stopped",
+                    self.endpoint,
+                    self.bucket.name(),
+                ))
+            } else {
+                problem(format!(
+                    "cannot reach {} ({}); is the endpoint_url right and the service running?",
+                    self.endpoint, failure.reason
+                ))
+            }
         })?;
         let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(response);
+        }
         let region = response
             .headers()
             .get("x-amz-bucket-region")
@@ -114,12 +416,9 @@ impl Client {
         let body = response
             .body_mut()
             .with_config()
-            .limit(64 << 20)
+            .limit(1 << 20)
             .read_to_string()
             .unwrap_or_default();
-        if (200..300).contains(&status) {
-            return Ok(body);
-        }
         if let Some(region) = region.filter(|_| (300..400).contains(&status)) {
             return Err(problem(format!(
                 "bucket '{}' is in region {region}; set region: {region}",
@@ -138,6 +437,11 @@ impl Client {
         match code.as_str() {
             "NoSuchBucket" => problem(format!(
                 "bucket '{bucket}' does not exist at {}",
+                self.endpoint
+            )),
+            "NoSuchKey" => problem(format!(
+                "there is no object {} in bucket '{bucket}' at {}",
+                element(body, "Key").unwrap_or_default(),
                 self.endpoint
             )),
             "InvalidAccessKeyId"
@@ -164,6 +468,36 @@ impl Client {
                 self.endpoint
             )),
         }
+    }
+}
+
+/// `len` bytes of the file at `path` from `offset`, as a request body.
+fn section(path: &Path, offset: u64, len: u64) -> Result<ureq::SendBody<'static>> {
+    let mut file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .map_err(|e| crate::Error::io(path, e))?;
+    Ok(ureq::SendBody::from_owned_reader(file.take(len)))
+}
+
+/// A writer that takes up to `left` bytes and then refuses.
+struct Capped<'a> {
+    out: &'a mut Vec<u8>,
+    left: u64,
+}
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            self.left = 0;
+            return Err(std::io::Error::other("over the limit"));
+        }
+        self.left -= buf.len() as u64;
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

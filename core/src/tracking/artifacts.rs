@@ -133,7 +133,8 @@ impl Tracking {
     }
 }
 
-pub(super) fn record(conn: &Connection, path: &str, hash: &str, size: u64) -> TrackingResult<()> {
+/// Records the artifact at `path` (checked by the caller) as blob `hash`.
+pub(crate) fn record(conn: &Connection, path: &str, hash: &str, size: u64) -> TrackingResult<()> {
     conn.prepare_cached(
         "INSERT INTO blobs (hash, size_bytes, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (hash) DO NOTHING",

@@ -101,6 +101,55 @@ pub fn create(conn: &Connection, new: NewRun) -> TrackingResult<Run> {
     get(conn, &uuid)
 }
 
+/// A run as another workspace recorded it (`lathe sync pull`): its id, name, owner, status and
+/// times kept, in the local experiment `experiment_id`, with every metric point.
+pub struct RestoredRun {
+    pub info: RunInfo,
+    pub experiment_id: i64,
+    pub params: Vec<Param>,
+    pub tags: Vec<Tag>,
+    pub metrics: Vec<Metric>,
+}
+
+/// Records a [`RestoredRun`]; its artifact URI is the experiment's location and the run's id,
+/// as for a run created here. The caller checked that no run has its id.
+///
+/// # Errors
+/// A key or value MLflow's limits refuse; the store cannot be written.
+pub fn restore(conn: &Connection, run: &RestoredRun) -> TrackingResult<RunInfo> {
+    let experiment = experiments::get(conn, &run.experiment_id.to_string())?;
+    let info = &run.info;
+    let artifact_uri = format!(
+        "{}/{}/artifacts",
+        experiment.artifact_location.trim_end_matches('/'),
+        info.run_id
+    );
+    let id: i64 = conn.query_row(
+        "INSERT INTO runs (uuid, experiment_id, name, user_id, status, start_time_ms,
+             end_time_ms, lifecycle_stage, artifact_uri)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8) RETURNING id",
+        params![
+            info.run_id,
+            run.experiment_id,
+            info.run_name,
+            info.user_id,
+            info.status,
+            info.start_time,
+            info.end_time,
+            artifact_uri
+        ],
+        |r| r.get(0),
+    )?;
+    log_params(conn, id, &info.run_id, &run.params)?;
+    for tag in &run.tags {
+        set_tag_row(conn, id, &tag.key, &tag.value)?;
+    }
+    if !run.metrics.is_empty() {
+        metrics::append(conn, id, &run.metrics)?;
+    }
+    Ok(get(conn, &info.run_id)?.info)
+}
+
 /// A readable default name, as MLflow gives: `adjective-noun-number`, drawn from the run's id.
 fn generated_name(uuid: &str) -> String {
     const ADJECTIVES: &[&str] = &[
