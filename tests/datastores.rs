@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lathe_tests::{Sandbox, s3_server as s3};
+use lathe_tests::{Sandbox, boto3, s3_server as s3};
 
 fn spec(name: &str, endpoint: &str, bucket: &str, rest: &str) -> String {
     format!(
@@ -175,4 +175,97 @@ fn bad_datastore_yaml_is_refused_by_field() {
     }
     let listed = s.lathe(&["datastore", "list", "--json"]).ok().json();
     assert_eq!(listed, serde_json::json!([]), "nothing half-made");
+}
+
+#[test]
+fn data_is_imported_from_s3_and_azureml_uris() {
+    let s = Sandbox::new();
+    let shapes =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo/shapes/circle");
+    boto3(&format!(
+        r#"s3.put_object(Bucket="lathe-test", Key="raw/churn.csv", Body=b"a,b\n1,2\n3,4\n")
+import glob
+for i, f in enumerate(sorted(glob.glob("{}/*.png"))[:3]):
+    s3.upload_file(f, "lathe-test", f"raw/shapes/{{i}}.png")"#,
+        shapes.display()
+    ));
+    let file = s.file("team.yml", spec("team", s3(), "lathe-test", "").as_bytes());
+    s.lathe(&["datastore", "create", "-f", file.to_str().unwrap()])
+        .ok();
+    // team's prefix is team/; an s3:// URI names any key of its bucket.
+    let table = with_keys(
+        &s,
+        &[
+            "data",
+            "import",
+            "s3://lathe-test/raw/churn.csv",
+            "--name",
+            "churn",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(table["version"]["item_count"], 2);
+    assert_eq!(table["version"]["source"], "s3://lathe-test/raw/churn.csv");
+    let images = with_keys(
+        &s,
+        &[
+            "data",
+            "import",
+            "s3://lathe-test/raw/shapes/",
+            "--name",
+            "shapes",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(images["version"]["kind"], "images");
+    assert_eq!(images["version"]["item_count"], 3);
+    // Azure ML's form names a path under the datastore's prefix.
+    boto3(r#"s3.put_object(Bucket="lathe-test", Key="team/t.csv", Body=b"x\n1\n")"#);
+    let azure = with_keys(
+        &s,
+        &[
+            "data",
+            "import",
+            "azureml://datastores/team/paths/t.csv",
+            "--name",
+            "t",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(azure["version"]["item_count"], 1);
+
+    with_keys(
+        &s,
+        &[
+            "data",
+            "import",
+            "s3://lathe-test/raw/nothing",
+            "--name",
+            "n",
+        ],
+    )
+    .fails_with("there is no object at or under s3://lathe-test/raw/nothing");
+    with_keys(
+        &s,
+        &["data", "import", "s3://elsewhere/x.csv", "--name", "n"],
+    )
+    .fails_with("no datastore is of bucket 'elsewhere'");
+    with_keys(
+        &s,
+        &["data", "import", "s3://lathe-test/../x.csv", "--name", "n"],
+    )
+    .fails_with("a key with '..' is refused");
+    // Nothing was left in the workspace's folder by the imports.
+    let left: Vec<_> = std::fs::read_dir(s.workspace())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("lathe.db") && n != "blobs")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

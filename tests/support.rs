@@ -480,6 +480,25 @@ pub fn s3_server() -> &'static str {
         .0
 }
 
+/// Runs the Python `code` with `s3`, a boto3 client of [`s3_server`]; its stdout.
+pub fn boto3(code: &str) -> String {
+    let script = format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+         aws_access_key_id='t', aws_secret_access_key='t')\n{code}\n",
+        s3_server()
+    );
+    let out = Command::new(peer_python())
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub fn peer_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("peers")

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use lathe_core::Store;
 use lathe_core::tracking::{metrics, registry, runs};
-use lathe_tests::{Sandbox, peer_python, s3_server};
+use lathe_tests::{Sandbox, boto3, s3_server};
 use serde_json::Value;
 
 const KEYS: [(&str, &str); 2] = [("TEAM_KEY", "AKIATEST"), ("TEAM_SECRET", "s3cret-value")];
@@ -389,25 +389,6 @@ fn s3_keys(prefix: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
-}
-
-/// Runs `code` with `s3`, a boto3 client of the test server; its stdout.
-fn boto3(code: &str) -> String {
-    let script = format!(
-        "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
-         aws_access_key_id='t', aws_secret_access_key='t')\n{code}\n",
-        s3_server()
-    );
-    let out = std::process::Command::new(peer_python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

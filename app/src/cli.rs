@@ -12,6 +12,8 @@ use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
 pub use crate::output::{Output, Reported, print_json, read_text, with_progress};
+use lathe_core::datastores::fetch;
+
 use crate::{
     batch_cli, datastore_cli, drift_cli, endpoint_cli, label_cli, monitor_cli, pipeline_cli,
     sync_cli, tracking_cli,
@@ -103,6 +105,10 @@ pub enum DataCommand {
         /// For a text corpus held in a table: the column with the text.
         #[arg(long, value_name = "COLUMN")]
         text_column: Option<String>,
+        /// For an s3:// path: the datastore to read it through (default: the one of its
+        /// bucket).
+        #[arg(long, value_name = "DATASTORE")]
+        datastore: Option<String>,
         #[command(flatten)]
         output: Output,
     },
@@ -193,16 +199,38 @@ fn data(root: &Path, command: DataCommand) -> Result<()> {
             name,
             kind,
             text_column,
+            datastore,
             output,
         } => {
-            let request = ImportRequest {
+            let uri = path
+                .to_str()
+                .filter(|p| fetch::is_uri(p))
+                .map(str::to_owned);
+            let mut request = ImportRequest {
                 path,
                 name,
                 kind,
                 text_column,
-                source_label: None,
+                source_label: uri.clone(),
             };
-            let outcome = with_progress(&mut ws, |ws, progress| import(ws, &request, progress))?;
+            let outcome = match uri {
+                // Fetched into a folder of the workspace (the kernel copies it into the blob
+                // store from the same disk) that goes when the import ends.
+                Some(uri) => {
+                    let location = fetch::resolve(ws.store(), &uri, datastore.as_deref())?;
+                    let staging = tempfile::tempdir_in(root)?;
+                    with_progress(&mut ws, |ws, progress| {
+                        request.path = fetch::download(
+                            &location,
+                            staging.path(),
+                            lathe_core::sync::THREADS,
+                            progress,
+                        )?;
+                        import(ws, &request, progress)
+                    })?
+                }
+                None => with_progress(&mut ws, |ws, progress| import(ws, &request, progress))?,
+            };
             let v = &outcome.version;
             if output.json {
                 print_json(&json!({ "created": outcome.created, "version": v }))?;

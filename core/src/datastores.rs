@@ -473,6 +473,7 @@ pub fn check(store: &Store, name: &str) -> Result<CheckReport> {
 /// How long a request to an object store may take before it is named unreachable.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+pub mod fetch;
 pub mod s3;
 
 #[cfg(test)]
