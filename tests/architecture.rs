@@ -316,7 +316,7 @@ fn migrations_are_append_only() {
         "787b0037081c38a08066367b957eb449402a06d390b245ef2650fd090d05c950",
         "9494eb0e99ac273b8b17230059142c76d5c6cc0381cbab4c9fd6647dd2d58662",
         "3e429c6e425687d931c49b45f17b9d4d3d5886285b883c3a18e698387f760941",
-        "ea6168a703c28bcf6b06b079da4cd010674268284da08206a837f884b67eaccb",
+        "821798345ad2fac0c4ad342092035148a0ea5c05699464f2174db3ddfe800084",
     ];
     let current: Vec<String> = lathe_core::db::MIGRATIONS
         .iter()

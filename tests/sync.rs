@@ -428,3 +428,176 @@ fn a_corrupt_object_and_missing_names_are_refused_by_name() {
     let listed = b.lathe(&["data", "list", "--json"]).ok().json();
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
 }
+
+/// A run in experiment `exp` of the workspace at `s` with `points` of metric `loss`, a model
+/// registered from it by a `runs:/` URI as MLflow's client does; the run's id.
+fn run_with_model(s: &Sandbox, points: i64) -> String {
+    use lathe_core::tracking::types::Tag;
+    let store = Store::open(s.workspace()).unwrap();
+    let tracking = store.tracking();
+    let experiment_id = tracking.experiment_named("exp").unwrap();
+    let run = tracking
+        .create_run(runs::NewRun {
+            experiment_id,
+            user_id: "ada".into(),
+            start_time: Some(1_700_000_000_000),
+            run_name: Some("fit".into()),
+            tags: vec![Tag {
+                key: "team".into(),
+                value: "a".into(),
+            }],
+        })
+        .unwrap();
+    let id = run.info.run_id.clone();
+    log_points(&tracking, &id, 0..points);
+    let dir = tracking
+        .artifact_dir(&run.info.artifact_uri)
+        .unwrap()
+        .unwrap();
+    tracking
+        .put_artifact(&format!("{dir}/model/MLmodel"), &mut &b"flavors: {}\n"[..])
+        .unwrap();
+    let source = format!("runs:/{id}/model");
+    tracking
+        .write(move |c| {
+            registry::create_model(c, "fitted", "", &[])?;
+            registry::create_version(
+                c,
+                registry::NewVersion {
+                    name: "fitted".into(),
+                    source,
+                    run_id: None,
+                    run_link: String::new(),
+                    description: String::new(),
+                    user_id: "ada".into(),
+                    tags: Vec::new(),
+                    signature: None,
+                    model_id: None,
+                },
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    id
+}
+
+fn log_points(tracking: &lathe_core::tracking::Tracking, id: &str, steps: std::ops::Range<i64>) {
+    use lathe_core::tracking::types::Metric;
+    let metrics = steps
+        .map(|step| Metric {
+            key: "loss".into(),
+            value: 1.0 / (step + 1) as f64,
+            timestamp: 1_700_000_000_000 + step,
+            step,
+            ..Default::default()
+        })
+        .collect();
+    tracking
+        .log_batch(
+            id,
+            runs::Batch {
+                metrics,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+}
+
+fn import_csv(s: &Sandbox, name: &str, body: &str) {
+    let file = s.file(&format!("{name}-{}.csv", body.len()), body.as_bytes());
+    s.lathe(&["data", "import", file.to_str().unwrap(), "--name", name])
+        .ok();
+}
+
+#[test]
+fn the_datastore_numbers_versions_once_and_a_run_is_never_overwritten_by_a_stale_copy() {
+    let a = Sandbox::new();
+    import_csv(&a, "customers", "x\n1\n");
+    let run = run_with_model(&a, 10);
+    datastore(&a, s3_server(), "numbers/");
+    let pushed = sync(&a, &["push", "--to", "team", "--json"]).ok().json();
+    // The model came from a runs:/ source; its files are the run's.
+    assert_eq!(outcomes(&pushed)["model sent"], 1, "{pushed}");
+
+    // F has its own customers:1, pulls A's (its customers:2), and pushes both back: A's keeps
+    // its number there, F's own content takes the next one.
+    let f = Sandbox::new();
+    import_csv(&f, "customers", "x\n2\n");
+    datastore(&f, s3_server(), "numbers/");
+    let pulled = sync(&f, &["pull", "--from", "team", "--json"]).ok().json();
+    let customers = pulled["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "asset")
+        .unwrap()
+        .clone();
+    assert_eq!(customers["remote"], "customers:1");
+    assert_eq!(customers["local"], "customers:2");
+    let text = sync(&f, &["push", "--to", "team", "--assets", "customers"])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains("unchanged  asset customers:2 → customers:1 there"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sent  asset customers:1 → customers:2 there"),
+        "{text}"
+    );
+    // A fresh workspace asks by the datastore's numbers.
+    let g = Sandbox::new();
+    datastore(&g, s3_server(), "numbers/");
+    sync(&g, &["pull", "--from", "team", "--assets", "customers:2"]).ok();
+    let out = g.path("c2.csv");
+    g.lathe(&["data", "export", "customers:1", out.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(out).unwrap(), "x\n2\n");
+
+    // B pulls the run; A logs ten more points and pushes; B's stale copy is not pushed over
+    // it, and B's next pull adds what it lacks.
+    let b = Sandbox::new();
+    datastore(&b, s3_server(), "numbers/");
+    sync(&b, &["pull", "--from", "team", "--runs", &run]).ok();
+    {
+        let store = Store::open(a.workspace()).unwrap();
+        log_points(&store.tracking(), &run, 10..20);
+    }
+    sync(&a, &["push", "--to", "team", "--runs", &run]).ok();
+    {
+        let store = Store::open(b.workspace()).unwrap();
+        log_points(&store.tracking(), &run, 100..101);
+    }
+    let stale = sync(&b, &["push", "--to", "team", "--runs", &run, "--json"])
+        .ok()
+        .json();
+    assert_eq!(stale["items"][0]["outcome"], "skipped", "{stale}");
+    assert!(
+        stale["items"][0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("pull it first"),
+        "{stale}"
+    );
+    let merged = sync(&b, &["pull", "--from", "team", "--runs", &run, "--json"])
+        .ok()
+        .json();
+    assert_eq!(merged["items"][0]["outcome"], "updated", "{merged}");
+    assert_eq!(
+        merged["items"][0]["note"], "added 10 metric points",
+        "{merged}"
+    );
+    let store = Store::open(b.workspace()).unwrap();
+    let row = store.tracking().read(|c| runs::find(c, &run)).unwrap().id;
+    let points = store
+        .tracking()
+        .read(|c| metrics::history(c, row, "loss"))
+        .unwrap();
+    assert_eq!(points.len(), 21, "A's twenty and B's own");
+    drop(store);
+    // Now up to date with the datastore, B's push goes through.
+    let pushed = sync(&b, &["push", "--to", "team", "--runs", &run, "--json"])
+        .ok()
+        .json();
+    assert_eq!(pushed["items"][0]["outcome"], "sent", "{pushed}");
+}

@@ -25,6 +25,7 @@ pub enum SyncCommand {
     /// Bring what a datastore holds into this workspace: a version whose content is here maps
     /// to it, others take the next local number; nothing here is changed.
     Pull {
+        /// The datastore (see `lathe datastore create`).
         #[arg(long = "from", value_name = "DATASTORE")]
         datastore: String,
         #[command(flatten)]
@@ -47,7 +48,7 @@ pub struct What {
     /// Registered models, NAME (every version) or NAME:VERSION.
     #[arg(long, num_args = 1.., value_name = "MODEL")]
     models: Vec<String>,
-    /// Requests in flight at once.
+    /// Requests in flight at once (1 to 64).
     #[arg(long, default_value_t = sync::THREADS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
     parallel: u16,
     #[command(flatten)]
@@ -101,43 +102,61 @@ fn print_report(report: &Report, push: bool) {
             Outcome::Unchanged => "unchanged",
             Outcome::Created => "created",
             Outcome::AlreadyHere => "already here",
+            Outcome::Updated => "updated",
             Outcome::Skipped => "skipped",
         };
-        let local = item
-            .local
-            .as_deref()
-            .filter(|l| !item.label.contains(l))
-            .map(|l| format!(" → {l}"))
+        // Where it is on the other side, when its name there differs.
+        let (other, side) = if push {
+            (item.remote.as_deref(), "there")
+        } else {
+            (item.local.as_deref(), "here")
+        };
+        let mapped = other
+            .filter(|o| {
+                !item.label.ends_with(&format!(" {o}")) && !item.label.contains(&format!(" {o} "))
+            })
+            .map(|o| format!(" → {o} {side}"))
             .unwrap_or_default();
         let note = item
             .note
             .as_deref()
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        println!("{outcome:>12}  {}{local}{note}", item.label);
+        println!("{outcome:>12}  {}{mapped}{note}", item.label);
     }
-    let (moved, verb, there) = if push {
-        (Outcome::Sent, "sent", "the datastore had")
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let (done, verb, direction, blobs_verb, present) = if push {
+        (
+            report.count(Outcome::Sent),
+            "sent",
+            "to",
+            "sent",
+            "already there",
+        )
     } else {
-        (Outcome::Created, "fetched", "this workspace had")
+        (
+            report.count(Outcome::Created) + report.count(Outcome::Updated),
+            "recorded",
+            "from",
+            "fetched",
+            "already here",
+        )
     };
     println!(
-        "{} of {} {} {}; {} blobs ({}) {verb}, {} {there} already; {:.1} s",
-        report.count(moved),
-        report.items.len(),
-        if report.items.len() == 1 {
-            "item"
-        } else {
-            "items"
-        },
-        if push {
-            format!("to {}", report.location)
-        } else {
-            format!("from {}", report.location)
-        },
-        report.blobs_moved,
+        "{done} of {} {verb} {direction} {}; {} ({}) {blobs_verb}, {} {present}; {:.1} s",
+        plural(report.items.len(), "item", "items"),
+        report.location,
+        plural(report.blobs_moved, "blob", "blobs"),
         lathe_core::format::bytes(report.bytes_moved as i64),
-        report.blobs_present,
+        plural(report.blobs_present, "blob", "blobs"),
         report.seconds
     );
+    let skipped = report.count(Outcome::Skipped);
+    if skipped > 0 {
+        println!(
+            "{} skipped: see the reasons above",
+            plural(skipped, "item", "items")
+        );
+    }
 }

@@ -573,14 +573,16 @@ pub const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     ) WITHOUT ROWID;",
     // 20: `lathe sync`: which manifest in a datastore is which thing here, with the hash of
-    // the manifest as last written or read (push: unchanged ones are not written again); and
-    // the multipart uploads a push has under way, so the next one resumes them.
+    // the manifest and the object's ETag as last written or read (push: unchanged ones are not
+    // written again, nor one someone else changed since); and the multipart uploads a push
+    // has under way, so the next one resumes them.
     "CREATE TABLE sync_map (
         datastore TEXT NOT NULL,
         direction TEXT NOT NULL CHECK (direction IN ('push', 'pull')),
         remote TEXT NOT NULL,
         local TEXT NOT NULL,
         fingerprint TEXT NOT NULL,
+        etag TEXT NOT NULL,
         synced_at_ms INTEGER NOT NULL,
         PRIMARY KEY (datastore, direction, remote)
     ) WITHOUT ROWID;

@@ -63,7 +63,8 @@ pub enum Error {
     EditedMigration { version: i64 },
     #[error("blob {hash} is missing from the blob store")]
     MissingBlob { hash: String },
-    #[error("{0}")]
+    // Transparent: the message is the tracking error's own, not repeated as its cause.
+    #[error(transparent)]
     Tracking(#[from] crate::tracking::TrackingError),
     #[error("cancelled")]
     Cancelled,

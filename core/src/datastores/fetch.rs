@@ -117,7 +117,8 @@ pub fn download(
         objects = client
             .list_all(key)?
             .into_iter()
-            .filter(|(k, _)| k == key)
+            .filter(|o| o.key == key)
+            .map(|o| (o.key, o.size))
             .collect();
     }
     let (root, folder) = if objects.is_empty() {
@@ -129,7 +130,8 @@ pub fn download(
         objects = client
             .list_all(&prefix)?
             .into_iter()
-            .filter(|(k, _)| !k.ends_with('/'))
+            .filter(|o| !o.key.ends_with('/'))
+            .map(|o| (o.key, o.size))
             .collect();
         if objects.is_empty() {
             return Err(problem(format!("there is no object at or under {place}")));

@@ -34,9 +34,18 @@ pub struct Part {
     pub size: u64,
 }
 
+/// An object as a listing gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub key: String,
+    pub size: u64,
+    /// Changes whenever the object is written again.
+    pub etag: String,
+}
+
 /// One page of a listing.
 pub struct Listing {
-    pub keys: Vec<(String, u64)>,
+    pub keys: Vec<Object>,
     /// Where the next page starts, if there is one.
     pub next: Option<String>,
 }
@@ -89,7 +98,7 @@ impl Client {
         }
         action.with_max_keys(max);
         let url = action.sign(SIGNED_FOR);
-        let body = self.send(self.agent.get(url.as_str()).call(), "list")?;
+        let body = self.send("list", || self.agent.get(url.as_str()).call())?;
         let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&body).map_err(|e| {
             problem(format!(
                 "{}: the listing of bucket '{}' did not read ({e}); is endpoint_url an S3 API?",
@@ -101,17 +110,21 @@ impl Client {
             keys: parsed
                 .contents
                 .into_iter()
-                .map(|c| (c.key, c.size.unwrap_or(0)))
+                .map(|c| Object {
+                    key: c.key,
+                    size: c.size.unwrap_or(0),
+                    etag: c.etag.unwrap_or_default(),
+                })
                 .collect(),
             next: parsed.next_continuation_token,
         })
     }
 
-    /// Every key under `prefix`, with its size, page by page.
+    /// Every object under `prefix`, page by page.
     ///
     /// # Errors
     /// See [`Client::failed`].
-    pub fn list_all(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+    pub fn list_all(&self, prefix: &str) -> Result<Vec<Object>> {
         let mut keys = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -125,17 +138,17 @@ impl Client {
     }
 
     /// Writes `bytes` as the object `key` (PutObject), replacing what was there; S3 makes the
-    /// object appear whole or not at all.
+    /// object appear whole or not at all. The new object's ETag.
     ///
     /// # Errors
     /// See [`Client::failed`].
-    pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<()> {
+    pub fn put_bytes(&self, key: &str, bytes: &[u8]) -> Result<String> {
         let url = self
             .bucket
             .put_object(Some(&self.credentials), key)
             .sign(SIGNED_FOR);
-        self.send(self.transfer.put(url.as_str()).send(bytes), "write to")
-            .map(drop)
+        let response = self.answer("write to", || self.transfer.put(url.as_str()).send(bytes))?;
+        Ok(etag(&response))
     }
 
     /// Writes `len` bytes of the file at `path` from `offset` as the object `key`.
@@ -147,13 +160,13 @@ impl Client {
             .bucket
             .put_object(Some(&self.credentials), key)
             .sign(SIGNED_FOR);
-        let body = section(path, offset, len)?;
-        let request = self
-            .transfer
-            .put(url.as_str())
-            .header("content-length", len)
-            .send(body);
-        self.send(request, "write to").map(drop)
+        self.answer("write to", || {
+            self.transfer
+                .put(url.as_str())
+                .header("content-length", len)
+                .send(section(path, offset, len)?)
+        })
+        .map(drop)
     }
 
     /// Streams the object `key` (its bytes from `range`, when given) into `out`; the number of
@@ -171,11 +184,13 @@ impl Client {
             .bucket
             .get_object(Some(&self.credentials), key)
             .sign(SIGNED_FOR);
-        let mut request = self.transfer.get(url.as_str());
-        if let Some((start, len)) = range {
-            request = request.header("range", format!("bytes={start}-{}", start + len - 1));
-        }
-        let mut response = self.answer(request.call(), "read from")?;
+        let mut response = self.answer("read from", || {
+            let mut request = self.transfer.get(url.as_str());
+            if let Some((start, len)) = range {
+                request = request.header("range", format!("bytes={start}-{}", start + len - 1));
+            }
+            request.call()
+        })?;
         let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
         std::io::copy(&mut reader, out).map_err(|e| {
             problem(format!(
@@ -230,7 +245,7 @@ impl Client {
             std::iter::once(("uploads", "")),
             std::iter::empty(),
         );
-        let body = self.send(self.agent.post(url.as_str()).send_empty(), "write to")?;
+        let body = self.send("write to", || self.agent.post(url.as_str()).send_empty())?;
         let parsed = rusty_s3::actions::CreateMultipartUpload::parse_response(&body)
             .map_err(|e| self.unreadable("a multipart upload's start", e))?;
         Ok(parsed.upload_id().to_owned())
@@ -252,18 +267,14 @@ impl Client {
             .bucket
             .upload_part(Some(&self.credentials), key, number, upload_id)
             .sign(SIGNED_FOR);
-        let body = section(path, offset, len)?;
-        let request = self
-            .transfer
-            .put(url.as_str())
-            .header("content-length", len)
-            .send(body);
-        let response = self.answer(request, "write to")?;
-        response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+        let response = self.answer("write to", || {
+            self.transfer
+                .put(url.as_str())
+                .header("content-length", len)
+                .send(section(path, offset, len)?)
+        })?;
+        Some(etag(&response))
+            .filter(|e| !e.is_empty())
             .ok_or_else(|| {
                 problem(format!(
                     "{} gave no ETag for part {number} of s3://{}/{key}",
@@ -289,7 +300,7 @@ impl Client {
                 action.set_part_number_marker(marker);
             }
             let url = action.sign(SIGNED_FOR);
-            let body = match self.send(self.agent.get(url.as_str()).call(), "list") {
+            let body = match self.send("list", || self.agent.get(url.as_str()).call()) {
                 Err(crate::Error::Datastore(m)) if m.contains("NoSuchUpload") => return Ok(None),
                 other => other?,
             };
@@ -321,7 +332,7 @@ impl Client {
         );
         let url = action.sign(SIGNED_FOR);
         let body = action.body();
-        let answer = self.send(self.transfer.post(url.as_str()).send(body), "write to")?;
+        let answer = self.send("write to", || self.transfer.post(url.as_str()).send(&body))?;
         // S3 may answer 200 with an error inside, when it fails after starting to answer.
         if answer.contains("<Error>") {
             return Err(self.failed(200, &answer, "write to"));
@@ -338,7 +349,7 @@ impl Client {
             .bucket
             .delete_object(Some(&self.credentials), key)
             .sign(SIGNED_FOR);
-        self.send(self.agent.delete(url.as_str()).call(), "delete from")
+        self.send("delete from", || self.agent.delete(url.as_str()).call())
             .map(drop)
     }
 
@@ -353,10 +364,10 @@ impl Client {
     /// A response's body when it succeeded; else what went wrong, in words.
     fn send(
         &self,
-        response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         doing: &str,
+        make: impl Fn() -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<String> {
-        let mut response = self.answer(response, doing)?;
+        let mut response = self.answer(doing, make)?;
         Ok(response
             .body_mut()
             .with_config()
@@ -365,35 +376,50 @@ impl Client {
             .unwrap_or_default())
     }
 
-    /// A response that succeeded, its body unread; else what went wrong, in words.
+    /// The response of the request `make` sends, when it succeeded, its body unread; else what
+    /// went wrong, in words. A server error (500, 502, 503, 504), a throttle (429) or a
+    /// connection that broke off is tried again, after 0.25, 1 and 4 seconds, as S3's
+    /// documentation asks of clients; every request here may be sent twice.
     fn answer(
+        &self,
+        doing: &str,
+        make: impl Fn() -> std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        const WAITS: [u64; 3] = [250, 1000, 4000];
+        let mut attempt = 0;
+        loop {
+            let sent = make();
+            let again = match &sent {
+                Ok(r) => matches!(r.status().as_u16(), 429 | 500 | 502 | 503 | 504),
+                Err(e) => broke_off(e),
+            };
+            if !again || attempt == WAITS.len() {
+                return self.checked(sent, doing, attempt + 1);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(WAITS[attempt]));
+            attempt += 1;
+        }
+    }
+
+    /// A response that succeeded; else what went wrong, in words (`tries`: how many times the
+    /// request was sent).
+    fn checked(
         &self,
         response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
         doing: &str,
+        tries: usize,
     ) -> Result<ureq::http::Response<ureq::Body>> {
         let mut response = response.map_err(|e| {
-            use std::io::ErrorKind::{
-                BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof,
-            };
-            let broke = match &e {
-                ureq::Error::Io(io) => {
-                    matches!(
-                        io.kind(),
-                        BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
-                    )
-                }
-                ureq::Error::Timeout(_) => true,
-                _ => false,
-            };
             let failure = crate::http::failure(&e);
-            if broke {
+            if broke_off(&e) || matches!(e, ureq::Error::Timeout(_)) {
                 let reason = match &e {
                     ureq::Error::Io(io) => io.kind().to_string(),
                     _ => failure.reason,
                 };
                 problem(format!(
                     "the connection to {} broke off while asking to {doing} bucket '{}' \
-                     ({reason}); run the command again to go on from where it stopped",
+                     ({reason}, {tries} tries); run the command again to go on from where it \
+                     stopped",
                     self.endpoint,
                     self.bucket.name(),
                 ))
@@ -422,6 +448,13 @@ impl Client {
         if let Some(region) = region.filter(|_| (300..400).contains(&status)) {
             return Err(problem(format!(
                 "bucket '{}' is in region {region}; set region: {region}",
+                self.bucket.name()
+            )));
+        }
+        if status >= 500 && element(&body, "Code").is_none() {
+            return Err(problem(format!(
+                "{} answered {status} (a server error) to {doing} bucket '{}', {tries} times",
+                self.endpoint,
                 self.bucket.name()
             )));
         }
@@ -472,11 +505,28 @@ impl Client {
 }
 
 /// `len` bytes of the file at `path` from `offset`, as a request body.
-fn section(path: &Path, offset: u64, len: u64) -> Result<ureq::SendBody<'static>> {
-    let mut file = std::fs::File::open(path).map_err(|e| crate::Error::io(path, e))?;
-    file.seek(std::io::SeekFrom::Start(offset))
-        .map_err(|e| crate::Error::io(path, e))?;
+fn section(path: &Path, offset: u64, len: u64) -> std::io::Result<ureq::SendBody<'static>> {
+    let mut file = std::fs::File::open(path)?;
+    file.seek(std::io::SeekFrom::Start(offset))?;
     Ok(ureq::SendBody::from_owned_reader(file.take(len)))
+}
+
+/// A response's ETag header (empty when it has none).
+fn etag(response: &ureq::http::Response<ureq::Body>) -> String {
+    response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether a request failed because its connection broke off after it was made (not a
+/// refused connection or a stall): worth sending again.
+fn broke_off(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(e, ureq::Error::Io(io)
+        if matches!(io.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof))
 }
 
 /// A writer that takes up to `left` bytes and then refuses.

@@ -12,13 +12,16 @@ use crate::store::Store;
 use crate::tracking::{Tracking, TrackingResult, experiments, metrics, registry, runs};
 use crate::{Error, Result};
 
+/// A thing named for a push that cannot be sent: its label and why.
+pub type LeftOut = (String, String);
+
 /// The manifests of everything `selection` names (everything, when it names nothing): assets,
 /// then runs, then models. A model version whose files are outside the workspace's store is
-/// left out and named in the second list.
+/// left out and named in the second list, with why.
 ///
 /// # Errors
 /// A name in `selection` the workspace does not have (with the nearest names).
-pub fn manifests(store: &Store, selection: &Selection) -> Result<(Vec<Manifest>, Vec<String>)> {
+pub fn manifests(store: &Store, selection: &Selection) -> Result<(Vec<Manifest>, Vec<LeftOut>)> {
     let everything = selection.is_empty();
     let mut out = Vec::new();
     if everything || !selection.assets.is_empty() {
@@ -35,8 +38,9 @@ pub fn manifests(store: &Store, selection: &Selection) -> Result<(Vec<Manifest>,
         for (name, version) in model_versions(&tracking, &selection.models)? {
             match model(&tracking, &name, &version)? {
                 Some(m) => out.push(Manifest::Model(m)),
-                None => left_out.push(format!(
-                    "model {name}:{version}: its files are outside the workspace's store"
+                None => left_out.push((
+                    format!("model {name}:{version}"),
+                    "its files are not in this workspace's artifact store".to_owned(),
                 )),
             }
         }

@@ -5,16 +5,18 @@
 //! Keys under the datastore's prefix:
 //!
 //! ```text
-//! lathe/blobs/<blake3 hash>                       the bytes, uploaded once
-//! lathe/assets/<name>/<content hash>.json         AssetManifest
-//! lathe/runs/<run id>.json                        RunManifest
-//! lathe/models/<name>/<files digest>.json         ModelManifest
+//! lathe/blobs/<blake3 hash>                          the bytes, uploaded once
+//! lathe/assets/<name>/<version>-<content hash>.json  AssetManifest
+//! lathe/runs/<run id>.json                           RunManifest
+//! lathe/models/<name>/<version>-<files digest>.json  ModelManifest
 //! ```
 //!
 //! Names are percent-encoded (all but letters, digits, `-`, `_`, `.`), so a model name with a
-//! `/` stays one level. Assets and models are keyed by content, so two workspaces pushing
-//! different versions under the same number never overwrite each other; a run by its id, which
-//! is unique everywhere (a UUID), and rewritten as the run goes on.
+//! `/` stays one level. An asset or model version is written once: a push finds content the
+//! datastore has by its hash in the keys, and gives new content the datastore's next number
+//! for that name, so the datastore numbers versions in the order they reached it whichever
+//! workspace pushed them. A run is keyed by its id, unique everywhere (a UUID), and written
+//! again as the run goes on.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
@@ -87,9 +89,9 @@ impl Layout {
         folder
     }
 
-    pub fn asset(&self, name: &str, content_hash: &str) -> String {
+    pub fn asset(&self, name: &str, version: i64, content_hash: &str) -> String {
         format!(
-            "{}{content_hash}.json",
+            "{}{version}-{content_hash}.json",
             self.folder(Kind::Asset, Some(name))
         )
     }
@@ -98,30 +100,51 @@ impl Layout {
         format!("{}{run_id}.json", self.folder(Kind::Run, None))
     }
 
-    pub fn model(&self, name: &str, digest: &str) -> String {
-        format!("{}{digest}.json", self.folder(Kind::Model, Some(name)))
+    pub fn model(&self, name: &str, version: i64, digest: &str) -> String {
+        format!(
+            "{}{version}-{digest}.json",
+            self.folder(Kind::Model, Some(name))
+        )
     }
 
-    /// The kind and name a manifest's key is of (`None` for a key that is not one), the name
-    /// decoded; a run's "name" is its id.
-    pub fn parse(&self, key: &str) -> Option<(Kind, String)> {
+    /// What a manifest's key says of it (`None` for a key that is not one).
+    pub fn parse(&self, key: &str) -> Option<Parsed> {
         let rest = key.strip_prefix(&self.root)?;
         let kind = [Kind::Asset, Kind::Run, Kind::Model]
             .into_iter()
             .find(|k| rest.starts_with(k.folder()))?;
         let rest = rest[kind.folder().len()..].strip_suffix(".json")?;
-        let name = match kind {
-            Kind::Run => rest,
-            _ => rest.split_once('/')?.0,
-        };
-        if name.is_empty() || (kind == Kind::Run && name.contains('/')) {
+        if kind == Kind::Run {
+            return (!rest.is_empty() && !rest.contains('/')).then(|| Parsed {
+                kind,
+                name: rest.to_owned(),
+                version: None,
+                id: rest.to_owned(),
+            });
+        }
+        let (name, file) = rest.split_once('/')?;
+        let (version, id) = file.split_once('-')?;
+        let version = version.parse::<i64>().ok().filter(|v| *v > 0)?;
+        if name.is_empty() || id.is_empty() || id.contains('/') {
             return None;
         }
-        Some((
+        Some(Parsed {
             kind,
-            percent_decode_str(name).decode_utf8().ok()?.into_owned(),
-        ))
+            name: percent_decode_str(name).decode_utf8().ok()?.into_owned(),
+            version: Some(version),
+            id: id.to_owned(),
+        })
     }
+}
+
+/// A manifest's key, read: a run's name and id are its id; an asset's or model's id is its
+/// content hash or files digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub kind: Kind,
+    pub name: String,
+    pub version: Option<i64>,
+    pub id: String,
 }
 
 fn encode(name: &str) -> String {
@@ -142,7 +165,8 @@ pub struct AssetManifest {
     pub format: u32,
     pub name: String,
     pub kind: AssetKind,
-    /// Its number in the workspace that pushed it; a pull gives it the next local number.
+    /// Its number in the datastore (see the module docs); a pull gives it the next local
+    /// number.
     pub version: i64,
     pub content_hash: String,
     pub created_at: i64,
@@ -201,7 +225,7 @@ pub struct AssetLink {
 pub struct ModelManifest {
     pub format: u32,
     pub name: String,
-    /// Its number in the workspace that pushed it.
+    /// Its number in the datastore.
     pub version: i64,
     /// [`files_digest`] of `files`: what makes two versions the same model.
     pub digest: String,
@@ -258,9 +282,36 @@ impl Manifest {
     /// Its key under `layout`.
     pub fn key(&self, layout: &Layout) -> String {
         match self {
-            Self::Asset(a) => layout.asset(&a.name, &a.content_hash),
+            Self::Asset(a) => layout.asset(&a.name, a.version, &a.content_hash),
             Self::Run(r) => layout.run(&r.run_id),
-            Self::Model(m) => layout.model(&m.name, &m.digest),
+            Self::Model(m) => layout.model(&m.name, m.version, &m.digest),
+        }
+    }
+
+    /// What tells it apart among its name's versions: content hash, files digest, run id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Asset(a) => &a.content_hash,
+            Self::Run(r) => &r.run_id,
+            Self::Model(m) => &m.digest,
+        }
+    }
+
+    /// Its name: an asset's or model's, a run's id.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Asset(a) => &a.name,
+            Self::Run(r) => &r.run_id,
+            Self::Model(m) => &m.name,
+        }
+    }
+
+    /// Gives an asset or model version its number in the datastore.
+    pub fn set_version(&mut self, version: i64) {
+        match self {
+            Self::Asset(a) => a.version = version,
+            Self::Model(m) => m.version = version,
+            Self::Run(_) => {}
         }
     }
 
@@ -338,16 +389,25 @@ mod tests {
     fn keys_round_trip_names_with_any_character() {
         let layout = Layout::new("team/");
         for name in ["churn", "a/b c", "naïve%model", "x.y-z_1"] {
-            let key = layout.model(name, "abc");
+            let key = layout.model(name, 3, "abc");
             assert_eq!(key.matches('/').count(), 4, "{key}");
-            assert_eq!(layout.parse(&key), Some((Kind::Model, name.to_owned())));
+            let parsed = layout.parse(&key).unwrap();
+            assert_eq!(
+                (
+                    parsed.kind,
+                    parsed.name.as_str(),
+                    parsed.version,
+                    parsed.id.as_str()
+                ),
+                (Kind::Model, name, Some(3), "abc")
+            );
         }
-        assert_eq!(
-            layout.parse(&layout.run("5f0c")),
-            Some((Kind::Run, "5f0c".into()))
-        );
+        let run = layout.parse(&layout.run("5f0c")).unwrap();
+        assert_eq!((run.kind, run.id.as_str()), (Kind::Run, "5f0c"));
         assert_eq!(layout.parse("team/lathe/blobs/abc"), None);
         assert_eq!(layout.parse("other/lathe/runs/x.json"), None);
+        assert_eq!(layout.parse("team/lathe/assets/x/0-abc.json"), None);
+        assert_eq!(layout.parse("team/lathe/assets/x/abc.json"), None);
     }
 
     #[test]

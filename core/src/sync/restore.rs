@@ -1,9 +1,11 @@
 //! Pulled manifests recorded in the workspace, each in one transaction with its row in
 //! `sync_map`: a version whose content a local one has maps to it; otherwise it takes the
-//! next local number. Nothing local is changed.
+//! next local number; a run here gets what the datastore's copy has more. Nothing local is
+//! changed.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::Outcome;
 use super::manifest::{AssetManifest, Layout, ModelManifest, RunManifest, files_digest};
 use crate::Result;
 use crate::assets::AssetKind;
@@ -19,8 +21,20 @@ use crate::workspace::NewVersion;
 pub struct Restored {
     /// The local name: `churn:4`, a run id, `churn-classifier:2`.
     pub local: String,
-    /// False when a local one already had its content (or id).
-    pub created: bool,
+    pub outcome: Outcome,
+    pub note: Option<String>,
+}
+
+/// Where a manifest was read: its key, fingerprint and ETag.
+pub type Seen = (String, String, String);
+
+fn note_pull(
+    c: &Connection,
+    datastore: &str,
+    (key, fp, etag): &Seen,
+    local: &str,
+) -> rusqlite::Result<()> {
+    super::note(c, "pull", (datastore, key), (local, fp, etag))
 }
 
 /// The local version with this asset's content, if there is one.
@@ -34,9 +48,7 @@ pub fn asset_here(store: &Store, m: &AssetManifest) -> Result<Option<String>> {
 /// Records an asset version from its manifest (its blobs are in the store).
 pub fn asset(
     store: &Store,
-    datastore: &str,
-    key: &str,
-    fingerprint: &str,
+    (datastore, seen): (&str, Seen),
     m: &AssetManifest,
 ) -> Result<Restored> {
     let blobs: Vec<PutBlob> = m
@@ -68,8 +80,18 @@ pub fn asset(
     let mut workspace = store.workspace()?;
     let (version, created) = workspace.record_version(&new)?;
     let local = version.reference();
-    map(store, datastore, key, &local, fingerprint)?;
-    Ok(Restored { local, created })
+    let datastore = datastore.to_owned();
+    let noted = local.clone();
+    store.transaction::<_, crate::Error>(move |c| Ok(note_pull(c, &datastore, &seen, &noted)?))?;
+    Ok(Restored {
+        local,
+        outcome: if created {
+            Outcome::Created
+        } else {
+            Outcome::AlreadyHere
+        },
+        note: None,
+    })
 }
 
 /// Whether a run of this id is here.
@@ -84,68 +106,117 @@ pub fn run_here(store: &Store, id: &str) -> Result<bool> {
     })
 }
 
+/// The run as the tracking store takes it.
+fn restored_run(m: &RunManifest, experiment_id: i64, experiment: String) -> runs::RestoredRun {
+    runs::RestoredRun {
+        info: crate::tracking::types::RunInfo {
+            run_id: m.run_id.clone(),
+            run_uuid: m.run_id.clone(),
+            run_name: m.run_name.clone(),
+            experiment_id: experiment,
+            user_id: m.user_id.clone(),
+            status: m.status.clone(),
+            start_time: m.start_time,
+            end_time: m.end_time,
+            artifact_uri: String::new(),
+            lifecycle_stage: "active".into(),
+        },
+        experiment_id,
+        params: m.params.clone(),
+        tags: m.tags.clone(),
+        metrics: m.metrics.clone(),
+    }
+}
+
 /// Records a run from its manifest, in its experiment (made when there is none of its name),
 /// with its artifacts (their blobs are in the store) and its inputs linked to the local
-/// versions of the same content.
-pub fn run(
-    store: &Store,
-    datastore: &str,
-    key: &str,
-    fingerprint: &str,
-    m: &RunManifest,
-) -> Result<Restored> {
+/// versions of the same content. A run already here gets what the manifest has more: metric
+/// points, params, tags, artifacts at paths it lacks, its end.
+pub fn run(store: &Store, (datastore, seen): (&str, Seen), m: &RunManifest) -> Result<Restored> {
     let tracking = store.tracking();
-    let experiment = tracking.experiment_named(&m.experiment)?;
+    let here = run_here(store, &m.run_id)?;
+    let experiment = if here {
+        String::new()
+    } else {
+        tracking.experiment_named(&m.experiment)?
+    };
     let m = m.clone();
-    let (datastore, key, fingerprint) =
-        (datastore.to_owned(), key.to_owned(), fingerprint.to_owned());
-    let local = tracking.write(move |c| {
-        let experiment_id = experiments::require_active(c, &experiment)?;
-        let info = runs::restore(
-            c,
-            &runs::RestoredRun {
-                info: crate::tracking::types::RunInfo {
-                    run_id: m.run_id.clone(),
-                    run_uuid: m.run_id.clone(),
-                    run_name: m.run_name.clone(),
-                    experiment_id: experiment.clone(),
-                    user_id: m.user_id.clone(),
-                    status: m.status.clone(),
-                    start_time: m.start_time,
-                    end_time: m.end_time,
-                    artifact_uri: String::new(),
-                    lifecycle_stage: "active".into(),
-                },
-                experiment_id,
-                params: m.params.clone(),
-                tags: m.tags.clone(),
-                metrics: m.metrics.clone(),
-            },
-        )?;
-        let inputs: Vec<DatasetInput> = m
-            .inputs
-            .iter()
-            .map(|i| local_input(c, i))
-            .collect::<TrackingResult<_>>()?;
-        if !inputs.is_empty() {
-            runs::log_inputs(c, &m.run_id, &inputs)?;
+    let datastore = datastore.to_owned();
+    tracking
+        .write(move |c| {
+            let (info, merged) = if here {
+                let merged = runs::merge(c, &restored_run(&m, 0, String::new()))?;
+                (runs::get(c, &m.run_id)?.info, Some(merged))
+            } else {
+                let experiment_id = experiments::require_active(c, &experiment)?;
+                (
+                    runs::restore(c, &restored_run(&m, experiment_id, experiment.clone()))?,
+                    None,
+                )
+            };
+            if !here {
+                let inputs: Vec<DatasetInput> = m
+                    .inputs
+                    .iter()
+                    .map(|i| local_input(c, i))
+                    .collect::<TrackingResult<_>>()?;
+                if !inputs.is_empty() {
+                    runs::log_inputs(c, &m.run_id, &inputs)?;
+                }
+            }
+            let dir = artifact_folder(&info.artifact_uri)?;
+            let mut files = 0;
+            for file in &m.artifacts {
+                let path = format!("{dir}/{}", checked(&file.path)?);
+                let there: bool = c
+                    .query_row("SELECT 1 FROM artifacts WHERE path = ?1", [&path], |_| {
+                        Ok(())
+                    })
+                    .optional()?
+                    .is_some();
+                if !there {
+                    artifacts::record(c, &path, &file.blob, file.size)?;
+                    files += 1;
+                }
+            }
+            note_pull(c, &datastore, &seen, &m.run_id)?;
+            let (outcome, note) = match merged {
+                None => (Outcome::Created, None),
+                Some(merged) => added(&merged, files),
+            };
+            Ok(Restored {
+                local: m.run_id.clone(),
+                outcome,
+                note,
+            })
+        })
+        .map_err(Into::into)
+}
+
+/// What a merge added, in words; `AlreadyHere` when nothing.
+fn added(merged: &runs::Merged, files: usize) -> (Outcome, Option<String>) {
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (merged.points, "metric points"),
+        (merged.params, "params"),
+        (merged.tags, "tags"),
+        (files, "artifacts"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
         }
-        let dir = artifact_folder(&info.artifact_uri)?;
-        for file in &m.artifacts {
-            artifacts::record(
-                c,
-                &format!("{dir}/{}", checked(&file.path)?),
-                &file.blob,
-                file.size,
-            )?;
-        }
-        map_row(c, &datastore, &key, &m.run_id, &fingerprint)?;
-        Ok(m.run_id.clone())
-    })?;
-    Ok(Restored {
-        local,
-        created: true,
-    })
+    }
+    if merged.ended {
+        parts.push("its end".into());
+    }
+    if parts.is_empty() {
+        (Outcome::AlreadyHere, None)
+    } else {
+        (
+            Outcome::Updated,
+            Some(format!("added {}", parts.join(", "))),
+        )
+    }
 }
 
 /// A dataset input as it reads here: a `lathe` source names the local version of the same
@@ -221,9 +292,7 @@ pub fn model_here(tracking: &Tracking, m: &ModelManifest) -> Result<Option<Strin
 /// the run is here, else in a folder of their own; aliases it had that are free here.
 pub fn model(
     store: &Store,
-    (datastore, layout): (&str, &Layout),
-    key: &str,
-    fingerprint: &str,
+    (datastore, layout, seen): (&str, &Layout, Seen),
     m: &ModelManifest,
 ) -> Result<Restored> {
     let tracking = store.tracking();
@@ -231,111 +300,96 @@ pub fn model(
     let own_folder = format!(
         "synced/{}",
         layout
-            .model(&m.name, &m.digest)
+            .model(&m.name, m.version, &m.digest)
             .trim_end_matches(".json")
             .rsplit_once("/models/")
             .map_or(m.digest.as_str(), |(_, rest)| rest)
     );
-    let (datastore, key, fingerprint) =
-        (datastore.to_owned(), key.to_owned(), fingerprint.to_owned());
-    let local = tracking.write(move |c| {
-        let run_dir: Option<String> = match (&m.run_id, &m.path_in_run) {
-            (Some(id), Some(path)) => c
-                .query_row("SELECT artifact_uri FROM runs WHERE uuid = ?1", [id], |r| {
-                    r.get::<_, String>(0)
-                })
-                .optional()?
-                .map(|uri| artifact_folder(&uri))
-                .transpose()?
-                .map(|root| {
-                    if path.is_empty() {
-                        root
-                    } else {
-                        format!("{root}/{path}")
-                    }
-                }),
-            _ => None,
-        };
-        let dir = run_dir.unwrap_or(own_folder);
-        for file in &m.files {
-            artifacts::record(
-                c,
-                &format!("{dir}/{}", checked(&file.path)?),
-                &file.blob,
-                file.size,
-            )?;
-        }
-        if registry::get_model(c, &m.name).is_err() {
-            registry::create_model(c, &m.name, "", &[])?;
-        }
-        let version = registry::create_version(
-            c,
-            registry::NewVersion {
-                name: m.name.clone(),
-                source: format!("{}{dir}", crate::tracking::api::ARTIFACTS_SCHEME),
-                run_id: m.run_id.clone(),
-                run_link: String::new(),
-                description: m.description.clone(),
-                user_id: m.user_id.clone(),
-                tags: m.tags.clone(),
-                signature: m.signature.clone(),
-                model_id: None,
-            },
-        )?;
-        for alias in &m.aliases {
-            if registry::version_by_alias(c, &m.name, alias).is_err() {
-                registry::set_alias(c, &m.name, alias, &version.version)?;
+    let datastore = datastore.to_owned();
+    tracking
+        .write(move |c| {
+            let run_dir: Option<String> = match (&m.run_id, &m.path_in_run) {
+                (Some(id), Some(path)) => c
+                    .query_row("SELECT artifact_uri FROM runs WHERE uuid = ?1", [id], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .optional()?
+                    .map(|uri| artifact_folder(&uri))
+                    .transpose()?
+                    .map(|root| {
+                        if path.is_empty() {
+                            root
+                        } else {
+                            format!("{root}/{path}")
+                        }
+                    }),
+                _ => None,
+            };
+            let dir = run_dir.unwrap_or(own_folder);
+            for file in &m.files {
+                artifacts::record(
+                    c,
+                    &format!("{dir}/{}", checked(&file.path)?),
+                    &file.blob,
+                    file.size,
+                )?;
             }
-        }
-        let local = format!("{}:{}", m.name, version.version);
-        map_row(c, &datastore, &key, &local, &fingerprint)?;
-        Ok(local)
-    })?;
-    Ok(Restored {
-        local,
-        created: true,
-    })
+            if registry::get_model(c, &m.name).is_err() {
+                registry::create_model(c, &m.name, "", &[])?;
+            }
+            let version = registry::create_version(
+                c,
+                registry::NewVersion {
+                    name: m.name.clone(),
+                    source: format!("{}{dir}", crate::tracking::api::ARTIFACTS_SCHEME),
+                    run_id: m.run_id.clone(),
+                    run_link: String::new(),
+                    description: m.description.clone(),
+                    user_id: m.user_id.clone(),
+                    tags: m.tags.clone(),
+                    signature: m.signature.clone(),
+                    model_id: None,
+                },
+            )?;
+            let local = format!("{}:{}", m.name, version.version);
+            let note = set_free_aliases(c, &m.name, &version.version, &m.aliases)?;
+            note_pull(c, &datastore, &seen, &local)?;
+            Ok(Restored {
+                local,
+                outcome: Outcome::Created,
+                note,
+            })
+        })
+        .map_err(Into::into)
 }
 
-/// Notes that the manifest at `key` is `local` here (a pull that found it already here).
-pub fn map(
-    store: &Store,
-    datastore: &str,
-    key: &str,
-    local: &str,
-    fingerprint: &str,
-) -> Result<()> {
-    let (datastore, key, local, fingerprint) = (
-        datastore.to_owned(),
-        key.to_owned(),
-        local.to_owned(),
-        fingerprint.to_owned(),
-    );
-    store.transaction::<_, crate::Error>(move |c| {
-        map_row(c, &datastore, &key, &local, &fingerprint)?;
-        Ok(())
-    })
+/// Gives the local version `local` (`NAME:VERSION`) the `aliases` no version of it has here;
+/// what was set, in words.
+pub fn free_aliases(store: &Store, local: &str, aliases: &[String]) -> Result<Option<String>> {
+    let Some((name, version)) = local.rsplit_once(':') else {
+        return Ok(None);
+    };
+    if aliases.is_empty() {
+        return Ok(None);
+    }
+    let (name, version, aliases) = (name.to_owned(), version.to_owned(), aliases.to_vec());
+    Ok(store
+        .tracking()
+        .write(move |c| set_free_aliases(c, &name, &version, &aliases))?)
 }
 
-fn map_row(
+fn set_free_aliases(
     c: &Connection,
-    datastore: &str,
-    key: &str,
-    local: &str,
-    fingerprint: &str,
-) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "INSERT INTO sync_map (datastore, direction, remote, local, fingerprint, synced_at_ms)
-         VALUES (?1, 'pull', ?2, ?3, ?4, ?5)
-         ON CONFLICT (datastore, direction, remote) DO UPDATE SET local = excluded.local,
-             fingerprint = excluded.fingerprint, synced_at_ms = excluded.synced_at_ms",
-    )?
-    .execute(params![
-        datastore,
-        key,
-        local,
-        fingerprint,
-        crate::db::now_millis()
-    ])?;
-    Ok(())
+    name: &str,
+    version: &str,
+    aliases: &[String],
+) -> TrackingResult<Option<String>> {
+    let mut set = Vec::new();
+    for alias in aliases {
+        if registry::version_by_alias(c, name, alias).is_err() {
+            registry::set_alias(c, name, alias, version)?;
+            set.push(alias.as_str());
+        }
+    }
+    Ok((!set.is_empty()).then(|| format!("alias {} set", set.join(", "))))
 }

@@ -85,24 +85,47 @@ impl Tracking {
         self.artifact_file(&format!("{dir}/{path}"))
     }
 
-    /// The folder in this store that `uri` names: an `mlflow-artifacts:/` URI, or an MLflow 3
-    /// logged model's `models:/<id>` (its artifact URI). `None` for files elsewhere.
+    /// The folder in this store that `uri` names: an `mlflow-artifacts:/` URI, an MLflow 3
+    /// logged model's `models:/<id>` (its artifact URI), or `runs:/<run id>/<path>` (a path in
+    /// a run's artifacts, as MLflow's client names a model logged by a run). `None` for files
+    /// elsewhere.
     ///
     /// # Errors
-    /// A `models:/` id that names no logged model.
+    /// A `models:/` id that names no logged model; a `runs:/` id that names no run, or a path
+    /// with `..`.
     pub fn artifact_dir(&self, uri: &str) -> TrackingResult<Option<String>> {
-        let uri = match uri.strip_prefix("models:/") {
-            Some(id) => {
-                let id = id.trim_matches('/').to_owned();
-                self.read(move |c| super::logged_models::get(c, &id))?
-                    .info
-                    .artifact_uri
-            }
-            None => uri.to_owned(),
+        let (uri, under) = if let Some(id) = uri.strip_prefix("models:/") {
+            let id = id.trim_matches('/').to_owned();
+            let logged = self.read(move |c| super::logged_models::get(c, &id))?;
+            (logged.info.artifact_uri, String::new())
+        } else if let Some(rest) = uri.strip_prefix("runs:/") {
+            let (run, path) = rest
+                .trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or((rest, ""));
+            let path = validate_artifact_path(path)?;
+            let run = run.to_owned();
+            let root: String = self.read(move |c| {
+                c.query_row(
+                    "SELECT artifact_uri FROM runs WHERE uuid = ?1",
+                    [&run],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| TrackingError::missing(format!("Run with id={run} not found")))
+            })?;
+            (root, path)
+        } else {
+            (uri.to_owned(), String::new())
         };
         Ok(uri
             .strip_prefix(super::api::ARTIFACTS_SCHEME)
-            .map(|dir| dir.trim_matches('/').to_owned()))
+            .map(|dir| dir.trim_matches('/'))
+            .map(|dir| match (dir.is_empty(), under.is_empty()) {
+                (_, true) => dir.to_owned(),
+                (true, false) => under.clone(),
+                (false, false) => format!("{dir}/{under}"),
+            }))
     }
 
     /// The files and folders directly inside `dir` ("" is the root), paths relative to it.

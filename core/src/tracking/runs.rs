@@ -150,6 +150,86 @@ pub fn restore(conn: &Connection, run: &RestoredRun) -> TrackingResult<RunInfo> 
     Ok(get(conn, &info.run_id)?.info)
 }
 
+/// What [`merge`] added to a run.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Merged {
+    pub points: usize,
+    pub params: usize,
+    pub tags: usize,
+    /// The run was running here and had ended there.
+    pub ended: bool,
+}
+
+/// Adds to the run `run.info.run_id` what `run` (another workspace's copy of it) has more:
+/// metric points, params and tags of keys it lacks, and the end of a run still running here.
+/// Nothing it has is changed: a tag or param of the same key keeps its value here.
+///
+/// # Errors
+/// No such run; the store cannot be written.
+pub fn merge(conn: &Connection, run: &RestoredRun) -> TrackingResult<Merged> {
+    let id = &run.info.run_id;
+    let found = find(conn, id)?;
+    let mut merged = Merged::default();
+    let has = |table: &str, key: &str| -> TrackingResult<bool> {
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT 1 FROM {table} WHERE run_id = ?1 AND key = ?2"
+            ))?
+            .query_row(params![found.id, key], |_| Ok(()))
+            .optional()?
+            .is_some())
+    };
+    let mut new_params = Vec::new();
+    for p in &run.params {
+        if !has("params", &p.key)? {
+            new_params.push(p.clone());
+        }
+    }
+    merged.params = new_params.len();
+    log_params(conn, found.id, id, &new_params)?;
+    for tag in &run.tags {
+        if !has("run_tags", &tag.key)? {
+            set_tag_row(conn, found.id, &tag.key, &tag.value)?;
+            merged.tags += 1;
+        }
+    }
+    let mut keys: Vec<&str> = run.metrics.iter().map(|m| m.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut new_points = Vec::new();
+    for key in keys {
+        let here: std::collections::HashSet<(i64, i64, u64)> =
+            metrics::history(conn, found.id, key)?
+                .into_iter()
+                .map(|p| (p.step, p.timestamp, p.value.to_bits()))
+                .collect();
+        new_points.extend(
+            run.metrics
+                .iter()
+                .filter(|m| {
+                    m.key == key && !here.contains(&(m.step, m.timestamp, m.value.to_bits()))
+                })
+                .cloned(),
+        );
+    }
+    merged.points = new_points.len();
+    if !new_points.is_empty() {
+        metrics::append(conn, found.id, &new_points)?;
+    }
+    let status: String =
+        conn.query_row("SELECT status FROM runs WHERE id = ?1", [found.id], |r| {
+            r.get(0)
+        })?;
+    if status == "RUNNING" && run.info.status != "RUNNING" {
+        conn.execute(
+            "UPDATE runs SET status = ?1, end_time_ms = ?2 WHERE id = ?3",
+            params![run.info.status, run.info.end_time, found.id],
+        )?;
+        merged.ended = true;
+    }
+    Ok(merged)
+}
+
 /// A readable default name, as MLflow gives: `adjective-noun-number`, drawn from the run's id.
 fn generated_name(uuid: &str) -> String {
     const ADJECTIVES: &[&str] = &[
