@@ -310,3 +310,65 @@ fn every_section_fits_a_1024_by_700_window() {
         }
     }
 }
+
+#[test]
+fn a_datastore_is_checked_pushed_to_and_imported_from_in_the_data_section() {
+    use lathe_core::datastores::{self, DatastoreSpec};
+    use lathe_tests::{boto3, s3_server};
+    let s = Sandbox::new();
+    // moto takes any credentials: these name variables every process has.
+    let spec = DatastoreSpec::from_yaml(&format!(
+        "name: team\ntype: s3\nendpoint_url: {}\nbucket: lathe-test\nprefix: gui/\n\
+         credentials:\n  access_key_id_env: HOME\n  secret_access_key_env: PATH\n",
+        s3_server()
+    ))
+    .unwrap();
+    {
+        let store = lathe_core::Store::open(s.workspace()).unwrap();
+        datastores::put(&store, &spec, false).unwrap();
+    }
+    boto3(r#"s3.put_object(Bucket="lathe-test", Key="gui/raw/t.csv", Body=b"x,y\n1,2\n")"#);
+    let mut h = harness(workbench(
+        &s,
+        &[("weather.csv", b"city,temp\nOslo,-3.5\n".as_slice())],
+    ));
+    run_until(&mut h, WAIT, "the datastore list", |h| shows(h, "🗄 team"));
+    h.get_by_label("🗄 team").click();
+    run_until(&mut h, WAIT, "the datastore", |h| {
+        h.query_by_label_contains("s3://lathe-test/gui/ at http://127.0.0.1:")
+            .is_some()
+    });
+    h.get_by_label("Check").click();
+    run_until(&mut h, WAIT, "the check", |h| {
+        h.query_by_label_contains("✔ reachable in").is_some()
+    });
+    assert!(
+        h.query_by_label_contains("credentials from $HOME")
+            .is_some()
+    );
+
+    h.get_by_label("Push ⬆").click();
+    run_until(&mut h, WAIT, "the push's report", |h| {
+        h.query_by_label_contains("1 of 1 item sent to s3://lathe-test/gui/")
+            .is_some()
+    });
+    assert!(shows(&h, "asset weather:1"));
+
+    let path = h.get_by_label("Path");
+    path.focus();
+    path.type_text("raw/t.csv");
+    h.step();
+    let name = h.get_by_label("as asset");
+    name.focus();
+    name.type_text("from-s3");
+    h.step();
+    h.get_by_label("Import").click();
+    run_until(&mut h, WAIT, "the imported asset", |h| {
+        shows(h, "⊞ from-s3")
+    });
+    h.get_by_label("⊞ from-s3").click();
+    run_until(&mut h, WAIT, "its rows", |h| {
+        h.query_by_label_contains("azureml://datastores/team/paths/raw/t.csv")
+            .is_some()
+    });
+}

@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use lathe_core::assets::{AssetKind, AssetRef, AssetVersion};
-use lathe_core::import::{ImportRequest, import};
+use lathe_core::import::{ImportRequest, import_from};
 use lathe_core::profile::{TableProfile, profile_version};
 use lathe_core::{Workspace, export, format};
 use serde_json::json;
 
 pub use crate::output::{Output, Reported, print_json, read_text, with_progress};
-use lathe_core::datastores::fetch;
 
 use crate::{
     batch_cli, datastore_cli, drift_cli, endpoint_cli, label_cli, monitor_cli, pipeline_cli,
@@ -202,35 +201,16 @@ fn data(root: &Path, command: DataCommand) -> Result<()> {
             datastore,
             output,
         } => {
-            let uri = path
-                .to_str()
-                .filter(|p| fetch::is_uri(p))
-                .map(str::to_owned);
-            let mut request = ImportRequest {
+            let request = ImportRequest {
                 path,
                 name,
                 kind,
                 text_column,
-                source_label: uri.clone(),
+                source_label: None,
             };
-            let outcome = match uri {
-                // Fetched into a folder of the workspace (the kernel copies it into the blob
-                // store from the same disk) that goes when the import ends.
-                Some(uri) => {
-                    let location = fetch::resolve(ws.store(), &uri, datastore.as_deref())?;
-                    let staging = tempfile::tempdir_in(root)?;
-                    with_progress(&mut ws, |ws, progress| {
-                        request.path = fetch::download(
-                            &location,
-                            staging.path(),
-                            lathe_core::sync::THREADS,
-                            progress,
-                        )?;
-                        import(ws, &request, progress)
-                    })?
-                }
-                None => with_progress(&mut ws, |ws, progress| import(ws, &request, progress))?,
-            };
+            let outcome = with_progress(&mut ws, |ws, progress| {
+                import_from(ws, &request, datastore.as_deref(), progress)
+            })?;
             let v = &outcome.version;
             if output.json {
                 print_json(&json!({ "created": outcome.created, "version": v }))?;

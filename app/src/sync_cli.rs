@@ -97,66 +97,23 @@ pub fn sync(store: &Store, command: SyncCommand) -> Result<()> {
 
 fn print_report(report: &Report, push: bool) {
     for item in &report.items {
-        let outcome = match item.outcome {
-            Outcome::Sent => "sent",
-            Outcome::Unchanged => "unchanged",
-            Outcome::Created => "created",
-            Outcome::AlreadyHere => "already here",
-            Outcome::Updated => "updated",
-            Outcome::Skipped => "skipped",
-        };
-        // Where it is on the other side, when its name there differs.
-        let (other, side) = if push {
-            (item.remote.as_deref(), "there")
-        } else {
-            (item.local.as_deref(), "here")
-        };
-        let mapped = other
-            .filter(|o| {
-                !item.label.ends_with(&format!(" {o}")) && !item.label.contains(&format!(" {o} "))
-            })
-            .map(|o| format!(" → {o} {side}"))
+        let mapped = item
+            .moved_to(push)
+            .map(|m| format!(" {m}"))
             .unwrap_or_default();
         let note = item
             .note
             .as_deref()
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        println!("{outcome:>12}  {}{mapped}{note}", item.label);
+        println!("{:>12}  {}{mapped}{note}", item.outcome_word(), item.label);
     }
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let (done, verb, direction, blobs_verb, present) = if push {
-        (
-            report.count(Outcome::Sent),
-            "sent",
-            "to",
-            "sent",
-            "already there",
-        )
-    } else {
-        (
-            report.count(Outcome::Created) + report.count(Outcome::Updated),
-            "recorded",
-            "from",
-            "fetched",
-            "already here",
-        )
-    };
-    println!(
-        "{done} of {} {verb} {direction} {}; {} ({}) {blobs_verb}, {} {present}; {:.1} s",
-        plural(report.items.len(), "item", "items"),
-        report.location,
-        plural(report.blobs_moved, "blob", "blobs"),
-        lathe_core::format::bytes(report.bytes_moved as i64),
-        plural(report.blobs_present, "blob", "blobs"),
-        report.seconds
-    );
+    println!("{}", report.summary(push));
     let skipped = report.count(Outcome::Skipped);
     if skipped > 0 {
         println!(
-            "{} skipped: see the reasons above",
-            plural(skipped, "item", "items")
+            "{skipped} skipped: see {} above",
+            if skipped == 1 { "why" } else { "the reasons" }
         );
     }
 }

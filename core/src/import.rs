@@ -369,6 +369,33 @@ fn stage_images(
     })))
 }
 
+/// As [`import`], and `request.path` may be a datastore's URI (`s3://bucket/key`, through
+/// `datastore` or the one datastore of that bucket; `azureml://datastores/NAME/paths/PATH`):
+/// its object, or the objects under it as a folder, are fetched into a folder of the workspace
+/// that goes when the import ends, and the version's source is the URI.
+///
+/// # Errors
+/// As [`import`]; as [`crate::datastores::fetch::resolve`] and
+/// [`crate::datastores::fetch::download`].
+pub fn import_from(
+    ws: &mut Workspace,
+    request: &ImportRequest,
+    datastore: Option<&str>,
+    progress: &Progress,
+) -> Result<ImportOutcome> {
+    use crate::datastores::fetch;
+    let Some(uri) = request.path.to_str().filter(|p| fetch::is_uri(p)) else {
+        return import(ws, request, progress);
+    };
+    let location = fetch::resolve(ws.store(), uri, datastore)?;
+    // In the workspace's folder: the copy into the blob store then stays on one disk.
+    let staging = tempfile::tempdir_in(ws.root()).map_err(|e| Error::io(ws.root(), e))?;
+    let mut local = request.clone();
+    local.source_label.get_or_insert_with(|| uri.to_owned());
+    local.path = fetch::download(&location, staging.path(), crate::sync::THREADS, progress)?;
+    import(ws, &local, progress)
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;

@@ -2,7 +2,7 @@
 //! [`Event`]s that finished work produced; it never touches the database or the disk itself.
 //! Commands and events are split by domain — data assets ([`data`]), experiments and models
 //! ([`tracking`]), labeling ([`labeling`]), pipelines ([`pipelines`]), promotion
-//! ([`promotion`]), online endpoints ([`endpoints`]) — each handled in its own module. Long or writing work (imports, profiles, exports, pipeline runs, pre-labels) runs as
+//! ([`promotion`]), online endpoints ([`endpoints`]), datastores and sync ([`datastores`]) — each handled in its own module. Long or writing work (imports, profiles, exports, pipeline runs, pre-labels) runs as
 //! a [`Job`] with progress and cancel on the job runner's named threads; short reads (table
 //! pages, thumbnails) run on two reader threads. Both queues are bounded: past their bound a
 //! command is refused at once with [`Event::Failed`], so the window never waits on them. A job
@@ -26,6 +26,7 @@ use crate::{Error, Result};
 
 mod batch;
 mod data;
+mod datastores;
 mod endpoints;
 mod labeling;
 mod monitoring;
@@ -36,6 +37,7 @@ mod watch;
 
 pub use batch::{BatchView, BatchViews};
 pub use data::{DataCommand, DataEvent, PAGE_ROWS, Page, THUMBNAIL_SIDE};
+pub use datastores::{DatastoreCommand, DatastoreEvent};
 pub use endpoints::{EndpointCommand, EndpointEvent, EndpointView, TestAnswer, request_template};
 pub use labeling::{ItemView, LabelCommand, LabelEvent, Projects};
 pub use monitoring::{MonitorCommand, MonitorEvent, MonitorList, MonitorSummary, MonitorView};
@@ -124,6 +126,7 @@ pub enum Command {
     Promotion(PromotionCommand),
     Endpoints(EndpointCommand),
     Monitoring(MonitorCommand),
+    Datastores(DatastoreCommand),
 }
 
 /// What finished work tells the window, by domain, and what concerns every domain.
@@ -136,6 +139,7 @@ pub enum Event {
     Promotion(PromotionEvent),
     Endpoints(EndpointEvent),
     Monitoring(MonitorEvent),
+    Datastores(DatastoreEvent),
     /// Someone (this window, the CLI, another window, a script) changed these kinds of thing:
     /// lists showing them should be read again.
     Changed(Changes),
@@ -171,6 +175,7 @@ by_domain! {
     Promotion: PromotionCommand, PromotionEvent;
     Endpoints: EndpointCommand, EndpointEvent;
     Monitoring: MonitorCommand, MonitorEvent;
+    Datastores: DatastoreCommand, DatastoreEvent;
 }
 
 /// A long task the GUI shows with a progress bar and a cancel button.
@@ -284,6 +289,7 @@ impl Service {
             Command::Promotion(command) => promotion::handle(self, command),
             Command::Endpoints(command) => endpoints::handle(self, command),
             Command::Monitoring(command) => monitoring::handle(self, command),
+            Command::Datastores(command) => datastores::handle(self, command),
         }
     }
 

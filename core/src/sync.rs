@@ -31,7 +31,7 @@ pub use pull::pull;
 pub use push::push;
 
 /// What to sync; all of it when every list is empty.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
     /// Data assets, `NAME` (every version) or `NAME:VERSION`.
     pub assets: Vec<String>,
@@ -110,6 +110,67 @@ impl Report {
     /// How many items ended as `outcome`.
     pub fn count(&self, outcome: Outcome) -> usize {
         self.items.iter().filter(|i| i.outcome == outcome).count()
+    }
+
+    /// One line on what a push (`push`) or pull did: `3 of 5 items sent to s3://b/p; 12 blobs
+    /// (3.4 MiB) sent, 40 blobs already there; 1.2 s`.
+    pub fn summary(&self, push: bool) -> String {
+        let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+        let (done, verb, direction, blobs_verb, present) = if push {
+            (
+                self.count(Outcome::Sent),
+                "sent",
+                "to",
+                "sent",
+                "already there",
+            )
+        } else {
+            (
+                self.count(Outcome::Created) + self.count(Outcome::Updated),
+                "recorded",
+                "from",
+                "fetched",
+                "already here",
+            )
+        };
+        format!(
+            "{done} of {} {verb} {direction} {}; {} ({}) {blobs_verb}, {} {present}; {:.1} s",
+            plural(self.items.len(), "item"),
+            self.location,
+            plural(self.blobs_moved, "blob"),
+            crate::format::bytes(self.bytes_moved as i64),
+            plural(self.blobs_present, "blob"),
+            self.seconds
+        )
+    }
+}
+
+impl Item {
+    /// Its name on the other side (push: in the datastore, pull: here) when that differs from
+    /// the one in its label, as `→ customers:2 there`.
+    pub fn moved_to(&self, push: bool) -> Option<String> {
+        let (other, side) = if push {
+            (self.remote.as_deref(), "there")
+        } else {
+            (self.local.as_deref(), "here")
+        };
+        other
+            .filter(|o| {
+                !self.label.ends_with(&format!(" {o}")) && !self.label.ends_with(&format!("({o})"))
+            })
+            .map(|o| format!("→ {o} {side}"))
+    }
+
+    /// Its outcome in a word or two.
+    pub fn outcome_word(&self) -> &'static str {
+        match self.outcome {
+            Outcome::Sent => "sent",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Created => "created",
+            Outcome::AlreadyHere => "already here",
+            Outcome::Updated => "updated",
+            Outcome::Skipped => "skipped",
+        }
     }
 }
 

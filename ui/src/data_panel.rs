@@ -12,6 +12,7 @@ use lathe_core::monitoring::thresholds::{Thresholds, evaluate};
 use lathe_core::profile::TableProfile;
 use lathe_core::service::{DataCommand, DataEvent, MonitorCommand, Reply, Service};
 
+use crate::datastores_view::DatastoresView;
 use crate::drift_view;
 use crate::image_grid::{Thumbnails, image_grid_ui};
 use crate::loadable::{Loadable, loaded_ui, ready_or_status_ui};
@@ -51,6 +52,7 @@ pub struct DataPanel {
     compare_with: HashMap<i64, i64>,
     comparisons: HashMap<ComparisonKey, Loadable<Arc<Comparison>>>,
     compare_feature: Option<String>,
+    pub datastores: DatastoresView,
 }
 
 impl DataPanel {
@@ -66,6 +68,7 @@ impl DataPanel {
 
     /// Selects an asset and shows its given version (or its latest when `None`).
     pub fn select(&mut self, name: &str, version: Option<i64>) {
+        self.datastores.close();
         self.selected = Some(name.to_owned());
         if let Some(id) = version {
             self.chosen.insert(name.to_owned(), id);
@@ -130,6 +133,13 @@ impl DataPanel {
     }
 
     pub fn asset_list_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        egui::Panel::bottom("datastore-list")
+            .resizable(false)
+            .show(ui, |ui| {
+                ui.add_space(4.0);
+                self.datastores.list_ui(ui, service);
+                ui.add_space(4.0);
+            });
         ui.add_space(4.0);
         ui.heading("Data assets");
         ui.add(
@@ -176,6 +186,15 @@ impl DataPanel {
             });
         if let Some(name) = clicked {
             self.select(&name, None);
+        }
+    }
+
+    /// The main area: the selected datastore, else the selected asset.
+    pub fn main_ui(&mut self, ui: &mut egui::Ui, service: &Service) {
+        if self.datastores.is_open() {
+            self.datastores.main_ui(ui, service);
+        } else {
+            self.asset_ui(ui, service);
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod compare_view;
 mod data_panel;
+mod datastores_view;
 mod designer;
 mod drift_view;
 mod endpoints_panel;

@@ -196,7 +196,7 @@ impl Workbench {
                     .resizable(true)
                     .default_size(240.0)
                     .show(ui, |ui| self.data.asset_list_ui(ui, &self.service));
-                egui::CentralPanel::default().show(ui, |ui| self.data.asset_ui(ui, &self.service));
+                egui::CentralPanel::default().show(ui, |ui| self.data.main_ui(ui, &self.service));
                 None
             }
             Section::Experiments => {
@@ -341,6 +341,9 @@ impl Workbench {
         if changes.monitoring {
             self.monitoring.changed(&self.service);
         }
+        if changes.datastores {
+            self.data.datastores.changed(&self.service);
+        }
         if changes.pipelines || changes.assets || changes.models {
             self.designer.palette_changed(&self.service);
         }
@@ -384,6 +387,7 @@ impl Workbench {
                     reply,
                 }) => self.data.on_compared(reference, current, reply),
                 Event::Monitoring(event) => self.monitoring.on_event(event),
+                Event::Datastores(event) => self.data.datastores.on_event(event, &self.service),
                 Event::Changed(changes) => self.workspace_changed(changes),
                 Event::Failed { task, error } => {
                     self.messages.push(Message::Error(format!(

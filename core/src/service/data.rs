@@ -9,7 +9,7 @@ use polars::prelude::DataFrame;
 use super::{Failure, Reply, Service, Shared, TableSlot};
 use crate::assets::{Asset, AssetVersion, VersionFile};
 use crate::images::{self, Thumbnail};
-use crate::import::{ImportOutcome, ImportRequest, import};
+use crate::import::{ImportOutcome, ImportRequest, import_from};
 use crate::profile::{self, TableProfile};
 use crate::{table, text};
 
@@ -88,7 +88,7 @@ pub(super) fn handle(service: &Service, command: DataCommand) {
         DataCommand::Import(request) => {
             let label = format!("Importing {}", request.name);
             service.job(label, move |shared, ws, progress| {
-                let reply = import(ws, &request, progress)
+                let reply = import_from(ws, &request, None, progress)
                     .map(Arc::new)
                     .map_err(Failure::from);
                 let imported = reply.is_ok();

@@ -24,6 +24,7 @@ pub struct Changes {
     pub batch: bool,
     /// Monitors, their runs, alerts and actions.
     pub monitoring: bool,
+    pub datastores: bool,
 }
 
 impl Changes {
@@ -44,6 +45,7 @@ struct Fingerprints {
     endpoints: Vec<i64>,
     batch: Vec<i64>,
     monitoring: Vec<i64>,
+    datastores: Vec<i64>,
 }
 
 fn numbers(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<i64>> {
@@ -110,6 +112,12 @@ fn fingerprints(conn: &Connection) -> rusqlite::Result<Fingerprints> {
                     (SELECT count(*) FROM alerts), (SELECT max(last_seen_at_ms) FROM alerts),
                     (SELECT count(acknowledged_at_ms) FROM alerts), (SELECT max(finished_at_ms) FROM action_runs)",
         )?,
+        // A spec's bytes summed: an update changes them (almost always).
+        datastores: numbers(
+            conn,
+            "SELECT count(*), max(created_at_ms), sum(length(spec)), sum(unicode(spec) * length(name))
+             FROM datastores",
+        )?,
     })
 }
 
@@ -124,6 +132,7 @@ fn diff(old: &Fingerprints, new: &Fingerprints) -> Changes {
         endpoints: old.endpoints != new.endpoints,
         batch: old.batch != new.batch,
         monitoring: old.monitoring != new.monitoring,
+        datastores: old.datastores != new.datastores,
     }
 }
 

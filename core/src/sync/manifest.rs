@@ -315,11 +315,11 @@ impl Manifest {
         }
     }
 
-    /// How it is named to a user: `asset churn:3`, `run 5f0c…`, `model churn-classifier:2`.
+    /// How it is named to a user: `asset churn:3`, `run fit (5f0c…)`, `model churn-classifier:2`.
     pub fn label(&self) -> String {
         match self {
             Self::Asset(a) => format!("asset {}:{}", a.name, a.version),
-            Self::Run(r) => format!("run {} ({})", r.run_id, r.run_name),
+            Self::Run(r) => format!("run {} ({})", r.run_name, r.run_id),
             Self::Model(m) => format!("model {}:{}", m.name, m.version),
         }
     }
