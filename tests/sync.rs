@@ -123,17 +123,7 @@ fn contents(store: &Store) -> (Vec<String>, Vec<String>, Vec<String>) {
             }
         }
         points.sort();
-        let dir = tracking
-            .artifact_dir(&run.info.artifact_uri)
-            .unwrap()
-            .unwrap();
-        let mut files: Vec<String> = tracking
-            .artifact_tree(&dir)
-            .unwrap()
-            .into_iter()
-            .map(|(p, h, _)| format!("{p}={h}"))
-            .collect();
-        files.sort();
+        let files = files_at(&tracking, &run.info.artifact_uri);
         runs_out.push(format!(
             "{id} {} {} {} {:?} {:?} {:?} {:?} inputs={}",
             run.info.run_name,
@@ -164,14 +154,7 @@ fn contents(store: &Store) -> (Vec<String>, Vec<String>, Vec<String>) {
         let v = tracking
             .read(|c| registry::get_version(c, &name, &number))
             .unwrap();
-        let dir = tracking.artifact_dir(&v.source).unwrap().unwrap();
-        let mut files: Vec<String> = tracking
-            .artifact_tree(&dir)
-            .unwrap()
-            .into_iter()
-            .map(|(p, h, _)| format!("{p}={h}"))
-            .collect();
-        files.sort();
+        let files = files_at(&tracking, &v.source);
         let mut aliases = v.aliases.clone();
         aliases.sort();
         models.push(format!(
@@ -182,6 +165,19 @@ fn contents(store: &Store) -> (Vec<String>, Vec<String>, Vec<String>) {
     }
     models.sort();
     (assets, runs_out, models)
+}
+
+/// The files under an artifact URI, as `path=hash`, sorted.
+fn files_at(tracking: &lathe_core::tracking::Tracking, uri: &str) -> Vec<String> {
+    let dir = tracking.artifact_dir(uri).unwrap().unwrap();
+    let mut files: Vec<String> = tracking
+        .artifact_tree(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|(p, h, _)| format!("{p}={h}"))
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]
@@ -314,19 +310,25 @@ fn cutting_proxy(upstream: &str, limit: u64) -> String {
     address
 }
 
-#[test]
-fn a_large_blob_goes_in_parts_resumes_after_a_cut_and_comes_back_whole() {
-    const MIB: u64 = 1 << 20;
-    let a = Sandbox::new();
-    // 40 MiB of text lines: three parts of 16 MiB, the last shorter.
-    let mut text = Vec::with_capacity(41 << 20);
+/// About `mib` MiB of distinct text lines.
+fn corpus(mib: usize) -> Vec<u8> {
+    let mut text = Vec::with_capacity((mib + 1) << 20);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    while (text.len() as u64) < 40 * MIB {
+    while text.len() < mib << 20 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         writeln!(text, "line {x:016x} of a corpus too large for one request").unwrap();
     }
+    text
+}
+
+#[test]
+fn a_large_blob_goes_in_parts_resumes_after_a_cut_and_comes_back_whole() {
+    const MIB: u64 = 1 << 20;
+    let a = Sandbox::new();
+    // 40 MiB of text lines: three parts of 16 MiB, the last shorter.
+    let text = corpus(40);
     let size = text.len() as u64;
     let file = a.file("big.txt", &text);
     a.lathe(&[
@@ -600,4 +602,68 @@ fn the_datastore_numbers_versions_once_and_a_run_is_never_overwritten_by_a_stale
         .ok()
         .json();
     assert_eq!(pushed["items"][0]["outcome"], "sent", "{pushed}");
+}
+
+#[test]
+fn a_cancelled_push_stops_in_the_middle_of_a_part_and_the_next_goes_on() {
+    use lathe_core::datastores::{self, DatastoreSpec};
+    use lathe_core::jobs::Progress;
+    use lathe_core::sync::{self, Selection};
+    const MIB: u64 = 1 << 20;
+    let a = Sandbox::new();
+    let text = corpus(40);
+    let file = a.file("big.txt", &text);
+    a.lathe(&[
+        "data",
+        "import",
+        file.to_str().unwrap(),
+        "--name",
+        "big",
+        "--kind",
+        "text",
+    ])
+    .ok();
+    let store = Store::open(a.workspace()).unwrap();
+    // moto takes any credentials: these name variables every process has.
+    let spec = DatastoreSpec::from_yaml(&format!(
+        "name: team\ntype: s3\nendpoint_url: {}\nbucket: lathe-test\nprefix: cancel/\n\
+         credentials:\n  access_key_id_env: HOME\n  secret_access_key_env: PATH\n",
+        s3_server()
+    ))
+    .unwrap();
+    datastores::put(&store, &spec, false).unwrap();
+    let progress = Progress::default();
+    let pushed = std::thread::scope(|scope| {
+        let watcher = std::thread::Builder::new()
+            .spawn_scoped(scope, || {
+                // Cancel in the middle of the second part.
+                while progress.snapshot().done < 20 * MIB && !progress.is_cancelled() {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                progress.cancel();
+            })
+            .unwrap();
+        let pushed = sync::push(&store, "team", &Selection::default(), 1, &progress);
+        progress.cancel();
+        watcher.join().unwrap();
+        pushed
+    });
+    assert!(
+        matches!(pushed, Err(lathe_core::Error::Cancelled)),
+        "{pushed:?}"
+    );
+    assert!(s3_keys("cancel/lathe/assets/").is_empty());
+    let again = sync::push(
+        &store,
+        "team",
+        &Selection::default(),
+        4,
+        &Progress::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        again.bytes_moved,
+        text.len() as u64 - 16 * MIB,
+        "the first part was kept"
+    );
 }

@@ -174,6 +174,24 @@ impl Item {
     }
 }
 
+/// Datastore `name`'s settings, a client with its credentials, and where sync's objects are.
+///
+/// # Errors
+/// No such datastore; its credentials not found.
+fn open(
+    store: &Store,
+    name: &str,
+) -> Result<(
+    crate::datastores::DatastoreSpec,
+    crate::datastores::s3::Client,
+    manifest::Layout,
+)> {
+    let spec = crate::datastores::get(store, name)?.spec;
+    let client = crate::datastores::s3::Client::new(&spec)?;
+    let layout = manifest::Layout::new(&spec.prefix);
+    Ok((spec, client, layout))
+}
+
 /// `NAME:VERSION` as its parts; a name alone (or one whose last part is not a number).
 fn split_version(name: &str) -> (&str, Option<i64>) {
     match name.rsplit_once(':') {

@@ -6,19 +6,21 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use lathe_core::assets::name_from_path;
 use lathe_core::datastores::{CheckReport, Datastore};
 use lathe_core::import::ImportRequest;
 use lathe_core::service::{DataCommand, DatastoreCommand, DatastoreEvent, Service};
-use lathe_core::sync::{Outcome, Report, Selection};
+use lathe_core::sync::{Item, Outcome, Report, Selection};
 
 use crate::loadable::{Loadable, ready_or_status_ui};
 
 /// A new datastore's starting point.
 const TEMPLATE: &str = "name: team-bucket
 type: s3
+description: Where the team shares data and runs
 endpoint_url: http://127.0.0.1:9000   # leave out for AWS
 bucket: ml-data
-prefix: lathe/
+# prefix: team/                       # only keys under it
 region: us-east-1
 credentials:                          # names of variables, never the secrets
   access_key_id_env: TEAM_S3_KEY
@@ -59,7 +61,10 @@ pub struct DatastoresView {
     selected: Option<String>,
     /// The YAML being edited, for the datastore it belongs to.
     yaml: Option<(String, String)>,
+    /// What the last import or delete said, at the top.
     message: Option<Result<String, String>>,
+    /// What the last save said, beside Save.
+    settings_message: Option<Result<String, String>>,
     checks: HashMap<String, Loadable<Arc<CheckReport>>>,
     /// The last push or pull of each datastore: push?, and its report or why it failed.
     reports: HashMap<String, (bool, Loadable<Arc<Report>>)>,
@@ -90,12 +95,16 @@ impl DatastoresView {
             DatastoreEvent::Saved(reply) => match reply {
                 Ok(saved) => {
                     let name = saved.spec.name.clone();
-                    self.message = Some(Ok(format!("Saved datastore {name}.")));
+                    self.settings_message = Some(Ok(format!("Saved datastore {name}.")));
                     self.selected = Some(name.clone());
-                    self.yaml = Some((name, saved.spec.to_yaml()));
+                    self.yaml = Some((name.clone(), saved.spec.to_yaml()));
+                    // What was checked or moved was for the settings before.
+                    self.reports.remove(&name);
+                    self.checks.insert(name.clone(), Loadable::Loading);
+                    service.send(DatastoreCommand::Check { name });
                     service.send(DatastoreCommand::Load);
                 }
-                Err(e) => self.message = Some(Err(e.to_string())),
+                Err(e) => self.settings_message = Some(Err(e.to_string())),
             },
             DatastoreEvent::Deleted { name, reply } => match reply {
                 Ok(_) => {
@@ -133,6 +142,7 @@ impl DatastoresView {
                 self.selected = Some(String::new());
                 self.yaml = Some((String::new(), TEMPLATE.to_owned()));
                 self.message = None;
+                self.settings_message = None;
             }
         });
         let Some(list) = ready_or_status_ui(ui, Some(&self.list), "datastores").cloned() else {
@@ -149,8 +159,15 @@ impl DatastoresView {
                 .on_hover_text(datastore.spec.location())
                 .clicked()
             {
+                if self.selected.as_deref() != Some(name.as_str()) {
+                    // What was typed for one datastore is not meant for another.
+                    self.choice = Choice::default();
+                    self.import_path.clear();
+                    self.import_name.clear();
+                }
                 self.selected = Some(name.clone());
                 self.message = None;
+                self.settings_message = None;
                 self.confirm_delete = false;
             }
         }
@@ -176,24 +193,33 @@ impl DatastoresView {
                          are named, never written here: environment variables or a profile of \
                          ~/.aws/credentials.",
                     );
-                    self.message_ui(ui);
                     self.yaml_ui(ui, service, "");
+                    if ui.button("Cancel").clicked() {
+                        self.selected = None;
+                    }
                 }
             });
     }
 
     fn message_ui(&self, ui: &mut egui::Ui) {
-        match &self.message {
-            Some(Ok(text)) => {
-                ui.label(text);
-            }
-            Some(Err(text)) => {
-                ui.colored_label(ui.visuals().error_fg_color, text);
-            }
-            None => {}
-        }
+        show_message(ui, self.message.as_ref());
     }
+}
 
+/// A message in its colour: plain when it went well, red when not.
+fn show_message(ui: &mut egui::Ui, message: Option<&Result<String, String>>) {
+    match message {
+        Some(Ok(text)) => {
+            ui.label(text);
+        }
+        Some(Err(text)) => {
+            ui.colored_label(ui.visuals().error_fg_color, text);
+        }
+        None => {}
+    }
+}
+
+impl DatastoresView {
     fn datastore_ui(&mut self, ui: &mut egui::Ui, service: &Service, datastore: &Datastore) {
         let spec = &datastore.spec;
         let name = spec.name.clone();
@@ -299,7 +325,7 @@ impl DatastoresView {
                 }
             });
         let running = matches!(self.reports.get(name), Some((_, Loadable::Loading)));
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             for (push, label) in [(true, "Push ⬆"), (false, "Pull ⬇")] {
                 if ui.add_enabled(!running, egui::Button::new(label)).clicked() {
                     self.reports
@@ -318,6 +344,15 @@ impl DatastoresView {
         });
         match self.reports.get(name) {
             Some((push, Loadable::Ready(report))) => report_ui(ui, *push, report),
+            Some((push, Loadable::Failed(e))) if e == "cancelled" => {
+                ui.label(if *push {
+                    "Push cancelled. What was sent stays there; Push again goes on from where \
+                     it stopped."
+                } else {
+                    "Pull cancelled. Nothing half-recorded; the files fetched are kept, and \
+                     Pull again goes on from there."
+                });
+            }
             Some((push, Loadable::Failed(e))) => {
                 ui.colored_label(
                     ui.visuals().error_fg_color,
@@ -346,29 +381,31 @@ impl DatastoresView {
             let label = ui.label("as asset");
             ui.add(
                 egui::TextEdit::singleline(&mut self.import_name)
-                    .hint_text("name")
+                    .hint_text("from the path")
                     .desired_width(140.0),
             )
             .labelled_by(label.id);
-            let ready = !self.import_path.trim().is_empty() && !self.import_name.trim().is_empty();
-            go = ui.add_enabled(ready, egui::Button::new("Import")).clicked();
+            let path = self.import_path.trim().trim_start_matches('/');
+            go = ui
+                .add_enabled(!path.is_empty(), egui::Button::new("Import"))
+                .on_disabled_hover_text("Type the path of a file or folder first")
+                .clicked();
         });
         if go {
-            let uri = format!(
-                "azureml://datastores/{name}/paths/{}",
-                self.import_path.trim().trim_start_matches('/')
-            );
+            let path = self.import_path.trim().trim_start_matches('/').to_owned();
+            let asset = match self.import_name.trim() {
+                "" => name_from_path(std::path::Path::new(path.trim_end_matches('/'))),
+                typed => typed.to_owned(),
+            };
             service.send(DataCommand::Import(ImportRequest {
-                path: uri.into(),
-                name: self.import_name.trim().to_owned(),
+                path: format!("azureml://datastores/{name}/paths/{path}").into(),
+                name: asset.clone(),
                 kind: None,
                 text_column: None,
                 source_label: None,
             }));
             self.message = Some(Ok(format!(
-                "Importing {} as {}; it appears in the list when done.",
-                self.import_path.trim(),
-                self.import_name.trim()
+                "Importing {path} as {asset}; it appears in the list when done."
             )));
         }
     }
@@ -387,32 +424,67 @@ impl DatastoresView {
         let Some((_, text)) = &mut self.yaml else {
             return;
         };
-        ui.add(
-            egui::TextEdit::multiline(text)
-                .code_editor()
-                .desired_width(f32::INFINITY)
-                .desired_rows(10),
-        );
-        let label = if name.is_empty() { "Create" } else { "Save" };
-        if ui.button(label).clicked() {
-            self.message = None;
-            service.send(DatastoreCommand::Save {
-                yaml: text.clone(),
-                replace: !name.is_empty(),
+        // Lines are not wrapped (a wrapped YAML line reads as another key): it scrolls instead.
+        egui::ScrollArea::horizontal()
+            .id_salt("datastore-yaml")
+            .show(ui, |ui| {
+                ui.add(
+                    egui::TextEdit::multiline(text)
+                        .code_editor()
+                        .desired_width(560.0)
+                        .desired_rows(11),
+                );
             });
-        }
+        let label = if name.is_empty() { "Create" } else { "Save" };
+        ui.horizontal_wrapped(|ui| {
+            if ui.button(label).clicked() {
+                self.settings_message = None;
+                let renamed = lathe_core::datastores::DatastoreSpec::from_yaml(text)
+                    .ok()
+                    .filter(|spec| !name.is_empty() && spec.name != name);
+                if let Some(spec) = renamed {
+                    self.settings_message = Some(Err(format!(
+                        "A datastore keeps its name: to call it {}, add a new one with + Add and \
+                         delete {name}.",
+                        spec.name
+                    )));
+                } else {
+                    service.send(DatastoreCommand::Save {
+                        yaml: text.clone(),
+                        replace: !name.is_empty(),
+                    });
+                }
+            }
+            show_message(ui, self.settings_message.as_ref());
+        });
     }
 }
 
-/// A push's or pull's report: the summary, then what happened to each thing.
+/// A push's or pull's report: the summary, what changed, and what did not, folded.
 fn report_ui(ui: &mut egui::Ui, push: bool, report: &Report) {
-    ui.label(report.summary(push));
-    egui::Grid::new("sync-report")
+    ui.strong(report.summary(push));
+    let same = |item: &&Item| matches!(item.outcome, Outcome::Unchanged | Outcome::AlreadyHere);
+    let changed: Vec<&Item> = report.items.iter().filter(|i| !same(i)).collect();
+    let unchanged: Vec<&Item> = report.items.iter().filter(same).collect();
+    items_ui(ui, "sync-changed", push, &changed);
+    if !unchanged.is_empty() {
+        egui::CollapsingHeader::new(format!(
+            "{} {}",
+            unchanged.len(),
+            if push { "unchanged" } else { "already here" }
+        ))
+        .id_salt("sync-unchanged")
+        .show(ui, |ui| items_ui(ui, "sync-same", push, &unchanged));
+    }
+}
+
+fn items_ui(ui: &mut egui::Ui, id: &str, push: bool, items: &[&Item]) {
+    egui::Grid::new(id)
         .num_columns(3)
         .striped(true)
         .spacing([12.0, 2.0])
         .show(ui, |ui| {
-            for item in &report.items {
+            for item in items {
                 let word = item.outcome_word();
                 match item.outcome {
                     Outcome::Skipped => {

@@ -9,6 +9,7 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use super::{DatastoreSpec, TIMEOUT, problem};
 use crate::Result;
+use crate::jobs::Progress;
 
 /// How long a signed request stays valid: long enough for a slow upload to start.
 const SIGNED_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -151,11 +152,17 @@ impl Client {
         Ok(etag(&response))
     }
 
-    /// Writes `len` bytes of the file at `path` from `offset` as the object `key`.
+    /// Writes `len` bytes of the file at `path` from `offset` as the object `key`; `progress`
+    /// counts the bytes as they go, and its cancel stops the request.
     ///
     /// # Errors
     /// The file cannot be read; see [`Client::failed`].
-    pub fn put_file(&self, key: &str, path: &Path, offset: u64, len: u64) -> Result<()> {
+    pub fn put_file(
+        &self,
+        key: &str,
+        (path, offset, len): (&Path, u64, u64),
+        progress: &Progress,
+    ) -> Result<()> {
         let url = self
             .bucket
             .put_object(Some(&self.credentials), key)
@@ -164,7 +171,9 @@ impl Client {
             self.transfer
                 .put(url.as_str())
                 .header("content-length", len)
-                .send(section(path, offset, len)?)
+                .send(ureq::SendBody::from_reader(&mut section(
+                    path, offset, len, progress,
+                )?))
         })
         .map(drop)
     }
@@ -252,7 +261,8 @@ impl Client {
     }
 
     /// Uploads part `number` (from 1) of an upload: `len` bytes of `path` from `offset`. The
-    /// part's ETag, which [`Client::finish_multipart`] needs.
+    /// part's ETag, which [`Client::finish_multipart`] needs. `progress` counts the bytes as
+    /// they go, and its cancel stops the request.
     ///
     /// # Errors
     /// The file cannot be read; see [`Client::failed`].
@@ -262,6 +272,7 @@ impl Client {
         upload_id: &str,
         number: u16,
         (path, offset, len): (&Path, u64, u64),
+        progress: &Progress,
     ) -> Result<String> {
         let url = self
             .bucket
@@ -271,7 +282,9 @@ impl Client {
             self.transfer
                 .put(url.as_str())
                 .header("content-length", len)
-                .send(section(path, offset, len)?)
+                .send(ureq::SendBody::from_reader(&mut section(
+                    path, offset, len, progress,
+                )?))
         })?;
         Some(etag(&response))
             .filter(|e| !e.is_empty())
@@ -504,11 +517,37 @@ impl Client {
     }
 }
 
-/// `len` bytes of the file at `path` from `offset`, as a request body.
-fn section(path: &Path, offset: u64, len: u64) -> std::io::Result<ureq::SendBody<'static>> {
+/// `len` bytes of the file at `path` from `offset`, as a request body that counts its bytes
+/// into `progress` and stops when it is cancelled.
+fn section<'a>(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    progress: &'a Progress,
+) -> std::io::Result<Counted<'a, std::io::Take<std::fs::File>>> {
     let mut file = std::fs::File::open(path)?;
     file.seek(std::io::SeekFrom::Start(offset))?;
-    Ok(ureq::SendBody::from_owned_reader(file.take(len)))
+    Ok(Counted {
+        inner: file.take(len),
+        progress,
+    })
+}
+
+/// A body that counts what is read from it and fails once its progress is cancelled.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.progress.is_cancelled() {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
 }
 
 /// A response's ETag header (empty when it has none).

@@ -9,7 +9,7 @@ use super::manifest::{Kind, Layout, Manifest};
 use super::{
     Item, Outcome, Report, Selection, fingerprint, note, remote_name, restore, split_version,
 };
-use crate::datastores::{self, s3::Client, s3::Object};
+use crate::datastores::s3::{Client, Object};
 use crate::jobs::Progress;
 use crate::store::Store;
 use crate::{Error, Result};
@@ -37,9 +37,7 @@ pub fn pull(
     progress: &Progress,
 ) -> Result<Report> {
     let started = Instant::now();
-    let datastore = datastores::get(store, name)?.spec;
-    let client = Client::new(&datastore)?;
-    let layout = Layout::new(&datastore.prefix);
+    let (datastore, client, layout) = super::open(store, name)?;
     let location = datastore.location();
     progress.start_stage("listing the datastore", 0);
     let objects = remote_manifests(&client, (&layout, &location), selection)?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::manifest::{Kind, Layout, Manifest};
 use super::{Item, Outcome, Report, Selection, bare, collect, fingerprint, last_seen, note};
-use crate::datastores::{self, s3::Client, s3::Object};
+use crate::datastores::s3::{Client, Object};
 use crate::jobs::Progress;
 use crate::store::Store;
 use crate::{Error, Result};
@@ -27,9 +27,7 @@ pub fn push(
     progress: &Progress,
 ) -> Result<Report> {
     let started = Instant::now();
-    let datastore = datastores::get(store, name)?.spec;
-    let client = Client::new(&datastore)?;
-    let layout = Layout::new(&datastore.prefix);
+    let (datastore, client, layout) = super::open(store, name)?;
     progress.start_stage("reading the workspace", 0);
     let (manifests, left_out) = collect::manifests(store, selection)?;
     progress.start_stage("listing the datastore", 0);

@@ -81,6 +81,10 @@ pub fn each<T: Sync>(
             }
         }
     });
+    // A cancel stops requests in the middle; their errors are its doing.
+    if progress.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     match failure.into_inner().ok().flatten() {
         Some(e) => Err(e),
         None => Ok(()),
@@ -113,7 +117,7 @@ pub fn upload(
     progress: &Progress,
 ) -> Result<u64> {
     let total = blobs.iter().map(|(_, size)| size).sum();
-    progress.start_stage("uploading", total);
+    progress.start_stage(&moving("uploading", blobs), total);
     let mut resumed = 0;
     let mut units = Vec::new();
     let mut uploads = Vec::new();
@@ -169,8 +173,7 @@ pub fn upload(
     };
     each(&units, threads, progress, |unit| match unit {
         Unit::Whole { hash, size } => {
-            client.put_file(&layout.blob(hash), &blob_path(hash)?, 0, *size)?;
-            progress.advance(*size);
+            client.put_file(&layout.blob(hash), (&blob_path(hash)?, 0, *size), progress)?;
             Ok(())
         }
         Unit::Part {
@@ -181,11 +184,16 @@ pub fn upload(
         } => {
             let upload = &uploads[*blob];
             let path = blob_path(&upload.hash)?;
-            let etag = client.put_part(&upload.key, &upload.id, *number, (&path, *offset, *len))?;
+            let etag = client.put_part(
+                &upload.key,
+                &upload.id,
+                *number,
+                (&path, *offset, *len),
+                progress,
+            )?;
             if let Ok(mut etags) = upload.etags.lock() {
                 etags[usize::from(*number) - 1] = Some(etag);
             }
-            progress.advance(*len);
             Ok(())
         }
     })?;
@@ -265,7 +273,7 @@ pub fn download(
     progress: &Progress,
 ) -> Result<()> {
     let total = blobs.iter().map(|(_, size)| size).sum();
-    progress.start_stage("downloading", total);
+    progress.start_stage(&moving("downloading", blobs), total);
     let mut units = Vec::new();
     let mut large: Vec<(String, Mutex<Option<Receiving>>, AtomicUsize)> = Vec::new();
     for (hash, size) in blobs {
@@ -295,9 +303,12 @@ pub fn download(
     }
     let kept = Kept::default();
     let outcome = each(&units, threads, progress, |unit| match unit {
-        Unit::Whole { hash, size } => {
+        Unit::Whole { hash, .. } => {
             let mut staged = store.blobs().stage()?;
-            let mut sink = StagedWriter(&mut staged);
+            let mut sink = Counting {
+                inner: StagedWriter(&mut staged),
+                progress,
+            };
             client.get_into(&layout.blob(hash), None, &mut sink)?;
             let got = staged.hash();
             if got != *hash {
@@ -307,7 +318,6 @@ pub fn download(
                 )));
             }
             kept.add(store, store.blobs().keep(staged)?)?;
-            progress.advance(*size);
             Ok(())
         }
         Unit::Part {
@@ -323,6 +333,10 @@ pub fn download(
                     .ok_or_else(|| Error::Datastore("a download was already kept".into()))?
                     .writer_at(*offset)?
             };
+            let mut writer = Counting {
+                inner: &mut writer,
+                progress,
+            };
             let got = client.get_into(&layout.blob(hash), Some((*offset, *len)), &mut writer)?;
             if got != *len {
                 return Err(Error::Datastore(format!(
@@ -330,7 +344,6 @@ pub fn download(
                     layout.blob(hash)
                 )));
             }
-            progress.advance(*len);
             if left.fetch_sub(1, Ordering::AcqRel) == 1 {
                 let taken = receiving.lock().ok().and_then(|mut r| r.take());
                 if let Some(received) = taken {
@@ -381,6 +394,38 @@ impl Kept {
             }
             Ok(())
         })
+    }
+}
+
+/// "uploading 12 files (3.4 MiB)": a stage's name with what it moves.
+fn moving(verb: &str, blobs: &[(String, u64)]) -> String {
+    let bytes: u64 = blobs.iter().map(|(_, size)| size).sum();
+    format!(
+        "{verb} {} file{} ({})",
+        blobs.len(),
+        if blobs.len() == 1 { "" } else { "s" },
+        crate::format::bytes(bytes as i64)
+    )
+}
+
+/// A writer that counts what is written through it and fails once its progress is cancelled.
+struct Counting<'a, W> {
+    inner: W,
+    progress: &'a Progress,
+}
+
+impl<W: std::io::Write> std::io::Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.progress.is_cancelled() {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        let n = self.inner.write(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
