@@ -540,11 +540,11 @@ fn the_datastore_numbers_versions_once_and_a_run_is_never_overwritten_by_a_stale
         .ok()
         .stdout;
     assert!(
-        text.contains("unchanged  asset customers:2 → customers:1 there"),
+        text.contains("unchanged  asset customers:2 as customers:1 there"),
         "{text}"
     );
     assert!(
-        text.contains("sent  asset customers:1 → customers:2 there"),
+        text.contains("sent  asset customers:1 as customers:2 there"),
         "{text}"
     );
     // A fresh workspace asks by the datastore's numbers.

@@ -147,7 +147,7 @@ impl Report {
 
 impl Item {
     /// Its name on the other side (push: in the datastore, pull: here) when that differs from
-    /// the one in its label, as `→ customers:2 there`.
+    /// the one in its label, as `as customers:2 there`.
     pub fn moved_to(&self, push: bool) -> Option<String> {
         let (other, side) = if push {
             (self.remote.as_deref(), "there")
@@ -158,7 +158,7 @@ impl Item {
             .filter(|o| {
                 !self.label.ends_with(&format!(" {o}")) && !self.label.ends_with(&format!("({o})"))
             })
-            .map(|o| format!("→ {o} {side}"))
+            .map(|o| format!("as {o} {side}"))
     }
 
     /// Its outcome in a word or two.
