@@ -323,15 +323,11 @@ fn corpus(mib: usize) -> Vec<u8> {
     text
 }
 
-#[test]
-fn a_large_blob_goes_in_parts_resumes_after_a_cut_and_comes_back_whole() {
-    const MIB: u64 = 1 << 20;
-    let a = Sandbox::new();
-    // 40 MiB of text lines: three parts of 16 MiB, the last shorter.
-    let text = corpus(40);
-    let size = text.len() as u64;
-    let file = a.file("big.txt", &text);
-    a.lathe(&[
+/// Imports [`corpus`]`(mib)` as the text asset `big`; its bytes.
+fn import_corpus(s: &Sandbox, mib: usize) -> Vec<u8> {
+    let text = corpus(mib);
+    let file = s.file("big.txt", &text);
+    s.lathe(&[
         "data",
         "import",
         file.to_str().unwrap(),
@@ -341,6 +337,16 @@ fn a_large_blob_goes_in_parts_resumes_after_a_cut_and_comes_back_whole() {
         "text",
     ])
     .ok();
+    text
+}
+
+#[test]
+fn a_large_blob_goes_in_parts_resumes_after_a_cut_and_comes_back_whole() {
+    const MIB: u64 = 1 << 20;
+    let a = Sandbox::new();
+    // 40 MiB of text lines: three parts of 16 MiB, the last shorter.
+    let text = import_corpus(&a, 40);
+    let size = text.len() as u64;
 
     // Through a proxy that cuts the connection after 36 MiB: two parts arrive, the third
     // breaks off. One request at a time, so which parts arrived is certain.
@@ -611,18 +617,7 @@ fn a_cancelled_push_stops_in_the_middle_of_a_part_and_the_next_goes_on() {
     use lathe_core::sync::{self, Selection};
     const MIB: u64 = 1 << 20;
     let a = Sandbox::new();
-    let text = corpus(40);
-    let file = a.file("big.txt", &text);
-    a.lathe(&[
-        "data",
-        "import",
-        file.to_str().unwrap(),
-        "--name",
-        "big",
-        "--kind",
-        "text",
-    ])
-    .ok();
+    let text = import_corpus(&a, 40);
     let store = Store::open(a.workspace()).unwrap();
     // moto takes any credentials: these name variables every process has.
     let spec = DatastoreSpec::from_yaml(&format!(

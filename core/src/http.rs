@@ -11,13 +11,15 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 /// redirect is answered to the caller (S3 names the bucket's region in one), and a token is
 /// never carried to another host.
 pub fn agent(timeout: Duration) -> ureq::Agent {
+    settings().timeout_global(Some(timeout)).build().into()
+}
+
+/// What every agent here shares: statuses returned, no redirect followed, [`roots`] trusted.
+fn settings() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
-        .timeout_global(Some(timeout))
         .tls_config(TlsConfig::builder().root_certs(roots().clone()).build())
-        .build()
-        .into()
 }
 
 /// An agent for transfers of any size: `connect` to reach the server, then only a stall — no
@@ -25,14 +27,11 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
 /// taking long, and a dead connection is named within a minute rather than hanging.
 pub fn transfer_agent(connect: Duration) -> ureq::Agent {
     const STALL: Duration = Duration::from_secs(60);
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
+    settings()
         .timeout_connect(Some(connect))
         .timeout_resolve(Some(connect))
         .timeout_per_read(Some(STALL))
         .timeout_per_write(Some(STALL))
-        .tls_config(TlsConfig::builder().root_certs(roots().clone()).build())
         .build()
         .into()
 }

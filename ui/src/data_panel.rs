@@ -169,7 +169,8 @@ impl DataPanel {
                     .iter()
                     .filter(|a| a.name.to_lowercase().contains(&filter))
                 {
-                    let selected = self.selected.as_deref() == Some(asset.name.as_str());
+                    let selected = !self.datastores.is_open()
+                        && self.selected.as_deref() == Some(asset.name.as_str());
                     let response = ui
                         .selectable_label(
                             selected,

@@ -167,6 +167,18 @@ impl Client {
             .bucket
             .put_object(Some(&self.credentials), key)
             .sign(SIGNED_FOR);
+        self.put_section(&url, (path, offset, len), progress)
+            .map(drop)
+    }
+
+    /// PUTs `len` bytes of `path` from `offset` to the signed `url` (an object or a part),
+    /// counted into `progress` as they go.
+    fn put_section(
+        &self,
+        url: &url::Url,
+        (path, offset, len): (&Path, u64, u64),
+        progress: &Progress,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         self.answer("write to", || {
             self.transfer
                 .put(url.as_str())
@@ -175,7 +187,6 @@ impl Client {
                     path, offset, len, progress,
                 )?))
         })
-        .map(drop)
     }
 
     /// Streams the object `key` (its bytes from `range`, when given) into `out`; the number of
@@ -278,14 +289,7 @@ impl Client {
             .bucket
             .upload_part(Some(&self.credentials), key, number, upload_id)
             .sign(SIGNED_FOR);
-        let response = self.answer("write to", || {
-            self.transfer
-                .put(url.as_str())
-                .header("content-length", len)
-                .send(ureq::SendBody::from_reader(&mut section(
-                    path, offset, len, progress,
-                )?))
-        })?;
+        let response = self.put_section(&url, (path, offset, len), progress)?;
         Some(etag(&response))
             .filter(|e| !e.is_empty())
             .ok_or_else(|| {
@@ -351,19 +355,6 @@ impl Client {
             return Err(self.failed(200, &answer, "write to"));
         }
         Ok(())
-    }
-
-    /// Removes the object `key` (a missing one is no error, as in S3).
-    ///
-    /// # Errors
-    /// See [`Client::failed`].
-    pub fn delete(&self, key: &str) -> Result<()> {
-        let url = self
-            .bucket
-            .delete_object(Some(&self.credentials), key)
-            .sign(SIGNED_FOR);
-        self.send("delete from", || self.agent.delete(url.as_str()).call())
-            .map(drop)
     }
 
     fn unreadable(&self, what: &str, e: impl std::fmt::Display) -> crate::Error {
