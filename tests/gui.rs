@@ -354,6 +354,28 @@ fn a_datastore_is_checked_pushed_to_and_imported_from_in_the_data_section() {
     });
     assert!(shows(&h, "asset weather:1"));
 
+    // A datastore keeps its name: renaming it in its YAML is refused beside Save, with how.
+    h.get_by_label("Settings (YAML)").click();
+    h.run();
+    let yaml = h
+        .query_all_by_role(egui::Role::MultilineTextInput)
+        .next()
+        .expect("the YAML editor");
+    yaml.focus();
+    h.step();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.step();
+    h.get_all_by_role(egui::Role::MultilineTextInput)
+        .next()
+        .unwrap()
+        .type_text(&spec.to_yaml().replace("name: team", "name: team2"));
+    h.step();
+    h.get_by_label("Save").click();
+    run_until(&mut h, WAIT, "the refusal", |h| {
+        h.query_by_label_contains("A datastore keeps its name: to call it team2")
+            .is_some()
+    });
+
     let path = h.get_by_label("Path");
     path.focus();
     path.type_text("raw/t.csv");
@@ -366,6 +388,7 @@ fn a_datastore_is_checked_pushed_to_and_imported_from_in_the_data_section() {
     run_until(&mut h, WAIT, "the imported asset", |h| {
         shows(h, "⊞ from-s3")
     });
+
     h.get_by_label("⊞ from-s3").click();
     run_until(&mut h, WAIT, "its rows", |h| {
         h.query_by_label_contains("azureml://datastores/team/paths/raw/t.csv")

@@ -424,6 +424,7 @@ impl DatastoresView {
         let Some((_, text)) = &mut self.yaml else {
             return;
         };
+        let label = ui.weak("Its YAML: Save checks every field.");
         // Lines are not wrapped (a wrapped YAML line reads as another key): it scrolls instead.
         egui::ScrollArea::horizontal()
             .id_salt("datastore-yaml")
@@ -433,7 +434,8 @@ impl DatastoresView {
                         .code_editor()
                         .desired_width(560.0)
                         .desired_rows(11),
-                );
+                )
+                .labelled_by(label.id);
             });
         let label = if name.is_empty() { "Create" } else { "Save" };
         ui.horizontal_wrapped(|ui| {
