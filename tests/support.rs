@@ -480,6 +480,38 @@ pub fn s3_server() -> &'static str {
         .0
 }
 
+/// The URL of a real `mlflow server` (`peers/mlflow_server.py`: SQLite backend, proxied
+/// artifacts, one worker), started once per test binary in a folder of its own. Its process
+/// holds our pipe as stdin and stops the server when the test binary ends.
+pub fn mlflow_server() -> &'static str {
+    use std::io::BufRead;
+    static SERVER: std::sync::OnceLock<(String, std::process::Child, tempfile::TempDir)> =
+        std::sync::OnceLock::new();
+    &SERVER
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let mut child = Command::new(peer_python())
+                .arg(peer_script("mlflow_server.py"))
+                .arg(dir.path())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .expect("mlflow server starts (tests/peers/setup.sh installs mlflow)");
+            let mut line = String::new();
+            std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+                .read_line(&mut line)
+                .expect("it names its URL");
+            assert!(
+                line.starts_with("http://127.0.0.1:"),
+                "mlflow server did not start: {line:?}; see {}/server.log",
+                dir.path().display()
+            );
+            (line.trim().to_owned(), child, dir)
+        })
+        .0
+}
+
 /// Runs the Python `code` with `s3`, a boto3 client of [`s3_server`]; its stdout.
 pub fn boto3(code: &str) -> String {
     let script = format!(

@@ -33,7 +33,7 @@ pub enum Command {
     /// Experiments logged to this workspace.
     #[command(subcommand)]
     Experiments(tracking_cli::ExperimentsCommand),
-    /// Runs: list, show, search.
+    /// Runs: list, show, search; push to and pull from an MLflow tracking server.
     #[command(subcommand)]
     Runs(tracking_cli::RunsCommand),
     /// The model registry: list, show, register, alias; promotion: policy, promote, decisions.

@@ -95,7 +95,7 @@ pub fn sync(store: &Store, command: SyncCommand) -> Result<()> {
     Ok(())
 }
 
-fn print_report(report: &Report, push: bool) {
+pub(crate) fn print_report(report: &Report, push: bool) {
     for item in &report.items {
         let mapped = item
             .moved_to(push)

@@ -3,10 +3,14 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use lathe_core::format;
+use lathe_core::jobs::Progress;
+use lathe_core::sync::Selection;
 use lathe_core::tracking::experiments::{self, ViewType};
 use lathe_core::tracking::search::{self, RunQuery};
 use lathe_core::tracking::types::{ModelVersion, Run};
@@ -79,6 +83,50 @@ pub enum RunsCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Copy runs (params, every metric point, tags, inputs, artifacts) and registered model
+    /// versions to an MLflow tracking server; a second push sends only what is new.
+    Push {
+        /// The server, e.g. https://mlflow.example.com or http://127.0.0.1:5000.
+        #[arg(long = "to", value_name = "URI")]
+        uri: String,
+        /// Every run of these experiments, with their model versions (default: everything).
+        #[arg(long = "experiment", short = 'e', value_name = "NAME")]
+        experiments: Vec<String>,
+        /// Runs by id.
+        #[arg(long = "run", value_name = "RUN_ID")]
+        runs: Vec<String>,
+        /// Registered models, NAME (every version) or NAME:VERSION, with their runs.
+        #[arg(long = "model", value_name = "MODEL")]
+        models: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Bring an MLflow tracking server's runs into this workspace, beside local ones; a run
+    /// here gets only what it lacks.
+    Pull {
+        /// The server, e.g. https://mlflow.example.com or http://127.0.0.1:5000.
+        #[arg(long = "from", value_name = "URI")]
+        uri: String,
+        /// Every active run of these experiments there.
+        #[arg(long = "experiment", short = 'e', value_name = "NAME")]
+        experiments: Vec<String>,
+        /// Runs there, by id.
+        #[arg(long = "run", value_name = "RUN_ID")]
+        runs: Vec<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+/// How to speak to a tracking server.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// A bearer token (else MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and
+    /// MLFLOW_TRACKING_PASSWORD, as MLflow's client reads them). Never stored.
+    #[arg(long, env = "MLFLOW_TRACKING_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    output: Output,
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,44 +327,105 @@ fn experiment_ids(tracking: &Tracking, given: &[String]) -> Result<Vec<String>> 
 }
 
 pub fn runs(root: &Path, command: RunsCommand) -> Result<()> {
-    let tracking = open(root)?;
     match command {
         RunsCommand::List { selection, output } => {
-            list_runs(&tracking, "", &[], &selection, &output)
+            list_runs(&open(root)?, "", &[], &selection, &output)
         }
         RunsCommand::Search {
             filter,
             order_by,
             selection,
             output,
-        } => list_runs(&tracking, &filter, &order_by, &selection, &output),
-        RunsCommand::Show { run_id, output } => {
-            let run = tracking.read(|c| runs::get(c, &run_id))?;
-            let artifacts = match run
-                .info
-                .artifact_uri
-                .strip_prefix(lathe_core::tracking::api::ARTIFACTS_SCHEME)
-            {
-                Some(dir) => tracking.artifact_tree(dir)?,
-                None => Vec::new(),
+        } => list_runs(&open(root)?, &filter, &order_by, &selection, &output),
+        RunsCommand::Show { run_id, output } => show_run(&open(root)?, &run_id, &output),
+        RunsCommand::Push {
+            uri,
+            experiments,
+            runs,
+            models,
+            remote,
+        } => {
+            let selection = Selection {
+                runs,
+                experiments,
+                models,
+                ..Selection::default()
             };
-            if output.json {
-                let files: Vec<_> = artifacts
-                    .iter()
-                    .map(|(path, _, size)| json!({ "path": path, "file_size": size }))
-                    .collect();
-                return print_json(&json!({ "run": run, "artifacts": files }));
+            exchange(root, (&uri, true), &selection, &remote)
+        }
+        RunsCommand::Pull {
+            uri,
+            experiments,
+            runs,
+            remote,
+        } => {
+            if experiments.is_empty() && runs.is_empty() {
+                anyhow::bail!(
+                    "name what to pull: --experiment NAME (every run of it) or --run RUN_ID"
+                );
             }
-            print_run(&run);
-            if !artifacts.is_empty() {
-                println!("artifacts:");
-                for (path, _, size) in &artifacts {
-                    println!("  {path}  {}", format::bytes(*size));
-                }
-            }
-            Ok(())
+            let selection = Selection {
+                runs,
+                experiments,
+                ..Selection::default()
+            };
+            exchange(root, (&uri, false), &selection, &remote)
         }
     }
+}
+/// `runs push` (`push`) or `runs pull` with the server at `uri`.
+fn exchange(
+    root: &Path,
+    (uri, push): (&str, bool),
+    selection: &Selection,
+    remote: &RemoteArgs,
+) -> Result<()> {
+    let store = lathe_core::Store::open(root)
+        .with_context(|| format!("cannot open workspace {}", root.display()))?;
+    let server = lathe_core::remote::Server::new(uri, remote.token.as_deref())?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    crate::output::on_ctrl_c(interrupted.clone());
+    let progress = Progress::default();
+    let report = crate::output::with_bar(&progress, Some(&interrupted), |progress| {
+        if push {
+            lathe_core::remote::push(&store, &server, selection, progress)
+        } else {
+            let named = (&selection.experiments[..], &selection.runs[..]);
+            lathe_core::remote::pull(&store, &server, named, progress)
+        }
+    })?;
+    if remote.output.json {
+        return print_json(&report);
+    }
+    crate::sync_cli::print_report(&report, push);
+    Ok(())
+}
+
+fn show_run(tracking: &Tracking, run_id: &str, output: &Output) -> Result<()> {
+    let run = tracking.read(|c| runs::get(c, run_id))?;
+    let artifacts = match run
+        .info
+        .artifact_uri
+        .strip_prefix(lathe_core::tracking::api::ARTIFACTS_SCHEME)
+    {
+        Some(dir) => tracking.artifact_tree(dir)?,
+        None => Vec::new(),
+    };
+    if output.json {
+        let files: Vec<_> = artifacts
+            .iter()
+            .map(|(path, _, size)| json!({ "path": path, "file_size": size }))
+            .collect();
+        return print_json(&json!({ "run": run, "artifacts": files }));
+    }
+    print_run(&run);
+    if !artifacts.is_empty() {
+        println!("artifacts:");
+        for (path, _, size) in &artifacts {
+            println!("  {path}  {}", format::bytes(*size));
+        }
+    }
+    Ok(())
 }
 
 fn list_runs(

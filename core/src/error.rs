@@ -84,6 +84,10 @@ pub enum Error {
     /// bucket, the endpoint or where the credentials came from.
     #[error("{0}")]
     Datastore(String),
+    /// A tracking server that cannot be reached or refuses a call (`lathe runs push|pull`),
+    /// naming the server and the call.
+    #[error("{0}")]
+    Remote(String),
     /// A labeling problem: a project, an item, a shape, a label file.
     #[error("{0}")]
     Label(#[from] crate::labeling::LabelError),

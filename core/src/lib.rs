@@ -26,6 +26,7 @@ pub mod packaging;
 pub mod pipeline;
 pub mod profile;
 pub mod promotion;
+pub mod remote;
 pub mod replay;
 pub mod service;
 pub mod serving;

@@ -17,7 +17,7 @@ pub mod collect;
 pub mod manifest;
 mod pull;
 mod push;
-mod restore;
+pub(crate) mod restore;
 pub mod transfer;
 
 use rusqlite::{OptionalExtension, params};
@@ -211,7 +211,11 @@ fn remote_name(m: &Manifest) -> String {
 
 /// What this workspace last wrote or read at `key` of datastore `datastore`: the manifest's
 /// fingerprint and the object's ETag.
-fn last_seen(store: &Store, datastore: &str, key: &str) -> Result<Option<(String, String)>> {
+pub(crate) fn last_seen(
+    store: &Store,
+    datastore: &str,
+    key: &str,
+) -> Result<Option<(String, String)>> {
     let (datastore, key) = (datastore.to_owned(), key.to_owned());
     store.read::<_, Error>(move |c| {
         Ok(c.query_row(
@@ -225,7 +229,7 @@ fn last_seen(store: &Store, datastore: &str, key: &str) -> Result<Option<(String
 }
 
 /// Notes what this workspace wrote (`push`) or read (`pull`) at `key`.
-fn note(
+pub(crate) fn note(
     c: &rusqlite::Connection,
     direction: &str,
     (datastore, key): (&str, &str),
@@ -252,7 +256,7 @@ fn note(
 }
 
 /// The hash a manifest's bytes are known by here.
-fn fingerprint(json: &[u8]) -> String {
+pub(crate) fn fingerprint(json: &[u8]) -> String {
     blake3::hash(json).to_hex().to_string()
 }
 

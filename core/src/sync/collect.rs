@@ -112,7 +112,7 @@ fn blob_size(conn: &Connection, hash: &str) -> Result<u64> {
 
 /// The ids of the active runs `selection` names: by id, and every run of the named
 /// experiments; all active runs when it names neither.
-fn run_ids(tracking: &Tracking, selection: &Selection) -> Result<Vec<String>> {
+pub(crate) fn run_ids(tracking: &Tracking, selection: &Selection) -> Result<Vec<String>> {
     let (ids, experiments_named) = (selection.runs.clone(), selection.experiments.clone());
     let all = ids.is_empty() && experiments_named.is_empty();
     Ok(tracking.read(move |c| {
@@ -149,7 +149,7 @@ fn run_ids(tracking: &Tracking, selection: &Selection) -> Result<Vec<String>> {
     })?)
 }
 
-fn run(tracking: &Tracking, id: &str) -> Result<RunManifest> {
+pub(crate) fn run(tracking: &Tracking, id: &str) -> Result<RunManifest> {
     let run_id = id.to_owned();
     let (run, experiment, metrics, links) = tracking.read(move |c| {
         let run = runs::get(c, &run_id)?;
@@ -243,7 +243,10 @@ pub fn files(tracking: &Tracking, dir: &str) -> Result<Vec<FileEntry>> {
 
 /// (name, version) of the model versions `names` (`NAME` or `NAME:VERSION`) name; every
 /// version when `names` is empty.
-fn model_versions(tracking: &Tracking, names: &[String]) -> Result<Vec<(String, String)>> {
+pub(crate) fn model_versions(
+    tracking: &Tracking,
+    names: &[String],
+) -> Result<Vec<(String, String)>> {
     let names = names.to_vec();
     Ok(tracking.read(move |c| {
         let of = |name: &str| -> TrackingResult<Vec<(String, String)>> {
@@ -286,7 +289,11 @@ fn model_versions(tracking: &Tracking, names: &[String]) -> Result<Vec<(String, 
 }
 
 /// A model version's manifest; `None` when its files are not in the workspace's store.
-fn model(tracking: &Tracking, name: &str, version: &str) -> Result<Option<ModelManifest>> {
+pub(crate) fn model(
+    tracking: &Tracking,
+    name: &str,
+    version: &str,
+) -> Result<Option<ModelManifest>> {
     let (name, number) = (name.to_owned(), version.to_owned());
     let (mv, run_root) = tracking.read(move |c| {
         let mv = registry::get_version(c, &name, &number)?;

@@ -360,13 +360,13 @@ pub fn download(
 
 /// Blobs fetched and not yet recorded in `blobs`.
 #[derive(Default)]
-struct Kept(Mutex<Vec<PutBlob>>);
+pub(crate) struct Kept(Mutex<Vec<PutBlob>>);
 
 impl Kept {
     /// Records in batches: a row per blob would be a commit per small file.
     const BATCH: usize = 512;
 
-    fn add(&self, store: &Store, blob: PutBlob) -> Result<()> {
+    pub(crate) fn add(&self, store: &Store, blob: PutBlob) -> Result<()> {
         let full = self.0.lock().is_ok_and(|mut kept| {
             kept.push(blob);
             kept.len() >= Self::BATCH
@@ -374,7 +374,7 @@ impl Kept {
         if full { self.flush(store) } else { Ok(()) }
     }
 
-    fn flush(&self, store: &Store) -> Result<()> {
+    pub(crate) fn flush(&self, store: &Store) -> Result<()> {
         let batch = self
             .0
             .lock()
@@ -430,7 +430,7 @@ impl<W: std::io::Write> std::io::Write for Counting<'_, W> {
 }
 
 /// A [`crate::blobs::Staged`] blob as an `io::Write`.
-struct StagedWriter<'a>(&'a mut crate::blobs::Staged);
+pub(crate) struct StagedWriter<'a>(pub(crate) &'a mut crate::blobs::Staged);
 
 impl std::io::Write for StagedWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
