@@ -342,3 +342,36 @@ fn a_version_is_deployed_from_the_models_section() {
         shows_containing(h, "churn-classifier  ·  0/1 ready") && shows(h, "Test")
     });
 }
+
+#[test]
+fn runs_are_pushed_to_a_tracking_server_and_pulled_back_from_the_experiments_section() {
+    let s = Sandbox::new();
+    let mut h = demo_harness(&s);
+    h.get_by_label("Experiments").click();
+    run_until(&mut h, WAIT, "the demo runs", |h| shows(h, "6 runs"));
+    h.get_by_label("⬆⬇ Tracking server").click();
+    settle(&mut h);
+    // The selected experiment is named for the push; the token field hides what is typed.
+    let field = h.get_by_role_and_label(egui::Role::TextInput, "Server");
+    field.focus();
+    h.step();
+    h.get_by_role_and_label(egui::Role::TextInput, "Server")
+        .type_text(lathe_tests::mlflow_server());
+    settle(&mut h);
+    h.get_by_label("Push ⬆").click();
+    run_until(&mut h, Duration::from_secs(120), "the push's report", |h| {
+        shows_containing(h, "items sent to http://127.0.0.1:")
+    });
+    let text = visible_text(&h);
+    assert!(text.contains("6 of 6 items sent"), "{text}");
+    assert!(shows_containing(&h, "run logistic_regression-00"), "{text}");
+
+    // Pulled back, the runs are the ones pushed: nothing new comes.
+    h.get_by_label("Pull ⬇").click();
+    run_until(&mut h, Duration::from_secs(120), "the pull's report", |h| {
+        shows_containing(h, "items recorded from http://127.0.0.1:")
+    });
+    let text = visible_text(&h);
+    assert!(text.contains("0 of 6 items recorded"), "{text}");
+    assert!(text.contains("6 already here"), "{text}");
+}

@@ -260,7 +260,7 @@ fn a_workspace_pushed_is_pulled_whole_into_another() {
         text.contains("already here  model churn-classifier:1"),
         "{text}"
     );
-    assert!(text.contains("0 blobs (0 B) fetched"), "{text}");
+    assert!(text.contains("0 files (0 B) fetched"), "{text}");
 }
 
 /// A loopback proxy to `upstream` that cuts every connection once `limit` bytes went up

@@ -23,6 +23,26 @@ pub use client::Server;
 pub use pull::pull;
 pub use push::push;
 
+/// A token for a tracking server, kept in memory only, never shown (its `Debug` hides it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(hidden)")
+    }
+}
+
 /// The place a server's rows in `sync_map` are kept under.
 fn place(server: &Server) -> String {
     format!("mlflow:{}", server.uri())

@@ -112,8 +112,9 @@ impl Report {
         self.items.iter().filter(|i| i.outcome == outcome).count()
     }
 
-    /// One line on what a push (`push`) or pull did: `3 of 5 items sent to s3://b/p; 12 blobs
-    /// (3.4 MiB) sent, 40 blobs already there; 1.2 s`.
+    /// One line on what a push (`push`) or pull did: `3 of 5 items sent to s3://b/p; 12 files
+    /// (3.4 MiB) sent, 40 files already there; 1.2 s` (a file: a blob of a datastore, an
+    /// artifact of a tracking server).
     pub fn summary(&self, push: bool) -> String {
         let plural = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
         let (done, verb, direction, blobs_verb, present) = if push {
@@ -137,9 +138,9 @@ impl Report {
             "{done} of {} {verb} {direction} {}; {} ({}) {blobs_verb}, {} {present}; {:.1} s",
             plural(self.items.len(), "item"),
             self.location,
-            plural(self.blobs_moved, "blob"),
+            plural(self.blobs_moved, "file"),
             crate::format::bytes(self.bytes_moved as i64),
-            plural(self.blobs_present, "blob"),
+            plural(self.blobs_present, "file"),
             self.seconds
         )
     }

@@ -462,8 +462,9 @@ impl DatastoresView {
     }
 }
 
-/// A push's or pull's report: the summary, what changed, and what did not, folded.
-fn report_ui(ui: &mut egui::Ui, push: bool, report: &Report) {
+/// A push's or pull's report (a datastore's or a tracking server's): the summary, what
+/// changed, and what did not, folded.
+pub(crate) fn report_ui(ui: &mut egui::Ui, push: bool, report: &Report) {
     ui.strong(report.summary(push));
     let same = |item: &&Item| matches!(item.outcome, Outcome::Unchanged | Outcome::AlreadyHere);
     let changed: Vec<&Item> = report.items.iter().filter(|i| !same(i)).collect();

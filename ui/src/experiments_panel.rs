@@ -1,6 +1,7 @@
 //! The Experiments section: experiments on the left; on the right their runs (a filter box that
 //! takes MLflow's syntax and shows its errors inline, column choice, sorting), one run in
-//! detail, or the checked runs compared.
+//! detail, the checked runs compared, or the tracking server runs are pushed to and pulled
+//! from.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use lathe_core::tracking::types::Experiment;
 
 use crate::compare_view::CompareView;
 use crate::loadable::{Loadable, ready_or_status_ui};
+use crate::remote_view::RemoteView;
 use crate::run_view::RunView;
 use crate::runs_table::{RunsTable, TableAction};
 use crate::tracking_cache::TrackingCache;
@@ -20,6 +22,7 @@ enum View {
     Runs,
     Run(String),
     Compare,
+    Remote,
 }
 
 #[derive(Default)]
@@ -38,12 +41,14 @@ pub struct ExperimentsPanel {
     view: View,
     run_view: RunView,
     compare: CompareView,
+    remote: RemoteView,
     pub cache: TrackingCache,
 }
 
 impl ExperimentsPanel {
     pub fn on_event(&mut self, event: TrackingEvent) -> Option<TrackingEvent> {
         let event = self.cache.on_event(event)?;
+        let event = self.remote.on_event(event)?;
         match event {
             TrackingEvent::Experiments(reply) => {
                 self.experiments = Loadable::from_reply(reply);
@@ -169,6 +174,12 @@ impl ExperimentsPanel {
                 self.refresh();
             }
         });
+        let server = ui
+            .add(egui::Button::new("⬆⬇ Tracking server").selected(self.view == View::Remote))
+            .on_hover_text("Push runs to an MLflow tracking server, or pull its runs here");
+        if server.clicked() {
+            self.open_remote();
+        }
         let Some(list) = ready_or_status_ui(ui, Some(&self.experiments), "experiments").cloned()
         else {
             return;
@@ -197,10 +208,31 @@ impl ExperimentsPanel {
             });
     }
 
+    /// Shows the tracking server, with the selected experiments named for a push or pull.
+    fn open_remote(&mut self) {
+        let names: Vec<String> = match &self.experiments {
+            Loadable::Ready(list) => list
+                .iter()
+                .filter(|e| self.selected.contains(&e.experiment_id))
+                .map(|e| e.name.clone())
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.remote.open(&names);
+        self.view = View::Remote;
+    }
+
     pub fn main_ui(&mut self, ui: &mut egui::Ui, service: &Service) -> Option<Navigate> {
+        if self.view == View::Remote {
+            if ui.button("⬅ Runs").clicked() {
+                self.view = View::Runs;
+            }
+            self.remote.ui(ui, service);
+            return None;
+        }
         if self.selected.is_empty() {
             ui.weak(match &self.experiments {
-                Loadable::Ready(_) => "No experiments yet. Point an MLflow client at the tracking server shown at the top and log a run.",
+                Loadable::Ready(_) => "No experiments yet. Point an MLflow client at the tracking server shown at the top and log a run, or pull runs from a team's server (⬆⬇ Tracking server).",
                 _ => "",
             });
             return None;
@@ -223,6 +255,7 @@ impl ExperimentsPanel {
                 }
                 self.run_view.ui(ui, service, &mut self.cache, &run_id)
             }
+            View::Remote => None,
             View::Compare => {
                 if ui.button("⬅ Runs").clicked() {
                     self.view = View::Runs;

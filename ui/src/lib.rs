@@ -19,6 +19,7 @@ mod metric_chart;
 mod models_panel;
 mod monitoring_panel;
 mod profile_view;
+mod remote_view;
 mod run_view;
 mod runs_table;
 mod status_bar;

@@ -1,7 +1,12 @@
 //! Experiments and models in the window: experiments, a filtered run table, a run's detail,
-//! a metric's history, an artifact's preview, and the registered models with their versions.
+//! a metric's history, an artifact's preview, the registered models with their versions, and
+//! `runs push` / `pull` with an MLflow tracking server as jobs with progress and cancel.
 
-use super::{Reply, Service};
+use std::sync::Arc;
+
+use super::{Failure, Reply, Service};
+use crate::remote::{self, Token};
+use crate::sync::{Report, Selection};
 use crate::tracking::Tracking;
 use crate::tracking::browse::{Preview, RunDetail, RunTable};
 use crate::tracking::metrics::Point;
@@ -27,6 +32,14 @@ pub enum TrackingCommand {
         path: String,
     },
     LoadModels,
+    /// `runs push` to (or, `push` false, `runs pull` from) the tracking server at `uri`, as
+    /// a job. Pull takes `selection`'s experiments and runs.
+    Exchange {
+        uri: String,
+        token: Option<Token>,
+        push: bool,
+        selection: Selection,
+    },
 }
 
 #[derive(Debug)]
@@ -51,6 +64,11 @@ pub enum TrackingEvent {
         reply: Reply<Preview>,
     },
     Models(Reply<Vec<(RegisteredModel, Vec<ModelVersion>)>>),
+    Exchanged {
+        uri: String,
+        push: bool,
+        reply: Reply<Report>,
+    },
 }
 
 pub(super) fn handle(service: &Service, command: TrackingCommand) {
@@ -83,6 +101,32 @@ pub(super) fn handle(service: &Service, command: TrackingCommand) {
         }),
         TrackingCommand::LoadModels => {
             service.read(|s| TrackingEvent::Models(s.with_tracking(Tracking::models)));
+        }
+        TrackingCommand::Exchange {
+            uri,
+            token,
+            push,
+            selection,
+        } => {
+            let label = if push {
+                format!("Pushing runs to {uri}")
+            } else {
+                format!("Pulling runs from {uri}")
+            };
+            service.job(label, move |shared, _, progress| {
+                let reply = remote::Server::new(&uri, token.as_ref().map(Token::expose))
+                    .and_then(|server| {
+                        if push {
+                            remote::push(&shared.store, &server, &selection, progress)
+                        } else {
+                            let named = (&selection.experiments[..], &selection.runs[..]);
+                            remote::pull(&shared.store, &server, named, progress)
+                        }
+                    })
+                    .map(Arc::new)
+                    .map_err(Failure::from);
+                shared.emit(TrackingEvent::Exchanged { uri, push, reply });
+            });
         }
     }
 }
