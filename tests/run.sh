@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export LATHE_PEER_PYTHON="${LATHE_PEER_VENV:-$HOME/.cache/lathe/venv}/bin/python"
 export LATHE_DRIFT_PYTHON="${LATHE_DRIFT_VENV:-$HOME/.cache/lathe/venv-drift}/bin/python"
+export LATHE_RAY_PYTHON="${LATHE_RAY_VENV:-$HOME/.cache/lathe/venv-ray}/bin/python"
 
 started=$SECONDS
 bash tests/peers/setup.sh &

@@ -512,6 +512,60 @@ pub fn mlflow_server() -> &'static str {
         .0
 }
 
+/// The Python with Ray: LATHE_RAY_PYTHON, else the venv tests/peers/setup.sh makes.
+pub fn ray_python() -> PathBuf {
+    let python = std::env::var("LATHE_RAY_PYTHON").map_or_else(
+        |_| {
+            let home = std::env::var("HOME").expect("HOME is set");
+            PathBuf::from(format!("{home}/.cache/lathe/venv-ray/bin/python"))
+        },
+        PathBuf::from,
+    );
+    assert!(
+        python.exists(),
+        "{} is missing; run tests/run.sh, which installs Ray with tests/peers/setup.sh",
+        python.display()
+    );
+    python
+}
+
+/// A real Ray head (`peers/ray_head.py`: loopback only, 2 CPUs), started once per test
+/// binary: the Jobs API's URL and the head's process group. Its process holds our pipe as
+/// stdin and stops the head when the test binary ends.
+pub fn ray_head() -> (&'static str, u32) {
+    use std::io::BufRead;
+    static HEAD: std::sync::OnceLock<(String, u32, std::process::Child, tempfile::TempDir)> =
+        std::sync::OnceLock::new();
+    let head = HEAD.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let mut child = Command::new(ray_python())
+            .arg(peer_script("ray_head.py"))
+            .arg(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("the Ray head starts (tests/peers/setup.sh installs Ray)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+            .read_line(&mut line)
+            .expect("it names its URL");
+        let (url, group) = line.trim().split_once(' ').unwrap_or_else(|| {
+            panic!(
+                "the Ray head did not start: {line:?}; see {}/head.log",
+                dir.path().display()
+            )
+        });
+        (
+            url.to_owned(),
+            group.parse().expect("a process group"),
+            child,
+            dir,
+        )
+    });
+    (&head.0, head.1)
+}
+
 /// Runs the Python `code` with `s3`, a boto3 client of [`s3_server`]; its stdout.
 pub fn boto3(code: &str) -> String {
     let script = format!(

@@ -14,8 +14,8 @@ use serde_json::json;
 pub use crate::output::{Output, Reported, print_json, read_text, with_progress};
 
 use crate::{
-    batch_cli, datastore_cli, drift_cli, endpoint_cli, label_cli, monitor_cli, pipeline_cli,
-    sync_cli, tracking_cli,
+    batch_cli, compute_cli, datastore_cli, drift_cli, endpoint_cli, label_cli, monitor_cli,
+    pipeline_cli, sync_cli, tracking_cli,
 };
 
 fn open_store(root: &Path) -> Result<lathe_core::Store> {
@@ -76,6 +76,10 @@ pub enum Command {
     /// Alerts raised by monitors: list, ack.
     #[command(subcommand)]
     Alert(monitor_cli::AlertCommand),
+    /// Compute targets where steps run (this machine, Ray clusters): create, update, show,
+    /// list, check, delete.
+    #[command(subcommand)]
+    Compute(compute_cli::ComputeCommand),
     /// Datastores (S3-compatible object stores): create, update, show, list, check, delete.
     #[command(subcommand)]
     Datastore(datastore_cli::DatastoreCommand),
@@ -161,6 +165,7 @@ pub fn run(root: &Path, command: Command) -> Result<()> {
         Command::Drift(args) => drift_cli::drift(root, &args),
         Command::Monitor(command) => monitor_cli::monitor(&open_store(root)?, command),
         Command::Alert(command) => monitor_cli::alert(&open_store(root)?, command),
+        Command::Compute(command) => compute_cli::compute(&open_store(root)?, command),
         Command::Datastore(command) => datastore_cli::datastore(&open_store(root)?, command),
         Command::Sync(command) => sync_cli::sync(&open_store(root)?, command),
         Command::Gc { output } => gc(root, &output),

@@ -3,6 +3,7 @@
 
 mod batch_cli;
 mod cli;
+mod compute_cli;
 mod datastore_cli;
 mod drift_cli;
 mod endpoint_cli;

@@ -22,7 +22,6 @@
 
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::store::Store;
@@ -320,46 +319,23 @@ pub struct Datastore {
     pub created_at_ms: i64,
 }
 
+/// The `datastores` table (migration 19).
+const DATASTORES: crate::specs::Specs = crate::specs::Specs {
+    table: "datastores",
+    what: "datastore",
+    update: "lathe datastore update -f",
+    problem: Error::Datastore,
+};
+
 /// Stores a datastore (`replace`: over one of the same name).
 ///
 /// # Errors
 /// The name is taken and `replace` is false; the store cannot be written.
 pub fn put(store: &Store, spec: &DatastoreSpec, replace: bool) -> Result<Datastore> {
-    let name = spec.name.clone();
-    let json = serde_json::to_string(spec)?;
-    let now = chrono::Utc::now().timestamp_millis();
-    let created = store.transaction::<_, Error>(move |c| {
-        let existing: Option<i64> = c
-            .query_row(
-                "SELECT created_at_ms FROM datastores WHERE name = ?1",
-                [&name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match existing {
-            Some(_) if !replace => Err(problem(format!(
-                "datastore '{name}' exists; `lathe datastore update -f` replaces it"
-            ))),
-            Some(created) => {
-                c.execute(
-                    "UPDATE datastores SET spec = ?2 WHERE name = ?1",
-                    params![name, json],
-                )?;
-                Ok(created)
-            }
-            None if replace => Err(no_such(c, &name)),
-            None => {
-                c.execute(
-                    "INSERT INTO datastores (name, spec, created_at_ms) VALUES (?1, ?2, ?3)",
-                    params![name, json, now],
-                )?;
-                Ok(now)
-            }
-        }
-    })?;
+    let created_at_ms = DATASTORES.put(store, &spec.name, spec, replace)?;
     Ok(Datastore {
         spec: spec.clone(),
-        created_at_ms: created,
+        created_at_ms,
     })
 }
 
@@ -368,19 +344,14 @@ pub fn put(store: &Store, spec: &DatastoreSpec, replace: bool) -> Result<Datasto
 /// # Errors
 /// The store cannot be read.
 pub fn list(store: &Store) -> Result<Vec<Datastore>> {
-    let rows: Vec<(String, i64)> = store.read::<_, Error>(|c| {
-        let mut stmt = c.prepare("SELECT spec, created_at_ms FROM datastores ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    })?;
-    rows.into_iter()
-        .map(|(spec, created_at_ms)| {
-            Ok(Datastore {
-                spec: serde_json::from_str(&spec)?,
-                created_at_ms,
-            })
+    Ok(DATASTORES
+        .list(store)?
+        .into_iter()
+        .map(|(spec, created_at_ms)| Datastore {
+            spec,
+            created_at_ms,
         })
-        .collect()
+        .collect())
 }
 
 /// One datastore.
@@ -388,25 +359,11 @@ pub fn list(store: &Store) -> Result<Vec<Datastore>> {
 /// # Errors
 /// No datastore of that name (the nearest names suggested).
 pub fn get(store: &Store, name: &str) -> Result<Datastore> {
-    let name = name.to_owned();
-    let row: Option<(String, i64)> = store.read::<_, Error>({
-        let name = name.clone();
-        move |c| {
-            Ok(c.query_row(
-                "SELECT spec, created_at_ms FROM datastores WHERE name = ?1",
-                [&name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        }
-    })?;
-    match row {
-        Some((spec, created_at_ms)) => Ok(Datastore {
-            spec: serde_json::from_str(&spec)?,
-            created_at_ms,
-        }),
-        None => Err(store.read::<_, Error>(move |c| Ok(no_such(c, &name)))?),
-    }
+    let (spec, created_at_ms) = DATASTORES.get(store, name)?;
+    Ok(Datastore {
+        spec,
+        created_at_ms,
+    })
 }
 
 /// Removes a datastore (nothing in its bucket is touched).
@@ -414,25 +371,7 @@ pub fn get(store: &Store, name: &str) -> Result<Datastore> {
 /// # Errors
 /// No datastore of that name.
 pub fn delete(store: &Store, name: &str) -> Result<()> {
-    let name = name.to_owned();
-    store.transaction::<_, Error>(move |c| {
-        if c.execute("DELETE FROM datastores WHERE name = ?1", [&name])? == 0 {
-            return Err(no_such(c, &name));
-        }
-        Ok(())
-    })
-}
-
-fn no_such(c: &rusqlite::Connection, name: &str) -> Error {
-    let names: Vec<String> = c
-        .prepare("SELECT name FROM datastores")
-        .and_then(|mut s| {
-            s.query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
-        })
-        .unwrap_or_default();
-    let hint = crate::suggest::did_you_mean(name, names.iter().map(String::as_str));
-    problem(format!("there is no datastore '{name}'{hint}"))
+    DATASTORES.delete(store, name)
 }
 
 /// What [`check`] found.

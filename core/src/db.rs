@@ -594,6 +594,13 @@ pub const MIGRATIONS: &[&str] = &[
         started_at_ms INTEGER NOT NULL,
         PRIMARY KEY (datastore, key)
     ) WITHOUT ROWID;",
+    // 21: compute targets (Ray clusters): the YAML's fields as JSON; a token is the name of the
+    // environment variable holding it, never the token.
+    "CREATE TABLE computes (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        created_at_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// Opens (creating if needed) the database at `path` and brings its schema up to date.

@@ -84,6 +84,10 @@ pub enum Error {
     /// bucket, the endpoint or where the credentials came from.
     #[error("{0}")]
     Datastore(String),
+    /// A compute target's YAML, or a cluster that cannot be reached or refuses, naming the
+    /// field or the address.
+    #[error("{0}")]
+    Compute(String),
     /// A tracking server that cannot be reached or refuses a call (`lathe runs push|pull`),
     /// naming the server and the call.
     #[error("{0}")]
