@@ -91,9 +91,15 @@ struct Seen {
     artifacts: BTreeSet<(String, u64)>,
 }
 
+/// A value as both sides compare it; MLflow's SQL store keeps an infinity as the largest
+/// finite number.
 fn value_text(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
+    } else if v >= f64::MAX {
+        "inf".into()
+    } else if v <= f64::MIN {
+        "-inf".into()
     } else {
         format!("{v:?}")
     }
@@ -125,7 +131,7 @@ fn remote_seen(run: &Value) -> Seen {
                     .iter()
                     .map(|p| {
                         let v = match &p[2] {
-                            Value::String(s) => s.clone(),
+                            Value::String(s) => s.parse().map_or_else(|_| s.clone(), value_text),
                             v => value_text(v.as_f64().unwrap()),
                         };
                         (p[0].as_i64().unwrap(), p[1].as_i64().unwrap(), v)
@@ -276,6 +282,20 @@ fn a_pushed_workspace_reads_back_whole_with_the_official_client_and_a_second_pus
             if !here.tags.contains_key("mlflow.runName") {
                 there.tags.remove("mlflow.runName");
             }
+            // A pushed run carries its id here; a nested one its parent's id there.
+            assert_eq!(
+                there.tags.remove("lathe.source_run_id").as_deref(),
+                Some(local_id.as_str())
+            );
+            if let Some(parent) = there.tags.get_mut("mlflow.parentRunId") {
+                let (local_parent, _) = remote_of
+                    .iter()
+                    .find(|(_, r)| *r == parent)
+                    .unwrap_or_else(|| {
+                        panic!("parent {parent} of {remote_id} is not a pushed run")
+                    });
+                *parent = local_parent.clone();
+            }
             assert_eq!(here, there, "run {local_id} against its copy {remote_id}");
             for (path, _) in &here.artifacts {
                 let copy = std::fs::read(dest.join("runs").join(remote_id).join(path)).unwrap();
@@ -420,6 +440,79 @@ fn a_pushed_workspace_reads_back_whole_with_the_official_client_and_a_second_pus
     );
     let after = read_back(&a.path("after"), &names_ref);
     assert_eq!(count(&after), points_before + 5);
+
+    // Renamed there, the run keeps its new name when more is pushed from here.
+    client(&["rename", remote_id]);
+    log_late(&tracking, local_id, 5);
+    let fourth = runs_cli(&a, &["push", "--to", mlflow_server(), "--json"])
+        .ok()
+        .json();
+    let item = fourth["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["local"] == local_id.as_str())
+        .unwrap();
+    let note = item["note"].as_str().unwrap();
+    assert!(note.starts_with("added 1 metric points"), "{fourth}");
+    assert!(
+        note.contains("tag 'mlflow.runName' is 'renamed-there' there"),
+        "{fourth}"
+    );
+    let renamed = read_back(&a.path("renamed"), &names_ref);
+    let there = renamed["experiments"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|runs| runs.as_array().unwrap())
+        .find(|r| r["run_id"] == remote_id.as_str())
+        .unwrap();
+    assert_eq!(there["run_name"], "renamed-there");
+
+    // The same server by another name is the same server: nothing is made twice.
+    let port = mlflow_server().rsplit(':').next().unwrap();
+    let other = runs_cli(
+        &a,
+        &[
+            "push",
+            "--to",
+            &format!("http://localhost:{port}/"),
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert!(
+        outcomes(&other).keys().all(|k| k.ends_with("unchanged")),
+        "{other}"
+    );
+    let total = |back: &Value| -> usize {
+        back["experiments"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|runs| runs.as_array().unwrap().len())
+            .sum()
+    };
+    assert_eq!(
+        total(&read_back(&a.path("again"), &names_ref)),
+        total(&renamed)
+    );
+}
+
+/// Logs `n` more points of `late` after the ones logged before.
+fn log_late(tracking: &Tracking, run_id: &str, step: i64) {
+    let batch = runs::Batch {
+        metrics: vec![lathe_core::tracking::types::Metric {
+            key: "late".into(),
+            value: 9.0,
+            timestamp: 1_800_000_001_000,
+            step,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    tracking.log_batch(run_id, batch).unwrap();
 }
 
 #[test]
@@ -591,4 +684,51 @@ fn an_unreachable_server_a_refused_token_and_missing_names_are_said_plainly() {
     );
     run.fails_with("refused the credentials (401)");
     server.kill();
+
+    // A file the server refuses fails its run, named; the other run still goes, and the
+    // command says it did not all go.
+    let store = Store::open(s.workspace()).unwrap();
+    let tracking = store.tracking();
+    let experiment_id = tracking.experiment_named("refusals").unwrap();
+    for (name, file) in [("odd", "deep#1/100%.txt"), ("plain", "notes.txt")] {
+        let run = tracking
+            .create_run(runs::NewRun {
+                experiment_id: experiment_id.clone(),
+                user_id: "ada".into(),
+                start_time: Some(1_700_000_000_000),
+                run_name: Some(name.into()),
+                tags: Vec::new(),
+            })
+            .unwrap();
+        let dir = tracking
+            .artifact_dir(&run.info.artifact_uri)
+            .unwrap()
+            .unwrap();
+        tracking
+            .put_artifact(&format!("{dir}/{file}"), &mut &b"text"[..])
+            .unwrap();
+    }
+    let run = runs_cli(&s, &["push", "--to", mlflow_server(), "-e", "refusals"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("1 of 2 not pushed: see above"),
+        "{}",
+        run.stderr
+    );
+    let failed = run
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("failed"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(
+        failed.contains("run odd") && failed.contains("deep#1/100%.txt"),
+        "{failed}"
+    );
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("sent  run plain")),
+        "{}",
+        run.stdout
+    );
 }

@@ -185,7 +185,8 @@ pub fn pipeline(root: &Path, command: PipelineCommand) -> Result<()> {
                 .or_else(|| pipeline.experiment_name.clone())
                 .or_else(|| Some(path.file_stem()?.to_string_lossy().into_owned()))
                 .unwrap_or_else(|| "pipelines".into());
-            let mut options = RunOptions::new(&experiment);
+            let store = lathe_core::Store::open(root)?;
+            let mut options = RunOptions::new(&experiment).with_targets(&store)?;
             options.force = force;
             if let Some(n) = parallel {
                 options.parallelism = n.max(1);

@@ -395,9 +395,18 @@ fn exchange(
         }
     })?;
     if remote.output.json {
-        return print_json(&report);
+        print_json(&report)?;
+    } else {
+        crate::sync_cli::print_report(&report, push);
     }
-    crate::sync_cli::print_report(&report, push);
+    let failed = report.count(lathe_core::sync::Outcome::Failed);
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} not {}: see above",
+            report.items.len(),
+            if push { "pushed" } else { "pulled" }
+        );
+    }
     Ok(())
 }
 

@@ -18,12 +18,17 @@
 //!
 //! The Jobs API is Ray's REST interface for submitting and watching jobs
 //! (<https://docs.ray.io/en/latest/cluster/running-applications/job-submission/rest.html>); a
-//! check reads `/api/version` and the cluster's resources from `/api/cluster_status`.
+//! check reads `/api/version`, the alive nodes' resources from the state API (`/api/v0/nodes`)
+//! and what is in use from `/api/cluster_status`.
+
+pub mod ray;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
+
+pub use ray::Cluster;
 
 use crate::store::Store;
 use crate::{Error, Result};
@@ -407,27 +412,28 @@ pub fn check(store: &Store, name: &str) -> Result<CheckReport> {
     let started = Instant::now();
     let version = cluster.get("/api/version")?;
     let latency_ms = started.elapsed().as_millis() as u64;
-    let status = cluster.get("/api/cluster_status")?;
-    let report = &status["data"]["clusterStatus"]["loadMetricsReport"]["usage"];
-    let usage = |key: &str| -> (f64, f64) {
-        let pair = &report[key];
-        (
-            pair[0].as_f64().unwrap_or(0.0),
-            pair[1].as_f64().unwrap_or(0.0),
-        )
+    // The nodes and their resources as the GCS has them (the autoscaler's report lags).
+    let listed = cluster.get("/api/v0/nodes")?;
+    let alive: Vec<&serde_json::Value> = listed["data"]["result"]["result"]
+        .as_array()
+        .map(|nodes| nodes.iter().filter(|n| n["state"] == "ALIVE").collect())
+        .unwrap_or_default();
+    let total = |key: &str| -> f64 {
+        alive
+            .iter()
+            .map(|n| n["resources_total"][key].as_f64().unwrap_or(0.0))
+            .sum()
     };
-    let (cpus_used, cpus) = usage("CPU");
-    let (_, gpus) = usage("GPU");
-    let (_, memory) = usage("memory");
-    let nodes = status["data"]["clusterStatus"]["autoscalerReport"]["activeNodes"]
-        .as_object()
-        .map_or(0, |nodes| {
-            nodes
-                .values()
-                .map(|n| n.as_u64().unwrap_or(0) as usize)
-                .sum()
-        });
+    let (cpus, gpus, memory) = (total("CPU"), total("GPU"), total("memory"));
+    let status = cluster.get("/api/cluster_status")?;
+    let cpus_used = status["data"]["clusterStatus"]["loadMetricsReport"]["usage"]["CPU"][0]
+        .as_f64()
+        .unwrap_or(0.0);
+    let nodes = alive.len();
     let mut warnings = Vec::new();
+    if nodes == 0 {
+        warnings.push("no node of the cluster is alive yet: steps would wait".to_owned());
+    }
     if let Some(asked) = spec.resources.num_cpus
         && asked > cpus
     {
@@ -466,72 +472,6 @@ fn local_memory() -> u64 {
             Some(kib * 1024)
         })
         .unwrap_or(0)
-}
-
-/// A Ray cluster's Jobs API and the headers it wants.
-pub struct Cluster {
-    address: String,
-    headers: Vec<(String, String)>,
-    agent: ureq::Agent,
-}
-
-impl Cluster {
-    /// The cluster of `spec`, its headers read from the environment.
-    ///
-    /// # Errors
-    /// A variable the spec names is not set.
-    pub fn new(spec: &ComputeSpec) -> Result<Self> {
-        Ok(Self {
-            address: spec.address.clone(),
-            headers: spec.request_headers()?,
-            agent: crate::http::agent(Duration::from_secs(10)),
-        })
-    }
-
-    /// GETs `path` and reads its JSON.
-    ///
-    /// # Errors
-    /// The cluster unreachable (within 10 s), refusing the headers, or answering what is not
-    /// a Ray dashboard's JSON.
-    pub fn get(&self, path: &str) -> Result<serde_json::Value> {
-        let mut request = self.agent.get(format!("{}{path}", self.address));
-        for (name, value) in &self.headers {
-            request = request.header(name, value);
-        }
-        let mut response = request.call().map_err(|e| {
-            problem(format!(
-                "cannot reach the Ray cluster at {} ({}); is the address the dashboard's (port \
-                 8265 by default) and the cluster running?",
-                self.address,
-                crate::http::failure(&e).reason
-            ))
-        })?;
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(16 << 20)
-            .read_to_string()
-            .unwrap_or_default();
-        match status {
-            200..=299 => serde_json::from_str(&body).map_err(|_| {
-                problem(format!(
-                    "{} answered {path} with what is not JSON: is it a Ray dashboard?",
-                    self.address
-                ))
-            }),
-            401 | 403 => Err(problem(format!(
-                "the Ray cluster at {} refused the request ({status}); check token_env and \
-                 headers",
-                self.address
-            ))),
-            _ => Err(problem(format!(
-                "{} answered {status} to {path}: is it a Ray dashboard (the Jobs API's \
-                 address)?",
-                self.address
-            ))),
-        }
-    }
 }
 
 #[cfg(test)]

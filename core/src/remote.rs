@@ -62,31 +62,47 @@ fn mapped(store: &Store, place: &str, id: &str, local: bool) -> Result<Option<St
     store.read::<_, Error>(move |c| Ok(c.query_row(sql, [&place, &id], |r| r.get(0)).optional()?))
 }
 
-/// Notes that `local` is `remote` on the server, as last pushed with `fingerprint`.
+/// Notes that `local` is `remote` on the server, as last pushed with `fingerprint`, and what
+/// was last written there that someone there may change (`sent`: a run's tags as JSON; an
+/// alias's version), so a later push tells their change from ours.
 fn note_push(
     store: &Store,
     place: &str,
     (local, remote): (&str, &str),
-    fingerprint: &str,
+    (fingerprint, sent): (&str, &str),
 ) -> Result<()> {
-    let (place, local, remote, fp) = (
+    let (place, local, remote, fp, sent) = (
         place.to_owned(),
         local.to_owned(),
         remote.to_owned(),
         fingerprint.to_owned(),
+        sent.to_owned(),
     );
     store.transaction::<_, Error>(move |c| {
-        crate::sync::note(c, "push", (&place, &remote), (&local, &fp, ""))?;
+        crate::sync::note(c, "push", (&place, &remote), (&local, &fp, &sent))?;
         Ok(())
     })
 }
 
-/// Metric points as a multiset key: step, time and value (every NaN alike).
+/// Metric points as a multiset key: step, time and value — every NaN alike, and an infinity
+/// as the largest finite number, which is how MLflow's SQL store keeps it.
 fn point(m: &crate::tracking::types::Metric) -> (String, i64, i64, u64) {
-    let bits = if m.value.is_nan() {
+    let value = finite(m.value);
+    let bits = if value.is_nan() {
         f64::NAN.to_bits()
     } else {
-        m.value.to_bits()
+        value.to_bits()
     };
     (m.key.clone(), m.step, m.timestamp, bits)
+}
+
+/// ±infinity as ±`f64::MAX` (MLflow's store writes it so); other values as they are.
+fn finite(x: f64) -> f64 {
+    if x == f64::INFINITY {
+        f64::MAX
+    } else if x == f64::NEG_INFINITY {
+        f64::MIN
+    } else {
+        x
+    }
 }

@@ -72,6 +72,8 @@ pub enum Outcome {
     /// Left out, with the reason in `note`: a model version whose files are not in the
     /// store; a run whose copy in the datastore changed since this workspace last saw it.
     Skipped,
+    /// The other side refused it (its reason in `note`); the rest went on.
+    Failed,
 }
 
 /// One thing a sync looked at.
@@ -171,6 +173,7 @@ impl Item {
             Outcome::AlreadyHere => "already here",
             Outcome::Updated => "updated",
             Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
         }
     }
 }

@@ -3,6 +3,7 @@
 Usage:
   python mlflow_remote.py log URI EXPERIMENT   logs two runs the way people do; prints their ids
   python mlflow_remote.py more URI RUN_ID      logs three more points of `loss` and a tag
+  python mlflow_remote.py rename URI RUN_ID    renames the run there, as someone would in the UI
   python mlflow_remote.py read URI DEST EXPERIMENT...
       prints every active run of the experiments (params, tags, every metric point, inputs,
       artifacts by path and size) and every registered model version, as JSON; downloads each
@@ -32,6 +33,7 @@ def log(client: MlflowClient, experiment: str) -> dict:
         points = [Metric("loss", 1.0 / (s + 1), 1_700_000_000_100 + s, s) for s in range(40)]
         points.append(Metric("acc", 0.9 + i / 100, 1_700_000_000_500, 0))
         points.append(Metric("gap", math.nan, 1_700_000_000_600, 0))
+        points.append(Metric("bound", math.inf, 1_700_000_000_700, 0))
         client.log_batch(rid, metrics=points, params=[Param("lr", str(lr)), Param("depth", "4")],
                          tags=[RunTag("stage", "dev")])
         with tempfile.TemporaryDirectory() as d:
@@ -49,6 +51,11 @@ def log(client: MlflowClient, experiment: str) -> dict:
 def more(client: MlflowClient, run_id: str) -> dict:
     points = [Metric("loss", 0.001 * s, 1_700_000_001_000 + s, 100 + s) for s in range(3)]
     client.log_batch(run_id, metrics=points, tags=[RunTag("reviewed", "yes")])
+    return {"run": run_id}
+
+
+def rename(client: MlflowClient, run_id: str) -> dict:
+    client.update_run(run_id, name="renamed-there")
     return {"run": run_id}
 
 
@@ -122,6 +129,8 @@ def main() -> None:
         result = log(client, sys.argv[3])
     elif mode == "more":
         result = more(client, sys.argv[3])
+    elif mode == "rename":
+        result = rename(client, sys.argv[3])
     elif mode == "read":
         result = read(client, sys.argv[3], sys.argv[4:])
     else:

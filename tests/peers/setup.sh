@@ -3,7 +3,8 @@
 # (PyPI): the official MLflow client, pycocotools, Fairlearn (the fairness gate), Triton's HTTP
 # client and onnxruntime (online endpoints), moto's S3 server and boto3 (datastores) in one;
 # scipy and Evidently (drift values) in another, since Evidently 0.7.23 needs pandas 2 and MLflow's venv has pandas 3;
-# Ray (a real head for compute targets) in a third, so its pins never move MLflow's. Idempotent: a
+# Ray (a real head for compute targets; its workers' Python has MLflow's client, as a team's
+# cluster image would) in a third, so its pins never move MLflow's. Idempotent: a
 # venv that already has the right versions is left alone. Run by tests/run.sh (the README's
 # test command) and .ci/run.
 set -euo pipefail
@@ -29,4 +30,4 @@ install "${LATHE_PEER_VENV:-$HOME/.cache/lathe/venv}" \
     "onnxruntime==1.31.1" "moto[server]==5.2.6" "boto3==1.44.18"
 install "${LATHE_DRIFT_VENV:-$HOME/.cache/lathe/venv-drift}" \
     "evidently==0.7.23" "pandas==2.3.3" "scipy==1.17.1" "numpy==2.4.6"
-install "${LATHE_RAY_VENV:-$HOME/.cache/lathe/venv-ray}" "ray[default]==2.60.0"
+install "${LATHE_RAY_VENV:-$HOME/.cache/lathe/venv-ray}" "ray[default]==2.60.0" "mlflow-skinny==3.17.2"

@@ -493,6 +493,9 @@ fn items_ui(ui: &mut egui::Ui, id: &str, push: bool, items: &[&Item]) {
                     Outcome::Skipped => {
                         ui.colored_label(ui.visuals().warn_fg_color, word);
                     }
+                    Outcome::Failed => {
+                        ui.colored_label(ui.visuals().error_fg_color, word);
+                    }
                     Outcome::Sent | Outcome::Created | Outcome::Updated => {
                         ui.strong(word);
                     }

@@ -126,6 +126,7 @@ pub fn add_step(
         component: component.clone(),
         inputs: Vec::new(),
         outputs: Vec::new(),
+        compute: None,
     });
     pipeline.layout.insert(name.clone(), at);
     name

@@ -7,6 +7,7 @@
 
 pub(crate) mod files;
 pub(crate) mod process;
+mod ray;
 mod step;
 
 use crate::pipeline::{PipelineError, PipelineResult};
@@ -36,6 +37,9 @@ pub struct RunOptions {
     pub parallelism: usize,
     /// Run every step, reusing nothing.
     pub force: bool,
+    /// The workspace's Ray compute targets by name ([`RunOptions::with_targets`]); a step
+    /// whose compute is none of them runs on this machine, with a notice.
+    pub targets: BTreeMap<String, crate::compute::ComputeSpec>,
 }
 
 impl RunOptions {
@@ -46,7 +50,21 @@ impl RunOptions {
             tracking_uri: None,
             parallelism: std::thread::available_parallelism().map_or(2, usize::from),
             force: false,
+            targets: BTreeMap::new(),
         }
+    }
+
+    /// With the compute targets of the workspace at `store`, so steps run where they ask.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn with_targets(mut self, store: &crate::Store) -> crate::Result<Self> {
+        self.targets = crate::compute::list(store)?
+            .into_iter()
+            .filter(|c| !c.built_in)
+            .map(|c| (c.spec.name.clone(), c.spec))
+            .collect();
+        Ok(self)
     }
 }
 

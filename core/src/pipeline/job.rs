@@ -54,6 +54,9 @@ pub struct Step {
     pub component: Component,
     pub inputs: Vec<(String, Binding)>,
     pub outputs: Vec<(String, Binding)>,
+    /// The compute target the step asks for (`compute:`, an `azureml:` prefix taken off); the
+    /// pipeline's `settings.default_compute` when it names none.
+    pub compute: Option<String>,
 }
 
 /// Where a step's component came from, as the pipeline's YAML names it.
@@ -126,6 +129,30 @@ pub struct Pipeline {
     /// Where the designer placed each node (steps by name, pipeline inputs as `$name`), kept
     /// in the YAML's `properties` as `lathe.layout` so Azure ML carries it along.
     pub layout: BTreeMap<String, [f32; 2]>,
+}
+
+impl Pipeline {
+    /// The compute target a step runs on: its own, else the pipeline's default, else `local`
+    /// (as written, an `azureml:` prefix taken off).
+    pub fn compute_of(&self, step: &Step) -> String {
+        step.compute
+            .clone()
+            .or_else(|| {
+                self.settings
+                    .get("default_compute")
+                    .map(|c| compute_name(c))
+            })
+            .unwrap_or_else(|| crate::compute::LOCAL.to_owned())
+    }
+}
+
+/// A compute reference as Azure ML writes it (`azureml:cpu-cluster`, `cpu-cluster`) by name.
+pub fn compute_name(reference: &str) -> String {
+    reference
+        .trim()
+        .strip_prefix("azureml:")
+        .unwrap_or(reference.trim())
+        .to_owned()
 }
 
 /// The `properties` key that holds the designer's layout.

@@ -63,6 +63,13 @@ pub struct RemoteRun {
     pub inputs: Vec<DatasetInput>,
 }
 
+/// The tag a pushed run carries: its id in the workspace it came from, so a push finds it
+/// again whatever URL the server is reached by.
+pub const SOURCE_TAG: &str = "lathe.source_run_id";
+
+/// The tag a pushed model version carries: its number in the workspace it came from.
+pub const SOURCE_VERSION_TAG: &str = "lathe.source_version";
+
 /// A file under a run's artifacts: its path from the root and size in bytes.
 pub type RemoteFile = (String, u64);
 
@@ -73,8 +80,11 @@ impl Server {
     /// # Errors
     /// `uri` is not an http(s) URL, or holds a user or password.
     pub fn new(uri: &str, token: Option<&str>) -> Result<Self> {
-        let parsed = url::Url::parse(uri)
-            .map_err(|e| remote(format!("'{uri}' is not a tracking server's URL ({e})")))?;
+        let parsed = url::Url::parse(uri.trim()).map_err(|e| {
+            remote(format!(
+                "'{uri}' is not a tracking server's URL ({e}): give http://HOST:PORT or https://…"
+            ))
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(remote(format!(
                 "'{uri}' is not a tracking server's URL: give http://HOST:PORT or https://…"
@@ -107,7 +117,9 @@ impl Server {
             },
         };
         Ok(Self {
-            base: uri.trim_end_matches('/').to_owned(),
+            // As the URL parser writes it (lowercase host, no default port), so one server
+            // written two ways is one place in the id map.
+            base: parsed.as_str().trim_end_matches('/').to_owned(),
             authorization,
             api: crate::http::agent(Duration::from_secs(60)),
             files: crate::http::transfer_agent(Duration::from_secs(10)),
@@ -156,13 +168,47 @@ impl Server {
     /// # Errors
     /// See [`Server::call`].
     pub fn create_experiment(&self, name: &str) -> Result<String> {
-        let made = self.call(
-            "POST",
-            "mlflow/experiments/create",
-            &[],
-            Some(&json!({"name": name})),
-        )?;
-        Ok(text(&made["experiment_id"]))
+        let endpoint = "mlflow/experiments/create";
+        match self.exchange("POST", endpoint, &[], Some(&json!({"name": name})))? {
+            (status, made) if (200..300).contains(&status) => Ok(text(&made["experiment_id"])),
+            // Another client made it meanwhile.
+            (_, answer) if answer["error_code"] == "RESOURCE_ALREADY_EXISTS" => self
+                .experiment_by_name(name)?
+                .map(|(id, _)| id)
+                .ok_or_else(|| remote(format!("{}: experiment '{name}' vanished", self.base))),
+            (status, answer) => Err(self.refusal(endpoint, status, &answer)),
+        }
+    }
+
+    /// The runs of an experiment pushed from a workspace, by the local id they carry in
+    /// `lathe.source_run_id` (every lifecycle stage, so a deleted one is known as such).
+    ///
+    /// # Errors
+    /// See [`Server::call`].
+    pub fn pushed_runs(&self, experiment_id: &str) -> Result<Vec<(String, RemoteRun)>> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let mut body = json!({
+                "experiment_ids": [experiment_id],
+                "filter": format!("tags.`{SOURCE_TAG}` LIKE '%'"),
+                "run_view_type": "ALL",
+                "max_results": 1000,
+            });
+            if !token.is_empty() {
+                body["page_token"] = json!(token);
+            }
+            let page = self.call("POST", "mlflow/runs/search", &[], Some(&body))?;
+            for found in page["runs"].as_array().into_iter().flatten().map(run) {
+                if let Some(tag) = found.tags.iter().find(|t| t.key == SOURCE_TAG) {
+                    out.push((tag.value.clone(), found.clone()));
+                }
+            }
+            token = text(&page["next_page_token"]);
+            if token.is_empty() {
+                return Ok(out);
+            }
+        }
     }
 
     /// Starts a run in experiment `experiment_id`.
@@ -444,6 +490,38 @@ impl Server {
             .is_some())
     }
 
+    /// The versions of a registered model there with the `lathe.source_version` tag a push
+    /// gave them: (that tag, the version's number).
+    ///
+    /// # Errors
+    /// See [`Server::call`].
+    pub fn pushed_versions(&self, name: &str) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        let filter = format!("name = '{}'", name.replace('\'', "\\'"));
+        loop {
+            let mut query = vec![("filter", filter.as_str()), ("max_results", "1000")];
+            if !token.is_empty() {
+                query.push(("page_token", &token));
+            }
+            let page = self.call("GET", "mlflow/model-versions/search", &query, None)?;
+            for v in page["model_versions"].as_array().into_iter().flatten() {
+                let tag = v["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t["key"] == SOURCE_VERSION_TAG);
+                if let Some(tag) = tag {
+                    out.push((text(&tag["value"]), text(&v["version"])));
+                }
+            }
+            token = text(&page["next_page_token"]);
+            if token.is_empty() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// Registers a version; its number there.
     ///
     /// # Errors
@@ -666,9 +744,19 @@ impl Server {
     fn refusal(&self, what: &str, status: u16, answer: &Value) -> Error {
         let message = answer["message"].as_str().unwrap_or("").trim();
         match status {
-            401 | 403 => remote(format!(
-                "{} refused the credentials ({status}) for {what}: pass --token or set \
+            401 | 403 if self.authorization.is_some() => remote(format!(
+                "{} refused the credentials ({status}) for {what}: check --token, \
                  MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)",
+                self.base
+            )),
+            401 | 403 => remote(format!(
+                "{} wants credentials ({status}) for {what}: pass --token or set \
+                 MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)",
+                self.base
+            )),
+            _ if answer.is_null() => remote(format!(
+                "{} answered {status} to {what} with what is not MLflow's JSON: is it an MLflow \
+                 tracking server?",
                 self.base
             )),
             _ if message.is_empty() => remote(format!("{} answered {status} to {what}", self.base)),

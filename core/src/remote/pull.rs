@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::client::{RemoteRun, Server};
+use super::client::{RemoteRun, SOURCE_TAG, Server};
 use super::{mapped, place};
 use crate::jobs::Progress;
 use crate::store::Store;
@@ -33,7 +33,14 @@ pub fn pull(
     let mut found: Vec<(String, RemoteRun)> = Vec::new();
     for name in experiments {
         match server.experiment_by_name(name)? {
-            Some((id, _)) => {
+            Some((_, true)) => {
+                return Err(Error::Remote(format!(
+                    "experiment '{name}' is deleted on {}; restore it there (mlflow experiments \
+                     restore) to pull its runs",
+                    server.uri()
+                )));
+            }
+            Some((id, false)) => {
                 found.extend(server.runs_of(&id)?.into_iter().map(|r| (name.clone(), r)));
             }
             None => {
@@ -61,6 +68,19 @@ pub fn pull(
     for (experiment, run) in found {
         progress.check()?;
         let local = mapped(store, &place, &run.id, false)?.unwrap_or_else(|| run.id.clone());
+        let label = format!("run {} ({})", run.name, run.id);
+        if run.deleted {
+            items.push(Item {
+                kind: Kind::Run,
+                label,
+                outcome: Outcome::Skipped,
+                local: None,
+                remote: Some(run.id.clone()),
+                note: Some("deleted on the server".into()),
+            });
+            progress.advance(1);
+            continue;
+        }
         let listing = server.artifacts(&run.id)?;
         let fp = fingerprint(&serde_json::to_vec(&(
             &run.status,
@@ -73,8 +93,8 @@ pub fn pull(
             &listing,
         ))?);
         let here = restore::run_here(store, &local)?;
-        let label = format!("run {} ({})", run.name, run.id);
         if here && last_seen(store, &place, &run.id)?.is_some_and(|(seen, _)| seen == fp) {
+            present += listing.len();
             items.push(Item {
                 kind: Kind::Run,
                 label,
@@ -93,6 +113,14 @@ pub fn pull(
         for key in keys {
             let mut points = server.metric_history(&run.id, key)?;
             points.sort_by_key(|p| (p.step, p.timestamp));
+            // MLflow's SQL store keeps an infinity as the largest finite number.
+            for p in &mut points {
+                if p.value == f64::MAX {
+                    p.value = f64::INFINITY;
+                } else if p.value == f64::MIN {
+                    p.value = f64::NEG_INFINITY;
+                }
+            }
             metrics.extend(points);
         }
         let have: HashSet<String> = if here {
@@ -129,7 +157,7 @@ pub fn pull(
             start_time: run.start_time,
             end_time: run.end_time,
             params: run.params.clone(),
-            tags: run.tags.clone(),
+            tags: local_tags(store, &place, &run, &local)?,
             metrics,
             inputs: run
                 .inputs
@@ -167,6 +195,30 @@ pub fn pull(
     })
 }
 
+/// A pulled run's tags as they read here: the run it is nested under by its id here; the
+/// source tag a push gave it left out when it names this very run.
+fn local_tags(
+    store: &Store,
+    place: &str,
+    run: &RemoteRun,
+    local: &str,
+) -> Result<Vec<crate::tracking::types::Tag>> {
+    let mut out = Vec::with_capacity(run.tags.len());
+    for t in &run.tags {
+        let mut t = t.clone();
+        if t.key == SOURCE_TAG && t.value == local {
+            continue;
+        }
+        if t.key == "mlflow.parentRunId"
+            && let Some(here) = mapped(store, place, &t.value, false)?
+        {
+            t.value = here;
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
 /// Downloads a run's files into the blob store, several at a time; each as a manifest names
 /// it. A file whose size is not what the listing said is refused by name.
 fn fetch_files(
@@ -180,11 +232,15 @@ fn fetch_files(
     let got = std::sync::Mutex::new(Vec::with_capacity(files.len()));
     let outcome = each(files, crate::sync::THREADS, progress, |(path, size)| {
         let mut staged = store.blobs().stage()?;
-        let n = server.download(
-            &run.artifact_uri,
-            (&run.id, path),
-            &mut StagedWriter(&mut staged),
-        )?;
+        let mut sink = Stoppable {
+            inner: StagedWriter(&mut staged),
+            progress,
+        };
+        let n = server.download(&run.artifact_uri, (&run.id, path), &mut sink);
+        if progress.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let n = n?;
         if n != *size {
             return Err(Error::Remote(format!(
                 "{}: artifact '{path}' of run {} came with {n} bytes where the listing says {size}",
@@ -207,4 +263,23 @@ fn fetch_files(
     let mut out = got.into_inner().unwrap_or_default();
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// A writer that fails once its progress is cancelled, so a download stops mid-file.
+struct Stoppable<'a, W> {
+    inner: W,
+    progress: &'a Progress,
+}
+
+impl<W: std::io::Write> std::io::Write for Stoppable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.progress.is_cancelled() {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

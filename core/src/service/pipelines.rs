@@ -191,6 +191,10 @@ fn run(
         .or_else(|| pipeline.display_name.clone())
         .unwrap_or_else(|| "pipelines".into());
     let mut options = RunOptions::new(&experiment);
+    // Unreadable targets leave every step on this machine; the steps' logs say so.
+    if let Ok(with) = options.clone().with_targets(&shared.store) {
+        options = with;
+    }
     options.tracking_uri = tracking_uri;
     let observe = |event| shared.emit(PipelineEvent::Progress(event));
     let reply = executor::run(

@@ -592,7 +592,6 @@ fn command(
         values.insert(format!("outputs.{name}"), path);
     }
     let line = render(&step.component.command, &values)?;
-    env.extend(environment::variables(&built));
     if built.bin.is_some() {
         cx.tracking.put_artifact(
             &format!("{}/environment/packages.txt", job.artifacts),
@@ -605,7 +604,50 @@ fn command(
     env.push(("MLFLOW_RUN_ID".into(), job.run_id.clone()));
     env.push(("MLFLOW_EXPERIMENT_ID".into(), cx.experiment_id.clone()));
     log(&format!("$ {line}"));
+    if let Some(target) = target(cx, step, log) {
+        let tag = crate::tracking::types::Tag {
+            key: "lathe.compute".to_owned(),
+            value: target.name.clone(),
+        };
+        let batch = crate::tracking::runs::Batch {
+            tags: vec![tag],
+            ..Default::default()
+        };
+        cx.tracking
+            .log_batch(&job.run_id, batch)
+            .map_err(|e| format!("runs/log-batch: {e}"))?;
+        let command = super::ray::Command {
+            step: &step.name,
+            run_id: &job.run_id,
+            line: &line,
+            code: step.component.code.as_ref().map(|_| cwd.as_path()),
+            env: &env,
+            built: &built,
+        };
+        return super::ray::run(target, &command, log, cx.cancel);
+    }
+    env.extend(environment::variables(&built));
     process::run(&line, &cwd, &env, log, cx.cancel)
+}
+
+/// The Ray target a step runs on, `None` for this machine; a compute the workspace does not
+/// know (Azure ML's `cpu-cluster`, `serverless`…) is this machine, said in the step's log.
+/// A step run on Ray is tagged with its target (`lathe.compute`); where a step runs is not
+/// part of its fingerprint.
+fn target<'a>(
+    cx: &'a Context<'_>,
+    step: &Step,
+    log: &(dyn Fn(&str) + Sync),
+) -> Option<&'a crate::compute::ComputeSpec> {
+    let name = cx.pipeline.compute_of(step);
+    let found = cx.options.targets.get(&name);
+    if found.is_none() && name != crate::compute::LOCAL {
+        log(&format!(
+            "compute '{name}' is not a compute target of this workspace (lathe compute list); \
+             the step runs on this machine"
+        ));
+    }
+    found
 }
 
 #[cfg(test)]

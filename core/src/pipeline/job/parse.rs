@@ -387,6 +387,7 @@ fn step(
         component,
         inputs,
         outputs,
+        compute: text(map.get("compute")).map(|c| super::compute_name(&c)),
     })
 }
 

@@ -142,6 +142,9 @@ impl Pipeline {
             if !step.outputs.is_empty() {
                 put("outputs", bindings_yaml(&step.outputs));
             }
+            if let Some(compute) = &step.compute {
+                put("compute", Value::String(compute.clone()));
+            }
             jobs.insert(Value::String(step.name.clone()), Value::Mapping(node));
         }
         set("jobs", Value::Mapping(jobs));
