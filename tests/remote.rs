@@ -17,22 +17,14 @@ use serde_json::Value;
 /// The official client's view of `experiments` and every registered model (see
 /// peers/mlflow_remote.py), with artifacts downloaded under `dest`.
 fn read_back(dest: &Path, experiments: &[&str]) -> Value {
-    let out = std::process::Command::new(peer_python())
-        .arg(peer_script("mlflow_remote.py"))
-        .args(["read", mlflow_server()])
-        .arg(dest)
-        .args(experiments)
-        .env("GIT_PYTHON_REFRESH", "quiet")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    last_line(&out.stdout)
+    let dest = dest.to_str().unwrap();
+    let mut args = vec!["read", dest];
+    args.extend_from_slice(experiments);
+    client(&args)
 }
 
+/// Runs peers/mlflow_remote.py's `args[0]` mode against the server with the other `args`;
+/// the JSON it prints.
 fn client(args: &[&str]) -> Value {
     let out = std::process::Command::new(peer_python())
         .arg(peer_script("mlflow_remote.py"))
